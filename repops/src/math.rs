@@ -1,0 +1,410 @@
+//! R4 deterministic elementary functions.
+//!
+//! Every function here uses only R1 primitives (`+ - * /`, `sqrt`, `f32::mul_add`),
+//! integer bit manipulation, and comparisons, with constants written as exact
+//! `f32::from_bits` patterns. Rust never contracts `a*b+c` into an fma and has no
+//! fast-math, so these bodies produce the same bits on every x86-64 level (and on any
+//! IEEE-754 machine with a correctly rounded `fmaf`). The CUDA backend ports them line
+//! by line using `__fmaf_rn`, `__fadd_rn`, `__fmul_rn`, `__fdiv_rn`, `__fsqrt_rn`.
+//!
+//! Accuracy against an f64 reference over all 2^32 inputs is recorded in `SPEC.md`.
+//! NaN inputs return the canonical quiet NaN.
+
+use crate::tensor::CANONICAL_NAN_BITS;
+
+#[inline(always)]
+fn c(bits: u32) -> f32 {
+    f32::from_bits(bits)
+}
+
+#[inline(always)]
+fn nan() -> f32 {
+    f32::from_bits(CANONICAL_NAN_BITS)
+}
+
+#[inline(always)]
+fn fma(a: f32, b: f32, c: f32) -> f32 {
+    a.mul_add(b, c)
+}
+
+/// R1 `max`: NaN if either is NaN, else the larger; `max(-0, +0) = +0`.
+#[inline(always)]
+pub fn max(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        nan()
+    } else if a > b {
+        a
+    } else if b > a {
+        b
+    } else {
+        // equal: only ±0 can differ in bits; AND of the sign bits gives +0 if any is +0.
+        f32::from_bits(a.to_bits() & b.to_bits())
+    }
+}
+
+/// R1 `min`: NaN if either is NaN, else the smaller; `min(-0, +0) = -0`.
+#[inline(always)]
+pub fn min(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        nan()
+    } else if a < b {
+        a
+    } else if b < a {
+        b
+    } else {
+        f32::from_bits(a.to_bits() | b.to_bits())
+    }
+}
+
+const LOG2E: u32 = 0x3fb8_aa3b; // 1/ln 2
+const LN2_HI: u32 = 0x3f31_7218; // ln 2 rounded to f32
+const LN2_LO: u32 = 0xb102_e308; // ln 2 - LN2_HI rounded to f32
+const SHIFT: u32 = 0x4b40_0000; // 1.5 * 2^23: adding it rounds to an integer (ties to even)
+const EXP_OVERFLOW: u32 = 0x42b1_7218; // smallest x with exp(x) rounding to +inf
+const EXP_C2: u32 = 0x3f00_0000; // 1/2!
+const EXP_C3: u32 = 0x3e2a_aaab; // 1/3!
+const EXP_C4: u32 = 0x3d2a_aaab; // 1/4!
+const EXP_C5: u32 = 0x3c08_8889; // 1/5!
+const EXP_C6: u32 = 0x3ab6_0b61; // 1/6!
+const EXP_C7: u32 = 0x3950_0d01; // 1/7!
+
+/// `y * 2^k` for `k` in `-151..=128`, with a single rounding.
+#[inline(always)]
+fn scale_pow2(y: f32, k: i32) -> f32 {
+    if (-126..=127).contains(&k) {
+        y * f32::from_bits(((k + 127) as u32) << 23)
+    } else if k > 127 {
+        (y * f32::from_bits(254 << 23)) * f32::from_bits(((k - 127 + 127) as u32) << 23)
+    } else {
+        // y * 2^(k+64) is exact and normal; the final * 2^-64 rounds once.
+        (y * f32::from_bits(((k + 64 + 127) as u32) << 23)) * f32::from_bits((127 - 64) << 23)
+    }
+}
+
+/// exp(x). Range reduction `x = k ln2 + r`, `|r| <= ln2/2`, with `k` found by the
+/// 1.5*2^23 shifter, `r = fma(-k, LN2_HI, x)` (exact) and a correction
+/// `-k*LN2_LO`; degree-7 Taylor polynomial; scaling by `2^k` with one rounding.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    if x.is_nan() {
+        return nan();
+    }
+    if x >= c(EXP_OVERFLOW) {
+        return f32::INFINITY;
+    }
+    if x < -104.0 {
+        return 0.0;
+    }
+    let t = fma(x, c(LOG2E), c(SHIFT));
+    let kf = t - c(SHIFT);
+    let k = t.to_bits() as i32 - c(SHIFT).to_bits() as i32;
+    let r = fma(-kf, c(LN2_HI), x);
+    let corr = -kf * c(LN2_LO);
+    let q = fma(
+        fma(
+            fma(fma(fma(c(EXP_C7), r, c(EXP_C6)), r, c(EXP_C5)), r, c(EXP_C4)),
+            r,
+            c(EXP_C3),
+        ),
+        r,
+        c(EXP_C2),
+    );
+    let p = fma(r * r, q, r + corr);
+    scale_pow2(1.0 + p, k)
+}
+
+const SQRT2: u32 = 0x3fb5_04f3;
+const LG1: u32 = 0x3f2a_aaab; // 2/3
+const LG2: u32 = 0x3ecc_cccd; // 2/5
+const LG3: u32 = 0x3e92_4925; // 2/7
+const LG4: u32 = 0x3e63_8e39; // 2/9
+const LG5: u32 = 0x3e3a_2e8c; // 2/11
+
+/// Natural log. `x = 2^e m`, `m` in `[sqrt(1/2), sqrt(2))`, `f = m - 1` (exact),
+/// `s = f/(2+f)`, `log(1+f) = f - (f^2/2 - s (f^2/2 + R(s^2)))` (fdlibm's form, with
+/// Taylor coefficients 2/(2i+1)), result `fma(e, LN2_HI, fma(e, LN2_LO, log1p))`.
+#[inline(always)]
+pub fn log(x: f32) -> f32 {
+    if x.is_nan() || x < 0.0 {
+        return nan();
+    }
+    if x == 0.0 {
+        return f32::NEG_INFINITY;
+    }
+    if x == f32::INFINITY {
+        return f32::INFINITY;
+    }
+    let mut bits = x.to_bits();
+    let mut e: i32 = 0;
+    if bits < 0x0080_0000 {
+        // subnormal: scale by 2^23 exactly
+        bits = (x * c(0x4b00_0000)).to_bits();
+        e = -23;
+    }
+    e += ((bits >> 23) as i32) - 127;
+    let mut m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    if m > c(SQRT2) {
+        m *= 0.5;
+        e += 1;
+    }
+    let f = m - 1.0;
+    let s = f / (2.0 + f);
+    let z = s * s;
+    let r = z * fma(
+        fma(fma(fma(c(LG5), z, c(LG4)), z, c(LG3)), z, c(LG2)),
+        z,
+        c(LG1),
+    );
+    let hfsq = 0.5 * f * f;
+    let log1p = f - (hfsq - s * (hfsq + r));
+    let ef = e as f32;
+    fma(ef, c(LN2_HI), fma(ef, c(LN2_LO), log1p))
+}
+
+const TANH_POLY_LIMIT: u32 = 0x3f20_0000; // 0.625
+const TANH_C: [u32; 10] = [
+    0xbeaa_aaab, // -1/3
+    0x3e08_8889, // 2/15
+    0xbd5d_0dd1, // -17/315
+    0x3cb3_27a4, // 62/2835
+    0xbc11_371b,
+    0x3b6b_69e8,
+    0xbabe_d1b2,
+    0x3a1a_ac12,
+    0xb97a_bebc,
+    0x38cb_3f0c,
+];
+
+/// tanh(x). `|x| < 0.625`: odd Taylor polynomial `x + x^3 P(x^2)` (P of degree 9 in
+/// x^2, Horner with fma). Otherwise `sign(x) (1 - 2/(exp(2|x|) + 1))`.
+#[inline(always)]
+pub fn tanh(x: f32) -> f32 {
+    if x.is_nan() {
+        return nan();
+    }
+    let a = f32::from_bits(x.to_bits() & 0x7fff_ffff);
+    if a < c(0x3980_0000) {
+        // |x| < 2^-12: tanh(x) = x (1 - x^2/3 + ...) rounds to x; keeps the sign of -0.
+        x
+    } else if a < c(TANH_POLY_LIMIT) {
+        let z = x * x;
+        let mut p = c(TANH_C[9]);
+        for i in (0..9).rev() {
+            p = fma(p, z, c(TANH_C[i]));
+        }
+        fma(x * z, p, x)
+    } else {
+        let e = exp(a + a);
+        let t = 1.0 - 2.0 / (e + 1.0);
+        if x < 0.0 {
+            -t
+        } else {
+            t
+        }
+    }
+}
+
+/// Logistic sigmoid. `x >= 0`: `1/(1 + exp(-x))`; `x < 0`: `e/(1 + e)` with `e = exp(x)`.
+#[inline(always)]
+pub fn sigmoid(x: f32) -> f32 {
+    if x.is_nan() {
+        return nan();
+    }
+    if x >= 0.0 {
+        1.0 / (1.0 + exp(-x))
+    } else {
+        let e = exp(x);
+        e / (1.0 + e)
+    }
+}
+
+const GELU_K1: u32 = 0x3d37_2713; // 0.044715
+const GELU_K2: u32 = 0x3fcc_422a; // 2 sqrt(2/pi)
+
+/// tanh-GELU `0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))`, evaluated as
+/// `x * sigmoid(z)`, `z = K2 * (x * fma(K1, x*x, 1))`, `K2 = 2 sqrt(2/pi)`.
+#[inline(always)]
+pub fn gelu(x: f32) -> f32 {
+    if x.is_nan() {
+        return nan();
+    }
+    let z = c(GELU_K2) * (x * fma(c(GELU_K1), x * x, 1.0));
+    x * sigmoid(z)
+}
+
+/// d gelu / dx = `s + x s (1-s) K2 (1 + 3 K1 x^2)` with `s = sigmoid(z)` as in [`gelu`];
+/// evaluated as `fma(x * (s * (1 - s)), K2 * fma(3*K1, x*x, 1), s)` where `3*K1` is the f32 product.
+#[inline(always)]
+pub fn gelu_grad(x: f32) -> f32 {
+    if x.is_nan() {
+        return nan();
+    }
+    let x2 = x * x;
+    let z = c(GELU_K2) * (x * fma(c(GELU_K1), x2, 1.0));
+    let s = sigmoid(z);
+    let k3 = 3.0 * c(GELU_K1);
+    let dz = c(GELU_K2) * fma(k3, x2, 1.0);
+    let r = fma(x * (s * (1.0 - s)), dz, s);
+    if r.is_nan() {
+        // x = ±inf: 0 * inf; the limit is 1 for +inf and 0 for -inf.
+        return if x > 0.0 { 1.0 } else { 0.0 };
+    }
+    r
+}
+
+/// `1 / sqrt(x)`: one IEEE sqrt, one IEEE division.
+#[inline(always)]
+pub fn rsqrt(x: f32) -> f32 {
+    let r = 1.0 / x.sqrt();
+    if r.is_nan() {
+        nan()
+    } else {
+        r
+    }
+}
+
+/// The elementary functions by name, for tests, golden vectors and benches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Func {
+    /// [`exp`]
+    Exp,
+    /// [`log`]
+    Log,
+    /// [`tanh`]
+    Tanh,
+    /// [`sigmoid`]
+    Sigmoid,
+    /// [`gelu`]
+    Gelu,
+    /// [`rsqrt`]
+    Rsqrt,
+}
+
+impl Func {
+    /// All functions in a fixed order.
+    pub const ALL: [Func; 6] = [
+        Func::Exp,
+        Func::Log,
+        Func::Tanh,
+        Func::Sigmoid,
+        Func::Gelu,
+        Func::Rsqrt,
+    ];
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Func::Exp => "exp",
+            Func::Log => "log",
+            Func::Tanh => "tanh",
+            Func::Sigmoid => "sigmoid",
+            Func::Gelu => "gelu",
+            Func::Rsqrt => "rsqrt",
+        }
+    }
+
+    /// Evaluate the RepOps f32 function.
+    #[inline(always)]
+    pub fn eval(self, x: f32) -> f32 {
+        match self {
+            Func::Exp => exp(x),
+            Func::Log => log(x),
+            Func::Tanh => tanh(x),
+            Func::Sigmoid => sigmoid(x),
+            Func::Gelu => gelu(x),
+            Func::Rsqrt => rsqrt(x),
+        }
+    }
+
+    /// The float64 reference (std f64 functions) of the same mathematical function.
+    pub fn reference(self, x: f64) -> f64 {
+        match self {
+            Func::Exp => x.exp(),
+            Func::Log => x.ln(),
+            Func::Tanh => x.tanh(),
+            Func::Sigmoid => {
+                if x >= 0.0 {
+                    1.0 / (1.0 + (-x).exp())
+                } else {
+                    let e = x.exp();
+                    e / (1.0 + e)
+                }
+            }
+            Func::Gelu => {
+                let z = 2.0 * (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
+                let s = if z >= 0.0 {
+                    1.0 / (1.0 + (-z).exp())
+                } else {
+                    let e = z.exp();
+                    e / (1.0 + e)
+                };
+                x * s
+            }
+            Func::Rsqrt => 1.0 / x.sqrt(),
+        }
+    }
+}
+
+/// Error of `got` against the f64 reference `want`, in units of the f32 ulp at `want`
+/// (subnormal spacing below 2^-126). Returns 0 when both are the same non-finite
+/// value or both NaN, and `f64::INFINITY` for a mismatch in kind.
+pub fn ulp_error(got: f32, want: f64) -> f64 {
+    if want.is_nan() {
+        return if got.is_nan() { 0.0 } else { f64::INFINITY };
+    }
+    if got.is_nan() {
+        return f64::INFINITY;
+    }
+    let g = got as f64;
+    if want.is_infinite() || g.is_infinite() {
+        // a reference beyond f32 range rounds to inf when >= MAX + ulp/2
+        let w = want.clamp(-(f32::MAX as f64) * 2.0, f32::MAX as f64 * 2.0);
+        if g == w || (g.is_infinite() && w.abs() >= f32::MAX as f64 + 2f64.powi(103)) {
+            return 0.0;
+        }
+        if g.is_infinite() {
+            return (w.abs() - f32::MAX as f64) / 2f64.powi(104) + 1.0;
+        }
+        return (f32::MAX as f64 - g.abs()) / 2f64.powi(104) + 1.0;
+    }
+    let a = want.abs();
+    let e = if a < 2f64.powi(-126) {
+        -149
+    } else {
+        a.log2().floor() as i32 - 23
+    };
+    (g - want).abs() / 2f64.powi(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_follows_r1_for_nan_and_signed_zero() {
+        assert_eq!(max(-0.0, 0.0).to_bits(), 0);
+        assert_eq!(max(0.0, -0.0).to_bits(), 0);
+        assert_eq!(min(0.0, -0.0).to_bits(), 0x8000_0000);
+        assert_eq!(max(f32::NAN, 1.0).to_bits(), CANONICAL_NAN_BITS);
+        assert_eq!(max(1.0, f32::NAN).to_bits(), CANONICAL_NAN_BITS);
+    }
+
+    #[test]
+    fn special_values_have_the_ieee_results() {
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(f32::INFINITY), f32::INFINITY);
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert_eq!(log(1.0), 0.0);
+        assert_eq!(log(0.0), f32::NEG_INFINITY);
+        assert_eq!(log(-1.0).to_bits(), CANONICAL_NAN_BITS);
+        assert_eq!(tanh(f32::INFINITY), 1.0);
+        assert_eq!(tanh(f32::NEG_INFINITY), -1.0);
+        assert_eq!(tanh(-0.0).to_bits(), 0x8000_0000);
+        assert_eq!(sigmoid(0.0), 0.5);
+        assert_eq!(sigmoid(f32::NEG_INFINITY), 0.0);
+        assert_eq!(sigmoid(f32::INFINITY), 1.0);
+        assert_eq!(gelu(f32::INFINITY), f32::INFINITY);
+        assert_eq!(rsqrt(4.0), 0.5);
+        assert_eq!(rsqrt(0.0), f32::INFINITY);
+    }
+}

@@ -1,0 +1,883 @@
+//! The operator set of RepOps v1: one definition per op (semantics, shape rule,
+//! CPU reference). `SPEC.md` states every formula with its evaluation order; the code
+//! below is that statement in executable form.
+
+use crate::error::{RepOpsError, Result};
+use crate::math;
+use crate::matmul::{self, MatView};
+use crate::reduce;
+use crate::tensor::{numel, Tensor};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Version of every op defined in this build. A change that alters any output bit of an
+/// op gets a new version (R7); this build implements version 1 of all ops.
+pub const OP_VERSION: u32 = 1;
+
+/// Value written to masked positions by [`Op::CausalMask`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaskFill {
+    /// `-inf` (before a softmax).
+    NegInf,
+    /// `+0.0` (the mask's backward).
+    Zero,
+}
+
+/// One RepOps operator with its parameters. Inputs are positional, see each variant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// `(a[M,K] or a[K,M] if ta, b[K,N] or b[N,K] if tb) -> [M,N]`, R2.
+    MatMul { ta: bool, tb: bool },
+    /// Batched `MatMul` over a leading batch dim: `(a[G,..], b[G,..]) -> [G,M,N]`.
+    BatchedMatMul { ta: bool, tb: bool },
+    /// `(x[..,D], b[D]) -> x + b` (broadcast over rows).
+    AddBias,
+    /// `(a, b) -> a + b`, same shapes.
+    Add,
+    /// `(a, b) -> a - b`, same shapes.
+    Sub,
+    /// `(a, b) -> a * b`, same shapes.
+    Mul,
+    /// `(x) -> x * s`.
+    Scale { s: f32 },
+    /// `(x) -> x + s`.
+    AddScalar { s: f32 },
+    /// `(x) -> max(x, +0)` (R1 max).
+    Relu,
+    /// `(x, dy) -> x > 0 ? dy : +0`.
+    ReluBackward,
+    /// `(x) -> gelu(x)` (tanh form, `math::gelu`).
+    Gelu,
+    /// `(x, dy) -> dy * gelu'(x)`.
+    GeluBackward,
+    /// `(x) -> tanh(x)`.
+    Tanh,
+    /// `(y, dy) -> dy * (1 - y*y)` with `y = tanh(x)`.
+    TanhBackward,
+    /// `(x) -> sigmoid(x)`.
+    Sigmoid,
+    /// `(y, dy) -> dy * (y * (1 - y))` with `y = sigmoid(x)`.
+    SigmoidBackward,
+    /// `(x) -> exp(x)`.
+    Exp,
+    /// `(x) -> log(x)`.
+    Log,
+    /// `(x) -> 1/sqrt(x)`.
+    Rsqrt,
+    /// Softmax over the last axis.
+    Softmax,
+    /// `(y, dy) -> y * (dy - sum(y*dy))` over the last axis.
+    SoftmaxBackward,
+    /// Log-softmax over the last axis.
+    LogSoftmax,
+    /// `(y, dy) -> dy - exp(y) * sum(dy)` over the last axis.
+    LogSoftmaxBackward,
+    /// `(logits[N,C], labels[N]) -> []`: mean negative log-likelihood.
+    CrossEntropy,
+    /// `(logits[N,C], labels[N]) -> [N,C]`: `(softmax - onehot) / N`.
+    CrossEntropyBackward,
+    /// `(x[..,D], gamma[D], beta[D]) -> [..,D]`.
+    LayerNorm { eps: f32 },
+    /// `(x[..,D], gamma[D], dy[..,D]) -> dx[..,D]`.
+    LayerNormBackwardInput { eps: f32 },
+    /// `(x[..,D], dy[..,D]) -> dgamma[D]`.
+    LayerNormBackwardGamma { eps: f32 },
+    /// `(table[V,D], ids[..]) -> [.., D]`.
+    Embedding,
+    /// `(ids[..], dy[.., D]) -> [vocab, D]`, scatter-add in ascending position order.
+    EmbeddingBackward { vocab: usize },
+    /// `(x[.., T, T]) -> x` with `x[.., i, j] = fill` where `j > i`.
+    CausalMask { fill: MaskFill },
+    /// `(x[.., C]) -> [C]`: R3 sum over all leading rows, per column.
+    SumAxis0,
+    /// `(x[.., C]) -> [..]`: R3 sum over the last axis.
+    SumLast,
+    /// `SumAxis0 / rows`.
+    MeanAxis0,
+    /// `SumLast / C`.
+    MeanLast,
+    /// `(x[R,C]) -> [C,R]`.
+    Transpose,
+    /// `(x) -> x` viewed as `shape` (same element count).
+    Reshape { shape: Vec<usize> },
+    /// `(x) -> y` with `y.shape[d] = x.shape[perm[d]]`.
+    Permute { perm: Vec<usize> },
+    /// `(buf, g) -> momentum * buf + g`.
+    SgdMomentumBuf { momentum: f32 },
+    /// `(p, buf) -> p - lr * buf`.
+    SgdUpdate { lr: f32 },
+    /// `(m, g) -> beta1 * m + (1 - beta1) * g`.
+    AdamM { beta1: f32 },
+    /// `(v, g) -> beta2 * v + (1 - beta2) * (g * g)`.
+    AdamV { beta2: f32 },
+    /// `(p, m, v, beta1^t[], beta2^t[]) -> p - lr * (mhat / (sqrt(vhat) + eps) + wd * p)`.
+    AdamWUpdate {
+        lr: f32,
+        eps: f32,
+        weight_decay: f32,
+    },
+}
+
+fn shape_err(op: &'static str, detail: String) -> RepOpsError {
+    RepOpsError::Shape { op, detail }
+}
+
+
+fn finite_param(op: &'static str, name: &str, v: f32) -> Result<()> {
+    if !v.is_finite() {
+        return Err(RepOpsError::Param {
+            op,
+            detail: format!("{name} = {v} is not finite"),
+        });
+    }
+    Ok(())
+}
+
+
+/// `(rows, last)` of a rank >= 1 tensor.
+fn rows_cols(t: &Tensor) -> (usize, usize) {
+    let c = t.last_dim();
+    let r = if c == 0 { 0 } else { t.len() / c };
+    (r, c)
+}
+
+fn index(op: &'static str, v: f32, pos: usize, limit: usize) -> Result<usize> {
+    if v >= 0.0 && v < limit as f32 && v == (v as usize) as f32 {
+        Ok(v as usize)
+    } else {
+        Err(RepOpsError::Index {
+            op,
+            pos,
+            value: v,
+            limit,
+        })
+    }
+}
+
+const PAR_MIN: usize = 1 << 15;
+
+fn map1(x: &Tensor, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
+    let mut out = vec![0.0f32; x.len()];
+    if x.len() >= PAR_MIN {
+        out.par_chunks_mut(4096)
+            .zip(x.data().par_chunks(4096))
+            .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, v)| *o = f(*v)));
+    } else {
+        out.iter_mut().zip(x.data()).for_each(|(o, v)| *o = f(*v));
+    }
+    Tensor::new(x.shape().to_vec(), out).unwrap_or_else(|_| unreachable_tensor())
+}
+
+fn map_fn(x: &Tensor, f: fn(f32) -> f32) -> Tensor {
+    let mut out = vec![0.0f32; x.len()];
+    if x.len() >= PAR_MIN {
+        out.par_chunks_mut(4096)
+            .zip(x.data().par_chunks(4096))
+            .for_each(|(o, i)| matmul::map_slice(i, o, f));
+    } else {
+        matmul::map_slice(x.data(), &mut out, f);
+    }
+    Tensor::new(x.shape().to_vec(), out).unwrap_or_else(|_| unreachable_tensor())
+}
+
+fn map2(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Tensor {
+    let out: Vec<f32> = if a.len() >= PAR_MIN {
+        a.data()
+            .par_iter()
+            .zip(b.data().par_iter())
+            .map(|(x, y)| f(*x, *y))
+            .collect()
+    } else {
+        a.data()
+            .iter()
+            .zip(b.data())
+            .map(|(x, y)| f(*x, *y))
+            .collect()
+    };
+    Tensor::new(a.shape().to_vec(), out).unwrap_or_else(|_| unreachable_tensor())
+}
+
+// Lengths are established before every call of `Tensor::new` in this module; this is
+// only reachable through a bug, and returns an empty tensor rather than panicking.
+fn unreachable_tensor() -> Tensor {
+    Tensor::zeros(&[0])
+}
+
+/// Apply `f(row_index, out_row)` to every row of a `[rows, cols]` output.
+fn by_rows(rows: usize, cols: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
+    let mut out = vec![0.0f32; rows * cols];
+    if cols == 0 {
+        return out;
+    }
+    if rows * cols >= PAR_MIN {
+        out.par_chunks_mut(cols)
+            .enumerate()
+            .for_each(|(i, o)| f(i, o));
+    } else {
+        out.chunks_mut(cols).enumerate().for_each(|(i, o)| f(i, o));
+    }
+    out
+}
+
+fn softmax_row(x: &[f32], y: &mut [f32]) {
+    let m = reduce::max(x);
+    for (o, v) in y.iter_mut().zip(x) {
+        *o = math::exp(*v - m);
+    }
+    let s = reduce::sum(y);
+    for o in y.iter_mut() {
+        *o /= s;
+    }
+}
+
+/// `(mean, rstd)` of a layer-norm row.
+fn ln_stats(x: &[f32], eps: f32) -> (f32, f32) {
+    let d = x.len() as f32;
+    let mean = reduce::sum(x) / d;
+    let var = reduce::sum_map(x.len(), |i| {
+        let t = x[i] - mean;
+        t * t
+    }) / d;
+    (mean, math::rsqrt(var + eps))
+}
+
+impl Op {
+    /// Stable snake_case name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::MatMul { .. } => "mat_mul",
+            Op::BatchedMatMul { .. } => "batched_mat_mul",
+            Op::AddBias => "add_bias",
+            Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Mul => "mul",
+            Op::Scale { .. } => "scale",
+            Op::AddScalar { .. } => "add_scalar",
+            Op::Relu => "relu",
+            Op::ReluBackward => "relu_backward",
+            Op::Gelu => "gelu",
+            Op::GeluBackward => "gelu_backward",
+            Op::Tanh => "tanh",
+            Op::TanhBackward => "tanh_backward",
+            Op::Sigmoid => "sigmoid",
+            Op::SigmoidBackward => "sigmoid_backward",
+            Op::Exp => "exp",
+            Op::Log => "log",
+            Op::Rsqrt => "rsqrt",
+            Op::Softmax => "softmax",
+            Op::SoftmaxBackward => "softmax_backward",
+            Op::LogSoftmax => "log_softmax",
+            Op::LogSoftmaxBackward => "log_softmax_backward",
+            Op::CrossEntropy => "cross_entropy",
+            Op::CrossEntropyBackward => "cross_entropy_backward",
+            Op::LayerNorm { .. } => "layer_norm",
+            Op::LayerNormBackwardInput { .. } => "layer_norm_backward_input",
+            Op::LayerNormBackwardGamma { .. } => "layer_norm_backward_gamma",
+            Op::Embedding => "embedding",
+            Op::EmbeddingBackward { .. } => "embedding_backward",
+            Op::CausalMask { .. } => "causal_mask",
+            Op::SumAxis0 => "sum_axis0",
+            Op::SumLast => "sum_last",
+            Op::MeanAxis0 => "mean_axis0",
+            Op::MeanLast => "mean_last",
+            Op::Transpose => "transpose",
+            Op::Reshape { .. } => "reshape",
+            Op::Permute { .. } => "permute",
+            Op::SgdMomentumBuf { .. } => "sgd_momentum_buf",
+            Op::SgdUpdate { .. } => "sgd_update",
+            Op::AdamM { .. } => "adam_m",
+            Op::AdamV { .. } => "adam_v",
+            Op::AdamWUpdate { .. } => "adamw_update",
+        }
+    }
+
+    /// Version of this op's definition (R7).
+    pub fn version(&self) -> u32 {
+        OP_VERSION
+    }
+
+    /// Number of inputs.
+    pub fn arity(&self) -> usize {
+        match self {
+            Op::AdamWUpdate { .. } => 5,
+            Op::LayerNorm { .. } | Op::LayerNormBackwardInput { .. } => 3,
+            Op::MatMul { .. }
+            | Op::BatchedMatMul { .. }
+            | Op::AddBias
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::ReluBackward
+            | Op::GeluBackward
+            | Op::TanhBackward
+            | Op::SigmoidBackward
+            | Op::SoftmaxBackward
+            | Op::LogSoftmaxBackward
+            | Op::CrossEntropy
+            | Op::CrossEntropyBackward
+            | Op::LayerNormBackwardGamma { .. }
+            | Op::Embedding
+            | Op::EmbeddingBackward { .. }
+            | Op::SgdMomentumBuf { .. }
+            | Op::SgdUpdate { .. }
+            | Op::AdamM { .. }
+            | Op::AdamV { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    /// Output shape from input shapes, checking every shape rule. This is what a
+    /// program expansion uses, and what `execute` checks first.
+    pub fn output_shape(&self, s: &[&[usize]]) -> Result<Vec<usize>> {
+        let name = self.name();
+        if s.len() != self.arity() {
+            return Err(RepOpsError::Arity {
+                op: name,
+                want: self.arity(),
+                got: s.len(),
+            });
+        }
+        let rank = |i: usize, r: usize| -> Result<()> {
+            if s[i].len() != r {
+                return Err(shape_err(
+                    name,
+                    format!("input {i} must have rank {r}, got {:?}", s[i]),
+                ));
+            }
+            Ok(())
+        };
+        let at_least = |i: usize, r: usize| -> Result<()> {
+            if s[i].len() < r {
+                return Err(shape_err(
+                    name,
+                    format!("input {i} must have rank >= {r}, got {:?}", s[i]),
+                ));
+            }
+            Ok(())
+        };
+        let same = |i: usize, j: usize| -> Result<()> {
+            if s[i] != s[j] {
+                return Err(shape_err(
+                    name,
+                    format!("inputs {i} and {j} differ: {:?} vs {:?}", s[i], s[j]),
+                ));
+            }
+            Ok(())
+        };
+        let last = |i: usize| s[i].last().copied().unwrap_or(1);
+        let vec_of = |i: usize, d: usize| -> Result<()> {
+            if s[i] != [d] {
+                return Err(shape_err(
+                    name,
+                    format!("input {i} must have shape [{d}], got {:?}", s[i]),
+                ));
+            }
+            Ok(())
+        };
+        Ok(match self {
+            Op::MatMul { ta, tb } => {
+                rank(0, 2)?;
+                rank(1, 2)?;
+                let (m, k) = if *ta { (s[0][1], s[0][0]) } else { (s[0][0], s[0][1]) };
+                let (k2, n) = if *tb { (s[1][1], s[1][0]) } else { (s[1][0], s[1][1]) };
+                if k != k2 {
+                    return Err(shape_err(
+                        name,
+                        format!("contracted dims differ: {:?} (ta={ta}) vs {:?} (tb={tb})", s[0], s[1]),
+                    ));
+                }
+                vec![m, n]
+            }
+            Op::BatchedMatMul { ta, tb } => {
+                rank(0, 3)?;
+                rank(1, 3)?;
+                if s[0][0] != s[1][0] {
+                    return Err(shape_err(name, format!("batch dims differ: {:?} vs {:?}", s[0], s[1])));
+                }
+                let (m, k) = if *ta { (s[0][2], s[0][1]) } else { (s[0][1], s[0][2]) };
+                let (k2, n) = if *tb { (s[1][2], s[1][1]) } else { (s[1][1], s[1][2]) };
+                if k != k2 {
+                    return Err(shape_err(
+                        name,
+                        format!("contracted dims differ: {:?} (ta={ta}) vs {:?} (tb={tb})", s[0], s[1]),
+                    ));
+                }
+                vec![s[0][0], m, n]
+            }
+            Op::AddBias => {
+                at_least(0, 1)?;
+                vec_of(1, last(0))?;
+                s[0].to_vec()
+            }
+            Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::ReluBackward
+            | Op::GeluBackward
+            | Op::TanhBackward
+            | Op::SigmoidBackward
+            | Op::SgdMomentumBuf { .. }
+            | Op::SgdUpdate { .. }
+            | Op::AdamM { .. }
+            | Op::AdamV { .. } => {
+                same(0, 1)?;
+                s[0].to_vec()
+            }
+            Op::SoftmaxBackward | Op::LogSoftmaxBackward => {
+                at_least(0, 1)?;
+                same(0, 1)?;
+                s[0].to_vec()
+            }
+            Op::Scale { .. }
+            | Op::AddScalar { .. }
+            | Op::Relu
+            | Op::Gelu
+            | Op::Tanh
+            | Op::Sigmoid
+            | Op::Exp
+            | Op::Log
+            | Op::Rsqrt => s[0].to_vec(),
+            Op::Softmax | Op::LogSoftmax => {
+                at_least(0, 1)?;
+                s[0].to_vec()
+            }
+            Op::CrossEntropy | Op::CrossEntropyBackward => {
+                rank(0, 2)?;
+                vec_of(1, s[0][0])?;
+                if s[0][1] == 0 || s[0][0] == 0 {
+                    return Err(shape_err(name, format!("empty logits {:?}", s[0])));
+                }
+                if matches!(self, Op::CrossEntropy) {
+                    vec![]
+                } else {
+                    s[0].to_vec()
+                }
+            }
+            Op::LayerNorm { .. } => {
+                at_least(0, 1)?;
+                vec_of(1, last(0))?;
+                vec_of(2, last(0))?;
+                s[0].to_vec()
+            }
+            Op::LayerNormBackwardInput { .. } => {
+                at_least(0, 1)?;
+                vec_of(1, last(0))?;
+                same(0, 2)?;
+                s[0].to_vec()
+            }
+            Op::LayerNormBackwardGamma { .. } => {
+                at_least(0, 1)?;
+                same(0, 1)?;
+                vec![last(0)]
+            }
+            Op::Embedding => {
+                rank(0, 2)?;
+                let mut o = s[1].to_vec();
+                o.push(s[0][1]);
+                o
+            }
+            Op::EmbeddingBackward { vocab } => {
+                at_least(1, 1)?;
+                let mut lead = s[1].to_vec();
+                let d = lead.pop().unwrap_or(0);
+                if lead != s[0] {
+                    return Err(shape_err(
+                        name,
+                        format!("ids {:?} do not match gradient rows {:?}", s[0], s[1]),
+                    ));
+                }
+                vec![*vocab, d]
+            }
+            Op::CausalMask { .. } => {
+                at_least(0, 2)?;
+                let r = s[0].len();
+                if s[0][r - 1] != s[0][r - 2] {
+                    return Err(shape_err(name, format!("last two dims must be equal, got {:?}", s[0])));
+                }
+                s[0].to_vec()
+            }
+            Op::SumAxis0 | Op::MeanAxis0 => {
+                at_least(0, 1)?;
+                vec![last(0)]
+            }
+            Op::SumLast | Op::MeanLast => {
+                at_least(0, 1)?;
+                s[0][..s[0].len() - 1].to_vec()
+            }
+            Op::Transpose => {
+                rank(0, 2)?;
+                vec![s[0][1], s[0][0]]
+            }
+            Op::Reshape { shape } => {
+                if numel(shape) != numel(s[0]) {
+                    return Err(shape_err(name, format!("cannot view {:?} as {:?}", s[0], shape)));
+                }
+                shape.clone()
+            }
+            Op::Permute { perm } => {
+                let r = s[0].len();
+                let mut seen = vec![false; r];
+                if perm.len() != r || perm.iter().any(|&p| p >= r || std::mem::replace(&mut seen[p], true)) {
+                    return Err(RepOpsError::Param {
+                        op: name,
+                        detail: format!("{perm:?} is not a permutation of 0..{r}"),
+                    });
+                }
+                perm.iter().map(|&p| s[0][p]).collect()
+            }
+            Op::AdamWUpdate { .. } => {
+                same(0, 1)?;
+                same(0, 2)?;
+                rank(3, 0)?;
+                rank(4, 0)?;
+                s[0].to_vec()
+            }
+        })
+    }
+
+    fn check_params(&self) -> Result<()> {
+        let n = self.name();
+        match self {
+            Op::Scale { s } | Op::AddScalar { s } => finite_param(n, "s", *s),
+            Op::LayerNorm { eps } | Op::LayerNormBackwardInput { eps } | Op::LayerNormBackwardGamma { eps } => {
+                finite_param(n, "eps", *eps)?;
+                if *eps <= 0.0 {
+                    return Err(RepOpsError::Param { op: n, detail: format!("eps = {eps} must be > 0") });
+                }
+                Ok(())
+            }
+            Op::SgdMomentumBuf { momentum } => finite_param(n, "momentum", *momentum),
+            Op::SgdUpdate { lr } => finite_param(n, "lr", *lr),
+            Op::AdamM { beta1 } => finite_param(n, "beta1", *beta1),
+            Op::AdamV { beta2 } => finite_param(n, "beta2", *beta2),
+            Op::AdamWUpdate { lr, eps, weight_decay } => {
+                finite_param(n, "lr", *lr)?;
+                finite_param(n, "eps", *eps)?;
+                finite_param(n, "weight_decay", *weight_decay)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Run the op on the CPU reference. Checks arity, shapes, parameters and indices;
+    /// output NaNs are canonical.
+    pub fn execute(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+        let out_shape = self.output_shape(&shapes)?;
+        self.check_params()?;
+        let mut out = self.compute(inputs, out_shape)?;
+        out.canonicalize();
+        Ok(out)
+    }
+
+    fn compute(&self, x: &[&Tensor], out_shape: Vec<usize>) -> Result<Tensor> {
+        let name = self.name();
+        let t = |data: Vec<f32>| Tensor::new(out_shape.clone(), data);
+        match self {
+            Op::MatMul { ta, tb } => {
+                let (m, n) = (out_shape[0], out_shape[1]);
+                let k = if *ta { x[0].shape()[0] } else { x[0].shape()[1] };
+                let a = MatView::row_major(x[0].data(), x[0].shape()[1], *ta);
+                let b = MatView::row_major(x[1].data(), x[1].shape()[1], *tb);
+                let mut c = vec![0.0f32; m * n];
+                matmul::gemm(m, n, k, a, b, &mut c, true);
+                t(c)
+            }
+            Op::BatchedMatMul { ta, tb } => {
+                let (g, m, n) = (out_shape[0], out_shape[1], out_shape[2]);
+                let (sa, sb) = (x[0].shape(), x[1].shape());
+                let k = if *ta { sa[1] } else { sa[2] };
+                let (la, lb) = (sa[1] * sa[2], sb[1] * sb[2]);
+                let mut c = vec![0.0f32; g * m * n];
+                if m * n == 0 {
+                    return t(c);
+                }
+                let one = |(bi, cb): (usize, &mut [f32]), par: bool| {
+                    let a = MatView::row_major(&x[0].data()[bi * la..(bi + 1) * la], sa[2], *ta);
+                    let b = MatView::row_major(&x[1].data()[bi * lb..(bi + 1) * lb], sb[2], *tb);
+                    matmul::gemm(m, n, k, a, b, cb, par);
+                };
+                if g >= 2 * rayon::current_num_threads() {
+                    c.par_chunks_mut(m * n).enumerate().for_each(|p| one(p, false));
+                } else {
+                    c.chunks_mut(m * n).enumerate().for_each(|p| one(p, true));
+                }
+                t(c)
+            }
+            Op::AddBias => {
+                let (r, cdim) = rows_cols(x[0]);
+                let b = x[1].data();
+                let xd = x[0].data();
+                t(by_rows(r, cdim, |i, o| {
+                    for j in 0..cdim {
+                        o[j] = xd[i * cdim + j] + b[j];
+                    }
+                }))
+            }
+            Op::Add => Ok(map2(x[0], x[1], |a, b| a + b)),
+            Op::Sub => Ok(map2(x[0], x[1], |a, b| a - b)),
+            Op::Mul => Ok(map2(x[0], x[1], |a, b| a * b)),
+            Op::Scale { s } => {
+                let s = *s;
+                Ok(map1(x[0], move |v| v * s))
+            }
+            Op::AddScalar { s } => {
+                let s = *s;
+                Ok(map1(x[0], move |v| v + s))
+            }
+            Op::Relu => Ok(map1(x[0], |v| math::max(v, 0.0))),
+            Op::ReluBackward => Ok(map2(x[0], x[1], |v, dy| if v > 0.0 { dy } else { 0.0 })),
+            Op::Gelu => Ok(map_fn(x[0], math::gelu)),
+            Op::GeluBackward => {
+                let g = map_fn(x[0], math::gelu_grad);
+                Ok(map2(&g, x[1], |g, dy| dy * g))
+            }
+            Op::Tanh => Ok(map_fn(x[0], math::tanh)),
+            Op::TanhBackward => Ok(map2(x[0], x[1], |y, dy| dy * (1.0 - y * y))),
+            Op::Sigmoid => Ok(map_fn(x[0], math::sigmoid)),
+            Op::SigmoidBackward => Ok(map2(x[0], x[1], |y, dy| dy * (y * (1.0 - y)))),
+            Op::Exp => Ok(map_fn(x[0], math::exp)),
+            Op::Log => Ok(map_fn(x[0], math::log)),
+            Op::Rsqrt => Ok(map_fn(x[0], math::rsqrt)),
+            Op::Softmax => {
+                let (r, cdim) = rows_cols(x[0]);
+                let xd = x[0].data();
+                t(by_rows(r, cdim, |i, o| softmax_row(&xd[i * cdim..(i + 1) * cdim], o)))
+            }
+            Op::SoftmaxBackward => {
+                let (r, cdim) = rows_cols(x[0]);
+                let (y, dy) = (x[0].data(), x[1].data());
+                t(by_rows(r, cdim, |i, o| {
+                    let yr = &y[i * cdim..(i + 1) * cdim];
+                    let dr = &dy[i * cdim..(i + 1) * cdim];
+                    let d = reduce::sum_map(cdim, |j| yr[j] * dr[j]);
+                    for j in 0..cdim {
+                        o[j] = yr[j] * (dr[j] - d);
+                    }
+                }))
+            }
+            Op::LogSoftmax => {
+                let (r, cdim) = rows_cols(x[0]);
+                let xd = x[0].data();
+                t(by_rows(r, cdim, |i, o| {
+                    let xr = &xd[i * cdim..(i + 1) * cdim];
+                    let m = reduce::max(xr);
+                    let s = reduce::sum_map(cdim, |j| math::exp(xr[j] - m));
+                    let l = math::log(s);
+                    for j in 0..cdim {
+                        o[j] = (xr[j] - m) - l;
+                    }
+                }))
+            }
+            Op::LogSoftmaxBackward => {
+                let (r, cdim) = rows_cols(x[0]);
+                let (y, dy) = (x[0].data(), x[1].data());
+                t(by_rows(r, cdim, |i, o| {
+                    let yr = &y[i * cdim..(i + 1) * cdim];
+                    let dr = &dy[i * cdim..(i + 1) * cdim];
+                    let s = reduce::sum(dr);
+                    for j in 0..cdim {
+                        o[j] = dr[j] - math::exp(yr[j]) * s;
+                    }
+                }))
+            }
+            Op::CrossEntropy | Op::CrossEntropyBackward => {
+                let (n, cdim) = (x[0].shape()[0], x[0].shape()[1]);
+                let labels: Vec<usize> = x[1]
+                    .data()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| index(name, *v, i, cdim))
+                    .collect::<Result<_>>()?;
+                let xd = x[0].data();
+                let nf = n as f32;
+                if matches!(self, Op::CrossEntropy) {
+                    let losses = by_rows(n, 1, |i, o| {
+                        let xr = &xd[i * cdim..(i + 1) * cdim];
+                        let m = reduce::max(xr);
+                        let s = reduce::sum_map(cdim, |j| math::exp(xr[j] - m));
+                        o[0] = math::log(s) - (xr[labels[i]] - m);
+                    });
+                    t(vec![reduce::sum(&losses) / nf])
+                } else {
+                    t(by_rows(n, cdim, |i, o| {
+                        softmax_row(&xd[i * cdim..(i + 1) * cdim], o);
+                        o[labels[i]] -= 1.0;
+                        for v in o.iter_mut() {
+                            *v /= nf;
+                        }
+                    }))
+                }
+            }
+            Op::LayerNorm { eps } => {
+                let (r, d) = rows_cols(x[0]);
+                let (xd, g, b) = (x[0].data(), x[1].data(), x[2].data());
+                t(by_rows(r, d, |i, o| {
+                    let xr = &xd[i * d..(i + 1) * d];
+                    let (mean, rstd) = ln_stats(xr, *eps);
+                    for j in 0..d {
+                        o[j] = ((xr[j] - mean) * rstd) * g[j] + b[j];
+                    }
+                }))
+            }
+            Op::LayerNormBackwardInput { eps } => {
+                let (r, d) = rows_cols(x[0]);
+                let (xd, g, dy) = (x[0].data(), x[1].data(), x[2].data());
+                let df = d as f32;
+                t(by_rows(r, d, |i, o| {
+                    let xr = &xd[i * d..(i + 1) * d];
+                    let dr = &dy[i * d..(i + 1) * d];
+                    let (mean, rstd) = ln_stats(xr, *eps);
+                    let xh = |j: usize| (xr[j] - mean) * rstd;
+                    let gg = |j: usize| dr[j] * g[j];
+                    let a = reduce::sum_map(d, gg) / df;
+                    let b = reduce::sum_map(d, |j| gg(j) * xh(j)) / df;
+                    for j in 0..d {
+                        o[j] = ((gg(j) - a) - xh(j) * b) * rstd;
+                    }
+                }))
+            }
+            Op::LayerNormBackwardGamma { eps } => {
+                let (r, d) = rows_cols(x[0]);
+                let (xd, dy) = (x[0].data(), x[1].data());
+                let stats: Vec<(f32, f32)> = (0..r).map(|i| ln_stats(&xd[i * d..(i + 1) * d], *eps)).collect();
+                t(reduce::sum_axis0_map(r, d, |i, j| {
+                    let (mean, rstd) = stats[i];
+                    dy[i * d + j] * ((xd[i * d + j] - mean) * rstd)
+                }))
+            }
+            Op::Embedding => {
+                let (v, d) = (x[0].shape()[0], x[0].shape()[1]);
+                let ids: Vec<usize> = x[1]
+                    .data()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| index(name, *id, i, v))
+                    .collect::<Result<_>>()?;
+                let tab = x[0].data();
+                t(by_rows(ids.len(), d, |i, o| o.copy_from_slice(&tab[ids[i] * d..(ids[i] + 1) * d])))
+            }
+            Op::EmbeddingBackward { vocab } => {
+                let d = *out_shape.get(1).unwrap_or(&0);
+                let ids: Vec<usize> = x[0]
+                    .data()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| index(name, *id, i, *vocab))
+                    .collect::<Result<_>>()?;
+                let dy = x[1].data();
+                let mut o = vec![0.0f32; vocab * d];
+                for (i, &id) in ids.iter().enumerate() {
+                    let row = &mut o[id * d..(id + 1) * d];
+                    for j in 0..d {
+                        row[j] += dy[i * d + j];
+                    }
+                }
+                t(o)
+            }
+            Op::CausalMask { fill } => {
+                let tdim = x[0].last_dim();
+                let fv = match fill {
+                    MaskFill::NegInf => f32::NEG_INFINITY,
+                    MaskFill::Zero => 0.0,
+                };
+                let mut o = x[0].data().to_vec();
+                for (r, row) in o.chunks_mut(tdim.max(1)).enumerate() {
+                    let i = r % tdim.max(1);
+                    for v in row.iter_mut().skip(i + 1) {
+                        *v = fv;
+                    }
+                }
+                t(o)
+            }
+            Op::SumAxis0 | Op::MeanAxis0 => {
+                let (r, cdim) = rows_cols(x[0]);
+                let mut s = reduce::sum_axis0(x[0].data(), r, cdim);
+                if matches!(self, Op::MeanAxis0) {
+                    let rf = r as f32;
+                    s.iter_mut().for_each(|v| *v /= rf);
+                }
+                t(s)
+            }
+            Op::SumLast | Op::MeanLast => {
+                let (r, cdim) = rows_cols(x[0]);
+                let xd = x[0].data();
+                let cf = cdim as f32;
+                let mean = matches!(self, Op::MeanLast);
+                let r = if cdim == 0 { numel(&out_shape).unwrap_or(0) } else { r };
+                t(by_rows(r, 1, |i, o| {
+                    let s = reduce::sum(&xd[i * cdim..(i + 1) * cdim]);
+                    o[0] = if mean { s / cf } else { s };
+                }))
+            }
+            Op::Transpose => {
+                let (r, cdim) = (x[0].shape()[0], x[0].shape()[1]);
+                let xd = x[0].data();
+                t(by_rows(cdim, r, |j, o| {
+                    for i in 0..r {
+                        o[i] = xd[i * cdim + j];
+                    }
+                }))
+            }
+            Op::Reshape { .. } => t(x[0].data().to_vec()),
+            Op::Permute { perm } => {
+                let s = x[0].shape();
+                let r = s.len();
+                let mut in_strides = vec![1usize; r];
+                for d in (0..r.saturating_sub(1)).rev() {
+                    in_strides[d] = in_strides[d + 1] * s[d + 1];
+                }
+                let n = x[0].len();
+                let xd = x[0].data();
+                let mut o = Vec::with_capacity(n);
+                let mut idx = vec![0usize; r];
+                for _ in 0..n {
+                    let off: usize = (0..r).map(|d| idx[d] * in_strides[perm[d]]).sum();
+                    o.push(xd[off]);
+                    for d in (0..r).rev() {
+                        idx[d] += 1;
+                        if idx[d] < out_shape[d] {
+                            break;
+                        }
+                        idx[d] = 0;
+                    }
+                }
+                t(o)
+            }
+            Op::SgdMomentumBuf { momentum } => {
+                let mu = *momentum;
+                Ok(map2(x[0], x[1], move |b, g| mu * b + g))
+            }
+            Op::SgdUpdate { lr } => {
+                let lr = *lr;
+                Ok(map2(x[0], x[1], move |p, b| p - lr * b))
+            }
+            Op::AdamM { beta1 } => {
+                let (b1, c1) = (*beta1, 1.0 - *beta1);
+                Ok(map2(x[0], x[1], move |m, g| b1 * m + c1 * g))
+            }
+            Op::AdamV { beta2 } => {
+                let (b2, c2) = (*beta2, 1.0 - *beta2);
+                Ok(map2(x[0], x[1], move |v, g| b2 * v + c2 * (g * g)))
+            }
+            Op::AdamWUpdate { lr, eps, weight_decay } => {
+                let bc1 = 1.0 - x[3].data()[0];
+                let bc2 = 1.0 - x[4].data()[0];
+                let (lr, eps, wd) = (*lr, *eps, *weight_decay);
+                let (p, m, v) = (x[0].data(), x[1].data(), x[2].data());
+                let o: Vec<f32> = (0..p.len())
+                    .map(|i| {
+                        let mh = m[i] / bc1;
+                        let vh = v[i] / bc2;
+                        let u = mh / (vh.sqrt() + eps);
+                        p[i] - lr * (u + wd * p[i])
+                    })
+                    .collect();
+                t(o)
+            }
+        }
+    }
+}
+

@@ -1,0 +1,202 @@
+//! Host tensors (f32, row-major) and the R6 tensor hash.
+
+use crate::error::{RepOpsError, Result};
+
+/// Canonical quiet NaN bit pattern (R1).
+pub const CANONICAL_NAN_BITS: u32 = 0x7fc0_0000;
+
+/// Domain tag of the R6 tensor hash.
+pub const TENSOR_HASH_DOMAIN: &[u8] = b"repops/tensor/v1";
+
+/// Dtype code of f32 in the R6 hash (the only dtype RepOps v1 stores).
+pub const DTYPE_F32: u8 = 0;
+
+/// A dense row-major f32 tensor held in host memory.
+///
+/// Integer data (token ids, class labels, positions) is carried as exact f32 integers
+/// below 2^24. Rank 0 (a scalar) has shape `[]` and one element.
+#[derive(Clone, PartialEq)]
+pub struct Tensor {
+    shape: Vec<usize>,
+    data: Vec<f32>,
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor{:?}", self.shape)?;
+        if self.data.len() <= 8 {
+            write!(f, "{:?}", self.data)
+        } else {
+            write!(f, "[{} elements]", self.data.len())
+        }
+    }
+}
+
+/// Product of dims, or `None` on overflow.
+pub fn numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+}
+
+impl Tensor {
+    /// Build a tensor, checking that `data.len()` equals the product of `shape`.
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self> {
+        let want = numel(&shape).ok_or_else(|| RepOpsError::Param {
+            op: "tensor",
+            detail: format!("shape {shape:?} overflows usize"),
+        })?;
+        if want != data.len() {
+            return Err(RepOpsError::DataLength {
+                shape,
+                want,
+                got: data.len(),
+            });
+        }
+        if shape.len() > 255 {
+            return Err(RepOpsError::Param {
+                op: "tensor",
+                detail: format!("rank {} exceeds 255", shape.len()),
+            });
+        }
+        Ok(Tensor { shape, data })
+    }
+
+    /// A tensor of `+0.0`.
+    pub fn zeros(shape: &[usize]) -> Self {
+        let n = numel(shape).unwrap_or(0);
+        Tensor {
+            shape: shape.to_vec(),
+            data: vec![0.0; n],
+        }
+    }
+
+    /// A rank-0 tensor.
+    pub fn scalar(v: f32) -> Self {
+        Tensor {
+            shape: vec![],
+            data: vec![v],
+        }
+    }
+
+    /// Same data viewed under another shape with the same element count.
+    pub fn reshape(mut self, shape: &[usize]) -> Result<Self> {
+        if numel(shape) != Some(self.data.len()) {
+            return Err(RepOpsError::Shape {
+                op: "reshape",
+                detail: format!("cannot view {:?} as {:?}", self.shape, shape),
+            });
+        }
+        self.shape = shape.to_vec();
+        Ok(self)
+    }
+
+    /// Dimensions.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    /// Row-major elements.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+    /// Mutable row-major elements.
+    pub fn data_mut(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+    /// Consume into the element vector.
+    pub fn into_data(self) -> Vec<f32> {
+        self.data
+    }
+    /// Rank (number of dims).
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+    /// True if the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+    /// Size of the last dim (1 for a scalar).
+    pub fn last_dim(&self) -> usize {
+        self.shape.last().copied().unwrap_or(1)
+    }
+
+    /// Replace every NaN with the canonical quiet NaN (R1).
+    pub fn canonicalize(&mut self) {
+        for v in &mut self.data {
+            if v.is_nan() {
+                *v = f32::from_bits(CANONICAL_NAN_BITS);
+            }
+        }
+    }
+
+    /// Error if any element is NaN or infinite.
+    pub fn check_finite(&self, what: &str) -> Result<()> {
+        match self.data.iter().position(|v| !v.is_finite()) {
+            None => Ok(()),
+            Some(pos) => Err(RepOpsError::NonFinite {
+                what: what.to_string(),
+                pos,
+                value: self.data[pos],
+            }),
+        }
+    }
+
+    /// The R6 hash of this tensor.
+    pub fn hash(&self) -> [u8; 32] {
+        tensor_hash(self)
+    }
+}
+
+/// R6: `BLAKE3("repops/tensor/v1" || dtype:u8 || rank:u8 || dims:u64 LE... || data LE)`,
+/// NaNs hashed as `0x7fc00000`.
+pub fn tensor_hash(t: &Tensor) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(TENSOR_HASH_DOMAIN);
+    h.update(&[DTYPE_F32, t.shape.len() as u8]);
+    for &d in &t.shape {
+        h.update(&(d as u64).to_le_bytes());
+    }
+    let mut buf = [0u8; 4096];
+    for chunk in t.data.chunks(1024) {
+        let n = chunk.len() * 4;
+        for (i, v) in chunk.iter().enumerate() {
+            let bits = if v.is_nan() {
+                CANONICAL_NAN_BITS
+            } else {
+                v.to_bits()
+            };
+            buf[4 * i..4 * i + 4].copy_from_slice(&bits.to_le_bytes());
+        }
+        h.update(&buf[..n]);
+    }
+    *h.finalize().as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_payloads_hash_like_the_canonical_nan() {
+        let a = Tensor::new(vec![2], vec![f32::from_bits(0x7fc0_0001), 1.0]).unwrap();
+        let b = Tensor::new(vec![2], vec![f32::from_bits(0xffc0_0000), 1.0]).unwrap();
+        assert_eq!(tensor_hash(&a), tensor_hash(&b));
+    }
+
+    #[test]
+    fn shape_is_part_of_the_hash() {
+        let a = Tensor::new(vec![2, 3], vec![0.0; 6]).unwrap();
+        let b = Tensor::new(vec![3, 2], vec![0.0; 6]).unwrap();
+        assert_ne!(tensor_hash(&a), tensor_hash(&b));
+    }
+
+    #[test]
+    fn wrong_data_length_is_an_error_not_a_panic() {
+        assert!(matches!(
+            Tensor::new(vec![2, 2], vec![0.0; 3]),
+            Err(RepOpsError::DataLength { .. })
+        ));
+    }
+}
