@@ -1,0 +1,1 @@
+//! repops-cuda (skeleton).

@@ -1,0 +1,1 @@
+//! solverd (skeleton).

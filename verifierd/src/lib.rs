@@ -1,0 +1,1 @@
+//! verifierd (skeleton).
