@@ -82,8 +82,8 @@ fn scale_pow2(y: f32, k: i32) -> f32 {
 }
 
 /// exp(x). Range reduction `x = k ln2 + r`, `|r| <= ln2/2`, with `k` found by the
-/// 1.5*2^23 shifter, `r = fma(-k, LN2_HI, x)` (exact) and a correction
-/// `-k*LN2_LO`; degree-7 Taylor polynomial; scaling by `2^k` with one rounding.
+/// 1.5*2^23 shifter, `r = fma(-k, LN2_LO, fma(-k, LN2_HI, x))` (the inner fma is
+/// exact); degree-7 Taylor polynomial `1 + (r + r^2 q(r))`; scaling by `2^k` with one rounding.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     if x.is_nan() {
@@ -98,8 +98,8 @@ pub fn exp(x: f32) -> f32 {
     let t = fma(x, c(LOG2E), c(SHIFT));
     let kf = t - c(SHIFT);
     let k = t.to_bits() as i32 - c(SHIFT).to_bits() as i32;
-    let r = fma(-kf, c(LN2_HI), x);
-    let corr = -kf * c(LN2_LO);
+    let r_hi = fma(-kf, c(LN2_HI), x); // exact
+    let r = fma(-kf, c(LN2_LO), r_hi);
     let q = fma(
         fma(
             fma(fma(fma(c(EXP_C7), r, c(EXP_C6)), r, c(EXP_C5)), r, c(EXP_C4)),
@@ -109,7 +109,7 @@ pub fn exp(x: f32) -> f32 {
         r,
         c(EXP_C2),
     );
-    let p = fma(r * r, q, r + corr);
+    let p = fma(r * r, q, r);
     scale_pow2(1.0 + p, k)
 }
 

@@ -1,1 +1,186 @@
-fn main() {}
+//! `vt-train`: run a training program offline and print its result hashes.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+use train::{merkle, Dataset, Program, Trainer};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Output {
+    Json,
+    Text,
+}
+
+/// Run a Veritrain training program offline.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Builtin program name (mlp-digits, tiny-lm) or a program JSON file.
+    #[arg(long, env = "VT_PROGRAM")]
+    program: String,
+    /// Override the program's number of steps.
+    #[arg(long, env = "VT_STEPS")]
+    steps: Option<u64>,
+    /// Worker threads (the result does not depend on it).
+    #[arg(long, env = "VT_THREADS", default_value_t = 1)]
+    threads: usize,
+    /// Output format.
+    #[arg(long, env = "VT_OUTPUT", value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Dataset file (VTDS); default: the builtin dataset the program names.
+    #[arg(long, env = "VT_DATASET")]
+    dataset: Option<PathBuf>,
+    /// Write a checkpoint here every `--checkpoint-every` steps and at the end.
+    #[arg(long, env = "VT_CHECKPOINT_DIR")]
+    checkpoint_dir: Option<PathBuf>,
+    /// Checkpoint interval in steps.
+    #[arg(long, env = "VT_CHECKPOINT_EVERY", default_value_t = 100)]
+    checkpoint_every: u64,
+    /// Also compute per-step op roots (trace mode).
+    #[arg(long, env = "VT_TRACE")]
+    trace: bool,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if args.threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    let mut program = match Program::builtin(&args.program) {
+        Ok(p) => p,
+        Err(_) => {
+            let s = std::fs::read_to_string(&args.program)
+                .with_context(|| format!("{} is neither a builtin program nor a readable file", args.program))?;
+            Program::from_json(&s).with_context(|| format!("program file {}", args.program))?
+        }
+    };
+    if let Some(s) = args.steps {
+        program.steps = s;
+    }
+    program.validate()?;
+    let dataset = match &args.dataset {
+        Some(p) => Dataset::load(p, Some(&program.dataset.root)).with_context(|| format!("dataset {}", p.display()))?,
+        None => Dataset::builtin(&program.dataset.name)?,
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.threads).build()?;
+    pool.install(|| run(&args, program, dataset))
+}
+
+fn run(args: &Args, program: Program, dataset: Dataset) -> Result<()> {
+    let t0 = Instant::now();
+    let steps = program.steps;
+    let mut tr = Trainer::new(program, dataset)?;
+    if let Some(d) = &args.checkpoint_dir {
+        std::fs::create_dir_all(d).with_context(|| d.display().to_string())?;
+    }
+    let mut hashes = vec![tr.state_hash()];
+    let mut op_roots = Vec::new();
+    let mut losses = Vec::with_capacity(steps as usize);
+    let bar = if std::io::stderr().is_terminal() {
+        let b = ProgressBar::new(steps);
+        b.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} steps  loss {msg}  eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let log_every = (steps / 10).max(1);
+    for t in 1..=steps {
+        let (h, loss) = if args.trace {
+            let r = tr.step_traced(t)?;
+            op_roots.push(r.op_root);
+            (r.state_hash, r.loss)
+        } else {
+            let r = tr.step(t)?;
+            (r.state_hash, r.loss)
+        };
+        hashes.push(h);
+        losses.push(loss);
+        match &bar {
+            Some(b) => {
+                b.set_position(t);
+                b.set_message(format!("{loss:.4}"));
+            }
+            None if t % log_every == 0 || t == steps => {
+                tracing::info!(step = t, loss, state_hash = %hex::encode(h), "step");
+            }
+            None => {}
+        }
+        if let Some(d) = &args.checkpoint_dir {
+            if t % args.checkpoint_every == 0 || t == steps {
+                tr.save_checkpoint(&d.join(format!("step-{t:06}.safetensors")))?;
+            }
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let train_secs = t0.elapsed().as_secs_f64();
+    let eval = tr.evaluate()?;
+    let trace_root = merkle::root(&hashes);
+    let is_lm = eval.accuracy.is_none();
+    let unigram = if is_lm { Some(tr.unigram_entropy()) } else { None };
+    match args.output {
+        Output::Json => {
+            let mut v = serde_json::json!({
+                "program": tr.program().name,
+                "program_hash": hex::encode(tr.program().hash()),
+                "dataset_root": hex::encode(tr.dataset().root()),
+                "nodes_per_step": tr.graph().nodes.len(),
+                "steps": steps,
+                "threads": args.threads,
+                "initial_state_hash": hex::encode(hashes[0]),
+                "final_state_hash": hex::encode(hashes[hashes.len() - 1]),
+                "trace_root": hex::encode(trace_root),
+                "loss_curve": losses,
+                "heldout_loss": eval.loss,
+                "seconds": train_secs,
+            });
+            if let Some(a) = eval.accuracy {
+                v["test_accuracy"] = serde_json::json!(a);
+            }
+            if let Some(u) = unigram {
+                v["unigram_entropy"] = serde_json::json!(u);
+            }
+            if args.trace {
+                v["op_roots"] = serde_json::json!(op_roots.iter().map(hex::encode).collect::<Vec<_>>());
+            }
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Output::Text => {
+            println!("program           {}", tr.program().name);
+            println!("steps             {steps}");
+            println!("nodes_per_step    {}", tr.graph().nodes.len());
+            println!("final_state_hash  {}", hex::encode(hashes[hashes.len() - 1]));
+            println!("trace_root        {}", hex::encode(trace_root));
+            let every = (losses.len() / 10).max(1);
+            let curve: Vec<String> = losses
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % every == 0 || *i + 1 == losses.len())
+                .map(|(i, l)| format!("{}:{l:.4}", i + 1))
+                .collect();
+            println!("loss_curve        {}", curve.join(" "));
+            if let Some(a) = eval.accuracy {
+                println!("test_accuracy     {a:.4}");
+            }
+            println!("heldout_loss      {:.4}", eval.loss);
+            if let Some(u) = unigram {
+                println!("unigram_entropy   {u:.4}");
+            }
+            println!("seconds           {train_secs:.2}");
+        }
+    }
+    Ok(())
+}

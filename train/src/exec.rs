@@ -1,0 +1,105 @@
+//! Executing nodes: the referee's single-node entry point and the whole-step runner.
+
+use crate::error::{Result, TrainError};
+use crate::merkle::Hash;
+use crate::program::{Input, Node};
+use repops::{Tensor, OP_VERSION};
+use std::collections::BTreeMap;
+
+/// Run one node on its input tensors (in the node's input order) with the CPU
+/// reference. Checks the op version, the number and shapes of the inputs, and that the
+/// output has the declared shape. This is what the referee calls.
+pub fn execute_node(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
+    if node.version != OP_VERSION {
+        return Err(TrainError::NodeInputs {
+            node: node.index,
+            detail: format!(
+                "op {} version {} is not implemented (this build: {OP_VERSION})",
+                node.op.name(),
+                node.version
+            ),
+        });
+    }
+    if inputs.len() != node.inputs.len() {
+        return Err(TrainError::NodeInputs {
+            node: node.index,
+            detail: format!("expected {} inputs, got {}", node.inputs.len(), inputs.len()),
+        });
+    }
+    for (i, (t, want)) in inputs.iter().zip(&node.input_shapes).enumerate() {
+        if t.shape() != want.as_slice() {
+            return Err(TrainError::NodeInputs {
+                node: node.index,
+                detail: format!(
+                    "input {i} ({:?}) has shape {:?}, the node declares {:?}",
+                    node.inputs[i],
+                    t.shape(),
+                    want
+                ),
+            });
+        }
+    }
+    let out = node.op.execute(inputs).map_err(|source| TrainError::Op {
+        node: node.index,
+        label: node.label.clone(),
+        source,
+    })?;
+    if out.shape() != node.shape.as_slice() {
+        return Err(TrainError::NodeInputs {
+            node: node.index,
+            detail: format!("output shape {:?} differs from declared {:?}", out.shape(), node.shape),
+        });
+    }
+    Ok(out)
+}
+
+/// Run every node in order. Returns all node outputs.
+pub fn run_nodes(
+    nodes: &[Node],
+    state: &BTreeMap<String, Tensor>,
+    batch: &BTreeMap<String, Tensor>,
+    mut on_node: impl FnMut(usize, &Tensor),
+) -> Result<Vec<Tensor>> {
+    let mut outs: Vec<Tensor> = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let mut ins: Vec<&Tensor> = Vec::with_capacity(node.inputs.len());
+        for i in &node.inputs {
+            let t = match i {
+                Input::State(s) => state.get(s),
+                Input::Batch(s) => batch.get(s),
+                Input::Node(n) if *n < outs.len() => outs.get(*n),
+                Input::Node(_) => None,
+            };
+            ins.push(t.ok_or_else(|| TrainError::NodeInputs {
+                node: node.index,
+                detail: format!("input {i:?} is not available"),
+            })?);
+        }
+        let out = execute_node(node, &ins)?;
+        on_node(node.index, &out);
+        outs.push(out);
+    }
+    Ok(outs)
+}
+
+/// Domain tag of a state leaf.
+pub const STATE_LEAF_DOMAIN: &[u8] = b"veritrain/state-leaf/v1";
+
+/// Leaf value of a named tensor: `BLAKE3("veritrain/state-leaf/v1" || len(name):u32 LE || name || tensor_hash)`.
+pub fn state_leaf(name: &str, tensor_hash: &Hash) -> Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(STATE_LEAF_DOMAIN);
+    h.update(&(name.len() as u32).to_le_bytes());
+    h.update(name.as_bytes());
+    h.update(tensor_hash);
+    *h.finalize().as_bytes()
+}
+
+/// State hash (R6): Merkle root over `state_leaf(name, tensor_hash)` sorted by name.
+pub fn state_hash(state: &BTreeMap<String, Tensor>) -> Hash {
+    let leaves: Vec<Hash> = state
+        .iter()
+        .map(|(k, t)| state_leaf(k, &repops::tensor_hash(t)))
+        .collect();
+    crate::merkle::root(&leaves)
+}

@@ -1,0 +1,201 @@
+//! The Merkle tree used for state hashes, trace roots, op roots and dataset roots.
+//!
+//! Construction (BLAKE3 throughout):
+//! * a leaf value is a 32-byte digest `v`; its node is `H(0x00 || v)`;
+//! * an internal node is `H(0x01 || left || right)`;
+//! * levels are built left to right by pairing `(0,1), (2,3), ...`; an odd last node is
+//!   promoted unchanged to the next level (no duplication, so `[a, b, c]` and
+//!   `[a, b, c, c]` have different roots);
+//! * the root of zero leaves is `H(0x02)`; the root of one leaf is its leaf node.
+//!
+//! A proof lists the sibling digests from the leaf level up, skipping levels where the
+//! node was promoted; the verifier needs the leaf index and the leaf count.
+
+use serde::{Deserialize, Serialize};
+
+/// A 32-byte digest.
+pub type Hash = [u8; 32];
+
+/// Leaf node `H(0x00 || v)`.
+pub fn leaf_node(v: &Hash) -> Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(&[0x00]);
+    h.update(v);
+    *h.finalize().as_bytes()
+}
+
+/// Internal node `H(0x01 || l || r)`.
+pub fn internal_node(l: &Hash, r: &Hash) -> Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(&[0x01]);
+    h.update(l);
+    h.update(r);
+    *h.finalize().as_bytes()
+}
+
+/// Root of the empty tree, `H(0x02)`.
+pub fn empty_root() -> Hash {
+    *blake3::hash(&[0x02]).as_bytes()
+}
+
+fn next_level(level: &[Hash]) -> Vec<Hash> {
+    level
+        .chunks(2)
+        .map(|p| match p {
+            [l, r] => internal_node(l, r),
+            [x] => *x,
+            _ => empty_root(),
+        })
+        .collect()
+}
+
+/// Merkle root over leaf values.
+pub fn root(leaves: &[Hash]) -> Hash {
+    if leaves.is_empty() {
+        return empty_root();
+    }
+    let mut level: Vec<Hash> = leaves.iter().map(leaf_node).collect();
+    while level.len() > 1 {
+        level = next_level(&level);
+    }
+    level[0]
+}
+
+/// Inclusion proof of one leaf.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proof {
+    /// Leaf index.
+    pub index: u64,
+    /// Number of leaves in the tree.
+    pub leaf_count: u64,
+    /// Sibling digests, leaf level first (levels where the node is promoted have none).
+    #[serde(with = "hex_vec")]
+    pub siblings: Vec<Hash>,
+}
+
+/// Proof for leaf `index`, or `None` if out of range.
+pub fn proof(leaves: &[Hash], index: usize) -> Option<Proof> {
+    if index >= leaves.len() {
+        return None;
+    }
+    let mut level: Vec<Hash> = leaves.iter().map(leaf_node).collect();
+    let mut idx = index;
+    let mut siblings = Vec::new();
+    while level.len() > 1 {
+        let sib = idx ^ 1;
+        if sib < level.len() {
+            siblings.push(level[sib]);
+        }
+        level = next_level(&level);
+        idx /= 2;
+    }
+    Some(Proof {
+        index: index as u64,
+        leaf_count: leaves.len() as u64,
+        siblings,
+    })
+}
+
+/// Check that `leaf` is at `proof.index` of a tree with root `root`.
+pub fn verify(root: &Hash, leaf: &Hash, proof: &Proof) -> bool {
+    if proof.index >= proof.leaf_count {
+        return false;
+    }
+    let mut h = leaf_node(leaf);
+    let (mut idx, mut n) = (proof.index, proof.leaf_count);
+    let mut sibs = proof.siblings.iter();
+    while n > 1 {
+        let sib = idx ^ 1;
+        if sib < n {
+            let Some(s) = sibs.next() else {
+                return false;
+            };
+            h = if idx % 2 == 0 {
+                internal_node(&h, s)
+            } else {
+                internal_node(s, &h)
+            };
+        }
+        idx /= 2;
+        n = n.div_ceil(2);
+    }
+    sibs.next().is_none() && &h == root
+}
+
+/// Serde helper: `[u8; 32]` as a hex string.
+pub mod hex32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    /// Serialize as lower-case hex.
+    pub fn serialize<S: Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(h))
+    }
+    /// Parse 64 hex digits.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_hex32(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parse 64 hex digits into a hash.
+pub fn parse_hex32(s: &str) -> Result<Hash, String> {
+    let v = hex::decode(s).map_err(|e| format!("bad hex digest {s:?}: {e}"))?;
+    v.try_into()
+        .map_err(|_| format!("digest {s:?} is not 32 bytes"))
+}
+
+mod hex_vec {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(hex::encode))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
+        let v = Vec::<String>::deserialize(d)?;
+        v.iter()
+            .map(|s| super::parse_hex32(s).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaves(n: usize) -> Vec<Hash> {
+        (0..n).map(|i| *blake3::hash(&[i as u8]).as_bytes()).collect()
+    }
+
+    #[test]
+    fn every_leaf_of_every_tree_size_up_to_33_has_a_valid_proof() {
+        for n in 1..=33 {
+            let l = leaves(n);
+            let r = root(&l);
+            for i in 0..n {
+                let p = proof(&l, i).unwrap();
+                assert!(verify(&r, &l[i], &p), "n={n} i={i}");
+                let wrong = *blake3::hash(b"x").as_bytes();
+                assert!(!verify(&r, &wrong, &p));
+            }
+        }
+    }
+
+    #[test]
+    fn odd_nodes_are_promoted_not_duplicated() {
+        let l = leaves(3);
+        let mut l4 = l.clone();
+        l4.push(l[2]);
+        assert_ne!(root(&l), root(&l4));
+        assert_eq!(
+            root(&l),
+            internal_node(&internal_node(&leaf_node(&l[0]), &leaf_node(&l[1])), &leaf_node(&l[2]))
+        );
+    }
+
+    #[test]
+    fn a_proof_with_a_lying_leaf_count_is_rejected() {
+        let l = leaves(5);
+        let r = root(&l);
+        let mut p = proof(&l, 4).unwrap();
+        p.leaf_count = 8;
+        assert!(!verify(&r, &l[4], &p));
+    }
+}

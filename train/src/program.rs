@@ -1,0 +1,882 @@
+//! Training programs and their expansion into the ordered node list of one step.
+//!
+//! A [`Program`] (serde JSON) fixes the model family and sizes, loss, optimizer and
+//! hyper-parameters, batch size, steps, seed, dataset (by root) and the RepOps op
+//! version. [`Program::graph`] expands it, deterministically and with no floating-point
+//! decisions, into a [`StepGraph`]: forward nodes, reverse-mode backward nodes (the
+//! backward walks the forward nodes in reverse order; gradient contributions to one
+//! value are summed with `add` in the order they are produced), then optimizer nodes
+//! for the parameters in name order. Solver, verifier and referee all call this code.
+
+use crate::error::{Result, TrainError};
+use crate::merkle::{self, Hash};
+use repops::{MaskFill, Op, OP_VERSION};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+
+/// A training program.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Program {
+    /// Human name.
+    pub name: String,
+    /// Model family and sizes.
+    pub model: Model,
+    /// Loss (only softmax cross-entropy in v1).
+    pub loss: Loss,
+    /// Optimizer and hyper-parameters.
+    pub optimizer: Optimizer,
+    /// Examples (MLP) or sequences (LM) per step.
+    pub batch_size: usize,
+    /// Number of steps `T`.
+    pub steps: u64,
+    /// Seed of all randomness (R5).
+    pub seed: u64,
+    /// The dataset, by content root.
+    pub dataset: DatasetRef,
+    /// RepOps op version used by every node.
+    pub op_version: u32,
+}
+
+/// Model family and sizes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "family", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Model {
+    /// Multi-layer perceptron classifier on fixed-size rows.
+    Mlp {
+        /// Input features.
+        input: usize,
+        /// Hidden layer widths.
+        hidden: Vec<usize>,
+        /// Output classes.
+        classes: usize,
+        /// Hidden activation.
+        activation: Activation,
+        /// Input features are multiplied by this (e.g. 1/16 for 0..16 pixels).
+        input_scale: f32,
+    },
+    /// Causal transformer language model over bytes.
+    Transformer {
+        /// Vocabulary (128 for 7-bit ASCII).
+        vocab: usize,
+        /// Context length.
+        ctx: usize,
+        /// Model width.
+        d_model: usize,
+        /// Attention heads (must divide `d_model`).
+        heads: usize,
+        /// Blocks.
+        layers: usize,
+        /// MLP hidden width.
+        d_mlp: usize,
+        /// Layer-norm epsilon.
+        ln_eps: f32,
+    },
+}
+
+/// Hidden activation of the MLP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// `max(x, 0)`.
+    Relu,
+    /// tanh-GELU.
+    Gelu,
+    /// tanh.
+    Tanh,
+}
+
+/// Loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// Mean softmax cross-entropy.
+    CrossEntropy,
+}
+
+/// Optimizer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Optimizer {
+    /// SGD with momentum: `buf = momentum*buf + g; p = p - lr*buf`.
+    Sgd {
+        /// Learning rate.
+        lr: f32,
+        /// Momentum.
+        momentum: f32,
+    },
+    /// AdamW with decoupled weight decay (applied to rank-2 parameters only).
+    Adamw {
+        /// Learning rate.
+        lr: f32,
+        /// First-moment decay.
+        beta1: f32,
+        /// Second-moment decay.
+        beta2: f32,
+        /// Denominator epsilon.
+        eps: f32,
+        /// Decoupled weight decay.
+        weight_decay: f32,
+    },
+}
+
+/// The dataset a program trains on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetRef {
+    /// Name (builtin `digits` or `corpus`, or a file path resolved by the caller).
+    pub name: String,
+    /// Merkle root the loaded dataset must have.
+    #[serde(with = "merkle::hex32")]
+    pub root: Hash,
+    /// Rows `0..train_rows` are for training; the rest are held out.
+    pub train_rows: u64,
+}
+
+/// Where a node input comes from.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Input {
+    /// A state tensor (parameter, optimizer moment, counter) by name, before the step.
+    State(String),
+    /// A batch tensor by name.
+    Batch(String),
+    /// The output of an earlier node of the same step.
+    Node(usize),
+}
+
+/// One operator application in a step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Position in the step (0-based); leaf `index` of the op root.
+    pub index: usize,
+    /// Readable label, e.g. `l0.w.grad`.
+    pub label: String,
+    /// The operator and its parameters.
+    pub op: Op,
+    /// RepOps op version.
+    pub version: u32,
+    /// Input references.
+    pub inputs: Vec<Input>,
+    /// Shapes of the inputs.
+    pub input_shapes: Vec<Vec<usize>>,
+    /// Output shape.
+    pub shape: Vec<usize>,
+}
+
+/// Cost estimate of one node, for the referee bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cost {
+    /// Floating-point operations (an fma counts 2; exp/log/tanh count 20).
+    pub flops: u64,
+    /// Bytes of input tensors to reveal.
+    pub input_bytes: u64,
+}
+
+fn numel(s: &[usize]) -> u64 {
+    s.iter().map(|&d| d as u64).product()
+}
+
+impl Node {
+    /// Cost estimate.
+    pub fn cost(&self) -> Cost {
+        let out = numel(&self.shape);
+        let input_bytes = self.input_shapes.iter().map(|s| 4 * numel(s)).sum();
+        let first = self.input_shapes.first().map(|s| numel(s)).unwrap_or(0);
+        let flops = match &self.op {
+            Op::MatMul { ta, .. } => {
+                let s = &self.input_shapes[0];
+                let k = if *ta { s[0] } else { s[1] } as u64;
+                2 * out * k
+            }
+            Op::BatchedMatMul { ta, .. } => {
+                let s = &self.input_shapes[0];
+                let k = if *ta { s[1] } else { s[2] } as u64;
+                2 * out * k
+            }
+            Op::Exp | Op::Log | Op::Tanh | Op::Sigmoid | Op::Gelu | Op::GeluBackward => 20 * out,
+            Op::Softmax
+            | Op::LogSoftmax
+            | Op::CrossEntropy
+            | Op::CrossEntropyBackward
+            | Op::LayerNorm { .. }
+            | Op::LayerNormBackwardInput { .. }
+            | Op::LayerNormBackwardGamma { .. } => 25 * first,
+            Op::AdamWUpdate { .. } => 10 * out,
+            _ => 2 * out.max(first),
+        };
+        Cost { flops, input_bytes }
+    }
+}
+
+/// The expanded step: nodes plus where each new state tensor comes from.
+#[derive(Clone, Debug)]
+pub struct StepGraph {
+    /// Nodes in execution order.
+    pub nodes: Vec<Node>,
+    /// New value of each state tensor: state name -> node index.
+    pub updates: BTreeMap<String, usize>,
+    /// Index of the loss node (a scalar).
+    pub loss: usize,
+    /// Index of the logits node.
+    pub logits: usize,
+    /// Shapes of the state tensors.
+    pub state_shapes: BTreeMap<String, Vec<usize>>,
+    /// Shapes of the batch tensors.
+    pub batch_shapes: BTreeMap<String, Vec<usize>>,
+}
+
+/// How a state tensor is initialised (R5).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// `(2u - 1) * a`, `u` the R5 uniform of element `i` on the tensor's stream.
+    Uniform(f32),
+    /// All `+0.0`.
+    Zeros,
+    /// All `1.0`.
+    Ones,
+}
+
+fn perr(msg: impl Into<String>) -> TrainError {
+    TrainError::Program(msg.into())
+}
+
+fn finite_pos(name: &str, v: f32) -> Result<()> {
+    if !v.is_finite() || v <= 0.0 {
+        return Err(perr(format!("{name} = {v} must be finite and > 0")));
+    }
+    Ok(())
+}
+
+fn unit(name: &str, v: f32) -> Result<()> {
+    if !(0.0..1.0).contains(&v) {
+        return Err(perr(format!("{name} = {v} must be in [0, 1)")));
+    }
+    Ok(())
+}
+
+/// Largest dimension accepted in a program, to keep node costs bounded.
+pub const MAX_DIM: usize = 1 << 16;
+
+impl Program {
+    /// A builtin program: `mlp-digits` or `tiny-lm`.
+    pub fn builtin(name: &str) -> Result<Program> {
+        let p = match name {
+            "mlp-digits" => Program {
+                name: name.into(),
+                model: Model::Mlp {
+                    input: 64,
+                    hidden: vec![64],
+                    classes: 10,
+                    activation: Activation::Relu,
+                    input_scale: 0.0625,
+                },
+                loss: Loss::CrossEntropy,
+                optimizer: Optimizer::Adamw {
+                    lr: 0.005,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: 0.0001,
+                },
+                batch_size: 64,
+                steps: 300,
+                seed: 1,
+                dataset: DatasetRef {
+                    name: "digits".into(),
+                    root: merkle::parse_hex32(DIGITS_ROOT).map_err(perr)?,
+                    train_rows: 1500,
+                },
+                op_version: OP_VERSION,
+            },
+            "tiny-lm" => Program {
+                name: name.into(),
+                model: Model::Transformer {
+                    vocab: 128,
+                    ctx: 32,
+                    d_model: 64,
+                    heads: 4,
+                    layers: 2,
+                    d_mlp: 256,
+                    ln_eps: 1e-5,
+                },
+                loss: Loss::CrossEntropy,
+                optimizer: Optimizer::Adamw {
+                    lr: 0.003,
+                    beta1: 0.9,
+                    beta2: 0.99,
+                    eps: 1e-8,
+                    weight_decay: 0.01,
+                },
+                batch_size: 16,
+                steps: 400,
+                seed: 1,
+                dataset: DatasetRef {
+                    name: "corpus".into(),
+                    root: merkle::parse_hex32(CORPUS_ROOT).map_err(perr)?,
+                    train_rows: 190,
+                },
+                op_version: OP_VERSION,
+            },
+            _ => return Err(perr(format!("no builtin program named {name:?} (try mlp-digits, tiny-lm)"))),
+        };
+        Ok(p)
+    }
+
+    /// Parse a program from JSON and validate it.
+    pub fn from_json(s: &str) -> Result<Program> {
+        let p: Program = serde_json::from_str(s).map_err(|e| perr(format!("not a valid program: {e}")))?;
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// BLAKE3 of the program's canonical JSON (field order as declared).
+    pub fn hash(&self) -> Hash {
+        *blake3::hash(&serde_json::to_vec(self).unwrap_or_default()).as_bytes()
+    }
+
+    /// Check that the program is possible.
+    pub fn validate(&self) -> Result<()> {
+        if self.op_version != OP_VERSION {
+            return Err(perr(format!(
+                "op_version {} is not supported (this build implements {OP_VERSION})",
+                self.op_version
+            )));
+        }
+        if self.batch_size == 0 || self.batch_size > MAX_DIM {
+            return Err(perr(format!("batch_size {} must be in 1..={MAX_DIM}", self.batch_size)));
+        }
+        if self.dataset.train_rows == 0 {
+            return Err(perr("dataset.train_rows must be > 0"));
+        }
+        let dim = |n: &str, v: usize| -> Result<()> {
+            if v == 0 || v > MAX_DIM {
+                return Err(perr(format!("{n} = {v} must be in 1..={MAX_DIM}")));
+            }
+            Ok(())
+        };
+        match &self.model {
+            Model::Mlp { input, hidden, classes, input_scale, .. } => {
+                dim("model.input", *input)?;
+                for (i, h) in hidden.iter().enumerate() {
+                    dim(&format!("model.hidden[{i}]"), *h)?;
+                }
+                dim("model.classes", *classes)?;
+                if !input_scale.is_finite() {
+                    return Err(perr("model.input_scale must be finite"));
+                }
+            }
+            Model::Transformer { vocab, ctx, d_model, heads, layers, d_mlp, ln_eps } => {
+                dim("model.vocab", *vocab)?;
+                dim("model.ctx", *ctx)?;
+                dim("model.d_model", *d_model)?;
+                dim("model.heads", *heads)?;
+                dim("model.layers", *layers)?;
+                dim("model.d_mlp", *d_mlp)?;
+                if d_model % heads != 0 {
+                    return Err(perr(format!("model.heads = {heads} does not divide d_model = {d_model}")));
+                }
+                finite_pos("model.ln_eps", *ln_eps)?;
+            }
+        }
+        match &self.optimizer {
+            Optimizer::Sgd { lr, momentum } => {
+                finite_pos("optimizer.lr", *lr)?;
+                unit("optimizer.momentum", *momentum)?;
+            }
+            Optimizer::Adamw { lr, beta1, beta2, eps, weight_decay } => {
+                finite_pos("optimizer.lr", *lr)?;
+                unit("optimizer.beta1", *beta1)?;
+                unit("optimizer.beta2", *beta2)?;
+                finite_pos("optimizer.eps", *eps)?;
+                if !weight_decay.is_finite() || *weight_decay < 0.0 {
+                    return Err(perr(format!("optimizer.weight_decay = {weight_decay} must be finite and >= 0")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Validate against a loaded dataset's header.
+    pub fn validate_dataset(&self, d: &crate::dataset::Dataset) -> Result<()> {
+        use crate::dataset::Schema;
+        let h = d.header();
+        if d.root() != self.dataset.root {
+            return Err(perr(format!(
+                "dataset root {} is not the program's {}",
+                hex::encode(d.root()),
+                hex::encode(self.dataset.root)
+            )));
+        }
+        if self.dataset.train_rows > h.rows {
+            return Err(perr(format!(
+                "dataset.train_rows = {} exceeds the dataset's {} rows",
+                self.dataset.train_rows, h.rows
+            )));
+        }
+        match (&self.model, h.schema) {
+            (Model::Mlp { input, classes, .. }, Schema::Digits8x8) => {
+                if *input != 64 || *classes < 10 {
+                    return Err(perr(format!(
+                        "digits rows have 64 features and 10 classes; model has input {input}, classes {classes}"
+                    )));
+                }
+            }
+            (Model::Transformer { vocab, ctx, .. }, Schema::Ascii) => {
+                if *vocab < 128 {
+                    return Err(perr(format!("ascii data needs vocab >= 128, model has {vocab}")));
+                }
+                if (*ctx as u64) + 1 > h.row_bytes {
+                    return Err(perr(format!(
+                        "ctx + 1 = {} exceeds the dataset's {}-byte rows",
+                        ctx + 1,
+                        h.row_bytes
+                    )));
+                }
+            }
+            (m, s) => {
+                let fam = match m {
+                    Model::Mlp { .. } => "mlp",
+                    Model::Transformer { .. } => "transformer",
+                };
+                return Err(perr(format!("model family {fam} cannot train on schema {s:?}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The ordered node list of one training step.
+    pub fn nodes(&self) -> Result<Vec<Node>> {
+        Ok(self.graph()?.nodes)
+    }
+
+    /// The full step graph (training: forward, backward, update).
+    pub fn graph(&self) -> Result<StepGraph> {
+        self.validate()?;
+        build(self, self.batch_size, true)
+    }
+
+    /// A forward-only graph for `batch` examples (evaluation).
+    pub fn eval_graph(&self, batch: usize) -> Result<StepGraph> {
+        self.validate()?;
+        if batch == 0 {
+            return Err(perr("evaluation batch must be > 0"));
+        }
+        build(self, batch, false)
+    }
+
+    /// Names, shapes and initialisers of all state tensors, sorted by name.
+    pub fn state_spec(&self) -> Result<BTreeMap<String, (Vec<usize>, Init)>> {
+        self.validate()?;
+        let mut s = BTreeMap::new();
+        let params = param_spec(&self.model);
+        for (name, (shape, init)) in &params {
+            s.insert(name.clone(), (shape.clone(), *init));
+            match self.optimizer {
+                Optimizer::Sgd { .. } => {
+                    s.insert(format!("opt.buf.{name}"), (shape.clone(), Init::Zeros));
+                }
+                Optimizer::Adamw { .. } => {
+                    s.insert(format!("opt.m.{name}"), (shape.clone(), Init::Zeros));
+                    s.insert(format!("opt.v.{name}"), (shape.clone(), Init::Zeros));
+                }
+            }
+        }
+        s.insert("opt.step".into(), (vec![], Init::Zeros));
+        if let Optimizer::Adamw { .. } = self.optimizer {
+            s.insert("opt.beta1_pow".into(), (vec![], Init::Ones));
+            s.insert("opt.beta2_pow".into(), (vec![], Init::Ones));
+        }
+        Ok(s)
+    }
+}
+
+/// Root of the shipped digits dataset.
+pub const DIGITS_ROOT: &str = "9fc2b25dbac83de5178ec2a53e8403f483bccc3ce098c6e2469482bc8199886d";
+/// Root of the shipped text corpus.
+pub const CORPUS_ROOT: &str = "fc7ff5747fbdc3a6a66f1b6461a13da562f7e55c10505770c6deeefb0c375c49";
+
+fn inv_sqrt(n: usize) -> f32 {
+    1.0 / (n as f32).sqrt()
+}
+
+/// Trainable parameters with shapes and initialisers.
+fn param_spec(m: &Model) -> BTreeMap<String, (Vec<usize>, Init)> {
+    let mut p = BTreeMap::new();
+    match m {
+        Model::Mlp { input, hidden, classes, .. } => {
+            let mut dims = vec![*input];
+            dims.extend(hidden);
+            dims.push(*classes);
+            for l in 0..dims.len() - 1 {
+                p.insert(format!("l{l}.w"), (vec![dims[l], dims[l + 1]], Init::Uniform(inv_sqrt(dims[l]))));
+                p.insert(format!("l{l}.b"), (vec![dims[l + 1]], Init::Zeros));
+            }
+        }
+        Model::Transformer { vocab, ctx, d_model, layers, d_mlp, .. } => {
+            let d = *d_model;
+            p.insert("wte".into(), (vec![*vocab, d], Init::Uniform(0.1)));
+            p.insert("wpe".into(), (vec![*ctx, d], Init::Uniform(0.1)));
+            for l in 0..*layers {
+                let b = format!("h{l}");
+                p.insert(format!("{b}.ln1.g"), (vec![d], Init::Ones));
+                p.insert(format!("{b}.ln1.b"), (vec![d], Init::Zeros));
+                for w in ["wq", "wk", "wv"] {
+                    p.insert(format!("{b}.attn.{w}"), (vec![d, d], Init::Uniform(inv_sqrt(d))));
+                }
+                p.insert(format!("{b}.attn.wo"), (vec![d, d], Init::Uniform(inv_sqrt(d) * 0.5)));
+                p.insert(format!("{b}.ln2.g"), (vec![d], Init::Ones));
+                p.insert(format!("{b}.ln2.b"), (vec![d], Init::Zeros));
+                p.insert(format!("{b}.mlp.w1"), (vec![d, *d_mlp], Init::Uniform(inv_sqrt(d))));
+                p.insert(format!("{b}.mlp.b1"), (vec![*d_mlp], Init::Zeros));
+                p.insert(format!("{b}.mlp.w2"), (vec![*d_mlp, d], Init::Uniform(inv_sqrt(*d_mlp) * 0.5)));
+                p.insert(format!("{b}.mlp.b2"), (vec![d], Init::Zeros));
+            }
+            p.insert("lnf.g".into(), (vec![d], Init::Ones));
+            p.insert("lnf.b".into(), (vec![d], Init::Zeros));
+            p.insert("head.w".into(), (vec![d, *vocab], Init::Uniform(inv_sqrt(d))));
+            p.insert("head.b".into(), (vec![*vocab], Init::Zeros));
+        }
+    }
+    p
+}
+
+struct Builder {
+    nodes: Vec<Node>,
+    shapes: BTreeMap<Input, Vec<usize>>,
+    params: HashSet<String>,
+    needs_grad: HashSet<usize>,
+}
+
+impl Builder {
+    fn shape(&self, i: &Input) -> Result<Vec<usize>> {
+        match i {
+            Input::Node(n) => self
+                .nodes
+                .get(*n)
+                .map(|x| x.shape.clone())
+                .ok_or_else(|| perr(format!("reference to missing node {n}"))),
+            other => self
+                .shapes
+                .get(other)
+                .cloned()
+                .ok_or_else(|| perr(format!("unknown input {other:?}"))),
+        }
+    }
+
+    fn requires_grad(&self, i: &Input) -> bool {
+        match i {
+            Input::State(s) => self.params.contains(s),
+            Input::Batch(_) => false,
+            Input::Node(n) => self.needs_grad.contains(n),
+        }
+    }
+
+    fn op(&mut self, label: impl Into<String>, op: Op, inputs: Vec<Input>) -> Result<Input> {
+        let label = label.into();
+        let input_shapes = inputs.iter().map(|i| self.shape(i)).collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&[usize]> = input_shapes.iter().map(|s| s.as_slice()).collect();
+        let shape = op
+            .output_shape(&refs)
+            .map_err(|e| perr(format!("while building {label}: {e}")))?;
+        let index = self.nodes.len();
+        if inputs.iter().any(|i| self.requires_grad(i)) {
+            self.needs_grad.insert(index);
+        }
+        self.nodes.push(Node {
+            index,
+            label,
+            version: op.version(),
+            op,
+            inputs,
+            input_shapes,
+            shape,
+        });
+        Ok(Input::Node(index))
+    }
+
+    fn st(&self, name: &str) -> Input {
+        Input::State(name.to_string())
+    }
+
+    fn label(&self, i: &Input) -> String {
+        match i {
+            Input::State(s) | Input::Batch(s) => s.clone(),
+            Input::Node(n) => self.nodes[*n].label.clone(),
+        }
+    }
+
+    fn matmul_bias(&mut self, l: &str, x: Input, w: &str, b: Option<&str>) -> Result<Input> {
+        let y = self.op(format!("{l}.mm"), Op::MatMul { ta: false, tb: false }, vec![x, self.st(w)])?;
+        match b {
+            Some(b) => self.op(format!("{l}.bias"), Op::AddBias, vec![y, self.st(b)]),
+            None => Ok(y),
+        }
+    }
+
+    fn layer_norm(&mut self, l: &str, x: Input, eps: f32) -> Result<Input> {
+        let (g, b) = (self.st(&format!("{l}.g")), self.st(&format!("{l}.b")));
+        self.op(l.to_string(), Op::LayerNorm { eps }, vec![x, g, b])
+    }
+
+    fn accumulate(&mut self, grads: &mut BTreeMap<Input, Input>, target: &Input, g: Input) -> Result<()> {
+        if !self.requires_grad(target) {
+            return Ok(());
+        }
+        let new = match grads.remove(target) {
+            Some(g0) => {
+                let l = format!("{}.grad+", self.label(target));
+                self.op(l, Op::Add, vec![g0, g])?
+            }
+            None => g,
+        };
+        grads.insert(target.clone(), new);
+        Ok(())
+    }
+
+    fn push_grad(
+        &mut self,
+        grads: &mut BTreeMap<Input, Input>,
+        x: &[Input],
+        i: usize,
+        op: Op,
+        ins: Vec<Input>,
+    ) -> Result<()> {
+        if self.requires_grad(&x[i]) {
+            let l = format!("{}.grad", self.label(&x[i]));
+            let g = self.op(l, op, ins)?;
+            self.accumulate(grads, &x[i], g)?;
+        }
+        Ok(())
+    }
+
+    /// Reverse-mode backward from the loss node.
+    fn backward(&mut self, loss: usize) -> Result<BTreeMap<Input, Input>> {
+        let mut grads: BTreeMap<Input, Input> = BTreeMap::new();
+        let ln = self.nodes[loss].clone();
+        let (logits, labels) = (ln.inputs[0].clone(), ln.inputs[1].clone());
+        let gl = self.op(
+            format!("{}.grad", self.label(&logits)),
+            Op::CrossEntropyBackward,
+            vec![logits.clone(), labels],
+        )?;
+        self.accumulate(&mut grads, &logits, gl)?;
+        for n in (0..loss).rev() {
+            let Some(gy) = grads.get(&Input::Node(n)).cloned() else {
+                continue;
+            };
+            let node = self.nodes[n].clone();
+            let x = &node.inputs;
+            match &node.op {
+                Op::MatMul { ta: false, tb: false } => {
+                    Builder::push_grad(self, &mut grads, x, 0, Op::MatMul { ta: false, tb: true }, vec![gy.clone(), x[1].clone()])?;
+                    Builder::push_grad(self, &mut grads, x, 1, Op::MatMul { ta: true, tb: false }, vec![x[0].clone(), gy])?;
+                }
+                Op::BatchedMatMul { ta: false, tb: false } => {
+                    Builder::push_grad(self, &mut grads, x, 0, Op::BatchedMatMul { ta: false, tb: true }, vec![gy.clone(), x[1].clone()])?;
+                    Builder::push_grad(self, &mut grads, x, 1, Op::BatchedMatMul { ta: true, tb: false }, vec![x[0].clone(), gy])?;
+                }
+                Op::BatchedMatMul { ta: false, tb: true } => {
+                    Builder::push_grad(self, &mut grads, x, 0, Op::BatchedMatMul { ta: false, tb: false }, vec![gy.clone(), x[1].clone()])?;
+                    Builder::push_grad(self, &mut grads, x, 1, Op::BatchedMatMul { ta: true, tb: false }, vec![gy, x[0].clone()])?;
+                }
+                Op::AddBias => {
+                    if self.requires_grad(&x[0]) {
+                        self.accumulate(&mut grads, &x[0], gy.clone())?;
+                    }
+                    Builder::push_grad(self, &mut grads, x, 1, Op::SumAxis0, vec![gy])?;
+                }
+                Op::Add => {
+                    for i in 0..2 {
+                        if self.requires_grad(&x[i]) {
+                            self.accumulate(&mut grads, &x[i], gy.clone())?;
+                        }
+                    }
+                }
+                Op::Scale { s } => Builder::push_grad(self, &mut grads, x, 0, Op::Scale { s: *s }, vec![gy])?,
+                Op::Relu => Builder::push_grad(self, &mut grads, x, 0, Op::ReluBackward, vec![x[0].clone(), gy])?,
+                Op::Gelu => Builder::push_grad(self, &mut grads, x, 0, Op::GeluBackward, vec![x[0].clone(), gy])?,
+                Op::Tanh => Builder::push_grad(self, &mut grads, x, 0, Op::TanhBackward, vec![Input::Node(n), gy])?,
+                Op::Softmax => Builder::push_grad(self, &mut grads, x, 0, Op::SoftmaxBackward, vec![Input::Node(n), gy])?,
+                Op::LayerNorm { eps } => {
+                    Builder::push_grad(self, &mut grads, x, 0, Op::LayerNormBackwardInput { eps: *eps }, vec![x[0].clone(), x[1].clone(), gy.clone()])?;
+                    Builder::push_grad(self, &mut grads, x, 1, Op::LayerNormBackwardGamma { eps: *eps }, vec![x[0].clone(), gy.clone()])?;
+                    Builder::push_grad(self, &mut grads, x, 2, Op::SumAxis0, vec![gy])?;
+                }
+                Op::Embedding => {
+                    let vocab = self.shape(&x[0])?[0];
+                    Builder::push_grad(self, &mut grads, x, 0, Op::EmbeddingBackward { vocab }, vec![x[1].clone(), gy])?;
+                }
+                Op::Reshape { .. } => {
+                    let shape = self.shape(&x[0])?;
+                    Builder::push_grad(self, &mut grads, x, 0, Op::Reshape { shape }, vec![gy])?;
+                }
+                Op::Permute { perm } => {
+                    let mut inv = vec![0; perm.len()];
+                    for (d, &p) in perm.iter().enumerate() {
+                        inv[p] = d;
+                    }
+                    Builder::push_grad(self, &mut grads, x, 0, Op::Permute { perm: inv }, vec![gy])?;
+                }
+                Op::CausalMask { .. } => Builder::push_grad(self, &mut grads, x, 0, Op::CausalMask { fill: MaskFill::Zero }, vec![gy])?,
+                other => return Err(perr(format!("no backward rule for {}", other.name()))),
+            }
+        }
+        Ok(grads)
+    }
+}
+
+fn build(p: &Program, batch: usize, train: bool) -> Result<StepGraph> {
+    let params = param_spec(&p.model);
+    let mut b = Builder {
+        nodes: vec![],
+        shapes: BTreeMap::new(),
+        params: params.keys().cloned().collect(),
+        needs_grad: HashSet::new(),
+    };
+    let state_shapes: BTreeMap<String, Vec<usize>> =
+        p.state_spec()?.into_iter().map(|(k, (s, _))| (k, s)).collect();
+    for (k, s) in &state_shapes {
+        b.shapes.insert(Input::State(k.clone()), s.clone());
+    }
+    let mut batch_shapes = BTreeMap::new();
+    let (logits, labels) = match &p.model {
+        Model::Mlp { input, hidden, activation, input_scale, .. } => {
+            batch_shapes.insert("x".to_string(), vec![batch, *input]);
+            batch_shapes.insert("y".to_string(), vec![batch]);
+            for (k, s) in &batch_shapes {
+                b.shapes.insert(Input::Batch(k.clone()), s.clone());
+            }
+            let mut h = b.op("x.scaled", Op::Scale { s: *input_scale }, vec![Input::Batch("x".into())])?;
+            for l in 0..=hidden.len() {
+                let z = b.matmul_bias(&format!("l{l}"), h, &format!("l{l}.w"), Some(&format!("l{l}.b")))?;
+                h = if l < hidden.len() {
+                    let op = match activation {
+                        Activation::Relu => Op::Relu,
+                        Activation::Gelu => Op::Gelu,
+                        Activation::Tanh => Op::Tanh,
+                    };
+                    b.op(format!("l{l}.act"), op, vec![z])?
+                } else {
+                    z
+                };
+            }
+            (h, Input::Batch("y".into()))
+        }
+        Model::Transformer { ctx, d_model, heads, layers, ln_eps, .. } => {
+            let (t, d, nh) = (*ctx, *d_model, *heads);
+            let dh = d / nh;
+            let bt = batch * t;
+            for k in ["tokens", "targets", "positions"] {
+                batch_shapes.insert(k.to_string(), vec![bt]);
+            }
+            for (k, s) in &batch_shapes {
+                b.shapes.insert(Input::Batch(k.clone()), s.clone());
+            }
+            let te = b.op("tok_emb", Op::Embedding, vec![b.st("wte"), Input::Batch("tokens".into())])?;
+            let pe = b.op("pos_emb", Op::Embedding, vec![b.st("wpe"), Input::Batch("positions".into())])?;
+            let mut x = b.op("emb", Op::Add, vec![te, pe])?;
+            let to_heads = |b: &mut Builder, l: &str, v: Input| -> Result<Input> {
+                let r = b.op(format!("{l}.split"), Op::Reshape { shape: vec![batch, t, nh, dh] }, vec![v])?;
+                let pm = b.op(format!("{l}.perm"), Op::Permute { perm: vec![0, 2, 1, 3] }, vec![r])?;
+                b.op(format!("{l}.heads"), Op::Reshape { shape: vec![batch * nh, t, dh] }, vec![pm])
+            };
+            for l in 0..*layers {
+                let pre = format!("h{l}");
+                let h = b.layer_norm(&format!("{pre}.ln1"), x.clone(), *ln_eps)?;
+                let q = b.matmul_bias(&format!("{pre}.q"), h.clone(), &format!("{pre}.attn.wq"), None)?;
+                let k = b.matmul_bias(&format!("{pre}.k"), h.clone(), &format!("{pre}.attn.wk"), None)?;
+                let v = b.matmul_bias(&format!("{pre}.v"), h, &format!("{pre}.attn.wv"), None)?;
+                let q = to_heads(&mut b, &format!("{pre}.q"), q)?;
+                let k = to_heads(&mut b, &format!("{pre}.k"), k)?;
+                let v = to_heads(&mut b, &format!("{pre}.v"), v)?;
+                let s = b.op(format!("{pre}.scores"), Op::BatchedMatMul { ta: false, tb: true }, vec![q, k])?;
+                let s = b.op(format!("{pre}.scaled"), Op::Scale { s: inv_sqrt(dh) }, vec![s])?;
+                let s = b.op(format!("{pre}.masked"), Op::CausalMask { fill: MaskFill::NegInf }, vec![s])?;
+                let a = b.op(format!("{pre}.att"), Op::Softmax, vec![s])?;
+                let o = b.op(format!("{pre}.ctx"), Op::BatchedMatMul { ta: false, tb: false }, vec![a, v])?;
+                let o = b.op(format!("{pre}.ctx.split"), Op::Reshape { shape: vec![batch, nh, t, dh] }, vec![o])?;
+                let o = b.op(format!("{pre}.ctx.perm"), Op::Permute { perm: vec![0, 2, 1, 3] }, vec![o])?;
+                let o = b.op(format!("{pre}.ctx.merge"), Op::Reshape { shape: vec![bt, d] }, vec![o])?;
+                let o = b.matmul_bias(&format!("{pre}.o"), o, &format!("{pre}.attn.wo"), None)?;
+                x = b.op(format!("{pre}.res1"), Op::Add, vec![x, o])?;
+                let h = b.layer_norm(&format!("{pre}.ln2"), x.clone(), *ln_eps)?;
+                let m = b.matmul_bias(&format!("{pre}.fc1"), h, &format!("{pre}.mlp.w1"), Some(&format!("{pre}.mlp.b1")))?;
+                let m = b.op(format!("{pre}.gelu"), Op::Gelu, vec![m])?;
+                let m = b.matmul_bias(&format!("{pre}.fc2"), m, &format!("{pre}.mlp.w2"), Some(&format!("{pre}.mlp.b2")))?;
+                x = b.op(format!("{pre}.res2"), Op::Add, vec![x, m])?;
+            }
+            let h = b.layer_norm("lnf", x, *ln_eps)?;
+            let lg = b.matmul_bias("head", h, "head.w", Some("head.b"))?;
+            (lg, Input::Batch("targets".into()))
+        }
+    };
+    let Input::Node(logits_idx) = logits else {
+        return Err(perr("model produced no logits node"));
+    };
+    let loss = b.op("loss", Op::CrossEntropy, vec![logits.clone(), labels])?;
+    let Input::Node(loss_idx) = loss else {
+        return Err(perr("no loss node"));
+    };
+    let mut updates = BTreeMap::new();
+    if train {
+        let grads = b.backward(loss_idx)?;
+        let step = b.op("opt.step", Op::AddScalar { s: 1.0 }, vec![b.st("opt.step")])?;
+        updates.insert("opt.step".to_string(), idx(&step));
+        match p.optimizer.clone() {
+            Optimizer::Sgd { lr, momentum } => {
+                for name in params.keys() {
+                    let g = grad_of(&grads, name)?;
+                    let bn = format!("opt.buf.{name}");
+                    let buf = b.op(bn.clone(), Op::SgdMomentumBuf { momentum }, vec![b.st(&bn), g])?;
+                    let np = b.op(format!("{name}.new"), Op::SgdUpdate { lr }, vec![b.st(name), buf.clone()])?;
+                    updates.insert(bn, idx(&buf));
+                    updates.insert(name.clone(), idx(&np));
+                }
+            }
+            Optimizer::Adamw { lr, beta1, beta2, eps, weight_decay } => {
+                let b1 = b.op("opt.beta1_pow", Op::Scale { s: beta1 }, vec![b.st("opt.beta1_pow")])?;
+                let b2 = b.op("opt.beta2_pow", Op::Scale { s: beta2 }, vec![b.st("opt.beta2_pow")])?;
+                updates.insert("opt.beta1_pow".to_string(), idx(&b1));
+                updates.insert("opt.beta2_pow".to_string(), idx(&b2));
+                for (name, (shape, _)) in &params {
+                    let g = grad_of(&grads, name)?;
+                    let (mn, vn) = (format!("opt.m.{name}"), format!("opt.v.{name}"));
+                    let m = b.op(mn.clone(), Op::AdamM { beta1 }, vec![b.st(&mn), g.clone()])?;
+                    let v = b.op(vn.clone(), Op::AdamV { beta2 }, vec![b.st(&vn), g])?;
+                    let wd = if shape.len() == 2 { weight_decay } else { 0.0 };
+                    let np = b.op(
+                        format!("{name}.new"),
+                        Op::AdamWUpdate { lr, eps, weight_decay: wd },
+                        vec![b.st(name), m.clone(), v.clone(), b1.clone(), b2.clone()],
+                    )?;
+                    updates.insert(mn, idx(&m));
+                    updates.insert(vn, idx(&v));
+                    updates.insert(name.clone(), idx(&np));
+                }
+            }
+        }
+    }
+    Ok(StepGraph {
+        nodes: b.nodes,
+        updates,
+        loss: loss_idx,
+        logits: logits_idx,
+        state_shapes,
+        batch_shapes,
+    })
+}
+
+fn idx(i: &Input) -> usize {
+    match i {
+        Input::Node(n) => *n,
+        _ => usize::MAX,
+    }
+}
+
+fn grad_of(grads: &BTreeMap<Input, Input>, name: &str) -> Result<Input> {
+    grads
+        .get(&Input::State(name.to_string()))
+        .cloned()
+        .ok_or_else(|| perr(format!("parameter {name} receives no gradient")))
+}

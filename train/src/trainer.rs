@@ -1,0 +1,393 @@
+//! The trainer: initial state, batches, steps (plain and traced), evaluation, checkpoints.
+
+use crate::dataset::{Dataset, Schema};
+use crate::error::{Result, TrainError};
+use crate::exec::{run_nodes, state_hash};
+use crate::merkle::{self, Hash};
+use crate::program::{Init, Model, Program, StepGraph};
+use repops::{Philox, Tensor};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// Philox stream of batch row indices.
+pub const STREAM_ROWS: u64 = 1;
+/// Philox stream of LM window offsets.
+pub const STREAM_OFFSETS: u64 = 2;
+
+/// Philox stream of a state tensor's initialiser: the first 8 bytes (LE) of
+/// `BLAKE3("veritrain/init/v1/" || name)`.
+pub fn init_stream(name: &str) -> u64 {
+    let mut h = blake3::Hasher::new();
+    h.update(b"veritrain/init/v1/");
+    h.update(name.as_bytes());
+    let b = h.finalize();
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b.as_bytes()[..8]);
+    u64::from_le_bytes(x)
+}
+
+/// Outcome of one step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepResult {
+    /// `h_t`.
+    pub state_hash: Hash,
+    /// The step's loss (node `loss` output, before the update).
+    pub loss: f32,
+}
+
+/// Outcome of one traced step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TracedStep {
+    /// `h_t`.
+    pub state_hash: Hash,
+    /// Loss.
+    pub loss: f32,
+    /// `o_1..o_M`: R6 hash of every node output in order.
+    pub node_hashes: Vec<Hash>,
+    /// `r_t`: Merkle root over `node_hashes`.
+    pub op_root: Hash,
+}
+
+/// Held-out evaluation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy (nats).
+    pub loss: f32,
+    /// Classification accuracy (classifiers only).
+    pub accuracy: Option<f64>,
+    /// Examples (rows or windows) evaluated.
+    pub examples: usize,
+}
+
+/// Runs a program on a dataset.
+pub struct Trainer {
+    program: Program,
+    graph: StepGraph,
+    dataset: Dataset,
+    state: BTreeMap<String, Tensor>,
+    step: u64,
+}
+
+fn init_tensor(seed: u64, name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
+    let n: usize = shape.iter().product();
+    let data = match init {
+        Init::Zeros => vec![0.0; n],
+        Init::Ones => vec![1.0; n],
+        Init::Uniform(a) => {
+            let p = Philox::new(seed, init_stream(name));
+            (0..n as u64).map(|i| (2.0 * p.uniform_at(i) - 1.0) * a).collect()
+        }
+    };
+    Tensor::new(shape.to_vec(), data).map_err(|e| TrainError::Program(format!("{name}: {e}")))
+}
+
+impl Trainer {
+    /// Initial state `h_0` of `program` on `dataset` (whose root must match).
+    pub fn new(program: Program, dataset: Dataset) -> Result<Self> {
+        program.validate()?;
+        program.validate_dataset(&dataset)?;
+        let graph = program.graph()?;
+        let mut state = BTreeMap::new();
+        for (name, (shape, init)) in program.state_spec()? {
+            let t = init_tensor(program.seed, &name, &shape, init)?;
+            state.insert(name, t);
+        }
+        Ok(Trainer { program, graph, dataset, state, step: 0 })
+    }
+
+    /// A builtin program on its builtin dataset.
+    pub fn builtin(name: &str) -> Result<Self> {
+        let p = Program::builtin(name)?;
+        let d = Dataset::builtin(&p.dataset.name)?;
+        Self::new(p, d)
+    }
+
+    /// The program.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+    /// The expanded step graph.
+    pub fn graph(&self) -> &StepGraph {
+        &self.graph
+    }
+    /// The dataset.
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+    /// The current state tensors.
+    pub fn state(&self) -> &BTreeMap<String, Tensor> {
+        &self.state
+    }
+    /// Steps done so far (`t` of `h_t`).
+    pub fn current_step(&self) -> u64 {
+        self.step
+    }
+    /// Hash of the current state.
+    pub fn state_hash(&self) -> Hash {
+        state_hash(&self.state)
+    }
+
+    /// Dataset rows of step `t`'s batch (t >= 1): `below(train_rows)` on stream
+    /// [`STREAM_ROWS`] at counter `(t-1)*B + b`.
+    pub fn batch_rows(&self, t: u64) -> Vec<u64> {
+        let b = self.program.batch_size as u64;
+        let p = Philox::new(self.program.seed, STREAM_ROWS);
+        let n = self.program.dataset.train_rows.min(u32::MAX as u64) as u32;
+        (0..b)
+            .map(|i| p.below_at(t.wrapping_sub(1).wrapping_mul(b).wrapping_add(i), n) as u64)
+            .collect()
+    }
+
+    /// The batch tensors of step `t`.
+    pub fn batch(&self, t: u64) -> Result<BTreeMap<String, Tensor>> {
+        let rows = self.batch_rows(t);
+        let b = self.program.batch_size as u64;
+        let po = Philox::new(self.program.seed, STREAM_OFFSETS);
+        let offsets: Vec<usize> = match &self.program.model {
+            Model::Transformer { ctx, .. } => {
+                let span = (self.dataset.header().row_bytes as usize - ctx) as u32;
+                (0..b)
+                    .map(|i| po.below_at(t.wrapping_sub(1).wrapping_mul(b).wrapping_add(i), span) as usize)
+                    .collect()
+            }
+            Model::Mlp { .. } => vec![0; rows.len()],
+        };
+        self.make_batch(&rows, &offsets)
+    }
+
+    fn make_batch(&self, rows: &[u64], offsets: &[usize]) -> Result<BTreeMap<String, Tensor>> {
+        let mut out = BTreeMap::new();
+        let row = |r: u64| {
+            self.dataset
+                .row(r)
+                .ok_or_else(|| TrainError::Dataset(format!("row {r} out of range")))
+        };
+        let mk = |shape: Vec<usize>, d: Vec<f32>| Tensor::new(shape, d).map_err(|e| TrainError::Dataset(e.to_string()));
+        match (&self.program.model, self.dataset.header().schema) {
+            (Model::Mlp { input, .. }, Schema::Digits8x8) => {
+                let mut x = Vec::with_capacity(rows.len() * input);
+                let mut y = Vec::with_capacity(rows.len());
+                for &r in rows {
+                    let d = row(r)?;
+                    x.extend(d[..64].iter().map(|&v| v as f32));
+                    y.push(d[64] as f32);
+                }
+                out.insert("x".to_string(), mk(vec![rows.len(), *input], x)?);
+                out.insert("y".to_string(), mk(vec![rows.len()], y)?);
+            }
+            (Model::Transformer { ctx, .. }, Schema::Ascii) => {
+                let n = rows.len() * ctx;
+                let (mut tok, mut tgt, mut pos) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+                for (&r, &o) in rows.iter().zip(offsets) {
+                    let d = row(r)?;
+                    for i in 0..*ctx {
+                        tok.push(d[o + i] as f32);
+                        tgt.push(d[o + i + 1] as f32);
+                        pos.push(i as f32);
+                    }
+                }
+                out.insert("tokens".to_string(), mk(vec![n], tok)?);
+                out.insert("targets".to_string(), mk(vec![n], tgt)?);
+                out.insert("positions".to_string(), mk(vec![n], pos)?);
+            }
+            _ => return Err(TrainError::Program("model family does not match the dataset schema".into())),
+        }
+        Ok(out)
+    }
+
+    fn run(&mut self, t: u64, trace: bool) -> Result<(StepResult, Vec<Hash>)> {
+        if t != self.step + 1 {
+            return Err(TrainError::StepOrder { requested: t, current: self.step });
+        }
+        let batch = self.batch(t)?;
+        let mut hashes = Vec::new();
+        let outs = run_nodes(&self.graph.nodes, &self.state, &batch, |_, o| {
+            if trace {
+                hashes.push(repops::tensor_hash(o));
+            }
+        })?;
+        let loss = outs[self.graph.loss].data().first().copied().unwrap_or(f32::NAN);
+        let mut outs: Vec<Option<Tensor>> = outs.into_iter().map(Some).collect();
+        let mut new_state = BTreeMap::new();
+        for (name, &i) in &self.graph.updates {
+            let t_new = outs
+                .get_mut(i)
+                .and_then(|o| o.take())
+                .ok_or_else(|| TrainError::Program(format!("state {name} has no update node")))?;
+            if let Err(e) = t_new.check_finite(name) {
+                return Err(TrainError::NonFinite { step: t, detail: format!("training diverged: {e}") });
+            }
+            new_state.insert(name.clone(), t_new);
+        }
+        if new_state.len() != self.state.len() {
+            return Err(TrainError::Program("update set does not cover the state".into()));
+        }
+        self.state = new_state;
+        self.step = t;
+        Ok((StepResult { state_hash: self.state_hash(), loss }, hashes))
+    }
+
+    /// Run step `t` (must be `current_step() + 1`); returns `h_t`.
+    pub fn step(&mut self, t: u64) -> Result<StepResult> {
+        Ok(self.run(t, false)?.0)
+    }
+
+    /// Run step `t` and also return every node's output hash and the op root `r_t`.
+    pub fn step_traced(&mut self, t: u64) -> Result<TracedStep> {
+        let (r, node_hashes) = self.run(t, true)?;
+        Ok(TracedStep {
+            state_hash: r.state_hash,
+            loss: r.loss,
+            op_root: merkle::root(&node_hashes),
+            node_hashes,
+        })
+    }
+
+    /// Held-out evaluation on rows `train_rows..rows`. Classifier: accuracy (argmax,
+    /// lowest index on ties) and loss over all held-out rows. LM: mean loss over windows
+    /// at offsets 0, 16 and `row_bytes - ctx - 1` of every held-out row.
+    pub fn evaluate(&self) -> Result<Evaluation> {
+        let first = self.program.dataset.train_rows;
+        let rows_all: Vec<u64> = (first..self.dataset.rows()).collect();
+        if rows_all.is_empty() {
+            return Err(TrainError::Program("no held-out rows to evaluate".into()));
+        }
+        let (rows, offsets): (Vec<u64>, Vec<usize>) = match &self.program.model {
+            Model::Mlp { .. } => (rows_all.clone(), vec![0; rows_all.len()]),
+            Model::Transformer { ctx, .. } => {
+                let last = self.dataset.header().row_bytes as usize - ctx - 1;
+                let mut offs = vec![0, 16.min(last), last];
+                offs.dedup();
+                rows_all.iter().flat_map(|&r| offs.iter().map(move |&o| (r, o))).unzip()
+            }
+        };
+        let g = self.program.eval_graph(rows.len())?;
+        let batch = self.make_batch(&rows, &offsets)?;
+        let outs = run_nodes(&g.nodes, &self.state, &batch, |_, _| {})?;
+        let loss = outs[g.loss].data().first().copied().unwrap_or(f32::NAN);
+        let accuracy = match &self.program.model {
+            Model::Mlp { .. } => {
+                let logits = &outs[g.logits];
+                let c = logits.last_dim();
+                let labels = batch.get("y").map(|t| t.data().to_vec()).unwrap_or_default();
+                let correct = logits
+                    .data()
+                    .chunks(c)
+                    .zip(&labels)
+                    .filter(|(row, &y)| {
+                        let mut best = 0;
+                        for j in 1..c {
+                            if row[j] > row[best] {
+                                best = j;
+                            }
+                        }
+                        best as f32 == y
+                    })
+                    .count();
+                Some(correct as f64 / labels.len() as f64)
+            }
+            Model::Transformer { .. } => None,
+        };
+        Ok(Evaluation { loss, accuracy, examples: rows.len() })
+    }
+
+    /// Unigram entropy (nats, f64, report only) of the training rows' next-token
+    /// distribution, for the LM baseline.
+    pub fn unigram_entropy(&self) -> f64 {
+        let rb = self.dataset.header().row_bytes as usize;
+        let end = (self.program.dataset.train_rows as usize * rb).min(self.dataset.data().len());
+        let mut counts = [0u64; 256];
+        for &b in &self.dataset.data()[..end] {
+            counts[b as usize] += 1;
+        }
+        let n = end as f64;
+        counts.iter().filter(|&&c| c > 0).map(|&c| {
+            let p = c as f64 / n;
+            -p * p.ln()
+        }).sum()
+    }
+
+    /// Write a safetensors checkpoint holding every state tensor, with metadata
+    /// `veritrain.state_hash` (hex), `veritrain.step`, `veritrain.program_hash` (hex).
+    pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
+        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = self
+            .state
+            .iter()
+            .map(|(k, t)| (k.clone(), t.data().iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape().to_vec()))
+            .collect();
+        let views = bytes
+            .iter()
+            .map(|(k, b, s)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .map(|v| (k.clone(), v))
+                    .map_err(|e| TrainError::Checkpoint(e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut meta = HashMap::new();
+        meta.insert("veritrain.state_hash".to_string(), hex::encode(self.state_hash()));
+        meta.insert("veritrain.step".to_string(), self.step.to_string());
+        meta.insert("veritrain.program_hash".to_string(), hex::encode(self.program.hash()));
+        let out = safetensors::serialize(views, &Some(meta)).map_err(|e| TrainError::Checkpoint(e.to_string()))?;
+        std::fs::write(path, out).map_err(|source| TrainError::Io { path: path.display().to_string(), source })
+    }
+
+    /// Load a checkpoint written by [`Trainer::save_checkpoint`] for `program` on
+    /// `dataset`. Rejects: unparsable files, missing metadata, another program, missing,
+    /// extra or mis-shaped tensors, non-finite values, and a state hash that differs
+    /// from the recorded one.
+    pub fn load_checkpoint(program: Program, dataset: Dataset, path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|source| TrainError::Io { path: path.display().to_string(), source })?;
+        let mut tr = Trainer::new(program, dataset)?;
+        let ck = |m: String| TrainError::Checkpoint(m);
+        let (_, md) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| ck(format!("not a safetensors file: {e}")))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| ck(format!("not a safetensors file: {e}")))?;
+        let meta = md.metadata().clone().unwrap_or_default();
+        let get = |k: &str| meta.get(k).cloned().ok_or_else(|| ck(format!("metadata {k} is missing")));
+        let want_hash = merkle::parse_hex32(&get("veritrain.state_hash")?).map_err(ck)?;
+        let step: u64 = get("veritrain.step")?
+            .parse()
+            .map_err(|e| ck(format!("veritrain.step is not an integer: {e}")))?;
+        let ph = get("veritrain.program_hash")?;
+        if ph != hex::encode(tr.program.hash()) {
+            return Err(ck(format!("checkpoint is for program {ph}, not {}", hex::encode(tr.program.hash()))));
+        }
+        let mut state = BTreeMap::new();
+        for (name, view) in st.tensors() {
+            let Some(want_shape) = tr.graph.state_shapes.get(&name) else {
+                return Err(ck(format!("unexpected tensor {name:?}")));
+            };
+            if view.dtype() != safetensors::Dtype::F32 {
+                return Err(ck(format!("tensor {name} has dtype {:?}, want F32", view.dtype())));
+            }
+            if view.shape() != want_shape.as_slice() {
+                return Err(ck(format!("tensor {name} has shape {:?}, want {:?}", view.shape(), want_shape)));
+            }
+            let data: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let t = Tensor::new(want_shape.clone(), data).map_err(|e| ck(format!("tensor {name}: {e}")))?;
+            t.check_finite(&name).map_err(|e| ck(e.to_string()))?;
+            state.insert(name, t);
+        }
+        if let Some(missing) = tr.graph.state_shapes.keys().find(|k| !state.contains_key(*k)) {
+            return Err(ck(format!("tensor {missing:?} is missing")));
+        }
+        let got = state_hash(&state);
+        if got != want_hash {
+            return Err(ck(format!(
+                "state hash {} does not match the recorded {}",
+                hex::encode(got),
+                hex::encode(want_hash)
+            )));
+        }
+        let counter = state.get("opt.step").and_then(|t| t.data().first().copied()).unwrap_or(-1.0);
+        if counter != step as f32 {
+            return Err(ck(format!("opt.step = {counter} disagrees with metadata step {step}")));
+        }
+        tr.state = state;
+        tr.step = step;
+        Ok(tr)
+    }
+}
