@@ -68,6 +68,16 @@ pub struct Trainer {
     step: u64,
 }
 
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("program", &self.program.name)
+            .field("step", &self.step)
+            .field("state_hash", &hex::encode(self.state_hash()))
+            .finish()
+    }
+}
+
 fn init_tensor(seed: u64, name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     let data = match init {
