@@ -13,6 +13,7 @@
 
 pub mod backend;
 pub mod error;
+pub mod golden;
 pub mod math;
 pub mod matmul;
 pub mod ops;
