@@ -1,1 +1,19 @@
-//! app (skeleton).
+//! The Veritrain node: the ABCI application ([`abci::App`]), its sled/JMT
+//! store, the embedded dev chain that drives the same application in
+//! CometBFT 0.38's call order, the node's gRPC services and the `veritraind`
+//! command line.
+//!
+//! Consensus logic is in [`exec`] and the modules; everything else here is
+//! plumbing that must not change what a block does.
+
+pub mod abci;
+pub mod devchain;
+pub mod error;
+pub mod exec;
+pub mod genesis;
+pub mod msg;
+pub mod query;
+pub mod store;
+pub mod testkit;
+
+pub use abci::App;

@@ -1,0 +1,324 @@
+//! Consensus execution: genesis, the ante checks, transactions and blocks.
+//! Pure functions of (committed state, block header, transactions): no I/O
+//! beyond reading the committed store, no clocks, no floats.
+use crate::error::TxFailure;
+use crate::genesis;
+use crate::msg::Msg;
+use crate::store::{Commit, Meta, Store};
+use auth::{AuthError, AuthRead, AuthWrite, SignedTx};
+use bank::BankWrite;
+use framework::{Address, BlockCtx, Delta, Event, Layered, StateRead, StateWrite};
+use rayon::prelude::*;
+use staking::StakingWrite;
+
+/// `app/chain_id` → the chain id, written at genesis.
+pub const CHAIN_ID_KEY: &[u8] = b"app/chain_id";
+/// `app/block` → height (8 bytes BE) and time (8 bytes BE) of the last block.
+/// Written every block, so every block changes the state tree.
+pub const BLOCK_KEY: &[u8] = b"app/block";
+
+/// One transaction's result.
+#[derive(Clone, Debug)]
+pub struct TxOutcome {
+    pub hash: [u8; 32],
+    pub code: u32,
+    pub codespace: &'static str,
+    pub log: String,
+    pub events: Vec<Event>,
+}
+
+/// A finalized but not yet committed block.
+#[derive(Clone, Debug, Default)]
+pub struct BlockOutcome {
+    /// State writes (its `events` are empty: they live in results and block_events).
+    pub delta: Delta,
+    pub results: Vec<TxOutcome>,
+    pub block_events: Vec<Event>,
+}
+
+/// A transaction decoded and, where its account already existed, with its
+/// signature checked: the parallel part of execution.
+pub struct Prepared {
+    pub tx: SignedTx,
+    pub msgs: Vec<Msg>,
+    pub verified_for: Option<u64>,
+}
+
+fn fail(e: &AuthError) -> TxFailure {
+    TxFailure::from(e)
+}
+
+/// Decodes a transaction and its messages; verifies its signature against the
+/// committed account number when the account already exists. Reads only
+/// committed state, so it can run in parallel for a whole block.
+pub fn prepare<S: StateRead + ?Sized>(committed: &S, chain_id: &str, bytes: &[u8]) -> Result<Prepared, TxFailure> {
+    let tx = SignedTx::decode(bytes).map_err(|e| fail(&e))?;
+    let msgs = tx
+        .body
+        .messages
+        .iter()
+        .map(Msg::from_any)
+        .collect::<Result<Vec<_>, _>>()?;
+    let verified_for = match committed.account(&tx.signer_address()).map_err(|e| fail(&e))? {
+        Some(a) => {
+            tx.verify_signature(chain_id, a.account_number).map_err(|e| fail(&e))?;
+            Some(a.account_number)
+        }
+        None => None,
+    };
+    Ok(Prepared { tx, msgs, verified_for })
+}
+
+/// The ante checks: limits, signature and sequence, then the fee is paid to
+/// the fee collector.
+fn ante<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, p: &Prepared) -> Result<(), TxFailure> {
+    let params = s.auth_params().map_err(|e| fail(&e))?;
+    let tx = &p.tx;
+    if tx.len as u64 > params.max_tx_bytes {
+        return Err(fail(&AuthError::TxTooLarge {
+            max: params.max_tx_bytes,
+            got: tx.len as u64,
+        }));
+    }
+    let memo = tx.body.memo.chars().count() as u64;
+    if memo > params.max_memo_chars {
+        return Err(fail(&AuthError::MemoTooLong {
+            max: params.max_memo_chars,
+            got: memo,
+        }));
+    }
+    let n = p.msgs.len() as u64;
+    if n > params.max_msgs_per_tx {
+        return Err(fail(&AuthError::TooManyMessages {
+            max: params.max_msgs_per_tx,
+            got: n,
+        }));
+    }
+    if tx.body.timeout_height != 0 && ctx.height > tx.body.timeout_height {
+        return Err(fail(&AuthError::TimedOut {
+            timeout: tx.body.timeout_height,
+            height: ctx.height,
+        }));
+    }
+    let signer = tx.signer_address();
+    for m in &p.msgs {
+        if m.signer() != signer {
+            return Err(fail(&AuthError::SignerMismatch {
+                msg_signer: m.signer().to_string(),
+                tx_signer: signer.to_string(),
+            }));
+        }
+    }
+    let min = s.min_fee().map_err(|e| fail(&e))?;
+    if tx.fee < min {
+        return Err(fail(&AuthError::InsufficientFee {
+            min: min.to_string(),
+            got: tx.fee.to_string(),
+        }));
+    }
+    s.authenticate(tx, &ctx.chain_id, p.verified_for).map_err(|e| fail(&e))?;
+    if !tx.fee.is_zero() {
+        s.transfer(&signer, &Address::module(bank::FEE_COLLECTOR), tx.fee)
+            .map_err(|e| TxFailure::from(&e))?;
+    }
+    Ok(())
+}
+
+fn run_msgs<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, p: &Prepared) -> Result<(), TxFailure> {
+    for m in &p.msgs {
+        m.execute(s, ctx)?;
+    }
+    Ok(())
+}
+
+/// CheckTx: the whole transaction must succeed against the check state (the
+/// committed state plus the mempool's earlier transactions); if it does, its
+/// effects join the check state so that the sender's next sequence is accepted.
+pub fn check_tx(store: &Store, check: &mut Delta, ctx: &BlockCtx, bytes: &[u8]) -> Result<Vec<Event>, TxFailure> {
+    let mut txd = Delta::default();
+    {
+        let base = Layered::new(store, check);
+        let p = prepare(&base, &ctx.chain_id, bytes)?;
+        let mut s = Layered::new(&base, &mut txd);
+        ante(&mut s, ctx, &p)?;
+        run_msgs(&mut s, ctx, &p)?;
+    }
+    let events = std::mem::take(&mut txd.events);
+    check.merge(txd);
+    Ok(events)
+}
+
+/// One transaction inside a block. The ante's effects (fee, sequence) stay
+/// even if a message then fails; a failing ante changes nothing.
+fn deliver(store: &Store, block: &mut Delta, ctx: &BlockCtx, hash: [u8; 32], pre: Result<Prepared, TxFailure>) -> TxOutcome {
+    let outcome = |f: Result<Vec<Event>, TxFailure>| match f {
+        Ok(events) => TxOutcome {
+            hash,
+            code: 0,
+            codespace: "",
+            log: String::new(),
+            events,
+        },
+        Err(f) => TxOutcome {
+            hash,
+            code: f.code,
+            codespace: f.codespace,
+            log: f.log,
+            events: vec![],
+        },
+    };
+    let p = match pre {
+        Ok(p) => p,
+        Err(f) => return outcome(Err(f)),
+    };
+    let mut ante_d = Delta::default();
+    {
+        let base = Layered::new(store, block);
+        let mut s = Layered::new(&base, &mut ante_d);
+        if let Err(f) = ante(&mut s, ctx, &p) {
+            return outcome(Err(f));
+        }
+    }
+    let mut msg_d = Delta::default();
+    let r = {
+        let base = Layered::new(store, block);
+        let mid = Layered::new(&base, &mut ante_d);
+        let mut s = Layered::new(&mid, &mut msg_d);
+        run_msgs(&mut s, ctx, &p)
+    };
+    let mut events = std::mem::take(&mut ante_d.events);
+    block.writes.extend(ante_d.writes);
+    match r {
+        Ok(()) => {
+            events.append(&mut msg_d.events);
+            block.writes.extend(msg_d.writes);
+            outcome(Ok(events))
+        }
+        Err(mut f) => {
+            // The fee was charged: say so in the log, keep the ante's events.
+            f.log = format!("{} (fee charged, sequence used)", f.log);
+            let mut o = outcome(Err(f));
+            o.events = events;
+            o
+        }
+    }
+}
+
+/// FinalizeBlock: decode and verify signatures in parallel, then execute in
+/// block order, then the end-block hooks (in this order: staking).
+pub fn finalize_block(store: &Store, ctx: &BlockCtx, txs: &[&[u8]]) -> BlockOutcome {
+    let prepared: Vec<(Result<Prepared, TxFailure>, [u8; 32])> = txs
+        .par_iter()
+        .map(|b| (prepare(store, &ctx.chain_id, b), auth::tx::tx_hash(b)))
+        .collect();
+    let mut block = Delta::default();
+    let mut results = Vec::with_capacity(txs.len());
+    for (pre, hash) in prepared {
+        results.push(deliver(store, &mut block, ctx, hash, pre));
+    }
+    let mut block_events = Vec::new();
+    let mut hook = Delta::default();
+    let r = {
+        let base = Layered::new(store, &mut block);
+        let mut s = Layered::new(&base, &mut hook);
+        s.end_block(ctx)
+    };
+    match r {
+        Ok(()) => {
+            block_events.append(&mut hook.events);
+            block.writes.extend(hook.writes);
+        }
+        Err(e) => tracing::error!(error = %e, height = ctx.height, "staking end_block failed; its changes are dropped"),
+    }
+    {
+        let mut s = Layered::new(store, &mut block);
+        let mut v = ctx.height.to_be_bytes().to_vec();
+        v.extend_from_slice(&ctx.time_ms.to_be_bytes());
+        s.put_raw(BLOCK_KEY.to_vec(), v);
+    }
+    block.events.clear();
+    BlockOutcome {
+        delta: block,
+        results,
+        block_events,
+    }
+}
+
+pub fn max_tx_bytes(store: &Store) -> usize {
+    store
+        .auth_params()
+        .map(|p| usize::try_from(p.max_tx_bytes).unwrap_or(usize::MAX))
+        .unwrap_or(1 << 20)
+}
+
+/// Genesis: imports `app_state`, records the chain id, and returns the commit
+/// of JMT version 0 (height 0).
+pub fn genesis(store: &Store, chain_id: &str, app_state: &[u8], time_ms: i64) -> Result<(Commit, [u8; 32]), String> {
+    let mut d = Delta::default();
+    genesis::init(store, &mut d, app_state).map_err(|e| e.to_string())?;
+    {
+        let mut s = Layered::new(store, &mut d);
+        s.put_raw(CHAIN_ID_KEY.to_vec(), chain_id.as_bytes().to_vec());
+        let mut v = 0u64.to_be_bytes().to_vec();
+        v.extend_from_slice(&time_ms.to_be_bytes());
+        s.put_raw(BLOCK_KEY.to_vec(), v);
+    }
+    let (root, tree) = store.compute_root(&d.writes, 0).map_err(|e| e.to_string())?;
+    let meta = Meta {
+        height: 0,
+        version: 0,
+        app_hash: root.0,
+        time_ms,
+    };
+    let block = block_record(&meta, &BlockOutcome::default());
+    Ok((
+        Commit {
+            meta,
+            writes: d.writes,
+            tree,
+            txs: vec![],
+            block: prost::Message::encode_to_vec(&block),
+        },
+        root.0,
+    ))
+}
+
+fn node_events(events: &[Event]) -> Vec<proto::node::v1::Event> {
+    events
+        .iter()
+        .map(|e| proto::node::v1::Event {
+            r#type: e.kind.clone(),
+            attributes: e
+                .attributes
+                .iter()
+                .map(|(k, v)| proto::node::v1::Attribute {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+pub fn block_record(meta: &Meta, o: &BlockOutcome) -> proto::node::v1::Block {
+    proto::node::v1::Block {
+        height: meta.height,
+        time_ms: meta.time_ms,
+        app_hash: meta.app_hash.to_vec(),
+        txs: o
+            .results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| proto::node::v1::TxResult {
+                hash: r.hash.to_vec(),
+                height: meta.height,
+                index: u32::try_from(i).unwrap_or(u32::MAX),
+                code: r.code,
+                codespace: r.codespace.to_string(),
+                log: r.log.clone(),
+                events: node_events(&r.events),
+            })
+            .collect(),
+        events: node_events(&o.block_events),
+    }
+}

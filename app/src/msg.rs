@@ -1,0 +1,61 @@
+//! Every message the chain accepts, decoded from `Any`, and their dispatch:
+//! one exhaustive `match`.
+use crate::error::TxFailure;
+use framework::{Address, BlockCtx, StateWrite};
+use prost::Message;
+use proto::TypeUrl;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Msg {
+    BankSend(bank::Send),
+    Staking(staking::StakingMsg),
+}
+
+fn decode<M: Message + Default>(any: &prost_types::Any) -> Result<M, TxFailure> {
+    M::decode(any.value.as_slice()).map_err(|e| {
+        TxFailure::from(&auth::AuthError::TxDecode(format!("{}: {e}", any.type_url)))
+    })
+}
+
+impl Msg {
+    pub fn from_any(any: &prost_types::Any) -> Result<Msg, TxFailure> {
+        use proto::{bank::v1 as bank_pb, staking::v1 as staking_pb};
+        let t = any.type_url.as_str();
+        let m = if t == bank_pb::MsgSend::TYPE_URL {
+            Msg::BankSend(bank::Send::try_from(&decode::<bank_pb::MsgSend>(any)?).map_err(|e| TxFailure::from(&e))?)
+        } else if t == staking_pb::MsgRegisterOperator::TYPE_URL {
+            Msg::Staking(
+                staking::StakingMsg::try_from(&decode::<staking_pb::MsgRegisterOperator>(any)?)
+                    .map_err(|e| TxFailure::from(&e))?,
+            )
+        } else if t == staking_pb::MsgAddStake::TYPE_URL {
+            Msg::Staking(
+                staking::StakingMsg::try_from(&decode::<staking_pb::MsgAddStake>(any)?)
+                    .map_err(|e| TxFailure::from(&e))?,
+            )
+        } else if t == staking_pb::MsgUnbond::TYPE_URL {
+            Msg::Staking(
+                staking::StakingMsg::try_from(&decode::<staking_pb::MsgUnbond>(any)?)
+                    .map_err(|e| TxFailure::from(&e))?,
+            )
+        } else {
+            return Err(TxFailure::from(&auth::AuthError::UnknownMessage(t.to_string())));
+        };
+        Ok(m)
+    }
+
+    /// The address that must have signed the transaction carrying this message.
+    pub fn signer(&self) -> Address {
+        match self {
+            Msg::BankSend(m) => m.from,
+            Msg::Staking(m) => m.signer(),
+        }
+    }
+
+    pub fn execute<S: StateWrite + ?Sized>(&self, s: &mut S, ctx: &BlockCtx) -> Result<(), TxFailure> {
+        match self {
+            Msg::BankSend(m) => bank::execute_send(s, m).map_err(|e| TxFailure::from(&e)),
+            Msg::Staking(m) => staking::execute(s, ctx, m).map_err(|e| TxFailure::from(&e)),
+        }
+    }
+}
