@@ -82,8 +82,9 @@ fn scale_pow2(y: f32, k: i32) -> f32 {
 }
 
 /// exp(x). Range reduction `x = k ln2 + r`, `|r| <= ln2/2`, with `k` found by the
-/// 1.5*2^23 shifter, `r = fma(-k, LN2_LO, fma(-k, LN2_HI, x))` (the inner fma is
-/// exact); degree-7 Taylor polynomial `1 + (r + r^2 q(r))`; scaling by `2^k` with one rounding.
+/// 1.5*2^23 shifter, `r_hi = fma(-k, LN2_HI, x)` (exact), `r_lo = -k * LN2_LO`;
+/// degree-7 Taylor polynomial; `exp(r) = hi + (lo + fma(r*r, q(r), r_lo))` with
+/// `hi + lo = 1 + r_hi` exactly (Fast2Sum); scaling by `2^k` with one rounding.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     if x.is_nan() {
@@ -99,7 +100,8 @@ pub fn exp(x: f32) -> f32 {
     let kf = t - c(SHIFT);
     let k = t.to_bits() as i32 - c(SHIFT).to_bits() as i32;
     let r_hi = fma(-kf, c(LN2_HI), x); // exact
-    let r = fma(-kf, c(LN2_LO), r_hi);
+    let r_lo = -kf * c(LN2_LO);
+    let r = r_hi + r_lo;
     let q = fma(
         fma(
             fma(fma(fma(c(EXP_C7), r, c(EXP_C6)), r, c(EXP_C5)), r, c(EXP_C4)),
@@ -109,8 +111,12 @@ pub fn exp(x: f32) -> f32 {
         r,
         c(EXP_C2),
     );
-    let p = fma(r * r, q, r);
-    scale_pow2(1.0 + p, k)
+    // exp(r) = 1 + r_hi + (r_lo + r^2 q); 1 + r_hi is split exactly (Fast2Sum) so that
+    // only the final addition rounds at the result's precision.
+    let t = fma(r * r, q, r_lo);
+    let hi = 1.0 + r_hi;
+    let lo = (1.0 - hi) + r_hi;
+    scale_pow2(hi + (lo + t), k)
 }
 
 const SQRT2: u32 = 0x3fb5_04f3;
@@ -176,7 +182,8 @@ const TANH_C: [u32; 10] = [
 ];
 
 /// tanh(x). `|x| < 0.625`: odd Taylor polynomial `x + x^3 P(x^2)` (P of degree 9 in
-/// x^2, Horner with fma). Otherwise `sign(x) (1 - 2/(exp(2|x|) + 1))`.
+/// x^2, Horner with fma). Otherwise `sign(x) (1 - 2/(exp(2|x|) + 1))` evaluated with
+/// error-free transforms (see the body). `|x| < 2^-12` returns `x`.
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {
     if x.is_nan() {
@@ -193,9 +200,25 @@ pub fn tanh(x: f32) -> f32 {
             p = fma(p, z, c(TANH_C[i]));
         }
         fma(x * z, p, x)
+    } else if a >= 9.5 {
+        // 1 - tanh(|x|) < 2^-26: rounds to 1.
+        if x < 0.0 {
+            -1.0
+        } else {
+            1.0
+        }
     } else {
+        // 1 - 2/(e + 1) with e = exp(2|x|) >= 3.49: e + 1 = d_hi + d_lo exactly,
+        // q = 2/(d_hi + d_lo) to ~0.5 ulp, then 1 - q with its exact error (Fast2Sum).
         let e = exp(a + a);
-        let t = 1.0 - 2.0 / (e + 1.0);
+        let d_hi = e + 1.0;
+        let d_lo = (e - d_hi) + 1.0;
+        let q = 2.0 / d_hi;
+        let r = fma(-q, d_hi, 2.0);
+        let q_lo = (r - q * d_lo) / d_hi;
+        let s = 1.0 - q;
+        let s_err = (1.0 - s) - q;
+        let t = s + (s_err - q_lo);
         if x < 0.0 {
             -t
         } else {
@@ -204,17 +227,30 @@ pub fn tanh(x: f32) -> f32 {
     }
 }
 
-/// Logistic sigmoid. `x >= 0`: `1/(1 + exp(-x))`; `x < 0`: `e/(1 + e)` with `e = exp(x)`.
+/// `n / (d_hi + d_lo)` with the divisor given as an unevaluated sum (|d_lo| tiny):
+/// `q = n / d_hi`, exact remainder `r = fma(-q, d_hi, n)`, `q + (r - q*d_lo) / d_hi`.
+#[inline(always)]
+fn div_dd(n: f32, d_hi: f32, d_lo: f32) -> f32 {
+    let q = n / d_hi;
+    let r = fma(-q, d_hi, n);
+    q + (r - q * d_lo) / d_hi
+}
+
+/// Logistic sigmoid. With `e = exp(-|x|)` (so `e <= 1`) and `1 + e = d_hi + d_lo`
+/// exactly (Fast2Sum): `x >= 0`: `div_dd(1, d_hi, d_lo)`; `x < 0`: `div_dd(e, d_hi, d_lo)`.
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
     if x.is_nan() {
         return nan();
     }
+    let a = f32::from_bits(x.to_bits() & 0x7fff_ffff);
+    let e = exp(-a);
+    let d_hi = 1.0 + e;
+    let d_lo = (1.0 - d_hi) + e;
     if x >= 0.0 {
-        1.0 / (1.0 + exp(-x))
+        div_dd(1.0, d_hi, d_lo)
     } else {
-        let e = exp(x);
-        e / (1.0 + e)
+        div_dd(e, d_hi, d_lo)
     }
 }
 
@@ -252,15 +288,28 @@ pub fn gelu_grad(x: f32) -> f32 {
     r
 }
 
-/// `1 / sqrt(x)`: one IEEE sqrt, one IEEE division.
+/// `1 / sqrt(x)`. For finite `x > 0`: `s = sqrt(x)`, `sqrt(x) = s + s_lo` with
+/// `s_lo = fma(-s, s, x) / (s + s)`, result `div_dd(1, s, s_lo)`. Otherwise (0, inf,
+/// negative, NaN) `1 / sqrt(x)` with IEEE semantics. `x < 2^-100` is scaled by 2^24
+/// first and the result by 2^12 (both exact).
 #[inline(always)]
 pub fn rsqrt(x: f32) -> f32 {
-    let r = 1.0 / x.sqrt();
-    if r.is_nan() {
-        nan()
-    } else {
-        r
+    if !(x > 0.0) || x == f32::INFINITY {
+        let r = 1.0 / x.sqrt();
+        return if r.is_nan() { nan() } else { r };
     }
+    if x < c(0x0d80_0000) {
+        // tiny (below 2^-100, incl. subnormal): rsqrt(x) = rsqrt(x * 2^24) * 2^12, both exact
+        return rsqrt_normal(x * c(0x4b80_0000)) * c(0x4580_0000);
+    }
+    rsqrt_normal(x)
+}
+
+#[inline(always)]
+fn rsqrt_normal(x: f32) -> f32 {
+    let s = x.sqrt();
+    let s_lo = fma(-s, s, x) / (s + s);
+    div_dd(1.0, s, s_lo)
 }
 
 /// The elementary functions by name, for tests, golden vectors and benches.
