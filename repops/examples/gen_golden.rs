@@ -1,12 +1,14 @@
 //! Generate the golden-vector file (run once; the output is committed).
 //!
 //! ```text
-//! cargo run -p repops --example gen_golden -- repops/golden/ops.json
+//! cargo run --release -p repops --example gen_golden -- repops/golden/ops.json
 //! ```
+//! also writes `math_sampled.json` next to it (sampled elementary-function outputs).
 //! Refuses to overwrite an existing file unless `--force` is given: expectations change
 //! only with a new op version (R7).
 
-use repops::golden::{case_specs, run_case, Case, GoldenFile};
+use repops::golden::{case_specs, math_sample, run_case, Case, GoldenFile, MathSample, MATH_SAMPLE_STEP};
+use repops::math::Func;
 use repops::{CpuBackend, OP_VERSION};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,5 +42,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     std::fs::write(path, serde_json::to_string_pretty(&f)? + "\n")?;
     println!("wrote {} cases to {path}", f.cases.len());
+    let math: Vec<MathSample> = Func::ALL
+        .iter()
+        .map(|&func| {
+            let (hash, max_ulp, _, inputs) = math_sample(func, MATH_SAMPLE_STEP);
+            MathSample { func: func.name().into(), inputs, hash, max_ulp }
+        })
+        .collect();
+    let mpath = std::path::Path::new(path).with_file_name("math_sampled.json");
+    std::fs::write(&mpath, serde_json::to_string_pretty(&math)? + "\n")?;
+    println!("wrote {}", mpath.display());
     Ok(())
 }

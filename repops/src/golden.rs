@@ -220,3 +220,40 @@ pub fn all_op_names() -> Vec<&'static str> {
         "adamw_update",
     ]
 }
+
+/// Stride of the sampled elementary-function check run in CI.
+pub const MATH_SAMPLE_STEP: u64 = 4099;
+
+/// Outputs of `f` on the sampled inputs: the bit patterns `0, step, 2*step, ...` below
+/// 2^32, then [`SPECIALS`]. Returns `(BLAKE3 hex over the outputs' LE bits, max ulp
+/// error against the f64 reference, worst input bits, number of inputs)`.
+pub fn math_sample(f: crate::math::Func, step: u64) -> (String, f64, u32, usize) {
+    let mut h = blake3::Hasher::new();
+    let mut worst = (0.0f64, 0u32);
+    let mut n = 0usize;
+    let inputs = (0..(1u64 << 32)).step_by(step.max(1) as usize).map(|b| b as u32).chain(SPECIALS);
+    for bits in inputs {
+        let x = f32::from_bits(bits);
+        let y = f.eval(x);
+        h.update(&y.to_bits().to_le_bytes());
+        let e = crate::math::ulp_error(y, f.reference(x as f64));
+        if e > worst.0 {
+            worst = (e, bits);
+        }
+        n += 1;
+    }
+    (hex(h.finalize().as_bytes()), worst.0, worst.1, n)
+}
+
+/// One function's entry in `golden/math_sampled.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MathSample {
+    /// Function name.
+    pub func: String,
+    /// Number of inputs.
+    pub inputs: usize,
+    /// BLAKE3 over the outputs.
+    pub hash: String,
+    /// Max ulp error measured on these inputs when the file was generated.
+    pub max_ulp: f64,
+}

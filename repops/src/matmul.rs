@@ -29,9 +29,15 @@ pub fn set_force_portable(on: bool) {
     FORCE_PORTABLE.store(on, Ordering::SeqCst);
 }
 
-/// True when the AVX2+FMA kernels will be used.
+/// True when the AVX2+FMA kernels will be used: the CPU has AVX2 and FMA, the
+/// environment variable `REPOPS_FORCE_PORTABLE` is unset (or `0`), and
+/// [`set_force_portable`] was not called with `true`.
 pub fn simd_enabled() -> bool {
-    if FORCE_PORTABLE.load(Ordering::Relaxed) {
+    static ENV_PORTABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let env = *ENV_PORTABLE.get_or_init(|| {
+        std::env::var("REPOPS_FORCE_PORTABLE").is_ok_and(|v| !v.is_empty() && v != "0")
+    });
+    if env || FORCE_PORTABLE.load(Ordering::Relaxed) {
         return false;
     }
     #[cfg(target_arch = "x86_64")]
