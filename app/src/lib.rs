@@ -7,11 +7,17 @@
 //! plumbing that must not change what a block does.
 
 pub mod abci;
+pub mod cli;
+pub mod client;
 pub mod devchain;
 pub mod error;
 pub mod exec;
 pub mod genesis;
+pub mod grpc;
+pub mod home;
+pub mod keyring;
 pub mod msg;
+pub mod node;
 pub mod query;
 pub mod store;
 pub mod testkit;

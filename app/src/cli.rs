@@ -1,0 +1,579 @@
+//! The `veritraind` command line, in the Cosmos shape. Every flag can also be
+//! set through an environment variable (`VERITRAIND_HOME`, `VERITRAIND_NODE`,
+//! `VERITRAIND_CHAIN_ID`, …) and every command takes `--output json`.
+use crate::client::NodeClient;
+use crate::home::Home;
+use crate::keyring::Keyring;
+use crate::node;
+use crate::testkit;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use framework::{Address, Amount};
+use serde_json::json;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "veritraind", version, about = "Veritrain: an app chain for verifiable machine-learning training")]
+pub struct Cli {
+    /// Node home directory.
+    #[arg(long, global = true, env = "VERITRAIND_HOME", default_value_os_t = default_home())]
+    pub home: PathBuf,
+    /// Output format.
+    #[arg(long, short = 'o', global = true, env = "VERITRAIND_OUTPUT", value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Log filter (RUST_LOG syntax), e.g. `info` or `app=debug`.
+    #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+    /// Log as JSON lines.
+    #[arg(long, global = true, env = "VERITRAIND_LOG_JSON")]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+fn default_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".veritraind")
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct NodeArg {
+    /// gRPC address of the node.
+    #[arg(long, env = "VERITRAIND_NODE", default_value = "http://127.0.0.1:9090")]
+    pub node: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TxArgs {
+    #[command(flatten)]
+    pub node: NodeArg,
+    /// Key name (or address) in the keyring that signs.
+    #[arg(long, env = "VERITRAIND_FROM")]
+    pub from: String,
+    /// Fee in uvtr (default: the chain's minimum fee).
+    #[arg(long, env = "VERITRAIND_FEE")]
+    pub fee: Option<String>,
+    #[arg(long, default_value = "")]
+    pub memo: String,
+    /// Skip the confirmation prompt.
+    #[arg(long, short = 'y', env = "VERITRAIND_YES")]
+    pub yes: bool,
+    /// Seconds to wait for inclusion (0 = do not wait).
+    #[arg(long, env = "VERITRAIND_WAIT_SECS", default_value_t = 30)]
+    pub wait_secs: u64,
+    /// Expected chain id (checked against the node's).
+    #[arg(long, env = "VERITRAIND_CHAIN_ID")]
+    pub chain_id: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Create a node home: genesis.json and app.toml.
+    Init {
+        #[arg(long, env = "VERITRAIND_CHAIN_ID")]
+        chain_id: String,
+        #[arg(long, env = "VERITRAIND_MONIKER", default_value = "node")]
+        moniker: String,
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Run the ABCI application for CometBFT, and the gRPC API.
+    Start {
+        #[arg(long, env = "VERITRAIND_ABCI_ADDRESS")]
+        abci_address: Option<SocketAddr>,
+        #[arg(long, env = "VERITRAIND_GRPC_ADDRESS")]
+        grpc_address: Option<SocketAddr>,
+        #[arg(long, env = "VERITRAIND_COMET_RPC")]
+        comet_rpc: Option<String>,
+    },
+    /// Run the embedded single-node dev chain and the gRPC API.
+    Dev {
+        #[arg(long, env = "VERITRAIND_GRPC_ADDRESS")]
+        grpc_address: Option<SocketAddr>,
+        /// Block interval in milliseconds.
+        #[arg(long, env = "VERITRAIND_BLOCK_MS")]
+        block_ms: Option<u64>,
+    },
+    /// The node's chain id, height and app hash.
+    Status {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Manage the keyring.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Sign and broadcast transactions.
+    #[command(subcommand)]
+    Tx(TxCmd),
+    /// Query state.
+    #[command(subcommand)]
+    Query(QueryCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCmd {
+    /// Create a new random key.
+    Add { name: String },
+    List,
+    Show {
+        name: String,
+        /// Print only the address.
+        #[arg(long, short = 'a')]
+        address: bool,
+    },
+    /// Print the secret key (hex). Anyone with it controls the account.
+    Export { name: String },
+    /// Import a secret key (hex).
+    Import { name: String, secret_hex: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TxCmd {
+    #[command(subcommand)]
+    Bank(BankTx),
+    #[command(subcommand)]
+    Staking(StakingTx),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BankTx {
+    /// Send AMOUNT (e.g. 1000uvtr) from FROM (key name or address) to TO.
+    Send {
+        from_key: String,
+        to: String,
+        amount: String,
+        #[command(flatten)]
+        node: NodeArg,
+        #[arg(long, env = "VERITRAIND_FEE")]
+        fee: Option<String>,
+        #[arg(long, default_value = "")]
+        memo: String,
+        #[arg(long, short = 'y', env = "VERITRAIND_YES")]
+        yes: bool,
+        #[arg(long, env = "VERITRAIND_WAIT_SECS", default_value_t = 30)]
+        wait_secs: u64,
+        #[arg(long, env = "VERITRAIND_CHAIN_ID")]
+        chain_id: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StakingTx {
+    /// Register the signer as an operator with an initial stake.
+    Register {
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        stake: String,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    AddStake {
+        amount: String,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    Unbond {
+        amount: String,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueryCmd {
+    #[command(subcommand)]
+    Bank(BankQuery),
+    #[command(subcommand)]
+    Staking(StakingQuery),
+    #[command(subcommand)]
+    Auth(AuthQuery),
+    /// A committed transaction by hash (hex).
+    Tx {
+        hash: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BankQuery {
+    Balances {
+        address: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    TotalSupply {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StakingQuery {
+    Operator {
+        address: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    Operators {
+        /// solver, verifier or all.
+        #[arg(long, default_value = "all")]
+        role: String,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        /// Continue after this address (from the previous page's next_key).
+        #[arg(long)]
+        after: Option<String>,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    Params {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthQuery {
+    Account {
+        address: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+}
+
+struct Out(Output);
+
+impl Out {
+    fn print(&self, value: serde_json::Value, text: impl FnOnce() -> String) {
+        match self.0 {
+            Output::Json => println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default()),
+            Output::Text => println!("{}", text()),
+        }
+    }
+}
+
+pub fn init_tracing(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if cli.log_json { b.json().try_init() } else { b.try_init() };
+}
+
+fn parse_amount(s: &str) -> Result<Amount> {
+    Amount::parse_coin(s).with_context(|| format!("amount {s:?}"))
+}
+
+fn resolve_address(keys: &Keyring, s: &str) -> Result<Address> {
+    if let Ok(a) = s.parse::<Address>() {
+        return Ok(a);
+    }
+    match keys.get(s) {
+        Ok(e) => Ok(e.address.parse()?),
+        Err(_) => bail!("{s:?} is neither a vt1… address nor a key name in the keyring"),
+    }
+}
+
+fn confirm(yes: bool, what: &str) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("refusing to sign without confirmation: pass --yes");
+    }
+    eprint!("{what}\nconfirm transaction before signing and broadcasting [y/N]: ");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    if matches!(line.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        bail!("cancelled")
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send_tx(
+    out: &Out,
+    keys: &Keyring,
+    node: &NodeArg,
+    from: &str,
+    fee: &Option<String>,
+    memo: &str,
+    yes: bool,
+    wait_secs: u64,
+    chain_id: &Option<String>,
+    msgs: Vec<prost_types::Any>,
+    what: String,
+) -> Result<()> {
+    let signer = keys.signer(from)?;
+    let client = NodeClient::connect(&node.node).await?;
+    if let Some(want) = chain_id {
+        let have = client.status().await?.chain_id;
+        if &have != want {
+            bail!("the node at {} runs chain {have:?}, not {want:?}", node.node);
+        }
+    }
+    let fee = fee.as_deref().map(parse_amount).transpose()?;
+    confirm(yes, &what)?;
+    let wait = (wait_secs > 0).then(|| Duration::from_secs(wait_secs));
+    let (hash, res) = client.sign_and_send(&signer, msgs, memo, fee, wait).await?;
+    let hash_hex = hex::encode_upper(&hash);
+    match res {
+        None => out.print(json!({"txhash": hash_hex, "code": 0, "included": false}), || format!("txhash: {hash_hex} (accepted into the mempool)")),
+        Some(r) => {
+            let code = r.code;
+            out.print(
+                json!({"txhash": hash_hex, "height": r.height, "code": r.code, "codespace": r.codespace, "log": r.log, "events": r.events}),
+                || {
+                    if r.code == 0 {
+                        format!("txhash: {hash_hex}\nheight: {}\ncode: 0 (success)", r.height)
+                    } else {
+                        format!("txhash: {hash_hex}\nheight: {}\ncode: {} ({})\nlog: {}", r.height, r.code, r.codespace, r.log)
+                    }
+                },
+            );
+            if code != 0 {
+                bail!("transaction failed with code {code}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let out = Out(cli.output);
+    let home = Home::new(&cli.home);
+    let keys = Keyring::open(&cli.home);
+    match cli.cmd {
+        Cmd::Init { chain_id, moniker, overwrite } => {
+            let g = home.init(&chain_id, &moniker, overwrite)?;
+            out.print(json!({"home": cli.home, "chain_id": g.chain_id, "genesis": home.genesis_path()}), || {
+                format!("initialised {} for chain {}", cli.home.display(), g.chain_id)
+            });
+        }
+        Cmd::Dev { grpc_address, block_ms } => {
+            let cfg = home.read_config()?;
+            let grpc: SocketAddr = match grpc_address {
+                Some(a) => a,
+                None => cfg.grpc_address.parse().context("grpc_address in app.toml")?,
+            };
+            let interval = Duration::from_millis(block_ms.unwrap_or(cfg.dev_block_interval_ms).max(1));
+            let n = node::start_dev(&home, grpc, interval).await?;
+            let dev = keys.get(node::DEV_KEY)?;
+            out.print(json!({"grpc": n.grpc_url(), "chain_id": n.app.chain_id(), "dev_key": dev.address}), || {
+                format!("dev chain {} running; gRPC at {}; key `dev` = {}", n.app.chain_id(), n.grpc_url(), dev.address)
+            });
+            node::shutdown_signal().await;
+            n.shutdown().await;
+        }
+        Cmd::Start { abci_address, grpc_address, comet_rpc } => {
+            let cfg = home.read_config()?;
+            let abci = match abci_address {
+                Some(a) => a,
+                None => cfg.abci_address.parse().context("abci_address in app.toml")?,
+            };
+            let grpc = match grpc_address {
+                Some(a) => a,
+                None => cfg.grpc_address.parse().context("grpc_address in app.toml")?,
+            };
+            let rpc = comet_rpc.unwrap_or(cfg.comet_rpc);
+            let n = node::start_comet(&home, abci, grpc, &rpc).await?;
+            node::shutdown_signal().await;
+            n.shutdown().await;
+        }
+        Cmd::Status { node } => {
+            let c = NodeClient::connect(&node.node).await?;
+            let s = c.status().await?;
+            out.print(serde_json::to_value(&s)?, || {
+                format!(
+                    "chain_id: {}\nheight: {}\napp_hash: {}\nmode: {}\nmempool: {}",
+                    s.chain_id,
+                    s.height,
+                    hex::encode_upper(&s.app_hash),
+                    s.mode,
+                    s.mempool_size
+                )
+            });
+        }
+        Cmd::Keys(k) => match k {
+            KeysCmd::Add { name } => {
+                let s = auth::Signer::generate(&mut rand::rngs::OsRng);
+                let e = keys.add(&name, &s)?;
+                out.print(json!({"name": e.name, "address": e.address}), || format!("{}: {}", e.name, e.address));
+            }
+            KeysCmd::List => {
+                let l = keys.list()?;
+                out.print(json!(l.iter().map(|e| json!({"name": e.name, "address": e.address})).collect::<Vec<_>>()), || {
+                    l.iter().map(|e| format!("{}: {}", e.name, e.address)).collect::<Vec<_>>().join("\n")
+                });
+            }
+            KeysCmd::Show { name, address } => {
+                let e = keys.get(&name)?;
+                if address && out.0 == Output::Text {
+                    println!("{}", e.address);
+                } else {
+                    out.print(json!({"name": e.name, "address": e.address}), || format!("{}: {}", e.name, e.address));
+                }
+            }
+            KeysCmd::Export { name } => {
+                let e = keys.get(&name)?;
+                eprintln!("WARNING: anyone with this secret controls {}", e.address);
+                out.print(json!({"name": e.name, "address": e.address, "secret": e.secret}), || e.secret.clone());
+            }
+            KeysCmd::Import { name, secret_hex } => {
+                let e = keys.import(&name, &secret_hex)?;
+                out.print(json!({"name": e.name, "address": e.address}), || format!("{}: {}", e.name, e.address));
+            }
+        },
+        Cmd::Tx(TxCmd::Bank(BankTx::Send { from_key, to, amount, node, fee, memo, yes, wait_secs, chain_id })) => {
+            let signer = keys.signer(&from_key)?;
+            let to_addr = resolve_address(&keys, &to)?;
+            let amt = parse_amount(&amount)?;
+            let msg = testkit::send_msg(&signer.address(), &to_addr, amt);
+            let what = format!("send {amt} from {} to {to_addr}", signer.address());
+            send_tx(&out, &keys, &node, &from_key, &fee, &memo, yes, wait_secs, &chain_id, vec![msg], what).await?;
+        }
+        Cmd::Tx(TxCmd::Staking(s)) => {
+            let (tx, msg, what) = match s {
+                StakingTx::Register { role, stake, tx } => {
+                    let r = staking::Role::parse(&role).with_context(|| format!("--role {role:?}: expected solver or verifier"))?;
+                    let amt = parse_amount(&stake)?;
+                    let signer = keys.signer(&tx.from)?;
+                    let m = testkit::register_msg(&signer.address(), r, amt);
+                    (tx, m, format!("register {} as {} with stake {amt}", signer.address(), r.as_str()))
+                }
+                StakingTx::AddStake { amount, tx } => {
+                    let amt = parse_amount(&amount)?;
+                    let signer = keys.signer(&tx.from)?;
+                    (tx, testkit::add_stake_msg(&signer.address(), amt), format!("add stake {amt}"))
+                }
+                StakingTx::Unbond { amount, tx } => {
+                    let amt = parse_amount(&amount)?;
+                    let signer = keys.signer(&tx.from)?;
+                    (tx, testkit::unbond_msg(&signer.address(), amt), format!("unbond {amt}"))
+                }
+            };
+            send_tx(&out, &keys, &tx.node, &tx.from, &tx.fee, &tx.memo, tx.yes, tx.wait_secs, &tx.chain_id, vec![msg], what).await?;
+        }
+        Cmd::Query(q) => query(&out, &keys, q).await?,
+    }
+    Ok(())
+}
+
+async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
+    match q {
+        QueryCmd::Bank(BankQuery::Balances { address, node }) => {
+            let a = resolve_address(keys, &address)?;
+            let c = NodeClient::connect(&node.node).await?;
+            let b = c.balance(&a).await?;
+            out.print(json!({"address": a.to_string(), "balances": [{"denom": framework::DENOM, "amount": b.0.to_string()}]}), || b.to_string());
+        }
+        QueryCmd::Bank(BankQuery::TotalSupply { node }) => {
+            let c = NodeClient::connect(&node.node).await?;
+            let s = c.bank().total_supply(proto::bank::v1::QueryTotalSupplyRequest {}).await?.into_inner();
+            let coin = s.supply.unwrap_or_default();
+            out.print(json!({"supply": coin}), || format!("{}{}", coin.amount, coin.denom));
+        }
+        QueryCmd::Staking(StakingQuery::Operator { address, node }) => {
+            let a = resolve_address(keys, &address)?;
+            let c = NodeClient::connect(&node.node).await?;
+            let op = c
+                .staking()
+                .operator(proto::staking::v1::QueryOperatorRequest { address: a.to_string() })
+                .await?
+                .into_inner()
+                .operator
+                .unwrap_or_default();
+            out.print(operator_json(&op), || operator_text(&op));
+        }
+        QueryCmd::Staking(StakingQuery::Operators { role, limit, after, node }) => {
+            let r = match role.as_str() {
+                "all" => proto::staking::v1::Role::Unspecified,
+                s => staking::Role::parse(s).with_context(|| format!("--role {s:?}: expected solver, verifier or all"))?.to_proto(),
+            };
+            let key = match after {
+                Some(a) => resolve_address(keys, &a)?.0.to_vec(),
+                None => vec![],
+            };
+            let c = NodeClient::connect(&node.node).await?;
+            let resp = c
+                .staking()
+                .operators(proto::staking::v1::QueryOperatorsRequest {
+                    role: r as i32,
+                    pagination: Some(proto::base::v1::PageRequest { key, limit }),
+                })
+                .await?
+                .into_inner();
+            let next = resp
+                .pagination
+                .as_ref()
+                .and_then(|p| Address::from_slice(&p.next_key))
+                .map(|a| a.to_string());
+            out.print(
+                json!({"operators": resp.operators.iter().map(operator_json).collect::<Vec<_>>(), "next": next}),
+                || {
+                    let mut s = resp.operators.iter().map(operator_text).collect::<Vec<_>>().join("\n---\n");
+                    if let Some(n) = &next {
+                        s.push_str(&format!("\n(more: --after {n})"));
+                    }
+                    if s.is_empty() {
+                        s = "no operators".into();
+                    }
+                    s
+                },
+            );
+        }
+        QueryCmd::Staking(StakingQuery::Params { node }) => {
+            let c = NodeClient::connect(&node.node).await?;
+            let p = c.staking().params(proto::staking::v1::QueryParamsRequest {}).await?.into_inner().params.unwrap_or_default();
+            out.print(serde_json::to_value(&p)?, || format!("{p:?}"));
+        }
+        QueryCmd::Auth(AuthQuery::Account { address, node }) => {
+            let a = resolve_address(keys, &address)?;
+            let c = NodeClient::connect(&node.node).await?;
+            match c.account(&a).await? {
+                None => bail!("account {a} does not exist"),
+                Some(acc) => out.print(
+                    json!({"address": acc.address, "account_number": acc.account_number, "sequence": acc.sequence, "public_key": hex::encode(&acc.public_key)}),
+                    || format!("address: {}\naccount_number: {}\nsequence: {}", acc.address, acc.account_number, acc.sequence),
+                ),
+            }
+        }
+        QueryCmd::Tx { hash, node } => {
+            let h = hex::decode(hash.trim()).with_context(|| format!("hash {hash:?} is not hex"))?;
+            let c = NodeClient::connect(&node.node).await?;
+            let r = c.node().get_tx(proto::node::v1::GetTxRequest { hash: h }).await?.into_inner().result.unwrap_or_default();
+            out.print(serde_json::to_value(&r)?, || format!("height: {}\ncode: {} {}\nlog: {}", r.height, r.code, r.codespace, r.log));
+        }
+    }
+    Ok(())
+}
+
+fn operator_json(op: &proto::staking::v1::Operator) -> serde_json::Value {
+    let role = staking::Role::from_proto(op.role).map(|r| r.as_str()).unwrap_or("unknown");
+    json!({
+        "address": op.address, "role": role, "stake": op.stake,
+        "unbonding": op.unbonding.iter().map(|u| json!({"amount": u.amount, "completion_height": u.completion_height})).collect::<Vec<_>>(),
+        "slashed_total": op.slashed_total, "registered_height": op.registered_height,
+    })
+}
+
+fn operator_text(op: &proto::staking::v1::Operator) -> String {
+    let role = staking::Role::from_proto(op.role).map(|r| r.as_str()).unwrap_or("unknown");
+    let mut s = format!("address: {}\nrole: {role}\nstake: {}uvtr\nslashed: {}uvtr\nregistered at: {}", op.address, op.stake, op.slashed_total, op.registered_height);
+    for u in &op.unbonding {
+        s.push_str(&format!("\nunbonding: {}uvtr until height {}", u.amount, u.completion_height));
+    }
+    s
+}

@@ -1,0 +1,337 @@
+//! The node's gRPC API: `veritrain.node.v1.Node` and every module's `Query`
+//! service, plus server reflection and the standard health service.
+//!
+//! Queries read the last committed state. Broadcasting goes to the embedded
+//! dev chain's mempool or to CometBFT's RPC, behind [`Broadcaster`].
+use crate::abci::App;
+use crate::devchain::DevChain;
+use auth::AuthRead;
+use bank::BankRead;
+use framework::{Address, StateRead};
+use prost::Message;
+use proto::node::v1::{
+    node_server::{Node, NodeServer},
+    Block, BroadcastTxRequest, BroadcastTxResponse, GetTxRequest, GetTxResponse, StatusRequest,
+    StatusResponse, StreamBlocksRequest, TxResult,
+};
+use proto::{auth::v1 as auth_pb, bank::v1 as bank_pb, staking::v1 as staking_pb};
+use staking::StakingRead;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+/// Where `BroadcastTx` sends transactions.
+#[tonic::async_trait]
+pub trait Broadcaster: Send + Sync + 'static {
+    async fn broadcast(&self, tx: Vec<u8>) -> Result<BroadcastTxResponse, Status>;
+    fn mempool_size(&self) -> u64;
+    fn mode(&self) -> &'static str;
+}
+
+#[tonic::async_trait]
+impl Broadcaster for Arc<DevChain> {
+    async fn broadcast(&self, tx: Vec<u8>) -> Result<BroadcastTxResponse, Status> {
+        let hash = auth::tx::tx_hash(&tx).to_vec();
+        let me = self.clone();
+        let r = tokio::task::spawn_blocking(move || me.submit(tx))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(BroadcastTxResponse {
+            hash,
+            code: r.code,
+            codespace: r.codespace,
+            log: r.log,
+        })
+    }
+    fn mempool_size(&self) -> u64 {
+        DevChain::mempool_size(self) as u64
+    }
+    fn mode(&self) -> &'static str {
+        "dev"
+    }
+}
+
+/// Broadcasts through CometBFT's RPC (`broadcast_tx_sync`: CheckTx result).
+pub struct CometBroadcaster {
+    pub client: tendermint_rpc::HttpClient,
+}
+
+#[tonic::async_trait]
+impl Broadcaster for CometBroadcaster {
+    async fn broadcast(&self, tx: Vec<u8>) -> Result<BroadcastTxResponse, Status> {
+        use tendermint_rpc::Client;
+        let hash = auth::tx::tx_hash(&tx).to_vec();
+        let r = self
+            .client
+            .broadcast_tx_sync(tx)
+            .await
+            .map_err(|e| Status::unavailable(format!("CometBFT RPC: {e}")))?;
+        Ok(BroadcastTxResponse {
+            hash,
+            code: r.code.value(),
+            codespace: r.codespace,
+            log: r.log,
+        })
+    }
+    fn mempool_size(&self) -> u64 {
+        0
+    }
+    fn mode(&self) -> &'static str {
+        "cometbft"
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(e.to_string())
+}
+
+fn parse_address(s: &str) -> Result<Address, Status> {
+    if s.is_empty() {
+        return Err(Status::invalid_argument("address is required"));
+    }
+    s.parse()
+        .map_err(|e: framework::AddressError| Status::invalid_argument(e.to_string()))
+}
+
+#[derive(Clone)]
+pub struct NodeService {
+    app: App,
+    broadcaster: Arc<dyn Broadcaster>,
+}
+
+type BlockStream = Pin<Box<dyn Stream<Item = Result<Block, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Node for NodeService {
+    async fn broadcast_tx(&self, req: Request<BroadcastTxRequest>) -> Result<Response<BroadcastTxResponse>, Status> {
+        let tx = req.into_inner().tx;
+        if tx.is_empty() {
+            return Err(Status::invalid_argument("tx is empty"));
+        }
+        self.broadcaster.broadcast(tx).await.map(Response::new)
+    }
+
+    async fn get_tx(&self, req: Request<GetTxRequest>) -> Result<Response<GetTxResponse>, Status> {
+        let h = req.into_inner().hash;
+        if h.len() != 32 {
+            return Err(Status::invalid_argument(format!("hash is {} bytes, expected 32", h.len())));
+        }
+        match self.app.store().tx_result(&h).map_err(internal)? {
+            None => Err(Status::not_found(format!("transaction {} is not in a committed block", hex::encode_upper(&h)))),
+            Some(b) => Ok(Response::new(GetTxResponse {
+                result: Some(TxResult::decode(b.as_slice()).map_err(internal)?),
+            })),
+        }
+    }
+
+    async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        let m = self.app.last_commit().unwrap_or_default();
+        Ok(Response::new(StatusResponse {
+            chain_id: self.app.chain_id(),
+            height: m.height,
+            app_hash: m.app_hash.to_vec(),
+            block_time_ms: m.time_ms,
+            mode: self.broadcaster.mode().into(),
+            mempool_size: self.broadcaster.mempool_size(),
+        }))
+    }
+
+    type StreamBlocksStream = BlockStream;
+
+    async fn stream_blocks(&self, req: Request<StreamBlocksRequest>) -> Result<Response<BlockStream>, Status> {
+        let from = req.into_inner().from_height;
+        // Subscribe first, then replay history, then skip what was replayed.
+        let mut live = self.app.subscribe();
+        let store = self.app.store().clone();
+        let last = self.app.last_commit().map(|m| m.height).unwrap_or(0);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Block, Status>>(64);
+        tokio::spawn(async move {
+            let mut next = if from == 0 { last + 1 } else { from };
+            while next <= last {
+                let b = match store.block(next) {
+                    Ok(Some(b)) => Block::decode(b.as_slice()).map_err(internal),
+                    Ok(None) => Err(Status::not_found(format!("block {next} is not stored"))),
+                    Err(e) => Err(internal(e)),
+                };
+                let stop = b.is_err();
+                if tx.send(b).await.is_err() || stop {
+                    return;
+                }
+                next += 1;
+            }
+            loop {
+                match live.recv().await {
+                    Ok(b) if b.height < next => continue,
+                    Ok(b) => {
+                        next = b.height + 1;
+                        if tx.send(Ok((*b).clone())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        // Catch up from the store.
+                        let last = store.meta().ok().flatten().map(|m| m.height).unwrap_or(0);
+                        while next <= last {
+                            let Ok(Some(b)) = store.block(next) else { return };
+                            let Ok(b) = Block::decode(b.as_slice()) else { return };
+                            if tx.send(Ok(b)).await.is_err() {
+                                return;
+                            }
+                            next += 1;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthQuery(App);
+
+#[tonic::async_trait]
+impl auth_pb::query_server::Query for AuthQuery {
+    async fn account(&self, req: Request<auth_pb::QueryAccountRequest>) -> Result<Response<auth_pb::QueryAccountResponse>, Status> {
+        let a = parse_address(&req.into_inner().address)?;
+        match self.0.store().account(&a).map_err(internal)? {
+            None => Err(Status::not_found(format!("account {a} does not exist: it has never received funds"))),
+            Some(acct) => Ok(Response::new(auth_pb::QueryAccountResponse {
+                account: Some(auth_pb::BaseAccount {
+                    address: acct.address.to_string(),
+                    public_key: acct.public_key.map(|k| k.to_vec()).unwrap_or_default(),
+                    account_number: acct.account_number,
+                    sequence: acct.sequence,
+                }),
+            })),
+        }
+    }
+
+    async fn params(&self, _req: Request<auth_pb::QueryParamsRequest>) -> Result<Response<auth_pb::QueryParamsResponse>, Status> {
+        Ok(Response::new(auth_pb::QueryParamsResponse {
+            params: Some(self.0.store().auth_params().map_err(internal)?),
+        }))
+    }
+}
+
+#[derive(Clone)]
+pub struct BankQuery(App);
+
+#[tonic::async_trait]
+impl bank_pb::query_server::Query for BankQuery {
+    async fn balance(&self, req: Request<bank_pb::QueryBalanceRequest>) -> Result<Response<bank_pb::QueryBalanceResponse>, Status> {
+        let a = parse_address(&req.into_inner().address)?;
+        let b = self.0.store().balance(&a).map_err(internal)?;
+        Ok(Response::new(bank_pb::QueryBalanceResponse {
+            balance: Some(crate::testkit::coin(b)),
+        }))
+    }
+
+    async fn total_supply(&self, _req: Request<bank_pb::QueryTotalSupplyRequest>) -> Result<Response<bank_pb::QueryTotalSupplyResponse>, Status> {
+        let s = self.0.store().total_supply().map_err(internal)?;
+        Ok(Response::new(bank_pb::QueryTotalSupplyResponse {
+            supply: Some(crate::testkit::coin(s)),
+        }))
+    }
+}
+
+#[derive(Clone)]
+pub struct StakingQuery(App);
+
+const MAX_PAGE: u64 = 1000;
+
+#[tonic::async_trait]
+impl staking_pb::query_server::Query for StakingQuery {
+    async fn operator(&self, req: Request<staking_pb::QueryOperatorRequest>) -> Result<Response<staking_pb::QueryOperatorResponse>, Status> {
+        let a = parse_address(&req.into_inner().address)?;
+        match self.0.store().operator(&a).map_err(internal)? {
+            None => Err(Status::not_found(format!("{a} is not a registered operator"))),
+            Some(op) => Ok(Response::new(staking_pb::QueryOperatorResponse {
+                operator: Some(op.to_proto()),
+            })),
+        }
+    }
+
+    async fn operators(&self, req: Request<staking_pb::QueryOperatorsRequest>) -> Result<Response<staking_pb::QueryOperatorsResponse>, Status> {
+        let r = req.into_inner();
+        let role = match staking_pb::Role::try_from(r.role) {
+            Ok(staking_pb::Role::Unspecified) => None,
+            Ok(_) => staking::Role::from_proto(r.role),
+            Err(_) => return Err(Status::invalid_argument(format!("unknown role {}", r.role))),
+        };
+        let page = r.pagination.unwrap_or_default();
+        let limit = match page.limit {
+            0 => 100,
+            n if n > MAX_PAGE => return Err(Status::invalid_argument(format!("limit {n} exceeds {MAX_PAGE}"))),
+            n => n,
+        } as usize;
+        let after = if page.key.is_empty() {
+            None
+        } else {
+            Some(Address::from_slice(&page.key).ok_or_else(|| Status::invalid_argument("pagination key is not an address (20 bytes)"))?)
+        };
+        // One more than asked tells whether there is a next page.
+        let mut ops = self.0.store().operators(role, after.as_ref(), limit + 1).map_err(internal)?;
+        let next_key = if ops.len() > limit {
+            ops.truncate(limit);
+            ops.last().map(|o| o.address.0.to_vec()).unwrap_or_default()
+        } else {
+            vec![]
+        };
+        Ok(Response::new(staking_pb::QueryOperatorsResponse {
+            operators: ops.iter().map(staking::Operator::to_proto).collect(),
+            pagination: Some(proto::base::v1::PageResponse { next_key }),
+        }))
+    }
+
+    async fn params(&self, _req: Request<staking_pb::QueryParamsRequest>) -> Result<Response<staking_pb::QueryParamsResponse>, Status> {
+        Ok(Response::new(staking_pb::QueryParamsResponse {
+            params: Some(self.0.store().staking_params().map_err(internal)?.to_proto()),
+        }))
+    }
+}
+
+/// Serves every service on `addr` until `stop` resolves. `bound` receives the
+/// actual address (useful with port 0).
+pub async fn serve(
+    app: App,
+    broadcaster: Arc<dyn Broadcaster>,
+    listener: tokio::net::TcpListener,
+    stop: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1();
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health.set_serving::<NodeServer<NodeService>>().await;
+    let node = NodeService { app: app.clone(), broadcaster };
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let mut builder = tonic::transport::Server::builder();
+    let router = builder
+        .add_service(health_svc)
+        .add_service(NodeServer::new(node))
+        .add_service(auth_pb::query_server::QueryServer::new(AuthQuery(app.clone())))
+        .add_service(bank_pb::query_server::QueryServer::new(BankQuery(app.clone())))
+        .add_service(staking_pb::query_server::QueryServer::new(StakingQuery(app.clone())));
+    let router = match reflection {
+        Ok(r) => router.add_service(r),
+        Err(e) => {
+            tracing::warn!(error = %e, "gRPC reflection unavailable");
+            router
+        }
+    };
+    router.serve_with_incoming_shutdown(incoming, stop).await
+}
+
+/// Binds a listener, with a clear error.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+/// Reads one raw state key (used by tests and tools).
+pub fn raw(app: &App, key: &[u8]) -> Result<Option<Vec<u8>>, framework::StateError> {
+    app.store().get_raw(key)
+}

@@ -1,0 +1,185 @@
+//! The node's home directory (Cosmos layout):
+//!
+//! ```text
+//! HOME/config/genesis.json   CometBFT genesis; `app_state` is this app's genesis
+//! HOME/config/app.toml       gRPC, ABCI and CometBFT RPC addresses, dev block time
+//! HOME/data/app.db/          the sled store
+//! HOME/keyring.json          keys (mode 0600)
+//! ```
+use crate::genesis::AppState;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("{0} already exists; pass --overwrite to replace it")]
+    Exists(String),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    /// Where the gRPC API listens.
+    pub grpc_address: String,
+    /// Where the ABCI server listens for CometBFT (`veritraind start`).
+    pub abci_address: String,
+    /// CometBFT's RPC, for broadcasting under `veritraind start`.
+    pub comet_rpc: String,
+    /// Block interval of the embedded dev chain, in milliseconds.
+    pub dev_block_interval_ms: u64,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            grpc_address: "127.0.0.1:9090".into(),
+            abci_address: "127.0.0.1:26658".into(),
+            comet_rpc: "http://127.0.0.1:26657".into(),
+            dev_block_interval_ms: 500,
+        }
+    }
+}
+
+/// CometBFT's `genesis.json`, with this app's `app_state`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GenesisDoc {
+    pub genesis_time: String,
+    pub chain_id: String,
+    pub initial_height: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consensus_params: Option<serde_json::Value>,
+    #[serde(default)]
+    pub validators: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub app_hash: String,
+    pub app_state: AppState,
+}
+
+impl GenesisDoc {
+    pub fn new(chain_id: &str, app_state: AppState) -> GenesisDoc {
+        GenesisDoc {
+            genesis_time: tendermint::Time::now().to_rfc3339(),
+            chain_id: chain_id.to_string(),
+            initial_height: "1".into(),
+            consensus_params: None,
+            validators: vec![],
+            app_hash: String::new(),
+            app_state,
+        }
+    }
+
+    pub fn genesis_time_ms(&self) -> i64 {
+        tendermint::Time::parse_from_rfc3339(&self.genesis_time)
+            .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0))
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Home {
+    pub root: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HomeError + '_ {
+    move |source| HomeError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl Home {
+    pub fn new(root: impl Into<PathBuf>) -> Home {
+        Home { root: root.into() }
+    }
+    pub fn genesis_path(&self) -> PathBuf {
+        self.root.join("config/genesis.json")
+    }
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config/app.toml")
+    }
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join("data/app.db")
+    }
+
+    pub fn is_initialised(&self) -> bool {
+        self.genesis_path().exists()
+    }
+
+    pub fn read_genesis(&self) -> Result<GenesisDoc, HomeError> {
+        let p = self.genesis_path();
+        let b = std::fs::read(&p).map_err(io(&p))?;
+        serde_json::from_slice(&b).map_err(|e| HomeError::Invalid {
+            path: p.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    pub fn write_genesis(&self, g: &GenesisDoc) -> Result<(), HomeError> {
+        let p = self.genesis_path();
+        let body = serde_json::to_vec_pretty(g).map_err(|e| HomeError::Invalid {
+            path: p.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&p, &body)
+    }
+
+    pub fn read_config(&self) -> Result<AppConfig, HomeError> {
+        let p = self.config_path();
+        match std::fs::read_to_string(&p) {
+            Ok(s) => toml::from_str(&s).map_err(|e| HomeError::Invalid {
+                path: p.display().to_string(),
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AppConfig::default()),
+            Err(e) => Err(io(&p)(e)),
+        }
+    }
+
+    pub fn write_config(&self, c: &AppConfig) -> Result<(), HomeError> {
+        let p = self.config_path();
+        let body = toml::to_string_pretty(c).map_err(|e| HomeError::Invalid {
+            path: p.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&p, body.as_bytes())
+    }
+
+    /// Creates the home with a genesis for `chain_id` and default config.
+    pub fn init(&self, chain_id: &str, moniker: &str, overwrite: bool) -> Result<GenesisDoc, HomeError> {
+        if self.is_initialised() && !overwrite {
+            return Err(HomeError::Exists(self.genesis_path().display().to_string()));
+        }
+        if chain_id.is_empty() || chain_id.len() > 50 {
+            return Err(HomeError::Invalid {
+                path: "--chain-id".into(),
+                reason: "must be 1 to 50 characters (CometBFT's limit)".into(),
+            });
+        }
+        let mut app_state = AppState::default();
+        app_state.auth.params = Some(auth::default_params());
+        app_state.staking.params = Some(staking::Params::default().to_proto());
+        let g = GenesisDoc::new(chain_id, app_state);
+        self.write_genesis(&g)?;
+        self.write_config(&AppConfig::default())?;
+        let m = self.root.join("config/moniker");
+        write_atomic(&m, moniker.as_bytes())?;
+        Ok(g)
+    }
+}
+
+pub fn write_atomic(p: &Path, body: &[u8]) -> Result<(), HomeError> {
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d).map_err(io(d))?;
+    }
+    let tmp = p.with_extension("tmp");
+    std::fs::write(&tmp, body).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, p).map_err(io(p))
+}
