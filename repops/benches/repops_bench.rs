@@ -1,1 +1,109 @@
-fn main() {}
+//! RepOps benchmarks with in-run baselines. Prints one line per figure.
+//!
+//! ```text
+//! cargo bench -p repops --bench repops_bench -- [--threads N] [--quick]
+//! ```
+//! * GEMM GFLOP/s (R2 packed kernel, via the `mat_mul` op) vs `matrixmultiply::sgemm`
+//!   with the same thread count (MATMUL_NUM_THREADS);
+//! * elementary functions ns/element vs the platform libm (`f32::exp`, `ln`, `tanh`).
+//! Each figure is the best of several repetitions.
+
+use repops::{matmul, Op, Philox, Tensor};
+use std::time::Instant;
+
+fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
+    let mut best = f64::INFINITY;
+    for _ in 0..reps {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    best
+}
+
+fn rand(n: usize, seed: u64) -> Vec<f32> {
+    let p = Philox::new(seed, 0);
+    (0..n as u64).map(|i| p.uniform_at(i) * 2.0 - 1.0).collect()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let threads: usize = args
+        .iter()
+        .position(|a| a == "--threads")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let quick = args.iter().any(|a| a == "--quick");
+    // matrixmultiply reads this once, at its first threaded call.
+    std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    println!("threads={threads} simd={}", matmul::simd_enabled());
+
+    let sizes: &[usize] = if quick { &[128, 256] } else { &[64, 128, 256, 512, 1024] };
+    for &n in sizes {
+        let (m, k) = (n, n);
+        let a = Tensor::new(vec![m, k], rand(m * k, 1)).expect("a");
+        let b = Tensor::new(vec![k, n], rand(k * n, 2)).expect("b");
+        let flops = 2.0 * (m * n * k) as f64;
+        let reps = if n >= 512 { 5 } else { 20 };
+        let op = Op::MatMul { ta: false, tb: false };
+        let ours = pool.install(|| best_of(reps, || {
+            std::hint::black_box(op.execute(&[&a, &b]).expect("matmul"));
+        }));
+        let mut c = vec![0.0f32; m * n];
+        let theirs = best_of(reps, || baseline_sgemm(m, k, n, a.data(), b.data(), &mut c));
+        println!(
+            "gemm n={n:5}  repops {:7.2} GFLOP/s  matrixmultiply {:7.2} GFLOP/s  ratio {:.2}",
+            flops / ours / 1e9,
+            flops / theirs / 1e9,
+            theirs / ours
+        );
+    }
+
+    let n = if quick { 1 << 20 } else { 1 << 24 };
+    let xs: Vec<f32> = rand(n, 3).iter().map(|v| v * 40.0).collect();
+    let pos: Vec<f32> = rand(n, 4).iter().map(|v| v.abs() * 100.0 + 1e-3).collect();
+    let mut out = vec![0.0f32; n];
+    type F = (&'static str, fn(f32) -> f32, fn(f32) -> f32, bool);
+    let funcs: [F; 5] = [
+        ("exp", repops::math::exp, f32::exp, false),
+        ("log", repops::math::log, f32::ln, true),
+        ("tanh", repops::math::tanh, f32::tanh, false),
+        ("sigmoid", repops::math::sigmoid, |x| 1.0 / (1.0 + (-x).exp()), false),
+        ("rsqrt", repops::math::rsqrt, |x| 1.0 / x.sqrt(), true),
+    ];
+    for (name, ours, libm, positive) in funcs {
+        let input = if positive { &pos } else { &xs };
+        let t_ours = best_of(5, || matmul::map_slice(input, &mut out, ours));
+        let t_libm = best_of(5, || {
+            for (o, x) in out.iter_mut().zip(input.iter()) {
+                *o = libm(*x);
+            }
+            std::hint::black_box(&out);
+        });
+        println!(
+            "math {name:8} repops {:6.2} ns/elem  libm {:6.2} ns/elem  time ratio {:.2}",
+            t_ours / n as f64 * 1e9,
+            t_libm / n as f64 * 1e9,
+            t_ours / t_libm
+        );
+    }
+}
+
+/// Baseline: `matrixmultiply::sgemm`, an `unsafe fn` over raw pointers (the crate has no
+/// safe entry point), hence the local allow.
+#[allow(unsafe_code)]
+fn baseline_sgemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    // SAFETY: the asserted lengths cover row-major m×k, k×n and m×n with the strides given.
+    unsafe {
+        matrixmultiply::sgemm(
+            m, k, n, 1.0,
+            a.as_ptr(), k as isize, 1,
+            b.as_ptr(), n as isize, 1,
+            0.0,
+            c.as_mut_ptr(), n as isize, 1,
+        );
+    }
+}

@@ -25,10 +25,9 @@ pub fn philox4x32_10(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 
 /// A Philox stream keyed by `(seed, stream)`.
 ///
-/// Key = `[seed as u32, (seed >> 32) as u32 ^ stream]`... no: key is the 64-bit seed,
-/// and the stream id occupies counter word 2..3, so every `(seed, stream, index)` is a
-/// distinct counter. Element `i` uses counter `[i_lo, i_hi, stream_lo, stream_hi]`
-/// and takes word 0 of the output block.
+/// The key is the 64-bit seed `[seed_lo, seed_hi]`; the stream id occupies counter
+/// words 2..3, so every `(seed, stream, index)` is a distinct block. Element `i` uses
+/// counter `[i_lo, i_hi, stream_lo, stream_hi]` and takes word 0 of the output block.
 #[derive(Clone, Copy, Debug)]
 pub struct Philox {
     key: [u32; 2],
