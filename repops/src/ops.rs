@@ -170,7 +170,7 @@ fn map1(x: &Tensor, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
     Tensor::new(x.shape().to_vec(), out).unwrap_or_else(|_| unreachable_tensor())
 }
 
-fn map_fn(x: &Tensor, f: fn(f32) -> f32) -> Tensor {
+fn map_fn<F: Fn(f32) -> f32 + Copy + Send + Sync>(x: &Tensor, f: F) -> Tensor {
     let mut out = vec![0.0f32; x.len()];
     if x.len() >= PAR_MIN {
         out.par_chunks_mut(4096)
@@ -211,16 +211,25 @@ fn by_rows(rows: usize, cols: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send
     if cols == 0 {
         return out;
     }
+    // One call site of `f` (inside `with_fma`), so that it is inlined into the
+    // FMA-enabled copy of the loop.
+    let rows_per_task = (PAR_MIN / cols).max(1);
+    let task = |(t, block): (usize, &mut [f32])| {
+        matmul::with_fma(|| {
+            for (r, o) in block.chunks_mut(cols).enumerate() {
+                f(t * rows_per_task + r, o);
+            }
+        })
+    };
     if rows * cols >= PAR_MIN {
-        out.par_chunks_mut(cols)
-            .enumerate()
-            .for_each(|(i, o)| f(i, o));
+        out.par_chunks_mut(cols * rows_per_task).enumerate().for_each(task);
     } else {
-        out.chunks_mut(cols).enumerate().for_each(|(i, o)| f(i, o));
+        task((0, &mut out[..]));
     }
     out
 }
 
+#[inline(always)]
 fn softmax_row(x: &[f32], y: &mut [f32]) {
     let m = reduce::max(x);
     for (o, v) in y.iter_mut().zip(x) {
@@ -233,6 +242,7 @@ fn softmax_row(x: &[f32], y: &mut [f32]) {
 }
 
 /// `(mean, rstd)` of a layer-norm row.
+#[inline(always)]
 fn ln_stats(x: &[f32], eps: f32) -> (f32, f32) {
     let d = x.len() as f32;
     let mean = reduce::sum(x) / d;
@@ -832,11 +842,20 @@ impl Op {
                 let n = x[0].len();
                 let xd = x[0].data();
                 let mut o = Vec::with_capacity(n);
-                let mut idx = vec![0usize; r];
-                for _ in 0..n {
-                    let off: usize = (0..r).map(|d| idx[d] * in_strides[perm[d]]).sum();
-                    o.push(xd[off]);
-                    for d in (0..r).rev() {
+                if n == 0 || r == 0 {
+                    return t(xd.to_vec());
+                }
+                // Copy runs of the last axis when it stays last.
+                let (inner, outer_dims) = if perm[r - 1] == r - 1 { (s[r - 1], r - 1) } else { (1, r) };
+                let mut idx = vec![0usize; outer_dims];
+                for _ in 0..n / inner {
+                    let off: usize = (0..outer_dims).map(|d| idx[d] * in_strides[perm[d]]).sum();
+                    if inner == 1 {
+                        o.push(xd[off]);
+                    } else {
+                        o.extend_from_slice(&xd[off..off + inner]);
+                    }
+                    for d in (0..outer_dims).rev() {
                         idx[d] += 1;
                         if idx[d] < out_shape[d] {
                             break;
