@@ -253,7 +253,8 @@ impl Application for App {
             chain_id: inner.chain_id.clone(),
         };
         let txs: Vec<&[u8]> = req.txs.iter().map(|t| t.as_ref()).collect();
-        let outcome = exec::finalize_block(&inner.store, &ctx, &txs);
+        let mut outcome = exec::finalize_block(&inner.store, &ctx, &txs);
+        outcome.block_hash = req.hash.to_vec();
         let version = inner.meta.as_ref().map(|m| m.version + 1).unwrap_or(1);
         let (root, tree) = match inner.store.compute_root(&outcome.delta.writes, version) {
             Ok(r) => r,

@@ -119,6 +119,21 @@ pub enum Cmd {
     /// Query state.
     #[command(subcommand)]
     Query(QueryCmd),
+    /// Tools for checking a node's data.
+    #[command(subcommand)]
+    Debug(DebugCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DebugCmd {
+    /// Re-execute every committed block of this home on a fresh store (in a
+    /// temporary directory) and check each height's app hash. The node must
+    /// be stopped (sled holds a lock on its store).
+    Replay {
+        /// Stop at this height.
+        #[arg(long)]
+        to_height: Option<u64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -467,6 +482,15 @@ pub async fn run(cli: Cli) -> Result<()> {
             send_tx(&out, &keys, &tx.node, &tx.from, &tx.fee, &tx.memo, tx.yes, tx.wait_secs, &tx.chain_id, vec![msg], what).await?;
         }
         Cmd::Query(q) => query(&out, &keys, q).await?,
+        Cmd::Debug(DebugCmd::Replay { to_height }) => {
+            let g = home.read_genesis()?;
+            let src = crate::store::Store::open(&home.db_path()).with_context(|| format!("opening {} (is the node still running?)", home.db_path().display()))?;
+            let tmp = tempdir_in(&home.root)?;
+            let r = crate::replay::replay(&src, &g, &tmp, to_height);
+            let _ = std::fs::remove_dir_all(&tmp);
+            let r = r?;
+            out.print(serde_json::to_value(&r)?, || format!("replayed {} blocks: every app hash matches; last {} at height {}", r.blocks, r.app_hash, r.last_height));
+        }
     }
     Ok(())
 }
@@ -558,6 +582,14 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn tempdir_in(root: &std::path::Path) -> Result<PathBuf> {
+    let p = root.join(format!("data/replay-{}", std::process::id()));
+    if p.exists() {
+        std::fs::remove_dir_all(&p)?;
+    }
+    Ok(p)
 }
 
 fn operator_json(op: &proto::staking::v1::Operator) -> serde_json::Value {

@@ -34,6 +34,9 @@ pub struct BlockOutcome {
     pub delta: Delta,
     pub results: Vec<TxOutcome>,
     pub block_events: Vec<Event>,
+    /// The transactions as executed, and the header's block hash.
+    pub raw_txs: Vec<Vec<u8>>,
+    pub block_hash: Vec<u8>,
 }
 
 /// A transaction decoded and, where its account already existed, with its
@@ -241,6 +244,8 @@ pub fn finalize_block(store: &Store, ctx: &BlockCtx, txs: &[&[u8]]) -> BlockOutc
         delta: block,
         results,
         block_events,
+        raw_txs: txs.iter().map(|t| t.to_vec()).collect(),
+        block_hash: Vec::new(),
     }
 }
 
@@ -320,5 +325,7 @@ pub fn block_record(meta: &Meta, o: &BlockOutcome) -> proto::node::v1::Block {
             })
             .collect(),
         events: node_events(&o.block_events),
+        raw_txs: o.raw_txs.clone(),
+        block_hash: o.block_hash.clone(),
     }
 }

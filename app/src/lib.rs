@@ -19,6 +19,7 @@ pub mod keyring;
 pub mod msg;
 pub mod node;
 pub mod query;
+pub mod replay;
 pub mod store;
 pub mod testkit;
 
