@@ -100,7 +100,11 @@ impl App {
 
 fn time_ms(t: &Option<tendermint_proto::google::protobuf::Timestamp>) -> i64 {
     t.as_ref()
-        .map(|t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos / 1_000_000)))
+        .map(|t| {
+            t.seconds
+                .saturating_mul(1000)
+                .saturating_add(i64::from(t.nanos / 1_000_000))
+        })
         .unwrap_or(0)
 }
 
@@ -152,7 +156,12 @@ impl Application for App {
                 app_hash: Bytes::from(m.app_hash.to_vec()),
             };
         }
-        match exec::genesis(&inner.store, &req.chain_id, &req.app_state_bytes, time_ms(&req.time)) {
+        match exec::genesis(
+            &inner.store,
+            &req.chain_id,
+            &req.app_state_bytes,
+            time_ms(&req.time),
+        ) {
             Ok((commit, _)) => {
                 let meta = commit.meta.clone();
                 if let Err(e) = inner.store.commit(commit) {
@@ -239,8 +248,14 @@ impl Application for App {
             .txs
             .iter()
             .all(|tx| tx.len() <= max_tx && auth::SignedTx::decode(tx).is_ok());
-        let status = if ok { ProposalStatus::Accept } else { ProposalStatus::Reject };
-        ResponseProcessProposal { status: status as i32 }
+        let status = if ok {
+            ProposalStatus::Accept
+        } else {
+            ProposalStatus::Reject
+        };
+        ResponseProcessProposal {
+            status: status as i32,
+        }
     }
 
     fn finalize_block(&self, req: RequestFinalizeBlock) -> ResponseFinalizeBlock {
@@ -312,7 +327,12 @@ impl Application for App {
             txs: record
                 .txs
                 .iter()
-                .filter_map(|r| Some((<[u8; 32]>::try_from(r.hash.as_slice()).ok()?, r.encode_to_vec())))
+                .filter_map(|r| {
+                    Some((
+                        <[u8; 32]>::try_from(r.hash.as_slice()).ok()?,
+                        r.encode_to_vec(),
+                    ))
+                })
                 .collect(),
             block: record.encode_to_vec(),
         };

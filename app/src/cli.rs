@@ -16,7 +16,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "veritraind", version, about = "Veritrain: an app chain for verifiable machine-learning training")]
+#[command(
+    name = "veritraind",
+    version,
+    about = "Veritrain: an app chain for verifiable machine-learning training"
+)]
 pub struct Cli {
     /// Node home directory.
     #[arg(long, global = true, env = "VERITRAIND_HOME", default_value_os_t = default_home())]
@@ -139,7 +143,9 @@ pub enum DebugCmd {
 #[derive(Subcommand, Debug)]
 pub enum KeysCmd {
     /// Create a new random key.
-    Add { name: String },
+    Add {
+        name: String,
+    },
     List,
     Show {
         name: String,
@@ -148,9 +154,14 @@ pub enum KeysCmd {
         address: bool,
     },
     /// Print the secret key (hex). Anyone with it controls the account.
-    Export { name: String },
+    Export {
+        name: String,
+    },
     /// Import a secret key (hex).
-    Import { name: String, secret_hex: String },
+    Import {
+        name: String,
+        secret_hex: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -274,16 +285,26 @@ struct Out(Output);
 impl Out {
     fn print(&self, value: serde_json::Value, text: impl FnOnce() -> String) {
         match self.0 {
-            Output::Json => println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default()),
+            Output::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            ),
             Output::Text => println!("{}", text()),
         }
     }
 }
 
 pub fn init_tracing(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if cli.log_json { b.json().try_init() } else { b.try_init() };
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if cli.log_json {
+        b.json().try_init()
+    } else {
+        b.try_init()
+    };
 }
 
 fn parse_amount(s: &str) -> Result<Amount> {
@@ -336,7 +357,10 @@ async fn send_tx(
     if let Some(want) = chain_id {
         let have = client.status().await?.chain_id;
         if &have != want {
-            bail!("the node at {} runs chain {have:?}, not {want:?}", node.node);
+            bail!(
+                "the node at {} runs chain {have:?}, not {want:?}",
+                node.node
+            );
         }
     }
     let fee = fee.as_deref().map(parse_amount).transpose()?;
@@ -345,7 +369,10 @@ async fn send_tx(
     let (hash, res) = client.sign_and_send(&signer, msgs, memo, fee, wait).await?;
     let hash_hex = hex::encode_upper(&hash);
     match res {
-        None => out.print(json!({"txhash": hash_hex, "code": 0, "included": false}), || format!("txhash: {hash_hex} (accepted into the mempool)")),
+        None => out.print(
+            json!({"txhash": hash_hex, "code": 0, "included": false}),
+            || format!("txhash: {hash_hex} (accepted into the mempool)"),
+        ),
         Some(r) => {
             let code = r.code;
             out.print(
@@ -371,36 +398,72 @@ pub async fn run(cli: Cli) -> Result<()> {
     let home = Home::new(&cli.home);
     let keys = Keyring::open(&cli.home);
     match cli.cmd {
-        Cmd::Init { chain_id, moniker, overwrite } => {
+        Cmd::Init {
+            chain_id,
+            moniker,
+            overwrite,
+        } => {
             let g = home.init(&chain_id, &moniker, overwrite)?;
-            out.print(json!({"home": cli.home, "chain_id": g.chain_id, "genesis": home.genesis_path()}), || {
-                format!("initialised {} for chain {}", cli.home.display(), g.chain_id)
-            });
+            out.print(
+                json!({"home": cli.home, "chain_id": g.chain_id, "genesis": home.genesis_path()}),
+                || {
+                    format!(
+                        "initialised {} for chain {}",
+                        cli.home.display(),
+                        g.chain_id
+                    )
+                },
+            );
         }
-        Cmd::Dev { grpc_address, block_ms } => {
+        Cmd::Dev {
+            grpc_address,
+            block_ms,
+        } => {
             let cfg = home.read_config()?;
             let grpc: SocketAddr = match grpc_address {
                 Some(a) => a,
-                None => cfg.grpc_address.parse().context("grpc_address in app.toml")?,
+                None => cfg
+                    .grpc_address
+                    .parse()
+                    .context("grpc_address in app.toml")?,
             };
-            let interval = Duration::from_millis(block_ms.unwrap_or(cfg.dev_block_interval_ms).max(1));
+            let interval =
+                Duration::from_millis(block_ms.unwrap_or(cfg.dev_block_interval_ms).max(1));
             let n = node::start_dev(&home, grpc, interval).await?;
             let dev = keys.get(node::DEV_KEY)?;
-            out.print(json!({"grpc": n.grpc_url(), "chain_id": n.app.chain_id(), "dev_key": dev.address}), || {
-                format!("dev chain {} running; gRPC at {}; key `dev` = {}", n.app.chain_id(), n.grpc_url(), dev.address)
-            });
+            out.print(
+                json!({"grpc": n.grpc_url(), "chain_id": n.app.chain_id(), "dev_key": dev.address}),
+                || {
+                    format!(
+                        "dev chain {} running; gRPC at {}; key `dev` = {}",
+                        n.app.chain_id(),
+                        n.grpc_url(),
+                        dev.address
+                    )
+                },
+            );
             node::shutdown_signal().await;
             n.shutdown().await;
         }
-        Cmd::Start { abci_address, grpc_address, comet_rpc } => {
+        Cmd::Start {
+            abci_address,
+            grpc_address,
+            comet_rpc,
+        } => {
             let cfg = home.read_config()?;
             let abci = match abci_address {
                 Some(a) => a,
-                None => cfg.abci_address.parse().context("abci_address in app.toml")?,
+                None => cfg
+                    .abci_address
+                    .parse()
+                    .context("abci_address in app.toml")?,
             };
             let grpc = match grpc_address {
                 Some(a) => a,
-                None => cfg.grpc_address.parse().context("grpc_address in app.toml")?,
+                None => cfg
+                    .grpc_address
+                    .parse()
+                    .context("grpc_address in app.toml")?,
             };
             let rpc = comet_rpc.unwrap_or(cfg.comet_rpc);
             let n = node::start_comet(&home, abci, grpc, &rpc).await?;
@@ -425,71 +488,152 @@ pub async fn run(cli: Cli) -> Result<()> {
             KeysCmd::Add { name } => {
                 let s = auth::Signer::generate(&mut rand::rngs::OsRng);
                 let e = keys.add(&name, &s)?;
-                out.print(json!({"name": e.name, "address": e.address}), || format!("{}: {}", e.name, e.address));
+                out.print(json!({"name": e.name, "address": e.address}), || {
+                    format!("{}: {}", e.name, e.address)
+                });
             }
             KeysCmd::List => {
                 let l = keys.list()?;
-                out.print(json!(l.iter().map(|e| json!({"name": e.name, "address": e.address})).collect::<Vec<_>>()), || {
-                    l.iter().map(|e| format!("{}: {}", e.name, e.address)).collect::<Vec<_>>().join("\n")
-                });
+                out.print(
+                    json!(l
+                        .iter()
+                        .map(|e| json!({"name": e.name, "address": e.address}))
+                        .collect::<Vec<_>>()),
+                    || {
+                        l.iter()
+                            .map(|e| format!("{}: {}", e.name, e.address))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    },
+                );
             }
             KeysCmd::Show { name, address } => {
                 let e = keys.get(&name)?;
                 if address && out.0 == Output::Text {
                     println!("{}", e.address);
                 } else {
-                    out.print(json!({"name": e.name, "address": e.address}), || format!("{}: {}", e.name, e.address));
+                    out.print(json!({"name": e.name, "address": e.address}), || {
+                        format!("{}: {}", e.name, e.address)
+                    });
                 }
             }
             KeysCmd::Export { name } => {
                 let e = keys.get(&name)?;
                 eprintln!("WARNING: anyone with this secret controls {}", e.address);
-                out.print(json!({"name": e.name, "address": e.address, "secret": e.secret}), || e.secret.clone());
+                out.print(
+                    json!({"name": e.name, "address": e.address, "secret": e.secret}),
+                    || e.secret.clone(),
+                );
             }
             KeysCmd::Import { name, secret_hex } => {
                 let e = keys.import(&name, &secret_hex)?;
-                out.print(json!({"name": e.name, "address": e.address}), || format!("{}: {}", e.name, e.address));
+                out.print(json!({"name": e.name, "address": e.address}), || {
+                    format!("{}: {}", e.name, e.address)
+                });
             }
         },
-        Cmd::Tx(TxCmd::Bank(BankTx::Send { from_key, to, amount, node, fee, memo, yes, wait_secs, chain_id })) => {
+        Cmd::Tx(TxCmd::Bank(BankTx::Send {
+            from_key,
+            to,
+            amount,
+            node,
+            fee,
+            memo,
+            yes,
+            wait_secs,
+            chain_id,
+        })) => {
             let signer = keys.signer(&from_key)?;
             let to_addr = resolve_address(&keys, &to)?;
             let amt = parse_amount(&amount)?;
             let msg = testkit::send_msg(&signer.address(), &to_addr, amt);
             let what = format!("send {amt} from {} to {to_addr}", signer.address());
-            send_tx(&out, &keys, &node, &from_key, &fee, &memo, yes, wait_secs, &chain_id, vec![msg], what).await?;
+            send_tx(
+                &out,
+                &keys,
+                &node,
+                &from_key,
+                &fee,
+                &memo,
+                yes,
+                wait_secs,
+                &chain_id,
+                vec![msg],
+                what,
+            )
+            .await?;
         }
         Cmd::Tx(TxCmd::Staking(s)) => {
             let (tx, msg, what) = match s {
                 StakingTx::Register { role, stake, tx } => {
-                    let r = staking::Role::parse(&role).with_context(|| format!("--role {role:?}: expected solver or verifier"))?;
+                    let r = staking::Role::parse(&role)
+                        .with_context(|| format!("--role {role:?}: expected solver or verifier"))?;
                     let amt = parse_amount(&stake)?;
                     let signer = keys.signer(&tx.from)?;
                     let m = testkit::register_msg(&signer.address(), r, amt);
-                    (tx, m, format!("register {} as {} with stake {amt}", signer.address(), r.as_str()))
+                    (
+                        tx,
+                        m,
+                        format!(
+                            "register {} as {} with stake {amt}",
+                            signer.address(),
+                            r.as_str()
+                        ),
+                    )
                 }
                 StakingTx::AddStake { amount, tx } => {
                     let amt = parse_amount(&amount)?;
                     let signer = keys.signer(&tx.from)?;
-                    (tx, testkit::add_stake_msg(&signer.address(), amt), format!("add stake {amt}"))
+                    (
+                        tx,
+                        testkit::add_stake_msg(&signer.address(), amt),
+                        format!("add stake {amt}"),
+                    )
                 }
                 StakingTx::Unbond { amount, tx } => {
                     let amt = parse_amount(&amount)?;
                     let signer = keys.signer(&tx.from)?;
-                    (tx, testkit::unbond_msg(&signer.address(), amt), format!("unbond {amt}"))
+                    (
+                        tx,
+                        testkit::unbond_msg(&signer.address(), amt),
+                        format!("unbond {amt}"),
+                    )
                 }
             };
-            send_tx(&out, &keys, &tx.node, &tx.from, &tx.fee, &tx.memo, tx.yes, tx.wait_secs, &tx.chain_id, vec![msg], what).await?;
+            send_tx(
+                &out,
+                &keys,
+                &tx.node,
+                &tx.from,
+                &tx.fee,
+                &tx.memo,
+                tx.yes,
+                tx.wait_secs,
+                &tx.chain_id,
+                vec![msg],
+                what,
+            )
+            .await?;
         }
         Cmd::Query(q) => query(&out, &keys, q).await?,
         Cmd::Debug(DebugCmd::Replay { to_height }) => {
             let g = home.read_genesis()?;
-            let src = crate::store::Store::open(&home.db_path()).with_context(|| format!("opening {} (is the node still running?)", home.db_path().display()))?;
+            let src = crate::store::Store::open(&home.db_path()).with_context(|| {
+                format!(
+                    "opening {} (is the node still running?)",
+                    home.db_path().display()
+                )
+            })?;
             let tmp = tempdir_in(&home.root)?;
             let r = crate::replay::replay(&src, &g, &tmp, to_height);
             let _ = std::fs::remove_dir_all(&tmp);
             let r = r?;
-            out.print(serde_json::to_value(&r)?, || format!("replayed {} blocks: every app hash matches; last {} at height {}", r.blocks, r.app_hash, r.last_height));
+            out.print(serde_json::to_value(&r)?, || {
+                format!(
+                    "replayed {} blocks: every app hash matches; last {} at height {}",
+                    r.blocks, r.app_hash, r.last_height
+                )
+            });
         }
     }
     Ok(())
@@ -505,26 +649,41 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
         }
         QueryCmd::Bank(BankQuery::TotalSupply { node }) => {
             let c = NodeClient::connect(&node.node).await?;
-            let s = c.bank().total_supply(proto::bank::v1::QueryTotalSupplyRequest {}).await?.into_inner();
+            let s = c
+                .bank()
+                .total_supply(proto::bank::v1::QueryTotalSupplyRequest {})
+                .await?
+                .into_inner();
             let coin = s.supply.unwrap_or_default();
-            out.print(json!({"supply": coin}), || format!("{}{}", coin.amount, coin.denom));
+            out.print(json!({"supply": coin}), || {
+                format!("{}{}", coin.amount, coin.denom)
+            });
         }
         QueryCmd::Staking(StakingQuery::Operator { address, node }) => {
             let a = resolve_address(keys, &address)?;
             let c = NodeClient::connect(&node.node).await?;
             let op = c
                 .staking()
-                .operator(proto::staking::v1::QueryOperatorRequest { address: a.to_string() })
+                .operator(proto::staking::v1::QueryOperatorRequest {
+                    address: a.to_string(),
+                })
                 .await?
                 .into_inner()
                 .operator
                 .unwrap_or_default();
             out.print(operator_json(&op), || operator_text(&op));
         }
-        QueryCmd::Staking(StakingQuery::Operators { role, limit, after, node }) => {
+        QueryCmd::Staking(StakingQuery::Operators {
+            role,
+            limit,
+            after,
+            node,
+        }) => {
             let r = match role.as_str() {
                 "all" => proto::staking::v1::Role::Unspecified,
-                s => staking::Role::parse(s).with_context(|| format!("--role {s:?}: expected solver, verifier or all"))?.to_proto(),
+                s => staking::Role::parse(s)
+                    .with_context(|| format!("--role {s:?}: expected solver, verifier or all"))?
+                    .to_proto(),
             };
             let key = match after {
                 Some(a) => resolve_address(keys, &a)?.0.to_vec(),
@@ -560,7 +719,13 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
         }
         QueryCmd::Staking(StakingQuery::Params { node }) => {
             let c = NodeClient::connect(&node.node).await?;
-            let p = c.staking().params(proto::staking::v1::QueryParamsRequest {}).await?.into_inner().params.unwrap_or_default();
+            let p = c
+                .staking()
+                .params(proto::staking::v1::QueryParamsRequest {})
+                .await?
+                .into_inner()
+                .params
+                .unwrap_or_default();
             out.print(serde_json::to_value(&p)?, || format!("{p:?}"));
         }
         QueryCmd::Auth(AuthQuery::Account { address, node }) => {
@@ -575,10 +740,22 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
             }
         }
         QueryCmd::Tx { hash, node } => {
-            let h = hex::decode(hash.trim()).with_context(|| format!("hash {hash:?} is not hex"))?;
+            let h =
+                hex::decode(hash.trim()).with_context(|| format!("hash {hash:?} is not hex"))?;
             let c = NodeClient::connect(&node.node).await?;
-            let r = c.node().get_tx(proto::node::v1::GetTxRequest { hash: h }).await?.into_inner().result.unwrap_or_default();
-            out.print(serde_json::to_value(&r)?, || format!("height: {}\ncode: {} {}\nlog: {}", r.height, r.code, r.codespace, r.log));
+            let r = c
+                .node()
+                .get_tx(proto::node::v1::GetTxRequest { hash: h })
+                .await?
+                .into_inner()
+                .result
+                .unwrap_or_default();
+            out.print(serde_json::to_value(&r)?, || {
+                format!(
+                    "height: {}\ncode: {} {}\nlog: {}",
+                    r.height, r.code, r.codespace, r.log
+                )
+            });
         }
     }
     Ok(())
@@ -593,7 +770,9 @@ fn tempdir_in(root: &std::path::Path) -> Result<PathBuf> {
 }
 
 fn operator_json(op: &proto::staking::v1::Operator) -> serde_json::Value {
-    let role = staking::Role::from_proto(op.role).map(|r| r.as_str()).unwrap_or("unknown");
+    let role = staking::Role::from_proto(op.role)
+        .map(|r| r.as_str())
+        .unwrap_or("unknown");
     json!({
         "address": op.address, "role": role, "stake": op.stake,
         "unbonding": op.unbonding.iter().map(|u| json!({"amount": u.amount, "completion_height": u.completion_height})).collect::<Vec<_>>(),
@@ -602,10 +781,18 @@ fn operator_json(op: &proto::staking::v1::Operator) -> serde_json::Value {
 }
 
 fn operator_text(op: &proto::staking::v1::Operator) -> String {
-    let role = staking::Role::from_proto(op.role).map(|r| r.as_str()).unwrap_or("unknown");
-    let mut s = format!("address: {}\nrole: {role}\nstake: {}uvtr\nslashed: {}uvtr\nregistered at: {}", op.address, op.stake, op.slashed_total, op.registered_height);
+    let role = staking::Role::from_proto(op.role)
+        .map(|r| r.as_str())
+        .unwrap_or("unknown");
+    let mut s = format!(
+        "address: {}\nrole: {role}\nstake: {}uvtr\nslashed: {}uvtr\nregistered at: {}",
+        op.address, op.stake, op.slashed_total, op.registered_height
+    );
     for u in &op.unbonding {
-        s.push_str(&format!("\nunbonding: {}uvtr until height {}", u.amount, u.completion_height));
+        s.push_str(&format!(
+            "\nunbonding: {}uvtr until height {}",
+            u.amount, u.completion_height
+        ));
     }
     s
 }

@@ -2,7 +2,10 @@
 //! waiting for inclusion. Used by the CLI, the daemons and the tests.
 use auth::Signer;
 use framework::Amount;
-use proto::node::v1::{node_client::NodeClient as NodeGrpc, BroadcastTxRequest, GetTxRequest, StatusRequest, StatusResponse, TxResult};
+use proto::node::v1::{
+    node_client::NodeClient as NodeGrpc, BroadcastTxRequest, GetTxRequest, StatusRequest,
+    StatusResponse, TxResult,
+};
 use proto::{auth::v1 as auth_pb, bank::v1 as bank_pb, staking::v1 as staking_pb};
 use std::time::Duration;
 use tonic::transport::Channel;
@@ -19,7 +22,11 @@ pub enum ClientError {
     #[error("{0}")]
     Rpc(#[from] tonic::Status),
     #[error("transaction rejected by CheckTx: {codespace} code {code}: {log}")]
-    Rejected { codespace: String, code: u32, log: String },
+    Rejected {
+        codespace: String,
+        code: u32,
+        log: String,
+    },
     #[error("transaction {0} was not included within {1:?}")]
     Timeout(String, Duration),
     #[error("account {0} does not exist on chain yet: fund it first")]
@@ -35,7 +42,8 @@ pub struct NodeClient {
 
 impl NodeClient {
     pub async fn connect(url: &str) -> Result<NodeClient, ClientError> {
-        let endpoint = Channel::from_shared(url.to_string()).map_err(|e| ClientError::Invalid(format!("bad node URL {url:?}: {e}")))?;
+        let endpoint = Channel::from_shared(url.to_string())
+            .map_err(|e| ClientError::Invalid(format!("bad node URL {url:?}: {e}")))?;
         let channel = endpoint
             .connect_timeout(Duration::from_secs(5))
             .connect()
@@ -59,9 +67,17 @@ impl NodeClient {
         Ok(self.node().status(StatusRequest {}).await?.into_inner())
     }
 
-    pub async fn account(&self, addr: &framework::Address) -> Result<Option<auth_pb::BaseAccount>, ClientError> {
+    pub async fn account(
+        &self,
+        addr: &framework::Address,
+    ) -> Result<Option<auth_pb::BaseAccount>, ClientError> {
         let mut c = auth_pb::query_client::QueryClient::new(self.channel.clone());
-        match c.account(auth_pb::QueryAccountRequest { address: addr.to_string() }).await {
+        match c
+            .account(auth_pb::QueryAccountRequest {
+                address: addr.to_string(),
+            })
+            .await
+        {
             Ok(r) => Ok(r.into_inner().account),
             Err(s) if s.code() == Code::NotFound => Ok(None),
             Err(s) => Err(s.into()),
@@ -70,14 +86,21 @@ impl NodeClient {
 
     pub async fn min_fee(&self) -> Result<Amount, ClientError> {
         let mut c = auth_pb::query_client::QueryClient::new(self.channel.clone());
-        let p = c.params(auth_pb::QueryParamsRequest {}).await?.into_inner().params.unwrap_or_default();
+        let p = c
+            .params(auth_pb::QueryParamsRequest {})
+            .await?
+            .into_inner()
+            .params
+            .unwrap_or_default();
         Amount::parse_coin(&p.min_fee).map_err(|e| ClientError::Invalid(e.to_string()))
     }
 
     pub async fn balance(&self, addr: &framework::Address) -> Result<Amount, ClientError> {
         let mut c = bank_pb::query_client::QueryClient::new(self.channel.clone());
         let b = c
-            .balance(bank_pb::QueryBalanceRequest { address: addr.to_string() })
+            .balance(bank_pb::QueryBalanceRequest {
+                address: addr.to_string(),
+            })
             .await?
             .into_inner()
             .balance
@@ -95,7 +118,11 @@ impl NodeClient {
 
     /// Broadcasts raw tx bytes; CheckTx failures are errors. Returns the hash.
     pub async fn broadcast(&self, tx: Vec<u8>) -> Result<Vec<u8>, ClientError> {
-        let r = self.node().broadcast_tx(BroadcastTxRequest { tx }).await?.into_inner();
+        let r = self
+            .node()
+            .broadcast_tx(BroadcastTxRequest { tx })
+            .await?
+            .into_inner();
         if r.code != 0 {
             return Err(ClientError::Rejected {
                 codespace: r.codespace,
@@ -110,7 +137,13 @@ impl NodeClient {
     pub async fn wait_tx(&self, hash: &[u8], timeout: Duration) -> Result<TxResult, ClientError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            match self.node().get_tx(GetTxRequest { hash: hash.to_vec() }).await {
+            match self
+                .node()
+                .get_tx(GetTxRequest {
+                    hash: hash.to_vec(),
+                })
+                .await
+            {
                 Ok(r) => {
                     if let Some(res) = r.into_inner().result {
                         return Ok(res);
@@ -137,13 +170,23 @@ impl NodeClient {
         wait: Option<Duration>,
     ) -> Result<(Vec<u8>, Option<TxResult>), ClientError> {
         let addr = signer.address();
-        let acct = self.account(&addr).await?.ok_or_else(|| ClientError::NoAccount(addr.to_string()))?;
+        let acct = self
+            .account(&addr)
+            .await?
+            .ok_or_else(|| ClientError::NoAccount(addr.to_string()))?;
         let status = self.status().await?;
         let fee = match fee {
             Some(f) => f,
             None => self.min_fee().await?,
         };
-        let tx = signer.sign_tx(msgs, memo, &status.chain_id, acct.account_number, acct.sequence, fee);
+        let tx = signer.sign_tx(
+            msgs,
+            memo,
+            &status.chain_id,
+            acct.account_number,
+            acct.sequence,
+            fee,
+        );
         let hash = self.broadcast(tx).await?;
         let res = match wait {
             Some(t) => Some(self.wait_tx(&hash, t).await?),

@@ -69,7 +69,12 @@ fn timestamp(ms: i64) -> Timestamp {
 
 impl DevChain {
     /// Performs the handshake (Info, then InitChain if the app is empty).
-    pub fn start(app: App, chain_id: &str, app_state: &[u8], genesis_time_ms: i64) -> Result<DevChain, DevChainError> {
+    pub fn start(
+        app: App,
+        chain_id: &str,
+        app_state: &[u8],
+        genesis_time_ms: i64,
+    ) -> Result<DevChain, DevChainError> {
         let info = app.info(RequestInfo::default());
         if info.last_block_app_hash.is_empty() && info.last_block_height == 0 {
             let r = app.init_chain(RequestInitChain {
@@ -86,7 +91,10 @@ impl DevChain {
                 ));
             }
         }
-        let last = app.last_commit().map(|m| m.time_ms).unwrap_or(genesis_time_ms);
+        let last = app
+            .last_commit()
+            .map(|m| m.time_ms)
+            .unwrap_or(genesis_time_ms);
         let mut proposer = [0u8; 20];
         proposer.copy_from_slice(&Sha256::digest(b"veritrain-dev-validator")[..20]);
         Ok(DevChain {
@@ -229,7 +237,11 @@ impl DevChain {
     }
 
     /// Produces a block every `interval` until `stop` resolves.
-    pub async fn run(self: Arc<Self>, interval: Duration, stop: impl std::future::Future<Output = ()>) {
+    pub async fn run(
+        self: Arc<Self>,
+        interval: Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stop);

@@ -54,7 +54,11 @@ fn fail(e: &AuthError) -> TxFailure {
 /// Decodes a transaction and its messages; verifies its signature against the
 /// committed account number when the account already exists. Reads only
 /// committed state, so it can run in parallel for a whole block.
-pub fn prepare<S: StateRead + ?Sized>(committed: &S, chain_id: &str, bytes: &[u8]) -> Result<Prepared, TxFailure> {
+pub fn prepare<S: StateRead + ?Sized>(
+    committed: &S,
+    chain_id: &str,
+    bytes: &[u8],
+) -> Result<Prepared, TxFailure> {
     let tx = SignedTx::decode(bytes).map_err(|e| fail(&e))?;
     let msgs = tx
         .body
@@ -62,14 +66,22 @@ pub fn prepare<S: StateRead + ?Sized>(committed: &S, chain_id: &str, bytes: &[u8
         .iter()
         .map(Msg::from_any)
         .collect::<Result<Vec<_>, _>>()?;
-    let verified_for = match committed.account(&tx.signer_address()).map_err(|e| fail(&e))? {
+    let verified_for = match committed
+        .account(&tx.signer_address())
+        .map_err(|e| fail(&e))?
+    {
         Some(a) => {
-            tx.verify_signature(chain_id, a.account_number).map_err(|e| fail(&e))?;
+            tx.verify_signature(chain_id, a.account_number)
+                .map_err(|e| fail(&e))?;
             Some(a.account_number)
         }
         None => None,
     };
-    Ok(Prepared { tx, msgs, verified_for })
+    Ok(Prepared {
+        tx,
+        msgs,
+        verified_for,
+    })
 }
 
 /// The ante checks: limits, signature and sequence, then the fee is paid to
@@ -119,7 +131,8 @@ fn ante<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, p: &Prepared) -> Resu
             got: tx.fee.to_string(),
         }));
     }
-    s.authenticate(tx, &ctx.chain_id, p.verified_for).map_err(|e| fail(&e))?;
+    s.authenticate(tx, &ctx.chain_id, p.verified_for)
+        .map_err(|e| fail(&e))?;
     if !tx.fee.is_zero() {
         s.transfer(&signer, &Address::module(bank::FEE_COLLECTOR), tx.fee)
             .map_err(|e| TxFailure::from(&e))?;
@@ -127,7 +140,11 @@ fn ante<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, p: &Prepared) -> Resu
     Ok(())
 }
 
-fn run_msgs<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, p: &Prepared) -> Result<(), TxFailure> {
+fn run_msgs<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    p: &Prepared,
+) -> Result<(), TxFailure> {
     for m in &p.msgs {
         m.execute(s, ctx)?;
     }
@@ -137,7 +154,12 @@ fn run_msgs<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, p: &Prepared) -> 
 /// CheckTx: the whole transaction must succeed against the check state (the
 /// committed state plus the mempool's earlier transactions); if it does, its
 /// effects join the check state so that the sender's next sequence is accepted.
-pub fn check_tx(store: &Store, check: &mut Delta, ctx: &BlockCtx, bytes: &[u8]) -> Result<Vec<Event>, TxFailure> {
+pub fn check_tx(
+    store: &Store,
+    check: &mut Delta,
+    ctx: &BlockCtx,
+    bytes: &[u8],
+) -> Result<Vec<Event>, TxFailure> {
     let mut txd = Delta::default();
     {
         let base = Layered::new(store, check);
@@ -153,7 +175,13 @@ pub fn check_tx(store: &Store, check: &mut Delta, ctx: &BlockCtx, bytes: &[u8]) 
 
 /// One transaction inside a block. The ante's effects (fee, sequence) stay
 /// even if a message then fails; a failing ante changes nothing.
-fn deliver(store: &Store, block: &mut Delta, ctx: &BlockCtx, hash: [u8; 32], pre: Result<Prepared, TxFailure>) -> TxOutcome {
+fn deliver(
+    store: &Store,
+    block: &mut Delta,
+    ctx: &BlockCtx,
+    hash: [u8; 32],
+    pre: Result<Prepared, TxFailure>,
+) -> TxOutcome {
     let outcome = |f: Result<Vec<Event>, TxFailure>| match f {
         Ok(events) => TxOutcome {
             hash,
@@ -231,7 +259,9 @@ pub fn finalize_block(store: &Store, ctx: &BlockCtx, txs: &[&[u8]]) -> BlockOutc
             block_events.append(&mut hook.events);
             block.writes.extend(hook.writes);
         }
-        Err(e) => tracing::error!(error = %e, height = ctx.height, "staking end_block failed; its changes are dropped"),
+        Err(e) => {
+            tracing::error!(error = %e, height = ctx.height, "staking end_block failed; its changes are dropped")
+        }
     }
     {
         let mut s = Layered::new(store, &mut block);
@@ -258,7 +288,12 @@ pub fn max_tx_bytes(store: &Store) -> usize {
 
 /// Genesis: imports `app_state`, records the chain id, and returns the commit
 /// of JMT version 0 (height 0).
-pub fn genesis(store: &Store, chain_id: &str, app_state: &[u8], time_ms: i64) -> Result<(Commit, [u8; 32]), String> {
+pub fn genesis(
+    store: &Store,
+    chain_id: &str,
+    app_state: &[u8],
+    time_ms: i64,
+) -> Result<(Commit, [u8; 32]), String> {
     let mut d = Delta::default();
     genesis::init(store, &mut d, app_state).map_err(|e| e.to_string())?;
     {
@@ -268,7 +303,9 @@ pub fn genesis(store: &Store, chain_id: &str, app_state: &[u8], time_ms: i64) ->
         v.extend_from_slice(&time_ms.to_be_bytes());
         s.put_raw(BLOCK_KEY.to_vec(), v);
     }
-    let (root, tree) = store.compute_root(&d.writes, 0).map_err(|e| e.to_string())?;
+    let (root, tree) = store
+        .compute_root(&d.writes, 0)
+        .map_err(|e| e.to_string())?;
     let meta = Meta {
         height: 0,
         version: 0,

@@ -24,7 +24,11 @@ pub enum GenesisError {
 
 /// Imports `app_state` into `delta` in module order auth, bank, staking, then
 /// checks the supply invariant.
-pub fn init<B: StateRead>(base: &B, delta: &mut Delta, app_state: &[u8]) -> Result<(), GenesisError> {
+pub fn init<B: StateRead>(
+    base: &B,
+    delta: &mut Delta,
+    app_state: &[u8],
+) -> Result<(), GenesisError> {
     let g: AppState = if app_state.iter().all(u8::is_ascii_whitespace) {
         AppState::default()
     } else {

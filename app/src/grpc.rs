@@ -105,7 +105,10 @@ type BlockStream = Pin<Box<dyn Stream<Item = Result<Block, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Node for NodeService {
-    async fn broadcast_tx(&self, req: Request<BroadcastTxRequest>) -> Result<Response<BroadcastTxResponse>, Status> {
+    async fn broadcast_tx(
+        &self,
+        req: Request<BroadcastTxRequest>,
+    ) -> Result<Response<BroadcastTxResponse>, Status> {
         let tx = req.into_inner().tx;
         if tx.is_empty() {
             return Err(Status::invalid_argument("tx is empty"));
@@ -116,17 +119,26 @@ impl Node for NodeService {
     async fn get_tx(&self, req: Request<GetTxRequest>) -> Result<Response<GetTxResponse>, Status> {
         let h = req.into_inner().hash;
         if h.len() != 32 {
-            return Err(Status::invalid_argument(format!("hash is {} bytes, expected 32", h.len())));
+            return Err(Status::invalid_argument(format!(
+                "hash is {} bytes, expected 32",
+                h.len()
+            )));
         }
         match self.app.store().tx_result(&h).map_err(internal)? {
-            None => Err(Status::not_found(format!("transaction {} is not in a committed block", hex::encode_upper(&h)))),
+            None => Err(Status::not_found(format!(
+                "transaction {} is not in a committed block",
+                hex::encode_upper(&h)
+            ))),
             Some(b) => Ok(Response::new(GetTxResponse {
                 result: Some(TxResult::decode(b.as_slice()).map_err(internal)?),
             })),
         }
     }
 
-    async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _req: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
         let m = self.app.last_commit().unwrap_or_default();
         Ok(Response::new(StatusResponse {
             chain_id: self.app.chain_id(),
@@ -140,7 +152,10 @@ impl Node for NodeService {
 
     type StreamBlocksStream = BlockStream;
 
-    async fn stream_blocks(&self, req: Request<StreamBlocksRequest>) -> Result<Response<BlockStream>, Status> {
+    async fn stream_blocks(
+        &self,
+        req: Request<StreamBlocksRequest>,
+    ) -> Result<Response<BlockStream>, Status> {
         let from = req.into_inner().from_height;
         // Subscribe first, then replay history, then skip what was replayed.
         let mut live = self.app.subscribe();
@@ -174,8 +189,12 @@ impl Node for NodeService {
                         // Catch up from the store.
                         let last = store.meta().ok().flatten().map(|m| m.height).unwrap_or(0);
                         while next <= last {
-                            let Ok(Some(b)) = store.block(next) else { return };
-                            let Ok(b) = Block::decode(b.as_slice()) else { return };
+                            let Ok(Some(b)) = store.block(next) else {
+                                return;
+                            };
+                            let Ok(b) = Block::decode(b.as_slice()) else {
+                                return;
+                            };
                             if tx.send(Ok(b)).await.is_err() {
                                 return;
                             }
@@ -186,7 +205,9 @@ impl Node for NodeService {
                 }
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 }
 
@@ -195,10 +216,15 @@ pub struct AuthQuery(App);
 
 #[tonic::async_trait]
 impl auth_pb::query_server::Query for AuthQuery {
-    async fn account(&self, req: Request<auth_pb::QueryAccountRequest>) -> Result<Response<auth_pb::QueryAccountResponse>, Status> {
+    async fn account(
+        &self,
+        req: Request<auth_pb::QueryAccountRequest>,
+    ) -> Result<Response<auth_pb::QueryAccountResponse>, Status> {
         let a = parse_address(&req.into_inner().address)?;
         match self.0.store().account(&a).map_err(internal)? {
-            None => Err(Status::not_found(format!("account {a} does not exist: it has never received funds"))),
+            None => Err(Status::not_found(format!(
+                "account {a} does not exist: it has never received funds"
+            ))),
             Some(acct) => Ok(Response::new(auth_pb::QueryAccountResponse {
                 account: Some(auth_pb::BaseAccount {
                     address: acct.address.to_string(),
@@ -210,7 +236,10 @@ impl auth_pb::query_server::Query for AuthQuery {
         }
     }
 
-    async fn params(&self, _req: Request<auth_pb::QueryParamsRequest>) -> Result<Response<auth_pb::QueryParamsResponse>, Status> {
+    async fn params(
+        &self,
+        _req: Request<auth_pb::QueryParamsRequest>,
+    ) -> Result<Response<auth_pb::QueryParamsResponse>, Status> {
         Ok(Response::new(auth_pb::QueryParamsResponse {
             params: Some(self.0.store().auth_params().map_err(internal)?),
         }))
@@ -222,7 +251,10 @@ pub struct BankQuery(App);
 
 #[tonic::async_trait]
 impl bank_pb::query_server::Query for BankQuery {
-    async fn balance(&self, req: Request<bank_pb::QueryBalanceRequest>) -> Result<Response<bank_pb::QueryBalanceResponse>, Status> {
+    async fn balance(
+        &self,
+        req: Request<bank_pb::QueryBalanceRequest>,
+    ) -> Result<Response<bank_pb::QueryBalanceResponse>, Status> {
         let a = parse_address(&req.into_inner().address)?;
         let b = self.0.store().balance(&a).map_err(internal)?;
         Ok(Response::new(bank_pb::QueryBalanceResponse {
@@ -230,7 +262,10 @@ impl bank_pb::query_server::Query for BankQuery {
         }))
     }
 
-    async fn total_supply(&self, _req: Request<bank_pb::QueryTotalSupplyRequest>) -> Result<Response<bank_pb::QueryTotalSupplyResponse>, Status> {
+    async fn total_supply(
+        &self,
+        _req: Request<bank_pb::QueryTotalSupplyRequest>,
+    ) -> Result<Response<bank_pb::QueryTotalSupplyResponse>, Status> {
         let s = self.0.store().total_supply().map_err(internal)?;
         Ok(Response::new(bank_pb::QueryTotalSupplyResponse {
             supply: Some(crate::testkit::coin(s)),
@@ -245,17 +280,25 @@ const MAX_PAGE: u64 = 1000;
 
 #[tonic::async_trait]
 impl staking_pb::query_server::Query for StakingQuery {
-    async fn operator(&self, req: Request<staking_pb::QueryOperatorRequest>) -> Result<Response<staking_pb::QueryOperatorResponse>, Status> {
+    async fn operator(
+        &self,
+        req: Request<staking_pb::QueryOperatorRequest>,
+    ) -> Result<Response<staking_pb::QueryOperatorResponse>, Status> {
         let a = parse_address(&req.into_inner().address)?;
         match self.0.store().operator(&a).map_err(internal)? {
-            None => Err(Status::not_found(format!("{a} is not a registered operator"))),
+            None => Err(Status::not_found(format!(
+                "{a} is not a registered operator"
+            ))),
             Some(op) => Ok(Response::new(staking_pb::QueryOperatorResponse {
                 operator: Some(op.to_proto()),
             })),
         }
     }
 
-    async fn operators(&self, req: Request<staking_pb::QueryOperatorsRequest>) -> Result<Response<staking_pb::QueryOperatorsResponse>, Status> {
+    async fn operators(
+        &self,
+        req: Request<staking_pb::QueryOperatorsRequest>,
+    ) -> Result<Response<staking_pb::QueryOperatorsResponse>, Status> {
         let r = req.into_inner();
         let role = match staking_pb::Role::try_from(r.role) {
             Ok(staking_pb::Role::Unspecified) => None,
@@ -265,16 +308,26 @@ impl staking_pb::query_server::Query for StakingQuery {
         let page = r.pagination.unwrap_or_default();
         let limit = match page.limit {
             0 => 100,
-            n if n > MAX_PAGE => return Err(Status::invalid_argument(format!("limit {n} exceeds {MAX_PAGE}"))),
+            n if n > MAX_PAGE => {
+                return Err(Status::invalid_argument(format!(
+                    "limit {n} exceeds {MAX_PAGE}"
+                )))
+            }
             n => n,
         } as usize;
         let after = if page.key.is_empty() {
             None
         } else {
-            Some(Address::from_slice(&page.key).ok_or_else(|| Status::invalid_argument("pagination key is not an address (20 bytes)"))?)
+            Some(Address::from_slice(&page.key).ok_or_else(|| {
+                Status::invalid_argument("pagination key is not an address (20 bytes)")
+            })?)
         };
         // One more than asked tells whether there is a next page.
-        let mut ops = self.0.store().operators(role, after.as_ref(), limit + 1).map_err(internal)?;
+        let mut ops = self
+            .0
+            .store()
+            .operators(role, after.as_ref(), limit + 1)
+            .map_err(internal)?;
         let next_key = if ops.len() > limit {
             ops.truncate(limit);
             ops.last().map(|o| o.address.0.to_vec()).unwrap_or_default()
@@ -287,9 +340,18 @@ impl staking_pb::query_server::Query for StakingQuery {
         }))
     }
 
-    async fn params(&self, _req: Request<staking_pb::QueryParamsRequest>) -> Result<Response<staking_pb::QueryParamsResponse>, Status> {
+    async fn params(
+        &self,
+        _req: Request<staking_pb::QueryParamsRequest>,
+    ) -> Result<Response<staking_pb::QueryParamsResponse>, Status> {
         Ok(Response::new(staking_pb::QueryParamsResponse {
-            params: Some(self.0.store().staking_params().map_err(internal)?.to_proto()),
+            params: Some(
+                self.0
+                    .store()
+                    .staking_params()
+                    .map_err(internal)?
+                    .to_proto(),
+            ),
         }))
     }
 }
@@ -307,15 +369,24 @@ pub async fn serve(
         .build_v1();
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<NodeServer<NodeService>>().await;
-    let node = NodeService { app: app.clone(), broadcaster };
+    let node = NodeService {
+        app: app.clone(),
+        broadcaster,
+    };
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let mut builder = tonic::transport::Server::builder();
     let router = builder
         .add_service(health_svc)
         .add_service(NodeServer::new(node))
-        .add_service(auth_pb::query_server::QueryServer::new(AuthQuery(app.clone())))
-        .add_service(bank_pb::query_server::QueryServer::new(BankQuery(app.clone())))
-        .add_service(staking_pb::query_server::QueryServer::new(StakingQuery(app.clone())));
+        .add_service(auth_pb::query_server::QueryServer::new(AuthQuery(
+            app.clone(),
+        )))
+        .add_service(bank_pb::query_server::QueryServer::new(BankQuery(
+            app.clone(),
+        )))
+        .add_service(staking_pb::query_server::QueryServer::new(StakingQuery(
+            app.clone(),
+        )));
     let router = match reflection {
         Ok(r) => router.add_service(r),
         Err(e) => {

@@ -153,7 +153,12 @@ impl Home {
     }
 
     /// Creates the home with a genesis for `chain_id` and default config.
-    pub fn init(&self, chain_id: &str, moniker: &str, overwrite: bool) -> Result<GenesisDoc, HomeError> {
+    pub fn init(
+        &self,
+        chain_id: &str,
+        moniker: &str,
+        overwrite: bool,
+    ) -> Result<GenesisDoc, HomeError> {
         if self.is_initialised() && !overwrite {
             return Err(HomeError::Exists(self.genesis_path().display().to_string()));
         }

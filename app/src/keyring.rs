@@ -47,7 +47,8 @@ impl Keyring {
 
     fn load(&self) -> Result<KeyFile, KeyringError> {
         match std::fs::read(&self.path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| KeyringError::Corrupt(self.path.display().to_string(), e)),
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| KeyringError::Corrupt(self.path.display().to_string(), e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeyFile::default()),
             Err(e) => Err(KeyringError::Io(self.path.display().to_string(), e)),
         }
@@ -59,7 +60,8 @@ impl Keyring {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         let tmp = self.path.with_extension("json.tmp");
-        let body = serde_json::to_vec_pretty(f).map_err(|e| KeyringError::Corrupt(self.path.display().to_string(), e))?;
+        let body = serde_json::to_vec_pretty(f)
+            .map_err(|e| KeyringError::Corrupt(self.path.display().to_string(), e))?;
         {
             use std::io::Write;
             let mut opts = std::fs::OpenOptions::new();
@@ -86,7 +88,11 @@ impl Keyring {
     }
 
     fn check_name(name: &str) -> Result<(), KeyringError> {
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(KeyringError::BadName(name.to_string()));
         }
         Ok(())
@@ -109,7 +115,8 @@ impl Keyring {
     }
 
     pub fn import(&self, name: &str, secret_hex: &str) -> Result<KeyEntry, KeyringError> {
-        let bytes = hex::decode(secret_hex.trim()).map_err(|e| KeyringError::BadSecret(e.to_string()))?;
+        let bytes =
+            hex::decode(secret_hex.trim()).map_err(|e| KeyringError::BadSecret(e.to_string()))?;
         let s = Signer::from_bytes(&bytes).map_err(|e| KeyringError::BadSecret(e.to_string()))?;
         self.add(name, &s)
     }
@@ -129,7 +136,9 @@ impl Keyring {
             .keys
             .iter()
             .find(|k| k.name == name_or_address || k.address == name_or_address)
-            .ok_or_else(|| KeyringError::Missing(name_or_address.to_string(), self.path.display().to_string()))?;
+            .ok_or_else(|| {
+                KeyringError::Missing(name_or_address.to_string(), self.path.display().to_string())
+            })?;
         let bytes = hex::decode(&e.secret).map_err(|e| KeyringError::BadSecret(e.to_string()))?;
         Signer::from_bytes(&bytes).map_err(|e| KeyringError::BadSecret(e.to_string()))
     }

@@ -4,7 +4,10 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = app::cli::Cli::parse();
     app::cli::init_tracing(&cli);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -12,9 +12,8 @@ pub enum Msg {
 }
 
 fn decode<M: Message + Default>(any: &prost_types::Any) -> Result<M, TxFailure> {
-    M::decode(any.value.as_slice()).map_err(|e| {
-        TxFailure::from(&auth::AuthError::TxDecode(format!("{}: {e}", any.type_url)))
-    })
+    M::decode(any.value.as_slice())
+        .map_err(|e| TxFailure::from(&auth::AuthError::TxDecode(format!("{}: {e}", any.type_url))))
 }
 
 impl Msg {
@@ -22,7 +21,10 @@ impl Msg {
         use proto::{bank::v1 as bank_pb, staking::v1 as staking_pb};
         let t = any.type_url.as_str();
         let m = if t == bank_pb::MsgSend::TYPE_URL {
-            Msg::BankSend(bank::Send::try_from(&decode::<bank_pb::MsgSend>(any)?).map_err(|e| TxFailure::from(&e))?)
+            Msg::BankSend(
+                bank::Send::try_from(&decode::<bank_pb::MsgSend>(any)?)
+                    .map_err(|e| TxFailure::from(&e))?,
+            )
         } else if t == staking_pb::MsgRegisterOperator::TYPE_URL {
             Msg::Staking(
                 staking::StakingMsg::try_from(&decode::<staking_pb::MsgRegisterOperator>(any)?)
@@ -39,7 +41,9 @@ impl Msg {
                     .map_err(|e| TxFailure::from(&e))?,
             )
         } else {
-            return Err(TxFailure::from(&auth::AuthError::UnknownMessage(t.to_string())));
+            return Err(TxFailure::from(&auth::AuthError::UnknownMessage(
+                t.to_string(),
+            )));
         };
         Ok(m)
     }
@@ -52,7 +56,11 @@ impl Msg {
         }
     }
 
-    pub fn execute<S: StateWrite + ?Sized>(&self, s: &mut S, ctx: &BlockCtx) -> Result<(), TxFailure> {
+    pub fn execute<S: StateWrite + ?Sized>(
+        &self,
+        s: &mut S,
+        ctx: &BlockCtx,
+    ) -> Result<(), TxFailure> {
         match self {
             Msg::BankSend(m) => bank::execute_send(s, m).map_err(|e| TxFailure::from(&e)),
             Msg::Staking(m) => staking::execute(s, ctx, m).map_err(|e| TxFailure::from(&e)),

@@ -77,20 +77,29 @@ pub fn prepare_dev_home(home: &Home) -> anyhow::Result<GenesisDoc> {
 }
 
 /// `veritraind dev`: the embedded chain and the gRPC API.
-pub async fn start_dev(home: &Home, grpc_addr: SocketAddr, block_interval: Duration) -> anyhow::Result<RunningNode> {
+pub async fn start_dev(
+    home: &Home,
+    grpc_addr: SocketAddr,
+    block_interval: Duration,
+) -> anyhow::Result<RunningNode> {
     let g = prepare_dev_home(home)?;
-    let store = Store::open(&home.db_path()).with_context(|| format!("opening {}", home.db_path().display()))?;
+    let store = Store::open(&home.db_path())
+        .with_context(|| format!("opening {}", home.db_path().display()))?;
     let app = App::new(store)?;
     let app_state = serde_json::to_vec(&g.app_state)?;
     let chain_id = g.chain_id.clone();
     let genesis_ms = g.genesis_time_ms();
     let app2 = app.clone();
-    let chain = tokio::task::spawn_blocking(move || DevChain::start(app2, &chain_id, &app_state, genesis_ms))
-        .await??;
+    let chain = tokio::task::spawn_blocking(move || {
+        DevChain::start(app2, &chain_id, &app_state, genesis_ms)
+    })
+    .await??;
     let chain = Arc::new(chain);
-    let listener = grpc::bind(grpc_addr)
-        .await
-        .with_context(|| format!("cannot listen for gRPC on {grpc_addr} (is another node running? use --grpc-address)"))?;
+    let listener = grpc::bind(grpc_addr).await.with_context(|| {
+        format!(
+            "cannot listen for gRPC on {grpc_addr} (is another node running? use --grpc-address)"
+        )
+    })?;
     let bound = listener.local_addr()?;
     let (stop, rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -117,8 +126,14 @@ pub async fn start_dev(home: &Home, grpc_addr: SocketAddr, block_interval: Durat
 
 /// `veritraind start`: the ABCI server for CometBFT (TCP), and the gRPC API
 /// broadcasting through CometBFT's RPC.
-pub async fn start_comet(home: &Home, abci_addr: SocketAddr, grpc_addr: SocketAddr, comet_rpc: &str) -> anyhow::Result<RunningNode> {
-    let store = Store::open(&home.db_path()).with_context(|| format!("opening {}", home.db_path().display()))?;
+pub async fn start_comet(
+    home: &Home,
+    abci_addr: SocketAddr,
+    grpc_addr: SocketAddr,
+    comet_rpc: &str,
+) -> anyhow::Result<RunningNode> {
+    let store = Store::open(&home.db_path())
+        .with_context(|| format!("opening {}", home.db_path().display()))?;
     let app = App::new(store)?;
     let server = tendermint_abci::ServerBuilder::default()
         .bind(abci_addr, app.clone())
@@ -131,7 +146,8 @@ pub async fn start_comet(home: &Home, abci_addr: SocketAddr, grpc_addr: SocketAd
                 tracing::error!(error = %e, "ABCI server stopped");
             }
         })?;
-    let client = tendermint_rpc::HttpClient::new(comet_rpc).map_err(|e| anyhow::anyhow!("bad CometBFT RPC URL {comet_rpc:?}: {e}"))?;
+    let client = tendermint_rpc::HttpClient::new(comet_rpc)
+        .map_err(|e| anyhow::anyhow!("bad CometBFT RPC URL {comet_rpc:?}: {e}"))?;
     let listener = grpc::bind(grpc_addr)
         .await
         .with_context(|| format!("cannot listen for gRPC on {grpc_addr}"))?;
@@ -159,13 +175,14 @@ pub async fn start_comet(home: &Home, abci_addr: SocketAddr, grpc_addr: SocketAd
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},

@@ -28,7 +28,13 @@ pub fn abci_query(store: &Store, meta: Option<&Meta>, req: &RequestQuery) -> Res
     };
     let height = i64::try_from(meta.height).unwrap_or(i64::MAX);
     if req.height != 0 && req.height != height {
-        return err(3, format!("only the last committed height {height} is served, not {}", req.height));
+        return err(
+            3,
+            format!(
+                "only the last committed height {height} is served, not {}",
+                req.height
+            ),
+        );
     }
     match req.path.as_str() {
         "/store" | "store" => {
@@ -75,13 +81,22 @@ pub fn abci_query(store: &Store, meta: Option<&Meta>, req: &RequestQuery) -> Res
             },
             Err(e) => err(4, e.to_string()),
         },
-        p => err(1, format!("unknown query path {p:?}; known: /store, /app/chain_id")),
+        p => err(
+            1,
+            format!("unknown query path {p:?}; known: /store, /app/chain_id"),
+        ),
     }
 }
 
 /// Verifies a `/store` proof against an app hash.
-pub fn verify_store_proof(app_hash: [u8; 32], key: &[u8], value: Option<&[u8]>, proof: &[u8]) -> Result<(), String> {
-    let p: jmt::proof::SparseMerkleProof<sha2::Sha256> = borsh::from_slice(proof).map_err(|e| e.to_string())?;
+pub fn verify_store_proof(
+    app_hash: [u8; 32],
+    key: &[u8],
+    value: Option<&[u8]>,
+    proof: &[u8],
+) -> Result<(), String> {
+    let p: jmt::proof::SparseMerkleProof<sha2::Sha256> =
+        borsh::from_slice(proof).map_err(|e| e.to_string())?;
     p.verify(jmt::RootHash(app_hash), crate::store::key_hash(key), value)
         .map_err(|e| e.to_string())
 }

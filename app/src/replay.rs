@@ -24,7 +24,11 @@ pub enum ReplayError {
     #[error("genesis app hash differs: stored {stored}, replayed {replayed}")]
     GenesisDiverged { stored: String, replayed: String },
     #[error("height {height}: stored app hash {stored}, replayed {replayed}")]
-    Diverged { height: u64, stored: String, replayed: String },
+    Diverged {
+        height: u64,
+        stored: String,
+        replayed: String,
+    },
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -42,11 +46,17 @@ fn ts(ms: i64) -> Timestamp {
 }
 
 /// Replays `src`'s blocks `1..=upto` (default: all) into a new store at `dst`.
-pub fn replay(src: &Store, genesis: &GenesisDoc, dst: &Path, upto: Option<u64>) -> Result<ReplayReport, ReplayError> {
+pub fn replay(
+    src: &Store,
+    genesis: &GenesisDoc,
+    dst: &Path,
+    upto: Option<u64>,
+) -> Result<ReplayReport, ReplayError> {
     let last = src.meta()?.ok_or(ReplayError::Empty)?.height;
     let upto = upto.unwrap_or(last).min(last);
     let app = App::new(Store::open(dst)?)?;
-    let app_state = serde_json::to_vec(&genesis.app_state).map_err(|e| ReplayError::Corrupt(0, e.to_string()))?;
+    let app_state = serde_json::to_vec(&genesis.app_state)
+        .map_err(|e| ReplayError::Corrupt(0, e.to_string()))?;
     let g = app.init_chain(RequestInitChain {
         time: Some(ts(genesis.genesis_time_ms())),
         chain_id: genesis.chain_id.clone(),
@@ -56,7 +66,8 @@ pub fn replay(src: &Store, genesis: &GenesisDoc, dst: &Path, upto: Option<u64>) 
         initial_height: 1,
     });
     let rec0 = src.block(0)?.ok_or(ReplayError::Missing(0))?;
-    let b0 = proto::node::v1::Block::decode(rec0.as_slice()).map_err(|e| ReplayError::Corrupt(0, e.to_string()))?;
+    let b0 = proto::node::v1::Block::decode(rec0.as_slice())
+        .map_err(|e| ReplayError::Corrupt(0, e.to_string()))?;
     if g.app_hash.as_ref() != b0.app_hash.as_slice() {
         return Err(ReplayError::GenesisDiverged {
             stored: hex::encode_upper(&b0.app_hash),
@@ -66,9 +77,14 @@ pub fn replay(src: &Store, genesis: &GenesisDoc, dst: &Path, upto: Option<u64>) 
     let mut hash = b0.app_hash;
     for h in 1..=upto {
         let raw = src.block(h)?.ok_or(ReplayError::Missing(h))?;
-        let b = proto::node::v1::Block::decode(raw.as_slice()).map_err(|e| ReplayError::Corrupt(h, e.to_string()))?;
+        let b = proto::node::v1::Block::decode(raw.as_slice())
+            .map_err(|e| ReplayError::Corrupt(h, e.to_string()))?;
         let r = app.finalize_block(RequestFinalizeBlock {
-            txs: b.raw_txs.iter().map(|t| Bytes::copy_from_slice(t)).collect(),
+            txs: b
+                .raw_txs
+                .iter()
+                .map(|t| Bytes::copy_from_slice(t))
+                .collect(),
             decided_last_commit: None,
             misbehavior: vec![],
             hash: Bytes::from(b.block_hash.clone()),

@@ -105,10 +105,12 @@ impl Store {
     pub fn meta(&self) -> Result<Option<Meta>, StateError> {
         match self.db.get(pk(META, b"last")).map_err(storage)? {
             None => Ok(None),
-            Some(b) => Meta::decode(&b).map(Some).ok_or_else(|| StateError::Corrupt {
-                key: "meta/last".into(),
-                reason: format!("{} bytes", b.len()),
-            }),
+            Some(b) => Meta::decode(&b)
+                .map(Some)
+                .ok_or_else(|| StateError::Corrupt {
+                    key: "meta/last".into(),
+                    reason: format!("{} bytes", b.len()),
+                }),
         }
     }
 
@@ -168,7 +170,11 @@ impl Store {
     }
 
     pub fn tx_result(&self, hash: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(self.db.get(pk(TX, hash)).map_err(storage)?.map(|v| v.to_vec()))
+        Ok(self
+            .db
+            .get(pk(TX, hash))
+            .map_err(storage)?
+            .map(|v| v.to_vec()))
     }
 
     pub fn block(&self, height: u64) -> Result<Option<Vec<u8>>, StateError> {
@@ -194,7 +200,11 @@ impl Store {
 
 impl StateRead for Store {
     fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(self.db.get(pk(STATE, key)).map_err(storage)?.map(|v| v.to_vec()))
+        Ok(self
+            .db
+            .get(pk(STATE, key))
+            .map_err(storage)?
+            .map(|v| v.to_vec()))
     }
 
     fn prefix_raw(
@@ -231,7 +241,11 @@ impl TreeReader for JmtReader<'_> {
         }
     }
 
-    fn get_value_option(&self, max_version: Version, key_hash: KeyHash) -> anyhow::Result<Option<OwnedValue>> {
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
         let lo = {
             let mut k = pk(VALUE, &key_hash.0);
             k.extend_from_slice(&0u64.to_be_bytes());

@@ -32,17 +32,36 @@ fn world() -> World {
     let alice = Signer::from_seed("alice");
     let bob = Signer::from_seed("bob");
     let app = new_app(dir.path(), &funded_genesis(&[&alice], Amount(1_000_000)));
-    World { _dir: dir, app, alice, bob }
+    World {
+        _dir: dir,
+        app,
+        alice,
+        bob,
+    }
 }
 
 fn acct_no(app: &App, s: &Signer) -> u64 {
-    app.store().account(&s.address()).unwrap().unwrap().account_number
+    app.store()
+        .account(&s.address())
+        .unwrap()
+        .unwrap()
+        .account_number
 }
 
 #[track_caller]
 fn assert_code(r: &ResponseCheckTx, codespace: &str, code: u32, log_has: &str) {
-    assert_eq!((r.codespace.as_str(), r.code), (codespace, code), "log: {}", r.log);
-    assert!(r.log.contains(log_has), "log {:?} lacks {:?}", r.log, log_has);
+    assert_eq!(
+        (r.codespace.as_str(), r.code),
+        (codespace, code),
+        "log: {}",
+        r.log
+    );
+    assert!(
+        r.log.contains(log_has),
+        "log {:?} lacks {:?}",
+        r.log,
+        log_has
+    );
 }
 
 #[test]
@@ -53,7 +72,12 @@ fn each_kind_of_bad_transaction_gets_its_own_stable_code() {
     let send = |amt: u128| send_msg(&a, &b, Amount(amt));
 
     // Garbage bytes.
-    assert_code(&check(&w.app, b"\x01\x02garbage"), "auth", 2, "does not decode");
+    assert_code(
+        &check(&w.app, b"\x01\x02garbage"),
+        "auth",
+        2,
+        "does not decode",
+    );
     // Forged signature: bob signs, claims alice's key.
     let forged = {
         let bytes = w.bob.sign_tx(vec![send(5)], "", CHAIN, n, 0, Amount(1));
@@ -65,13 +89,17 @@ fn each_kind_of_bad_transaction_gets_its_own_stable_code() {
     };
     assert_code(&check(&w.app, &forged), "auth", 3, "signature");
     // Wrong chain id.
-    let other = w.alice.sign_tx(vec![send(5)], "", "other-chain", n, 0, Amount(1));
+    let other = w
+        .alice
+        .sign_tx(vec![send(5)], "", "other-chain", n, 0, Amount(1));
     assert_code(&check(&w.app, &other), "auth", 4, "other-chain");
     // Future sequence.
     let future = w.alice.sign_tx(vec![send(5)], "", CHAIN, n, 7, Amount(1));
     assert_code(&check(&w.app, &future), "auth", 5, "sequence");
     // Insufficient funds.
-    let poor = w.alice.sign_tx(vec![send(5_000_000)], "", CHAIN, n, 0, Amount(1));
+    let poor = w
+        .alice
+        .sign_tx(vec![send(5_000_000)], "", CHAIN, n, 0, Amount(1));
     assert_code(&check(&w.app, &poor), "bank", 2, "insufficient funds");
     // Amount overflow (2^128 does not parse into an amount).
     let huge = {
@@ -81,7 +109,8 @@ fn each_kind_of_bad_transaction_gets_its_own_stable_code() {
             amount: Some(coin(Amount(1))),
         };
         m.amount.as_mut().unwrap().amount = "340282366920938463463374607431768211456".into();
-        w.alice.sign_tx(vec![proto::to_any(&m)], "", CHAIN, n, 0, Amount(1))
+        w.alice
+            .sign_tx(vec![proto::to_any(&m)], "", CHAIN, n, 0, Amount(1))
     };
     assert_code(&check(&w.app, &huge), "bank", 3, "invalid amount");
     // Unknown message type.
@@ -101,10 +130,24 @@ fn each_kind_of_bad_transaction_gets_its_own_stable_code() {
     let cheap = w.alice.sign_tx(vec![send(5)], "", CHAIN, n, 0, Amount(0));
     assert_code(&check(&w.app, &cheap), "auth", 6, "fee too low");
     // A message signed by someone else than its sender.
-    let bob_msg = w.alice.sign_tx(vec![send_msg(&b, &a, Amount(1))], "", CHAIN, n, 0, Amount(1));
+    let bob_msg = w.alice.sign_tx(
+        vec![send_msg(&b, &a, Amount(1))],
+        "",
+        CHAIN,
+        n,
+        0,
+        Amount(1),
+    );
     assert_code(&check(&w.app, &bob_msg), "auth", 13, "signer");
     // An account that never received funds cannot sign.
-    let nobody = w.bob.sign_tx(vec![send_msg(&b, &a, Amount(1))], "", CHAIN, 0, 0, Amount(1));
+    let nobody = w.bob.sign_tx(
+        vec![send_msg(&b, &a, Amount(1))],
+        "",
+        CHAIN,
+        0,
+        0,
+        Amount(1),
+    );
     assert_code(&check(&w.app, &nobody), "auth", 7, "unknown account");
 
     // A valid one passes, and its replay is then refused by sequence.
@@ -122,19 +165,42 @@ fn bad_transactions_inside_a_block_fail_without_touching_state() {
     let before = w.app.store().balance(&a).unwrap();
     let txs = vec![
         b"garbage".to_vec(),
-        w.alice.sign_tx(vec![send_msg(&a, &b, Amount(5))], "", "other", n, 0, Amount(1)),
-        w.alice.sign_tx(vec![send_msg(&a, &b, Amount(5))], "", CHAIN, n, 3, Amount(1)),
+        w.alice.sign_tx(
+            vec![send_msg(&a, &b, Amount(5))],
+            "",
+            "other",
+            n,
+            0,
+            Amount(1),
+        ),
+        w.alice.sign_tx(
+            vec![send_msg(&a, &b, Amount(5))],
+            "",
+            CHAIN,
+            n,
+            3,
+            Amount(1),
+        ),
     ];
     // Garbage is dropped by PrepareProposal; force it through FinalizeBlock.
-    let r = w.app.finalize_block(tendermint_proto::v0_38::abci::RequestFinalizeBlock {
-        txs: txs.into_iter().map(Bytes::from).collect(),
-        height: 1,
-        time: Some(ts(1000)),
-        ..Default::default()
-    });
+    let r = w
+        .app
+        .finalize_block(tendermint_proto::v0_38::abci::RequestFinalizeBlock {
+            txs: txs.into_iter().map(Bytes::from).collect(),
+            height: 1,
+            time: Some(ts(1000)),
+            ..Default::default()
+        });
     w.app.commit();
-    let codes: Vec<(String, u32)> = r.tx_results.iter().map(|t| (t.codespace.clone(), t.code)).collect();
-    assert_eq!(codes, vec![("auth".into(), 2), ("auth".into(), 4), ("auth".into(), 5)]);
+    let codes: Vec<(String, u32)> = r
+        .tx_results
+        .iter()
+        .map(|t| (t.codespace.clone(), t.code))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![("auth".into(), 2), ("auth".into(), 4), ("auth".into(), 5)]
+    );
     assert_eq!(w.app.store().balance(&a).unwrap(), before);
     assert_eq!(w.app.store().account(&a).unwrap().unwrap().sequence, 0);
 
@@ -143,9 +209,19 @@ fn bad_transactions_inside_a_block_fail_without_touching_state() {
         &w.app,
         2,
         2000,
-        vec![w.alice.sign_tx(vec![send_msg(&a, &b, Amount(9_999_999))], "", CHAIN, n, 0, Amount(3))],
+        vec![w.alice.sign_tx(
+            vec![send_msg(&a, &b, Amount(9_999_999))],
+            "",
+            CHAIN,
+            n,
+            0,
+            Amount(3),
+        )],
     );
-    assert_eq!((r.tx_results[0].codespace.as_str(), r.tx_results[0].code), ("bank", 2));
+    assert_eq!(
+        (r.tx_results[0].codespace.as_str(), r.tx_results[0].code),
+        ("bank", 2)
+    );
     assert!(r.tx_results[0].log.contains("fee charged"));
     assert_eq!(w.app.store().balance(&a).unwrap(), Amount(before.0 - 3));
     assert_eq!(w.app.store().balance(&b).unwrap(), Amount::ZERO);
@@ -156,18 +232,22 @@ fn bad_transactions_inside_a_block_fail_without_touching_state() {
 #[test]
 fn process_proposal_rejects_blocks_with_undecodable_transactions() {
     let w = world();
-    let r = w.app.process_proposal(tendermint_proto::v0_38::abci::RequestProcessProposal {
-        txs: vec![Bytes::from_static(b"\xff\xfe")],
-        height: 1,
-        ..Default::default()
-    });
+    let r = w
+        .app
+        .process_proposal(tendermint_proto::v0_38::abci::RequestProcessProposal {
+            txs: vec![Bytes::from_static(b"\xff\xfe")],
+            height: 1,
+            ..Default::default()
+        });
     assert_eq!(r.status, 2, "expected REJECT");
-    let p = w.app.prepare_proposal(tendermint_proto::v0_38::abci::RequestPrepareProposal {
-        max_tx_bytes: 1 << 20,
-        txs: vec![Bytes::from_static(b"\xff\xfe")],
-        height: 1,
-        ..Default::default()
-    });
+    let p = w
+        .app
+        .prepare_proposal(tendermint_proto::v0_38::abci::RequestPrepareProposal {
+            max_tx_bytes: 1 << 20,
+            txs: vec![Bytes::from_static(b"\xff\xfe")],
+            height: 1,
+            ..Default::default()
+        });
     assert!(p.txs.is_empty());
 }
 

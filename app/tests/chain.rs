@@ -21,7 +21,12 @@ fn a_send_moves_funds_and_survives_a_restart() {
     let bob = Signer::from_seed("bob");
     let g = funded_genesis(&[&alice], Amount(1_000_000));
     let chain = open(dir.path(), &g);
-    let acct = chain.app().store().account(&alice.address()).unwrap().unwrap();
+    let acct = chain
+        .app()
+        .store()
+        .account(&alice.address())
+        .unwrap()
+        .unwrap();
     let tx = alice.sign_tx(
         vec![send_msg(&alice.address(), &bob.address(), Amount(1000))],
         "",
@@ -38,7 +43,10 @@ fn a_send_moves_funds_and_survives_a_restart() {
     assert_eq!(h, 1);
     let store = chain.app().store().clone();
     assert_eq!(store.balance(&bob.address()).unwrap(), Amount(1000));
-    assert_eq!(store.balance(&alice.address()).unwrap(), Amount(1_000_000 - 1010));
+    assert_eq!(
+        store.balance(&alice.address()).unwrap(),
+        Amount(1_000_000 - 1010)
+    );
     bank::check_supply(&store).unwrap();
     // Replay after inclusion: wrong sequence.
     let r = chain.submit(tx);
@@ -51,6 +59,9 @@ fn a_send_moves_funds_and_survives_a_restart() {
     let meta = chain.app().last_commit().unwrap();
     assert_eq!(meta.height, 2);
     assert_eq!(meta.app_hash, hash);
-    assert_eq!(chain.app().store().balance(&bob.address()).unwrap(), Amount(1000));
+    assert_eq!(
+        chain.app().store().balance(&bob.address()).unwrap(),
+        Amount(1000)
+    );
     assert_eq!(chain.produce_block().unwrap(), 3);
 }

@@ -19,8 +19,8 @@ fn random_tx(rng: &mut ChaCha8Rng, signers: &[Signer], store: &app::store::Store
     let mut seq = acct.sequence;
     // Some transactions are wrong on purpose.
     match rng.gen_range(0..20) {
-        0 => seq += 1,                       // future sequence
-        1 if seq > 0 => seq -= 1,            // replayed sequence
+        0 => seq += 1,                              // future sequence
+        1 if seq > 0 => seq -= 1,                   // replayed sequence
         2 => return rng.gen::<[u8; 24]>().to_vec(), // garbage
         _ => {}
     }
@@ -30,11 +30,21 @@ fn random_tx(rng: &mut ChaCha8Rng, signers: &[Signer], store: &app::store::Store
         0..=5 => send_msg(&s.address(), &to, amount(rng)),
         6 => register_msg(
             &s.address(),
-            if rng.gen() { staking::Role::Solver } else { staking::Role::Verifier },
+            if rng.gen() {
+                staking::Role::Solver
+            } else {
+                staking::Role::Verifier
+            },
             Amount(u128::from(rng.gen_range(50_000u64..3_000_000))),
         ),
-        7 => add_stake_msg(&s.address(), Amount(u128::from(rng.gen_range(1u64..500_000)))),
-        _ => unbond_msg(&s.address(), Amount(u128::from(rng.gen_range(1u64..2_000_000)))),
+        7 => add_stake_msg(
+            &s.address(),
+            Amount(u128::from(rng.gen_range(1u64..500_000))),
+        ),
+        _ => unbond_msg(
+            &s.address(),
+            Amount(u128::from(rng.gen_range(1u64..2_000_000))),
+        ),
     };
     let fee = Amount(u128::from(rng.gen_range(0u64..5)));
     s.sign_tx(vec![msg], "", CHAIN, acct.account_number, seq, fee)
@@ -42,7 +52,9 @@ fn random_tx(rng: &mut ChaCha8Rng, signers: &[Signer], store: &app::store::Store
 
 #[test]
 fn two_nodes_agree_on_every_app_hash_over_a_thousand_random_blocks() {
-    let signers: Vec<Signer> = (0..8).map(|i| Signer::from_seed(&format!("det-{i}"))).collect();
+    let signers: Vec<Signer> = (0..8)
+        .map(|i| Signer::from_seed(&format!("det-{i}")))
+        .collect();
     let refs: Vec<&Signer> = signers.iter().collect();
     let mut g = funded_genesis(&refs, Amount(20_000_000));
     g.staking.params = Some(proto::staking::v1::Params {
@@ -58,7 +70,9 @@ fn two_nodes_agree_on_every_app_hash_over_a_thousand_random_blocks() {
     let mut ok_txs = 0;
     for h in 1..=1000u64 {
         let n = rng.gen_range(0..6);
-        let txs: Vec<Vec<u8>> = (0..n).map(|_| random_tx(&mut rng, &signers, a.store())).collect();
+        let txs: Vec<Vec<u8>> = (0..n)
+            .map(|_| random_tx(&mut rng, &signers, a.store()))
+            .collect();
         let ra = block(&a, h, h as i64 * 1000, txs.clone());
         let rb = block(&b, h, h as i64 * 1000, txs);
         assert_eq!(ra.app_hash, rb.app_hash, "app hashes diverge at height {h}");
@@ -67,7 +81,11 @@ fn two_nodes_agree_on_every_app_hash_over_a_thousand_random_blocks() {
         assert_eq!(codes_a, codes_b, "results diverge at height {h}");
         ok_txs += codes_a.iter().filter(|c| **c == 0).count();
         for app in [&a, &b] {
-            assert_eq!(bank::check_supply(app.store()).unwrap(), supply, "supply changed at height {h}");
+            assert_eq!(
+                bank::check_supply(app.store()).unwrap(),
+                supply,
+                "supply changed at height {h}"
+            );
         }
     }
     // The random mix must actually exercise successful paths.
