@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bit parity between a baseline x86-64 build and an x86-64-v3 build (AVX2, FMA, BMI...),
-# each also run with the portable kernels forced (REPOPS_FORCE_PORTABLE=1), the baseline
+# with the best GEMM kernel (AVX-512 where present), the AVX2 kernel
+# (REPOPS_MAX_KERNEL=avx2) and the portable kernels (REPOPS_FORCE_PORTABLE=1), the baseline
 # additionally with glibc's FMA code path disabled for fmaf (GLIBC_TUNABLES).
 #
 # Compares (1) BLAKE3 hashes over all outputs of every R4 elementary function (exhaustive
@@ -10,6 +11,7 @@
 #
 # usage: repops/scripts/check-isa-parity.sh        (from the workspace root)
 #        STEP=4099 LM_STEPS=20 repops/scripts/check-isa-parity.sh
+#        VARIANTS="base v3" repops/scripts/check-isa-parity.sh   (subset of variants)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STEP="${STEP:-1}"
@@ -26,13 +28,14 @@ build() { # name rustflags
 build base "-C target-cpu=x86-64"
 build v3 "-C target-cpu=x86-64-v3"
 
-variants=(base v3 base-portable v3-portable base-portable-softfma)
+variants=(${VARIANTS:-base v3 base-avx2 base-portable v3-portable base-portable-softfma})
 run_variant() { # variant cmd...
   local v="$1"; shift
   local dir="${v%%-*}"
   local env=()
   case "$v" in
     *portable*) env+=(REPOPS_FORCE_PORTABLE=1) ;;
+    *avx2*) env+=(REPOPS_MAX_KERNEL=avx2) ;;
   esac
   case "$v" in
     *softfma) env+=(GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2,-FMA,-FMA4,-AVX512F) ;;

@@ -15,39 +15,89 @@
 #![allow(unsafe_code)]
 
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 const MR: usize = 6;
-const NR: usize = 16;
+/// Panel width of the portable and AVX2 kernels.
+const NR16: usize = 16;
+/// Panel width of the AVX-512 kernel.
+const NR32: usize = 32;
+const NR_MAX: usize = 32;
 const KC: usize = 256;
 const MC_MAX: usize = 96;
 
-static FORCE_PORTABLE: AtomicBool = AtomicBool::new(false);
+/// Which micro-kernel runs. All compute the same bits (one fma per step, K ascending).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kernel {
+    /// `f32::mul_add` loops (an `fmaf` call when the build target lacks FMA).
+    Portable,
+    /// 6x16 AVX2+FMA kernel.
+    Avx2,
+    /// 6x32 AVX-512F kernel.
+    Avx512,
+}
+
+/// 0 = no cap, 1 = portable, 2 = at most AVX2.
+static KERNEL_CAP: AtomicU8 = AtomicU8::new(0);
 
 /// Force the portable (non-SIMD) kernels, e.g. to test that both give the same bits.
 pub fn set_force_portable(on: bool) {
-    FORCE_PORTABLE.store(on, Ordering::SeqCst);
+    KERNEL_CAP.store(if on { 1 } else { 0 }, Ordering::SeqCst);
 }
 
-/// True when the AVX2+FMA kernels will be used: the CPU has AVX2 and FMA, the
-/// environment variable `REPOPS_FORCE_PORTABLE` is unset (or `0`), and
-/// [`set_force_portable`] was not called with `true`.
-pub fn simd_enabled() -> bool {
-    static ENV_PORTABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let env = *ENV_PORTABLE.get_or_init(|| {
-        std::env::var("REPOPS_FORCE_PORTABLE").is_ok_and(|v| !v.is_empty() && v != "0")
+/// Cap the kernel used (`None`: best available). For tests and benchmarks.
+pub fn set_max_kernel(k: Option<Kernel>) {
+    let v = match k {
+        None | Some(Kernel::Avx512) => 0,
+        Some(Kernel::Portable) => 1,
+        Some(Kernel::Avx2) => 2,
+    };
+    KERNEL_CAP.store(v, Ordering::SeqCst);
+}
+
+/// The kernel that runs now: the best the CPU supports, capped by the environment
+/// (`REPOPS_FORCE_PORTABLE=1`, or `REPOPS_MAX_KERNEL=portable|avx2`) and by
+/// [`set_max_kernel`] / [`set_force_portable`].
+pub fn kernel() -> Kernel {
+    static DETECTED: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+    let best = *DETECTED.get_or_init(|| {
+        let env_cap = match std::env::var("REPOPS_MAX_KERNEL").ok().as_deref() {
+            Some("portable") => Kernel::Portable,
+            Some("avx2") => Kernel::Avx2,
+            _ => Kernel::Avx512,
+        };
+        let forced = std::env::var("REPOPS_FORCE_PORTABLE").is_ok_and(|v| !v.is_empty() && v != "0");
+        let hw = detect();
+        if forced {
+            Kernel::Portable
+        } else {
+            hw.min(env_cap)
+        }
     });
-    if env || FORCE_PORTABLE.load(Ordering::Relaxed) {
-        return false;
+    match KERNEL_CAP.load(Ordering::Relaxed) {
+        1 => Kernel::Portable,
+        2 => best.min(Kernel::Avx2),
+        _ => best,
     }
+}
+
+fn detect() -> Kernel {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx2") && has!("fma") {
+            if has!("avx512f") {
+                return Kernel::Avx512;
+            }
+            return Kernel::Avx2;
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    Kernel::Portable
+}
+
+/// True when AVX2+FMA code paths are used (GEMM and the FMA-compiled loops).
+pub fn simd_enabled() -> bool {
+    kernel() != Kernel::Portable
 }
 
 /// A strided read-only matrix view: element `(i, k)` is `data[i * rs + k * cs]`.
@@ -124,24 +174,25 @@ pub fn gemm(
         c.iter_mut().for_each(|v| *v = 0.0);
         return;
     }
-    let simd = simd_enabled();
-    let npanels = n.div_ceil(NR);
-    // Pack B: panel p holds columns p*NR.. as [k][NR], zero padded.
-    let mut bp = vec![0.0f32; npanels * k * NR];
+    let kind = kernel();
+    let nr = if kind == Kernel::Avx512 { NR32 } else { NR16 };
+    let npanels = n.div_ceil(nr);
+    // Pack B: panel p holds columns p*nr.. as [k][nr], zero padded.
+    let mut bp = vec![0.0f32; npanels * k * nr];
     let pack_panel = |(p, panel): (usize, &mut [f32])| {
         for kk in 0..k {
-            for jj in 0..NR {
-                let j = p * NR + jj;
+            for jj in 0..nr {
+                let j = p * nr + jj;
                 if j < n {
-                    panel[kk * NR + jj] = b.at(kk, j);
+                    panel[kk * nr + jj] = b.at(kk, j);
                 }
             }
         }
     };
     if parallel && npanels > 1 {
-        bp.par_chunks_mut(k * NR).enumerate().for_each(pack_panel);
+        bp.par_chunks_mut(k * nr).enumerate().for_each(pack_panel);
     } else {
-        bp.chunks_mut(k * NR).enumerate().for_each(pack_panel);
+        bp.chunks_mut(k * nr).enumerate().for_each(pack_panel);
     }
     let threads = if parallel {
         rayon::current_num_threads()
@@ -176,23 +227,13 @@ pub fn gemm(
                 }
             }
             for p in 0..npanels {
-                let bpanel = &bp[p * k * NR + k0 * NR..p * k * NR + (k0 + kc) * NR];
-                let nv = NR.min(n - p * NR);
+                let bpanel = &bp[p * k * nr + k0 * nr..p * k * nr + (k0 + kc) * nr];
+                let nv = nr.min(n - p * nr);
                 for s in 0..slivers {
                     let asl = &ap[s * kc * MR..(s + 1) * kc * MR];
                     let mv = MR.min(rows - s * MR);
-                    let coff = s * MR * n + p * NR;
-                    kernel(
-                        simd,
-                        kc,
-                        asl,
-                        bpanel,
-                        &mut cblk[coff..],
-                        n,
-                        mv,
-                        nv,
-                        k0 == 0,
-                    );
+                    let coff = s * MR * n + p * nr;
+                    tile_kernel(kind, nr, kc, asl, bpanel, &mut cblk[coff..], n, mv, nv, k0 == 0);
                 }
             }
             k0 += kc;
@@ -205,11 +246,12 @@ pub fn gemm(
     }
 }
 
-/// One `MR x NR` tile: `C_tile = (first ? 0 : C_tile)` then `kc` fma steps.
+/// One `MR x nr` tile: `C_tile = (first ? 0 : C_tile)` then `kc` fma steps.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn kernel(
-    simd: bool,
+fn tile_kernel(
+    kind: Kernel,
+    nr: usize,
     kc: usize,
     a: &[f32],
     b: &[f32],
@@ -219,41 +261,71 @@ fn kernel(
     nv: usize,
     first: bool,
 ) {
-    let mut tile = [0.0f32; MR * NR];
+    let mut tile = [0.0f32; MR * NR_MAX];
     if !first {
         for r in 0..mv {
-            tile[r * NR..r * NR + nv].copy_from_slice(&c[r * ldc..r * ldc + nv]);
+            tile[r * nr..r * nr + nv].copy_from_slice(&c[r * ldc..r * ldc + nv]);
         }
     }
-    debug_assert!(a.len() >= kc * MR && b.len() >= kc * NR);
-    #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: `simd` is true only when `simd_enabled()` confirmed AVX2 and FMA at
-        // run time; `a` holds `kc*MR` and `b` holds `kc*NR` floats (asserted above,
-        // guaranteed by the packing in `gemm`), and `tile` holds `MR*NR` floats.
-        unsafe { kernel_avx2(kc, a.as_ptr(), b.as_ptr(), tile.as_mut_ptr()) };
-    } else {
-        kernel_portable(kc, a, b, &mut tile);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = simd;
-        kernel_portable(kc, a, b, &mut tile);
+    assert!(a.len() >= kc * MR && b.len() >= kc * nr);
+    match kind {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => {
+            // SAFETY: `Kernel::Avx512` is only selected when `detect()` found AVX-512F
+            // (and AVX2+FMA); `a` holds kc*MR and `b` kc*32 floats (asserted), `tile`
+            // holds MR*32 floats.
+            unsafe { kernel_avx512(kc, a.as_ptr(), b.as_ptr(), tile.as_mut_ptr()) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => {
+            // SAFETY: `Kernel::Avx2` is only selected when AVX2 and FMA were detected;
+            // `a` holds kc*MR and `b` kc*16 floats (asserted), `tile` holds MR*16 floats.
+            unsafe { kernel_avx2(kc, a.as_ptr(), b.as_ptr(), tile.as_mut_ptr()) }
+        }
+        _ => kernel_portable(nr, kc, a, b, &mut tile),
     }
     for r in 0..mv {
-        c[r * ldc..r * ldc + nv].copy_from_slice(&tile[r * NR..r * NR + nv]);
+        c[r * ldc..r * ldc + nv].copy_from_slice(&tile[r * nr..r * nr + nv]);
     }
 }
 
 #[inline(always)]
-fn kernel_portable(kc: usize, a: &[f32], b: &[f32], tile: &mut [f32; MR * NR]) {
+fn kernel_portable(nr: usize, kc: usize, a: &[f32], b: &[f32], tile: &mut [f32; MR * NR_MAX]) {
     for kk in 0..kc {
-        let brow = &b[kk * NR..kk * NR + NR];
+        let brow = &b[kk * nr..kk * nr + nr];
         for r in 0..MR {
             let av = a[kk * MR + r];
-            for j in 0..NR {
-                tile[r * NR + j] = av.mul_add(brow[j], tile[r * NR + j]);
+            for j in 0..nr {
+                tile[r * nr + j] = av.mul_add(brow[j], tile[r * nr + j]);
             }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel_avx512(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
+    use std::arch::x86_64::*;
+    // SAFETY (whole body): the caller guarantees `a` has kc*MR, `b` kc*32 and `tile`
+    // MR*32 readable/writable floats; unaligned loads/stores are used throughout.
+    unsafe {
+        let mut acc = [_mm512_setzero_ps(); 2 * MR];
+        for r in 0..MR {
+            acc[2 * r] = _mm512_loadu_ps(tile.add(r * NR32));
+            acc[2 * r + 1] = _mm512_loadu_ps(tile.add(r * NR32 + 16));
+        }
+        for kk in 0..kc {
+            let b0 = _mm512_loadu_ps(b.add(kk * NR32));
+            let b1 = _mm512_loadu_ps(b.add(kk * NR32 + 16));
+            for r in 0..MR {
+                let av = _mm512_set1_ps(*a.add(kk * MR + r));
+                acc[2 * r] = _mm512_fmadd_ps(av, b0, acc[2 * r]);
+                acc[2 * r + 1] = _mm512_fmadd_ps(av, b1, acc[2 * r + 1]);
+            }
+        }
+        for r in 0..MR {
+            _mm512_storeu_ps(tile.add(r * NR32), acc[2 * r]);
+            _mm512_storeu_ps(tile.add(r * NR32 + 16), acc[2 * r + 1]);
         }
     }
 }
@@ -267,12 +339,12 @@ unsafe fn kernel_avx2(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
     unsafe {
         let mut acc = [_mm256_setzero_ps(); 2 * MR];
         for r in 0..MR {
-            acc[2 * r] = _mm256_loadu_ps(tile.add(r * NR));
-            acc[2 * r + 1] = _mm256_loadu_ps(tile.add(r * NR + 8));
+            acc[2 * r] = _mm256_loadu_ps(tile.add(r * NR16));
+            acc[2 * r + 1] = _mm256_loadu_ps(tile.add(r * NR16 + 8));
         }
         for kk in 0..kc {
-            let b0 = _mm256_loadu_ps(b.add(kk * NR));
-            let b1 = _mm256_loadu_ps(b.add(kk * NR + 8));
+            let b0 = _mm256_loadu_ps(b.add(kk * NR16));
+            let b1 = _mm256_loadu_ps(b.add(kk * NR16 + 8));
             for r in 0..MR {
                 let av = _mm256_set1_ps(*a.add(kk * MR + r));
                 acc[2 * r] = _mm256_fmadd_ps(av, b0, acc[2 * r]);
@@ -280,8 +352,8 @@ unsafe fn kernel_avx2(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
             }
         }
         for r in 0..MR {
-            _mm256_storeu_ps(tile.add(r * NR), acc[2 * r]);
-            _mm256_storeu_ps(tile.add(r * NR + 8), acc[2 * r + 1]);
+            _mm256_storeu_ps(tile.add(r * NR16), acc[2 * r]);
+            _mm256_storeu_ps(tile.add(r * NR16 + 8), acc[2 * r + 1]);
         }
     }
 }
@@ -345,17 +417,18 @@ mod tests {
                     let bv = MatView::row_major(&b, if tb { k } else { n }, tb);
                     let mut want = vec![0.0; m * n];
                     gemm_reference(m, n, k, av, bv, &mut want);
-                    for simd in [false, true] {
-                        set_force_portable(!simd);
+                    for kern in [Kernel::Portable, Kernel::Avx2, Kernel::Avx512] {
+                        set_max_kernel(Some(kern));
+                        let simd = kern;
                         for par in [false, true] {
                             let mut got = vec![1.0; m * n];
                             gemm(m, n, k, av, bv, &mut got, par);
                             let gb: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
                             let wb: Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
-                            assert_eq!(gb, wb, "m={m} n={n} k={k} ta={ta} tb={tb} simd={simd}");
+                            assert_eq!(gb, wb, "m={m} n={n} k={k} ta={ta} tb={tb} simd={simd:?}");
                         }
                     }
-                    set_force_portable(false);
+                    set_max_kernel(None);
                 }
             }
         }

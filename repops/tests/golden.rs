@@ -1,7 +1,8 @@
 //! Conformance: every op against the committed golden vectors, on every CPU code path.
 
 use repops::golden::{all_op_names, case_specs, run_case, GoldenFile};
-use repops::{matmul, CpuBackend};
+use repops::matmul::{self, Kernel};
+use repops::CpuBackend;
 
 fn golden() -> GoldenFile {
     let s = include_str!("../golden/ops.json");
@@ -9,12 +10,12 @@ fn golden() -> GoldenFile {
 }
 
 #[test]
-fn every_op_matches_its_golden_output_hash_with_simd_and_portable_kernels_and_any_thread_count() {
+fn every_op_matches_its_golden_output_hash_with_every_kernel_and_any_thread_count() {
     let g = golden();
     assert_eq!(g.format, "repops-golden/v1");
     let mut failures = Vec::new();
-    for portable in [false, true] {
-        matmul::set_force_portable(portable);
+    for kernel in [Kernel::Portable, Kernel::Avx2, Kernel::Avx512] {
+        matmul::set_max_kernel(Some(kernel));
         for threads in [1, 2, 3] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             for c in &g.cases {
@@ -23,12 +24,12 @@ fn every_op_matches_its_golden_output_hash_with_simd_and_portable_kernels_and_an
                     failures.push(format!("{}: input generation drifted", c.name));
                 }
                 if shape != c.output_shape || oh != c.output_hash {
-                    failures.push(format!("{} (portable={portable}, threads={threads}): got {oh}, want {}", c.name, c.output_hash));
+                    failures.push(format!("{} (kernel={kernel:?}, threads={threads}): got {oh}, want {}", c.name, c.output_hash));
                 }
             }
         }
     }
-    matmul::set_force_portable(false);
+    matmul::set_max_kernel(None);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
