@@ -6,6 +6,7 @@
 //! * GEMM GFLOP/s (R2 packed kernel, via the `mat_mul` op) vs `matrixmultiply::sgemm`
 //!   with the same thread count (MATMUL_NUM_THREADS);
 //! * elementary functions ns/element vs the platform libm (`f32::exp`, `ln`, `tanh`).
+//!
 //! Each figure is the best of several repetitions.
 
 use repops::{matmul, Op, Philox, Tensor};
@@ -37,24 +38,46 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     // matrixmultiply reads this once, at its first threaded call.
     std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool");
     println!("threads={threads} simd={}", matmul::simd_enabled());
 
-    let sizes: &[usize] = if quick { &[128, 256] } else { &[64, 128, 256, 512, 1024] };
+    let sizes: &[usize] = if quick {
+        &[128, 256]
+    } else {
+        &[64, 128, 256, 512, 1024]
+    };
     for &n in sizes {
         let (m, k) = (n, n);
         let a = Tensor::new(vec![m, k], rand(m * k, 1)).expect("a");
         let b = Tensor::new(vec![k, n], rand(k * n, 2)).expect("b");
         let flops = 2.0 * (m * n * k) as f64;
         let reps = if n >= 512 { 5 } else { 20 };
-        let op = Op::MatMul { ta: false, tb: false };
-        let ours = pool.install(|| best_of(reps, || {
-            std::hint::black_box(op.execute(&[&a, &b]).expect("matmul"));
-        }));
+        let op = Op::MatMul {
+            ta: false,
+            tb: false,
+        };
+        let ours = pool.install(|| {
+            best_of(reps, || {
+                std::hint::black_box(op.execute(&[&a, &b]).expect("matmul"));
+            })
+        });
         let mut c = vec![0.0f32; m * n];
-        let raw = pool.install(|| best_of(reps, || {
-            matmul::gemm(m, n, k, matmul::MatView::row_major(a.data(), k, false), matmul::MatView::row_major(b.data(), n, false), &mut c, true);
-        }));
+        let raw = pool.install(|| {
+            best_of(reps, || {
+                matmul::gemm(
+                    m,
+                    n,
+                    k,
+                    matmul::MatView::row_major(a.data(), k, false),
+                    matmul::MatView::row_major(b.data(), n, false),
+                    &mut c,
+                    true,
+                );
+            })
+        });
         let theirs = best_of(reps, || baseline_sgemm(m, k, n, a.data(), b.data(), &mut c));
         println!(
             "gemm n={n:5}  repops op {:7.2} GFLOP/s (raw gemm {:7.2})  matrixmultiply {:7.2} GFLOP/s  ratio {:.2}",
@@ -96,8 +119,12 @@ fn main() {
     bench_one("exp", &xs, &mut out, repops::math::exp, f32::exp);
     bench_one("log", &pos, &mut out, repops::math::log, f32::ln);
     bench_one("tanh", &xs, &mut out, repops::math::tanh, f32::tanh);
-    bench_one("sigmoid", &xs, &mut out, repops::math::sigmoid, |x: f32| 1.0 / (1.0 + (-x).exp()));
-    bench_one("rsqrt", &pos, &mut out, repops::math::rsqrt, |x: f32| 1.0 / x.sqrt());
+    bench_one("sigmoid", &xs, &mut out, repops::math::sigmoid, |x: f32| {
+        1.0 / (1.0 + (-x).exp())
+    });
+    bench_one("rsqrt", &pos, &mut out, repops::math::rsqrt, |x: f32| {
+        1.0 / x.sqrt()
+    });
 }
 
 /// Baseline: `matrixmultiply::sgemm`, an `unsafe fn` over raw pointers (the crate has no
@@ -108,11 +135,20 @@ fn baseline_sgemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f
     // SAFETY: the asserted lengths cover row-major m×k, k×n and m×n with the strides given.
     unsafe {
         matrixmultiply::sgemm(
-            m, k, n, 1.0,
-            a.as_ptr(), k as isize, 1,
-            b.as_ptr(), n as isize, 1,
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            k as isize,
+            1,
+            b.as_ptr(),
+            n as isize,
+            1,
             0.0,
-            c.as_mut_ptr(), n as isize, 1,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
         );
     }
 }

@@ -7,15 +7,23 @@
 //! Refuses to overwrite an existing file unless `--force` is given: expectations change
 //! only with a new op version (R7).
 
-use repops::golden::{case_specs, math_sample, run_case, Case, GoldenFile, MathSample, MATH_SAMPLE_STEP};
+use repops::golden::{
+    case_specs, math_sample, run_case, Case, GoldenFile, MathSample, MATH_SAMPLE_STEP,
+};
 use repops::math::Func;
 use repops::{CpuBackend, OP_VERSION};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let path = args.iter().find(|a| !a.starts_with("--")).ok_or("usage: gen_golden PATH [--force]")?;
+    let path = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .ok_or("usage: gen_golden PATH [--force]")?;
     if std::path::Path::new(path).exists() && !args.iter().any(|a| a == "--force") {
-        return Err(format!("{path} exists; golden vectors are only regenerated for a new op version (--force)").into());
+        return Err(format!(
+            "{path} exists; golden vectors are only regenerated for a new op version (--force)"
+        )
+        .into());
     }
     let mut cases = Vec::new();
     for (i, (name, op, inputs)) in case_specs().into_iter().enumerate() {
@@ -46,7 +54,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|&func| {
             let (hash, max_ulp, _, inputs) = math_sample(func, MATH_SAMPLE_STEP);
-            MathSample { func: func.name().into(), inputs, hash, max_ulp }
+            MathSample {
+                func: func.name().into(),
+                inputs,
+                hash,
+                max_ulp,
+            }
         })
         .collect();
     let mpath = std::path::Path::new(path).with_file_name("math_sampled.json");

@@ -29,9 +29,22 @@ pub enum Gen {
 
 /// Special values that lead every `Bits` input.
 pub const SPECIALS: [u32; 16] = [
-    0x0000_0000, 0x8000_0000, 0x7f80_0000, 0xff80_0000, 0x7fc0_0000, 0x0000_0001, 0x8000_0001,
-    0x007f_ffff, 0x0080_0000, 0x7f7f_ffff, 0xff7f_ffff, 0x3f80_0000, 0xbf80_0000, 0x42b1_7218,
-    0xc2ce_8ed0, 0x3400_0000,
+    0x0000_0000,
+    0x8000_0000,
+    0x7f80_0000,
+    0xff80_0000,
+    0x7fc0_0000,
+    0x0000_0001,
+    0x8000_0001,
+    0x007f_ffff,
+    0x0080_0000,
+    0x7f7f_ffff,
+    0xff7f_ffff,
+    0x3f80_0000,
+    0xbf80_0000,
+    0x42b1_7218,
+    0xc2ce_8ed0,
+    0x3400_0000,
 ];
 
 /// One input of a case.
@@ -122,13 +135,22 @@ fn hex(h: &[u8; 32]) -> String {
 }
 
 fn u(shape: &[usize], lo: f32, hi: f32) -> InputSpec {
-    InputSpec { shape: shape.to_vec(), gen: Gen::Uniform { lo, hi } }
+    InputSpec {
+        shape: shape.to_vec(),
+        gen: Gen::Uniform { lo, hi },
+    }
 }
 fn idx(shape: &[usize], limit: u32) -> InputSpec {
-    InputSpec { shape: shape.to_vec(), gen: Gen::Index { limit } }
+    InputSpec {
+        shape: shape.to_vec(),
+        gen: Gen::Index { limit },
+    }
 }
 fn bits(shape: &[usize]) -> InputSpec {
-    InputSpec { shape: shape.to_vec(), gen: Gen::Bits }
+    InputSpec {
+        shape: shape.to_vec(),
+        gen: Gen::Bits,
+    }
 }
 
 /// The case list (without expectations). Sizes are chosen to cross the GEMM's blocking
@@ -139,25 +161,76 @@ pub fn case_specs() -> Vec<(String, Op, Vec<InputSpec>)> {
     for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
         let a = if ta { [300, 37] } else { [37, 300] };
         let b = if tb { [45, 300] } else { [300, 45] };
-        add(&format!("mat_mul_ta{}_tb{}", ta as u8, tb as u8), Op::MatMul { ta, tb }, vec![u(&a, -2.0, 2.0), u(&b, -2.0, 2.0)]);
+        add(
+            &format!("mat_mul_ta{}_tb{}", ta as u8, tb as u8),
+            Op::MatMul { ta, tb },
+            vec![u(&a, -2.0, 2.0), u(&b, -2.0, 2.0)],
+        );
     }
-    add("mat_mul_small", Op::MatMul { ta: false, tb: false }, vec![u(&[1, 3], -1.0, 1.0), u(&[3, 1], -1.0, 1.0)]);
+    add(
+        "mat_mul_small",
+        Op::MatMul {
+            ta: false,
+            tb: false,
+        },
+        vec![u(&[1, 3], -1.0, 1.0), u(&[3, 1], -1.0, 1.0)],
+    );
     for (ta, tb) in [(false, false), (false, true), (true, false)] {
         let a = if ta { [5, 33, 19] } else { [5, 19, 33] };
         let b = if tb { [5, 17, 33] } else { [5, 33, 17] };
-        add(&format!("batched_mat_mul_ta{}_tb{}", ta as u8, tb as u8), Op::BatchedMatMul { ta, tb }, vec![u(&a, -2.0, 2.0), u(&b, -2.0, 2.0)]);
+        add(
+            &format!("batched_mat_mul_ta{}_tb{}", ta as u8, tb as u8),
+            Op::BatchedMatMul { ta, tb },
+            vec![u(&a, -2.0, 2.0), u(&b, -2.0, 2.0)],
+        );
     }
-    add("add_bias", Op::AddBias, vec![u(&[37, 45], -3.0, 3.0), u(&[45], -3.0, 3.0)]);
-    add("add", Op::Add, vec![u(&[17, 9], -3.0, 3.0), u(&[17, 9], -3.0, 3.0)]);
-    add("sub", Op::Sub, vec![u(&[17, 9], -3.0, 3.0), u(&[17, 9], -3.0, 3.0)]);
-    add("mul", Op::Mul, vec![u(&[17, 9], -3.0, 3.0), u(&[17, 9], -3.0, 3.0)]);
+    add(
+        "add_bias",
+        Op::AddBias,
+        vec![u(&[37, 45], -3.0, 3.0), u(&[45], -3.0, 3.0)],
+    );
+    add(
+        "add",
+        Op::Add,
+        vec![u(&[17, 9], -3.0, 3.0), u(&[17, 9], -3.0, 3.0)],
+    );
+    add(
+        "sub",
+        Op::Sub,
+        vec![u(&[17, 9], -3.0, 3.0), u(&[17, 9], -3.0, 3.0)],
+    );
+    add(
+        "mul",
+        Op::Mul,
+        vec![u(&[17, 9], -3.0, 3.0), u(&[17, 9], -3.0, 3.0)],
+    );
     add("scale", Op::Scale { s: 0.3 }, vec![u(&[100], -3.0, 3.0)]);
-    add("add_scalar", Op::AddScalar { s: 1.0 }, vec![u(&[100], -3.0, 3.0)]);
+    add(
+        "add_scalar",
+        Op::AddScalar { s: 1.0 },
+        vec![u(&[100], -3.0, 3.0)],
+    );
     add("relu", Op::Relu, vec![u(&[100], -3.0, 3.0)]);
-    add("relu_backward", Op::ReluBackward, vec![u(&[100], -3.0, 3.0), u(&[100], -3.0, 3.0)]);
-    add("gelu_backward", Op::GeluBackward, vec![u(&[1000], -8.0, 8.0), u(&[1000], -3.0, 3.0)]);
-    add("tanh_backward", Op::TanhBackward, vec![u(&[100], -1.0, 1.0), u(&[100], -3.0, 3.0)]);
-    add("sigmoid_backward", Op::SigmoidBackward, vec![u(&[100], 0.0, 1.0), u(&[100], -3.0, 3.0)]);
+    add(
+        "relu_backward",
+        Op::ReluBackward,
+        vec![u(&[100], -3.0, 3.0), u(&[100], -3.0, 3.0)],
+    );
+    add(
+        "gelu_backward",
+        Op::GeluBackward,
+        vec![u(&[1000], -8.0, 8.0), u(&[1000], -3.0, 3.0)],
+    );
+    add(
+        "tanh_backward",
+        Op::TanhBackward,
+        vec![u(&[100], -1.0, 1.0), u(&[100], -3.0, 3.0)],
+    );
+    add(
+        "sigmoid_backward",
+        Op::SigmoidBackward,
+        vec![u(&[100], 0.0, 1.0), u(&[100], -3.0, 3.0)],
+    );
     for (name, op, uniform) in [
         ("exp", Op::Exp, true),
         ("log", Op::Log, true),
@@ -171,38 +244,138 @@ pub fn case_specs() -> Vec<(String, Op, Vec<InputSpec>)> {
         let n = op.arity();
         add(&format!("{name}_bits"), op.clone(), vec![bits(&[8192]); n]);
         if uniform {
-            let (lo, hi) = if name == "log" || name == "rsqrt" { (0.0, 100.0) } else { (-20.0, 20.0) };
+            let (lo, hi) = if name == "log" || name == "rsqrt" {
+                (0.0, 100.0)
+            } else {
+                (-20.0, 20.0)
+            };
             add(&format!("{name}_uniform"), op, vec![u(&[4096], lo, hi)]);
         }
     }
     add("softmax", Op::Softmax, vec![u(&[7, 70], -10.0, 10.0)]);
-    add("softmax_backward", Op::SoftmaxBackward, vec![u(&[7, 70], 0.0, 0.05), u(&[7, 70], -1.0, 1.0)]);
-    add("log_softmax", Op::LogSoftmax, vec![u(&[7, 70], -10.0, 10.0)]);
-    add("log_softmax_backward", Op::LogSoftmaxBackward, vec![u(&[7, 70], -6.0, -1.0), u(&[7, 70], -1.0, 1.0)]);
-    add("cross_entropy", Op::CrossEntropy, vec![u(&[70, 11], -5.0, 5.0), idx(&[70], 11)]);
-    add("cross_entropy_backward", Op::CrossEntropyBackward, vec![u(&[70, 11], -5.0, 5.0), idx(&[70], 11)]);
-    add("layer_norm", Op::LayerNorm { eps: 1e-5 }, vec![u(&[9, 70], -4.0, 6.0), u(&[70], 0.5, 1.5), u(&[70], -0.5, 0.5)]);
-    add("layer_norm_backward_input", Op::LayerNormBackwardInput { eps: 1e-5 }, vec![u(&[9, 70], -4.0, 6.0), u(&[70], 0.5, 1.5), u(&[9, 70], -1.0, 1.0)]);
-    add("layer_norm_backward_gamma", Op::LayerNormBackwardGamma { eps: 1e-5 }, vec![u(&[70, 9], -4.0, 6.0), u(&[70, 9], -1.0, 1.0)]);
-    add("embedding", Op::Embedding, vec![u(&[13, 8], -1.0, 1.0), idx(&[5, 7], 13)]);
-    add("embedding_backward", Op::EmbeddingBackward { vocab: 13 }, vec![idx(&[5, 7], 13), u(&[5, 7, 8], -1.0, 1.0)]);
-    add("causal_mask_neg_inf", Op::CausalMask { fill: MaskFill::NegInf }, vec![u(&[3, 9, 9], -1.0, 1.0)]);
-    add("causal_mask_zero", Op::CausalMask { fill: MaskFill::Zero }, vec![u(&[3, 9, 9], -1.0, 1.0)]);
+    add(
+        "softmax_backward",
+        Op::SoftmaxBackward,
+        vec![u(&[7, 70], 0.0, 0.05), u(&[7, 70], -1.0, 1.0)],
+    );
+    add(
+        "log_softmax",
+        Op::LogSoftmax,
+        vec![u(&[7, 70], -10.0, 10.0)],
+    );
+    add(
+        "log_softmax_backward",
+        Op::LogSoftmaxBackward,
+        vec![u(&[7, 70], -6.0, -1.0), u(&[7, 70], -1.0, 1.0)],
+    );
+    add(
+        "cross_entropy",
+        Op::CrossEntropy,
+        vec![u(&[70, 11], -5.0, 5.0), idx(&[70], 11)],
+    );
+    add(
+        "cross_entropy_backward",
+        Op::CrossEntropyBackward,
+        vec![u(&[70, 11], -5.0, 5.0), idx(&[70], 11)],
+    );
+    add(
+        "layer_norm",
+        Op::LayerNorm { eps: 1e-5 },
+        vec![
+            u(&[9, 70], -4.0, 6.0),
+            u(&[70], 0.5, 1.5),
+            u(&[70], -0.5, 0.5),
+        ],
+    );
+    add(
+        "layer_norm_backward_input",
+        Op::LayerNormBackwardInput { eps: 1e-5 },
+        vec![
+            u(&[9, 70], -4.0, 6.0),
+            u(&[70], 0.5, 1.5),
+            u(&[9, 70], -1.0, 1.0),
+        ],
+    );
+    add(
+        "layer_norm_backward_gamma",
+        Op::LayerNormBackwardGamma { eps: 1e-5 },
+        vec![u(&[70, 9], -4.0, 6.0), u(&[70, 9], -1.0, 1.0)],
+    );
+    add(
+        "embedding",
+        Op::Embedding,
+        vec![u(&[13, 8], -1.0, 1.0), idx(&[5, 7], 13)],
+    );
+    add(
+        "embedding_backward",
+        Op::EmbeddingBackward { vocab: 13 },
+        vec![idx(&[5, 7], 13), u(&[5, 7, 8], -1.0, 1.0)],
+    );
+    add(
+        "causal_mask_neg_inf",
+        Op::CausalMask {
+            fill: MaskFill::NegInf,
+        },
+        vec![u(&[3, 9, 9], -1.0, 1.0)],
+    );
+    add(
+        "causal_mask_zero",
+        Op::CausalMask {
+            fill: MaskFill::Zero,
+        },
+        vec![u(&[3, 9, 9], -1.0, 1.0)],
+    );
     add("sum_axis0", Op::SumAxis0, vec![u(&[100, 7], -10.0, 10.0)]);
     add("sum_last", Op::SumLast, vec![u(&[7, 100], -10.0, 10.0)]);
     add("mean_axis0", Op::MeanAxis0, vec![u(&[100, 7], -10.0, 10.0)]);
     add("mean_last", Op::MeanLast, vec![u(&[7, 100], -10.0, 10.0)]);
     add("transpose", Op::Transpose, vec![u(&[7, 11], -1.0, 1.0)]);
-    add("reshape", Op::Reshape { shape: vec![11, 7] }, vec![u(&[7, 11], -1.0, 1.0)]);
-    add("permute", Op::Permute { perm: vec![0, 2, 1, 3] }, vec![u(&[2, 3, 4, 5], -1.0, 1.0)]);
-    add("sgd_momentum_buf", Op::SgdMomentumBuf { momentum: 0.9 }, vec![u(&[100], -1.0, 1.0), u(&[100], -1.0, 1.0)]);
-    add("sgd_update", Op::SgdUpdate { lr: 0.01 }, vec![u(&[100], -1.0, 1.0), u(&[100], -1.0, 1.0)]);
-    add("adam_m", Op::AdamM { beta1: 0.9 }, vec![u(&[100], -1.0, 1.0), u(&[100], -1.0, 1.0)]);
-    add("adam_v", Op::AdamV { beta2: 0.999 }, vec![u(&[100], 0.0, 1.0), u(&[100], -1.0, 1.0)]);
+    add(
+        "reshape",
+        Op::Reshape { shape: vec![11, 7] },
+        vec![u(&[7, 11], -1.0, 1.0)],
+    );
+    add(
+        "permute",
+        Op::Permute {
+            perm: vec![0, 2, 1, 3],
+        },
+        vec![u(&[2, 3, 4, 5], -1.0, 1.0)],
+    );
+    add(
+        "sgd_momentum_buf",
+        Op::SgdMomentumBuf { momentum: 0.9 },
+        vec![u(&[100], -1.0, 1.0), u(&[100], -1.0, 1.0)],
+    );
+    add(
+        "sgd_update",
+        Op::SgdUpdate { lr: 0.01 },
+        vec![u(&[100], -1.0, 1.0), u(&[100], -1.0, 1.0)],
+    );
+    add(
+        "adam_m",
+        Op::AdamM { beta1: 0.9 },
+        vec![u(&[100], -1.0, 1.0), u(&[100], -1.0, 1.0)],
+    );
+    add(
+        "adam_v",
+        Op::AdamV { beta2: 0.999 },
+        vec![u(&[100], 0.0, 1.0), u(&[100], -1.0, 1.0)],
+    );
     add(
         "adamw_update",
-        Op::AdamWUpdate { lr: 0.001, eps: 1e-8, weight_decay: 0.01 },
-        vec![u(&[100], -1.0, 1.0), u(&[100], -0.1, 0.1), u(&[100], 0.0, 0.01), u(&[], 0.1, 0.9), u(&[], 0.5, 0.999)],
+        Op::AdamWUpdate {
+            lr: 0.001,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        },
+        vec![
+            u(&[100], -1.0, 1.0),
+            u(&[100], -0.1, 0.1),
+            u(&[100], 0.0, 0.01),
+            u(&[], 0.1, 0.9),
+            u(&[], 0.5, 0.999),
+        ],
     );
     v
 }
@@ -210,13 +383,48 @@ pub fn case_specs() -> Vec<(String, Op, Vec<InputSpec>)> {
 /// Every op name of this build, for the coverage check.
 pub fn all_op_names() -> Vec<&'static str> {
     vec![
-        "mat_mul", "batched_mat_mul", "add_bias", "add", "sub", "mul", "scale", "add_scalar", "relu",
-        "relu_backward", "gelu", "gelu_backward", "tanh", "tanh_backward", "sigmoid",
-        "sigmoid_backward", "exp", "log", "rsqrt", "softmax", "softmax_backward", "log_softmax",
-        "log_softmax_backward", "cross_entropy", "cross_entropy_backward", "layer_norm",
-        "layer_norm_backward_input", "layer_norm_backward_gamma", "embedding",
-        "embedding_backward", "causal_mask", "sum_axis0", "sum_last", "mean_axis0", "mean_last",
-        "transpose", "reshape", "permute", "sgd_momentum_buf", "sgd_update", "adam_m", "adam_v",
+        "mat_mul",
+        "batched_mat_mul",
+        "add_bias",
+        "add",
+        "sub",
+        "mul",
+        "scale",
+        "add_scalar",
+        "relu",
+        "relu_backward",
+        "gelu",
+        "gelu_backward",
+        "tanh",
+        "tanh_backward",
+        "sigmoid",
+        "sigmoid_backward",
+        "exp",
+        "log",
+        "rsqrt",
+        "softmax",
+        "softmax_backward",
+        "log_softmax",
+        "log_softmax_backward",
+        "cross_entropy",
+        "cross_entropy_backward",
+        "layer_norm",
+        "layer_norm_backward_input",
+        "layer_norm_backward_gamma",
+        "embedding",
+        "embedding_backward",
+        "causal_mask",
+        "sum_axis0",
+        "sum_last",
+        "mean_axis0",
+        "mean_last",
+        "transpose",
+        "reshape",
+        "permute",
+        "sgd_momentum_buf",
+        "sgd_update",
+        "adam_m",
+        "adam_v",
         "adamw_update",
     ]
 }
@@ -231,7 +439,10 @@ pub fn math_sample(f: crate::math::Func, step: u64) -> (String, f64, u32, usize)
     let mut h = blake3::Hasher::new();
     let mut worst = (0.0f64, 0u32);
     let mut n = 0usize;
-    let inputs = (0..(1u64 << 32)).step_by(step.max(1) as usize).map(|b| b as u32).chain(SPECIALS);
+    let inputs = (0..(1u64 << 32))
+        .step_by(step.max(1) as usize)
+        .map(|b| b as u32)
+        .chain(SPECIALS);
     for bits in inputs {
         let x = f32::from_bits(bits);
         let y = f.eval(x);

@@ -104,7 +104,11 @@ pub fn exp(x: f32) -> f32 {
     let r = r_hi + r_lo;
     let q = fma(
         fma(
-            fma(fma(fma(c(EXP_C7), r, c(EXP_C6)), r, c(EXP_C5)), r, c(EXP_C4)),
+            fma(
+                fma(fma(c(EXP_C7), r, c(EXP_C6)), r, c(EXP_C5)),
+                r,
+                c(EXP_C4),
+            ),
             r,
             c(EXP_C3),
         ),
@@ -294,7 +298,7 @@ pub fn gelu_grad(x: f32) -> f32 {
 /// first and the result by 2^12 (both exact).
 #[inline(always)]
 pub fn rsqrt(x: f32) -> f32 {
-    if !(x > 0.0) || x == f32::INFINITY {
+    if x.is_nan() || x <= 0.0 || x == f32::INFINITY {
         let r = 1.0 / x.sqrt();
         return if r.is_nan() { nan() } else { r };
     }

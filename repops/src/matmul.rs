@@ -66,7 +66,8 @@ pub fn kernel() -> Kernel {
             Some("avx2") => Kernel::Avx2,
             _ => Kernel::Avx512,
         };
-        let forced = std::env::var("REPOPS_FORCE_PORTABLE").is_ok_and(|v| !v.is_empty() && v != "0");
+        let forced =
+            std::env::var("REPOPS_FORCE_PORTABLE").is_ok_and(|v| !v.is_empty() && v != "0");
         let hw = detect();
         if forced {
             Kernel::Portable
@@ -135,14 +136,7 @@ impl<'a> MatView<'a> {
 }
 
 /// Naive R2 reference (for tests): the literal definition.
-pub fn gemm_reference(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: MatView<'_>,
-    b: MatView<'_>,
-    c: &mut [f32],
-) {
+pub fn gemm_reference(m: usize, n: usize, k: usize, a: MatView<'_>, b: MatView<'_>, c: &mut [f32]) {
     for i in 0..m {
         for j in 0..n {
             let mut acc = 0.0f32;
@@ -233,7 +227,18 @@ pub fn gemm(
                     let asl = &ap[s * kc * MR..(s + 1) * kc * MR];
                     let mv = MR.min(rows - s * MR);
                     let coff = s * MR * n + p * nr;
-                    tile_kernel(kind, nr, kc, asl, bpanel, &mut cblk[coff..], n, mv, nv, k0 == 0);
+                    tile_kernel(
+                        kind,
+                        nr,
+                        kc,
+                        asl,
+                        bpanel,
+                        &mut cblk[coff..],
+                        n,
+                        mv,
+                        nv,
+                        k0 == 0,
+                    );
                 }
             }
             k0 += kc;

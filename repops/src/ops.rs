@@ -2,6 +2,9 @@
 //! CPU reference). `SPEC.md` states every formula with its evaluation order; the code
 //! below is that statement in executable form.
 
+// Index loops mirror the formulas of SPEC.md one to one.
+#![allow(clippy::needless_range_loop)]
+
 use crate::error::{RepOpsError, Result};
 use crate::math;
 use crate::matmul::{self, MatView};
@@ -124,7 +127,6 @@ fn shape_err(op: &'static str, detail: String) -> RepOpsError {
     RepOpsError::Shape { op, detail }
 }
 
-
 fn finite_param(op: &'static str, name: &str, v: f32) -> Result<()> {
     if !v.is_finite() {
         return Err(RepOpsError::Param {
@@ -135,11 +137,10 @@ fn finite_param(op: &'static str, name: &str, v: f32) -> Result<()> {
     Ok(())
 }
 
-
 /// `(rows, last)` of a rank >= 1 tensor.
 fn rows_cols(t: &Tensor) -> (usize, usize) {
     let c = t.last_dim();
-    let r = if c == 0 { 0 } else { t.len() / c };
+    let r = t.len().checked_div(c).unwrap_or(0);
     (r, c)
 }
 
@@ -222,7 +223,9 @@ fn by_rows(rows: usize, cols: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send
         })
     };
     if rows * cols >= PAR_MIN {
-        out.par_chunks_mut(cols * rows_per_task).enumerate().for_each(task);
+        out.par_chunks_mut(cols * rows_per_task)
+            .enumerate()
+            .for_each(task);
     } else {
         task((0, &mut out[..]));
     }
@@ -390,12 +393,23 @@ impl Op {
             Op::MatMul { ta, tb } => {
                 rank(0, 2)?;
                 rank(1, 2)?;
-                let (m, k) = if *ta { (s[0][1], s[0][0]) } else { (s[0][0], s[0][1]) };
-                let (k2, n) = if *tb { (s[1][1], s[1][0]) } else { (s[1][0], s[1][1]) };
+                let (m, k) = if *ta {
+                    (s[0][1], s[0][0])
+                } else {
+                    (s[0][0], s[0][1])
+                };
+                let (k2, n) = if *tb {
+                    (s[1][1], s[1][0])
+                } else {
+                    (s[1][0], s[1][1])
+                };
                 if k != k2 {
                     return Err(shape_err(
                         name,
-                        format!("contracted dims differ: {:?} (ta={ta}) vs {:?} (tb={tb})", s[0], s[1]),
+                        format!(
+                            "contracted dims differ: {:?} (ta={ta}) vs {:?} (tb={tb})",
+                            s[0], s[1]
+                        ),
                     ));
                 }
                 vec![m, n]
@@ -404,14 +418,28 @@ impl Op {
                 rank(0, 3)?;
                 rank(1, 3)?;
                 if s[0][0] != s[1][0] {
-                    return Err(shape_err(name, format!("batch dims differ: {:?} vs {:?}", s[0], s[1])));
+                    return Err(shape_err(
+                        name,
+                        format!("batch dims differ: {:?} vs {:?}", s[0], s[1]),
+                    ));
                 }
-                let (m, k) = if *ta { (s[0][2], s[0][1]) } else { (s[0][1], s[0][2]) };
-                let (k2, n) = if *tb { (s[1][2], s[1][1]) } else { (s[1][1], s[1][2]) };
+                let (m, k) = if *ta {
+                    (s[0][2], s[0][1])
+                } else {
+                    (s[0][1], s[0][2])
+                };
+                let (k2, n) = if *tb {
+                    (s[1][2], s[1][1])
+                } else {
+                    (s[1][1], s[1][2])
+                };
                 if k != k2 {
                     return Err(shape_err(
                         name,
-                        format!("contracted dims differ: {:?} (ta={ta}) vs {:?} (tb={tb})", s[0], s[1]),
+                        format!(
+                            "contracted dims differ: {:?} (ta={ta}) vs {:?} (tb={tb})",
+                            s[0], s[1]
+                        ),
                     ));
                 }
                 vec![s[0][0], m, n]
@@ -504,7 +532,10 @@ impl Op {
                 at_least(0, 2)?;
                 let r = s[0].len();
                 if s[0][r - 1] != s[0][r - 2] {
-                    return Err(shape_err(name, format!("last two dims must be equal, got {:?}", s[0])));
+                    return Err(shape_err(
+                        name,
+                        format!("last two dims must be equal, got {:?}", s[0]),
+                    ));
                 }
                 s[0].to_vec()
             }
@@ -522,14 +553,21 @@ impl Op {
             }
             Op::Reshape { shape } => {
                 if numel(shape) != numel(s[0]) {
-                    return Err(shape_err(name, format!("cannot view {:?} as {:?}", s[0], shape)));
+                    return Err(shape_err(
+                        name,
+                        format!("cannot view {:?} as {:?}", s[0], shape),
+                    ));
                 }
                 shape.clone()
             }
             Op::Permute { perm } => {
                 let r = s[0].len();
                 let mut seen = vec![false; r];
-                if perm.len() != r || perm.iter().any(|&p| p >= r || std::mem::replace(&mut seen[p], true)) {
+                if perm.len() != r
+                    || perm
+                        .iter()
+                        .any(|&p| p >= r || std::mem::replace(&mut seen[p], true))
+                {
                     return Err(RepOpsError::Param {
                         op: name,
                         detail: format!("{perm:?} is not a permutation of 0..{r}"),
@@ -551,10 +589,15 @@ impl Op {
         let n = self.name();
         match self {
             Op::Scale { s } | Op::AddScalar { s } => finite_param(n, "s", *s),
-            Op::LayerNorm { eps } | Op::LayerNormBackwardInput { eps } | Op::LayerNormBackwardGamma { eps } => {
+            Op::LayerNorm { eps }
+            | Op::LayerNormBackwardInput { eps }
+            | Op::LayerNormBackwardGamma { eps } => {
                 finite_param(n, "eps", *eps)?;
                 if *eps <= 0.0 {
-                    return Err(RepOpsError::Param { op: n, detail: format!("eps = {eps} must be > 0") });
+                    return Err(RepOpsError::Param {
+                        op: n,
+                        detail: format!("eps = {eps} must be > 0"),
+                    });
                 }
                 Ok(())
             }
@@ -562,7 +605,11 @@ impl Op {
             Op::SgdUpdate { lr } => finite_param(n, "lr", *lr),
             Op::AdamM { beta1 } => finite_param(n, "beta1", *beta1),
             Op::AdamV { beta2 } => finite_param(n, "beta2", *beta2),
-            Op::AdamWUpdate { lr, eps, weight_decay } => {
+            Op::AdamWUpdate {
+                lr,
+                eps,
+                weight_decay,
+            } => {
                 finite_param(n, "lr", *lr)?;
                 finite_param(n, "eps", *eps)?;
                 finite_param(n, "weight_decay", *weight_decay)
@@ -588,7 +635,11 @@ impl Op {
         match self {
             Op::MatMul { ta, tb } => {
                 let (m, n) = (out_shape[0], out_shape[1]);
-                let k = if *ta { x[0].shape()[0] } else { x[0].shape()[1] };
+                let k = if *ta {
+                    x[0].shape()[0]
+                } else {
+                    x[0].shape()[1]
+                };
                 let a = MatView::row_major(x[0].data(), x[0].shape()[1], *ta);
                 let b = MatView::row_major(x[1].data(), x[1].shape()[1], *tb);
                 let mut c = vec![0.0f32; m * n];
@@ -610,7 +661,9 @@ impl Op {
                     matmul::gemm(m, n, k, a, b, cb, par);
                 };
                 if g >= 2 * rayon::current_num_threads() {
-                    c.par_chunks_mut(m * n).enumerate().for_each(|p| one(p, false));
+                    c.par_chunks_mut(m * n)
+                        .enumerate()
+                        .for_each(|p| one(p, false));
                 } else {
                     c.chunks_mut(m * n).enumerate().for_each(|p| one(p, true));
                 }
@@ -654,7 +707,9 @@ impl Op {
             Op::Softmax => {
                 let (r, cdim) = rows_cols(x[0]);
                 let xd = x[0].data();
-                t(by_rows(r, cdim, |i, o| softmax_row(&xd[i * cdim..(i + 1) * cdim], o)))
+                t(by_rows(r, cdim, |i, o| {
+                    softmax_row(&xd[i * cdim..(i + 1) * cdim], o)
+                }))
             }
             Op::SoftmaxBackward => {
                 let (r, cdim) = rows_cols(x[0]);
@@ -752,7 +807,9 @@ impl Op {
             Op::LayerNormBackwardGamma { eps } => {
                 let (r, d) = rows_cols(x[0]);
                 let (xd, dy) = (x[0].data(), x[1].data());
-                let stats: Vec<(f32, f32)> = (0..r).map(|i| ln_stats(&xd[i * d..(i + 1) * d], *eps)).collect();
+                let stats: Vec<(f32, f32)> = (0..r)
+                    .map(|i| ln_stats(&xd[i * d..(i + 1) * d], *eps))
+                    .collect();
                 t(reduce::sum_axis0_map(r, d, |i, j| {
                     let (mean, rstd) = stats[i];
                     dy[i * d + j] * ((xd[i * d + j] - mean) * rstd)
@@ -767,7 +824,9 @@ impl Op {
                     .map(|(i, id)| index(name, *id, i, v))
                     .collect::<Result<_>>()?;
                 let tab = x[0].data();
-                t(by_rows(ids.len(), d, |i, o| o.copy_from_slice(&tab[ids[i] * d..(ids[i] + 1) * d])))
+                t(by_rows(ids.len(), d, |i, o| {
+                    o.copy_from_slice(&tab[ids[i] * d..(ids[i] + 1) * d])
+                }))
             }
             Op::EmbeddingBackward { vocab } => {
                 let d = *out_shape.get(1).unwrap_or(&0);
@@ -816,7 +875,11 @@ impl Op {
                 let xd = x[0].data();
                 let cf = cdim as f32;
                 let mean = matches!(self, Op::MeanLast);
-                let r = if cdim == 0 { numel(&out_shape).unwrap_or(0) } else { r };
+                let r = if cdim == 0 {
+                    numel(&out_shape).unwrap_or(0)
+                } else {
+                    r
+                };
                 t(by_rows(r, 1, |i, o| {
                     let s = reduce::sum(&xd[i * cdim..(i + 1) * cdim]);
                     o[0] = if mean { s / cf } else { s };
@@ -846,7 +909,11 @@ impl Op {
                     return t(xd.to_vec());
                 }
                 // Copy runs of the last axis when it stays last.
-                let (inner, outer_dims) = if perm[r - 1] == r - 1 { (s[r - 1], r - 1) } else { (1, r) };
+                let (inner, outer_dims) = if perm[r - 1] == r - 1 {
+                    (s[r - 1], r - 1)
+                } else {
+                    (1, r)
+                };
                 let mut idx = vec![0usize; outer_dims];
                 for _ in 0..n / inner {
                     let off: usize = (0..outer_dims).map(|d| idx[d] * in_strides[perm[d]]).sum();
@@ -881,7 +948,11 @@ impl Op {
                 let (b2, c2) = (*beta2, 1.0 - *beta2);
                 Ok(map2(x[0], x[1], move |v, g| b2 * v + c2 * (g * g)))
             }
-            Op::AdamWUpdate { lr, eps, weight_decay } => {
+            Op::AdamWUpdate {
+                lr,
+                eps,
+                weight_decay,
+            } => {
                 let bc1 = 1.0 - x[3].data()[0];
                 let bc2 = 1.0 - x[4].data()[0];
                 let (lr, eps, wd) = (*lr, *eps, *weight_decay);
@@ -899,4 +970,3 @@ impl Op {
         }
     }
 }
-

@@ -18,12 +18,18 @@ fn bound(f: Func) -> f64 {
 
 #[test]
 fn sampled_elementary_functions_have_the_committed_bits_and_stay_within_their_ulp_bounds() {
-    let want: Vec<MathSample> = serde_json::from_str(include_str!("../golden/math_sampled.json")).unwrap();
+    let want: Vec<MathSample> =
+        serde_json::from_str(include_str!("../golden/math_sampled.json")).unwrap();
     for f in Func::ALL {
         let w = want.iter().find(|m| m.func == f.name()).unwrap();
         let (hash, ulp, worst, n) = math_sample(f, MATH_SAMPLE_STEP);
         assert_eq!(n, w.inputs);
-        assert_eq!(hash, w.hash, "{}: output bits differ from the committed ones", f.name());
+        assert_eq!(
+            hash,
+            w.hash,
+            "{}: output bits differ from the committed ones",
+            f.name()
+        );
         assert!(ulp <= bound(f), "{}: {ulp} ulp at 0x{worst:08x}", f.name());
     }
 }

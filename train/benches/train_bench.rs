@@ -18,7 +18,10 @@ fn main() {
     };
     let threads = get("--threads", 1);
     let steps = get("--steps", 50) as u64;
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("pool");
     pool.install(|| {
         for name in ["mlp-digits", "tiny-lm"] {
             let mut tr = Trainer::builtin(name).expect("builtin");

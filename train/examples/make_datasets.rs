@@ -35,7 +35,10 @@ fn main() -> Result<()> {
         let j = ph.below_at(i as u64, (i + 1) as u32) as usize;
         order.swap(i, j);
     }
-    let rows: Vec<u8> = order.iter().flat_map(|&r| rows[r * 65..(r + 1) * 65].to_vec()).collect();
+    let rows: Vec<u8> = order
+        .iter()
+        .flat_map(|&r| rows[r * 65..(r + 1) * 65].to_vec())
+        .collect();
     let digits = Dataset::build(
         "digits",
         Schema::Digits8x8,
@@ -46,7 +49,11 @@ fn main() -> Result<()> {
         "CC BY 4.0 (UCI Machine Learning Repository, E. Alpaydin and C. Kaynak, 1998); copy from scikit-learn (BSD-3-Clause)",
     )?;
     std::fs::write(format!("{out}/digits.vtds"), digits.to_bytes())?;
-    println!("digits: rows={} root={}", digits.rows(), hex::encode(digits.root()));
+    println!(
+        "digits: rows={} root={}",
+        digits.rows(),
+        hex::encode(digits.root())
+    );
 
     let mut corpus = std::fs::read(txt).with_context(|| txt.clone())?;
     while corpus.len() % 64 != 0 {
@@ -60,7 +67,10 @@ fn main() -> Result<()> {
         let j = ph.below_at(i as u64, (i + 1) as u32) as usize;
         order.swap(i, j);
     }
-    let corpus: Vec<u8> = order.iter().flat_map(|&r| corpus[r * 64..(r + 1) * 64].to_vec()).collect();
+    let corpus: Vec<u8> = order
+        .iter()
+        .flat_map(|&r| corpus[r * 64..(r + 1) * 64].to_vec())
+        .collect();
     let c = Dataset::build(
         "corpus",
         Schema::Ascii,

@@ -9,7 +9,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let name = args.get(1).map(String::as_str).unwrap_or("tiny-lm");
     let threads: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
     pool.install(|| {
         let tr = Trainer::builtin(name).unwrap();
         let batch = tr.batch(1).unwrap();
@@ -41,7 +44,13 @@ fn main() {
         v.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
         println!("{name}: {:.2} ms/step", total / reps as f64 * 1e3);
         for (k, (t, f, n)) in v {
-            println!("{k:28} {:8.3} ms/step {:5.1}%  {:6.2} GFLOP/s  nodes/step {}", t / reps as f64 * 1e3, 100.0 * t / total, f as f64 / t / 1e9, n / reps);
+            println!(
+                "{k:28} {:8.3} ms/step {:5.1}%  {:6.2} GFLOP/s  nodes/step {}",
+                t / reps as f64 * 1e3,
+                100.0 * t / total,
+                f as f64 / t / 1e9,
+                n / reps
+            );
         }
     });
 }

@@ -131,10 +131,7 @@ fn check_schema(schema: Schema, row_bytes: u64, data: &[u8]) -> Result<()> {
         }
         Schema::Ascii => {
             if let Some(p) = data.iter().position(|&b| b >= 128) {
-                return Err(bad(format!(
-                    "byte {p} = {} is not 7-bit ASCII",
-                    data[p]
-                )));
+                return Err(bad(format!("byte {p} = {} is not 7-bit ASCII", data[p])));
             }
         }
     }
@@ -155,7 +152,7 @@ impl Dataset {
         if row_bytes == 0 || chunk_rows == 0 {
             return Err(bad("row_bytes and chunk_rows must be positive"));
         }
-        if data.len() as u64 % row_bytes != 0 {
+        if !(data.len() as u64).is_multiple_of(row_bytes) {
             return Err(bad(format!(
                 "{} bytes of data is not a whole number of {row_bytes}-byte rows",
                 data.len()
@@ -315,7 +312,9 @@ pub fn verify_row(root: &Hash, row_bytes: u64, chunk_rows: u64, p: &RowProof) ->
         return None;
     }
     let off = ((p.row % chunk_rows) * row_bytes) as usize;
-    p.chunk.get(off..off + row_bytes as usize).map(|s| s.to_vec())
+    p.chunk
+        .get(off..off + row_bytes as usize)
+        .map(|s| s.to_vec())
 }
 
 #[cfg(test)]
@@ -323,7 +322,16 @@ mod tests {
     use super::*;
 
     fn tiny() -> Dataset {
-        Dataset::build("t", Schema::Ascii, 4, 3, b"abcdefghijklmnopqrstuvwx".to_vec(), "", "").unwrap()
+        Dataset::build(
+            "t",
+            Schema::Ascii,
+            4,
+            3,
+            b"abcdefghijklmnopqrstuvwx".to_vec(),
+            "",
+            "",
+        )
+        .unwrap()
     }
 
     #[test]
@@ -357,7 +365,9 @@ mod tests {
     fn a_truncated_file_is_reported_with_its_sizes() {
         let d = tiny();
         let b = d.to_bytes();
-        let err = Dataset::from_bytes(&b[..b.len() - 3], None).unwrap_err().to_string();
+        let err = Dataset::from_bytes(&b[..b.len() - 3], None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("holds 21 bytes"), "{err}");
         let err = Dataset::from_bytes(&b[..5], None).unwrap_err().to_string();
         assert!(err.contains("bad magic"), "{err}");
@@ -366,7 +376,9 @@ mod tests {
     #[test]
     fn the_wrong_expected_root_is_rejected() {
         let d = tiny();
-        let err = Dataset::from_bytes(&d.to_bytes(), Some(&[7u8; 32])).unwrap_err().to_string();
+        let err = Dataset::from_bytes(&d.to_bytes(), Some(&[7u8; 32]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("is not the expected root"), "{err}");
     }
 

@@ -23,7 +23,11 @@ pub fn execute_node(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
     if inputs.len() != node.inputs.len() {
         return Err(TrainError::NodeInputs {
             node: node.index,
-            detail: format!("expected {} inputs, got {}", node.inputs.len(), inputs.len()),
+            detail: format!(
+                "expected {} inputs, got {}",
+                node.inputs.len(),
+                inputs.len()
+            ),
         });
     }
     for (i, (t, want)) in inputs.iter().zip(&node.input_shapes).enumerate() {
@@ -47,7 +51,11 @@ pub fn execute_node(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
     if out.shape() != node.shape.as_slice() {
         return Err(TrainError::NodeInputs {
             node: node.index,
-            detail: format!("output shape {:?} differs from declared {:?}", out.shape(), node.shape),
+            detail: format!(
+                "output shape {:?} differs from declared {:?}",
+                out.shape(),
+                node.shape
+            ),
         });
     }
     Ok(out)

@@ -161,7 +161,9 @@ mod tests {
     use super::*;
 
     fn leaves(n: usize) -> Vec<Hash> {
-        (0..n).map(|i| *blake3::hash(&[i as u8]).as_bytes()).collect()
+        (0..n)
+            .map(|i| *blake3::hash(&[i as u8]).as_bytes())
+            .collect()
     }
 
     #[test]
@@ -186,7 +188,10 @@ mod tests {
         assert_ne!(root(&l), root(&l4));
         assert_eq!(
             root(&l),
-            internal_node(&internal_node(&leaf_node(&l[0]), &leaf_node(&l[1])), &leaf_node(&l[2]))
+            internal_node(
+                &internal_node(&leaf_node(&l[0]), &leaf_node(&l[1])),
+                &leaf_node(&l[2])
+            )
         );
     }
 

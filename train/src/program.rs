@@ -318,14 +318,19 @@ impl Program {
                 },
                 op_version: OP_VERSION,
             },
-            _ => return Err(perr(format!("no builtin program named {name:?} (try mlp-digits, tiny-lm)"))),
+            _ => {
+                return Err(perr(format!(
+                    "no builtin program named {name:?} (try mlp-digits, tiny-lm)"
+                )))
+            }
         };
         Ok(p)
     }
 
     /// Parse a program from JSON and validate it.
     pub fn from_json(s: &str) -> Result<Program> {
-        let p: Program = serde_json::from_str(s).map_err(|e| perr(format!("not a valid program: {e}")))?;
+        let p: Program =
+            serde_json::from_str(s).map_err(|e| perr(format!("not a valid program: {e}")))?;
         p.validate()?;
         Ok(p)
     }
@@ -344,7 +349,10 @@ impl Program {
             )));
         }
         if self.batch_size == 0 || self.batch_size > MAX_DIM {
-            return Err(perr(format!("batch_size {} must be in 1..={MAX_DIM}", self.batch_size)));
+            return Err(perr(format!(
+                "batch_size {} must be in 1..={MAX_DIM}",
+                self.batch_size
+            )));
         }
         if self.dataset.train_rows == 0 {
             return Err(perr("dataset.train_rows must be > 0"));
@@ -356,7 +364,13 @@ impl Program {
             Ok(())
         };
         match &self.model {
-            Model::Mlp { input, hidden, classes, input_scale, .. } => {
+            Model::Mlp {
+                input,
+                hidden,
+                classes,
+                input_scale,
+                ..
+            } => {
                 dim("model.input", *input)?;
                 for (i, h) in hidden.iter().enumerate() {
                     dim(&format!("model.hidden[{i}]"), *h)?;
@@ -366,7 +380,15 @@ impl Program {
                     return Err(perr("model.input_scale must be finite"));
                 }
             }
-            Model::Transformer { vocab, ctx, d_model, heads, layers, d_mlp, ln_eps } => {
+            Model::Transformer {
+                vocab,
+                ctx,
+                d_model,
+                heads,
+                layers,
+                d_mlp,
+                ln_eps,
+            } => {
                 dim("model.vocab", *vocab)?;
                 dim("model.ctx", *ctx)?;
                 dim("model.d_model", *d_model)?;
@@ -374,7 +396,9 @@ impl Program {
                 dim("model.layers", *layers)?;
                 dim("model.d_mlp", *d_mlp)?;
                 if d_model % heads != 0 {
-                    return Err(perr(format!("model.heads = {heads} does not divide d_model = {d_model}")));
+                    return Err(perr(format!(
+                        "model.heads = {heads} does not divide d_model = {d_model}"
+                    )));
                 }
                 finite_pos("model.ln_eps", *ln_eps)?;
             }
@@ -384,13 +408,21 @@ impl Program {
                 finite_pos("optimizer.lr", *lr)?;
                 unit("optimizer.momentum", *momentum)?;
             }
-            Optimizer::Adamw { lr, beta1, beta2, eps, weight_decay } => {
+            Optimizer::Adamw {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
                 finite_pos("optimizer.lr", *lr)?;
                 unit("optimizer.beta1", *beta1)?;
                 unit("optimizer.beta2", *beta2)?;
                 finite_pos("optimizer.eps", *eps)?;
                 if !weight_decay.is_finite() || *weight_decay < 0.0 {
-                    return Err(perr(format!("optimizer.weight_decay = {weight_decay} must be finite and >= 0")));
+                    return Err(perr(format!(
+                        "optimizer.weight_decay = {weight_decay} must be finite and >= 0"
+                    )));
                 }
             }
         }
@@ -424,7 +456,9 @@ impl Program {
             }
             (Model::Transformer { vocab, ctx, .. }, Schema::Ascii) => {
                 if *vocab < 128 {
-                    return Err(perr(format!("ascii data needs vocab >= 128, model has {vocab}")));
+                    return Err(perr(format!(
+                        "ascii data needs vocab >= 128, model has {vocab}"
+                    )));
                 }
                 if (*ctx as u64) + 1 > h.row_bytes {
                     return Err(perr(format!(
@@ -439,7 +473,9 @@ impl Program {
                     Model::Mlp { .. } => "mlp",
                     Model::Transformer { .. } => "transformer",
                 };
-                return Err(perr(format!("model family {fam} cannot train on schema {s:?}")));
+                return Err(perr(format!(
+                    "model family {fam} cannot train on schema {s:?}"
+                )));
             }
         }
         Ok(())
@@ -504,16 +540,31 @@ fn inv_sqrt(n: usize) -> f32 {
 fn param_spec(m: &Model) -> BTreeMap<String, (Vec<usize>, Init)> {
     let mut p = BTreeMap::new();
     match m {
-        Model::Mlp { input, hidden, classes, .. } => {
+        Model::Mlp {
+            input,
+            hidden,
+            classes,
+            ..
+        } => {
             let mut dims = vec![*input];
             dims.extend(hidden);
             dims.push(*classes);
             for l in 0..dims.len() - 1 {
-                p.insert(format!("l{l}.w"), (vec![dims[l], dims[l + 1]], Init::Uniform(inv_sqrt(dims[l]))));
+                p.insert(
+                    format!("l{l}.w"),
+                    (vec![dims[l], dims[l + 1]], Init::Uniform(inv_sqrt(dims[l]))),
+                );
                 p.insert(format!("l{l}.b"), (vec![dims[l + 1]], Init::Zeros));
             }
         }
-        Model::Transformer { vocab, ctx, d_model, layers, d_mlp, .. } => {
+        Model::Transformer {
+            vocab,
+            ctx,
+            d_model,
+            layers,
+            d_mlp,
+            ..
+        } => {
             let d = *d_model;
             p.insert("wte".into(), (vec![*vocab, d], Init::Uniform(0.1)));
             p.insert("wpe".into(), (vec![*ctx, d], Init::Uniform(0.1)));
@@ -522,19 +573,34 @@ fn param_spec(m: &Model) -> BTreeMap<String, (Vec<usize>, Init)> {
                 p.insert(format!("{b}.ln1.g"), (vec![d], Init::Ones));
                 p.insert(format!("{b}.ln1.b"), (vec![d], Init::Zeros));
                 for w in ["wq", "wk", "wv"] {
-                    p.insert(format!("{b}.attn.{w}"), (vec![d, d], Init::Uniform(inv_sqrt(d))));
+                    p.insert(
+                        format!("{b}.attn.{w}"),
+                        (vec![d, d], Init::Uniform(inv_sqrt(d))),
+                    );
                 }
-                p.insert(format!("{b}.attn.wo"), (vec![d, d], Init::Uniform(inv_sqrt(d) * 0.5)));
+                p.insert(
+                    format!("{b}.attn.wo"),
+                    (vec![d, d], Init::Uniform(inv_sqrt(d) * 0.5)),
+                );
                 p.insert(format!("{b}.ln2.g"), (vec![d], Init::Ones));
                 p.insert(format!("{b}.ln2.b"), (vec![d], Init::Zeros));
-                p.insert(format!("{b}.mlp.w1"), (vec![d, *d_mlp], Init::Uniform(inv_sqrt(d))));
+                p.insert(
+                    format!("{b}.mlp.w1"),
+                    (vec![d, *d_mlp], Init::Uniform(inv_sqrt(d))),
+                );
                 p.insert(format!("{b}.mlp.b1"), (vec![*d_mlp], Init::Zeros));
-                p.insert(format!("{b}.mlp.w2"), (vec![*d_mlp, d], Init::Uniform(inv_sqrt(*d_mlp) * 0.5)));
+                p.insert(
+                    format!("{b}.mlp.w2"),
+                    (vec![*d_mlp, d], Init::Uniform(inv_sqrt(*d_mlp) * 0.5)),
+                );
                 p.insert(format!("{b}.mlp.b2"), (vec![d], Init::Zeros));
             }
             p.insert("lnf.g".into(), (vec![d], Init::Ones));
             p.insert("lnf.b".into(), (vec![d], Init::Zeros));
-            p.insert("head.w".into(), (vec![d, *vocab], Init::Uniform(inv_sqrt(d))));
+            p.insert(
+                "head.w".into(),
+                (vec![d, *vocab], Init::Uniform(inv_sqrt(d))),
+            );
             p.insert("head.b".into(), (vec![*vocab], Init::Zeros));
         }
     }
@@ -574,7 +640,10 @@ impl Builder {
 
     fn op(&mut self, label: impl Into<String>, op: Op, inputs: Vec<Input>) -> Result<Input> {
         let label = label.into();
-        let input_shapes = inputs.iter().map(|i| self.shape(i)).collect::<Result<Vec<_>>>()?;
+        let input_shapes = inputs
+            .iter()
+            .map(|i| self.shape(i))
+            .collect::<Result<Vec<_>>>()?;
         let refs: Vec<&[usize]> = input_shapes.iter().map(|s| s.as_slice()).collect();
         let shape = op
             .output_shape(&refs)
@@ -607,7 +676,14 @@ impl Builder {
     }
 
     fn matmul_bias(&mut self, l: &str, x: Input, w: &str, b: Option<&str>) -> Result<Input> {
-        let y = self.op(format!("{l}.mm"), Op::MatMul { ta: false, tb: false }, vec![x, self.st(w)])?;
+        let y = self.op(
+            format!("{l}.mm"),
+            Op::MatMul {
+                ta: false,
+                tb: false,
+            },
+            vec![x, self.st(w)],
+        )?;
         match b {
             Some(b) => self.op(format!("{l}.bias"), Op::AddBias, vec![y, self.st(b)]),
             None => Ok(y),
@@ -619,7 +695,12 @@ impl Builder {
         self.op(l.to_string(), Op::LayerNorm { eps }, vec![x, g, b])
     }
 
-    fn accumulate(&mut self, grads: &mut BTreeMap<Input, Input>, target: &Input, g: Input) -> Result<()> {
+    fn accumulate(
+        &mut self,
+        grads: &mut BTreeMap<Input, Input>,
+        target: &Input,
+        g: Input,
+    ) -> Result<()> {
         if !self.requires_grad(target) {
             return Ok(());
         }
@@ -668,17 +749,86 @@ impl Builder {
             let node = self.nodes[n].clone();
             let x = &node.inputs;
             match &node.op {
-                Op::MatMul { ta: false, tb: false } => {
-                    Builder::push_grad(self, &mut grads, x, 0, Op::MatMul { ta: false, tb: true }, vec![gy.clone(), x[1].clone()])?;
-                    Builder::push_grad(self, &mut grads, x, 1, Op::MatMul { ta: true, tb: false }, vec![x[0].clone(), gy])?;
+                Op::MatMul {
+                    ta: false,
+                    tb: false,
+                } => {
+                    Builder::push_grad(
+                        self,
+                        &mut grads,
+                        x,
+                        0,
+                        Op::MatMul {
+                            ta: false,
+                            tb: true,
+                        },
+                        vec![gy.clone(), x[1].clone()],
+                    )?;
+                    Builder::push_grad(
+                        self,
+                        &mut grads,
+                        x,
+                        1,
+                        Op::MatMul {
+                            ta: true,
+                            tb: false,
+                        },
+                        vec![x[0].clone(), gy],
+                    )?;
                 }
-                Op::BatchedMatMul { ta: false, tb: false } => {
-                    Builder::push_grad(self, &mut grads, x, 0, Op::BatchedMatMul { ta: false, tb: true }, vec![gy.clone(), x[1].clone()])?;
-                    Builder::push_grad(self, &mut grads, x, 1, Op::BatchedMatMul { ta: true, tb: false }, vec![x[0].clone(), gy])?;
+                Op::BatchedMatMul {
+                    ta: false,
+                    tb: false,
+                } => {
+                    Builder::push_grad(
+                        self,
+                        &mut grads,
+                        x,
+                        0,
+                        Op::BatchedMatMul {
+                            ta: false,
+                            tb: true,
+                        },
+                        vec![gy.clone(), x[1].clone()],
+                    )?;
+                    Builder::push_grad(
+                        self,
+                        &mut grads,
+                        x,
+                        1,
+                        Op::BatchedMatMul {
+                            ta: true,
+                            tb: false,
+                        },
+                        vec![x[0].clone(), gy],
+                    )?;
                 }
-                Op::BatchedMatMul { ta: false, tb: true } => {
-                    Builder::push_grad(self, &mut grads, x, 0, Op::BatchedMatMul { ta: false, tb: false }, vec![gy.clone(), x[1].clone()])?;
-                    Builder::push_grad(self, &mut grads, x, 1, Op::BatchedMatMul { ta: true, tb: false }, vec![gy, x[0].clone()])?;
+                Op::BatchedMatMul {
+                    ta: false,
+                    tb: true,
+                } => {
+                    Builder::push_grad(
+                        self,
+                        &mut grads,
+                        x,
+                        0,
+                        Op::BatchedMatMul {
+                            ta: false,
+                            tb: false,
+                        },
+                        vec![gy.clone(), x[1].clone()],
+                    )?;
+                    Builder::push_grad(
+                        self,
+                        &mut grads,
+                        x,
+                        1,
+                        Op::BatchedMatMul {
+                            ta: true,
+                            tb: false,
+                        },
+                        vec![gy, x[0].clone()],
+                    )?;
                 }
                 Op::AddBias => {
                     if self.requires_grad(&x[0]) {
@@ -687,25 +837,76 @@ impl Builder {
                     Builder::push_grad(self, &mut grads, x, 1, Op::SumAxis0, vec![gy])?;
                 }
                 Op::Add => {
-                    for i in 0..2 {
-                        if self.requires_grad(&x[i]) {
-                            self.accumulate(&mut grads, &x[i], gy.clone())?;
+                    for xi in x.iter().take(2) {
+                        if self.requires_grad(xi) {
+                            self.accumulate(&mut grads, xi, gy.clone())?;
                         }
                     }
                 }
-                Op::Scale { s } => Builder::push_grad(self, &mut grads, x, 0, Op::Scale { s: *s }, vec![gy])?,
-                Op::Relu => Builder::push_grad(self, &mut grads, x, 0, Op::ReluBackward, vec![x[0].clone(), gy])?,
-                Op::Gelu => Builder::push_grad(self, &mut grads, x, 0, Op::GeluBackward, vec![x[0].clone(), gy])?,
-                Op::Tanh => Builder::push_grad(self, &mut grads, x, 0, Op::TanhBackward, vec![Input::Node(n), gy])?,
-                Op::Softmax => Builder::push_grad(self, &mut grads, x, 0, Op::SoftmaxBackward, vec![Input::Node(n), gy])?,
+                Op::Scale { s } => {
+                    Builder::push_grad(self, &mut grads, x, 0, Op::Scale { s: *s }, vec![gy])?
+                }
+                Op::Relu => Builder::push_grad(
+                    self,
+                    &mut grads,
+                    x,
+                    0,
+                    Op::ReluBackward,
+                    vec![x[0].clone(), gy],
+                )?,
+                Op::Gelu => Builder::push_grad(
+                    self,
+                    &mut grads,
+                    x,
+                    0,
+                    Op::GeluBackward,
+                    vec![x[0].clone(), gy],
+                )?,
+                Op::Tanh => Builder::push_grad(
+                    self,
+                    &mut grads,
+                    x,
+                    0,
+                    Op::TanhBackward,
+                    vec![Input::Node(n), gy],
+                )?,
+                Op::Softmax => Builder::push_grad(
+                    self,
+                    &mut grads,
+                    x,
+                    0,
+                    Op::SoftmaxBackward,
+                    vec![Input::Node(n), gy],
+                )?,
                 Op::LayerNorm { eps } => {
-                    Builder::push_grad(self, &mut grads, x, 0, Op::LayerNormBackwardInput { eps: *eps }, vec![x[0].clone(), x[1].clone(), gy.clone()])?;
-                    Builder::push_grad(self, &mut grads, x, 1, Op::LayerNormBackwardGamma { eps: *eps }, vec![x[0].clone(), gy.clone()])?;
+                    Builder::push_grad(
+                        self,
+                        &mut grads,
+                        x,
+                        0,
+                        Op::LayerNormBackwardInput { eps: *eps },
+                        vec![x[0].clone(), x[1].clone(), gy.clone()],
+                    )?;
+                    Builder::push_grad(
+                        self,
+                        &mut grads,
+                        x,
+                        1,
+                        Op::LayerNormBackwardGamma { eps: *eps },
+                        vec![x[0].clone(), gy.clone()],
+                    )?;
                     Builder::push_grad(self, &mut grads, x, 2, Op::SumAxis0, vec![gy])?;
                 }
                 Op::Embedding => {
                     let vocab = self.shape(&x[0])?[0];
-                    Builder::push_grad(self, &mut grads, x, 0, Op::EmbeddingBackward { vocab }, vec![x[1].clone(), gy])?;
+                    Builder::push_grad(
+                        self,
+                        &mut grads,
+                        x,
+                        0,
+                        Op::EmbeddingBackward { vocab },
+                        vec![x[1].clone(), gy],
+                    )?;
                 }
                 Op::Reshape { .. } => {
                     let shape = self.shape(&x[0])?;
@@ -716,9 +917,25 @@ impl Builder {
                     for (d, &p) in perm.iter().enumerate() {
                         inv[p] = d;
                     }
-                    Builder::push_grad(self, &mut grads, x, 0, Op::Permute { perm: inv }, vec![gy])?;
+                    Builder::push_grad(
+                        self,
+                        &mut grads,
+                        x,
+                        0,
+                        Op::Permute { perm: inv },
+                        vec![gy],
+                    )?;
                 }
-                Op::CausalMask { .. } => Builder::push_grad(self, &mut grads, x, 0, Op::CausalMask { fill: MaskFill::Zero }, vec![gy])?,
+                Op::CausalMask { .. } => Builder::push_grad(
+                    self,
+                    &mut grads,
+                    x,
+                    0,
+                    Op::CausalMask {
+                        fill: MaskFill::Zero,
+                    },
+                    vec![gy],
+                )?,
                 other => return Err(perr(format!("no backward rule for {}", other.name()))),
             }
         }
@@ -734,22 +951,40 @@ fn build(p: &Program, batch: usize, train: bool) -> Result<StepGraph> {
         params: params.keys().cloned().collect(),
         needs_grad: HashSet::new(),
     };
-    let state_shapes: BTreeMap<String, Vec<usize>> =
-        p.state_spec()?.into_iter().map(|(k, (s, _))| (k, s)).collect();
+    let state_shapes: BTreeMap<String, Vec<usize>> = p
+        .state_spec()?
+        .into_iter()
+        .map(|(k, (s, _))| (k, s))
+        .collect();
     for (k, s) in &state_shapes {
         b.shapes.insert(Input::State(k.clone()), s.clone());
     }
     let mut batch_shapes = BTreeMap::new();
     let (logits, labels) = match &p.model {
-        Model::Mlp { input, hidden, activation, input_scale, .. } => {
+        Model::Mlp {
+            input,
+            hidden,
+            activation,
+            input_scale,
+            ..
+        } => {
             batch_shapes.insert("x".to_string(), vec![batch, *input]);
             batch_shapes.insert("y".to_string(), vec![batch]);
             for (k, s) in &batch_shapes {
                 b.shapes.insert(Input::Batch(k.clone()), s.clone());
             }
-            let mut h = b.op("x.scaled", Op::Scale { s: *input_scale }, vec![Input::Batch("x".into())])?;
+            let mut h = b.op(
+                "x.scaled",
+                Op::Scale { s: *input_scale },
+                vec![Input::Batch("x".into())],
+            )?;
             for l in 0..=hidden.len() {
-                let z = b.matmul_bias(&format!("l{l}"), h, &format!("l{l}.w"), Some(&format!("l{l}.b")))?;
+                let z = b.matmul_bias(
+                    &format!("l{l}"),
+                    h,
+                    &format!("l{l}.w"),
+                    Some(&format!("l{l}.b")),
+                )?;
                 h = if l < hidden.len() {
                     let op = match activation {
                         Activation::Relu => Op::Relu,
@@ -763,7 +998,14 @@ fn build(p: &Program, batch: usize, train: bool) -> Result<StepGraph> {
             }
             (h, Input::Batch("y".into()))
         }
-        Model::Transformer { ctx, d_model, heads, layers, ln_eps, .. } => {
+        Model::Transformer {
+            ctx,
+            d_model,
+            heads,
+            layers,
+            ln_eps,
+            ..
+        } => {
             let (t, d, nh) = (*ctx, *d_model, *heads);
             let dh = d / nh;
             let bt = batch * t;
@@ -773,37 +1015,123 @@ fn build(p: &Program, batch: usize, train: bool) -> Result<StepGraph> {
             for (k, s) in &batch_shapes {
                 b.shapes.insert(Input::Batch(k.clone()), s.clone());
             }
-            let te = b.op("tok_emb", Op::Embedding, vec![b.st("wte"), Input::Batch("tokens".into())])?;
-            let pe = b.op("pos_emb", Op::Embedding, vec![b.st("wpe"), Input::Batch("positions".into())])?;
+            let te = b.op(
+                "tok_emb",
+                Op::Embedding,
+                vec![b.st("wte"), Input::Batch("tokens".into())],
+            )?;
+            let pe = b.op(
+                "pos_emb",
+                Op::Embedding,
+                vec![b.st("wpe"), Input::Batch("positions".into())],
+            )?;
             let mut x = b.op("emb", Op::Add, vec![te, pe])?;
             let to_heads = |b: &mut Builder, l: &str, v: Input| -> Result<Input> {
-                let r = b.op(format!("{l}.split"), Op::Reshape { shape: vec![batch, t, nh, dh] }, vec![v])?;
-                let pm = b.op(format!("{l}.perm"), Op::Permute { perm: vec![0, 2, 1, 3] }, vec![r])?;
-                b.op(format!("{l}.heads"), Op::Reshape { shape: vec![batch * nh, t, dh] }, vec![pm])
+                let r = b.op(
+                    format!("{l}.split"),
+                    Op::Reshape {
+                        shape: vec![batch, t, nh, dh],
+                    },
+                    vec![v],
+                )?;
+                let pm = b.op(
+                    format!("{l}.perm"),
+                    Op::Permute {
+                        perm: vec![0, 2, 1, 3],
+                    },
+                    vec![r],
+                )?;
+                b.op(
+                    format!("{l}.heads"),
+                    Op::Reshape {
+                        shape: vec![batch * nh, t, dh],
+                    },
+                    vec![pm],
+                )
             };
             for l in 0..*layers {
                 let pre = format!("h{l}");
                 let h = b.layer_norm(&format!("{pre}.ln1"), x.clone(), *ln_eps)?;
-                let q = b.matmul_bias(&format!("{pre}.q"), h.clone(), &format!("{pre}.attn.wq"), None)?;
-                let k = b.matmul_bias(&format!("{pre}.k"), h.clone(), &format!("{pre}.attn.wk"), None)?;
+                let q = b.matmul_bias(
+                    &format!("{pre}.q"),
+                    h.clone(),
+                    &format!("{pre}.attn.wq"),
+                    None,
+                )?;
+                let k = b.matmul_bias(
+                    &format!("{pre}.k"),
+                    h.clone(),
+                    &format!("{pre}.attn.wk"),
+                    None,
+                )?;
                 let v = b.matmul_bias(&format!("{pre}.v"), h, &format!("{pre}.attn.wv"), None)?;
                 let q = to_heads(&mut b, &format!("{pre}.q"), q)?;
                 let k = to_heads(&mut b, &format!("{pre}.k"), k)?;
                 let v = to_heads(&mut b, &format!("{pre}.v"), v)?;
-                let s = b.op(format!("{pre}.scores"), Op::BatchedMatMul { ta: false, tb: true }, vec![q, k])?;
-                let s = b.op(format!("{pre}.scaled"), Op::Scale { s: inv_sqrt(dh) }, vec![s])?;
-                let s = b.op(format!("{pre}.masked"), Op::CausalMask { fill: MaskFill::NegInf }, vec![s])?;
+                let s = b.op(
+                    format!("{pre}.scores"),
+                    Op::BatchedMatMul {
+                        ta: false,
+                        tb: true,
+                    },
+                    vec![q, k],
+                )?;
+                let s = b.op(
+                    format!("{pre}.scaled"),
+                    Op::Scale { s: inv_sqrt(dh) },
+                    vec![s],
+                )?;
+                let s = b.op(
+                    format!("{pre}.masked"),
+                    Op::CausalMask {
+                        fill: MaskFill::NegInf,
+                    },
+                    vec![s],
+                )?;
                 let a = b.op(format!("{pre}.att"), Op::Softmax, vec![s])?;
-                let o = b.op(format!("{pre}.ctx"), Op::BatchedMatMul { ta: false, tb: false }, vec![a, v])?;
-                let o = b.op(format!("{pre}.ctx.split"), Op::Reshape { shape: vec![batch, nh, t, dh] }, vec![o])?;
-                let o = b.op(format!("{pre}.ctx.perm"), Op::Permute { perm: vec![0, 2, 1, 3] }, vec![o])?;
-                let o = b.op(format!("{pre}.ctx.merge"), Op::Reshape { shape: vec![bt, d] }, vec![o])?;
+                let o = b.op(
+                    format!("{pre}.ctx"),
+                    Op::BatchedMatMul {
+                        ta: false,
+                        tb: false,
+                    },
+                    vec![a, v],
+                )?;
+                let o = b.op(
+                    format!("{pre}.ctx.split"),
+                    Op::Reshape {
+                        shape: vec![batch, nh, t, dh],
+                    },
+                    vec![o],
+                )?;
+                let o = b.op(
+                    format!("{pre}.ctx.perm"),
+                    Op::Permute {
+                        perm: vec![0, 2, 1, 3],
+                    },
+                    vec![o],
+                )?;
+                let o = b.op(
+                    format!("{pre}.ctx.merge"),
+                    Op::Reshape { shape: vec![bt, d] },
+                    vec![o],
+                )?;
                 let o = b.matmul_bias(&format!("{pre}.o"), o, &format!("{pre}.attn.wo"), None)?;
                 x = b.op(format!("{pre}.res1"), Op::Add, vec![x, o])?;
                 let h = b.layer_norm(&format!("{pre}.ln2"), x.clone(), *ln_eps)?;
-                let m = b.matmul_bias(&format!("{pre}.fc1"), h, &format!("{pre}.mlp.w1"), Some(&format!("{pre}.mlp.b1")))?;
+                let m = b.matmul_bias(
+                    &format!("{pre}.fc1"),
+                    h,
+                    &format!("{pre}.mlp.w1"),
+                    Some(&format!("{pre}.mlp.b1")),
+                )?;
                 let m = b.op(format!("{pre}.gelu"), Op::Gelu, vec![m])?;
-                let m = b.matmul_bias(&format!("{pre}.fc2"), m, &format!("{pre}.mlp.w2"), Some(&format!("{pre}.mlp.b2")))?;
+                let m = b.matmul_bias(
+                    &format!("{pre}.fc2"),
+                    m,
+                    &format!("{pre}.mlp.w2"),
+                    Some(&format!("{pre}.mlp.b2")),
+                )?;
                 x = b.op(format!("{pre}.res2"), Op::Add, vec![x, m])?;
             }
             let h = b.layer_norm("lnf", x, *ln_eps)?;
@@ -828,15 +1156,37 @@ fn build(p: &Program, batch: usize, train: bool) -> Result<StepGraph> {
                 for name in params.keys() {
                     let g = grad_of(&grads, name)?;
                     let bn = format!("opt.buf.{name}");
-                    let buf = b.op(bn.clone(), Op::SgdMomentumBuf { momentum }, vec![b.st(&bn), g])?;
-                    let np = b.op(format!("{name}.new"), Op::SgdUpdate { lr }, vec![b.st(name), buf.clone()])?;
+                    let buf = b.op(
+                        bn.clone(),
+                        Op::SgdMomentumBuf { momentum },
+                        vec![b.st(&bn), g],
+                    )?;
+                    let np = b.op(
+                        format!("{name}.new"),
+                        Op::SgdUpdate { lr },
+                        vec![b.st(name), buf.clone()],
+                    )?;
                     updates.insert(bn, idx(&buf));
                     updates.insert(name.clone(), idx(&np));
                 }
             }
-            Optimizer::Adamw { lr, beta1, beta2, eps, weight_decay } => {
-                let b1 = b.op("opt.beta1_pow", Op::Scale { s: beta1 }, vec![b.st("opt.beta1_pow")])?;
-                let b2 = b.op("opt.beta2_pow", Op::Scale { s: beta2 }, vec![b.st("opt.beta2_pow")])?;
+            Optimizer::Adamw {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                let b1 = b.op(
+                    "opt.beta1_pow",
+                    Op::Scale { s: beta1 },
+                    vec![b.st("opt.beta1_pow")],
+                )?;
+                let b2 = b.op(
+                    "opt.beta2_pow",
+                    Op::Scale { s: beta2 },
+                    vec![b.st("opt.beta2_pow")],
+                )?;
                 updates.insert("opt.beta1_pow".to_string(), idx(&b1));
                 updates.insert("opt.beta2_pow".to_string(), idx(&b2));
                 for (name, (shape, _)) in &params {
@@ -847,7 +1197,11 @@ fn build(p: &Program, batch: usize, train: bool) -> Result<StepGraph> {
                     let wd = if shape.len() == 2 { weight_decay } else { 0.0 };
                     let np = b.op(
                         format!("{name}.new"),
-                        Op::AdamWUpdate { lr, eps, weight_decay: wd },
+                        Op::AdamWUpdate {
+                            lr,
+                            eps,
+                            weight_decay: wd,
+                        },
                         vec![b.st(name), m.clone(), v.clone(), b1.clone(), b2.clone()],
                     )?;
                     updates.insert(mn, idx(&m));

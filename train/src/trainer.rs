@@ -85,7 +85,9 @@ fn init_tensor(seed: u64, name: &str, shape: &[usize], init: Init) -> Result<Ten
         Init::Ones => vec![1.0; n],
         Init::Uniform(a) => {
             let p = Philox::new(seed, init_stream(name));
-            (0..n as u64).map(|i| (2.0 * p.uniform_at(i) - 1.0) * a).collect()
+            (0..n as u64)
+                .map(|i| (2.0 * p.uniform_at(i) - 1.0) * a)
+                .collect()
         }
     };
     Tensor::new(shape.to_vec(), data).map_err(|e| TrainError::Program(format!("{name}: {e}")))
@@ -102,7 +104,13 @@ impl Trainer {
             let t = init_tensor(program.seed, &name, &shape, init)?;
             state.insert(name, t);
         }
-        Ok(Trainer { program, graph, dataset, state, step: 0 })
+        Ok(Trainer {
+            program,
+            graph,
+            dataset,
+            state,
+            step: 0,
+        })
     }
 
     /// A builtin program on its builtin dataset.
@@ -157,7 +165,10 @@ impl Trainer {
             Model::Transformer { ctx, .. } => {
                 let span = (self.dataset.header().row_bytes as usize - ctx) as u32;
                 (0..b)
-                    .map(|i| po.below_at(t.wrapping_sub(1).wrapping_mul(b).wrapping_add(i), span) as usize)
+                    .map(|i| {
+                        po.below_at(t.wrapping_sub(1).wrapping_mul(b).wrapping_add(i), span)
+                            as usize
+                    })
                     .collect()
             }
             Model::Mlp { .. } => vec![0; rows.len()],
@@ -172,7 +183,9 @@ impl Trainer {
                 .row(r)
                 .ok_or_else(|| TrainError::Dataset(format!("row {r} out of range")))
         };
-        let mk = |shape: Vec<usize>, d: Vec<f32>| Tensor::new(shape, d).map_err(|e| TrainError::Dataset(e.to_string()));
+        let mk = |shape: Vec<usize>, d: Vec<f32>| {
+            Tensor::new(shape, d).map_err(|e| TrainError::Dataset(e.to_string()))
+        };
         match (&self.program.model, self.dataset.header().schema) {
             (Model::Mlp { input, .. }, Schema::Digits8x8) => {
                 let mut x = Vec::with_capacity(rows.len() * input);
@@ -187,7 +200,11 @@ impl Trainer {
             }
             (Model::Transformer { ctx, .. }, Schema::Ascii) => {
                 let n = rows.len() * ctx;
-                let (mut tok, mut tgt, mut pos) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+                let (mut tok, mut tgt, mut pos) = (
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                );
                 for (&r, &o) in rows.iter().zip(offsets) {
                     let d = row(r)?;
                     for i in 0..*ctx {
@@ -200,14 +217,21 @@ impl Trainer {
                 out.insert("targets".to_string(), mk(vec![n], tgt)?);
                 out.insert("positions".to_string(), mk(vec![n], pos)?);
             }
-            _ => return Err(TrainError::Program("model family does not match the dataset schema".into())),
+            _ => {
+                return Err(TrainError::Program(
+                    "model family does not match the dataset schema".into(),
+                ))
+            }
         }
         Ok(out)
     }
 
     fn run(&mut self, t: u64, trace: bool) -> Result<(StepResult, Vec<Hash>)> {
         if t != self.step + 1 {
-            return Err(TrainError::StepOrder { requested: t, current: self.step });
+            return Err(TrainError::StepOrder {
+                requested: t,
+                current: self.step,
+            });
         }
         let batch = self.batch(t)?;
         let mut hashes = Vec::new();
@@ -216,7 +240,11 @@ impl Trainer {
                 hashes.push(repops::tensor_hash(o));
             }
         })?;
-        let loss = outs[self.graph.loss].data().first().copied().unwrap_or(f32::NAN);
+        let loss = outs[self.graph.loss]
+            .data()
+            .first()
+            .copied()
+            .unwrap_or(f32::NAN);
         let mut outs: Vec<Option<Tensor>> = outs.into_iter().map(Some).collect();
         let mut new_state = BTreeMap::new();
         for (name, &i) in &self.graph.updates {
@@ -225,16 +253,27 @@ impl Trainer {
                 .and_then(|o| o.take())
                 .ok_or_else(|| TrainError::Program(format!("state {name} has no update node")))?;
             if let Err(e) = t_new.check_finite(name) {
-                return Err(TrainError::NonFinite { step: t, detail: format!("training diverged: {e}") });
+                return Err(TrainError::NonFinite {
+                    step: t,
+                    detail: format!("training diverged: {e}"),
+                });
             }
             new_state.insert(name.clone(), t_new);
         }
         if new_state.len() != self.state.len() {
-            return Err(TrainError::Program("update set does not cover the state".into()));
+            return Err(TrainError::Program(
+                "update set does not cover the state".into(),
+            ));
         }
         self.state = new_state;
         self.step = t;
-        Ok((StepResult { state_hash: self.state_hash(), loss }, hashes))
+        Ok((
+            StepResult {
+                state_hash: self.state_hash(),
+                loss,
+            },
+            hashes,
+        ))
     }
 
     /// Run step `t` (must be `current_step() + 1`); returns `h_t`.
@@ -268,7 +307,10 @@ impl Trainer {
                 let last = self.dataset.header().row_bytes as usize - ctx - 1;
                 let mut offs = vec![0, 16.min(last), last];
                 offs.dedup();
-                rows_all.iter().flat_map(|&r| offs.iter().map(move |&o| (r, o))).unzip()
+                rows_all
+                    .iter()
+                    .flat_map(|&r| offs.iter().map(move |&o| (r, o)))
+                    .unzip()
             }
         };
         let g = self.program.eval_graph(rows.len())?;
@@ -279,7 +321,10 @@ impl Trainer {
             Model::Mlp { .. } => {
                 let logits = &outs[g.logits];
                 let c = logits.last_dim();
-                let labels = batch.get("y").map(|t| t.data().to_vec()).unwrap_or_default();
+                let labels = batch
+                    .get("y")
+                    .map(|t| t.data().to_vec())
+                    .unwrap_or_default();
                 let correct = logits
                     .data()
                     .chunks(c)
@@ -298,7 +343,11 @@ impl Trainer {
             }
             Model::Transformer { .. } => None,
         };
-        Ok(Evaluation { loss, accuracy, examples: rows.len() })
+        Ok(Evaluation {
+            loss,
+            accuracy,
+            examples: rows.len(),
+        })
     }
 
     /// Unigram entropy (nats, f64, report only) of the training rows' next-token
@@ -311,10 +360,14 @@ impl Trainer {
             counts[b as usize] += 1;
         }
         let n = end as f64;
-        counts.iter().filter(|&&c| c > 0).map(|&c| {
-            let p = c as f64 / n;
-            -p * p.ln()
-        }).sum()
+        counts
+            .iter()
+            .filter(|&&c| c > 0)
+            .map(|&c| {
+                let p = c as f64 / n;
+                -p * p.ln()
+            })
+            .sum()
     }
 
     /// Write a safetensors checkpoint holding every state tensor, with metadata
@@ -323,7 +376,13 @@ impl Trainer {
         let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = self
             .state
             .iter()
-            .map(|(k, t)| (k.clone(), t.data().iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape().to_vec()))
+            .map(|(k, t)| {
+                (
+                    k.clone(),
+                    t.data().iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    t.shape().to_vec(),
+                )
+            })
             .collect();
         let views = bytes
             .iter()
@@ -334,11 +393,21 @@ impl Trainer {
             })
             .collect::<Result<Vec<_>>>()?;
         let mut meta = HashMap::new();
-        meta.insert("veritrain.state_hash".to_string(), hex::encode(self.state_hash()));
+        meta.insert(
+            "veritrain.state_hash".to_string(),
+            hex::encode(self.state_hash()),
+        );
         meta.insert("veritrain.step".to_string(), self.step.to_string());
-        meta.insert("veritrain.program_hash".to_string(), hex::encode(self.program.hash()));
-        let out = safetensors::serialize(views, &Some(meta)).map_err(|e| TrainError::Checkpoint(e.to_string()))?;
-        std::fs::write(path, out).map_err(|source| TrainError::Io { path: path.display().to_string(), source })
+        meta.insert(
+            "veritrain.program_hash".to_string(),
+            hex::encode(self.program.hash()),
+        );
+        let out = safetensors::serialize(views, &Some(meta))
+            .map_err(|e| TrainError::Checkpoint(e.to_string()))?;
+        std::fs::write(path, out).map_err(|source| TrainError::Io {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     /// Load a checkpoint written by [`Trainer::save_checkpoint`] for `program` on
@@ -346,20 +415,32 @@ impl Trainer {
     /// extra or mis-shaped tensors, non-finite values, and a state hash that differs
     /// from the recorded one.
     pub fn load_checkpoint(program: Program, dataset: Dataset, path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| TrainError::Io { path: path.display().to_string(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| TrainError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         let mut tr = Trainer::new(program, dataset)?;
         let ck = |m: String| TrainError::Checkpoint(m);
-        let (_, md) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| ck(format!("not a safetensors file: {e}")))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| ck(format!("not a safetensors file: {e}")))?;
+        let (_, md) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| ck(format!("not a safetensors file: {e}")))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| ck(format!("not a safetensors file: {e}")))?;
         let meta = md.metadata().clone().unwrap_or_default();
-        let get = |k: &str| meta.get(k).cloned().ok_or_else(|| ck(format!("metadata {k} is missing")));
+        let get = |k: &str| {
+            meta.get(k)
+                .cloned()
+                .ok_or_else(|| ck(format!("metadata {k} is missing")))
+        };
         let want_hash = merkle::parse_hex32(&get("veritrain.state_hash")?).map_err(ck)?;
         let step: u64 = get("veritrain.step")?
             .parse()
             .map_err(|e| ck(format!("veritrain.step is not an integer: {e}")))?;
         let ph = get("veritrain.program_hash")?;
         if ph != hex::encode(tr.program.hash()) {
-            return Err(ck(format!("checkpoint is for program {ph}, not {}", hex::encode(tr.program.hash()))));
+            return Err(ck(format!(
+                "checkpoint is for program {ph}, not {}",
+                hex::encode(tr.program.hash())
+            )));
         }
         let mut state = BTreeMap::new();
         for (name, view) in st.tensors() {
@@ -367,21 +448,34 @@ impl Trainer {
                 return Err(ck(format!("unexpected tensor {name:?}")));
             };
             if view.dtype() != safetensors::Dtype::F32 {
-                return Err(ck(format!("tensor {name} has dtype {:?}, want F32", view.dtype())));
+                return Err(ck(format!(
+                    "tensor {name} has dtype {:?}, want F32",
+                    view.dtype()
+                )));
             }
             if view.shape() != want_shape.as_slice() {
-                return Err(ck(format!("tensor {name} has shape {:?}, want {:?}", view.shape(), want_shape)));
+                return Err(ck(format!(
+                    "tensor {name} has shape {:?}, want {:?}",
+                    view.shape(),
+                    want_shape
+                )));
             }
             let data: Vec<f32> = view
                 .data()
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect();
-            let t = Tensor::new(want_shape.clone(), data).map_err(|e| ck(format!("tensor {name}: {e}")))?;
+            let t = Tensor::new(want_shape.clone(), data)
+                .map_err(|e| ck(format!("tensor {name}: {e}")))?;
             t.check_finite(&name).map_err(|e| ck(e.to_string()))?;
             state.insert(name, t);
         }
-        if let Some(missing) = tr.graph.state_shapes.keys().find(|k| !state.contains_key(*k)) {
+        if let Some(missing) = tr
+            .graph
+            .state_shapes
+            .keys()
+            .find(|k| !state.contains_key(*k))
+        {
             return Err(ck(format!("tensor {missing:?} is missing")));
         }
         let got = state_hash(&state);
@@ -392,9 +486,14 @@ impl Trainer {
                 hex::encode(want_hash)
             )));
         }
-        let counter = state.get("opt.step").and_then(|t| t.data().first().copied()).unwrap_or(-1.0);
+        let counter = state
+            .get("opt.step")
+            .and_then(|t| t.data().first().copied())
+            .unwrap_or(-1.0);
         if counter != step as f32 {
-            return Err(ck(format!("opt.step = {counter} disagrees with metadata step {step}")));
+            return Err(ck(format!(
+                "opt.step = {counter} disagrees with metadata step {step}"
+            )));
         }
         tr.state = state;
         tr.step = step;

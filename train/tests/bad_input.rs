@@ -22,12 +22,18 @@ fn a_node_given_a_wrongly_shaped_input_says_which_and_how() {
 #[test]
 fn an_out_of_range_label_is_an_index_error() {
     let nodes = Program::builtin("mlp-digits").unwrap().nodes().unwrap();
-    let ce = nodes.iter().find(|n| n.op.name() == "cross_entropy").unwrap();
+    let ce = nodes
+        .iter()
+        .find(|n| n.op.name() == "cross_entropy")
+        .unwrap();
     let logits = Tensor::zeros(&ce.input_shapes[0]);
     let mut y = Tensor::zeros(&ce.input_shapes[1]);
     y.data_mut()[3] = 10.0;
     let e = err_of(execute_node(ce, &[&logits, &y]));
-    assert!(e.contains("index 10 at position 3 is not an integer in 0..10"), "{e}");
+    assert!(
+        e.contains("index 10 at position 3 is not an integer in 0..10"),
+        "{e}"
+    );
     y.data_mut()[3] = f32::NAN;
     let e = err_of(execute_node(ce, &[&logits, &y]));
     assert!(e.contains("index NaN at position 3"), "{e}");
@@ -45,7 +51,13 @@ fn impossible_programs_are_rejected_with_the_offending_field() {
     p.batch_size = 0;
     assert!(err_of(p.validate()).contains("batch_size 0"));
     let mut p = base.clone();
-    p.optimizer = train::program::Optimizer::Adamw { lr: f32::NAN, beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: 0.0 };
+    p.optimizer = train::program::Optimizer::Adamw {
+        lr: f32::NAN,
+        beta1: 0.9,
+        beta2: 0.99,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    };
     assert!(err_of(p.validate()).contains("optimizer.lr = NaN"));
     let mut p = base.clone();
     p.op_version = 2;
@@ -55,7 +67,10 @@ fn impossible_programs_are_rejected_with_the_offending_field() {
         *ctx = 64;
     }
     let e = err_of(Trainer::new(p, Dataset::builtin("corpus").unwrap()));
-    assert!(e.contains("ctx + 1 = 65 exceeds the dataset's 64-byte rows"), "{e}");
+    assert!(
+        e.contains("ctx + 1 = 65 exceeds the dataset's 64-byte rows"),
+        "{e}"
+    );
     let p = Program::builtin("mlp-digits").unwrap();
     let e = err_of(Trainer::new(p, Dataset::builtin("corpus").unwrap()));
     assert!(e.contains("is not the program's"), "{e}");
@@ -124,7 +139,10 @@ fn a_tampered_or_foreign_checkpoint_is_refused() {
 #[test]
 fn a_diverging_program_stops_with_a_non_finite_error() {
     let mut p = Program::builtin("mlp-digits").unwrap();
-    p.optimizer = train::program::Optimizer::Sgd { lr: 1e30, momentum: 0.9 };
+    p.optimizer = train::program::Optimizer::Sgd {
+        lr: 1e30,
+        momentum: 0.9,
+    };
     let mut tr = Trainer::new(p, Dataset::builtin("digits").unwrap()).unwrap();
     let mut err = None;
     for t in 1..=50 {

@@ -8,7 +8,11 @@ use train::exec::run_nodes;
 use train::{Input, Program, Trainer};
 
 fn check(program: Program, params: &[&str]) {
-    let tr = Trainer::new(program.clone(), train::Dataset::builtin(&program.dataset.name).unwrap()).unwrap();
+    let tr = Trainer::new(
+        program.clone(),
+        train::Dataset::builtin(&program.dataset.name).unwrap(),
+    )
+    .unwrap();
     let g = tr.graph().clone();
     let batch = tr.batch(1).unwrap();
     let state = tr.state().clone();
@@ -18,8 +22,14 @@ fn check(program: Program, params: &[&str]) {
         o[g.loss].data()[0] as f64
     };
     for name in params {
-        let m = g.nodes.iter().find(|n| n.label == format!("opt.m.{name}")).unwrap();
-        let Input::Node(gi) = m.inputs[1] else { panic!() };
+        let m = g
+            .nodes
+            .iter()
+            .find(|n| n.label == format!("opt.m.{name}"))
+            .unwrap();
+        let Input::Node(gi) = m.inputs[1] else {
+            panic!()
+        };
         let grad = &outs[gi];
         let n = grad.len();
         for &e in &[0usize, n / 3, n - 1] {
@@ -31,20 +41,42 @@ fn check(program: Program, params: &[&str]) {
             let fd = (loss_at(&plus) - loss_at(&minus)) / (2.0 * h as f64);
             let an = grad.data()[e] as f64;
             let tol = 2e-3 + 0.05 * an.abs().max(fd.abs());
-            assert!((fd - an).abs() <= tol, "{name}[{e}]: finite difference {fd} vs backward {an}");
+            assert!(
+                (fd - an).abs() <= tol,
+                "{name}[{e}]: finite difference {fd} vs backward {an}"
+            );
         }
     }
 }
 
 #[test]
 fn mlp_backward_nodes_match_finite_differences() {
-    check(Program::builtin("mlp-digits").unwrap(), &["l0.w", "l0.b", "l1.w", "l1.b"]);
+    check(
+        Program::builtin("mlp-digits").unwrap(),
+        &["l0.w", "l0.b", "l1.w", "l1.b"],
+    );
 }
 
 #[test]
 fn transformer_backward_nodes_match_finite_differences() {
     check(
         Program::builtin("tiny-lm").unwrap(),
-        &["wte", "wpe", "h0.ln1.g", "h0.ln1.b", "h0.attn.wq", "h0.attn.wk", "h0.attn.wv", "h0.attn.wo", "h1.mlp.w1", "h1.mlp.b1", "h1.mlp.w2", "h1.mlp.b2", "lnf.g", "head.w", "head.b"],
+        &[
+            "wte",
+            "wpe",
+            "h0.ln1.g",
+            "h0.ln1.b",
+            "h0.attn.wq",
+            "h0.attn.wk",
+            "h0.attn.wv",
+            "h0.attn.wo",
+            "h1.mlp.w1",
+            "h1.mlp.b1",
+            "h1.mlp.w2",
+            "h1.mlp.b2",
+            "lnf.g",
+            "head.w",
+            "head.b",
+        ],
     );
 }

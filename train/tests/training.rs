@@ -7,7 +7,10 @@ use train::exec::run_nodes;
 use train::{execute_node, merkle, Input, Trainer};
 
 fn run(name: &str, steps: u64, threads: usize) -> (train::Hash, train::Hash, Trainer) {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
     pool.install(|| {
         let mut tr = Trainer::builtin(name).unwrap();
         let mut hs = vec![tr.state_hash()];
@@ -73,7 +76,12 @@ fn a_referee_recomputes_any_single_node_from_its_revealed_inputs() {
             })
             .collect();
         let out = execute_node(node, &ins).unwrap();
-        assert_eq!(repops::tensor_hash(&out), traced.node_hashes[j], "node {j} {}", node.label);
+        assert_eq!(
+            repops::tensor_hash(&out),
+            traced.node_hashes[j],
+            "node {j} {}",
+            node.label
+        );
         let p = merkle::proof(&traced.node_hashes, j).unwrap();
         assert!(merkle::verify(&traced.op_root, &traced.node_hashes[j], &p));
         let c = node.cost();
@@ -124,5 +132,8 @@ fn state_hash_covers_optimizer_moments_and_the_step_counter() {
 fn steps_out_of_order_are_refused() {
     let mut tr = Trainer::builtin("mlp-digits").unwrap();
     let e = tr.step(2).unwrap_err().to_string();
-    assert!(e.contains("step 2 requested but the trainer is at step 0"), "{e}");
+    assert!(
+        e.contains("step 2 requested but the trainer is at step 0"),
+        "{e}"
+    );
 }

@@ -58,8 +58,12 @@ fn main() -> Result<()> {
     let mut program = match Program::builtin(&args.program) {
         Ok(p) => p,
         Err(_) => {
-            let s = std::fs::read_to_string(&args.program)
-                .with_context(|| format!("{} is neither a builtin program nor a readable file", args.program))?;
+            let s = std::fs::read_to_string(&args.program).with_context(|| {
+                format!(
+                    "{} is neither a builtin program nor a readable file",
+                    args.program
+                )
+            })?;
             Program::from_json(&s).with_context(|| format!("program file {}", args.program))?
         }
     };
@@ -68,10 +72,13 @@ fn main() -> Result<()> {
     }
     program.validate()?;
     let dataset = match &args.dataset {
-        Some(p) => Dataset::load(p, Some(&program.dataset.root)).with_context(|| format!("dataset {}", p.display()))?,
+        Some(p) => Dataset::load(p, Some(&program.dataset.root))
+            .with_context(|| format!("dataset {}", p.display()))?,
         None => Dataset::builtin(&program.dataset.name)?,
     };
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.threads).build()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build()?;
     pool.install(|| run(&args, program, dataset))
 }
 
@@ -130,7 +137,11 @@ fn run(args: &Args, program: Program, dataset: Dataset) -> Result<()> {
     let eval = tr.evaluate()?;
     let trace_root = merkle::root(&hashes);
     let is_lm = eval.accuracy.is_none();
-    let unigram = if is_lm { Some(tr.unigram_entropy()) } else { None };
+    let unigram = if is_lm {
+        Some(tr.unigram_entropy())
+    } else {
+        None
+    };
     match args.output {
         Output::Json => {
             let mut v = serde_json::json!({
@@ -154,7 +165,8 @@ fn run(args: &Args, program: Program, dataset: Dataset) -> Result<()> {
                 v["unigram_entropy"] = serde_json::json!(u);
             }
             if args.trace {
-                v["op_roots"] = serde_json::json!(op_roots.iter().map(hex::encode).collect::<Vec<_>>());
+                v["op_roots"] =
+                    serde_json::json!(op_roots.iter().map(hex::encode).collect::<Vec<_>>());
             }
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
@@ -162,7 +174,10 @@ fn run(args: &Args, program: Program, dataset: Dataset) -> Result<()> {
             println!("program           {}", tr.program().name);
             println!("steps             {steps}");
             println!("nodes_per_step    {}", tr.graph().nodes.len());
-            println!("final_state_hash  {}", hex::encode(hashes[hashes.len() - 1]));
+            println!(
+                "final_state_hash  {}",
+                hex::encode(hashes[hashes.len() - 1])
+            );
             println!("trace_root        {}", hex::encode(trace_root));
             let every = (losses.len() / 10).max(1);
             let curve: Vec<String> = losses
