@@ -27,7 +27,10 @@ pub enum AuthError {
     #[error("transaction has no messages")]
     NoMessages,
     #[error("message signer {msg_signer} is not the transaction signer {tx_signer}")]
-    SignerMismatch { msg_signer: String, tx_signer: String },
+    SignerMismatch {
+        msg_signer: String,
+        tx_signer: String,
+    },
     #[error("transaction timed out at height {timeout}, block is {height}")]
     TimedOut { timeout: u64, height: u64 },
     #[error("invalid address: {0}")]

@@ -138,7 +138,9 @@ pub trait AuthWrite: StateWrite {
             .ok_or_else(|| AuthError::UnknownAccount(signer.to_string()))?;
         if let Some(pk) = acct.public_key {
             if pk != tx.public_key {
-                return Err(AuthError::InvalidPublicKey("does not match the account's key".into()));
+                return Err(AuthError::InvalidPublicKey(
+                    "does not match the account's key".into(),
+                ));
             }
         }
         if verified_for_account_number != Some(acct.account_number) {
@@ -170,7 +172,10 @@ pub fn init_genesis<S: StateWrite + ?Sized>(s: &mut S, g: &GenesisState) -> Resu
     for p in &g.accounts {
         let a = Account::from_proto(p)?;
         if s.account(&a.address)?.is_some() {
-            return Err(AuthError::InvalidGenesis(format!("account {} listed twice", a.address)));
+            return Err(AuthError::InvalidGenesis(format!(
+                "account {} listed twice",
+                a.address
+            )));
         }
         next = next.max(a.account_number.saturating_add(1));
         s.put_account(&a);

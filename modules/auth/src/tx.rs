@@ -76,7 +76,12 @@ impl SignedTx {
     }
 
     pub fn sign_bytes(&self, chain_id: &str, account_number: u64) -> Vec<u8> {
-        sign_doc(&self.body_bytes, &self.auth_info_bytes, chain_id, account_number)
+        sign_doc(
+            &self.body_bytes,
+            &self.auth_info_bytes,
+            chain_id,
+            account_number,
+        )
     }
 
     /// Checks the chain id in the body and the signature over the sign doc.
@@ -99,7 +104,12 @@ impl SignedTx {
     }
 }
 
-fn sign_doc(body_bytes: &[u8], auth_info_bytes: &[u8], chain_id: &str, account_number: u64) -> Vec<u8> {
+fn sign_doc(
+    body_bytes: &[u8],
+    auth_info_bytes: &[u8],
+    chain_id: &str,
+    account_number: u64,
+) -> Vec<u8> {
     SignDoc {
         body_bytes: body_bytes.to_vec(),
         auth_info_bytes: auth_info_bytes.to_vec(),
@@ -125,7 +135,9 @@ impl Signer {
     pub fn from_bytes(secret: &[u8]) -> Result<Signer, AuthError> {
         SigningKey::from_slice(secret)
             .map(|key| Signer { key })
-            .map_err(|_| AuthError::InvalidPublicKey("secret key is not a valid secp256k1 scalar".into()))
+            .map_err(|_| {
+                AuthError::InvalidPublicKey("secret key is not a valid secp256k1 scalar".into())
+            })
     }
 
     /// A deterministic key from a seed phrase: SHA-256 of the phrase, rehashed
@@ -228,8 +240,14 @@ mod tests {
         assert_eq!(tx.sequence, 3);
         assert_eq!(tx.fee, Amount(10));
         tx.verify_signature("vt-1", 7).unwrap();
-        assert!(matches!(tx.verify_signature("vt-1", 8), Err(AuthError::InvalidSignature(_))));
-        assert!(matches!(tx.verify_signature("vt-2", 7), Err(AuthError::WrongChainId { .. })));
+        assert!(matches!(
+            tx.verify_signature("vt-1", 8),
+            Err(AuthError::InvalidSignature(_))
+        ));
+        assert!(matches!(
+            tx.verify_signature("vt-2", 7),
+            Err(AuthError::WrongChainId { .. })
+        ));
     }
 
     #[test]
@@ -243,7 +261,10 @@ mod tests {
         ai.public_key = alice.public_key().to_vec();
         raw.auth_info_bytes = ai.encode_to_vec();
         let tx = SignedTx::decode(&raw.encode_to_vec()).unwrap();
-        assert!(matches!(tx.verify_signature("vt-1", 0), Err(AuthError::InvalidSignature(_))));
+        assert!(matches!(
+            tx.verify_signature("vt-1", 0),
+            Err(AuthError::InvalidSignature(_))
+        ));
     }
 
     #[test]
@@ -256,7 +277,10 @@ mod tests {
         let high = Signature::from_scalars(r, -*ss).unwrap();
         raw.signature = high.to_bytes().to_vec();
         let tx = SignedTx::decode(&raw.encode_to_vec()).unwrap();
-        assert!(matches!(tx.verify_signature("vt-1", 0), Err(AuthError::InvalidSignature(_))));
+        assert!(matches!(
+            tx.verify_signature("vt-1", 0),
+            Err(AuthError::InvalidSignature(_))
+        ));
     }
 
     #[test]

@@ -101,7 +101,9 @@ impl TypedEvent for EventBurn {
 
 pub trait BankRead: StateRead {
     fn balance(&self, a: &Address) -> Result<Amount, BankError> {
-        Ok(self.get_amount(&state_key::balance(a))?.unwrap_or(Amount::ZERO))
+        Ok(self
+            .get_amount(&state_key::balance(a))?
+            .unwrap_or(Amount::ZERO))
     }
     fn total_supply(&self) -> Result<Amount, BankError> {
         Ok(self.get_amount(state_key::SUPPLY)?.unwrap_or(Amount::ZERO))
@@ -121,11 +123,13 @@ pub trait BankWrite: StateWrite {
     /// Moves `amount` from `from` to `to` (creating `to`'s account if needed).
     fn transfer(&mut self, from: &Address, to: &Address, amount: Amount) -> Result<(), BankError> {
         let fb = self.balance(from)?;
-        let nf = fb.checked_sub(amount).map_err(|_| BankError::InsufficientFunds {
-            address: from.to_string(),
-            balance: fb,
-            needed: amount,
-        })?;
+        let nf = fb
+            .checked_sub(amount)
+            .map_err(|_| BankError::InsufficientFunds {
+                address: from.to_string(),
+                balance: fb,
+                needed: amount,
+            })?;
         self.set_balance(from, nf);
         let tb = self.balance(to)?;
         self.set_balance(to, tb.checked_add(amount)?);
@@ -141,11 +145,13 @@ pub trait BankWrite: StateWrite {
     /// Destroys `amount` held by `from`, lowering the total supply.
     fn burn(&mut self, from: &Address, amount: Amount) -> Result<(), BankError> {
         let fb = self.balance(from)?;
-        let nf = fb.checked_sub(amount).map_err(|_| BankError::InsufficientFunds {
-            address: from.to_string(),
-            balance: fb,
-            needed: amount,
-        })?;
+        let nf = fb
+            .checked_sub(amount)
+            .map_err(|_| BankError::InsufficientFunds {
+                address: from.to_string(),
+                balance: fb,
+                needed: amount,
+            })?;
         self.set_balance(from, nf);
         let supply = self.total_supply()?.checked_sub(amount)?;
         self.put_amount(state_key::SUPPLY.to_vec(), supply);
@@ -219,7 +225,8 @@ pub fn all_balances<S: StateRead + ?Sized>(s: &S) -> Result<Vec<(Address, Amount
                 key: String::from_utf8_lossy(k).into_owned(),
                 reason: "bad balance entry".into(),
             };
-            let a = Address::from_slice(&k[state_key::BALANCE_PREFIX.len()..]).ok_or_else(corrupt)?;
+            let a =
+                Address::from_slice(&k[state_key::BALANCE_PREFIX.len()..]).ok_or_else(corrupt)?;
             let v = Amount::from_be_slice(v).ok_or_else(corrupt)?;
             out.push((a, v));
         }
@@ -305,13 +312,25 @@ mod tests {
             to_address: to.into(),
             amount: c,
         };
-        assert!(matches!(Send::try_from(&m(&a, coin("0", "uvtr"))), Err(BankError::ZeroAmount)));
-        assert!(matches!(Send::try_from(&m(&a, coin("1", "atom"))), Err(BankError::InvalidAmount(_))));
         assert!(matches!(
-            Send::try_from(&m(&a, coin("99999999999999999999999999999999999999999", "uvtr"))),
+            Send::try_from(&m(&a, coin("0", "uvtr"))),
+            Err(BankError::ZeroAmount)
+        ));
+        assert!(matches!(
+            Send::try_from(&m(&a, coin("1", "atom"))),
             Err(BankError::InvalidAmount(_))
         ));
-        assert!(matches!(Send::try_from(&m("nope", coin("1", "uvtr"))), Err(BankError::InvalidAddress(_))));
+        assert!(matches!(
+            Send::try_from(&m(
+                &a,
+                coin("99999999999999999999999999999999999999999", "uvtr")
+            )),
+            Err(BankError::InvalidAmount(_))
+        ));
+        assert!(matches!(
+            Send::try_from(&m("nope", coin("1", "uvtr"))),
+            Err(BankError::InvalidAddress(_))
+        ));
         assert!(Send::try_from(&m(&a, coin("1", "uvtr"))).is_ok());
     }
 }

@@ -92,7 +92,9 @@ impl Amount {
     }
 
     pub fn from_be_slice(b: &[u8]) -> Option<Amount> {
-        <[u8; 16]>::try_from(b).ok().map(|a| Amount(u128::from_be_bytes(a)))
+        <[u8; 16]>::try_from(b)
+            .ok()
+            .map(|a| Amount(u128::from_be_bytes(a)))
     }
 }
 
@@ -110,7 +112,10 @@ mod tests {
     fn coins_parse_with_and_without_denom() {
         assert_eq!(Amount::parse_coin("1000uvtr"), Ok(Amount(1000)));
         assert_eq!(Amount::parse_coin("7"), Ok(Amount(7)));
-        assert!(matches!(Amount::parse_coin("5atom"), Err(AmountError::Denom(_))));
+        assert!(matches!(
+            Amount::parse_coin("5atom"),
+            Err(AmountError::Denom(_))
+        ));
         assert!(Amount::parse_coin("uvtr").is_err());
         assert!(Amount::parse_coin("340282366920938463463374607431768211456").is_err());
         assert!(Amount::from_coin("uvtr", "-1").is_err());

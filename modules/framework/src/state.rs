@@ -40,10 +40,12 @@ pub trait StateReadExt: StateRead {
     fn get_proto<M: prost::Message + Default>(&self, key: &[u8]) -> Result<Option<M>, StateError> {
         match self.get_raw(key)? {
             None => Ok(None),
-            Some(b) => M::decode(b.as_slice()).map(Some).map_err(|e| StateError::Corrupt {
-                key: String::from_utf8_lossy(key).into_owned(),
-                reason: e.to_string(),
-            }),
+            Some(b) => M::decode(b.as_slice())
+                .map(Some)
+                .map_err(|e| StateError::Corrupt {
+                    key: String::from_utf8_lossy(key).into_owned(),
+                    reason: e.to_string(),
+                }),
         }
     }
 
@@ -62,12 +64,14 @@ pub trait StateReadExt: StateRead {
     fn get_amount(&self, key: &[u8]) -> Result<Option<crate::Amount>, StateError> {
         match self.get_raw(key)? {
             None => Ok(None),
-            Some(b) => crate::Amount::from_be_slice(&b)
-                .map(Some)
-                .ok_or_else(|| StateError::Corrupt {
-                    key: String::from_utf8_lossy(key).into_owned(),
-                    reason: format!("{} bytes, expected 16", b.len()),
-                }),
+            Some(b) => {
+                crate::Amount::from_be_slice(&b)
+                    .map(Some)
+                    .ok_or_else(|| StateError::Corrupt {
+                        key: String::from_utf8_lossy(key).into_owned(),
+                        reason: format!("{} bytes, expected 16", b.len()),
+                    })
+            }
         }
     }
 }
@@ -261,7 +265,13 @@ mod tests {
 
     #[test]
     fn overlay_prefix_scans_match_a_merged_map_for_every_limit() {
-        let base = mem(&[("p/1", "1"), ("p/3", "3"), ("p/5", "5"), ("p/7", "7"), ("q/1", "q")]);
+        let base = mem(&[
+            ("p/1", "1"),
+            ("p/3", "3"),
+            ("p/5", "5"),
+            ("p/7", "7"),
+            ("q/1", "q"),
+        ]);
         let mut d = Delta::default();
         {
             let mut l = Layered::new(&base, &mut d);

@@ -65,7 +65,11 @@ pub enum StakingError {
     #[error("{0} is not a registered operator")]
     NotRegistered(String),
     #[error("stake {got} is below the {role} minimum {min}")]
-    BelowMinimum { role: &'static str, min: Amount, got: Amount },
+    BelowMinimum {
+        role: &'static str,
+        min: Amount,
+        got: Amount,
+    },
     #[error("cannot unbond {requested}: bonded stake is {bonded}")]
     UnbondTooLarge { requested: Amount, bonded: Amount },
     #[error("invalid role: expected solver or verifier")]
@@ -281,10 +285,11 @@ pub trait StakingRead: StateRead {
         let page = self.prefix_raw(&prefix, &start, limit)?;
         let mut out = Vec::with_capacity(page.len());
         for (k, _) in page {
-            let addr = Address::from_slice(&k[prefix.len()..]).ok_or_else(|| StateError::Corrupt {
-                key: String::from_utf8_lossy(&k).into_owned(),
-                reason: "bad operator index key".into(),
-            })?;
+            let addr =
+                Address::from_slice(&k[prefix.len()..]).ok_or_else(|| StateError::Corrupt {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    reason: "bad operator index key".into(),
+                })?;
             if let Some(op) = self.operator(&addr)? {
                 out.push(op);
             }
@@ -307,7 +312,13 @@ pub trait StakingWrite: StateWrite {
         self.put_proto(state_key::operator(&op.address), &op.to_proto());
     }
 
-    fn register(&mut self, ctx: &BlockCtx, addr: Address, role: Role, stake: Amount) -> Result<(), StakingError> {
+    fn register(
+        &mut self,
+        ctx: &BlockCtx,
+        addr: Address,
+        role: Role,
+        stake: Amount,
+    ) -> Result<(), StakingError> {
         if self.operator(&addr)?.is_some() {
             return Err(StakingError::AlreadyRegistered(addr.to_string()));
         }
@@ -355,14 +366,22 @@ pub trait StakingWrite: StateWrite {
 
     /// Starts unbonding `amount`; it is paid back at `completion_height`.
     /// What stays bonded must be zero (leaving) or at least the role's minimum.
-    fn unbond(&mut self, ctx: &BlockCtx, addr: Address, amount: Amount) -> Result<u64, StakingError> {
+    fn unbond(
+        &mut self,
+        ctx: &BlockCtx,
+        addr: Address,
+        amount: Amount,
+    ) -> Result<u64, StakingError> {
         let mut op = self
             .operator(&addr)?
             .ok_or_else(|| StakingError::NotRegistered(addr.to_string()))?;
-        let rest = op.stake.checked_sub(amount).map_err(|_| StakingError::UnbondTooLarge {
-            requested: amount,
-            bonded: op.stake,
-        })?;
+        let rest = op
+            .stake
+            .checked_sub(amount)
+            .map_err(|_| StakingError::UnbondTooLarge {
+                requested: amount,
+                bonded: op.stake,
+            })?;
         let params = self.staking_params()?;
         let min = params.min_stake(op.role);
         if !rest.is_zero() && rest < min {
@@ -391,7 +410,13 @@ pub trait StakingWrite: StateWrite {
     /// entries (newest first), and moves it to `to`. Returns what was taken
     /// (less than `amount` only when the operator has less). Not an error when
     /// the operator does not exist: nothing is taken.
-    fn slash(&mut self, addr: &Address, amount: Amount, reason: &str, to: &Address) -> Result<Amount, StakingError> {
+    fn slash(
+        &mut self,
+        addr: &Address,
+        amount: Amount,
+        reason: &str,
+        to: &Address,
+    ) -> Result<Amount, StakingError> {
         let Some(mut op) = self.operator(addr)? else {
             return Ok(Amount::ZERO);
         };
@@ -441,11 +466,16 @@ pub trait StakingWrite: StateWrite {
                     key: String::from_utf8_lossy(&k).into_owned(),
                     reason: "bad unbonding entry".into(),
                 };
-                let h = u64::from_be_bytes(rest.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(corrupt)?);
+                let h = u64::from_be_bytes(
+                    rest.get(..8)
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(corrupt)?,
+                );
                 if h > ctx.height {
                     return Ok(());
                 }
-                let addr = Address::from_slice(rest.get(9..).ok_or_else(corrupt)?).ok_or_else(corrupt)?;
+                let addr =
+                    Address::from_slice(rest.get(9..).ok_or_else(corrupt)?).ok_or_else(corrupt)?;
                 let amount = Amount::from_be_slice(&v).ok_or_else(corrupt)?;
                 self.delete(k.clone());
                 if let Some(mut op) = self.operator(&addr)? {
@@ -453,7 +483,10 @@ pub trait StakingWrite: StateWrite {
                     self.put_operator(&op);
                 }
                 self.transfer(&module_address(), &addr, amount)?;
-                self.emit_typed(&EventUnbondComplete { operator: addr, amount });
+                self.emit_typed(&EventUnbondComplete {
+                    operator: addr,
+                    amount,
+                });
                 progressed = true;
             }
             if !progressed {
@@ -467,9 +500,19 @@ impl<S: StateWrite + ?Sized> StakingWrite for S {}
 /// Validated staking messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StakingMsg {
-    Register { operator: Address, role: Role, stake: Amount },
-    AddStake { operator: Address, amount: Amount },
-    Unbond { operator: Address, amount: Amount },
+    Register {
+        operator: Address,
+        role: Role,
+        stake: Amount,
+    },
+    AddStake {
+        operator: Address,
+        amount: Amount,
+    },
+    Unbond {
+        operator: Address,
+        amount: Amount,
+    },
 }
 
 impl StakingMsg {
@@ -511,9 +554,17 @@ impl TryFrom<&pb::MsgUnbond> for StakingMsg {
     }
 }
 
-pub fn execute<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, m: &StakingMsg) -> Result<(), StakingError> {
+pub fn execute<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    m: &StakingMsg,
+) -> Result<(), StakingError> {
     match *m {
-        StakingMsg::Register { operator, role, stake } => s.register(ctx, operator, role, stake),
+        StakingMsg::Register {
+            operator,
+            role,
+            stake,
+        } => s.register(ctx, operator, role, stake),
         StakingMsg::AddStake { operator, amount } => s.add_stake(operator, amount),
         StakingMsg::Unbond { operator, amount } => s.unbond(ctx, operator, amount).map(|_| ()),
     }
@@ -521,7 +572,10 @@ pub fn execute<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, m: &StakingMsg
 
 /// Genesis: params and pre-registered operators, whose stake must already be
 /// held by the staking module account (bank genesis funds it).
-pub fn init_genesis<S: StateWrite + ?Sized>(s: &mut S, g: &pb::GenesisState) -> Result<(), StakingError> {
+pub fn init_genesis<S: StateWrite + ?Sized>(
+    s: &mut S,
+    g: &pb::GenesisState,
+) -> Result<(), StakingError> {
     let params = match &g.params {
         Some(p) => Params::from_proto(p)?,
         None => Params::default(),

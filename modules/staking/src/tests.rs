@@ -37,12 +37,16 @@ fn registration_below_the_role_minimum_is_rejected() {
         s.register(&ctx(1), a, Role::Solver, Amount(999_999)),
         Err(StakingError::BelowMinimum { .. })
     ));
-    s.register(&ctx(1), a, Role::Verifier, Amount(100_000)).unwrap();
+    s.register(&ctx(1), a, Role::Verifier, Amount(100_000))
+        .unwrap();
     assert!(matches!(
         s.register(&ctx(1), a, Role::Verifier, Amount(100_000)),
         Err(StakingError::AlreadyRegistered(_))
     ));
-    assert_eq!(s.operators(Some(Role::Verifier), None, 10).unwrap().len(), 1);
+    assert_eq!(
+        s.operators(Some(Role::Verifier), None, 10).unwrap().len(),
+        1
+    );
     assert_eq!(s.operators(Some(Role::Solver), None, 10).unwrap().len(), 0);
 }
 
@@ -54,7 +58,8 @@ fn unbonded_stake_returns_after_the_period_and_is_slashable_until_then() {
     let sink = Address::module("sink");
     funded(&base, &mut d, &[a]);
     let mut s = Layered::new(&base, &mut d);
-    s.register(&ctx(1), a, Role::Solver, Amount(2_000_000)).unwrap();
+    s.register(&ctx(1), a, Role::Solver, Amount(2_000_000))
+        .unwrap();
     assert!(matches!(
         s.unbond(&ctx(2), a, Amount(1_500_000)),
         Err(StakingError::BelowMinimum { .. })
@@ -62,7 +67,10 @@ fn unbonded_stake_returns_after_the_period_and_is_slashable_until_then() {
     let done = s.unbond(&ctx(2), a, Amount(2_000_000)).unwrap();
     assert_eq!(done, 22);
     // Slashing reaches into the unbonding entry.
-    assert_eq!(s.slash(&a, Amount(500_000), "test", &sink).unwrap(), Amount(500_000));
+    assert_eq!(
+        s.slash(&a, Amount(500_000), "test", &sink).unwrap(),
+        Amount(500_000)
+    );
     s.end_block(&ctx(21)).unwrap();
     assert_eq!(s.balance(&a).unwrap(), Amount(8_000_000));
     s.end_block(&ctx(22)).unwrap();
@@ -83,8 +91,16 @@ fn slashing_more_than_the_stake_takes_everything_and_no_more() {
     let sink = Address::module("sink");
     funded(&base, &mut d, &[a]);
     let mut s = Layered::new(&base, &mut d);
-    s.register(&ctx(1), a, Role::Verifier, Amount(300_000)).unwrap();
-    assert_eq!(s.slash(&a, Amount(u128::MAX), "x", &sink).unwrap(), Amount(300_000));
-    assert_eq!(s.slash(&Address::module("nobody"), Amount(5), "x", &sink).unwrap(), Amount::ZERO);
+    s.register(&ctx(1), a, Role::Verifier, Amount(300_000))
+        .unwrap();
+    assert_eq!(
+        s.slash(&a, Amount(u128::MAX), "x", &sink).unwrap(),
+        Amount(300_000)
+    );
+    assert_eq!(
+        s.slash(&Address::module("nobody"), Amount(5), "x", &sink)
+            .unwrap(),
+        Amount::ZERO
+    );
     bank::check_supply(&s).unwrap();
 }
