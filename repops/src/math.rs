@@ -68,7 +68,7 @@ const EXP_C5: u32 = 0x3c08_8889; // 1/5!
 const EXP_C6: u32 = 0x3ab6_0b61; // 1/6!
 const EXP_C7: u32 = 0x3950_0d01; // 1/7!
 
-/// `y * 2^k` for `k` in `-151..=128`, with a single rounding.
+/// `y * 2^k` for `|y| < 128` and `k` in `-190..=128`, with a single rounding.
 #[inline(always)]
 fn scale_pow2(y: f32, k: i32) -> f32 {
     if (-126..=127).contains(&k) {
@@ -96,6 +96,13 @@ pub fn exp(x: f32) -> f32 {
     if x < -104.0 {
         return 0.0;
     }
+    let (y, k) = exp_core(x);
+    scale_pow2(y, k)
+}
+
+/// `exp(x) = y * 2^k` with `y` in about `[0.7, 1.42]`, for `x` in `[-120, 88.73)`.
+#[inline(always)]
+fn exp_core(x: f32) -> (f32, i32) {
     let t = fma(x, c(LOG2E), c(SHIFT));
     let kf = t - c(SHIFT);
     let k = t.to_bits() as i32 - c(SHIFT).to_bits() as i32;
@@ -104,11 +111,7 @@ pub fn exp(x: f32) -> f32 {
     let r = r_hi + r_lo;
     let q = fma(
         fma(
-            fma(
-                fma(fma(c(EXP_C7), r, c(EXP_C6)), r, c(EXP_C5)),
-                r,
-                c(EXP_C4),
-            ),
+            fma(fma(fma(c(EXP_C7), r, c(EXP_C6)), r, c(EXP_C5)), r, c(EXP_C4)),
             r,
             c(EXP_C3),
         ),
@@ -120,7 +123,7 @@ pub fn exp(x: f32) -> f32 {
     let t = fma(r * r, q, r_lo);
     let hi = 1.0 + r_hi;
     let lo = (1.0 - hi) + r_hi;
-    scale_pow2(hi + (lo + t), k)
+    (hi + (lo + t), k)
 }
 
 const SQRT2: u32 = 0x3fb5_04f3;
@@ -261,15 +264,77 @@ pub fn sigmoid(x: f32) -> f32 {
 const GELU_K1: u32 = 0x3d37_2713; // 0.044715
 const GELU_K2: u32 = 0x3fcc_422a; // 2 sqrt(2/pi)
 
-/// tanh-GELU `0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))`, evaluated as
-/// `x * sigmoid(z)`, `z = K2 * (x * fma(K1, x*x, 1))`, `K2 = 2 sqrt(2/pi)`.
+const GELU_K1_LO: u32 = 0x30d4_801f; // 0.044715 - K1
+const GELU_K2_LO: u32 = 0xb342_bc9b; // 2 sqrt(2/pi) - K2
+
+/// `a + b = s + err` exactly (Knuth's TwoSum).
+#[inline(always)]
+fn two_sum(a: f32, b: f32) -> (f32, f32) {
+    let s = a + b;
+    let bb = s - a;
+    (s, (a - (s - bb)) + (b - bb))
+}
+
+/// tanh-GELU `0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))` = `x * sigmoid(z)` with
+/// `z = K2 x (1 + K1 x^2)`, `K2 = 2 sqrt(2/pi)`. `z` is ill-conditioned to evaluate in
+/// f32 for large negative x, so it is carried as a double-f32 `(z_hi, z_lo)` with
+/// double-f32 constants, and `exp(z_hi + z_lo)` is taken as `fma(e, z_lo, e)`,
+/// `e = exp(z_hi)`. `|x| > 64` returns `x` (x > 0) or `-0`; for `z < -80` the result
+/// is `x * e` with `e = y 2^k` from the exp core and one final scaling (see the body).
+///
+/// Steps: `x2 = x*x`, `x2_lo = fma(x, x, -x2)`; `t = K1*x2`,
+/// `t_lo = fma(K1, x2, -t) + (K1_LO*x2 + K1*x2_lo)`; `(a, a_lo) = two_sum(1, t)`,
+/// `a_lo += t_lo`; `w = x*a`, `w_lo = fma(x, a, -w) + x*a_lo`; `z = K2*w`,
+/// `z_lo = fma(K2, w, -z) + (K2*w_lo + K2_LO*w)`. Then with `E = exp(-|z|)` corrected
+/// to `fma(E, -|z|_lo, E)` and `1 + E = d_hi + d_lo` (Fast2Sum): `s = div_dd(1)` for
+/// `z >= 0`, `div_dd(E)` otherwise; result `x * s`.
 #[inline(always)]
 pub fn gelu(x: f32) -> f32 {
     if x.is_nan() {
         return nan();
     }
-    let z = c(GELU_K2) * (x * fma(c(GELU_K1), x * x, 1.0));
-    x * sigmoid(z)
+    if x > 64.0 {
+        return x;
+    }
+    if x < -64.0 {
+        return -0.0;
+    }
+    let (k1, k1l, k2, k2l) = (c(GELU_K1), c(GELU_K1_LO), c(GELU_K2), c(GELU_K2_LO));
+    let x2 = x * x;
+    let x2_lo = fma(x, x, -x2);
+    let t = k1 * x2;
+    let t_lo = fma(k1, x2, -t) + (k1l * x2 + k1 * x2_lo);
+    let (a, a_lo0) = two_sum(1.0, t);
+    let a_lo = a_lo0 + t_lo;
+    let w = x * a;
+    let w_lo = fma(x, a, -w) + x * a_lo;
+    let z = k2 * w;
+    let z_lo = fma(k2, w, -z) + (k2 * w_lo + k2l * w);
+    // E = exp(-|z|) with the low part applied: exp(-(z + z_lo)) or exp(z + z_lo).
+    let (zn, zn_lo) = if z >= 0.0 { (-z, -z_lo) } else { (z, z_lo) };
+    if zn < -80.0 {
+        if z >= 0.0 {
+            // sigmoid(z) = 1 - E with E < 2^-115: rounds to 1.
+            return x;
+        }
+        // here x < 0 and e < 2^-115, so gelu = x * e to far below an ulp; keep e as
+        // y * 2^k and round once at the end (the result may be subnormal).
+        if zn < -120.0 {
+            return -0.0;
+        }
+        let (y, k) = exp_core(zn);
+        return scale_pow2(x * fma(y, zn_lo, y), k);
+    }
+    let e0 = exp(zn);
+    let e = fma(e0, zn_lo, e0);
+    let d_hi = 1.0 + e;
+    let d_lo = (1.0 - d_hi) + e;
+    let s = if z >= 0.0 {
+        div_dd(1.0, d_hi, d_lo)
+    } else {
+        div_dd(e, d_hi, d_lo)
+    };
+    x * s
 }
 
 /// d gelu / dx = `s + x s (1-s) K2 (1 + 3 K1 x^2)` with `s = sigmoid(z)` as in [`gelu`];
@@ -384,6 +449,9 @@ impl Func {
                 }
             }
             Func::Gelu => {
+                if x == f64::NEG_INFINITY {
+                    return -0.0; // the limit; x * s would be -inf * 0
+                }
                 let z = 2.0 * (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
                 let s = if z >= 0.0 {
                     1.0 / (1.0 + (-z).exp())
