@@ -6,7 +6,7 @@
 use app::store::Store;
 use app::testkit::*;
 use app::App;
-use auth::{Signer, SignedTx};
+use auth::{SignedTx, Signer};
 use framework::Amount;
 use prost::bytes::Bytes;
 use std::time::Instant;
@@ -17,14 +17,19 @@ use tendermint_proto::v0_38::abci::{RequestFinalizeBlock, RequestInitChain};
 const CHAIN: &str = "vt-bench";
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
     let per_block = env("BENCH_TXS", 10_000);
     let blocks = env("BENCH_BLOCKS", 5);
     let senders = per_block;
-    let signers: Vec<Signer> = (0..senders).map(|i| Signer::from_seed(&format!("bench-{i}"))).collect();
+    let signers: Vec<Signer> = (0..senders)
+        .map(|i| Signer::from_seed(&format!("bench-{i}")))
+        .collect();
     let refs: Vec<&Signer> = signers.iter().collect();
     let g = funded_genesis(&refs, Amount(1_000_000_000));
     let dir = tempfile::tempdir().expect("tempdir");
@@ -44,7 +49,14 @@ fn main() {
             .enumerate()
             .map(|(i, s)| {
                 let to = signers[(i + 1) % senders].address();
-                Bytes::from(s.sign_tx(vec![send_msg(&s.address(), &to, Amount(1))], "", CHAIN, i as u64, b as u64, Amount(1)))
+                Bytes::from(s.sign_tx(
+                    vec![send_msg(&s.address(), &to, Amount(1))],
+                    "",
+                    CHAIN,
+                    i as u64,
+                    b as u64,
+                    Amount(1),
+                ))
             })
             .collect();
         all.push(txs);
@@ -70,11 +82,18 @@ fn main() {
             ..Default::default()
         });
         let txs: Vec<&[u8]> = all[0].iter().map(|t| t.as_ref()).collect();
-        let ctx = framework::BlockCtx { height: 1, time_ms: 1000, chain_id: CHAIN.into() };
+        let ctx = framework::BlockCtx {
+            height: 1,
+            time_ms: 1000,
+            chain_id: CHAIN.into(),
+        };
         let t = Instant::now();
         {
             use rayon::prelude::*;
-            let n = txs.par_iter().filter(|b| app::exec::prepare(&store, CHAIN, b).is_ok()).count();
+            let n = txs
+                .par_iter()
+                .filter(|b| app::exec::prepare(&store, CHAIN, b).is_ok())
+                .count();
             assert_eq!(n, txs.len());
         }
         let prep = t.elapsed();
@@ -85,9 +104,20 @@ fn main() {
         let (_root, tree) = store.compute_root(&o.delta.writes, 1).expect("root");
         let root = t.elapsed();
         let t = Instant::now();
-        let meta = app::store::Meta { height: 1, version: 1, app_hash: [0; 32], time_ms: 1000 };
+        let meta = app::store::Meta {
+            height: 1,
+            version: 1,
+            app_hash: [0; 32],
+            time_ms: 1000,
+        };
         store
-            .commit(app::store::Commit { meta, writes: o.delta.writes, tree, txs: vec![], block: vec![] })
+            .commit(app::store::Commit {
+                meta,
+                writes: o.delta.writes,
+                tree,
+                txs: vec![],
+                block: vec![],
+            })
             .expect("commit");
         let commit = t.elapsed();
         println!(
@@ -106,7 +136,10 @@ fn main() {
         let r = app.finalize_block(RequestFinalizeBlock {
             txs,
             height: h,
-            time: Some(Timestamp { seconds: h, nanos: 0 }),
+            time: Some(Timestamp {
+                seconds: h,
+                nanos: 0,
+            }),
             ..Default::default()
         });
         app.commit();
@@ -114,11 +147,18 @@ fn main() {
         total += dt;
         let failed = r.tx_results.iter().filter(|r| r.code != 0).count();
         assert_eq!(failed, 0, "{:?}", r.tx_results.iter().find(|r| r.code != 0));
-        println!("block {h}: {per_block} sends in {:.1} ms = {:.0} tx/s", dt * 1e3, per_block as f64 / dt);
+        println!(
+            "block {h}: {per_block} sends in {:.1} ms = {:.0} tx/s",
+            dt * 1e3,
+            per_block as f64 / dt
+        );
     }
     let tps = (per_block * blocks) as f64 / total;
     println!("threads (rayon): {}", rayon::current_num_threads());
     println!("FinalizeBlock+Commit: {tps:.0} tx/s over {blocks} blocks of {per_block}");
     println!("baseline, sequential decode+verify only: {verify_tps:.0} tx/s");
-    println!("ratio (full pipeline / sequential signature checks): {:.2}", tps / verify_tps);
+    println!(
+        "ratio (full pipeline / sequential signature checks): {:.2}",
+        tps / verify_tps
+    );
 }

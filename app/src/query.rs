@@ -51,8 +51,8 @@ pub fn abci_query(store: &Store, meta: Option<&Meta>, req: &RequestQuery) -> Res
                             proof_ops: Some(ProofOps {
                                 ops: vec![ProofOp {
                                     r#type: PROOF_OP_TYPE.into(),
-                                    key: req.data.to_vec().into(),
-                                    data: data.into(),
+                                    key: req.data.to_vec(),
+                                    data,
                                 }],
                             }),
                             height,

@@ -212,7 +212,7 @@ impl StateRead for Store {
         prefix: &[u8],
         start: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    ) -> Result<framework::KvPairs, StateError> {
         let from = if start > prefix { start } else { prefix };
         let mut out = Vec::new();
         for kv in self.db.range(pk(STATE, from)..) {

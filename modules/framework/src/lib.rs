@@ -23,7 +23,8 @@ pub use address::{Address, AddressError, ADDRESS_PREFIX};
 pub use amount::{Amount, AmountError, DENOM};
 pub use event::{Event, TypedEvent};
 pub use state::{
-    Delta, Layered, MemState, StateError, StateRead, StateReadExt, StateWrite, StateWriteExt,
+    Delta, KvPairs, Layered, MemState, StateError, StateRead, StateReadExt, StateWrite,
+    StateWriteExt,
 };
 
 /// The facts about the current block that consensus code may use. Time comes

@@ -12,6 +12,9 @@ pub enum StateError {
     Corrupt { key: String, reason: String },
 }
 
+/// Key/value pairs in ascending key order, as prefix scans return them.
+pub type KvPairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Read access to key/value state. Keys are built only by each module's
 /// `state_key.rs` and start with `"<module>/"`.
 pub trait StateRead {
@@ -20,12 +23,7 @@ pub trait StateRead {
     /// Every `(key, value)` whose key starts with `prefix` and is `>= start`
     /// (`start` empty = from the beginning), in ascending key order, at most
     /// `limit` of them.
-    fn prefix_raw(
-        &self,
-        prefix: &[u8],
-        start: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError>;
+    fn prefix_raw(&self, prefix: &[u8], start: &[u8], limit: usize) -> Result<KvPairs, StateError>;
 }
 
 /// Write access. Writes land in an overlay; nothing reaches disk before Commit.
@@ -133,12 +131,7 @@ impl<B: StateRead + ?Sized> StateRead for Layered<'_, B> {
         }
     }
 
-    fn prefix_raw(
-        &self,
-        prefix: &[u8],
-        start: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    fn prefix_raw(&self, prefix: &[u8], start: &[u8], limit: usize) -> Result<KvPairs, StateError> {
         let from = if start > prefix { start } else { prefix };
         let overlay: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = self
             .delta
@@ -200,12 +193,7 @@ impl StateRead for MemState {
     fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         Ok(self.0.get(key).cloned())
     }
-    fn prefix_raw(
-        &self,
-        prefix: &[u8],
-        start: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    fn prefix_raw(&self, prefix: &[u8], start: &[u8], limit: usize) -> Result<KvPairs, StateError> {
         let from = if start > prefix { start } else { prefix };
         Ok(self
             .0
