@@ -111,7 +111,11 @@ fn exp_core(x: f32) -> (f32, i32) {
     let r = r_hi + r_lo;
     let q = fma(
         fma(
-            fma(fma(fma(c(EXP_C7), r, c(EXP_C6)), r, c(EXP_C5)), r, c(EXP_C4)),
+            fma(
+                fma(fma(c(EXP_C7), r, c(EXP_C6)), r, c(EXP_C5)),
+                r,
+                c(EXP_C4),
+            ),
             r,
             c(EXP_C3),
         ),

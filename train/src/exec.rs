@@ -105,8 +105,10 @@ pub fn state_leaf(name: &str, tensor_hash: &Hash) -> Hash {
 
 /// State hash (R6): Merkle root over `state_leaf(name, tensor_hash)` sorted by name.
 pub fn state_hash(state: &BTreeMap<String, Tensor>) -> Hash {
+    use rayon::prelude::*;
+    // Leaves are independent; `collect` keeps name order, so threads do not matter.
     let leaves: Vec<Hash> = state
-        .iter()
+        .par_iter()
         .map(|(k, t)| state_leaf(k, &repops::tensor_hash(t)))
         .collect();
     crate::merkle::root(&leaves)

@@ -234,12 +234,13 @@ impl Trainer {
             });
         }
         let batch = self.batch(t)?;
-        let mut hashes = Vec::new();
-        let outs = run_nodes(&self.graph.nodes, &self.state, &batch, |_, o| {
-            if trace {
-                hashes.push(repops::tensor_hash(o));
-            }
-        })?;
+        let outs = run_nodes(&self.graph.nodes, &self.state, &batch, |_, _| {})?;
+        let hashes: Vec<Hash> = if trace {
+            use rayon::prelude::*;
+            outs.par_iter().map(repops::tensor_hash).collect()
+        } else {
+            Vec::new()
+        };
         let loss = outs[self.graph.loss]
             .data()
             .first()
