@@ -142,28 +142,16 @@ const LG5: u32 = 0x3e3a_2e8c; // 2/11
 /// Taylor coefficients 2/(2i+1)), result `fma(e, LN2_HI, fma(e, LN2_LO, log1p))`.
 #[inline(always)]
 pub fn log(x: f32) -> f32 {
-    if x.is_nan() || x < 0.0 {
-        return nan();
-    }
-    if x == 0.0 {
-        return f32::NEG_INFINITY;
-    }
-    if x == f32::INFINITY {
-        return f32::INFINITY;
-    }
-    let mut bits = x.to_bits();
-    let mut e: i32 = 0;
-    if bits < 0x0080_0000 {
-        // subnormal: scale by 2^23 exactly
-        bits = (x * c(0x4b00_0000)).to_bits();
-        e = -23;
-    }
-    e += ((bits >> 23) as i32) - 127;
-    let mut m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
-    if m > c(SQRT2) {
-        m *= 0.5;
-        e += 1;
-    }
+    // Branch-free main path (selects only) so that loops over `log` vectorize; the
+    // special cases are patched in at the end.
+    let sub = x.to_bits() < 0x0080_0000; // +0 and positive subnormals
+    let xs = if sub { x * c(0x4b00_0000) } else { x }; // exact scaling by 2^23
+    let bits = xs.to_bits();
+    let mut e = ((bits >> 23) & 0xff) as i32 - 127 - if sub { 23 } else { 0 };
+    let m0 = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    let big = m0 > c(SQRT2);
+    let m = if big { m0 * 0.5 } else { m0 };
+    e += big as i32;
     let f = m - 1.0;
     let s = f / (2.0 + f);
     let z = s * s;
@@ -175,7 +163,16 @@ pub fn log(x: f32) -> f32 {
     let hfsq = 0.5 * f * f;
     let log1p = f - (hfsq - s * (hfsq + r));
     let ef = e as f32;
-    fma(ef, c(LN2_HI), fma(ef, c(LN2_LO), log1p))
+    let y = fma(ef, c(LN2_HI), fma(ef, c(LN2_LO), log1p));
+    if x.is_nan() || x < 0.0 {
+        nan()
+    } else if x == 0.0 {
+        f32::NEG_INFINITY
+    } else if x == f32::INFINITY {
+        f32::INFINITY
+    } else {
+        y
+    }
 }
 
 const TANH_POLY_LIMIT: u32 = 0x3f20_0000; // 0.625
@@ -197,44 +194,38 @@ const TANH_C: [u32; 10] = [
 /// error-free transforms (see the body). `|x| < 2^-12` returns `x`.
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {
-    if x.is_nan() {
-        return nan();
-    }
+    // Both paths are evaluated and selected (no branches), so loops vectorize; each
+    // region's value is computed exactly as described above.
     let a = f32::from_bits(x.to_bits() & 0x7fff_ffff);
-    if a < c(0x3980_0000) {
+    // polynomial path
+    let z = x * x;
+    let mut p = c(TANH_C[9]);
+    for i in (0..9).rev() {
+        p = fma(p, z, c(TANH_C[i]));
+    }
+    let poly = fma(x * z, p, x);
+    // exp path on |x| clamped to the range where it is used (avoids inf - inf)
+    let ac = if a < 9.5 { a } else { 9.5 };
+    let e = exp(ac + ac);
+    let d_hi = e + 1.0;
+    let d_lo = (e - d_hi) + 1.0;
+    let q = 2.0 / d_hi;
+    let r = fma(-q, d_hi, 2.0);
+    let q_lo = (r - q * d_lo) / d_hi;
+    let s = 1.0 - q;
+    let s_err = (1.0 - s) - q;
+    let t = s + (s_err - q_lo);
+    let big = if a >= 9.5 { 1.0 } else { t };
+    let signed = if x < 0.0 { -big } else { big };
+    if x.is_nan() {
+        nan()
+    } else if a < c(0x3980_0000) {
         // |x| < 2^-12: tanh(x) = x (1 - x^2/3 + ...) rounds to x; keeps the sign of -0.
         x
     } else if a < c(TANH_POLY_LIMIT) {
-        let z = x * x;
-        let mut p = c(TANH_C[9]);
-        for i in (0..9).rev() {
-            p = fma(p, z, c(TANH_C[i]));
-        }
-        fma(x * z, p, x)
-    } else if a >= 9.5 {
-        // 1 - tanh(|x|) < 2^-26: rounds to 1.
-        if x < 0.0 {
-            -1.0
-        } else {
-            1.0
-        }
+        poly
     } else {
-        // 1 - 2/(e + 1) with e = exp(2|x|) >= 3.49: e + 1 = d_hi + d_lo exactly,
-        // q = 2/(d_hi + d_lo) to ~0.5 ulp, then 1 - q with its exact error (Fast2Sum).
-        let e = exp(a + a);
-        let d_hi = e + 1.0;
-        let d_lo = (e - d_hi) + 1.0;
-        let q = 2.0 / d_hi;
-        let r = fma(-q, d_hi, 2.0);
-        let q_lo = (r - q * d_lo) / d_hi;
-        let s = 1.0 - q;
-        let s_err = (1.0 - s) - q;
-        let t = s + (s_err - q_lo);
-        if x < 0.0 {
-            -t
-        } else {
-            t
-        }
+        signed
     }
 }
 

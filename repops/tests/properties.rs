@@ -6,7 +6,9 @@ use repops::Philox;
 
 fn data(n: usize, seed: u64, scale: f32) -> Vec<f32> {
     let p = Philox::new(seed, 7);
-    (0..n as u64).map(|i| (p.uniform_at(i) - 0.5) * scale).collect()
+    (0..n as u64)
+        .map(|i| (p.uniform_at(i) - 0.5) * scale)
+        .collect()
 }
 
 fn bits(v: &[f32]) -> Vec<u32> {
