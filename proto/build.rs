@@ -24,6 +24,8 @@ const SERDE_PACKAGES: &[&str] = &[
     ".veritrain.bank",
     ".veritrain.staking",
     ".veritrain.node",
+    ".veritrain.tasks",
+    ".veritrain.verde",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

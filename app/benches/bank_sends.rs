@@ -86,6 +86,7 @@ fn main() {
             height: 1,
             time_ms: 1000,
             chain_id: CHAIN.into(),
+            block_hash: [0; 32],
         };
         let t = Instant::now();
         {

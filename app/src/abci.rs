@@ -204,6 +204,7 @@ impl Application for App {
             height,
             time_ms: time,
             chain_id: inner.chain_id.clone(),
+            block_hash: [0; 32],
         };
         match exec::check_tx(&inner.store, &mut inner.check, &ctx, &req.tx) {
             Ok(events) => ResponseCheckTx {
@@ -266,6 +267,7 @@ impl Application for App {
             height,
             time_ms: time_ms(&req.time),
             chain_id: inner.chain_id.clone(),
+            block_hash: exec::block_hash32(&req.hash),
         };
         let txs: Vec<&[u8]> = req.txs.iter().map(|t| t.as_ref()).collect();
         let mut outcome = exec::finalize_block(&inner.store, &ctx, &txs);

@@ -126,6 +126,9 @@ pub enum Cmd {
     /// Tools for checking a node's data.
     #[command(subcommand)]
     Debug(DebugCmd),
+    /// Local multi-validator networks under CometBFT.
+    #[command(subcommand)]
+    Testnet(crate::testnet::TestnetCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -634,6 +637,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                     r.blocks, r.app_hash, r.last_height
                 )
             });
+        }
+        Cmd::Testnet(crate::testnet::TestnetCmd::InitFiles(o)) => {
+            let s = crate::testnet::init_files(&o)?;
+            out.print(serde_json::to_value(&s)?, || s.to_text());
         }
     }
     Ok(())

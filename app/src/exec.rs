@@ -9,6 +9,7 @@ use auth::{AuthError, AuthRead, AuthWrite, SignedTx};
 use bank::BankWrite;
 use framework::{Address, BlockCtx, Delta, Event, Layered, StateRead, StateWrite};
 use rayon::prelude::*;
+use sha2::Digest;
 use staking::StakingWrite;
 
 /// `app/chain_id` → the chain id, written at genesis.
@@ -248,21 +249,12 @@ pub fn finalize_block(store: &Store, ctx: &BlockCtx, txs: &[&[u8]]) -> BlockOutc
         results.push(deliver(store, &mut block, ctx, hash, pre));
     }
     let mut block_events = Vec::new();
-    let mut hook = Delta::default();
-    let r = {
-        let base = Layered::new(store, &mut block);
-        let mut s = Layered::new(&base, &mut hook);
-        s.end_block(ctx)
-    };
-    match r {
-        Ok(()) => {
-            block_events.append(&mut hook.events);
-            block.writes.extend(hook.writes);
-        }
-        Err(e) => {
-            tracing::error!(error = %e, height = ctx.height, "staking end_block failed; its changes are dropped")
-        }
-    }
+    end_block_hook(store, &mut block, &mut block_events, ctx, "staking", |s| {
+        StakingWrite::end_block(s, ctx).map_err(|e| e.to_string())
+    });
+    end_block_hook(store, &mut block, &mut block_events, ctx, "tasks", |s| {
+        tasks::TasksWrite::end_block(s, ctx).map_err(|e| e.to_string())
+    });
     {
         let mut s = Layered::new(store, &mut block);
         let mut v = ctx.height.to_be_bytes().to_vec();
@@ -276,6 +268,43 @@ pub fn finalize_block(store: &Store, ctx: &BlockCtx, txs: &[&[u8]]) -> BlockOutc
         block_events,
         raw_txs: txs.iter().map(|t| t.to_vec()).collect(),
         block_hash: Vec::new(),
+    }
+}
+
+/// The header's block hash as 32 bytes (CometBFT's is SHA-256 already; any
+/// other length is hashed).
+pub fn block_hash32(h: &[u8]) -> [u8; 32] {
+    match <[u8; 32]>::try_from(h) {
+        Ok(a) => a,
+        Err(_) => sha2::Sha256::digest(h).into(),
+    }
+}
+
+type HookState<'a> = Layered<'a, Layered<'a, Store>>;
+
+/// Runs one end-block hook in its own delta: its writes and events join the
+/// block if it succeeds; a failure is logged and its changes are dropped (the
+/// same on every node, since hooks are deterministic).
+fn end_block_hook(
+    store: &Store,
+    block: &mut Delta,
+    events: &mut Vec<Event>,
+    ctx: &BlockCtx,
+    name: &str,
+    f: impl FnOnce(&mut HookState<'_>) -> Result<(), String>,
+) {
+    let mut hook = Delta::default();
+    let r = {
+        let base = Layered::new(store, block);
+        let mut s = Layered::new(&base, &mut hook);
+        f(&mut s)
+    };
+    match r {
+        Ok(()) => {
+            events.append(&mut hook.events);
+            block.writes.extend(hook.writes);
+        }
+        Err(e) => tracing::error!(error = %e, height = ctx.height, hook = name, "end_block failed; its changes are dropped"),
     }
 }
 

@@ -8,6 +8,7 @@ pub struct AppState {
     pub auth: proto::auth::v1::GenesisState,
     pub bank: proto::bank::v1::GenesisState,
     pub staking: proto::staking::v1::GenesisState,
+    pub tasks: proto::tasks::v1::GenesisState,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,8 @@ pub enum GenesisError {
     Bank(#[from] bank::BankError),
     #[error("staking genesis: {0}")]
     Staking(#[from] staking::StakingError),
+    #[error("tasks genesis: {0}")]
+    Tasks(#[from] tasks::TasksError),
 }
 
 /// Imports `app_state` into `delta` in module order auth, bank, staking, then
@@ -38,6 +41,7 @@ pub fn init<B: StateRead>(
     auth::init_genesis(&mut s, &g.auth)?;
     bank::init_genesis(&mut s, &g.bank)?;
     staking::init_genesis(&mut s, &g.staking)?;
+    tasks::init_genesis(&mut s, &g.tasks)?;
     bank::check_supply(&s)?;
     Ok(())
 }
@@ -47,6 +51,7 @@ pub fn export<S: StateRead>(s: &S) -> Result<AppState, GenesisError> {
         auth: auth::export_genesis(s)?,
         bank: bank::export_genesis(s)?,
         staking: staking::export_genesis(s)?,
+        tasks: tasks::export_genesis(s)?,
     })
 }
 

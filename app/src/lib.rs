@@ -22,5 +22,6 @@ pub mod query;
 pub mod replay;
 pub mod store;
 pub mod testkit;
+pub mod testnet;
 
 pub use abci::App;

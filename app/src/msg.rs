@@ -9,6 +9,7 @@ use proto::TypeUrl;
 pub enum Msg {
     BankSend(bank::Send),
     Staking(staking::StakingMsg),
+    Tasks(tasks::TasksMsg),
 }
 
 fn decode<M: Message + Default>(any: &prost_types::Any) -> Result<M, TxFailure> {
@@ -40,6 +41,8 @@ impl Msg {
                 staking::StakingMsg::try_from(&decode::<staking_pb::MsgUnbond>(any)?)
                     .map_err(|e| TxFailure::from(&e))?,
             )
+        } else if let Some(m) = tasks_msg(any)? {
+            Msg::Tasks(m)
         } else {
             return Err(TxFailure::from(&auth::AuthError::UnknownMessage(
                 t.to_string(),
@@ -53,6 +56,7 @@ impl Msg {
         match self {
             Msg::BankSend(m) => m.from,
             Msg::Staking(m) => m.signer(),
+            Msg::Tasks(m) => m.signer(),
         }
     }
 
@@ -64,6 +68,27 @@ impl Msg {
         match self {
             Msg::BankSend(m) => bank::execute_send(s, m).map_err(|e| TxFailure::from(&e)),
             Msg::Staking(m) => staking::execute(s, ctx, m).map_err(|e| TxFailure::from(&e)),
+            Msg::Tasks(m) => m.execute(s, ctx).map_err(|e| TxFailure::from(&e)),
         }
+    }
+}
+
+fn tasks_msg(any: &prost_types::Any) -> Result<Option<tasks::TasksMsg>, TxFailure> {
+    use proto::tasks::v1 as pb;
+    use tasks::TasksMsg;
+    let conv = |r: Result<TasksMsg, tasks::TasksError>| r.map(Some).map_err(|e| TxFailure::from(&e));
+    let t = any.type_url.as_str();
+    if t == pb::MsgSubmitTask::TYPE_URL {
+        conv(TasksMsg::try_from(&decode::<pb::MsgSubmitTask>(any)?))
+    } else if t == pb::MsgCancelTask::TYPE_URL {
+        conv(TasksMsg::try_from(&decode::<pb::MsgCancelTask>(any)?))
+    } else if t == pb::MsgClaimTask::TYPE_URL {
+        conv(TasksMsg::try_from(&decode::<pb::MsgClaimTask>(any)?))
+    } else if t == pb::MsgCommitResult::TYPE_URL {
+        conv(TasksMsg::try_from(&decode::<pb::MsgCommitResult>(any)?))
+    } else if t == pb::MsgAttest::TYPE_URL {
+        conv(TasksMsg::try_from(&decode::<pb::MsgAttest>(any)?))
+    } else {
+        Ok(None)
     }
 }

@@ -42,6 +42,16 @@ pub mod veritrain {
             include!(concat!(env!("OUT_DIR"), "/veritrain.staking.v1.rs"));
         }
     }
+    pub mod tasks {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/veritrain.tasks.v1.rs"));
+        }
+    }
+    pub mod verde {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/veritrain.verde.v1.rs"));
+        }
+    }
     pub mod node {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/veritrain.node.v1.rs"));
@@ -67,6 +77,18 @@ type_urls! {
     staking::v1::MsgRegisterOperator => "/veritrain.staking.v1.MsgRegisterOperator",
     staking::v1::MsgAddStake => "/veritrain.staking.v1.MsgAddStake",
     staking::v1::MsgUnbond => "/veritrain.staking.v1.MsgUnbond",
+    tasks::v1::MsgSubmitTask => "/veritrain.tasks.v1.MsgSubmitTask",
+    tasks::v1::MsgCancelTask => "/veritrain.tasks.v1.MsgCancelTask",
+    tasks::v1::MsgClaimTask => "/veritrain.tasks.v1.MsgClaimTask",
+    tasks::v1::MsgCommitResult => "/veritrain.tasks.v1.MsgCommitResult",
+    tasks::v1::MsgAttest => "/veritrain.tasks.v1.MsgAttest",
+    verde::v1::MsgOpenDispute => "/veritrain.verde.v1.MsgOpenDispute",
+    verde::v1::MsgRevealMid => "/veritrain.verde.v1.MsgRevealMid",
+    verde::v1::MsgRespond => "/veritrain.verde.v1.MsgRespond",
+    verde::v1::MsgPostOpRoot => "/veritrain.verde.v1.MsgPostOpRoot",
+    verde::v1::MsgRevealChildren => "/veritrain.verde.v1.MsgRevealChildren",
+    verde::v1::MsgProveAssembly => "/veritrain.verde.v1.MsgProveAssembly",
+    verde::v1::MsgUploadInput => "/veritrain.verde.v1.MsgUploadInput",
 }
 
 /// Packs a message into `Any` under its type URL.

@@ -148,45 +148,67 @@ impl Trainer {
     /// Dataset rows of step `t`'s batch (t >= 1): `below(train_rows)` on stream
     /// [`STREAM_ROWS`] at counter `(t-1)*B + b`.
     pub fn batch_rows(&self, t: u64) -> Vec<u64> {
-        let b = self.program.batch_size as u64;
-        let p = Philox::new(self.program.seed, STREAM_ROWS);
-        let n = self.program.dataset.train_rows.min(u32::MAX as u64) as u32;
-        (0..b)
-            .map(|i| p.below_at(t.wrapping_sub(1).wrapping_mul(b).wrapping_add(i), n) as u64)
-            .collect()
+        batch_rows(&self.program, t)
     }
 
     /// The batch tensors of step `t`.
     pub fn batch(&self, t: u64) -> Result<BTreeMap<String, Tensor>> {
-        let rows = self.batch_rows(t);
-        let b = self.program.batch_size as u64;
-        let po = Philox::new(self.program.seed, STREAM_OFFSETS);
-        let offsets: Vec<usize> = match &self.program.model {
-            Model::Transformer { ctx, .. } => {
-                let span = (self.dataset.header().row_bytes as usize - ctx) as u32;
-                (0..b)
-                    .map(|i| {
-                        po.below_at(t.wrapping_sub(1).wrapping_mul(b).wrapping_add(i), span)
-                            as usize
-                    })
-                    .collect()
-            }
-            Model::Mlp { .. } => vec![0; rows.len()],
-        };
-        self.make_batch(&rows, &offsets)
+        batch_for_step(&self.program, &self.dataset, t)
     }
+}
 
-    fn make_batch(&self, rows: &[u64], offsets: &[usize]) -> Result<BTreeMap<String, Tensor>> {
+/// Dataset rows of step `t`'s batch (t >= 1): `below(train_rows)` on stream
+/// [`STREAM_ROWS`] at counter `(t-1)*B + b`.
+pub fn batch_rows(program: &Program, t: u64) -> Vec<u64> {
+    let b = program.batch_size as u64;
+    let p = Philox::new(program.seed, STREAM_ROWS);
+    let n = program.dataset.train_rows.min(u32::MAX as u64) as u32;
+    (0..b)
+        .map(|i| p.below_at(t.wrapping_sub(1).wrapping_mul(b).wrapping_add(i), n) as u64)
+        .collect()
+}
+
+/// The batch tensors of step `t` of `program` on `dataset`: what the trainer
+/// feeds step `t`, and what the referee rebuilds for a node with batch inputs.
+pub fn batch_for_step(
+    program: &Program,
+    dataset: &Dataset,
+    t: u64,
+) -> Result<BTreeMap<String, Tensor>> {
+    let rows = batch_rows(program, t);
+    let b = program.batch_size as u64;
+    let po = Philox::new(program.seed, STREAM_OFFSETS);
+    let offsets: Vec<usize> = match &program.model {
+        Model::Transformer { ctx, .. } => {
+            let span = (dataset.header().row_bytes as usize - ctx) as u32;
+            (0..b)
+                .map(|i| {
+                    po.below_at(t.wrapping_sub(1).wrapping_mul(b).wrapping_add(i), span) as usize
+                })
+                .collect()
+        }
+        Model::Mlp { .. } => vec![0; rows.len()],
+    };
+    make_batch(program, dataset, &rows, &offsets)
+}
+
+fn make_batch(
+    program: &Program,
+    dataset: &Dataset,
+    rows: &[u64],
+    offsets: &[usize],
+) -> Result<BTreeMap<String, Tensor>> {
+    {
         let mut out = BTreeMap::new();
         let row = |r: u64| {
-            self.dataset
+            dataset
                 .row(r)
                 .ok_or_else(|| TrainError::Dataset(format!("row {r} out of range")))
         };
         let mk = |shape: Vec<usize>, d: Vec<f32>| {
             Tensor::new(shape, d).map_err(|e| TrainError::Dataset(e.to_string()))
         };
-        match (&self.program.model, self.dataset.header().schema) {
+        match (&program.model, dataset.header().schema) {
             (Model::Mlp { input, .. }, Schema::Digits8x8) => {
                 let mut x = Vec::with_capacity(rows.len() * input);
                 let mut y = Vec::with_capacity(rows.len());
@@ -225,7 +247,9 @@ impl Trainer {
         }
         Ok(out)
     }
+}
 
+impl Trainer {
     fn run(&mut self, t: u64, trace: bool) -> Result<(StepResult, Vec<Hash>)> {
         if t != self.step + 1 {
             return Err(TrainError::StepOrder {
@@ -315,7 +339,7 @@ impl Trainer {
             }
         };
         let g = self.program.eval_graph(rows.len())?;
-        let batch = self.make_batch(&rows, &offsets)?;
+        let batch = make_batch(&self.program, &self.dataset, &rows, &offsets)?;
         let outs = run_nodes(&g.nodes, &self.state, &batch, |_, _| {})?;
         let loss = outs[g.loss].data().first().copied().unwrap_or(f32::NAN);
         let accuracy = match &self.program.model {

@@ -35,6 +35,9 @@ pub struct BlockCtx {
     /// Block time, Unix milliseconds (from the header).
     pub time_ms: i64,
     pub chain_id: String,
+    /// The block's hash from the header: public randomness that nobody knew
+    /// before the block was proposed (verifier selection draws from it).
+    pub block_hash: [u8; 32],
 }
 
 /// A failed message or hook: a stable `(codespace, code)` pair and a readable log.

@@ -6,6 +6,7 @@ fn ctx(h: u64) -> BlockCtx {
         height: h,
         time_ms: 0,
         chain_id: "t".into(),
+        block_hash: [0; 32],
     }
 }
 
