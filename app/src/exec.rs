@@ -252,6 +252,9 @@ pub fn finalize_block(store: &Store, ctx: &BlockCtx, txs: &[&[u8]]) -> BlockOutc
     end_block_hook(store, &mut block, &mut block_events, ctx, "staking", |s| {
         StakingWrite::end_block(s, ctx).map_err(|e| e.to_string())
     });
+    end_block_hook(store, &mut block, &mut block_events, ctx, "verde", |s| {
+        verde::VerdeWrite::end_block(s, ctx).map_err(|e| e.to_string())
+    });
     end_block_hook(store, &mut block, &mut block_events, ctx, "tasks", |s| {
         tasks::TasksWrite::end_block(s, ctx).map_err(|e| e.to_string())
     });
@@ -304,7 +307,9 @@ fn end_block_hook(
             events.append(&mut hook.events);
             block.writes.extend(hook.writes);
         }
-        Err(e) => tracing::error!(error = %e, height = ctx.height, hook = name, "end_block failed; its changes are dropped"),
+        Err(e) => {
+            tracing::error!(error = %e, height = ctx.height, hook = name, "end_block failed; its changes are dropped")
+        }
     }
 }
 

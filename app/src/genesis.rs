@@ -9,6 +9,7 @@ pub struct AppState {
     pub bank: proto::bank::v1::GenesisState,
     pub staking: proto::staking::v1::GenesisState,
     pub tasks: proto::tasks::v1::GenesisState,
+    pub verde: proto::verde::v1::GenesisState,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,8 @@ pub enum GenesisError {
     Staking(#[from] staking::StakingError),
     #[error("tasks genesis: {0}")]
     Tasks(#[from] tasks::TasksError),
+    #[error("verde genesis: {0}")]
+    Verde(#[from] verde::VerdeError),
 }
 
 /// Imports `app_state` into `delta` in module order auth, bank, staking, then
@@ -42,6 +45,7 @@ pub fn init<B: StateRead>(
     bank::init_genesis(&mut s, &g.bank)?;
     staking::init_genesis(&mut s, &g.staking)?;
     tasks::init_genesis(&mut s, &g.tasks)?;
+    verde::init_genesis(&mut s, &g.verde)?;
     bank::check_supply(&s)?;
     Ok(())
 }
@@ -52,6 +56,7 @@ pub fn export<S: StateRead>(s: &S) -> Result<AppState, GenesisError> {
         bank: bank::export_genesis(s)?,
         staking: staking::export_genesis(s)?,
         tasks: tasks::export_genesis(s)?,
+        verde: verde::export_genesis(s)?,
     })
 }
 

@@ -5,11 +5,12 @@ use framework::{Address, BlockCtx, StateWrite};
 use prost::Message;
 use proto::TypeUrl;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Msg {
     BankSend(bank::Send),
     Staking(staking::StakingMsg),
     Tasks(tasks::TasksMsg),
+    Verde(Box<verde::VerdeMsg>),
 }
 
 fn decode<M: Message + Default>(any: &prost_types::Any) -> Result<M, TxFailure> {
@@ -43,6 +44,8 @@ impl Msg {
             )
         } else if let Some(m) = tasks_msg(any)? {
             Msg::Tasks(m)
+        } else if let Some(m) = verde_msg(any)? {
+            Msg::Verde(Box::new(m))
         } else {
             return Err(TxFailure::from(&auth::AuthError::UnknownMessage(
                 t.to_string(),
@@ -57,6 +60,8 @@ impl Msg {
             Msg::BankSend(m) => m.from,
             Msg::Staking(m) => m.signer(),
             Msg::Tasks(m) => m.signer(),
+            // An unparsable signer matches no transaction signer.
+            Msg::Verde(m) => m.signer().unwrap_or(Address([0; 20])),
         }
     }
 
@@ -69,6 +74,7 @@ impl Msg {
             Msg::BankSend(m) => bank::execute_send(s, m).map_err(|e| TxFailure::from(&e)),
             Msg::Staking(m) => staking::execute(s, ctx, m).map_err(|e| TxFailure::from(&e)),
             Msg::Tasks(m) => m.execute(s, ctx).map_err(|e| TxFailure::from(&e)),
+            Msg::Verde(m) => m.execute(s, ctx).map_err(|e| TxFailure::from(&e)),
         }
     }
 }
@@ -76,7 +82,8 @@ impl Msg {
 fn tasks_msg(any: &prost_types::Any) -> Result<Option<tasks::TasksMsg>, TxFailure> {
     use proto::tasks::v1 as pb;
     use tasks::TasksMsg;
-    let conv = |r: Result<TasksMsg, tasks::TasksError>| r.map(Some).map_err(|e| TxFailure::from(&e));
+    let conv =
+        |r: Result<TasksMsg, tasks::TasksError>| r.map(Some).map_err(|e| TxFailure::from(&e));
     let t = any.type_url.as_str();
     if t == pb::MsgSubmitTask::TYPE_URL {
         conv(TasksMsg::try_from(&decode::<pb::MsgSubmitTask>(any)?))
@@ -91,4 +98,29 @@ fn tasks_msg(any: &prost_types::Any) -> Result<Option<tasks::TasksMsg>, TxFailur
     } else {
         Ok(None)
     }
+}
+
+fn verde_msg(any: &prost_types::Any) -> Result<Option<verde::VerdeMsg>, TxFailure> {
+    use proto::verde::v1 as pb;
+    use verde::VerdeMsg;
+    let t = any.type_url.as_str();
+    let m = if t == pb::MsgOpenDispute::TYPE_URL {
+        VerdeMsg::Open(decode(any)?)
+    } else if t == pb::MsgRevealMid::TYPE_URL {
+        VerdeMsg::RevealMid(decode(any)?)
+    } else if t == pb::MsgRespond::TYPE_URL {
+        VerdeMsg::Respond(decode(any)?)
+    } else if t == pb::MsgPostOpRoot::TYPE_URL {
+        VerdeMsg::PostOpRoot(decode(any)?)
+    } else if t == pb::MsgRevealChildren::TYPE_URL {
+        VerdeMsg::RevealChildren(decode(any)?)
+    } else if t == pb::MsgProveAssembly::TYPE_URL {
+        VerdeMsg::ProveAssembly(decode(any)?)
+    } else if t == pb::MsgUploadInput::TYPE_URL {
+        VerdeMsg::Upload(decode(any)?)
+    } else {
+        return Ok(None);
+    };
+    m.signer().map_err(|e| TxFailure::from(&e))?;
+    Ok(Some(m))
 }

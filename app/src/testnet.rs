@@ -49,19 +49,36 @@ pub enum TestnetCmd {
 #[derive(Args, Debug, Clone)]
 pub struct InitFiles {
     /// Number of validators.
-    #[arg(long, short = 'v', env = "VERITRAIND_TESTNET_VALIDATORS", default_value_t = 4)]
+    #[arg(
+        long,
+        short = 'v',
+        env = "VERITRAIND_TESTNET_VALIDATORS",
+        default_value_t = 4
+    )]
     pub validators: usize,
     /// Directory for the node homes (`DIR/node0`, `DIR/node1`, …) and the keyring.
     /// (`--output` is the global output format, as everywhere in veritraind.)
-    #[arg(long, env = "VERITRAIND_TESTNET_OUTPUT_DIR", default_value = "./.testnets")]
+    #[arg(
+        long,
+        env = "VERITRAIND_TESTNET_OUTPUT_DIR",
+        default_value = "./.testnets"
+    )]
     pub output_dir: PathBuf,
     #[arg(long, env = "VERITRAIND_TESTNET_CHAIN_ID", default_value = DEFAULT_CHAIN_ID)]
     pub chain_id: String,
     /// First port of node0's block: p2p, +1 RPC, +2 ABCI, +4 Prometheus; node i adds 10 i.
-    #[arg(long, env = "VERITRAIND_TESTNET_STARTING_PORT", default_value_t = 26656)]
+    #[arg(
+        long,
+        env = "VERITRAIND_TESTNET_STARTING_PORT",
+        default_value_t = 26656
+    )]
     pub starting_port: u16,
     /// node0's gRPC port; node i listens on this + i.
-    #[arg(long, env = "VERITRAIND_TESTNET_GRPC_STARTING_PORT", default_value_t = 9090)]
+    #[arg(
+        long,
+        env = "VERITRAIND_TESTNET_GRPC_STARTING_PORT",
+        default_value_t = 9090
+    )]
     pub grpc_starting_port: u16,
 }
 
@@ -71,7 +88,9 @@ pub enum TestnetError {
     Validators(usize),
     #[error("ports do not fit: {0}")]
     Ports(String),
-    #[error("{0} already holds a testnet; remove it (localnet/reset) or choose another --output-dir")]
+    #[error(
+        "{0} already holds a testnet; remove it (localnet/reset) or choose another --output-dir"
+    )]
     Exists(String),
     #[error(transparent)]
     Home(#[from] HomeError),
@@ -425,9 +444,8 @@ pub fn init_files(o: &InitFiles) -> Result<Summary, TestnetError> {
     let mut all_ports = Vec::with_capacity(n);
     let mut seen = std::collections::BTreeSet::new();
     for i in 0..n {
-        let p = ports(i, o.starting_port, o.grpc_starting_port).ok_or_else(|| {
-            TestnetError::Ports(format!("node{i}'s ports go past 65535"))
-        })?;
+        let p = ports(i, o.starting_port, o.grpc_starting_port)
+            .ok_or_else(|| TestnetError::Ports(format!("node{i}'s ports go past 65535")))?;
         for port in p.all() {
             if port == 0 || !seen.insert(port) {
                 return Err(TestnetError::Ports(format!(

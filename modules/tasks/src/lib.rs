@@ -40,19 +40,33 @@ pub enum TasksError {
     #[error("task {0} does not exist")]
     NotFound(u64),
     #[error("task {id} is {status}, expected {expected}")]
-    WrongStatus { id: u64, status: &'static str, expected: &'static str },
+    WrongStatus {
+        id: u64,
+        status: &'static str,
+        expected: &'static str,
+    },
     #[error("invalid program: {0}")]
     InvalidProgram(String),
     #[error("program is {got} bytes, the limit is {max}")]
     ProgramTooLarge { got: u64, max: u64 },
     #[error("node {node} ({label}) costs {got} {what}, the referee limit is {max}")]
-    NodeTooExpensive { node: usize, label: String, what: &'static str, got: u64, max: u64 },
+    NodeTooExpensive {
+        node: usize,
+        label: String,
+        what: &'static str,
+        got: u64,
+        max: u64,
+    },
     #[error("reward {got} is below the minimum {min}")]
     RewardTooLow { got: Amount, min: Amount },
     #[error("{0} is not a registered solver with bonded stake")]
     NotASolver(String),
     #[error("only the task's {role} {expected} may do this, not {got}")]
-    NotAllowed { role: &'static str, expected: String, got: String },
+    NotAllowed {
+        role: &'static str,
+        expected: String,
+        got: String,
+    },
     #[error("deadline passed at height {deadline} (now {height})")]
     DeadlinePassed { deadline: u64, height: u64 },
     #[error("{0} is not a selected verifier of this task, or already attested")]
@@ -216,7 +230,8 @@ fn coin(c: &Option<proto::base::v1::Coin>) -> Result<Amount> {
 }
 
 fn hash32(b: &[u8], what: &str) -> Result<[u8; 32]> {
-    <[u8; 32]>::try_from(b).map_err(|_| TasksError::InvalidHash(format!("{what} is {} bytes, expected 32", b.len())))
+    <[u8; 32]>::try_from(b)
+        .map_err(|_| TasksError::InvalidHash(format!("{what} is {} bytes, expected 32", b.len())))
 }
 
 macro_rules! typed_event {
@@ -263,10 +278,11 @@ pub trait TasksRead: StateRead {
             let page = self.prefix_raw(state_key::TASK_PREFIX, &start, 256)?;
             let full = page.len() == 256;
             for (k, v) in &page {
-                let t: pb::Task = prost::Message::decode(v.as_slice()).map_err(|e| StateError::Corrupt {
-                    key: String::from_utf8_lossy(k).into_owned(),
-                    reason: e.to_string(),
-                })?;
+                let t: pb::Task =
+                    prost::Message::decode(v.as_slice()).map_err(|e| StateError::Corrupt {
+                        key: String::from_utf8_lossy(k).into_owned(),
+                        reason: e.to_string(),
+                    })?;
                 if status.is_none_or(|s| t.status == s as i32) {
                     out.push(t);
                     if out.len() >= limit {
@@ -311,7 +327,12 @@ fn schedule<S: StateWrite + ?Sized>(s: &mut S, height: u64, id: u64, kind: u8) {
     s.put_raw(state_key::deadline(height, id, kind), vec![]);
 }
 
-fn update_stats<S: StateWrite + ?Sized>(s: &mut S, a: &Address, h: u64, f: impl FnOnce(&mut pb::OperatorStats) -> Result<()>) -> Result<()> {
+fn update_stats<S: StateWrite + ?Sized>(
+    s: &mut S,
+    a: &Address,
+    h: u64,
+    f: impl FnOnce(&mut pb::OperatorStats) -> Result<()>,
+) -> Result<()> {
     let mut st = s.stats(a)?;
     f(&mut st)?;
     st.last_active_height = h;
@@ -325,7 +346,13 @@ fn add_str(s: &mut String, a: Amount) -> Result<()> {
 }
 
 /// Pays `amount` from the tasks module account and records it.
-fn pay<S: StateWrite + ?Sized>(s: &mut S, t: &mut pb::Task, to: &Address, amount: Amount, reason: &'static str) -> Result<()> {
+fn pay<S: StateWrite + ?Sized>(
+    s: &mut S,
+    t: &mut pb::Task,
+    to: &Address,
+    amount: Amount,
+    reason: &'static str,
+) -> Result<()> {
     if amount.is_zero() {
         return Ok(());
     }
@@ -363,30 +390,60 @@ pub fn validate_program(json: &[u8], p: &Params) -> Result<(train::Program, usiz
             max: p.max_program_bytes,
         });
     }
-    let text = std::str::from_utf8(json).map_err(|e| TasksError::InvalidProgram(format!("not UTF-8: {e}")))?;
-    let prog = train::Program::from_json(text).map_err(|e| TasksError::InvalidProgram(e.to_string()))?;
-    prog.validate().map_err(|e| TasksError::InvalidProgram(e.to_string()))?;
+    let text = std::str::from_utf8(json)
+        .map_err(|e| TasksError::InvalidProgram(format!("not UTF-8: {e}")))?;
+    let prog =
+        train::Program::from_json(text).map_err(|e| TasksError::InvalidProgram(e.to_string()))?;
+    prog.validate()
+        .map_err(|e| TasksError::InvalidProgram(e.to_string()))?;
     if prog.steps == 0 || prog.steps > p.max_steps {
-        return Err(TasksError::InvalidProgram(format!("steps must be 1..={}, got {}", p.max_steps, prog.steps)));
+        return Err(TasksError::InvalidProgram(format!(
+            "steps must be 1..={}, got {}",
+            p.max_steps, prog.steps
+        )));
     }
-    let nodes = prog.nodes().map_err(|e| TasksError::InvalidProgram(e.to_string()))?;
+    let nodes = prog
+        .nodes()
+        .map_err(|e| TasksError::InvalidProgram(e.to_string()))?;
     for n in &nodes {
         let c = n.cost();
         if c.flops > p.max_referee_flops {
-            return Err(TasksError::NodeTooExpensive { node: n.index, label: n.label.clone(), what: "flops", got: c.flops, max: p.max_referee_flops });
+            return Err(TasksError::NodeTooExpensive {
+                node: n.index,
+                label: n.label.clone(),
+                what: "flops",
+                got: c.flops,
+                max: p.max_referee_flops,
+            });
         }
         if c.input_bytes > p.max_reveal_bytes {
-            return Err(TasksError::NodeTooExpensive { node: n.index, label: n.label.clone(), what: "input bytes", got: c.input_bytes, max: p.max_reveal_bytes });
+            return Err(TasksError::NodeTooExpensive {
+                node: n.index,
+                label: n.label.clone(),
+                what: "input bytes",
+                got: c.input_bytes,
+                max: p.max_reveal_bytes,
+            });
         }
     }
     Ok((prog, nodes.len()))
 }
 
 pub trait TasksWrite: StateWrite {
-    fn submit(&mut self, ctx: &BlockCtx, submitter: Address, program_json: Vec<u8>, reward: Amount, fee: Amount) -> Result<u64> {
+    fn submit(
+        &mut self,
+        ctx: &BlockCtx,
+        submitter: Address,
+        program_json: Vec<u8>,
+        reward: Amount,
+        fee: Amount,
+    ) -> Result<u64> {
         let p = self.tasks_params()?;
         if reward < p.min_reward {
-            return Err(TasksError::RewardTooLow { got: reward, min: p.min_reward });
+            return Err(TasksError::RewardTooLow {
+                got: reward,
+                min: p.min_reward,
+            });
         }
         let (prog, m) = validate_program(&program_json, &p)?;
         let escrow = reward.checked_add(fee)?;
@@ -412,19 +469,33 @@ pub trait TasksWrite: StateWrite {
         };
         put_task(self, &t);
         schedule(self, claim_deadline.saturating_add(1), id, DL_CLAIM);
-        self.emit_typed(&EventTaskSubmitted { task_id: id, submitter, reward, verification_fee: fee });
+        self.emit_typed(&EventTaskSubmitted {
+            task_id: id,
+            submitter,
+            reward,
+            verification_fee: fee,
+        });
         Ok(id)
     }
 
     fn cancel(&mut self, submitter: Address, id: u64) -> Result<()> {
         let mut t = self.task(id)?;
         if t.submitter != submitter.to_string() {
-            return Err(TasksError::NotAllowed { role: "submitter", expected: t.submitter.clone(), got: submitter.to_string() });
+            return Err(TasksError::NotAllowed {
+                role: "submitter",
+                expected: t.submitter.clone(),
+                got: submitter.to_string(),
+            });
         }
         expect_status(&t, TaskStatus::Open)?;
         let refund = amt(&t.reward)?.checked_add(amt(&t.verification_fee)?)?;
         pay(self, &mut t, &submitter, refund, "refund: cancelled")?;
-        end(self, &mut t, TaskStatus::Cancelled, "cancelled by the submitter before any claim".into());
+        end(
+            self,
+            &mut t,
+            TaskStatus::Cancelled,
+            "cancelled by the submitter before any claim".into(),
+        );
         Ok(())
     }
 
@@ -432,7 +503,10 @@ pub trait TasksWrite: StateWrite {
         let mut t = self.task(id)?;
         expect_status(&t, TaskStatus::Open)?;
         if ctx.height > t.claim_deadline {
-            return Err(TasksError::DeadlinePassed { deadline: t.claim_deadline, height: ctx.height });
+            return Err(TasksError::DeadlinePassed {
+                deadline: t.claim_deadline,
+                height: ctx.height,
+            });
         }
         if self.bonded_stake(&solver, Role::Solver)?.is_zero() {
             return Err(TasksError::NotASolver(solver.to_string()));
@@ -447,18 +521,37 @@ pub trait TasksWrite: StateWrite {
         t.solver_endpoint = endpoint.chars().take(256).collect();
         put_task(self, &t);
         schedule(self, t.commit_deadline.saturating_add(1), id, DL_COMMIT);
-        self.emit_typed(&EventTaskClaimed { task_id: id, solver, bond: p.claim_bond, commit_deadline: t.commit_deadline });
+        self.emit_typed(&EventTaskClaimed {
+            task_id: id,
+            solver,
+            bond: p.claim_bond,
+            commit_deadline: t.commit_deadline,
+        });
         Ok(())
     }
 
-    fn commit_result(&mut self, ctx: &BlockCtx, solver: Address, id: u64, trace_root: &[u8], final_hash: &[u8]) -> Result<()> {
+    fn commit_result(
+        &mut self,
+        ctx: &BlockCtx,
+        solver: Address,
+        id: u64,
+        trace_root: &[u8],
+        final_hash: &[u8],
+    ) -> Result<()> {
         let mut t = self.task(id)?;
         expect_status(&t, TaskStatus::Claimed)?;
         if t.solver != solver.to_string() {
-            return Err(TasksError::NotAllowed { role: "solver", expected: t.solver.clone(), got: solver.to_string() });
+            return Err(TasksError::NotAllowed {
+                role: "solver",
+                expected: t.solver.clone(),
+                got: solver.to_string(),
+            });
         }
         if ctx.height > t.commit_deadline {
-            return Err(TasksError::DeadlinePassed { deadline: t.commit_deadline, height: ctx.height });
+            return Err(TasksError::DeadlinePassed {
+                deadline: t.commit_deadline,
+                height: ctx.height,
+            });
         }
         let root = hash32(trace_root, "trace_root")?;
         let fin = hash32(final_hash, "final_state_hash")?;
@@ -480,23 +573,38 @@ pub trait TasksWrite: StateWrite {
         Ok(())
     }
 
-    fn attest(&mut self, ctx: &BlockCtx, verifier: Address, id: u64, steps_checked: u64) -> Result<()> {
+    fn attest(
+        &mut self,
+        ctx: &BlockCtx,
+        verifier: Address,
+        id: u64,
+        steps_checked: u64,
+    ) -> Result<()> {
         let mut t = self.task(id)?;
         expect_status(&t, TaskStatus::Committed)?;
         if ctx.height > t.challenge_end {
-            return Err(TasksError::DeadlinePassed { deadline: t.challenge_end, height: ctx.height });
+            return Err(TasksError::DeadlinePassed {
+                deadline: t.challenge_end,
+                height: ctx.height,
+            });
         }
         let v = verifier.to_string();
         if !t.verifiers.contains(&v) || t.attestations.iter().any(|a| a.verifier == v) {
             return Err(TasksError::NotSelected(v));
         }
-        t.attestations.push(pb::Attestation { verifier: v, height: ctx.height });
+        t.attestations.push(pb::Attestation {
+            verifier: v,
+            height: ctx.height,
+        });
         put_task(self, &t);
         update_stats(self, &verifier, ctx.height, |st| {
             st.steps_verified = st.steps_verified.saturating_add(steps_checked.min(t.steps));
             Ok(())
         })?;
-        self.emit_typed(&EventAttested { task_id: id, verifier });
+        self.emit_typed(&EventAttested {
+            task_id: id,
+            verifier,
+        });
         Ok(())
     }
 
@@ -507,7 +615,10 @@ pub trait TasksWrite: StateWrite {
             let mut progressed = false;
             for (k, _) in due {
                 let rest = &k[state_key::DEADLINE_PREFIX.len()..];
-                let corrupt = || StateError::Corrupt { key: String::from_utf8_lossy(&k).into_owned(), reason: "bad deadline entry".into() };
+                let corrupt = || StateError::Corrupt {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    reason: "bad deadline entry".into(),
+                };
                 if rest.len() != 19 {
                     return Err(corrupt().into());
                 }
@@ -528,12 +639,33 @@ pub trait TasksWrite: StateWrite {
                     DL_CLAIM if t.status == TaskStatus::Open as i32 => {
                         let sub = parse_addr(&t.submitter)?;
                         let refund = amt(&t.reward)?.checked_add(amt(&t.verification_fee)?)?;
-                        pay(self, &mut t, &sub, refund, "refund: no solver claimed the task")?;
-                        end(self, &mut t, TaskStatus::Expired, "no solver claimed the task before the claim deadline".into());
+                        pay(
+                            self,
+                            &mut t,
+                            &sub,
+                            refund,
+                            "refund: no solver claimed the task",
+                        )?;
+                        end(
+                            self,
+                            &mut t,
+                            TaskStatus::Expired,
+                            "no solver claimed the task before the claim deadline".into(),
+                        );
                     }
-                    DL_COMMIT if t.status == TaskStatus::Claimed as i32 => self.commit_timeout(ctx, &mut t)?,
-                    DL_SELECT if t.status == TaskStatus::Committed as i32 && t.verifiers.is_empty() => self.select(ctx, &mut t)?,
-                    DL_FINALIZE if t.status == TaskStatus::Committed as i32 && t.open_dispute == 0 => self.finalize(ctx, &mut t)?,
+                    DL_COMMIT if t.status == TaskStatus::Claimed as i32 => {
+                        self.commit_timeout(ctx, &mut t)?
+                    }
+                    DL_SELECT
+                        if t.status == TaskStatus::Committed as i32 && t.verifiers.is_empty() =>
+                    {
+                        self.select(ctx, &mut t)?
+                    }
+                    DL_FINALIZE
+                        if t.status == TaskStatus::Committed as i32 && t.open_dispute == 0 =>
+                    {
+                        self.finalize(ctx, &mut t)?
+                    }
                     _ => {}
                 }
             }
@@ -551,7 +683,9 @@ pub trait TasksWrite: StateWrite {
         self.burn(&module_address(), bond)?;
         let slashed = self.slash(&solver, bond, "missed commit deadline", &module_address())?;
         self.burn(&module_address(), slashed)?;
-        update_stats(self, &solver, ctx.height, |st| add_str(&mut st.slashed, bond.checked_add(slashed)?))?;
+        update_stats(self, &solver, ctx.height, |st| {
+            add_str(&mut st.slashed, bond.checked_add(slashed)?)
+        })?;
         let p = self.tasks_params()?;
         t.note = format!("solver {} missed its commit deadline at height {}; its bond and {slashed} of stake were burned; the task reopened", t.solver, t.commit_deadline);
         t.status = TaskStatus::Open as i32;
@@ -618,7 +752,10 @@ pub trait TasksWrite: StateWrite {
             t.note = "no registered verifier was available to select".into();
         }
         put_task(self, t);
-        self.emit_typed(&EventVerifiersSelected { task_id: t.id, verifiers: t.verifiers.join(",") });
+        self.emit_typed(&EventVerifiersSelected {
+            task_id: t.id,
+            verifiers: t.verifiers.join(","),
+        });
         Ok(())
     }
 
@@ -632,7 +769,11 @@ pub trait TasksWrite: StateWrite {
         pay(self, t, &solver, reward, "reward")?;
         pay(self, t, &solver, amt(&t.claim_bond)?, "claim bond returned")?;
         let k = t.verifiers.len() as u64;
-        let share = if k == 0 { Amount::ZERO } else { fee.mul_ratio(1, k) };
+        let share = if k == 0 {
+            Amount::ZERO
+        } else {
+            fee.mul_ratio(1, k)
+        };
         let mut paid = Amount::ZERO;
         let mut notes = Vec::new();
         for v in t.verifiers.clone() {
@@ -642,22 +783,43 @@ pub trait TasksWrite: StateWrite {
                 paid = paid.checked_add(share)?;
                 update_stats(self, &va, ctx.height, |st| add_str(&mut st.rewards, share))?;
             } else {
-                let s = self.slash(&va, p.verifier_miss_slash, "selected verifier did not attest", &module_address())?;
+                let s = self.slash(
+                    &va,
+                    p.verifier_miss_slash,
+                    "selected verifier did not attest",
+                    &module_address(),
+                )?;
                 self.burn(&module_address(), s)?;
                 update_stats(self, &va, ctx.height, |st| add_str(&mut st.slashed, s))?;
                 notes.push(format!("verifier {v} did not attest: its fee share went back to the submitter and {s} of its stake was burned"));
             }
         }
         if k == 0 && !fee.is_zero() {
-            notes.push("no verifier was selected: the verification fee went back to the submitter".into());
+            notes.push(
+                "no verifier was selected: the verification fee went back to the submitter".into(),
+            );
         }
-        pay(self, t, &submitter, fee.checked_sub(paid)?, "unused verification fee")?;
+        pay(
+            self,
+            t,
+            &submitter,
+            fee.checked_sub(paid)?,
+            "unused verification fee",
+        )?;
         update_stats(self, &solver, ctx.height, |st| {
             st.tasks_solved = st.tasks_solved.saturating_add(1);
             add_str(&mut st.rewards, reward)
         })?;
-        self.emit_typed(&EventTaskFinalized { task_id: t.id, solver: t.solver.clone(), reward });
-        let note = if notes.is_empty() { "finalized: no dispute upheld in the challenge window".to_string() } else { notes.join("; ") };
+        self.emit_typed(&EventTaskFinalized {
+            task_id: t.id,
+            solver: t.solver.clone(),
+            reward,
+        });
+        let note = if notes.is_empty() {
+            "finalized: no dispute upheld in the challenge window".to_string()
+        } else {
+            notes.join("; ")
+        };
         end(self, t, TaskStatus::Finalized, note);
         Ok(())
     }
@@ -668,16 +830,28 @@ fn end<S: StateWrite + ?Sized>(s: &mut S, t: &mut pb::Task, status: TaskStatus, 
     t.status = status as i32;
     t.note = note.clone();
     put_task(s, t);
-    s.emit_typed(&EventTaskEnded { task_id: t.id, status: status_name(status as i32), note });
+    s.emit_typed(&EventTaskEnded {
+        task_id: t.id,
+        status: status_name(status as i32),
+        note,
+    });
 }
 
 /// Called by `verde` when a dispute opens: the task must be committed, in its
 /// window, with no other dispute open.
-pub fn dispute_opened<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, id: u64, dispute: u64) -> Result<pb::Task> {
+pub fn dispute_opened<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    id: u64,
+    dispute: u64,
+) -> Result<pb::Task> {
     let mut t = s.task(id)?;
     expect_status(&t, TaskStatus::Committed)?;
     if ctx.height > t.challenge_end {
-        return Err(TasksError::DeadlinePassed { deadline: t.challenge_end, height: ctx.height });
+        return Err(TasksError::DeadlinePassed {
+            deadline: t.challenge_end,
+            height: ctx.height,
+        });
     }
     if t.open_dispute != 0 {
         return Err(TasksError::DisputeOpen(id));
@@ -691,7 +865,13 @@ pub fn dispute_opened<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, id: u64
 /// (finalizing at the end of its window, or in the next block if the window
 /// has passed). If it lost, the submitter is refunded, the task fails, and the
 /// solver's claim bond moves to `to` (verde's account) and is returned.
-pub fn dispute_resolved<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, id: u64, solver_won: bool, to: &Address) -> Result<Option<Forfeit>> {
+pub fn dispute_resolved<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    id: u64,
+    solver_won: bool,
+    to: &Address,
+) -> Result<Option<Forfeit>> {
     let mut t = s.task(id)?;
     let dispute = t.open_dispute;
     t.open_dispute = 0;
@@ -713,16 +893,35 @@ pub fn dispute_resolved<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, id: u
     })?;
     let submitter = parse_addr(&t.submitter)?;
     let refund = amt(&t.reward)?.checked_add(amt(&t.verification_fee)?)?;
-    pay(s, &mut t, &submitter, refund, "refund: the solver lost a dispute")?;
+    pay(
+        s,
+        &mut t,
+        &submitter,
+        refund,
+        "refund: the solver lost a dispute",
+    )?;
     let bond = amt(&t.claim_bond)?;
     pay(s, &mut t, to, bond, "claim bond forfeited to the dispute")?;
-    let note = format!("solver {} lost dispute {dispute}; the submitter was refunded", t.solver);
+    let note = format!(
+        "solver {} lost dispute {dispute}; the submitter was refunded",
+        t.solver
+    );
     end(s, &mut t, TaskStatus::Failed, note);
-    Ok(Some(Forfeit { solver, claim_bond: bond }))
+    Ok(Some(Forfeit {
+        solver,
+        claim_bond: bond,
+    }))
 }
 
 /// Records stats for a challenger's outcome.
-pub fn record_challenger<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, who: &Address, won: bool, reward: Amount, lost: Amount) -> Result<()> {
+pub fn record_challenger<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    who: &Address,
+    won: bool,
+    reward: Amount,
+    lost: Amount,
+) -> Result<()> {
     update_stats(s, who, ctx.height, |st| {
         if won {
             st.disputes_won = st.disputes_won.saturating_add(1);
@@ -735,7 +934,12 @@ pub fn record_challenger<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, who:
 }
 
 /// Records an amount slashed from an operator in a dispute.
-pub fn record_slash<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, who: &Address, amount: Amount) -> Result<()> {
+pub fn record_slash<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    who: &Address,
+    amount: Amount,
+) -> Result<()> {
     update_stats(s, who, ctx.height, |st| add_str(&mut st.slashed, amount))
 }
 
@@ -748,7 +952,10 @@ pub fn check_escrow<S: StateRead + ?Sized>(s: &S) -> Result<Amount> {
             TaskStatus::Open | TaskStatus::Claimed | TaskStatus::Committed
         );
         if open {
-            owed = owed.checked_add(amt(&t.reward)?)?.checked_add(amt(&t.verification_fee)?)?.checked_add(amt(&t.claim_bond)?)?;
+            owed = owed
+                .checked_add(amt(&t.reward)?)?
+                .checked_add(amt(&t.verification_fee)?)?
+                .checked_add(amt(&t.claim_bond)?)?;
         }
     }
     let held = s.balance(&module_address())?;
@@ -761,11 +968,32 @@ pub fn check_escrow<S: StateRead + ?Sized>(s: &S) -> Result<Amount> {
 /// Validated tasks messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TasksMsg {
-    Submit { submitter: Address, program_json: Vec<u8>, reward: Amount, fee: Amount },
-    Cancel { submitter: Address, id: u64 },
-    Claim { solver: Address, id: u64, endpoint: String },
-    Commit { solver: Address, id: u64, trace_root: Vec<u8>, final_hash: Vec<u8> },
-    Attest { verifier: Address, id: u64, steps_checked: u64 },
+    Submit {
+        submitter: Address,
+        program_json: Vec<u8>,
+        reward: Amount,
+        fee: Amount,
+    },
+    Cancel {
+        submitter: Address,
+        id: u64,
+    },
+    Claim {
+        solver: Address,
+        id: u64,
+        endpoint: String,
+    },
+    Commit {
+        solver: Address,
+        id: u64,
+        trace_root: Vec<u8>,
+        final_hash: Vec<u8>,
+    },
+    Attest {
+        verifier: Address,
+        id: u64,
+        steps_checked: u64,
+    },
 }
 
 impl TasksMsg {
@@ -779,11 +1007,31 @@ impl TasksMsg {
 
     pub fn execute<S: StateWrite + ?Sized>(&self, s: &mut S, ctx: &BlockCtx) -> Result<()> {
         match self {
-            TasksMsg::Submit { submitter, program_json, reward, fee } => s.submit(ctx, *submitter, program_json.clone(), *reward, *fee).map(|_| ()),
+            TasksMsg::Submit {
+                submitter,
+                program_json,
+                reward,
+                fee,
+            } => s
+                .submit(ctx, *submitter, program_json.clone(), *reward, *fee)
+                .map(|_| ()),
             TasksMsg::Cancel { submitter, id } => s.cancel(*submitter, *id),
-            TasksMsg::Claim { solver, id, endpoint } => s.claim(ctx, *solver, *id, endpoint.clone()),
-            TasksMsg::Commit { solver, id, trace_root, final_hash } => s.commit_result(ctx, *solver, *id, trace_root, final_hash),
-            TasksMsg::Attest { verifier, id, steps_checked } => s.attest(ctx, *verifier, *id, *steps_checked),
+            TasksMsg::Claim {
+                solver,
+                id,
+                endpoint,
+            } => s.claim(ctx, *solver, *id, endpoint.clone()),
+            TasksMsg::Commit {
+                solver,
+                id,
+                trace_root,
+                final_hash,
+            } => s.commit_result(ctx, *solver, *id, trace_root, final_hash),
+            TasksMsg::Attest {
+                verifier,
+                id,
+                steps_checked,
+            } => s.attest(ctx, *verifier, *id, *steps_checked),
         }
     }
 }
@@ -802,13 +1050,20 @@ impl TryFrom<&pb::MsgSubmitTask> for TasksMsg {
 impl TryFrom<&pb::MsgCancelTask> for TasksMsg {
     type Error = TasksError;
     fn try_from(m: &pb::MsgCancelTask) -> Result<Self> {
-        Ok(TasksMsg::Cancel { submitter: parse_addr(&m.submitter)?, id: m.task_id })
+        Ok(TasksMsg::Cancel {
+            submitter: parse_addr(&m.submitter)?,
+            id: m.task_id,
+        })
     }
 }
 impl TryFrom<&pb::MsgClaimTask> for TasksMsg {
     type Error = TasksError;
     fn try_from(m: &pb::MsgClaimTask) -> Result<Self> {
-        Ok(TasksMsg::Claim { solver: parse_addr(&m.solver)?, id: m.task_id, endpoint: m.endpoint.clone() })
+        Ok(TasksMsg::Claim {
+            solver: parse_addr(&m.solver)?,
+            id: m.task_id,
+            endpoint: m.endpoint.clone(),
+        })
     }
 }
 impl TryFrom<&pb::MsgCommitResult> for TasksMsg {
@@ -816,13 +1071,22 @@ impl TryFrom<&pb::MsgCommitResult> for TasksMsg {
     fn try_from(m: &pb::MsgCommitResult) -> Result<Self> {
         hash32(&m.trace_root, "trace_root")?;
         hash32(&m.final_state_hash, "final_state_hash")?;
-        Ok(TasksMsg::Commit { solver: parse_addr(&m.solver)?, id: m.task_id, trace_root: m.trace_root.clone(), final_hash: m.final_state_hash.clone() })
+        Ok(TasksMsg::Commit {
+            solver: parse_addr(&m.solver)?,
+            id: m.task_id,
+            trace_root: m.trace_root.clone(),
+            final_hash: m.final_state_hash.clone(),
+        })
     }
 }
 impl TryFrom<&pb::MsgAttest> for TasksMsg {
     type Error = TasksError;
     fn try_from(m: &pb::MsgAttest) -> Result<Self> {
-        Ok(TasksMsg::Attest { verifier: parse_addr(&m.verifier)?, id: m.task_id, steps_checked: m.steps_checked })
+        Ok(TasksMsg::Attest {
+            verifier: parse_addr(&m.verifier)?,
+            id: m.task_id,
+            steps_checked: m.steps_checked,
+        })
     }
 }
 
@@ -836,7 +1100,9 @@ pub fn init_genesis<S: StateWrite + ?Sized>(s: &mut S, g: &pb::GenesisState) -> 
 }
 
 pub fn export_genesis<S: StateRead + ?Sized>(s: &S) -> Result<pb::GenesisState> {
-    Ok(pb::GenesisState { params: Some(s.tasks_params()?.to_proto()) })
+    Ok(pb::GenesisState {
+        params: Some(s.tasks_params()?.to_proto()),
+    })
 }
 
 /// A one-paragraph summary of where a task stands, for people.

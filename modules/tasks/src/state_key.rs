@@ -14,7 +14,15 @@ pub fn task(id: u64) -> Vec<u8> {
 
 /// `tasks/deadline/<height u64 BE>/<id u64 BE>/<kind>` → empty: the deadline queue.
 pub fn deadline(height: u64, id: u64, kind: u8) -> Vec<u8> {
-    [DEADLINE_PREFIX, &height.to_be_bytes(), b"/", &id.to_be_bytes(), b"/", &[kind]].concat()
+    [
+        DEADLINE_PREFIX,
+        &height.to_be_bytes(),
+        b"/",
+        &id.to_be_bytes(),
+        b"/",
+        &[kind],
+    ]
+    .concat()
 }
 
 /// `tasks/stats/<addr>` → `OperatorStats`.
