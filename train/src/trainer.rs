@@ -151,6 +151,15 @@ impl Trainer {
         batch_rows(&self.program, t)
     }
 
+    /// Proofs of the dataset rows of step `t`'s batch against the dataset root (what a
+    /// party reveals in a dispute over a node that reads the batch).
+    pub fn batch_row_proofs(&self, t: u64) -> Vec<crate::dataset::RowProof> {
+        self.batch_rows(t)
+            .into_iter()
+            .filter_map(|r| self.dataset.row_proof(r))
+            .collect()
+    }
+
     /// The batch tensors of step `t`.
     pub fn batch(&self, t: u64) -> Result<BTreeMap<String, Tensor>> {
         batch_for_step(&self.program, &self.dataset, t)

@@ -137,3 +137,17 @@ fn steps_out_of_order_are_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn every_batch_row_is_provable_against_the_program_dataset_root() {
+    let tr = Trainer::builtin("tiny-lm").unwrap();
+    let root = tr.program().dataset.root;
+    let h = tr.dataset().header().clone();
+    let rows = tr.batch_rows(5);
+    let proofs = tr.batch_row_proofs(5);
+    assert_eq!(proofs.len(), rows.len());
+    for (r, p) in rows.iter().zip(&proofs) {
+        let bytes = train::dataset::verify_row(&root, h.row_bytes, h.chunk_rows, p).unwrap();
+        assert_eq!(Some(bytes.as_slice()), tr.dataset().row(*r));
+    }
+}
