@@ -1,1 +1,774 @@
+//! The dispute game on real programs: a cheating solver is caught at exactly
+//! the faulty (step, node), a false challenger loses its bond, silence loses on
+//! the clock, and money is conserved after every block.
+use super::*;
+use bank::BankRead;
+use framework::{Delta, Layered, MemState};
+use proptest::prelude::*;
+use staking::{Role, StakingWrite};
+use std::collections::BTreeMap;
+use tasks::TasksWrite;
+use train::{Dataset, Program, Trainer};
 
+/// A party's view of a whole training run.
+struct Trace {
+    h: Vec<Hash>,
+    node_hashes: Vec<Vec<Hash>>,
+    outputs: Vec<Vec<repops::Tensor>>,
+    states: Vec<BTreeMap<String, repops::Tensor>>,
+}
+
+fn program(steps: u64) -> Program {
+    let mut p = Program::builtin("mlp-digits").unwrap();
+    p.steps = steps;
+    p.batch_size = 16;
+    p
+}
+
+/// Trains `p`, flipping the lowest bit of element 0 of node `j`'s output at step `s`.
+fn simulate(p: &Program, fault: Option<(u64, usize)>) -> Trace {
+    let ds = Dataset::builtin(&p.dataset.name).unwrap();
+    let graph = p.graph().unwrap();
+    let mut state = Trainer::new(p.clone(), ds.clone()).unwrap().state().clone();
+    let mut tr = Trace {
+        h: vec![train::state_hash(&state)],
+        node_hashes: vec![vec![]],
+        outputs: vec![vec![]],
+        states: vec![state.clone()],
+    };
+    for t in 1..=p.steps {
+        let batch = train::batch_for_step(p, &ds, t).unwrap();
+        let mut outs: Vec<repops::Tensor> = Vec::new();
+        for n in &graph.nodes {
+            let ins: Vec<&repops::Tensor> = n
+                .inputs
+                .iter()
+                .map(|i| match i {
+                    train::Input::State(s) => &state[s],
+                    train::Input::Batch(b) => &batch[b],
+                    train::Input::Node(k) => &outs[*k],
+                })
+                .collect();
+            let mut out = train::execute_node(n, &ins).unwrap();
+            if fault == Some((t, n.index)) {
+                let mut d = out.data().to_vec();
+                d[0] = f32::from_bits(d[0].to_bits() ^ 1);
+                out = repops::Tensor::new(out.shape().to_vec(), d).unwrap();
+            }
+            outs.push(out);
+        }
+        state = graph
+            .updates
+            .iter()
+            .map(|(name, &k)| (name.clone(), outs[k].clone()))
+            .collect();
+        tr.h.push(train::state_hash(&state));
+        tr.node_hashes
+            .push(outs.iter().map(repops::tensor_hash).collect());
+        tr.outputs.push(outs);
+        tr.states.push(state.clone());
+    }
+    tr
+}
+
+fn pproof(leaves: &[Hash], i: usize) -> Option<pb::MerkleProof> {
+    let p = merkle::proof(leaves, i).unwrap();
+    Some(pb::MerkleProof {
+        index: p.index,
+        leaf_count: p.leaf_count,
+        siblings: p.siblings.iter().map(|s| s.to_vec()).collect(),
+    })
+}
+
+/// All levels of train::merkle's tree (level 0 = leaf nodes).
+fn levels(leaves: &[Hash]) -> Vec<Vec<Hash>> {
+    let mut v = vec![leaves.iter().map(merkle::leaf_node).collect::<Vec<_>>()];
+    while v.last().unwrap().len() > 1 {
+        let l = v.last().unwrap();
+        v.push(
+            l.chunks(2)
+                .map(|c| {
+                    if c.len() == 2 {
+                        merkle::internal_node(&c[0], &c[1])
+                    } else {
+                        c[0]
+                    }
+                })
+                .collect(),
+        );
+    }
+    v
+}
+
+fn bytes(t: &repops::Tensor) -> Vec<u8> {
+    t.data().iter().flat_map(|f| f.to_le_bytes()).collect()
+}
+
+struct World {
+    s: MemState,
+    h: u64,
+    submitter: Address,
+    solver: Address,
+    challenger: Address,
+    supply: Amount,
+}
+
+fn ctx(h: u64) -> BlockCtx {
+    BlockCtx {
+        height: h,
+        time_ms: h as i64 * 1000,
+        chain_id: "t".into(),
+        block_hash: [h as u8; 32],
+    }
+}
+
+impl World {
+    fn new() -> World {
+        let submitter = Address::module("submitter");
+        let solver = Address::module("solver");
+        let challenger = Address::module("challenger");
+        let mut w = World {
+            s: MemState::default(),
+            h: 1,
+            submitter,
+            solver,
+            challenger,
+            supply: Amount::ZERO,
+        };
+        w.tx(|s, c| {
+            let g = proto::bank::v1::GenesisState {
+                balances: [submitter, solver, challenger]
+                    .iter()
+                    .map(|a| proto::bank::v1::Balance {
+                        address: a.to_string(),
+                        amount: "100000000".into(),
+                    })
+                    .collect(),
+            };
+            bank::init_genesis(s, &g).map_err(|e| e.to_string())?;
+            let tp = tasks::Params {
+                challenge_window_blocks: 200,
+                ..Default::default()
+            };
+            tasks::init_genesis(
+                s,
+                &proto::tasks::v1::GenesisState {
+                    params: Some(tp.to_proto()),
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            let vp = Params {
+                max_chunk_bytes: 4096,
+                ..Default::default()
+            };
+            init_genesis(
+                s,
+                &pb::GenesisState {
+                    params: Some(vp.to_proto()),
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            s.register(c, solver, Role::Solver, Amount(5_000_000))
+                .map_err(|e| e.to_string())?;
+            s.register(c, challenger, Role::Verifier, Amount(1_000_000))
+                .map_err(|e| e.to_string())
+        })
+        .unwrap();
+        w.supply = w.s.total_supply().unwrap();
+        w
+    }
+
+    /// One transaction in its own block, then the end-block hooks; checks the
+    /// money invariants after the block.
+    fn tx(
+        &mut self,
+        f: impl FnOnce(&mut Layered<'_, MemState>, &BlockCtx) -> std::result::Result<(), String>,
+    ) -> std::result::Result<(), String> {
+        let c = ctx(self.h);
+        let mut d = Delta::default();
+        let r = f(&mut Layered::new(&self.s, &mut d), &c);
+        if r.is_ok() {
+            self.s.apply(d);
+        }
+        self.end_block();
+        r
+    }
+
+    fn end_block(&mut self) {
+        let c = ctx(self.h);
+        let mut d = Delta::default();
+        {
+            let mut l = Layered::new(&self.s, &mut d);
+            StakingWrite::end_block(&mut l, &c).unwrap();
+            VerdeWrite::end_block(&mut l, &c).unwrap();
+            TasksWrite::end_block(&mut l, &c).unwrap();
+        }
+        self.s.apply(d);
+        self.h += 1;
+        bank::check_supply(&self.s).unwrap();
+        tasks::check_escrow(&self.s).unwrap();
+        check_escrow(&self.s).unwrap();
+    }
+
+    fn burned(&self) -> Amount {
+        self.supply
+            .checked_sub(self.s.total_supply().unwrap())
+            .unwrap()
+    }
+
+    /// Submits, claims and commits `solver`'s trace. Returns the task id.
+    fn task(&mut self, p: &Program, solver: &Trace) -> u64 {
+        let json = serde_json::to_vec(p).unwrap();
+        let (sub, sol) = (self.submitter, self.solver);
+        let mut id = 0;
+        self.tx(|s, c| {
+            id = s
+                .submit(c, sub, json, Amount(1_000_000), Amount(100_000))
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        })
+        .unwrap();
+        self.tx(|s, c| {
+            s.claim(c, sol, id, String::new())
+                .map_err(|e| e.to_string())
+        })
+        .unwrap();
+        let root = merkle::root(&solver.h);
+        let fin = *solver.h.last().unwrap();
+        self.tx(|s, c| {
+            s.commit_result(c, sol, id, &root, &fin)
+                .map_err(|e| e.to_string())
+        })
+        .unwrap();
+        id
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Behaviour {
+    Honest,
+    /// Stops answering once the dispute reaches this phase.
+    SilentAt(Phase),
+}
+
+/// Plays a dispute to the end. The challenger opens on (lo, T] where lo is the
+/// last step both traces agree on (0 if none but h_0).
+fn play(
+    w: &mut World,
+    id: u64,
+    p: &Program,
+    solver: &Trace,
+    sb: Behaviour,
+    chal: &Trace,
+    cb: Behaviour,
+) -> pb::Dispute {
+    let t_steps = p.steps as usize;
+    let graph = p.graph().unwrap();
+    let first_diff = (0..=t_steps)
+        .find(|&i| solver.h[i] != chal.h[i])
+        .expect("traces agree: nothing to dispute");
+    let (lo, hi) = if first_diff == 0 {
+        (0, 0)
+    } else {
+        (0, t_steps)
+    };
+    let (ch, so) = (w.challenger, w.solver);
+    let sh = solver.h.clone();
+    w.tx(|s, c| {
+        s.open(
+            c,
+            ch,
+            id,
+            Amount(200_000),
+            (lo as u64, &sh[lo], &pproof(&sh, lo)),
+            (hi as u64, &sh[hi], &pproof(&sh, hi)),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    })
+    .unwrap();
+    let did =
+        w.s.task(id)
+            .unwrap()
+            .open_dispute
+            .max(w.s.get_u64(state_key::NEXT_ID).unwrap().unwrap() - 1);
+    for _ in 0..10_000 {
+        let d = w.s.dispute(did).unwrap();
+        let phase = Phase::try_from(d.phase).unwrap();
+        if phase == Phase::Resolved {
+            return d;
+        }
+        let solver_silent = sb == Behaviour::SilentAt(phase);
+        let chal_silent = cb == Behaviour::SilentAt(phase);
+        let hi = d.hi as usize;
+        let mut moved = false;
+        match phase {
+            Phase::BisectReveal if !solver_silent => {
+                let m = d.mid as usize;
+                w.tx(|s, c| {
+                    s.reveal_mid(c, so, did, &sh[m], &pproof(&sh, m))
+                        .map_err(|e| e.to_string())
+                })
+                .unwrap();
+                moved = true;
+            }
+            Phase::BisectRespond if !chal_silent => {
+                let agree = chal.h[d.mid as usize].as_slice() == d.h_mid.as_slice();
+                w.tx(|s, c| s.respond(c, ch, did, agree).map_err(|e| e.to_string()))
+                    .unwrap();
+                moved = true;
+            }
+            Phase::OpRoots => {
+                if d.solver_op_root.is_empty() && !solver_silent {
+                    let r = merkle::root(&solver.node_hashes[hi]);
+                    w.tx(|s, c| s.post_op_root(c, so, did, &r).map_err(|e| e.to_string()))
+                        .unwrap();
+                    moved = true;
+                }
+                if d.challenger_op_root.is_empty() && !chal_silent {
+                    let r = merkle::root(&chal.node_hashes[hi]);
+                    w.tx(|s, c| s.post_op_root(c, ch, did, &r).map_err(|e| e.to_string()))
+                        .unwrap();
+                    moved = true;
+                }
+            }
+            Phase::Descent => {
+                for (who, tr, done, silent) in [
+                    (so, solver, !d.solver_children.is_empty(), solver_silent),
+                    (ch, chal, !d.challenger_children.is_empty(), chal_silent),
+                ] {
+                    if done || silent {
+                        continue;
+                    }
+                    let (l, r) = if d.level == 0 {
+                        (tr.node_hashes[hi][d.index as usize].to_vec(), vec![])
+                    } else {
+                        let lv = levels(&tr.node_hashes[hi]);
+                        let below = &lv[d.level as usize - 1];
+                        (
+                            below[2 * d.index as usize].to_vec(),
+                            below[2 * d.index as usize + 1].to_vec(),
+                        )
+                    };
+                    w.tx(|s, c| {
+                        s.reveal_children(c, who, did, &l, &r)
+                            .map_err(|e| e.to_string())
+                    })
+                    .unwrap();
+                    moved = true;
+                }
+            }
+            Phase::Assembly if !solver_silent => {
+                let entries = graph
+                    .updates
+                    .iter()
+                    .map(|(name, &k)| pb::StateEntry {
+                        name: name.clone(),
+                        tensor_hash: solver.node_hashes[hi][k].to_vec(),
+                        proof: pproof(&solver.node_hashes[hi], k),
+                    })
+                    .collect::<Vec<_>>();
+                // A solver whose h_hi does not assemble gets a clean error and stays silent.
+                moved = w
+                    .tx(|s, c| {
+                        s.prove_assembly(c, so, did, &entries)
+                            .map_err(|e| e.to_string())
+                    })
+                    .is_ok();
+            }
+            Phase::Reveal if !solver_silent => {
+                let node = &graph.nodes[d.node as usize];
+                for (i, u) in d.inputs.iter().enumerate() {
+                    if u.complete {
+                        continue;
+                    }
+                    let (data, proof) = match &node.inputs[i] {
+                        train::Input::State(name) => {
+                            let st = &solver.states[hi - 1];
+                            let leaves: Vec<Hash> = st
+                                .iter()
+                                .map(|(n, t)| train::exec::state_leaf(n, &repops::tensor_hash(t)))
+                                .collect();
+                            let pos = st.keys().position(|n| n == name).unwrap();
+                            (bytes(&st[name]), pproof(&leaves, pos))
+                        }
+                        train::Input::Node(k) => (
+                            bytes(&solver.outputs[hi][*k]),
+                            pproof(&solver.node_hashes[hi], *k),
+                        ),
+                        train::Input::Batch(_) => unreachable!(),
+                    };
+                    let chunks: Vec<&[u8]> = data.chunks(4096).collect();
+                    for (ci, chunk) in chunks.iter().enumerate() {
+                        let last = ci + 1 == chunks.len();
+                        let pr = if last { proof.clone() } else { None };
+                        let off = (ci * 4096) as u64;
+                        w.tx(|s, c| {
+                            s.upload_input(c, so, did, i as u32, off, chunk, &pr)
+                                .map_err(|e| e.to_string())
+                        })
+                        .unwrap();
+                    }
+                }
+                moved = true;
+            }
+            _ => {}
+        }
+        if !moved {
+            w.end_block(); // let the clock run
+        }
+    }
+    panic!("dispute did not end")
+}
+
+fn ceil_log2(n: u64) -> u32 {
+    if n <= 1 {
+        0
+    } else {
+        64 - (n - 1).leading_zeros()
+    }
+}
+
+/// Nodes whose fault changes the state after their step.
+fn effective_nodes(p: &Program, honest: &Trace, s: u64) -> Vec<usize> {
+    let m = p.nodes().unwrap().len();
+    (0..m)
+        .filter(|&j| {
+            simulate(
+                &Program {
+                    steps: s,
+                    ..p.clone()
+                },
+                Some((s, j)),
+            )
+            .h[s as usize]
+                != honest.h[s as usize]
+        })
+        .collect()
+}
+
+#[test]
+fn a_cheating_solver_is_slashed_at_the_exact_operator() {
+    let p = program(6);
+    let honest = simulate(&p, None);
+    let m = p.nodes().unwrap().len() as u64;
+    // A few representative nodes of step 4 whose fault reaches the state.
+    let nodes = effective_nodes(&p, &honest, 4);
+    assert!(
+        nodes.len() > 10,
+        "only {} nodes affect the state",
+        nodes.len()
+    );
+    for &j in [nodes[0], nodes[nodes.len() / 2], nodes[nodes.len() - 1]].iter() {
+        let cheat = simulate(&p, Some((4, j)));
+        let mut w = World::new();
+        let id = w.task(&p, &cheat);
+        let before = w.s.balance(&w.challenger).unwrap();
+        let d = play(
+            &mut w,
+            id,
+            &p,
+            &cheat,
+            Behaviour::Honest,
+            &honest,
+            Behaviour::Honest,
+        );
+        assert!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
+        assert_eq!(
+            (d.hi, d.node),
+            (4, j as u64),
+            "localised wrongly: {}",
+            d.outcome
+        );
+        eprintln!(
+            "node {j} ({}): {} rounds, {} moves, outcome: {}",
+            d.op_kind,
+            d.rounds,
+            d.transcript.len(),
+            d.outcome
+        );
+        assert!(
+            d.rounds <= ceil_log2(p.steps) + ceil_log2(m) + 4,
+            "{} rounds",
+            d.rounds
+        );
+        let slashed = Amount::parse_coin(&d.slashed).unwrap();
+        assert_eq!(
+            slashed,
+            Amount(200_000 + 500_000),
+            "claim bond + solver_slash"
+        );
+        // Challenger: bond back + half of the slash; the other half burned.
+        assert_eq!(
+            w.s.balance(&w.challenger).unwrap(),
+            before.checked_add(Amount(350_000)).unwrap()
+        );
+        assert_eq!(w.burned(), Amount(350_000));
+        let t = w.s.task(id).unwrap();
+        assert_eq!(t.status, proto::tasks::v1::TaskStatus::Failed as i32);
+        assert_eq!(
+            w.s.balance(&w.submitter).unwrap(),
+            Amount(100_000_000),
+            "submitter refunded in full"
+        );
+    }
+}
+
+#[test]
+fn a_false_challenge_loses_its_bond_to_the_solver() {
+    let p = program(5);
+    let honest = simulate(&p, None);
+    let nodes = effective_nodes(&p, &honest, 2);
+    let liar = simulate(&p, Some((2, nodes[nodes.len() / 3])));
+    let mut w = World::new();
+    let id = w.task(&p, &honest);
+    let solver_before = w.s.balance(&w.solver).unwrap();
+    let d = play(
+        &mut w,
+        id,
+        &p,
+        &honest,
+        Behaviour::Honest,
+        &liar,
+        Behaviour::Honest,
+    );
+    assert!(d.outcome.starts_with("solver wins"), "{}", d.outcome);
+    assert_eq!(
+        w.s.balance(&w.solver).unwrap(),
+        solver_before.checked_add(Amount(200_000)).unwrap()
+    );
+    // The task then finalizes normally at the end of its window.
+    for _ in 0..250 {
+        w.end_block();
+    }
+    let t = w.s.task(id).unwrap();
+    assert_eq!(
+        t.status,
+        proto::tasks::v1::TaskStatus::Finalized as i32,
+        "{}",
+        t.note
+    );
+}
+
+#[test]
+fn a_silent_solver_loses_on_the_clock_in_every_phase() {
+    let p = program(4);
+    let honest = simulate(&p, None);
+    let nodes = effective_nodes(&p, &honest, 3);
+    let cheat = simulate(&p, Some((3, nodes[1])));
+    for phase in [
+        Phase::BisectReveal,
+        Phase::OpRoots,
+        Phase::Descent,
+        Phase::Reveal,
+    ] {
+        let mut w = World::new();
+        let id = w.task(&p, &cheat);
+        let d = play(
+            &mut w,
+            id,
+            &p,
+            &cheat,
+            Behaviour::SilentAt(phase),
+            &honest,
+            Behaviour::Honest,
+        );
+        assert!(
+            d.outcome.starts_with("challenger wins"),
+            "{phase:?}: {}",
+            d.outcome
+        );
+        assert!(d.outcome.contains("missed"), "{phase:?}: {}", d.outcome);
+    }
+}
+
+#[test]
+fn a_silent_challenger_loses_its_bond() {
+    let p = program(4);
+    let honest = simulate(&p, None);
+    let nodes = effective_nodes(&p, &honest, 2);
+    let cheat = simulate(&p, Some((2, nodes[0])));
+    for phase in [Phase::BisectRespond, Phase::OpRoots, Phase::Descent] {
+        let mut w = World::new();
+        let id = w.task(&p, &cheat);
+        let d = play(
+            &mut w,
+            id,
+            &p,
+            &cheat,
+            Behaviour::Honest,
+            &honest,
+            Behaviour::SilentAt(phase),
+        );
+        assert!(
+            d.outcome.starts_with("solver wins"),
+            "{phase:?}: {}",
+            d.outcome
+        );
+    }
+}
+
+#[test]
+fn a_wrong_initial_state_is_caught_by_recomputing_h0() {
+    let p = program(3);
+    let honest = simulate(&p, None);
+    let mut cheat = simulate(&p, None);
+    cheat.h[0][0] ^= 1;
+    let mut w = World::new();
+    let id = w.task(&p, &cheat);
+    let d = play(
+        &mut w,
+        id,
+        &p,
+        &cheat,
+        Behaviour::Honest,
+        &honest,
+        Behaviour::Honest,
+    );
+    assert!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
+    assert_eq!(d.op_kind, "init");
+}
+
+#[test]
+fn bad_moves_are_rejected_and_change_nothing() {
+    let p = program(4);
+    let honest = simulate(&p, None);
+    let nodes = effective_nodes(&p, &honest, 2);
+    let cheat = simulate(&p, Some((2, nodes[0])));
+    let mut w = World::new();
+    let id = w.task(&p, &cheat);
+    let (ch, so) = (w.challenger, w.solver);
+    let sh = cheat.h.clone();
+    // A proof for the wrong leaf.
+    let e = w.tx(|s, c| {
+        s.open(
+            c,
+            ch,
+            id,
+            Amount(200_000),
+            (0, &sh[0], &pproof(&sh, 1)),
+            (4, &sh[4], &pproof(&sh, 4)),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    });
+    assert!(e.unwrap_err().contains("proof"));
+    // Bond too low.
+    let e = w.tx(|s, c| {
+        s.open(
+            c,
+            ch,
+            id,
+            Amount(1),
+            (0, &sh[0], &pproof(&sh, 0)),
+            (4, &sh[4], &pproof(&sh, 4)),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    });
+    assert!(e.unwrap_err().contains("bond"));
+    // The solver cannot challenge itself.
+    let e = w.tx(|s, c| {
+        s.open(
+            c,
+            so,
+            id,
+            Amount(200_000),
+            (0, &sh[0], &pproof(&sh, 0)),
+            (4, &sh[4], &pproof(&sh, 4)),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    });
+    assert!(e.unwrap_err().contains("own task"));
+    let snapshot = w.s.0.clone();
+    // A real dispute, then moves out of turn.
+    w.tx(|s, c| {
+        s.open(
+            c,
+            ch,
+            id,
+            Amount(200_000),
+            (0, &sh[0], &pproof(&sh, 0)),
+            (4, &sh[4], &pproof(&sh, 4)),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    })
+    .unwrap();
+    assert_ne!(snapshot, w.s.0);
+    let did = 1;
+    let e = w.tx(|s, c| s.respond(c, ch, did, true).map_err(|e| e.to_string()));
+    assert!(e.unwrap_err().contains("phase"));
+    let e = w.tx(|s, c| {
+        s.reveal_mid(c, ch, did, &sh[2], &pproof(&sh, 2))
+            .map_err(|e| e.to_string())
+    });
+    assert!(e.unwrap_err().contains("must move"));
+    // A second dispute on the same task waits.
+    let e = w.tx(|s, c| {
+        s.open(
+            c,
+            ch,
+            id,
+            Amount(200_000),
+            (0, &sh[0], &pproof(&sh, 0)),
+            (4, &sh[4], &pproof(&sh, 4)),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    });
+    assert!(e.unwrap_err().contains("already open"));
+    // Late: run the clock out, then try to move.
+    for _ in 0..12 {
+        w.end_block();
+    }
+    let e = w.tx(|s, c| {
+        s.reveal_mid(c, so, did, &sh[2], &pproof(&sh, 2))
+            .map_err(|e| e.to_string())
+    });
+    assert!(e.is_err());
+    // Disputes on a finished task are refused.
+    let e = w.tx(|s, c| {
+        s.open(
+            c,
+            ch,
+            id,
+            Amount(200_000),
+            (0, &sh[0], &pproof(&sh, 0)),
+            (4, &sh[4], &pproof(&sh, 4)),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    });
+    assert!(e.unwrap_err().contains("failed"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+    /// Random honest, cheating and silent parties: the honest party always
+    /// wins, within the move bound, with supply and escrow conserved (checked
+    /// after every block inside `World`).
+    #[test]
+    fn the_honest_party_always_wins(steps in 2u64..9, fault_step in 1u64..9, pick in 0usize..1000, cheater_is_solver: bool, silent in 0usize..6) {
+        let fault_step = fault_step.min(steps);
+        let p = program(steps);
+        let honest = simulate(&p, None);
+        let nodes = effective_nodes(&p, &honest, fault_step);
+        let bad = simulate(&p, Some((fault_step, nodes[pick % nodes.len()])));
+        let phases = [Phase::BisectReveal, Phase::BisectRespond, Phase::OpRoots, Phase::Descent, Phase::Reveal];
+        let cheater_b = if silent < phases.len() { Behaviour::SilentAt(phases[silent]) } else { Behaviour::Honest };
+        let mut w = World::new();
+        let m = p.nodes().unwrap().len() as u64;
+        let d = if cheater_is_solver {
+            let id = w.task(&p, &bad);
+            play(&mut w, id, &p, &bad, cheater_b, &honest, Behaviour::Honest)
+        } else {
+            let id = w.task(&p, &honest);
+            play(&mut w, id, &p, &honest, Behaviour::Honest, &bad, cheater_b)
+        };
+        let winner = if cheater_is_solver { "challenger wins" } else { "solver wins" };
+        prop_assert!(d.outcome.starts_with(winner), "{}", d.outcome);
+        prop_assert!(d.rounds <= ceil_log2(steps) + ceil_log2(m) + 4, "{} rounds", d.rounds);
+    }
+}
