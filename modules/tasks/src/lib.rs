@@ -1121,3 +1121,6 @@ pub fn summary(t: &pb::Task, height: u64) -> String {
         _ => format!("{st}: {}", t.note),
     }
 }
+
+#[cfg(test)]
+mod tests;
