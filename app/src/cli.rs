@@ -173,6 +173,60 @@ pub enum TxCmd {
     Bank(BankTx),
     #[command(subcommand)]
     Staking(StakingTx),
+    #[command(subcommand)]
+    Tasks(TasksTx),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TasksTx {
+    /// Submit a training job: escrows REWARD + the verification fee.
+    Submit {
+        /// A builtin program (mlp-digits, tiny-lm) or a program JSON file.
+        #[arg(long)]
+        program: String,
+        /// Override the program's number of steps.
+        #[arg(long)]
+        steps: Option<u64>,
+        #[arg(long)]
+        reward: String,
+        #[arg(long, default_value = "0uvtr")]
+        verification_fee: String,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Cancel an unclaimed task (refund).
+    Cancel {
+        task_id: u64,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Claim a task as a registered solver (posts the claim bond).
+    Claim {
+        task_id: u64,
+        /// Where the solver serves checkpoints and traces.
+        #[arg(long, default_value = "")]
+        endpoint: String,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Commit a result: trace root and final state hash (hex).
+    Commit {
+        task_id: u64,
+        #[arg(long)]
+        trace_root: String,
+        #[arg(long)]
+        final_state_hash: String,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Attest a task as one of its selected verifiers.
+    Attest {
+        task_id: u64,
+        #[arg(long, default_value_t = 0)]
+        steps_checked: u64,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -228,6 +282,10 @@ pub enum QueryCmd {
     Staking(StakingQuery),
     #[command(subcommand)]
     Auth(AuthQuery),
+    #[command(subcommand)]
+    Tasks(TasksQuery),
+    #[command(subcommand)]
+    Verde(VerdeQuery),
     /// A committed transaction by hash (hex).
     Tx {
         hash: String,
@@ -269,6 +327,44 @@ pub enum StakingQuery {
         node: NodeArg,
     },
     Params {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TasksQuery {
+    /// A task's status, deadlines, commitments, verifiers, dispute and payouts.
+    Task {
+        task_id: u64,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Tasks, optionally of one status (open, claimed, committed, finalized, cancelled, failed, expired).
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Operators' track records: tasks solved, steps verified, disputes, rewards, slashes.
+    Leaderboard {
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VerdeQuery {
+    /// A dispute and its transcript.
+    Dispute {
+        dispute_id: u64,
         #[command(flatten)]
         node: NodeArg,
     },
@@ -618,6 +714,23 @@ pub async fn run(cli: Cli) -> Result<()> {
             )
             .await?;
         }
+        Cmd::Tx(TxCmd::Tasks(t)) => {
+            let (tx, msg, what) = tasks_tx(&keys, t)?;
+            send_tx(
+                &out,
+                &keys,
+                &tx.node,
+                &tx.from,
+                &tx.fee,
+                &tx.memo,
+                tx.yes,
+                tx.wait_secs,
+                &tx.chain_id,
+                vec![msg],
+                what,
+            )
+            .await?;
+        }
         Cmd::Query(q) => query(&out, &keys, q).await?,
         Cmd::Debug(DebugCmd::Replay { to_height }) => {
             let g = home.read_genesis()?;
@@ -746,6 +859,128 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
                 ),
             }
         }
+        QueryCmd::Tasks(TasksQuery::Task { task_id, node }) => {
+            let c = NodeClient::connect(&node.node).await?;
+            let r = proto::tasks::v1::query_client::QueryClient::new(c.channel())
+                .task(proto::tasks::v1::QueryTaskRequest { task_id })
+                .await?
+                .into_inner();
+            let t = r.task.unwrap_or_default();
+            let mut v = serde_json::to_value(&t)?;
+            if let Some(o) = v.as_object_mut() {
+                o.remove("program_json");
+                o.insert("status".into(), json!(tasks::status_name(t.status)));
+                o.insert("summary".into(), json!(r.summary));
+                for k in [
+                    "trace_root",
+                    "final_state_hash",
+                    "program_hash",
+                    "dataset_root",
+                ] {
+                    let b = match k {
+                        "trace_root" => &t.trace_root,
+                        "final_state_hash" => &t.final_state_hash,
+                        "program_hash" => &t.program_hash,
+                        _ => &t.dataset_root,
+                    };
+                    o.insert(k.into(), json!(hex::encode(b)));
+                }
+            }
+            out.print(v, || {
+                let mut s = format!(
+                    "task {} — {}\nsubmitter: {}\nreward: {}uvtr, fee: {}uvtr",
+                    t.id, r.summary, t.submitter, t.reward, t.verification_fee
+                );
+                if !t.solver.is_empty() {
+                    s.push_str(&format!("\nsolver: {}", t.solver));
+                }
+                if !t.trace_root.is_empty() {
+                    s.push_str(&format!(
+                        "\ntrace_root: {}\nfinal_state_hash: {}",
+                        hex::encode(&t.trace_root),
+                        hex::encode(&t.final_state_hash)
+                    ));
+                }
+                for p in &t.payouts {
+                    s.push_str(&format!(
+                        "\npaid {}uvtr to {} ({})",
+                        p.amount, p.recipient, p.reason
+                    ));
+                }
+                s
+            });
+        }
+        QueryCmd::Tasks(TasksQuery::List {
+            status,
+            limit,
+            after,
+            node,
+        }) => {
+            let st = match status.as_deref() {
+                None | Some("all") => 0,
+                Some(s) => (1..=7)
+                    .find(|i| tasks::status_name(*i) == s)
+                    .with_context(|| format!("unknown status {s:?}"))?,
+            };
+            let c = NodeClient::connect(&node.node).await?;
+            let r = proto::tasks::v1::query_client::QueryClient::new(c.channel())
+                .tasks(proto::tasks::v1::QueryTasksRequest {
+                    status: st,
+                    pagination: Some(proto::base::v1::PageRequest {
+                        key: if after == 0 {
+                            vec![]
+                        } else {
+                            after.to_be_bytes().to_vec()
+                        },
+                        limit,
+                    }),
+                })
+                .await?
+                .into_inner();
+            out.print(json!(r.tasks.iter().map(|t| json!({"id": t.id, "status": tasks::status_name(t.status), "submitter": t.submitter, "solver": t.solver, "reward": t.reward, "steps": t.steps})).collect::<Vec<_>>()), || {
+                r.tasks.iter().map(|t| format!("{}\t{}\t{} steps\treward {}uvtr\t{}", t.id, tasks::status_name(t.status), t.steps, t.reward, t.solver)).collect::<Vec<_>>().join("\n")
+            });
+        }
+        QueryCmd::Tasks(TasksQuery::Leaderboard { limit, node }) => {
+            let c = NodeClient::connect(&node.node).await?;
+            let r = proto::tasks::v1::query_client::QueryClient::new(c.channel())
+                .leaderboard(proto::tasks::v1::QueryLeaderboardRequest {
+                    pagination: Some(proto::base::v1::PageRequest { key: vec![], limit }),
+                })
+                .await?
+                .into_inner();
+            out.print(serde_json::to_value(&r.operators)?, || {
+                r.operators
+                    .iter()
+                    .map(|o| format!("{}\tsolved {}\tverified {} steps\tdisputes {}/{} won/lost\trewards {}\tslashed {}", o.operator, o.tasks_solved, o.steps_verified, o.disputes_won, o.disputes_lost, o.rewards, o.slashed))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        QueryCmd::Verde(VerdeQuery::Dispute { dispute_id, node }) => {
+            let c = NodeClient::connect(&node.node).await?;
+            let d = proto::verde::v1::query_client::QueryClient::new(c.channel())
+                .dispute(proto::verde::v1::QueryDisputeRequest { dispute_id })
+                .await?
+                .into_inner()
+                .dispute
+                .unwrap_or_default();
+            let mut v = serde_json::to_value(&d)?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("phase".into(), json!(verde::phase_name(d.phase)));
+                o.remove("inputs");
+            }
+            out.print(v, || {
+                let mut s = format!(
+                    "dispute {} on task {} — phase {}\nchallenger: {}\nsolver: {}\nsteps ({}, {}], node {} ({}), {} rounds\n{}",
+                    d.id, d.task_id, verde::phase_name(d.phase), d.challenger, d.solver, d.lo, d.hi, d.node, d.op_kind, d.rounds, d.outcome
+                );
+                for m in &d.transcript {
+                    s.push_str(&format!("\n  h{} {}: {}", m.height, m.actor, m.action));
+                }
+                s
+            });
+        }
         QueryCmd::Tx { hash, node } => {
             let h =
                 hex::decode(hash.trim()).with_context(|| format!("hash {hash:?} is not hex"))?;
@@ -766,6 +1001,125 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Loads a program by builtin name or from a JSON file, with an optional
+/// step override, and returns its JSON.
+pub fn load_program(spec: &str, steps: Option<u64>) -> Result<(train::Program, Vec<u8>)> {
+    let mut p = match train::Program::builtin(spec) {
+        Ok(p) => p,
+        Err(_) => {
+            let text = std::fs::read_to_string(spec).with_context(|| format!("--program {spec:?} is neither a builtin (mlp-digits, tiny-lm) nor a readable file"))?;
+            train::Program::from_json(&text).with_context(|| format!("program file {spec}"))?
+        }
+    };
+    if let Some(s) = steps {
+        p.steps = s;
+    }
+    p.validate().context("program")?;
+    let json = serde_json::to_vec(&p)?;
+    Ok((p, json))
+}
+
+fn hex32(s: &str, what: &str) -> Result<Vec<u8>> {
+    let b = hex::decode(s.trim()).with_context(|| format!("{what} is not hex"))?;
+    if b.len() != 32 {
+        bail!("{what} is {} bytes, expected 32", b.len());
+    }
+    Ok(b)
+}
+
+fn tasks_tx(keys: &Keyring, t: TasksTx) -> Result<(TxArgs, prost_types::Any, String)> {
+    use proto::tasks::v1 as pb;
+    Ok(match t {
+        TasksTx::Submit {
+            program,
+            steps,
+            reward,
+            verification_fee,
+            tx,
+        } => {
+            let signer = keys.signer(&tx.from)?;
+            let (p, json) = load_program(&program, steps)?;
+            let (r, f) = (parse_amount(&reward)?, parse_amount(&verification_fee)?);
+            let m = proto::to_any(&pb::MsgSubmitTask {
+                submitter: signer.address().to_string(),
+                program_json: json,
+                reward: Some(testkit::coin(r)),
+                verification_fee: Some(testkit::coin(f)),
+            });
+            (
+                tx,
+                m,
+                format!(
+                    "submit {} ({} steps) with reward {r} and fee {f}",
+                    p.name, p.steps
+                ),
+            )
+        }
+        TasksTx::Cancel { task_id, tx } => {
+            let a = keys.signer(&tx.from)?.address().to_string();
+            (
+                tx,
+                proto::to_any(&pb::MsgCancelTask {
+                    submitter: a,
+                    task_id,
+                }),
+                format!("cancel task {task_id}"),
+            )
+        }
+        TasksTx::Claim {
+            task_id,
+            endpoint,
+            tx,
+        } => {
+            let a = keys.signer(&tx.from)?.address().to_string();
+            (
+                tx,
+                proto::to_any(&pb::MsgClaimTask {
+                    solver: a,
+                    task_id,
+                    endpoint,
+                }),
+                format!("claim task {task_id}"),
+            )
+        }
+        TasksTx::Commit {
+            task_id,
+            trace_root,
+            final_state_hash,
+            tx,
+        } => {
+            let a = keys.signer(&tx.from)?.address().to_string();
+            let m = pb::MsgCommitResult {
+                solver: a,
+                task_id,
+                trace_root: hex32(&trace_root, "--trace-root")?,
+                final_state_hash: hex32(&final_state_hash, "--final-state-hash")?,
+            };
+            (
+                tx,
+                proto::to_any(&m),
+                format!("commit the result of task {task_id}"),
+            )
+        }
+        TasksTx::Attest {
+            task_id,
+            steps_checked,
+            tx,
+        } => {
+            let a = keys.signer(&tx.from)?.address().to_string();
+            (
+                tx,
+                proto::to_any(&pb::MsgAttest {
+                    verifier: a,
+                    task_id,
+                    steps_checked,
+                }),
+                format!("attest task {task_id}"),
+            )
+        }
+    })
 }
 
 fn tempdir_in(root: &std::path::Path) -> Result<PathBuf> {

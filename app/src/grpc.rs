@@ -14,13 +14,18 @@ use proto::node::v1::{
     Block, BroadcastTxRequest, BroadcastTxResponse, GetTxRequest, GetTxResponse, StatusRequest,
     StatusResponse, StreamBlocksRequest, TxResult,
 };
-use proto::{auth::v1 as auth_pb, bank::v1 as bank_pb, staking::v1 as staking_pb};
+use proto::{
+    auth::v1 as auth_pb, bank::v1 as bank_pb, staking::v1 as staking_pb, tasks::v1 as tasks_pb,
+    verde::v1 as verde_pb,
+};
 use staking::StakingRead;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use tasks::TasksRead;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
+use verde::VerdeRead;
 
 /// Where `BroadcastTx` sends transactions.
 #[tonic::async_trait]
@@ -356,6 +361,199 @@ impl staking_pb::query_server::Query for StakingQuery {
     }
 }
 
+#[derive(Clone)]
+pub struct TasksQuery(App);
+
+fn page_limit(limit: u64) -> Result<usize, Status> {
+    match limit {
+        0 => Ok(100),
+        n if n > MAX_PAGE => Err(Status::invalid_argument(format!(
+            "limit {n} exceeds {MAX_PAGE}"
+        ))),
+        n => Ok(n as usize),
+    }
+}
+
+fn after_id(key: &[u8]) -> Result<u64, Status> {
+    if key.is_empty() {
+        return Ok(0);
+    }
+    <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| Status::invalid_argument("pagination key is not a task id (8 bytes)"))
+}
+
+fn tasks_status(e: tasks::TasksError) -> Status {
+    match e {
+        tasks::TasksError::NotFound(_) => Status::not_found(e.to_string()),
+        e => internal(e),
+    }
+}
+
+#[tonic::async_trait]
+impl tasks_pb::query_server::Query for TasksQuery {
+    async fn task(
+        &self,
+        req: Request<tasks_pb::QueryTaskRequest>,
+    ) -> Result<Response<tasks_pb::QueryTaskResponse>, Status> {
+        let id = req.into_inner().task_id;
+        if id == 0 {
+            return Err(Status::invalid_argument(
+                "task_id is required (ids start at 1)",
+            ));
+        }
+        let t = self.0.store().task(id).map_err(tasks_status)?;
+        let h = self.0.last_commit().map(|m| m.height).unwrap_or(0);
+        let mut summary = tasks::summary(&t, h);
+        if t.open_dispute != 0 {
+            if let Ok(d) = self.0.store().dispute(t.open_dispute) {
+                summary.push_str(&format!(
+                    "; dispute {} on steps ({}, {}], phase {}, move of {} by height {}",
+                    d.id,
+                    d.lo,
+                    d.hi,
+                    verde::phase_name(d.phase),
+                    if d.turn.is_empty() {
+                        "nobody"
+                    } else {
+                        d.turn.as_str()
+                    },
+                    d.deadline
+                ));
+            }
+        }
+        Ok(Response::new(tasks_pb::QueryTaskResponse {
+            task: Some(t),
+            summary,
+        }))
+    }
+
+    async fn tasks(
+        &self,
+        req: Request<tasks_pb::QueryTasksRequest>,
+    ) -> Result<Response<tasks_pb::QueryTasksResponse>, Status> {
+        let r = req.into_inner();
+        let status = match tasks_pb::TaskStatus::try_from(r.status) {
+            Ok(tasks_pb::TaskStatus::Unspecified) => None,
+            Ok(s) => Some(s),
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "unknown status {}",
+                    r.status
+                )))
+            }
+        };
+        let page = r.pagination.unwrap_or_default();
+        let limit = page_limit(page.limit)?;
+        let mut ts = self
+            .0
+            .store()
+            .tasks(status, after_id(&page.key)?, limit + 1)
+            .map_err(tasks_status)?;
+        let next_key = if ts.len() > limit {
+            ts.truncate(limit);
+            ts.last()
+                .map(|t| t.id.to_be_bytes().to_vec())
+                .unwrap_or_default()
+        } else {
+            vec![]
+        };
+        Ok(Response::new(tasks_pb::QueryTasksResponse {
+            tasks: ts,
+            pagination: Some(proto::base::v1::PageResponse { next_key }),
+        }))
+    }
+
+    async fn leaderboard(
+        &self,
+        req: Request<tasks_pb::QueryLeaderboardRequest>,
+    ) -> Result<Response<tasks_pb::QueryLeaderboardResponse>, Status> {
+        let page = req.into_inner().pagination.unwrap_or_default();
+        let limit = page_limit(page.limit)?;
+        let mut start = page.key.clone();
+        if !start.is_empty() {
+            if start.len() != 20 {
+                return Err(Status::invalid_argument(
+                    "pagination key is not an address (20 bytes)",
+                ));
+            }
+            start = [tasks::state_key::STATS_PREFIX, &start, &[0]].concat();
+        }
+        let rows = self
+            .0
+            .store()
+            .prefix_raw(tasks::state_key::STATS_PREFIX, &start, limit + 1)
+            .map_err(internal)?;
+        let mut ops = Vec::with_capacity(rows.len());
+        for (_, v) in &rows {
+            ops.push(tasks_pb::OperatorStats::decode(v.as_slice()).map_err(internal)?);
+        }
+        let next_key = if ops.len() > limit {
+            ops.truncate(limit);
+            rows.get(limit - 1)
+                .map(|(k, _)| k[tasks::state_key::STATS_PREFIX.len()..].to_vec())
+                .unwrap_or_default()
+        } else {
+            vec![]
+        };
+        Ok(Response::new(tasks_pb::QueryLeaderboardResponse {
+            operators: ops,
+            pagination: Some(proto::base::v1::PageResponse { next_key }),
+        }))
+    }
+
+    async fn params(
+        &self,
+        _req: Request<tasks_pb::QueryParamsRequest>,
+    ) -> Result<Response<tasks_pb::QueryParamsResponse>, Status> {
+        Ok(Response::new(tasks_pb::QueryParamsResponse {
+            params: Some(
+                self.0
+                    .store()
+                    .tasks_params()
+                    .map_err(tasks_status)?
+                    .to_proto(),
+            ),
+        }))
+    }
+}
+
+#[derive(Clone)]
+pub struct VerdeQuery(App);
+
+#[tonic::async_trait]
+impl verde_pb::query_server::Query for VerdeQuery {
+    async fn dispute(
+        &self,
+        req: Request<verde_pb::QueryDisputeRequest>,
+    ) -> Result<Response<verde_pb::QueryDisputeResponse>, Status> {
+        let id = req.into_inner().dispute_id;
+        if id == 0 {
+            return Err(Status::invalid_argument(
+                "dispute_id is required (ids start at 1)",
+            ));
+        }
+        match self.0.store().dispute(id) {
+            Ok(d) => Ok(Response::new(verde_pb::QueryDisputeResponse {
+                dispute: Some(d),
+            })),
+            Err(verde::VerdeError::NotFound(_)) => {
+                Err(Status::not_found(format!("dispute {id} does not exist")))
+            }
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    async fn params(
+        &self,
+        _req: Request<verde_pb::QueryParamsRequest>,
+    ) -> Result<Response<verde_pb::QueryParamsResponse>, Status> {
+        Ok(Response::new(verde_pb::QueryParamsResponse {
+            params: Some(self.0.store().verde_params().map_err(internal)?.to_proto()),
+        }))
+    }
+}
+
 /// Serves every service on `addr` until `stop` resolves. `bound` receives the
 /// actual address (useful with port 0).
 pub async fn serve(
@@ -385,6 +583,12 @@ pub async fn serve(
             app.clone(),
         )))
         .add_service(staking_pb::query_server::QueryServer::new(StakingQuery(
+            app.clone(),
+        )))
+        .add_service(tasks_pb::query_server::QueryServer::new(TasksQuery(
+            app.clone(),
+        )))
+        .add_service(verde_pb::query_server::QueryServer::new(VerdeQuery(
             app.clone(),
         )));
     let router = match reflection {

@@ -752,6 +752,7 @@ pub trait VerdeWrite: StateWrite {
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn upload_input(
         &mut self,
         ctx: &BlockCtx,
@@ -1099,7 +1100,7 @@ pub trait VerdeWrite: StateWrite {
 impl<S: StateWrite + ?Sized> VerdeWrite for S {}
 
 fn tensor_from(shape: &[usize], bytes: &[u8]) -> Result<repops::Tensor> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(VerdeError::BadUpload(
             "length is not a multiple of 4".into(),
         ));
