@@ -1,0 +1,78 @@
+//! Referee work per dispute, next to the cost of one full training step, for
+//! the digits MLP and the small transformer. For every node j of one step it
+//! times what the chain does at adjudication (rebuild the inputs, run node j
+//! with the CPU reference, hash the output) and counts the bytes the solver
+//! must put on chain for it (non-batch inputs). The baseline, measured in the
+//! same run, is one full training step.
+//!
+//! `cargo bench -p verde --bench referee`
+use std::collections::BTreeMap;
+use std::time::Instant;
+use train::{Input, Program, Trainer};
+
+fn main() {
+    for name in ["mlp-digits", "tiny-lm"] {
+        let p = Program::builtin(name).expect("program");
+        let mut tr = Trainer::builtin(name).expect("trainer");
+        let state0 = tr.state().clone();
+        let batch = tr.batch(1).expect("batch");
+        // Baseline: one full step (the median of 5).
+        let mut steps = Vec::new();
+        for t in 1..=5 {
+            let s = Instant::now();
+            tr.step(t).expect("step");
+            steps.push(s.elapsed().as_secs_f64());
+        }
+        steps.sort_by(f64::total_cmp);
+        let step_s = steps[2];
+        // One step's node outputs, to feed each node its real inputs.
+        let graph = p.graph().expect("graph");
+        let mut outs: Vec<repops::Tensor> = Vec::new();
+        for n in &graph.nodes {
+            let ins: Vec<&repops::Tensor> = n.inputs.iter().map(|i| input(i, &state0, &batch, &outs)).collect();
+            outs.push(train::execute_node(n, &ins).expect("node"));
+        }
+        let (mut worst_t, mut worst_b, mut sum_t) = (0f64, 0u64, 0f64);
+        let mut worst_node = String::new();
+        for n in &graph.nodes {
+            let ins: Vec<&repops::Tensor> = n.inputs.iter().map(|i| input(i, &state0, &batch, &outs)).collect();
+            let on_chain: u64 = n.inputs.iter().zip(&n.input_shapes).filter(|(i, _)| !matches!(i, Input::Batch(_))).map(|(_, s)| 4 * s.iter().product::<usize>() as u64).sum();
+            let s = Instant::now();
+            let o = train::execute_node(n, &ins).expect("node");
+            let _h = repops::tensor_hash(&o);
+            let dt = s.elapsed().as_secs_f64();
+            sum_t += dt;
+            if dt > worst_t {
+                worst_t = dt;
+                worst_node = format!("{} ({})", n.index, n.op.name());
+            }
+            worst_b = worst_b.max(on_chain);
+        }
+        let m = graph.nodes.len() as u64;
+        let t = p.steps;
+        let rounds = ceil_log2(t) + ceil_log2(m) + 4;
+        // Hashes and proofs of the game: per bisection round a hash and a
+        // proof (~log2(T+1) siblings), per descent level four hashes.
+        let game_bytes = u64::from(ceil_log2(t)) * (32 + 32 * u64::from(ceil_log2(t + 1))) + u64::from(ceil_log2(m)) * 4 * 32 + 2 * 32;
+        println!("{name}: T = {t} steps, M = {m} nodes per step, at most {rounds} rounds");
+        println!("  one full training step (baseline): {:.3} ms", step_s * 1e3);
+        println!("  referee, worst node {worst_node}: {:.3} ms = {:.2}% of a step; mean node {:.3} ms", worst_t * 1e3, 100.0 * worst_t / step_s, sum_t / m as f64 * 1e3);
+        println!("  bytes on chain: game hashes+proofs ~{game_bytes} B + worst node's inputs {worst_b} B");
+    }
+}
+
+fn input<'a>(i: &Input, state: &'a BTreeMap<String, repops::Tensor>, batch: &'a BTreeMap<String, repops::Tensor>, outs: &'a [repops::Tensor]) -> &'a repops::Tensor {
+    match i {
+        Input::State(s) => &state[s],
+        Input::Batch(b) => &batch[b],
+        Input::Node(k) => &outs[*k],
+    }
+}
+
+fn ceil_log2(n: u64) -> u32 {
+    if n <= 1 {
+        0
+    } else {
+        64 - (n - 1).leading_zeros()
+    }
+}
