@@ -236,7 +236,9 @@ impl Summary {
     }
 }
 
-/// CometBFT 0.38's consensus parameters as `cometbft init` writes them.
+/// CometBFT 0.38's consensus parameters as `cometbft init` writes them,
+/// except `version.app`, which is this app's [`crate::abci::APP_VERSION`]
+/// (what `Info` reports) so that the two never disagree.
 pub fn default_consensus_params() -> serde_json::Value {
     json!({
         "block": { "max_bytes": "22020096", "max_gas": "-1" },
@@ -246,7 +248,7 @@ pub fn default_consensus_params() -> serde_json::Value {
             "max_bytes": "1048576"
         },
         "validator": { "pub_key_types": ["ed25519"] },
-        "version": { "app": "0" },
+        "version": { "app": crate::abci::APP_VERSION.to_string() },
         "abci": { "vote_extensions_enable_height": "0" }
     })
 }

@@ -502,3 +502,150 @@ fn localnet_scripts_parse_and_pass_shellcheck_when_it_is_installed() {
         Err(_) => eprintln!("shellcheck is not installed; skipped"),
     }
 }
+
+/// A stand-in for `cometbft` that behaves like it where the scripts can
+/// tell: `version` prints a 0.38 version; `start --home H` exits with an
+/// error unless H has a config.toml and the app listens on its `proxy_app`
+/// port (real CometBFT gives up when it cannot reach the app), then runs
+/// until it is killed.
+const FAKE_COMETBFT: &str = r#"#!/usr/bin/env bash
+set -euo pipefail
+case "${1:-}" in
+  version) echo 0.38.17 ;;
+  start)
+    [[ "${2:-}" == --home ]] || exit 2
+    cfg="$3/config/config.toml"
+    [[ -f "$cfg" ]] || { echo "no $cfg" >&2; exit 1; }
+    port="$(sed -n 's#^proxy_app = "tcp://127.0.0.1:\([0-9]*\)"$#\1#p' "$cfg")"
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") || { echo "app not listening on $port" >&2; exit 1; }
+    echo "fake cometbft running for $3"
+    exec sleep 600 ;;
+  *) exit 2 ;;
+esac
+"#;
+
+struct Localnet {
+    data: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Localnet {
+    fn run(&self, script: &str, args: &[&str]) -> std::process::Output {
+        let mut c = Command::new("bash");
+        c.arg(repo_root().join("localnet").join(script)).args(args);
+        c.env_remove("COMETBFT");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    fn pid(&self, name: &str) -> Option<u32> {
+        std::fs::read_to_string(self.data.join("pids").join(format!("{name}.pid")))
+            .ok()
+            .map(|s| s.trim().parse().unwrap())
+    }
+}
+
+impl Drop for Localnet {
+    fn drop(&mut self) {
+        let _ = self.run("stop", &[]);
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // A killed child of the script may linger as a zombie until reaped.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after "(comm)".
+        Ok(s) => s
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|st| st != "Z"),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn localnet_scripts_start_report_stop_and_reset_a_two_node_network() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("cometbft");
+    std::fs::write(&fake, FAKE_COMETBFT).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = free.local_addr().unwrap().port().min(65_000);
+    drop(free);
+    let data = tmp.path().join("data");
+    let net = Localnet {
+        data: data.clone(),
+        env: vec![
+            ("PATH".into(), format!("{}:/usr/bin:/bin", bin.display())),
+            ("LOCALNET_DATA".into(), data.display().to_string()),
+            ("VERITRAIND".into(), BIN.into()),
+            (
+                "CARGO_TARGET_DIR".into(),
+                tmp.path().join("no-target").display().to_string(),
+            ),
+            ("LOCALNET_STARTING_PORT".into(), base.to_string()),
+            (
+                "LOCALNET_GRPC_STARTING_PORT".into(),
+                (base + 30).to_string(),
+            ),
+        ],
+    };
+
+    let out = net.run("start", &["2"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "start failed:\n{err}");
+    assert!(err.contains("no solverd binary"), "{err}");
+    let summary = read_json(&data.join("testnet.json"));
+    assert_eq!(summary["nodes"].as_array().unwrap().len(), 2);
+    let mut pids = Vec::new();
+    for node in ["node0", "node1"] {
+        for what in ["app", "cometbft"] {
+            let pid = net
+                .pid(&format!("{node}.{what}"))
+                .unwrap_or_else(|| panic!("no pid file for {node}.{what}"));
+            assert!(alive(pid), "{node}.{what} is not running:\n{err}");
+            pids.push(pid);
+        }
+    }
+    let log = std::fs::read_to_string(data.join("logs/node1.cometbft.log")).unwrap();
+    assert!(log.contains("fake cometbft running"), "{log}");
+
+    // A second start leaves the running nodes alone.
+    let again = net.run("start", &["2"]);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
+    assert_eq!(net.pid("node0.app"), Some(pids[0]));
+
+    let st = net.run("status", &[]);
+    let text = String::from_utf8_lossy(&st.stdout).to_string();
+    assert!(st.status.success(), "{text}");
+    for node in ["node0", "node1"] {
+        assert!(
+            text.contains(&format!("== {node}: veritraind up")),
+            "{text}"
+        );
+    }
+    assert!(text.contains(&format!("127.0.0.1:{}", base + 30)), "{text}");
+
+    let stop = net.run("stop", &[]);
+    assert!(stop.status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|&p| alive(p)) {
+        assert!(Instant::now() < deadline, "processes survived stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(net.pid("node0.app").is_none(), "pid files removed");
+
+    let reset = net.run("reset", &[]);
+    assert!(reset.status.success());
+    assert!(!data.exists(), "reset deletes the data");
+}
