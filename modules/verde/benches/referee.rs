@@ -29,14 +29,28 @@ fn main() {
         let graph = p.graph().expect("graph");
         let mut outs: Vec<repops::Tensor> = Vec::new();
         for n in &graph.nodes {
-            let ins: Vec<&repops::Tensor> = n.inputs.iter().map(|i| input(i, &state0, &batch, &outs)).collect();
+            let ins: Vec<&repops::Tensor> = n
+                .inputs
+                .iter()
+                .map(|i| input(i, &state0, &batch, &outs))
+                .collect();
             outs.push(train::execute_node(n, &ins).expect("node"));
         }
         let (mut worst_t, mut worst_b, mut sum_t) = (0f64, 0u64, 0f64);
         let mut worst_node = String::new();
         for n in &graph.nodes {
-            let ins: Vec<&repops::Tensor> = n.inputs.iter().map(|i| input(i, &state0, &batch, &outs)).collect();
-            let on_chain: u64 = n.inputs.iter().zip(&n.input_shapes).filter(|(i, _)| !matches!(i, Input::Batch(_))).map(|(_, s)| 4 * s.iter().product::<usize>() as u64).sum();
+            let ins: Vec<&repops::Tensor> = n
+                .inputs
+                .iter()
+                .map(|i| input(i, &state0, &batch, &outs))
+                .collect();
+            let on_chain: u64 = n
+                .inputs
+                .iter()
+                .zip(&n.input_shapes)
+                .filter(|(i, _)| !matches!(i, Input::Batch(_)))
+                .map(|(_, s)| 4 * s.iter().product::<usize>() as u64)
+                .sum();
             let s = Instant::now();
             let o = train::execute_node(n, &ins).expect("node");
             let _h = repops::tensor_hash(&o);
@@ -53,15 +67,30 @@ fn main() {
         let rounds = ceil_log2(t) + ceil_log2(m) + 4;
         // Hashes and proofs of the game: per bisection round a hash and a
         // proof (~log2(T+1) siblings), per descent level four hashes.
-        let game_bytes = u64::from(ceil_log2(t)) * (32 + 32 * u64::from(ceil_log2(t + 1))) + u64::from(ceil_log2(m)) * 4 * 32 + 2 * 32;
+        let game_bytes = u64::from(ceil_log2(t)) * (32 + 32 * u64::from(ceil_log2(t + 1)))
+            + u64::from(ceil_log2(m)) * 4 * 32
+            + 2 * 32;
         println!("{name}: T = {t} steps, M = {m} nodes per step, at most {rounds} rounds");
-        println!("  one full training step (baseline): {:.3} ms", step_s * 1e3);
-        println!("  referee, worst node {worst_node}: {:.3} ms = {:.2}% of a step; mean node {:.3} ms", worst_t * 1e3, 100.0 * worst_t / step_s, sum_t / m as f64 * 1e3);
+        println!(
+            "  one full training step (baseline): {:.3} ms",
+            step_s * 1e3
+        );
+        println!(
+            "  referee, worst node {worst_node}: {:.3} ms = {:.2}% of a step; mean node {:.3} ms",
+            worst_t * 1e3,
+            100.0 * worst_t / step_s,
+            sum_t / m as f64 * 1e3
+        );
         println!("  bytes on chain: game hashes+proofs ~{game_bytes} B + worst node's inputs {worst_b} B");
     }
 }
 
-fn input<'a>(i: &Input, state: &'a BTreeMap<String, repops::Tensor>, batch: &'a BTreeMap<String, repops::Tensor>, outs: &'a [repops::Tensor]) -> &'a repops::Tensor {
+fn input<'a>(
+    i: &Input,
+    state: &'a BTreeMap<String, repops::Tensor>,
+    batch: &'a BTreeMap<String, repops::Tensor>,
+    outs: &'a [repops::Tensor],
+) -> &'a repops::Tensor {
     match i {
         Input::State(s) => &state[s],
         Input::Batch(b) => &batch[b],

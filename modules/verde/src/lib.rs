@@ -787,6 +787,16 @@ pub trait VerdeWrite: StateWrite {
                 u.data.len()
             )));
         }
+        // Every chunk but the last is full-size, so the number of moves (each
+        // of which restarts the clock) is bounded by the input size.
+        let remaining = u.expected_bytes.saturating_sub(u.data.len() as u64);
+        if (data.len() as u64) < remaining.min(p.max_chunk_bytes) {
+            return Err(VerdeError::BadUpload(format!(
+                "chunk is {} bytes; it must be {} (full-size chunks except the last)",
+                data.len(),
+                remaining.min(p.max_chunk_bytes)
+            )));
+        }
         if u.data.len() as u64 + data.len() as u64 > u.expected_bytes {
             return Err(VerdeError::BadUpload(format!(
                 "input {input} is {} bytes; this chunk overflows it",
@@ -809,8 +819,9 @@ pub trait VerdeWrite: StateWrite {
         if d.inputs.iter().all(|u| u.complete) {
             return self.adjudicate(ctx, &mut d);
         }
-        self.put_dispute(&d);
-        Ok(())
+        // Progress restarts the clock.
+        let solver = d.solver.clone();
+        self.next_move(ctx, &mut d, Phase::Reveal, solver)
     }
 
     /// A completed upload must hash to its commitment.

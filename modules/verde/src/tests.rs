@@ -264,13 +264,19 @@ fn play(
 ) -> pb::Dispute {
     let t_steps = p.steps as usize;
     let graph = p.graph().unwrap();
+    // An honest challenger only claims steps it really disagrees with: a fault
+    // can heal (h_t differs, a later h_t' agrees), so open on (0, last differing].
     let first_diff = (0..=t_steps)
         .find(|&i| solver.h[i] != chal.h[i])
         .expect("traces agree: nothing to dispute");
+    let last_diff = (0..=t_steps)
+        .rev()
+        .find(|&i| solver.h[i] != chal.h[i])
+        .unwrap_or(first_diff);
     let (lo, hi) = if first_diff == 0 {
         (0, 0)
     } else {
-        (0, t_steps)
+        (0, last_diff)
     };
     let (ch, so) = (w.challenger, w.solver);
     let sh = solver.h.clone();
