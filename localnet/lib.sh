@@ -54,7 +54,11 @@ toml_string() {
 port_of() { printf '%s\n' "${1##*:}"; }
 
 grpc_port() { port_of "$(toml_string "$1/config/app.toml" grpc_address)"; }
+abci_port() { port_of "$(toml_string "$1/config/app.toml" abci_address)"; }
 rpc_port() { port_of "$(toml_string "$1/config/app.toml" comet_rpc)"; }
+p2p_port() {
+  sed -n '/^\[p2p\]/,/^\[/s/^laddr = "tcp:\/\/.*:\([0-9]*\)"$/\1/p' "$1/config/config.toml" | head -n 1
+}
 
 # Whether the process in pid file $1 is alive.
 pid_alive() {
@@ -64,11 +68,16 @@ pid_alive() {
   [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
 }
 
-# Waits until something listens on 127.0.0.1:$1 (at most $2 seconds).
+# Whether something listens on 127.0.0.1:$1.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Waits until something listens on 127.0.0.1:$1, at most $2 seconds, while
+# the process in pid file $3 is alive.
 wait_port() {
-  local port="$1" secs="${2:-30}" i
+  local port="$1" secs="$2" pidfile="$3" i
   for ((i = 0; i < secs * 10; i++)); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    pid_alive "$pidfile" || return 1
+    if port_open "$port"; then
       return 0
     fi
     sleep 0.1

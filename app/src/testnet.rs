@@ -377,6 +377,7 @@ discovery_time = "15s"
 temp_dir = ""
 chunk_request_timeout = "10s"
 chunk_fetchers = "4"
+max_snapshot_chunks = 100000
 
 [blocksync]
 version = "v0"

@@ -23,6 +23,160 @@ use tendermint_proto::v0_38::abci::{
 const BIN: &str = env!("CARGO_BIN_EXE_veritraind");
 const ACCOUNTS: [&str; 3] = ["solver", "verifier", "submitter"];
 
+/// Every key of the `config.toml` that CometBFT 0.38's `cometbft init`
+/// writes (its config template), by section ("" is the top level).
+const COMETBFT_038_KEYS: &[(&str, &[&str])] = &[
+    (
+        "",
+        &[
+            "version",
+            "proxy_app",
+            "moniker",
+            "db_backend",
+            "db_dir",
+            "log_level",
+            "log_format",
+            "genesis_file",
+            "priv_validator_key_file",
+            "priv_validator_state_file",
+            "priv_validator_laddr",
+            "node_key_file",
+            "abci",
+            "filter_peers",
+        ],
+    ),
+    (
+        "rpc",
+        &[
+            "laddr",
+            "cors_allowed_origins",
+            "cors_allowed_methods",
+            "cors_allowed_headers",
+            "grpc_laddr",
+            "grpc_max_open_connections",
+            "unsafe",
+            "max_open_connections",
+            "max_subscription_clients",
+            "max_subscriptions_per_client",
+            "experimental_subscription_buffer_size",
+            "experimental_websocket_write_buffer_size",
+            "experimental_close_on_slow_client",
+            "timeout_broadcast_tx_commit",
+            "max_request_batch_size",
+            "max_body_bytes",
+            "max_header_bytes",
+            "tls_cert_file",
+            "tls_key_file",
+            "pprof_laddr",
+        ],
+    ),
+    (
+        "p2p",
+        &[
+            "laddr",
+            "external_address",
+            "seeds",
+            "persistent_peers",
+            "addr_book_file",
+            "addr_book_strict",
+            "max_num_inbound_peers",
+            "max_num_outbound_peers",
+            "unconditional_peer_ids",
+            "persistent_peers_max_dial_period",
+            "flush_throttle_timeout",
+            "max_packet_msg_payload_size",
+            "send_rate",
+            "recv_rate",
+            "pex",
+            "seed_mode",
+            "private_peer_ids",
+            "allow_duplicate_ip",
+            "handshake_timeout",
+            "dial_timeout",
+        ],
+    ),
+    (
+        "mempool",
+        &[
+            "type",
+            "recheck",
+            "broadcast",
+            "wal_dir",
+            "size",
+            "max_txs_bytes",
+            "cache_size",
+            "keep-invalid-txs-in-cache",
+            "max_tx_bytes",
+            "max_batch_bytes",
+            "experimental_max_gossip_connections_to_persistent_peers",
+            "experimental_max_gossip_connections_to_non_persistent_peers",
+        ],
+    ),
+    (
+        "statesync",
+        &[
+            "enable",
+            "rpc_servers",
+            "trust_height",
+            "trust_hash",
+            "trust_period",
+            "discovery_time",
+            "temp_dir",
+            "chunk_request_timeout",
+            "chunk_fetchers",
+        ],
+    ),
+    ("blocksync", &["version"]),
+    (
+        "consensus",
+        &[
+            "wal_file",
+            "timeout_propose",
+            "timeout_propose_delta",
+            "timeout_prevote",
+            "timeout_prevote_delta",
+            "timeout_precommit",
+            "timeout_precommit_delta",
+            "timeout_commit",
+            "double_sign_check_height",
+            "skip_timeout_commit",
+            "create_empty_blocks",
+            "create_empty_blocks_interval",
+            "peer_gossip_sleep_duration",
+            "peer_query_maj23_sleep_duration",
+        ],
+    ),
+    ("storage", &["discard_abci_responses"]),
+    ("tx_index", &["indexer", "psql-conn"]),
+    (
+        "instrumentation",
+        &[
+            "prometheus",
+            "prometheus_listen_addr",
+            "max_open_connections",
+            "namespace",
+        ],
+    ),
+];
+
+/// The first port of `len` consecutive free ports, below the kernel's
+/// ephemeral range (so client sockets cannot take them meanwhile) and
+/// distinct for each call in this process.
+fn free_ports(len: u16) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let seed = (std::process::id() % 100) as u16 * 100;
+    loop {
+        let base = 20_000 + (seed + NEXT.fetch_add(100, Ordering::Relaxed)) % 10_000;
+        let held: Vec<_> = (base..base + len)
+            .map_while(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if held.len() == usize::from(len) {
+            return base;
+        }
+    }
+}
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -191,6 +345,11 @@ fn init_files_writes_four_cometbft_038_homes_that_share_one_genesis() {
                 c.get(section).is_some_and(toml::Value::is_table),
                 "[{section}]"
             );
+        }
+        for (section, keys) in COMETBFT_038_KEYS {
+            for key in *keys {
+                s(&c, section, key);
+            }
         }
         assert_eq!(str_of(&c, "", "moniker"), format!("node{i}"));
         assert_eq!(str_of(&c, "", "abci"), "socket");
@@ -386,11 +545,7 @@ fn the_genesis_runs_in_the_app(
 fn veritraind_start_serves_the_ports_of_a_testnet_home() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    // Ports from the kernel's free range so parallel tests do not collide.
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = free.local_addr().unwrap().port();
-    drop(free);
-    let base = base.min(65_000);
+    let base = free_ports(6);
     let summary = init_files(
         &dir,
         &[
@@ -578,9 +733,8 @@ fn localnet_scripts_start_report_stop_and_reset_a_two_node_network() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = free.local_addr().unwrap().port().min(65_000);
-    drop(free);
+    // Node blocks at base and base + 10, gRPC at base + 30 and base + 31.
+    let base = free_ports(32);
     let data = tmp.path().join("data");
     let net = Localnet {
         data: data.clone(),
@@ -600,6 +754,16 @@ fn localnet_scripts_start_report_stop_and_reset_a_two_node_network() {
         ],
     };
 
+    // A port already taken (here node0's gRPC) stops start before it
+    // launches anything on it.
+    let busy = std::net::TcpListener::bind(("127.0.0.1", base + 30)).unwrap();
+    let out = net.run("start", &["2"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "start ignored a busy port:\n{err}");
+    assert!(err.contains("already in use"), "{err}");
+    assert!(net.pid("node0.app").is_none());
+    drop(busy);
+
     let out = net.run("start", &["2"]);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "start failed:\n{err}");
@@ -616,8 +780,18 @@ fn localnet_scripts_start_report_stop_and_reset_a_two_node_network() {
             pids.push(pid);
         }
     }
-    let log = std::fs::read_to_string(data.join("logs/node1.cometbft.log")).unwrap();
-    assert!(log.contains("fake cometbft running"), "{log}");
+    // CometBFT (the fake) reached its app: it checks before it runs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for node in ["node0", "node1"] {
+        let log = data.join(format!("logs/{node}.cometbft.log"));
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("fake cometbft running")
+        {
+            assert!(Instant::now() < deadline, "{node}'s cometbft did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 
     // A second start leaves the running nodes alone.
     let again = net.run("start", &["2"]);
