@@ -321,7 +321,9 @@ experimental_websocket_write_buffer_size = 200
 experimental_close_on_slow_client = false
 timeout_broadcast_tx_commit = "10s"
 max_request_batch_size = 10
-max_body_bytes = 1000000
+# Above the default (1000000) so that broadcast_tx_sync carries the largest
+# transaction the app accepts (1 MiB, base64 in JSON: about 1.4 MB).
+max_body_bytes = 2000000
 max_header_bytes = 1048576
 tls_cert_file = ""
 tls_key_file = ""

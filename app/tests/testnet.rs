@@ -377,6 +377,12 @@ fn init_files_writes_four_cometbft_038_homes_that_share_one_genesis() {
         assert_eq!(s(&c, "p2p", "addr_book_strict").as_bool(), Some(false));
         assert_eq!(s(&c, "p2p", "allow_duplicate_ip").as_bool(), Some(true));
         assert_eq!(str_of(&c, "blocksync", "version"), "v0");
+        // broadcast_tx_sync sends the tx base64-encoded in a JSON body: the
+        // RPC must take the largest tx the mempool (and the app) accepts.
+        let max_tx = s(&c, "mempool", "max_tx_bytes").as_integer().unwrap();
+        assert!(max_tx >= 1 << 20, "the app's max_tx_bytes is 1 MiB");
+        let max_body = s(&c, "rpc", "max_body_bytes").as_integer().unwrap();
+        assert!(max_body > max_tx * 4 / 3 + 4096, "{max_body} vs {max_tx}");
         assert_eq!(str_of(&c, "consensus", "timeout_commit"), "1s");
         assert_eq!(str_of(&c, "tx_index", "indexer"), "kv");
         assert_eq!(s(&c, "instrumentation", "prometheus").as_bool(), Some(true));
