@@ -732,12 +732,16 @@ fn localnet_scripts_start_report_stop_and_reset_a_two_node_network() {
     let tmp = tempfile::tempdir().unwrap();
     let bin = tmp.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    let fake = bin.join("cometbft");
-    std::fs::write(&fake, FAKE_COMETBFT).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A fake solverd that shows how it was started; no verifierd.
+    let fake_solverd = "#!/usr/bin/env bash\necho \"solverd $*\"\nexec sleep 600\n";
+    for (name, body) in [("cometbft", FAKE_COMETBFT), ("solverd", fake_solverd)] {
+        let fake = bin.join(name);
+        std::fs::write(&fake, body).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
     }
     // Node blocks at base and base + 10, gRPC at base + 30 and base + 31.
     let base = free_ports(32);
@@ -773,10 +777,20 @@ fn localnet_scripts_start_report_stop_and_reset_a_two_node_network() {
     let out = net.run("start", &["2"]);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "start failed:\n{err}");
-    assert!(err.contains("no solverd binary"), "{err}");
+    assert!(err.contains("no verifierd binary"), "{err}");
+    assert!(err.contains("solverd started"), "{err}");
+    let solverd = std::fs::read_to_string(data.join("logs/solverd.log")).unwrap();
+    assert_eq!(
+        solverd.trim(),
+        format!(
+            "solverd --home {} --node http://127.0.0.1:{} --from solver",
+            data.display(),
+            base + 30
+        )
+    );
     let summary = read_json(&data.join("testnet.json"));
     assert_eq!(summary["nodes"].as_array().unwrap().len(), 2);
-    let mut pids = Vec::new();
+    let mut pids = vec![net.pid("solverd").expect("solverd's pid file")];
     for node in ["node0", "node1"] {
         for what in ["app", "cometbft"] {
             let pid = net
@@ -803,7 +817,7 @@ fn localnet_scripts_start_report_stop_and_reset_a_two_node_network() {
     let again = net.run("start", &["2"]);
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
-    assert_eq!(net.pid("node0.app"), Some(pids[0]));
+    assert_eq!(net.pid("node0.app"), Some(pids[1]));
 
     let st = net.run("status", &[]);
     let text = String::from_utf8_lossy(&st.stdout).to_string();
