@@ -17,7 +17,11 @@
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+/// Sliver height of the portable and AVX2 kernels.
 const MR: usize = 6;
+/// Sliver height of the AVX-512 kernel.
+const MR12: usize = 12;
+const MR_MAX: usize = 12;
 /// Panel width of the portable and AVX2 kernels.
 const NR16: usize = 16;
 /// Panel width of the AVX-512 kernel.
@@ -33,7 +37,7 @@ pub enum Kernel {
     Portable,
     /// 6x16 AVX2+FMA kernel.
     Avx2,
-    /// 6x32 AVX-512F kernel.
+    /// 12x32 AVX-512F kernel.
     Avx512,
 }
 
@@ -169,7 +173,11 @@ pub fn gemm(
         return;
     }
     let kind = kernel();
-    let nr = if kind == Kernel::Avx512 { NR32 } else { NR16 };
+    let (mr, nr) = if kind == Kernel::Avx512 {
+        (MR12, NR32)
+    } else {
+        (MR, NR16)
+    };
     let npanels = n.div_ceil(nr);
     // Pack B: panel p holds columns p*nr.. as [k][nr], zero padded.
     let mut bp = vec![0.0f32; npanels * k * nr];
@@ -195,27 +203,27 @@ pub fn gemm(
     };
     let mc = m
         .div_ceil(4 * threads)
-        .next_multiple_of(MR)
-        .clamp(MR, MC_MAX);
+        .next_multiple_of(mr)
+        .clamp(mr, MC_MAX);
     let task = |(blk, cblk): (usize, &mut [f32])| {
         let i0 = blk * mc;
         let rows = cblk.len() / n;
-        let slivers = rows.div_ceil(MR);
-        let mut ap = vec![0.0f32; slivers * MR * KC.min(k)];
+        let slivers = rows.div_ceil(mr);
+        let mut ap = vec![0.0f32; slivers * mr * KC.min(k)];
         let mut k0 = 0;
         while k0 < k {
             let kc = KC.min(k - k0);
             for s in 0..slivers {
-                let dst = &mut ap[s * kc * MR..(s + 1) * kc * MR];
-                for r in 0..MR {
-                    let i = s * MR + r;
+                let dst = &mut ap[s * kc * mr..(s + 1) * kc * mr];
+                for r in 0..mr {
+                    let i = s * mr + r;
                     if i < rows {
                         for kk in 0..kc {
-                            dst[kk * MR + r] = a.at(i0 + i, k0 + kk);
+                            dst[kk * mr + r] = a.at(i0 + i, k0 + kk);
                         }
                     } else {
                         for kk in 0..kc {
-                            dst[kk * MR + r] = 0.0;
+                            dst[kk * mr + r] = 0.0;
                         }
                     }
                 }
@@ -224,11 +232,12 @@ pub fn gemm(
                 let bpanel = &bp[p * k * nr + k0 * nr..p * k * nr + (k0 + kc) * nr];
                 let nv = nr.min(n - p * nr);
                 for s in 0..slivers {
-                    let asl = &ap[s * kc * MR..(s + 1) * kc * MR];
-                    let mv = MR.min(rows - s * MR);
-                    let coff = s * MR * n + p * nr;
+                    let asl = &ap[s * kc * mr..(s + 1) * kc * mr];
+                    let mv = mr.min(rows - s * mr);
+                    let coff = s * mr * n + p * nr;
                     tile_kernel(
                         kind,
+                        mr,
                         nr,
                         kc,
                         asl,
@@ -251,11 +260,12 @@ pub fn gemm(
     }
 }
 
-/// One `MR x nr` tile: `C_tile = (first ? 0 : C_tile)` then `kc` fma steps.
+/// One `mr x nr` tile: `C_tile = (first ? 0 : C_tile)` then `kc` fma steps.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn tile_kernel(
     kind: Kernel,
+    mr: usize,
     nr: usize,
     kc: usize,
     a: &[f32],
@@ -266,28 +276,28 @@ fn tile_kernel(
     nv: usize,
     first: bool,
 ) {
-    let mut tile = [0.0f32; MR * NR_MAX];
+    let mut tile = [0.0f32; MR_MAX * NR_MAX];
     if !first {
         for r in 0..mv {
             tile[r * nr..r * nr + nv].copy_from_slice(&c[r * ldc..r * ldc + nv]);
         }
     }
-    assert!(a.len() >= kc * MR && b.len() >= kc * nr);
+    assert!(a.len() >= kc * mr && b.len() >= kc * nr && mr * nr <= tile.len());
     match kind {
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx512 => {
             // SAFETY: `Kernel::Avx512` is only selected when `detect()` found AVX-512F
-            // (and AVX2+FMA); `a` holds kc*MR and `b` kc*32 floats (asserted), `tile`
-            // holds MR*32 floats.
+            // (and AVX2+FMA), and then mr = 12, nr = 32; `a` holds kc*12 and `b` kc*32
+            // floats (asserted), `tile` holds 12*32 floats.
             unsafe { kernel_avx512(kc, a.as_ptr(), b.as_ptr(), tile.as_mut_ptr()) }
         }
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx2 => {
             // SAFETY: `Kernel::Avx2` is only selected when AVX2 and FMA were detected;
-            // `a` holds kc*MR and `b` kc*16 floats (asserted), `tile` holds MR*16 floats.
+            // `a` holds kc*MR and `b` kc*16 floats (asserted), `tile` holds MR*16 floats (MR = 6).
             unsafe { kernel_avx2(kc, a.as_ptr(), b.as_ptr(), tile.as_mut_ptr()) }
         }
-        _ => kernel_portable(nr, kc, a, b, &mut tile),
+        _ => kernel_portable(mr, nr, kc, a, b, &mut tile),
     }
     for r in 0..mv {
         c[r * ldc..r * ldc + nv].copy_from_slice(&tile[r * nr..r * nr + nv]);
@@ -295,11 +305,18 @@ fn tile_kernel(
 }
 
 #[inline(always)]
-fn kernel_portable(nr: usize, kc: usize, a: &[f32], b: &[f32], tile: &mut [f32; MR * NR_MAX]) {
+fn kernel_portable(
+    mr: usize,
+    nr: usize,
+    kc: usize,
+    a: &[f32],
+    b: &[f32],
+    tile: &mut [f32; MR_MAX * NR_MAX],
+) {
     for kk in 0..kc {
         let brow = &b[kk * nr..kk * nr + nr];
-        for r in 0..MR {
-            let av = a[kk * MR + r];
+        for r in 0..mr {
+            let av = a[kk * mr + r];
             for j in 0..nr {
                 tile[r * nr + j] = av.mul_add(brow[j], tile[r * nr + j]);
             }
@@ -311,24 +328,24 @@ fn kernel_portable(nr: usize, kc: usize, a: &[f32], b: &[f32], tile: &mut [f32; 
 #[target_feature(enable = "avx512f")]
 unsafe fn kernel_avx512(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
     use std::arch::x86_64::*;
-    // SAFETY (whole body): the caller guarantees `a` has kc*MR, `b` kc*32 and `tile`
-    // MR*32 readable/writable floats; unaligned loads/stores are used throughout.
+    // SAFETY (whole body): the caller guarantees `a` has kc*12, `b` kc*32 and `tile`
+    // 12*32 readable/writable floats; unaligned loads/stores are used throughout.
     unsafe {
-        let mut acc = [_mm512_setzero_ps(); 2 * MR];
-        for r in 0..MR {
+        let mut acc = [_mm512_setzero_ps(); 2 * MR12];
+        for r in 0..MR12 {
             acc[2 * r] = _mm512_loadu_ps(tile.add(r * NR32));
             acc[2 * r + 1] = _mm512_loadu_ps(tile.add(r * NR32 + 16));
         }
         for kk in 0..kc {
             let b0 = _mm512_loadu_ps(b.add(kk * NR32));
             let b1 = _mm512_loadu_ps(b.add(kk * NR32 + 16));
-            for r in 0..MR {
-                let av = _mm512_set1_ps(*a.add(kk * MR + r));
+            for r in 0..MR12 {
+                let av = _mm512_set1_ps(*a.add(kk * MR12 + r));
                 acc[2 * r] = _mm512_fmadd_ps(av, b0, acc[2 * r]);
                 acc[2 * r + 1] = _mm512_fmadd_ps(av, b1, acc[2 * r + 1]);
             }
         }
-        for r in 0..MR {
+        for r in 0..MR12 {
             _mm512_storeu_ps(tile.add(r * NR32), acc[2 * r]);
             _mm512_storeu_ps(tile.add(r * NR32 + 16), acc[2 * r + 1]);
         }
