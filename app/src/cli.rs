@@ -175,6 +175,92 @@ pub enum TxCmd {
     Staking(StakingTx),
     #[command(subcommand)]
     Tasks(TasksTx),
+    #[command(subcommand)]
+    Verde(VerdeTx),
+}
+
+/// Dispute moves. Hashes are hex; proofs are JSON files in train::merkle's
+/// format: `{"index": I, "leaf_count": N, "siblings": ["hex", ...]}`.
+/// (verifierd and solverd make these moves automatically.)
+#[derive(Subcommand, Debug)]
+pub enum VerdeTx {
+    /// Open a dispute on steps (LO, HI] of a task with a bond.
+    Open {
+        task_id: u64,
+        #[arg(long)]
+        bond: String,
+        #[arg(long)]
+        lo: u64,
+        #[arg(long)]
+        h_lo: String,
+        #[arg(long)]
+        proof_lo: PathBuf,
+        #[arg(long)]
+        hi: u64,
+        #[arg(long)]
+        h_hi: String,
+        #[arg(long)]
+        proof_hi: PathBuf,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Solver: reveal h_mid with its proof against the trace root.
+    RevealMid {
+        dispute_id: u64,
+        #[arg(long)]
+        h_mid: String,
+        #[arg(long)]
+        proof: PathBuf,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Challenger: agree or disagree with the revealed h_mid.
+    Respond {
+        dispute_id: u64,
+        #[arg(long, action = clap::ArgAction::Set)]
+        agree: bool,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Either party: post its op root of the disputed step.
+    PostOpRoot {
+        dispute_id: u64,
+        op_root: String,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Either party: reveal the children of the current tree node (or, at a leaf, the leaf value as LEFT).
+    RevealChildren {
+        dispute_id: u64,
+        left: String,
+        #[arg(default_value = "")]
+        right: String,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Solver: prove the disputed state assembles from the agreed op root. ENTRIES is a JSON file
+    /// `[{"name": ..., "tensor_hash": "hex", "proof": {...}}, ...]` in state-name order.
+    ProveAssembly {
+        dispute_id: u64,
+        entries: PathBuf,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Solver: upload one chunk of an input of the disputed node (raw f32 little-endian bytes).
+    Upload {
+        dispute_id: u64,
+        #[arg(long)]
+        input: u32,
+        #[arg(long)]
+        offset: u64,
+        #[arg(long)]
+        data: PathBuf,
+        /// With the last chunk: the input's proof.
+        #[arg(long)]
+        proof: Option<PathBuf>,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -353,6 +439,9 @@ pub enum TasksQuery {
     },
     /// Operators' track records: tasks solved, steps verified, disputes, rewards, slashes.
     Leaderboard {
+        /// solver, verifier or all.
+        #[arg(long, default_value = "all")]
+        role: String,
         #[arg(long, default_value_t = 100)]
         limit: u64,
         #[command(flatten)]
@@ -714,6 +803,23 @@ pub async fn run(cli: Cli) -> Result<()> {
             )
             .await?;
         }
+        Cmd::Tx(TxCmd::Verde(v)) => {
+            let (tx, msg, what) = verde_tx(&keys, v)?;
+            send_tx(
+                &out,
+                &keys,
+                &tx.node,
+                &tx.from,
+                &tx.fee,
+                &tx.memo,
+                tx.yes,
+                tx.wait_secs,
+                &tx.chain_id,
+                vec![msg],
+                what,
+            )
+            .await?;
+        }
         Cmd::Tx(TxCmd::Tasks(t)) => {
             let (tx, msg, what) = tasks_tx(&keys, t)?;
             send_tx(
@@ -941,11 +1047,18 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
                 r.tasks.iter().map(|t| format!("{}\t{}\t{} steps\treward {}uvtr\t{}", t.id, tasks::status_name(t.status), t.steps, t.reward, t.solver)).collect::<Vec<_>>().join("\n")
             });
         }
-        QueryCmd::Tasks(TasksQuery::Leaderboard { limit, node }) => {
+        QueryCmd::Tasks(TasksQuery::Leaderboard { role, limit, node }) => {
+            let role = match role.as_str() {
+                "all" => proto::staking::v1::Role::Unspecified,
+                s => staking::Role::parse(s)
+                    .with_context(|| format!("--role {s:?}: expected solver, verifier or all"))?
+                    .to_proto(),
+            } as i32;
             let c = NodeClient::connect(&node.node).await?;
             let r = proto::tasks::v1::query_client::QueryClient::new(c.channel())
                 .leaderboard(proto::tasks::v1::QueryLeaderboardRequest {
                     pagination: Some(proto::base::v1::PageRequest { key: vec![], limit }),
+                    role,
                 })
                 .await?
                 .into_inner();
@@ -1117,6 +1230,195 @@ fn tasks_tx(keys: &Keyring, t: TasksTx) -> Result<(TxArgs, prost_types::Any, Str
                     steps_checked,
                 }),
                 format!("attest task {task_id}"),
+            )
+        }
+    })
+}
+
+fn proof_file(p: &std::path::Path) -> Result<proto::verde::v1::MerkleProof> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("proof file {}", p.display()))?;
+    let pr: train::merkle::Proof = serde_json::from_str(&text)
+        .with_context(|| format!("proof file {} is not a Merkle proof", p.display()))?;
+    Ok(proto::verde::v1::MerkleProof {
+        index: pr.index,
+        leaf_count: pr.leaf_count,
+        siblings: pr.siblings.iter().map(|s| s.to_vec()).collect(),
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct EntryJson {
+    name: String,
+    tensor_hash: String,
+    proof: train::merkle::Proof,
+}
+
+fn verde_tx(keys: &Keyring, v: VerdeTx) -> Result<(TxArgs, prost_types::Any, String)> {
+    use proto::verde::v1 as pb;
+    let me = |tx: &TxArgs| -> Result<String> { Ok(keys.signer(&tx.from)?.address().to_string()) };
+    Ok(match v {
+        VerdeTx::Open {
+            task_id,
+            bond,
+            lo,
+            h_lo,
+            proof_lo,
+            hi,
+            h_hi,
+            proof_hi,
+            tx,
+        } => {
+            let b = parse_amount(&bond)?;
+            let m = pb::MsgOpenDispute {
+                challenger: me(&tx)?,
+                task_id,
+                bond: Some(testkit::coin(b)),
+                lo,
+                h_lo: hex32(&h_lo, "--h-lo")?,
+                proof_lo: Some(proof_file(&proof_lo)?),
+                hi,
+                h_hi: hex32(&h_hi, "--h-hi")?,
+                proof_hi: Some(proof_file(&proof_hi)?),
+            };
+            (
+                tx,
+                proto::to_any(&m),
+                format!("open a dispute on task {task_id}, steps ({lo}, {hi}], bond {b}"),
+            )
+        }
+        VerdeTx::RevealMid {
+            dispute_id,
+            h_mid,
+            proof,
+            tx,
+        } => {
+            let m = pb::MsgRevealMid {
+                solver: me(&tx)?,
+                dispute_id,
+                h_mid: hex32(&h_mid, "--h-mid")?,
+                proof: Some(proof_file(&proof)?),
+            };
+            (
+                tx,
+                proto::to_any(&m),
+                format!("reveal the midpoint of dispute {dispute_id}"),
+            )
+        }
+        VerdeTx::Respond {
+            dispute_id,
+            agree,
+            tx,
+        } => {
+            let m = pb::MsgRespond {
+                challenger: me(&tx)?,
+                dispute_id,
+                agree,
+            };
+            (
+                tx,
+                proto::to_any(&m),
+                format!(
+                    "{} in dispute {dispute_id}",
+                    if agree { "agree" } else { "disagree" }
+                ),
+            )
+        }
+        VerdeTx::PostOpRoot {
+            dispute_id,
+            op_root,
+            tx,
+        } => {
+            let m = pb::MsgPostOpRoot {
+                sender: me(&tx)?,
+                dispute_id,
+                op_root: hex32(&op_root, "OP_ROOT")?,
+            };
+            (
+                tx,
+                proto::to_any(&m),
+                format!("post an op root in dispute {dispute_id}"),
+            )
+        }
+        VerdeTx::RevealChildren {
+            dispute_id,
+            left,
+            right,
+            tx,
+        } => {
+            let r = if right.is_empty() {
+                vec![]
+            } else {
+                hex32(&right, "RIGHT")?
+            };
+            let m = pb::MsgRevealChildren {
+                sender: me(&tx)?,
+                dispute_id,
+                left: hex32(&left, "LEFT")?,
+                right: r,
+            };
+            (
+                tx,
+                proto::to_any(&m),
+                format!("reveal children in dispute {dispute_id}"),
+            )
+        }
+        VerdeTx::ProveAssembly {
+            dispute_id,
+            entries,
+            tx,
+        } => {
+            let text = std::fs::read_to_string(&entries)
+                .with_context(|| format!("entries file {}", entries.display()))?;
+            let es: Vec<EntryJson> = serde_json::from_str(&text).context("entries file")?;
+            let entries = es
+                .into_iter()
+                .map(|e| {
+                    Ok(pb::StateEntry {
+                        tensor_hash: hex32(&e.tensor_hash, &e.name)?,
+                        name: e.name,
+                        proof: Some(pb::MerkleProof {
+                            index: e.proof.index,
+                            leaf_count: e.proof.leaf_count,
+                            siblings: e.proof.siblings.iter().map(|s| s.to_vec()).collect(),
+                        }),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let m = pb::MsgProveAssembly {
+                solver: me(&tx)?,
+                dispute_id,
+                entries,
+            };
+            (
+                tx,
+                proto::to_any(&m),
+                format!("prove the state assembly in dispute {dispute_id}"),
+            )
+        }
+        VerdeTx::Upload {
+            dispute_id,
+            input,
+            offset,
+            data,
+            proof,
+            tx,
+        } => {
+            let bytes =
+                std::fs::read(&data).with_context(|| format!("data file {}", data.display()))?;
+            let proof = proof.as_deref().map(proof_file).transpose()?;
+            let n = bytes.len();
+            let m = pb::MsgUploadInput {
+                solver: me(&tx)?,
+                dispute_id,
+                input,
+                offset,
+                data: bytes,
+                proof,
+            };
+            (
+                tx,
+                proto::to_any(&m),
+                format!("upload {n} bytes of input {input} in dispute {dispute_id}"),
             )
         }
     })

@@ -104,6 +104,9 @@ fn parse_address(s: &str) -> Result<Address, Status> {
 pub struct NodeService {
     app: App,
     broadcaster: Arc<dyn Broadcaster>,
+    /// Ends open block streams when the node shuts down (graceful shutdown
+    /// would otherwise wait for them forever).
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
 type BlockStream = Pin<Box<dyn Stream<Item = Result<Block, Status>> + Send>>;
@@ -167,6 +170,7 @@ impl Node for NodeService {
         let store = self.app.store().clone();
         let last = self.app.last_commit().map(|m| m.height).unwrap_or(0);
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Block, Status>>(64);
+        let mut stop = self.stop.clone();
         tokio::spawn(async move {
             let mut next = if from == 0 { last + 1 } else { from };
             while next <= last {
@@ -182,7 +186,11 @@ impl Node for NodeService {
                 next += 1;
             }
             loop {
-                match live.recv().await {
+                let next_block = tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    b = live.recv() => b,
+                };
+                match next_block {
                     Ok(b) if b.height < next => continue,
                     Ok(b) => {
                         next = b.height + 1;
@@ -468,34 +476,56 @@ impl tasks_pb::query_server::Query for TasksQuery {
         &self,
         req: Request<tasks_pb::QueryLeaderboardRequest>,
     ) -> Result<Response<tasks_pb::QueryLeaderboardResponse>, Status> {
-        let page = req.into_inner().pagination.unwrap_or_default();
+        let r = req.into_inner();
+        let role = match staking_pb::Role::try_from(r.role) {
+            Ok(staking_pb::Role::Unspecified) => None,
+            Ok(_) => staking::Role::from_proto(r.role),
+            Err(_) => return Err(Status::invalid_argument(format!("unknown role {}", r.role))),
+        };
+        let page = r.pagination.unwrap_or_default();
         let limit = page_limit(page.limit)?;
-        let mut start = page.key.clone();
-        if !start.is_empty() {
-            if start.len() != 20 {
+        let prefix = tasks::state_key::STATS_PREFIX;
+        let mut start = Vec::new();
+        if !page.key.is_empty() {
+            if page.key.len() != 20 {
                 return Err(Status::invalid_argument(
                     "pagination key is not an address (20 bytes)",
                 ));
             }
-            start = [tasks::state_key::STATS_PREFIX, &start, &[0]].concat();
+            start = [prefix, page.key.as_slice(), &[0]].concat();
         }
-        let rows = self
-            .0
-            .store()
-            .prefix_raw(tasks::state_key::STATS_PREFIX, &start, limit + 1)
-            .map_err(internal)?;
-        let mut ops = Vec::with_capacity(rows.len());
-        for (_, v) in &rows {
-            ops.push(tasks_pb::OperatorStats::decode(v.as_slice()).map_err(internal)?);
+        let store = self.0.store();
+        let mut ops: Vec<tasks_pb::OperatorStats> = Vec::new();
+        let mut next_key = Vec::new();
+        'scan: loop {
+            let rows = store.prefix_raw(prefix, &start, 256).map_err(internal)?;
+            for (k, v) in &rows {
+                let addr = Address::from_slice(&k[prefix.len()..])
+                    .ok_or_else(|| internal("bad stats key"))?;
+                if let Some(want) = role {
+                    match store.operator(&addr).map_err(internal)? {
+                        Some(op) if op.role == want => {}
+                        _ => continue,
+                    }
+                }
+                if ops.len() == limit {
+                    next_key = ops
+                        .last()
+                        .and_then(|o| o.operator.parse::<Address>().ok())
+                        .map(|a| a.0.to_vec())
+                        .unwrap_or_default();
+                    break 'scan;
+                }
+                ops.push(tasks_pb::OperatorStats::decode(v.as_slice()).map_err(internal)?);
+            }
+            match rows.last() {
+                Some((k, _)) if rows.len() == 256 => {
+                    start = k.clone();
+                    start.push(0);
+                }
+                _ => break,
+            }
         }
-        let next_key = if ops.len() > limit {
-            ops.truncate(limit);
-            rows.get(limit - 1)
-                .map(|(k, _)| k[tasks::state_key::STATS_PREFIX.len()..].to_vec())
-                .unwrap_or_default()
-        } else {
-            vec![]
-        };
         Ok(Response::new(tasks_pb::QueryLeaderboardResponse {
             operators: ops,
             pagination: Some(proto::base::v1::PageResponse { next_key }),
@@ -560,7 +590,7 @@ pub async fn serve(
     app: App,
     broadcaster: Arc<dyn Broadcaster>,
     listener: tokio::net::TcpListener,
-    stop: impl std::future::Future<Output = ()> + Send,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), tonic::transport::Error> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -570,6 +600,7 @@ pub async fn serve(
     let node = NodeService {
         app: app.clone(),
         broadcaster,
+        stop: stop.clone(),
     };
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let mut builder = tonic::transport::Server::builder();
@@ -598,7 +629,12 @@ pub async fn serve(
             router
         }
     };
-    router.serve_with_incoming_shutdown(incoming, stop).await
+    let mut stop = stop;
+    router
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
 }
 
 /// Binds a listener, with a clear error.

@@ -105,7 +105,7 @@ pub async fn start_dev(
     let mut tasks = Vec::new();
     let b: Arc<dyn Broadcaster> = Arc::new(chain.clone());
     let app3 = app.clone();
-    let s1 = stopper(&rx);
+    let s1 = rx.clone();
     tasks.push(tokio::spawn(async move {
         if let Err(e) = grpc::serve(app3, b, listener, s1).await {
             tracing::error!(error = %e, "gRPC server failed");
@@ -155,7 +155,7 @@ pub async fn start_comet(
     let (stop, rx) = watch::channel(false);
     let b: Arc<dyn Broadcaster> = Arc::new(CometBroadcaster { client });
     let app2 = app.clone();
-    let s1 = stopper(&rx);
+    let s1 = rx.clone();
     let task = tokio::spawn(async move {
         if let Err(e) = grpc::serve(app2, b, listener, s1).await {
             tracing::error!(error = %e, "gRPC server failed");
