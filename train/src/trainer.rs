@@ -267,10 +267,23 @@ impl Trainer {
             });
         }
         let batch = self.batch(t)?;
-        let outs = run_nodes(&self.graph.nodes, &self.state, &batch, |_, _| {})?;
+        // Hash each new state tensor (and, in trace mode, every node output) right after
+        // its node runs, while it is still in cache.
+        let n = self.graph.nodes.len();
+        let mut wanted = vec![trace; n];
+        for &i in self.graph.updates.values() {
+            if i < n {
+                wanted[i] = true;
+            }
+        }
+        let mut node_hashes: Vec<Option<Hash>> = vec![None; n];
+        let outs = run_nodes(&self.graph.nodes, &self.state, &batch, |i, o| {
+            if wanted.get(i).copied().unwrap_or(false) {
+                node_hashes[i] = Some(repops::tensor_hash(o));
+            }
+        })?;
         let hashes: Vec<Hash> = if trace {
-            use rayon::prelude::*;
-            outs.par_iter().map(repops::tensor_hash).collect()
+            node_hashes.iter().map(|h| h.unwrap_or_default()).collect()
         } else {
             Vec::new()
         };
@@ -281,7 +294,13 @@ impl Trainer {
             .unwrap_or(f32::NAN);
         let mut outs: Vec<Option<Tensor>> = outs.into_iter().map(Some).collect();
         let mut new_state = BTreeMap::new();
+        let mut leaves = Vec::with_capacity(self.graph.updates.len());
         for (name, &i) in &self.graph.updates {
+            let th =
+                node_hashes.get(i).copied().flatten().ok_or_else(|| {
+                    TrainError::Program(format!("state {name} has no update node"))
+                })?;
+            leaves.push(crate::exec::state_leaf(name, &th));
             let t_new = outs
                 .get_mut(i)
                 .and_then(|o| o.take())
@@ -301,9 +320,10 @@ impl Trainer {
         }
         self.state = new_state;
         self.step = t;
+        // Same leaves, same (name) order as `state_hash(&self.state)`.
         Ok((
             StepResult {
-                state_hash: self.state_hash(),
+                state_hash: merkle::root(&leaves),
                 loss,
             },
             hashes,

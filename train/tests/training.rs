@@ -48,6 +48,12 @@ fn traced_and_plain_steps_reach_the_same_state() {
     let ra = a.step(1).unwrap();
     let rb = b.step_traced(1).unwrap();
     assert_eq!(ra.state_hash, rb.state_hash);
+    assert_eq!(
+        ra.state_hash,
+        a.state_hash(),
+        "incremental hash equals a full rehash"
+    );
+    assert_eq!(rb.state_hash, b.state_hash());
     assert_eq!(rb.node_hashes.len(), b.graph().nodes.len());
     assert_eq!(rb.op_root, merkle::root(&rb.node_hashes));
 }
