@@ -50,6 +50,7 @@ pub struct App {
     inner: Arc<Mutex<Inner>>,
     store: Store,
     blocks: broadcast::Sender<Arc<BlockRecord>>,
+    sigs: Arc<exec::SigCache>,
 }
 
 impl App {
@@ -70,6 +71,7 @@ impl App {
             })),
             store,
             blocks,
+            sigs: Arc::new(exec::SigCache::default()),
         })
     }
 
@@ -206,7 +208,7 @@ impl Application for App {
             chain_id: inner.chain_id.clone(),
             block_hash: [0; 32],
         };
-        match exec::check_tx(&inner.store, &mut inner.check, &ctx, &req.tx) {
+        match exec::check_tx(&inner.store, &mut inner.check, &ctx, &req.tx, &self.sigs) {
             Ok(events) => ResponseCheckTx {
                 code: 0,
                 events: to_abci_events(&events),
@@ -270,7 +272,7 @@ impl Application for App {
             block_hash: exec::block_hash32(&req.hash),
         };
         let txs: Vec<&[u8]> = req.txs.iter().map(|t| t.as_ref()).collect();
-        let mut outcome = exec::finalize_block(&inner.store, &ctx, &txs);
+        let mut outcome = exec::finalize_block(&inner.store, &ctx, &txs, Some(&self.sigs));
         outcome.block_hash = req.hash.to_vec();
         let version = inner.meta.as_ref().map(|m| m.version + 1).unwrap_or(1);
         let (root, tree) = match inner.store.compute_root(&outcome.delta.writes, version) {

@@ -52,13 +52,58 @@ fn fail(e: &AuthError) -> TxFailure {
     TxFailure::from(e)
 }
 
+/// Signatures this node has already verified (in CheckTx): tx hash → the
+/// account number they verified against. Not consensus state: it only decides
+/// whether FinalizeBlock repeats a check whose result is a pure function of
+/// (tx bytes, chain id, account number), so every node reaches the same
+/// result with or without it. Bounded; included transactions leave it.
+#[derive(Default)]
+pub struct SigCache {
+    map: std::sync::Mutex<std::collections::HashMap<[u8; 32], u64>>,
+}
+
+impl SigCache {
+    const MAX: usize = 200_000;
+
+    fn get(&self, h: &[u8; 32]) -> Option<u64> {
+        self.map.lock().ok()?.get(h).copied()
+    }
+
+    fn insert(&self, h: [u8; 32], account_number: u64) {
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= Self::MAX {
+                m.clear();
+            }
+            m.insert(h, account_number);
+        }
+    }
+
+    fn forget(&self, hashes: impl Iterator<Item = [u8; 32]>) {
+        if let Ok(mut m) = self.map.lock() {
+            for h in hashes {
+                m.remove(&h);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Decodes a transaction and its messages; verifies its signature against the
-/// committed account number when the account already exists. Reads only
-/// committed state, so it can run in parallel for a whole block.
+/// committed account number when the account already exists (unless `cache`
+/// says this node verified exactly that already). Reads only committed state,
+/// so it can run in parallel for a whole block.
 pub fn prepare<S: StateRead + ?Sized>(
     committed: &S,
     chain_id: &str,
     bytes: &[u8],
+    cache: Option<&SigCache>,
 ) -> Result<Prepared, TxFailure> {
     let tx = SignedTx::decode(bytes).map_err(|e| fail(&e))?;
     let msgs = tx
@@ -72,8 +117,10 @@ pub fn prepare<S: StateRead + ?Sized>(
         .map_err(|e| fail(&e))?
     {
         Some(a) => {
-            tx.verify_signature(chain_id, a.account_number)
-                .map_err(|e| fail(&e))?;
+            if cache.and_then(|c| c.get(&tx.hash)) != Some(a.account_number) {
+                tx.verify_signature(chain_id, a.account_number)
+                    .map_err(|e| fail(&e))?;
+            }
             Some(a.account_number)
         }
         None => None,
@@ -160,14 +207,18 @@ pub fn check_tx(
     check: &mut Delta,
     ctx: &BlockCtx,
     bytes: &[u8],
+    cache: &SigCache,
 ) -> Result<Vec<Event>, TxFailure> {
     let mut txd = Delta::default();
     {
         let base = Layered::new(store, check);
-        let p = prepare(&base, &ctx.chain_id, bytes)?;
+        let p = prepare(&base, &ctx.chain_id, bytes, Some(cache))?;
         let mut s = Layered::new(&base, &mut txd);
         ante(&mut s, ctx, &p)?;
         run_msgs(&mut s, ctx, &p)?;
+        if let Some(n) = p.verified_for {
+            cache.insert(p.tx.hash, n);
+        }
     }
     let events = std::mem::take(&mut txd.events);
     check.merge(txd);
@@ -238,11 +289,24 @@ fn deliver(
 
 /// FinalizeBlock: decode and verify signatures in parallel, then execute in
 /// block order, then the end-block hooks (in this order: staking).
-pub fn finalize_block(store: &Store, ctx: &BlockCtx, txs: &[&[u8]]) -> BlockOutcome {
+pub fn finalize_block(
+    store: &Store,
+    ctx: &BlockCtx,
+    txs: &[&[u8]],
+    cache: Option<&SigCache>,
+) -> BlockOutcome {
     let prepared: Vec<(Result<Prepared, TxFailure>, [u8; 32])> = txs
         .par_iter()
-        .map(|b| (prepare(store, &ctx.chain_id, b), auth::tx::tx_hash(b)))
+        .map(|b| {
+            (
+                prepare(store, &ctx.chain_id, b, cache),
+                auth::tx::tx_hash(b),
+            )
+        })
         .collect();
+    if let Some(c) = cache {
+        c.forget(prepared.iter().map(|(_, h)| *h));
+    }
     let mut block = Delta::default();
     let mut results = Vec::with_capacity(txs.len());
     for (pre, hash) in prepared {
