@@ -23,7 +23,7 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn main() {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let per_block = env("BENCH_TXS", 10_000);
     let blocks = env("BENCH_BLOCKS", 5);
     let senders = per_block;
@@ -32,11 +32,11 @@ fn main() {
         .collect();
     let refs: Vec<&Signer> = signers.iter().collect();
     let g = funded_genesis(&refs, Amount(1_000_000_000));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = App::new(Store::open(dir.path()).expect("store")).expect("app");
+    let dir = tempfile::tempdir()?;
+    let app = App::new(Store::open(dir.path())?)?;
     app.init_chain(RequestInitChain {
         chain_id: CHAIN.into(),
-        app_state_bytes: Bytes::from(serde_json::to_vec(&g).expect("json")),
+        app_state_bytes: Bytes::from(serde_json::to_vec(&g)?),
         initial_height: 1,
         ..Default::default()
     });
@@ -65,19 +65,19 @@ fn main() {
     // Baseline: decode + verify every signature of one block, sequentially.
     let t = Instant::now();
     for (i, tx) in all[0].iter().enumerate() {
-        let st = SignedTx::decode(tx).expect("decode");
-        st.verify_signature(CHAIN, i as u64).expect("verify");
+        let st = SignedTx::decode(tx)?;
+        st.verify_signature(CHAIN, i as u64)?;
     }
     let verify_tps = per_block as f64 / t.elapsed().as_secs_f64();
 
     // Stage breakdown of the first block on a second, identical store.
     {
-        let dir2 = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir2.path()).expect("store");
-        let app2 = App::new(store.clone()).expect("app");
+        let dir2 = tempfile::tempdir()?;
+        let store = Store::open(dir2.path())?;
+        let app2 = App::new(store.clone())?;
         app2.init_chain(RequestInitChain {
             chain_id: CHAIN.into(),
-            app_state_bytes: Bytes::from(serde_json::to_vec(&g).expect("json")),
+            app_state_bytes: Bytes::from(serde_json::to_vec(&g)?),
             initial_height: 1,
             ..Default::default()
         });
@@ -102,7 +102,7 @@ fn main() {
         let o = app::exec::finalize_block(&store, &ctx, &txs, None);
         let exec = t.elapsed();
         let t = Instant::now();
-        let (_root, tree) = store.compute_root(&o.delta.writes, 1).expect("root");
+        let (_root, tree) = store.compute_root(&o.delta.writes, 1)?;
         let root = t.elapsed();
         let t = Instant::now();
         let meta = app::store::Meta {
@@ -111,15 +111,13 @@ fn main() {
             app_hash: [0; 32],
             time_ms: 1000,
         };
-        store
-            .commit(app::store::Commit {
-                meta,
-                writes: o.delta.writes,
-                tree,
-                txs: vec![],
-                block: vec![],
-            })
-            .expect("commit");
+        store.commit(app::store::Commit {
+            meta,
+            writes: o.delta.writes,
+            tree,
+            txs: vec![],
+            block: vec![],
+        })?;
         let commit = t.elapsed();
         println!(
             "stages of one block: parallel decode+signature checks alone {:.0} ms; execute (incl. those checks) {:.0} ms, state root {:.0} ms, sled commit {:.0} ms",
@@ -135,11 +133,11 @@ fn main() {
     let (mut check_total, mut warm_total) = (0.0, 0.0);
     {
         use tendermint_proto::v0_38::abci::RequestCheckTx;
-        let dir3 = tempfile::tempdir().expect("tempdir");
-        let app3 = App::new(Store::open(dir3.path()).expect("store")).expect("app");
+        let dir3 = tempfile::tempdir()?;
+        let app3 = App::new(Store::open(dir3.path())?)?;
         app3.init_chain(RequestInitChain {
             chain_id: CHAIN.into(),
-            app_state_bytes: Bytes::from(serde_json::to_vec(&g).expect("json")),
+            app_state_bytes: Bytes::from(serde_json::to_vec(&g)?),
             initial_height: 1,
             ..Default::default()
         });
@@ -211,4 +209,5 @@ fn main() {
         "ratio (full pipeline / sequential signature checks): {:.2}",
         tps / verify_tps
     );
+    Ok(())
 }

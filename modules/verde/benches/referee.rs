@@ -10,23 +10,23 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 use train::{Input, Program, Trainer};
 
-fn main() {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     for name in ["mlp-digits", "tiny-lm"] {
-        let p = Program::builtin(name).expect("program");
-        let mut tr = Trainer::builtin(name).expect("trainer");
+        let p = Program::builtin(name)?;
+        let mut tr = Trainer::builtin(name)?;
         let state0 = tr.state().clone();
-        let batch = tr.batch(1).expect("batch");
+        let batch = tr.batch(1)?;
         // Baseline: one full step (the median of 5).
         let mut steps = Vec::new();
         for t in 1..=5 {
             let s = Instant::now();
-            tr.step(t).expect("step");
+            tr.step(t)?;
             steps.push(s.elapsed().as_secs_f64());
         }
         steps.sort_by(f64::total_cmp);
         let step_s = steps[2];
         // One step's node outputs, to feed each node its real inputs.
-        let graph = p.graph().expect("graph");
+        let graph = p.graph()?;
         let mut outs: Vec<repops::Tensor> = Vec::new();
         for n in &graph.nodes {
             let ins: Vec<&repops::Tensor> = n
@@ -34,7 +34,7 @@ fn main() {
                 .iter()
                 .map(|i| input(i, &state0, &batch, &outs))
                 .collect();
-            outs.push(train::execute_node(n, &ins).expect("node"));
+            outs.push(train::execute_node(n, &ins)?);
         }
         let (mut worst_t, mut worst_b, mut sum_t) = (0f64, 0u64, 0f64);
         let mut worst_node = String::new();
@@ -52,7 +52,7 @@ fn main() {
                 .map(|(_, s)| 4 * s.iter().product::<usize>() as u64)
                 .sum();
             let s = Instant::now();
-            let o = train::execute_node(n, &ins).expect("node");
+            let o = train::execute_node(n, &ins)?;
             let _h = repops::tensor_hash(&o);
             let dt = s.elapsed().as_secs_f64();
             sum_t += dt;
@@ -83,6 +83,7 @@ fn main() {
         );
         println!("  bytes on chain: game hashes+proofs ~{game_bytes} B + worst node's inputs {worst_b} B");
     }
+    Ok(())
 }
 
 fn input<'a>(
