@@ -23,3 +23,20 @@ pub trait TypedEvent {
         }
     }
 }
+
+/// Declares a typed event struct whose ABCI attributes are its fields, in
+/// order, rendered with `Display`:
+/// `typed_event!(EventX, "veritrain.m.v1.EventX", { a: Address, b: Amount });`
+#[macro_export]
+macro_rules! typed_event {
+    ($name:ident, $kind:literal, { $($field:ident : $ty:ty),* $(,)? }) => {
+        #[doc = concat!("`", $kind, "`.")]
+        pub struct $name { $(pub $field: $ty),* }
+        impl $crate::TypedEvent for $name {
+            const KIND: &'static str = $kind;
+            fn attributes(&self) -> Vec<(&'static str, String)> {
+                vec![$((stringify!($field), self.$field.to_string())),*]
+            }
+        }
+    };
+}

@@ -13,7 +13,7 @@ pub mod state_key;
 use bank::{BankError, BankRead, BankWrite};
 use framework::{
     Address, Amount, AmountError, BlockCtx, ModuleError, StateError, StateRead, StateReadExt,
-    StateWrite, StateWriteExt, TypedEvent,
+    StateWrite, StateWriteExt,
 };
 use proto::base::v1::Coin;
 use proto::staking::v1 as pb;
@@ -228,24 +228,11 @@ pub fn module_address() -> Address {
     Address::module(MODULE)
 }
 
-macro_rules! typed_event {
-    ($name:ident, $kind:literal, { $($field:ident : $ty:ty),* $(,)? }) => {
-        #[doc = concat!("`", $kind, "`.")]
-        pub struct $name { $(pub $field: $ty),* }
-        impl TypedEvent for $name {
-            const KIND: &'static str = $kind;
-            fn attributes(&self) -> Vec<(&'static str, String)> {
-                vec![$((stringify!($field), self.$field.to_string())),*]
-            }
-        }
-    };
-}
-
-typed_event!(EventRegisterOperator, "veritrain.staking.v1.EventRegisterOperator", { operator: Address, role: &'static str, stake: Amount });
-typed_event!(EventAddStake, "veritrain.staking.v1.EventAddStake", { operator: Address, amount: Amount, stake: Amount });
-typed_event!(EventUnbond, "veritrain.staking.v1.EventUnbond", { operator: Address, amount: Amount, completion_height: u64 });
-typed_event!(EventUnbondComplete, "veritrain.staking.v1.EventUnbondComplete", { operator: Address, amount: Amount });
-typed_event!(EventSlash, "veritrain.staking.v1.EventSlash", { operator: Address, amount: Amount, reason: String });
+framework::typed_event!(EventRegisterOperator, "veritrain.staking.v1.EventRegisterOperator", { operator: Address, role: &'static str, stake: Amount });
+framework::typed_event!(EventAddStake, "veritrain.staking.v1.EventAddStake", { operator: Address, amount: Amount, stake: Amount });
+framework::typed_event!(EventUnbond, "veritrain.staking.v1.EventUnbond", { operator: Address, amount: Amount, completion_height: u64 });
+framework::typed_event!(EventUnbondComplete, "veritrain.staking.v1.EventUnbondComplete", { operator: Address, amount: Amount });
+framework::typed_event!(EventSlash, "veritrain.staking.v1.EventSlash", { operator: Address, amount: Amount, reason: String });
 
 pub trait StakingRead: StateRead {
     fn staking_params(&self) -> Result<Params, StakingError> {

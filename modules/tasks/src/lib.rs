@@ -22,7 +22,7 @@ pub mod state_key;
 use bank::{BankError, BankRead, BankWrite};
 use framework::{
     Address, Amount, AmountError, BlockCtx, ModuleError, StateError, StateRead, StateReadExt,
-    StateWrite, StateWriteExt, TypedEvent,
+    StateWrite, StateWriteExt,
 };
 use proto::tasks::v1::{self as pb, TaskStatus};
 use sha2::{Digest, Sha256};
@@ -234,27 +234,14 @@ fn hash32(b: &[u8], what: &str) -> Result<[u8; 32]> {
         .map_err(|_| TasksError::InvalidHash(format!("{what} is {} bytes, expected 32", b.len())))
 }
 
-macro_rules! typed_event {
-    ($name:ident, $kind:literal, { $($field:ident : $ty:ty),* $(,)? }) => {
-        #[doc = concat!("`", $kind, "`.")]
-        pub struct $name { $(pub $field: $ty),* }
-        impl TypedEvent for $name {
-            const KIND: &'static str = $kind;
-            fn attributes(&self) -> Vec<(&'static str, String)> {
-                vec![$((stringify!($field), self.$field.to_string())),*]
-            }
-        }
-    };
-}
-
-typed_event!(EventTaskSubmitted, "veritrain.tasks.v1.EventTaskSubmitted", { task_id: u64, submitter: Address, reward: Amount, verification_fee: Amount });
-typed_event!(EventTaskClaimed, "veritrain.tasks.v1.EventTaskClaimed", { task_id: u64, solver: Address, bond: Amount, commit_deadline: u64 });
-typed_event!(EventResultCommitted, "veritrain.tasks.v1.EventResultCommitted", { task_id: u64, trace_root: String, final_state_hash: String, challenge_end: u64 });
-typed_event!(EventVerifiersSelected, "veritrain.tasks.v1.EventVerifiersSelected", { task_id: u64, verifiers: String });
-typed_event!(EventAttested, "veritrain.tasks.v1.EventAttested", { task_id: u64, verifier: Address });
-typed_event!(EventTaskFinalized, "veritrain.tasks.v1.EventTaskFinalized", { task_id: u64, solver: String, reward: Amount });
-typed_event!(EventTaskEnded, "veritrain.tasks.v1.EventTaskEnded", { task_id: u64, status: &'static str, note: String });
-typed_event!(EventPayout, "veritrain.tasks.v1.EventPayout", { task_id: u64, recipient: Address, amount: Amount, reason: &'static str });
+framework::typed_event!(EventTaskSubmitted, "veritrain.tasks.v1.EventTaskSubmitted", { task_id: u64, submitter: Address, reward: Amount, verification_fee: Amount });
+framework::typed_event!(EventTaskClaimed, "veritrain.tasks.v1.EventTaskClaimed", { task_id: u64, solver: Address, bond: Amount, commit_deadline: u64 });
+framework::typed_event!(EventResultCommitted, "veritrain.tasks.v1.EventResultCommitted", { task_id: u64, trace_root: String, final_state_hash: String, challenge_end: u64 });
+framework::typed_event!(EventVerifiersSelected, "veritrain.tasks.v1.EventVerifiersSelected", { task_id: u64, verifiers: String });
+framework::typed_event!(EventAttested, "veritrain.tasks.v1.EventAttested", { task_id: u64, verifier: Address });
+framework::typed_event!(EventTaskFinalized, "veritrain.tasks.v1.EventTaskFinalized", { task_id: u64, solver: String, reward: Amount });
+framework::typed_event!(EventTaskEnded, "veritrain.tasks.v1.EventTaskEnded", { task_id: u64, status: &'static str, note: String });
+framework::typed_event!(EventPayout, "veritrain.tasks.v1.EventPayout", { task_id: u64, recipient: Address, amount: Amount, reason: &'static str });
 
 /// Reads of the tasks state.
 pub trait TasksRead: StateRead {

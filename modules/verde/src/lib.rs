@@ -31,7 +31,7 @@ pub mod state_key;
 use bank::{BankError, BankRead, BankWrite};
 use framework::{
     Address, Amount, AmountError, BlockCtx, ModuleError, StateError, StateRead, StateReadExt,
-    StateWrite, StateWriteExt, TypedEvent,
+    StateWrite, StateWriteExt,
 };
 use proto::verde::v1::{self as pb, Phase};
 use staking::{StakingError, StakingWrite};
@@ -176,23 +176,10 @@ pub fn phase_name(p: i32) -> &'static str {
     }
 }
 
-macro_rules! typed_event {
-    ($name:ident, $kind:literal, { $($field:ident : $ty:ty),* $(,)? }) => {
-        #[doc = concat!("`", $kind, "`.")]
-        pub struct $name { $(pub $field: $ty),* }
-        impl TypedEvent for $name {
-            const KIND: &'static str = $kind;
-            fn attributes(&self) -> Vec<(&'static str, String)> {
-                vec![$((stringify!($field), self.$field.to_string())),*]
-            }
-        }
-    };
-}
-
-typed_event!(EventDisputeOpened, "veritrain.verde.v1.EventDisputeOpened", { dispute_id: u64, task_id: u64, challenger: Address, lo: u64, hi: u64 });
-typed_event!(EventDisputeMove, "veritrain.verde.v1.EventDisputeMove", { dispute_id: u64, actor: String, action: String, deadline: u64 });
-typed_event!(EventDisputeResolved, "veritrain.verde.v1.EventDisputeResolved", { dispute_id: u64, task_id: u64, winner: &'static str, step: u64, node: u64, op_kind: String, rounds: u32, slashed: Amount, reason: String });
-typed_event!(EventPayout, "veritrain.verde.v1.EventPayout", { dispute_id: u64, recipient: Address, amount: Amount, reason: &'static str });
+framework::typed_event!(EventDisputeOpened, "veritrain.verde.v1.EventDisputeOpened", { dispute_id: u64, task_id: u64, challenger: Address, lo: u64, hi: u64 });
+framework::typed_event!(EventDisputeMove, "veritrain.verde.v1.EventDisputeMove", { dispute_id: u64, actor: String, action: String, deadline: u64 });
+framework::typed_event!(EventDisputeResolved, "veritrain.verde.v1.EventDisputeResolved", { dispute_id: u64, task_id: u64, winner: &'static str, step: u64, node: u64, op_kind: String, rounds: u32, slashed: Amount, reason: String });
+framework::typed_event!(EventPayout, "veritrain.verde.v1.EventPayout", { dispute_id: u64, recipient: Address, amount: Amount, reason: &'static str });
 
 fn parse_addr(s: &str) -> Result<Address> {
     s.parse()
