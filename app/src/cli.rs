@@ -246,6 +246,14 @@ pub enum VerdeTx {
         #[command(flatten)]
         tx: TxArgs,
     },
+    /// Solver: upload the disputed step's batch rows with their proofs (datasets the chain does
+    /// not hold). ROWS is a JSON file: a list of train::RowProof `{"row", "chunk" (hex), "proof"}`.
+    UploadRows {
+        dispute_id: u64,
+        rows: PathBuf,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
     /// Solver: upload one chunk of an input of the disputed node (raw f32 little-endian bytes).
     Upload {
         dispute_id: u64,
@@ -277,6 +285,10 @@ pub enum TasksTx {
         reward: String,
         #[arg(long, default_value = "0uvtr")]
         verification_fee: String,
+        /// For a dataset the chain does not hold: its file (checked against the
+        /// program's dataset root), whose layout goes on chain.
+        #[arg(long)]
+        dataset_file: Option<PathBuf>,
         #[command(flatten)]
         tx: TxArgs,
     },
@@ -1150,6 +1162,7 @@ fn tasks_tx(keys: &Keyring, t: TasksTx) -> Result<(TxArgs, prost_types::Any, Str
             steps,
             reward,
             verification_fee,
+            dataset_file,
             tx,
         } => {
             let signer = keys.signer(&tx.from)?;
@@ -1160,6 +1173,24 @@ fn tasks_tx(keys: &Keyring, t: TasksTx) -> Result<(TxArgs, prost_types::Any, Str
                 program_json: json,
                 reward: Some(testkit::coin(r)),
                 verification_fee: Some(testkit::coin(f)),
+                dataset: match &dataset_file {
+                    None => None,
+                    Some(path) => {
+                        let d = train::Dataset::load(path, Some(&p.dataset.root))
+                            .with_context(|| format!("dataset file {}", path.display()))?;
+                        let h = d.header();
+                        let schema = match h.schema {
+                            train::dataset::Schema::Digits8x8 => "digits8x8",
+                            train::dataset::Schema::Ascii => "ascii",
+                        };
+                        Some(pb::DatasetInfo {
+                            schema: schema.into(),
+                            rows: h.rows,
+                            row_bytes: h.row_bytes,
+                            chunk_rows: h.chunk_rows,
+                        })
+                    }
+                },
             });
             (
                 tx,
@@ -1393,6 +1424,38 @@ fn verde_tx(keys: &Keyring, v: VerdeTx) -> Result<(TxArgs, prost_types::Any, Str
                 tx,
                 proto::to_any(&m),
                 format!("prove the state assembly in dispute {dispute_id}"),
+            )
+        }
+        VerdeTx::UploadRows {
+            dispute_id,
+            rows,
+            tx,
+        } => {
+            let text = std::fs::read_to_string(&rows)
+                .with_context(|| format!("rows file {}", rows.display()))?;
+            let list: Vec<train::RowProof> = serde_json::from_str(&text).context("rows file")?;
+            let n = list.len();
+            let rows = list
+                .into_iter()
+                .map(|r| pb::RowProof {
+                    row: r.row,
+                    chunk: r.chunk,
+                    proof: Some(pb::MerkleProof {
+                        index: r.proof.index,
+                        leaf_count: r.proof.leaf_count,
+                        siblings: r.proof.siblings.iter().map(|s| s.to_vec()).collect(),
+                    }),
+                })
+                .collect();
+            let m = pb::MsgUploadRows {
+                solver: me(&tx)?,
+                dispute_id,
+                rows,
+            };
+            (
+                tx,
+                proto::to_any(&m),
+                format!("upload {n} dataset rows in dispute {dispute_id}"),
             )
         }
         VerdeTx::Upload {

@@ -118,6 +118,8 @@ fn verde_msg(any: &prost_types::Any) -> Result<Option<verde::VerdeMsg>, TxFailur
         VerdeMsg::ProveAssembly(decode(any)?)
     } else if t == pb::MsgUploadInput::TYPE_URL {
         VerdeMsg::Upload(decode(any)?)
+    } else if t == pb::MsgUploadRows::TYPE_URL {
+        VerdeMsg::UploadRows(decode(any)?)
     } else {
         return Ok(None);
     };

@@ -80,6 +80,7 @@ fn a_job_is_submitted_trained_committed_attested_and_paid_through_transactions()
         program_json: serde_json::to_vec(&p).unwrap(),
         reward: Some(coin(Amount(1_000_000))),
         verification_fee: Some(coin(Amount(50_000))),
+        dataset: None,
     });
     assert_eq!(c.send(&sub, submit).0, 0);
     let store = c.dev.app().store().clone();

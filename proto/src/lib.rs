@@ -89,6 +89,7 @@ type_urls! {
     verde::v1::MsgRevealChildren => "/veritrain.verde.v1.MsgRevealChildren",
     verde::v1::MsgProveAssembly => "/veritrain.verde.v1.MsgProveAssembly",
     verde::v1::MsgUploadInput => "/veritrain.verde.v1.MsgUploadInput",
+    verde::v1::MsgUploadRows => "/veritrain.verde.v1.MsgUploadRows",
 }
 
 /// Packs a message into `Any` under its type URL.

@@ -23,4 +23,6 @@ pub use error::{Result, TrainError};
 pub use exec::{execute_node, state_hash};
 pub use merkle::Hash;
 pub use program::{Cost, Input, Node, Program, StepGraph};
-pub use trainer::{batch_for_step, batch_rows, Evaluation, StepResult, TracedStep, Trainer};
+pub use trainer::{
+    batch_for_step, batch_from_rows, batch_rows, Evaluation, StepResult, TracedStep, Trainer,
+};

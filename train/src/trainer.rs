@@ -184,12 +184,32 @@ pub fn batch_for_step(
     dataset: &Dataset,
     t: u64,
 ) -> Result<BTreeMap<String, Tensor>> {
+    let h = dataset.header();
+    batch_from_rows(program, h.schema, h.row_bytes, t, |r| dataset.row(r))
+}
+
+/// The batch tensors of step `t` from the rows alone (the referee has only
+/// the rows the batch uses, each proven against the dataset root).
+pub fn batch_from_rows<'a>(
+    program: &Program,
+    schema: Schema,
+    row_bytes: u64,
+    t: u64,
+    row: impl Fn(u64) -> Option<&'a [u8]>,
+) -> Result<BTreeMap<String, Tensor>> {
     let rows = batch_rows(program, t);
     let b = program.batch_size as u64;
     let po = Philox::new(program.seed, STREAM_OFFSETS);
     let offsets: Vec<usize> = match &program.model {
         Model::Transformer { ctx, .. } => {
-            let span = (dataset.header().row_bytes as usize - ctx) as u32;
+            let span = (row_bytes as usize)
+                .checked_sub(*ctx)
+                .filter(|s| *s > 0)
+                .ok_or_else(|| {
+                    TrainError::Dataset(format!(
+                        "rows of {row_bytes} bytes are too short for ctx {ctx}"
+                    ))
+                })? as u32;
             (0..b)
                 .map(|i| {
                     po.below_at(t.wrapping_sub(1).wrapping_mul(b).wrapping_add(i), span) as usize
@@ -198,26 +218,24 @@ pub fn batch_for_step(
         }
         Model::Mlp { .. } => vec![0; rows.len()],
     };
-    make_batch(program, dataset, &rows, &offsets)
+    make_batch(program, schema, &rows, &offsets, &row)
 }
 
-fn make_batch(
+fn make_batch<'a>(
     program: &Program,
-    dataset: &Dataset,
+    schema: Schema,
     rows: &[u64],
     offsets: &[usize],
+    row_of: &dyn Fn(u64) -> Option<&'a [u8]>,
 ) -> Result<BTreeMap<String, Tensor>> {
     {
         let mut out = BTreeMap::new();
-        let row = |r: u64| {
-            dataset
-                .row(r)
-                .ok_or_else(|| TrainError::Dataset(format!("row {r} out of range")))
-        };
+        let row =
+            |r: u64| row_of(r).ok_or_else(|| TrainError::Dataset(format!("row {r} out of range")));
         let mk = |shape: Vec<usize>, d: Vec<f32>| {
             Tensor::new(shape, d).map_err(|e| TrainError::Dataset(e.to_string()))
         };
-        match (&program.model, dataset.header().schema) {
+        match (&program.model, schema) {
             (Model::Mlp { input, .. }, Schema::Digits8x8) => {
                 let mut x = Vec::with_capacity(rows.len() * input);
                 let mut y = Vec::with_capacity(rows.len());
@@ -368,7 +386,10 @@ impl Trainer {
             }
         };
         let g = self.program.eval_graph(rows.len())?;
-        let batch = make_batch(&self.program, &self.dataset, &rows, &offsets)?;
+        let schema = self.dataset.header().schema;
+        let batch = make_batch(&self.program, schema, &rows, &offsets, &|r| {
+            self.dataset.row(r)
+        })?;
         let outs = run_nodes(&g.nodes, &self.state, &batch, |_, _| {})?;
         let loss = outs[g.loss].data().first().copied().unwrap_or(f32::NAN);
         let accuracy = match &self.program.model {

@@ -369,8 +369,29 @@ fn expect_status(t: &pb::Task, want: TaskStatus) -> Result<()> {
     Ok(())
 }
 
-/// Validates a program against the referee bounds; returns it parsed.
-pub fn validate_program(json: &[u8], p: &Params) -> Result<(train::Program, usize)> {
+/// `train::dataset::Schema` by its name in [`pb::DatasetInfo`].
+pub fn parse_schema(s: &str) -> Option<train::dataset::Schema> {
+    match s {
+        "digits8x8" => Some(train::dataset::Schema::Digits8x8),
+        "ascii" => Some(train::dataset::Schema::Ascii),
+        _ => None,
+    }
+}
+
+fn schema_name(s: train::dataset::Schema) -> &'static str {
+    match s {
+        train::dataset::Schema::Digits8x8 => "digits8x8",
+        train::dataset::Schema::Ascii => "ascii",
+    }
+}
+
+/// Validates a program against the referee bounds and its dataset's layout;
+/// returns it parsed, its node count and the dataset layout to record.
+pub fn validate_program(
+    json: &[u8],
+    p: &Params,
+    info: Option<&pb::DatasetInfo>,
+) -> Result<(train::Program, usize, pb::DatasetInfo)> {
     if json.len() as u64 > p.max_program_bytes {
         return Err(TasksError::ProgramTooLarge {
             got: json.len() as u64,
@@ -388,6 +409,63 @@ pub fn validate_program(json: &[u8], p: &Params) -> Result<(train::Program, usiz
             "steps must be 1..={}, got {}",
             p.max_steps, prog.steps
         )));
+    }
+    let bad = |m: String| TasksError::InvalidProgram(m);
+    // The dataset's layout: the chain's own for a builtin dataset, otherwise
+    // as the submitter states it.
+    let builtin = train::Dataset::builtin(&prog.dataset.name)
+        .ok()
+        .filter(|d| d.root() == prog.dataset.root);
+    let info = match (builtin, info) {
+        (Some(d), _) => {
+            let h = d.header();
+            pb::DatasetInfo { schema: schema_name(h.schema).into(), rows: h.rows, row_bytes: h.row_bytes, chunk_rows: h.chunk_rows }
+        }
+        (None, Some(i)) => i.clone(),
+        (None, None) => {
+            return Err(bad(format!(
+                "dataset {:?} is not a builtin with root {}: state its layout (schema, rows, row_bytes, chunk_rows)",
+                prog.dataset.name,
+                hex::encode(prog.dataset.root)
+            )))
+        }
+    };
+    let schema = parse_schema(&info.schema).ok_or_else(|| {
+        bad(format!(
+            "unknown dataset schema {:?}; expected digits8x8 or ascii",
+            info.schema
+        ))
+    })?;
+    if info.row_bytes == 0 || info.chunk_rows == 0 || info.rows <= prog.dataset.train_rows {
+        return Err(bad(format!(
+            "dataset layout: rows ({}) must exceed train_rows ({}), row_bytes and chunk_rows must be positive",
+            info.rows, prog.dataset.train_rows
+        )));
+    }
+    match (&prog.model, schema) {
+        (train::program::Model::Mlp { input, .. }, train::dataset::Schema::Digits8x8)
+            if *input == 64 && info.row_bytes == 65 => {}
+        (train::program::Model::Transformer { ctx, .. }, train::dataset::Schema::Ascii)
+            if info.row_bytes > *ctx as u64 + 1 => {}
+        _ => {
+            return Err(bad(format!(
+                "the model family does not fit a {} dataset of {}-byte rows",
+                info.schema, info.row_bytes
+            )))
+        }
+    }
+    // A dispute may need every row of a batch, each with its whole chunk.
+    let rows_bytes = (prog.batch_size as u64)
+        .saturating_mul(info.chunk_rows)
+        .saturating_mul(info.row_bytes);
+    if rows_bytes > p.max_reveal_bytes {
+        return Err(TasksError::NodeTooExpensive {
+            node: 0,
+            label: "batch rows".into(),
+            what: "reveal bytes",
+            got: rows_bytes,
+            max: p.max_reveal_bytes,
+        });
     }
     let nodes = prog
         .nodes()
@@ -413,7 +491,7 @@ pub fn validate_program(json: &[u8], p: &Params) -> Result<(train::Program, usiz
             });
         }
     }
-    Ok((prog, nodes.len()))
+    Ok((prog, nodes.len(), info))
 }
 
 pub trait TasksWrite: StateWrite {
@@ -424,6 +502,7 @@ pub trait TasksWrite: StateWrite {
         program_json: Vec<u8>,
         reward: Amount,
         fee: Amount,
+        dataset: Option<&pb::DatasetInfo>,
     ) -> Result<u64> {
         let p = self.tasks_params()?;
         if reward < p.min_reward {
@@ -432,7 +511,7 @@ pub trait TasksWrite: StateWrite {
                 min: p.min_reward,
             });
         }
-        let (prog, m) = validate_program(&program_json, &p)?;
+        let (prog, m, info) = validate_program(&program_json, &p, dataset)?;
         let escrow = reward.checked_add(fee)?;
         self.transfer(&submitter, &module_address(), escrow)?;
         let id = self.get_u64(state_key::NEXT_ID)?.unwrap_or(1);
@@ -452,6 +531,7 @@ pub trait TasksWrite: StateWrite {
             submitted_height: ctx.height,
             claim_deadline,
             claim_bond: "0".into(),
+            dataset: Some(info),
             ..Default::default()
         };
         put_task(self, &t);
@@ -960,6 +1040,7 @@ pub enum TasksMsg {
         program_json: Vec<u8>,
         reward: Amount,
         fee: Amount,
+        dataset: Option<pb::DatasetInfo>,
     },
     Cancel {
         submitter: Address,
@@ -999,8 +1080,16 @@ impl TasksMsg {
                 program_json,
                 reward,
                 fee,
+                dataset,
             } => s
-                .submit(ctx, *submitter, program_json.clone(), *reward, *fee)
+                .submit(
+                    ctx,
+                    *submitter,
+                    program_json.clone(),
+                    *reward,
+                    *fee,
+                    dataset.as_ref(),
+                )
                 .map(|_| ()),
             TasksMsg::Cancel { submitter, id } => s.cancel(*submitter, *id),
             TasksMsg::Claim {
@@ -1031,6 +1120,7 @@ impl TryFrom<&pb::MsgSubmitTask> for TasksMsg {
             program_json: m.program_json.clone(),
             reward: coin(&m.reward)?,
             fee: coin(&m.verification_fee)?,
+            dataset: m.dataset.clone(),
         })
     }
 }

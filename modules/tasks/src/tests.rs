@@ -101,7 +101,7 @@ impl W {
         let mut id = 0;
         self.tx(|s, c| {
             id = s
-                .submit(c, sub, json, Amount(1_000_000), Amount(90_000))
+                .submit(c, sub, json, Amount(1_000_000), Amount(90_000), None)
                 .map_err(|e| e.to_string())?;
             Ok(())
         })
@@ -245,26 +245,33 @@ fn bad_submissions_are_rejected_with_clear_errors() {
     let sub = w.sub;
     let p = serde_json::to_vec(&train::Program::builtin("mlp-digits").unwrap()).unwrap();
     let e = w.tx(|s, c| {
-        s.submit(c, sub, p.clone(), Amount(1_000_000), Amount(0))
+        s.submit(c, sub, p.clone(), Amount(1_000_000), Amount(0), None)
             .map(|_| ())
             .map_err(|e| e.to_string())
     });
     assert!(e.unwrap_err().contains("referee limit"));
     let e = w.tx(|s, c| {
-        s.submit(c, sub, b"{not json".to_vec(), Amount(1_000_000), Amount(0))
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        s.submit(
+            c,
+            sub,
+            b"{not json".to_vec(),
+            Amount(1_000_000),
+            Amount(0),
+            None,
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
     });
     assert!(e.unwrap_err().contains("invalid program"));
     let e = w.tx(|s, c| {
-        s.submit(c, sub, p.clone(), Amount(1), Amount(0))
+        s.submit(c, sub, p.clone(), Amount(1), Amount(0), None)
             .map(|_| ())
             .map_err(|e| e.to_string())
     });
     assert!(e.unwrap_err().contains("below the minimum"));
     let mut w2 = W::new(Params::default());
     let e = w2.tx(|s, c| {
-        s.submit(c, sub, p, Amount(1_000_000_000_000), Amount(0))
+        s.submit(c, sub, p, Amount(1_000_000_000_000), Amount(0), None)
             .map(|_| ())
             .map_err(|e| e.to_string())
     });

@@ -14,7 +14,8 @@
 //! 4. **Reveal**: the solver uploads node `j`'s inputs in chunks; each is
 //!    checked when complete (state tensors against `h_lo`, earlier node outputs
 //!    against its op root); batch inputs are rebuilt by the referee from the
-//!    content-addressed dataset.
+//!    dataset: the chain's copy of a builtin one, or rows the solver uploads
+//!    with proofs against the dataset root.
 //! 5. **Adjudicate**: the referee runs node `j` with the CPU RepOps reference
 //!    (`train::execute_node`) — the only floating point in consensus — and
 //!    compares output hashes.
@@ -645,6 +646,9 @@ pub trait VerdeWrite: StateWrite {
             .get(d.node as usize)
             .ok_or_else(|| VerdeError::Referee(format!("node {} out of range", d.node)))?;
         d.op_kind = node.op.name().to_string();
+        // Builtin datasets are held by the chain; rows of any other dataset
+        // must be uploaded with their proofs against the dataset root.
+        let on_chain_data = builtin_dataset(&prog).is_ok();
         d.inputs = node
             .inputs
             .iter()
@@ -654,7 +658,7 @@ pub trait VerdeWrite: StateWrite {
                 let bytes = 4 * shape.iter().map(|&x| x as u64).product::<u64>();
                 let (source, complete) = match inp {
                     train::Input::State(n) => (format!("state:{n}"), false),
-                    train::Input::Batch(n) => (format!("batch:{n}"), true),
+                    train::Input::Batch(n) => (format!("batch:{n}"), on_chain_data),
                     train::Input::Node(k) => (format!("node:{k}"), false),
                 };
                 pb::InputUpload {
@@ -666,6 +670,15 @@ pub trait VerdeWrite: StateWrite {
                 }
             })
             .collect();
+        if d.inputs
+            .iter()
+            .any(|u| !u.complete && u.source.starts_with("batch:"))
+        {
+            let mut need = train::batch_rows(&prog, d.hi);
+            need.sort_unstable();
+            need.dedup();
+            d.rows_needed = need;
+        }
         {
             let m = format!("step {} node {} ({}) differs", d.hi, d.node, d.op_kind);
             record(&mut d, ctx.height, "chain", m);
@@ -811,6 +824,78 @@ pub trait VerdeWrite: StateWrite {
         self.next_move(ctx, &mut d, Phase::Reveal, solver)
     }
 
+    /// Batch rows of node j's step, each proven against the dataset root.
+    fn upload_rows(
+        &mut self,
+        ctx: &BlockCtx,
+        solver: Address,
+        id: u64,
+        rows: &[pb::RowProof],
+    ) -> Result<()> {
+        let mut d = self.active(ctx, id, Phase::Reveal, &solver)?;
+        if d.rows_needed.is_empty() {
+            return Err(VerdeError::BadUpload(
+                "this node needs no dataset rows".into(),
+            ));
+        }
+        if rows.is_empty() {
+            return Err(VerdeError::BadUpload("no rows".into()));
+        }
+        let t = self.task(d.task_id)?;
+        let info = t.dataset.clone().unwrap_or_default();
+        let root = h32(&t.dataset_root, "dataset_root")?;
+        let chunks = info.rows.div_ceil(info.chunk_rows.max(1));
+        for r in rows {
+            if d.rows_needed.binary_search(&r.row).is_err() {
+                return Err(VerdeError::BadUpload(format!(
+                    "row {} is not in step {}'s batch",
+                    r.row, d.hi
+                )));
+            }
+            let proof = to_proof(&r.proof, "row proof")?;
+            if proof.leaf_count != chunks {
+                return Err(VerdeError::BadProof(format!(
+                    "row proof over {} chunks, the dataset has {chunks}",
+                    proof.leaf_count
+                )));
+            }
+            let rp = train::RowProof {
+                row: r.row,
+                chunk: r.chunk.clone(),
+                proof,
+            };
+            let data = train::dataset::verify_row(&root, info.row_bytes, info.chunk_rows, &rp)
+                .ok_or_else(|| {
+                    VerdeError::BadProof(format!("row {} does not hash to the dataset root", r.row))
+                })?;
+            match d.rows.binary_search_by_key(&r.row, |x| x.row) {
+                Ok(_) => {}
+                Err(pos) => d.rows.insert(pos, pb::RowData { row: r.row, data }),
+            }
+        }
+        {
+            let m = format!(
+                "upload {} dataset rows ({} of {} proven)",
+                rows.len(),
+                d.rows.len(),
+                d.rows_needed.len()
+            );
+            record(&mut d, ctx.height, "solver", m);
+        }
+        if d.rows.len() == d.rows_needed.len() {
+            for u in &mut d.inputs {
+                if u.source.starts_with("batch:") {
+                    u.complete = true;
+                }
+            }
+        }
+        if d.inputs.iter().all(|u| u.complete) {
+            return self.adjudicate(ctx, &mut d);
+        }
+        let solver = d.solver.clone();
+        self.next_move(ctx, &mut d, Phase::Reveal, solver)
+    }
+
     /// A completed upload must hash to its commitment.
     fn check_input(
         &mut self,
@@ -883,11 +968,25 @@ pub trait VerdeWrite: StateWrite {
             let tensor = match inp {
                 train::Input::Batch(name) => {
                     if batch.is_none() {
-                        let ds = builtin_dataset(&prog)?;
-                        batch = Some(
-                            train::batch_for_step(&prog, &ds, d.hi)
-                                .map_err(|e| VerdeError::Referee(e.to_string()))?,
-                        );
+                        let b = match builtin_dataset(&prog) {
+                            Ok(ds) => train::batch_for_step(&prog, &ds, d.hi),
+                            Err(_) => {
+                                let info = t.dataset.clone().unwrap_or_default();
+                                let schema =
+                                    tasks::parse_schema(&info.schema).ok_or_else(|| {
+                                        VerdeError::Referee(format!(
+                                            "unknown schema {:?}",
+                                            info.schema
+                                        ))
+                                    })?;
+                                let rows: std::collections::BTreeMap<u64, &[u8]> =
+                                    d.rows.iter().map(|r| (r.row, r.data.as_slice())).collect();
+                                train::batch_from_rows(&prog, schema, info.row_bytes, d.hi, |r| {
+                                    rows.get(&r).copied()
+                                })
+                            }
+                        };
+                        batch = Some(b.map_err(|e| VerdeError::Referee(e.to_string()))?);
                     }
                     batch
                         .as_ref()
@@ -934,6 +1033,7 @@ pub trait VerdeWrite: StateWrite {
         for u in &mut d.inputs {
             u.data.clear();
         }
+        d.rows.clear();
         self.resolve(ctx, d, solver_right, &reason)
     }
 
@@ -1163,6 +1263,7 @@ pub enum VerdeMsg {
     RevealChildren(pb::MsgRevealChildren),
     ProveAssembly(pb::MsgProveAssembly),
     Upload(pb::MsgUploadInput),
+    UploadRows(pb::MsgUploadRows),
 }
 
 impl VerdeMsg {
@@ -1175,6 +1276,7 @@ impl VerdeMsg {
             VerdeMsg::RevealChildren(m) => &m.sender,
             VerdeMsg::ProveAssembly(m) => &m.solver,
             VerdeMsg::Upload(m) => &m.solver,
+            VerdeMsg::UploadRows(m) => &m.solver,
         }
     }
 
@@ -1210,6 +1312,7 @@ impl VerdeMsg {
             VerdeMsg::Upload(m) => {
                 s.upload_input(ctx, who, m.dispute_id, m.input, m.offset, &m.data, &m.proof)
             }
+            VerdeMsg::UploadRows(m) => s.upload_rows(ctx, who, m.dispute_id, &m.rows),
         }
     }
 }

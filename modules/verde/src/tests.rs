@@ -26,8 +26,28 @@ fn program(steps: u64) -> Program {
 }
 
 /// Trains `p`, flipping the lowest bit of element 0 of node `j`'s output at step `s`.
+/// The digits rows as a dataset the chain does not hold (other chunking, so
+/// another root): its rows must be proven in a dispute.
+fn ext_dataset() -> Dataset {
+    let d = Dataset::builtin("digits").unwrap();
+    Dataset::build(
+        "ext-digits",
+        train::dataset::Schema::Digits8x8,
+        65,
+        5,
+        d.data().to_vec(),
+        "",
+        "",
+    )
+    .unwrap()
+}
+
+fn dataset_for(p: &Program) -> Dataset {
+    Dataset::builtin(&p.dataset.name).unwrap_or_else(|_| ext_dataset())
+}
+
 fn simulate(p: &Program, fault: Option<(u64, usize)>) -> Trace {
-    let ds = Dataset::builtin(&p.dataset.name).unwrap();
+    let ds = dataset_for(p);
     let graph = p.graph().unwrap();
     let mut state = Trainer::new(p.clone(), ds.clone()).unwrap().state().clone();
     let mut tr = Trace {
@@ -218,12 +238,28 @@ impl World {
 
     /// Submits, claims and commits `solver`'s trace. Returns the task id.
     fn task(&mut self, p: &Program, solver: &Trace) -> u64 {
+        let info = (p.dataset.name == "ext-digits").then(|| {
+            let h = ext_dataset().header().clone();
+            proto::tasks::v1::DatasetInfo {
+                schema: "digits8x8".into(),
+                rows: h.rows,
+                row_bytes: h.row_bytes,
+                chunk_rows: h.chunk_rows,
+            }
+        });
         let json = serde_json::to_vec(p).unwrap();
         let (sub, sol) = (self.submitter, self.solver);
         let mut id = 0;
         self.tx(|s, c| {
             id = s
-                .submit(c, sub, json, Amount(1_000_000), Amount(100_000))
+                .submit(
+                    c,
+                    sub,
+                    json,
+                    Amount(1_000_000),
+                    Amount(100_000),
+                    info.as_ref(),
+                )
                 .map_err(|e| e.to_string())?;
             Ok(())
         })
@@ -384,6 +420,33 @@ fn play(
             }
             Phase::Reveal if !solver_silent => {
                 let node = &graph.nodes[d.node as usize];
+                if !d.rows_needed.is_empty() && d.rows.len() < d.rows_needed.len() {
+                    let ds = dataset_for(p);
+                    let rows: Vec<pb::RowProof> = d
+                        .rows_needed
+                        .iter()
+                        .map(|&r| {
+                            let rp = ds.row_proof(r).unwrap();
+                            pb::RowProof {
+                                row: r,
+                                chunk: rp.chunk,
+                                proof: Some(pb::MerkleProof {
+                                    index: rp.proof.index,
+                                    leaf_count: rp.proof.leaf_count,
+                                    siblings: rp
+                                        .proof
+                                        .siblings
+                                        .iter()
+                                        .map(|s| s.to_vec())
+                                        .collect(),
+                                }),
+                            }
+                        })
+                        .collect();
+                    w.tx(|s, c| s.upload_rows(c, so, did, &rows).map_err(|e| e.to_string()))
+                        .unwrap();
+                    continue;
+                }
                 for (i, u) in d.inputs.iter().enumerate() {
                     if u.complete {
                         continue;
@@ -402,7 +465,7 @@ fn play(
                             bytes(&solver.outputs[hi][*k]),
                             pproof(&solver.node_hashes[hi], *k),
                         ),
-                        train::Input::Batch(_) => unreachable!(),
+                        train::Input::Batch(_) => continue,
                     };
                     let chunks: Vec<&[u8]> = data.chunks(4096).collect();
                     for (ci, chunk) in chunks.iter().enumerate() {
@@ -777,4 +840,74 @@ proptest! {
         prop_assert!(d.outcome.starts_with(winner), "{}", d.outcome);
         prop_assert!(d.rounds <= ceil_log2(steps) + ceil_log2(m) + 4, "{} rounds", d.rounds);
     }
+}
+
+#[test]
+fn a_cheat_on_a_dataset_the_chain_does_not_hold_is_judged_from_proven_rows() {
+    let ext = ext_dataset();
+    let mut p = program(4);
+    p.dataset = train::program::DatasetRef {
+        name: "ext-digits".into(),
+        root: ext.root(),
+        train_rows: 1500,
+    };
+    let honest = simulate(&p, None);
+    let graph = p.graph().unwrap();
+    // A node that reads the batch, and one that does not.
+    let effective = effective_nodes(&p, &honest, 3);
+    let with_batch = *effective
+        .iter()
+        .find(|&&j| {
+            graph.nodes[j]
+                .inputs
+                .iter()
+                .any(|i| matches!(i, train::Input::Batch(_)))
+        })
+        .unwrap();
+    for j in [with_batch, *effective.last().unwrap()] {
+        let cheat = simulate(&p, Some((3, j)));
+        let mut w = World::new();
+        let id = w.task(&p, &cheat);
+        let d = play(
+            &mut w,
+            id,
+            &p,
+            &cheat,
+            Behaviour::Honest,
+            &honest,
+            Behaviour::Honest,
+        );
+        assert!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
+        assert_eq!((d.hi, d.node), (3, j as u64));
+        if j == with_batch {
+            assert!(
+                d.transcript
+                    .iter()
+                    .any(|m| m.action.contains("dataset rows")),
+                "rows were uploaded"
+            );
+        }
+    }
+    // A wrong layout or an unknown dataset without one is refused at submission.
+    let mut w = World::new();
+    let sub = w.submitter;
+    let json = serde_json::to_vec(&p).unwrap();
+    let e = w.tx(|s, c| {
+        s.submit(c, sub, json.clone(), Amount(1_000_000), Amount(0), None)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    assert!(e.unwrap_err().contains("state its layout"));
+    let bad = proto::tasks::v1::DatasetInfo {
+        schema: "ascii".into(),
+        rows: 1797,
+        row_bytes: 65,
+        chunk_rows: 5,
+    };
+    let e = w.tx(|s, c| {
+        s.submit(c, sub, json, Amount(1_000_000), Amount(0), Some(&bad))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    assert!(e.unwrap_err().contains("does not fit"));
 }
