@@ -17,11 +17,13 @@
 mod address;
 mod amount;
 mod event;
+mod queue;
 mod state;
 
 pub use address::{Address, AddressError, ADDRESS_PREFIX};
 pub use amount::{Amount, AmountError, DENOM};
 pub use event::{Event, TypedEvent};
+pub use queue::{queue_key, take_due, DueEntry};
 pub use state::{
     Delta, KvPairs, Layered, MemState, StateError, StateRead, StateReadExt, StateWrite,
     StateWriteExt,

@@ -210,6 +210,10 @@ impl Operator {
     }
 }
 
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 fn parse_addr(s: &str) -> Result<Address, StakingError> {
     s.parse()
         .map_err(|e: framework::AddressError| StakingError::InvalidAddress(e.to_string()))
@@ -445,28 +449,19 @@ pub trait StakingWrite: StateWrite {
     /// this height, in key order (height, then address).
     fn end_block(&mut self, ctx: &BlockCtx) -> Result<(), StakingError> {
         loop {
-            let due = self.prefix_raw(state_key::UNBONDING_PREFIX, b"", 256)?;
-            let mut progressed = false;
-            for (k, v) in due {
-                let rest = &k[state_key::UNBONDING_PREFIX.len()..];
+            let due = framework::take_due(self, state_key::UNBONDING_PREFIX, ctx.height, 256)?;
+            if due.is_empty() {
+                return Ok(());
+            }
+            for e in due {
                 let corrupt = || StateError::Corrupt {
-                    key: String::from_utf8_lossy(&k).into_owned(),
+                    key: format!("staking/unbonding/{}/{}", e.height, hex_of(&e.rest)),
                     reason: "bad unbonding entry".into(),
                 };
-                let h = u64::from_be_bytes(
-                    rest.get(..8)
-                        .and_then(|b| b.try_into().ok())
-                        .ok_or_else(corrupt)?,
-                );
-                if h > ctx.height {
-                    return Ok(());
-                }
-                let addr =
-                    Address::from_slice(rest.get(9..).ok_or_else(corrupt)?).ok_or_else(corrupt)?;
-                let amount = Amount::from_be_slice(&v).ok_or_else(corrupt)?;
-                self.delete(k.clone());
+                let addr = Address::from_slice(&e.rest).ok_or_else(corrupt)?;
+                let amount = Amount::from_be_slice(&e.value).ok_or_else(corrupt)?;
                 if let Some(mut op) = self.operator(&addr)? {
-                    op.unbonding.retain(|(_, ch)| *ch != h);
+                    op.unbonding.retain(|(_, ch)| *ch != e.height);
                     self.put_operator(&op);
                 }
                 self.transfer(&module_address(), &addr, amount)?;
@@ -474,10 +469,6 @@ pub trait StakingWrite: StateWrite {
                     operator: addr,
                     amount,
                 });
-                progressed = true;
-            }
-            if !progressed {
-                return Ok(());
             }
         }
     }

@@ -24,5 +24,5 @@ pub fn role_index(r: Role, a: &Address) -> Vec<u8> {
 
 /// `staking/unbonding/<completion height, 8 bytes BE>/<addr>` → amount (16 bytes BE).
 pub fn unbonding(height: u64, a: &Address) -> Vec<u8> {
-    [UNBONDING_PREFIX, &height.to_be_bytes(), b"/", a.as_bytes()].concat()
+    framework::queue_key(UNBONDING_PREFIX, height, a.as_bytes())
 }

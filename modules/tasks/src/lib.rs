@@ -678,25 +678,20 @@ pub trait TasksWrite: StateWrite {
     /// End-block hook: claim and commit timeouts, verifier selection, finalization.
     fn end_block(&mut self, ctx: &BlockCtx) -> Result<()> {
         loop {
-            let due = self.prefix_raw(state_key::DEADLINE_PREFIX, b"", 128)?;
-            let mut progressed = false;
-            for (k, _) in due {
-                let rest = &k[state_key::DEADLINE_PREFIX.len()..];
+            let due = framework::take_due(self, state_key::DEADLINE_PREFIX, ctx.height, 128)?;
+            if due.is_empty() {
+                return Ok(());
+            }
+            for e in due {
                 let corrupt = || StateError::Corrupt {
-                    key: String::from_utf8_lossy(&k).into_owned(),
+                    key: format!("tasks/deadline/{}/{:?}", e.height, e.rest),
                     reason: "bad deadline entry".into(),
                 };
-                if rest.len() != 19 {
+                if e.rest.len() != 10 {
                     return Err(corrupt().into());
                 }
-                let h = u64::from_be_bytes(rest[0..8].try_into().map_err(|_| corrupt())?);
-                if h > ctx.height {
-                    return Ok(());
-                }
-                let id = u64::from_be_bytes(rest[9..17].try_into().map_err(|_| corrupt())?);
-                let kind = rest[18];
-                self.delete(k.clone());
-                progressed = true;
+                let id = u64::from_be_bytes(e.rest[0..8].try_into().map_err(|_| corrupt())?);
+                let kind = e.rest[9];
                 let mut t = match self.task(id) {
                     Ok(t) => t,
                     Err(TasksError::NotFound(_)) => continue,
@@ -735,9 +730,6 @@ pub trait TasksWrite: StateWrite {
                     }
                     _ => {}
                 }
-            }
-            if !progressed {
-                return Ok(());
             }
         }
     }

@@ -1144,24 +1144,18 @@ pub trait VerdeWrite: StateWrite {
     /// End-block hook: whoever owes a move past its deadline loses.
     fn end_block(&mut self, ctx: &BlockCtx) -> Result<()> {
         loop {
-            let due = self.prefix_raw(state_key::DEADLINE_PREFIX, b"", 64)?;
-            let mut progressed = false;
-            for (k, _) in due {
-                let rest = &k[state_key::DEADLINE_PREFIX.len()..];
-                let corrupt = || StateError::Corrupt {
-                    key: String::from_utf8_lossy(&k).into_owned(),
-                    reason: "bad deadline entry".into(),
-                };
-                if rest.len() != 17 {
-                    return Err(corrupt().into());
-                }
-                let h = u64::from_be_bytes(rest[0..8].try_into().map_err(|_| corrupt())?);
-                if h > ctx.height {
-                    return Ok(());
-                }
-                let id = u64::from_be_bytes(rest[9..17].try_into().map_err(|_| corrupt())?);
-                self.delete(k.clone());
-                progressed = true;
+            let due = framework::take_due(self, state_key::DEADLINE_PREFIX, ctx.height, 64)?;
+            if due.is_empty() {
+                return Ok(());
+            }
+            for e in due {
+                let id = <[u8; 8]>::try_from(e.rest.as_slice())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StateError::Corrupt {
+                        key: format!("verde/deadline/{}/{:?}", e.height, e.rest),
+                        reason: "bad deadline entry".into(),
+                    })?;
+                let h = e.height;
                 let mut d = self.dispute(id)?;
                 if d.phase == Phase::Resolved as i32 || d.deadline.saturating_add(1) != h {
                     continue; // a later move reset the clock
@@ -1188,9 +1182,6 @@ pub trait VerdeWrite: StateWrite {
                     d.deadline
                 );
                 self.resolve(ctx, &mut d, solver_right, &reason)?;
-            }
-            if !progressed {
-                return Ok(());
             }
         }
     }
