@@ -332,6 +332,10 @@ pub trait VerdeWrite: StateWrite {
         if t.solver == challenger.to_string() {
             return Err(VerdeError::SelfChallenge);
         }
+        // Status, window and "one dispute at a time" first, for a clear error
+        // (the whole transaction's writes are dropped if anything below fails).
+        let id = self.get_u64(state_key::NEXT_ID)?.unwrap_or(1);
+        tasks::dispute_opened(self, ctx, task_id, id)?;
         let initial = lo == 0 && hi == 0;
         if !initial && (lo >= hi || hi > t.steps) {
             return Err(VerdeError::BadInterval(format!(
@@ -359,9 +363,7 @@ pub trait VerdeWrite: StateWrite {
             n,
             "h_hi",
         )?;
-        let id = self.get_u64(state_key::NEXT_ID)?.unwrap_or(1);
         self.put_u64(state_key::NEXT_ID.to_vec(), id.saturating_add(1));
-        tasks::dispute_opened(self, ctx, task_id, id)?;
         self.transfer(&challenger, &module_address(), bond)?;
         let mut d = pb::Dispute {
             id,
@@ -908,7 +910,9 @@ pub trait VerdeWrite: StateWrite {
         let nodes = prog
             .nodes()
             .map_err(|e| VerdeError::Referee(e.to_string()))?;
-        let node = &nodes[d.node as usize];
+        let node = nodes
+            .get(d.node as usize)
+            .ok_or_else(|| VerdeError::Referee(format!("node {} out of range", d.node)))?;
         let tensor = tensor_from(&node.input_shapes[i], &d.inputs[i].data)?;
         let th = repops::tensor_hash(&tensor);
         let pr = to_proof(proof, "input proof")?;
@@ -961,7 +965,9 @@ pub trait VerdeWrite: StateWrite {
         let nodes = prog
             .nodes()
             .map_err(|e| VerdeError::Referee(e.to_string()))?;
-        let node = &nodes[d.node as usize];
+        let node = nodes
+            .get(d.node as usize)
+            .ok_or_else(|| VerdeError::Referee(format!("node {} out of range", d.node)))?;
         let mut tensors = Vec::with_capacity(node.inputs.len());
         let mut batch = None;
         for (i, inp) in node.inputs.iter().enumerate() {
