@@ -542,31 +542,27 @@ fn confirm(yes: bool, what: &str) -> Result<()> {
 async fn send_tx(
     out: &Out,
     keys: &Keyring,
-    node: &NodeArg,
-    from: &str,
-    fee: &Option<String>,
-    memo: &str,
-    yes: bool,
-    wait_secs: u64,
-    chain_id: &Option<String>,
+    tx: &TxArgs,
     msgs: Vec<prost_types::Any>,
     what: String,
 ) -> Result<()> {
-    let signer = keys.signer(from)?;
-    let client = NodeClient::connect(&node.node).await?;
-    if let Some(want) = chain_id {
+    let signer = keys.signer(&tx.from)?;
+    let client = NodeClient::connect(&tx.node.node).await?;
+    if let Some(want) = &tx.chain_id {
         let have = client.status().await?.chain_id;
         if &have != want {
             bail!(
                 "the node at {} runs chain {have:?}, not {want:?}",
-                node.node
+                tx.node.node
             );
         }
     }
-    let fee = fee.as_deref().map(parse_amount).transpose()?;
-    confirm(yes, &what)?;
-    let wait = (wait_secs > 0).then(|| Duration::from_secs(wait_secs));
-    let (hash, res) = client.sign_and_send(&signer, msgs, memo, fee, wait).await?;
+    let fee = tx.fee.as_deref().map(parse_amount).transpose()?;
+    confirm(tx.yes, &what)?;
+    let wait = (tx.wait_secs > 0).then(|| Duration::from_secs(tx.wait_secs));
+    let (hash, res) = client
+        .sign_and_send(&signer, msgs, &tx.memo, fee, wait)
+        .await?;
     let hash_hex = hex::encode_upper(&hash);
     match res {
         None => out.print(
@@ -732,122 +728,40 @@ pub async fn run(cli: Cli) -> Result<()> {
                 });
             }
         },
-        Cmd::Tx(TxCmd::Bank(BankTx::Send {
-            from_key,
-            to,
-            amount,
-            node,
-            fee,
-            memo,
-            yes,
-            wait_secs,
-            chain_id,
-        })) => {
-            let signer = keys.signer(&from_key)?;
-            let to_addr = resolve_address(&keys, &to)?;
-            let amt = parse_amount(&amount)?;
-            let msg = testkit::send_msg(&signer.address(), &to_addr, amt);
-            let what = format!("send {amt} from {} to {to_addr}", signer.address());
-            send_tx(
-                &out,
-                &keys,
-                &node,
-                &from_key,
-                &fee,
-                &memo,
-                yes,
-                wait_secs,
-                &chain_id,
-                vec![msg],
-                what,
-            )
-            .await?;
-        }
-        Cmd::Tx(TxCmd::Staking(s)) => {
-            let (tx, msg, what) = match s {
-                StakingTx::Register { role, stake, tx } => {
-                    let r = staking::Role::parse(&role)
-                        .with_context(|| format!("--role {role:?}: expected solver or verifier"))?;
-                    let amt = parse_amount(&stake)?;
-                    let signer = keys.signer(&tx.from)?;
-                    let m = testkit::register_msg(&signer.address(), r, amt);
-                    (
-                        tx,
-                        m,
-                        format!(
-                            "register {} as {} with stake {amt}",
-                            signer.address(),
-                            r.as_str()
-                        ),
-                    )
-                }
-                StakingTx::AddStake { amount, tx } => {
+        Cmd::Tx(cmd) => {
+            let (tx, msg, what) = match cmd {
+                TxCmd::Bank(BankTx::Send {
+                    from_key,
+                    to,
+                    amount,
+                    node,
+                    fee,
+                    memo,
+                    yes,
+                    wait_secs,
+                    chain_id,
+                }) => {
+                    let signer = keys.signer(&from_key)?;
+                    let to_addr = resolve_address(&keys, &to)?;
                     let amt = parse_amount(&amount)?;
-                    let signer = keys.signer(&tx.from)?;
-                    (
-                        tx,
-                        testkit::add_stake_msg(&signer.address(), amt),
-                        format!("add stake {amt}"),
-                    )
+                    let msg = testkit::send_msg(&signer.address(), &to_addr, amt);
+                    let what = format!("send {amt} from {} to {to_addr}", signer.address());
+                    let tx = TxArgs {
+                        node,
+                        from: from_key,
+                        fee,
+                        memo,
+                        yes,
+                        wait_secs,
+                        chain_id,
+                    };
+                    (tx, msg, what)
                 }
-                StakingTx::Unbond { amount, tx } => {
-                    let amt = parse_amount(&amount)?;
-                    let signer = keys.signer(&tx.from)?;
-                    (
-                        tx,
-                        testkit::unbond_msg(&signer.address(), amt),
-                        format!("unbond {amt}"),
-                    )
-                }
+                TxCmd::Staking(s) => staking_tx(&keys, s)?,
+                TxCmd::Tasks(t) => tasks_tx(&keys, t)?,
+                TxCmd::Verde(v) => verde_tx(&keys, v)?,
             };
-            send_tx(
-                &out,
-                &keys,
-                &tx.node,
-                &tx.from,
-                &tx.fee,
-                &tx.memo,
-                tx.yes,
-                tx.wait_secs,
-                &tx.chain_id,
-                vec![msg],
-                what,
-            )
-            .await?;
-        }
-        Cmd::Tx(TxCmd::Verde(v)) => {
-            let (tx, msg, what) = verde_tx(&keys, v)?;
-            send_tx(
-                &out,
-                &keys,
-                &tx.node,
-                &tx.from,
-                &tx.fee,
-                &tx.memo,
-                tx.yes,
-                tx.wait_secs,
-                &tx.chain_id,
-                vec![msg],
-                what,
-            )
-            .await?;
-        }
-        Cmd::Tx(TxCmd::Tasks(t)) => {
-            let (tx, msg, what) = tasks_tx(&keys, t)?;
-            send_tx(
-                &out,
-                &keys,
-                &tx.node,
-                &tx.from,
-                &tx.fee,
-                &tx.memo,
-                tx.yes,
-                tx.wait_secs,
-                &tx.chain_id,
-                vec![msg],
-                what,
-            )
-            .await?;
+            send_tx(&out, &keys, &tx, vec![msg], what).await?;
         }
         Cmd::Query(q) => query(&out, &keys, q).await?,
         Cmd::Debug(DebugCmd::Replay { to_height }) => {
@@ -1152,6 +1066,45 @@ fn hex32(s: &str, what: &str) -> Result<Vec<u8>> {
         bail!("{what} is {} bytes, expected 32", b.len());
     }
     Ok(b)
+}
+
+fn staking_tx(keys: &Keyring, s: StakingTx) -> Result<(TxArgs, prost_types::Any, String)> {
+    Ok(match s {
+        StakingTx::Register { role, stake, tx } => {
+            let r = staking::Role::parse(&role)
+                .with_context(|| format!("--role {role:?}: expected solver or verifier"))?;
+            let amt = parse_amount(&stake)?;
+            let signer = keys.signer(&tx.from)?;
+            let m = testkit::register_msg(&signer.address(), r, amt);
+            (
+                tx,
+                m,
+                format!(
+                    "register {} as {} with stake {amt}",
+                    signer.address(),
+                    r.as_str()
+                ),
+            )
+        }
+        StakingTx::AddStake { amount, tx } => {
+            let amt = parse_amount(&amount)?;
+            let signer = keys.signer(&tx.from)?;
+            (
+                tx,
+                testkit::add_stake_msg(&signer.address(), amt),
+                format!("add stake {amt}"),
+            )
+        }
+        StakingTx::Unbond { amount, tx } => {
+            let amt = parse_amount(&amount)?;
+            let signer = keys.signer(&tx.from)?;
+            (
+                tx,
+                testkit::unbond_msg(&signer.address(), amt),
+                format!("unbond {amt}"),
+            )
+        }
+    })
 }
 
 fn tasks_tx(keys: &Keyring, t: TasksTx) -> Result<(TxArgs, prost_types::Any, String)> {
