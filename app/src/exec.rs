@@ -298,10 +298,13 @@ pub fn finalize_block(
     let prepared: Vec<(Result<Prepared, TxFailure>, [u8; 32])> = txs
         .par_iter()
         .map(|b| {
-            (
-                prepare(store, &ctx.chain_id, b, cache),
-                auth::tx::tx_hash(b),
-            )
+            let p = prepare(store, &ctx.chain_id, b, cache);
+            // A decoded transaction carries its hash; hash only the rest.
+            let hash = match &p {
+                Ok(p) => p.tx.hash,
+                Err(_) => auth::tx::tx_hash(b),
+            };
+            (p, hash)
         })
         .collect();
     if let Some(c) = cache {

@@ -319,15 +319,7 @@ impl staking_pb::query_server::Query for StakingQuery {
             Err(_) => return Err(Status::invalid_argument(format!("unknown role {}", r.role))),
         };
         let page = r.pagination.unwrap_or_default();
-        let limit = match page.limit {
-            0 => 100,
-            n if n > MAX_PAGE => {
-                return Err(Status::invalid_argument(format!(
-                    "limit {n} exceeds {MAX_PAGE}"
-                )))
-            }
-            n => n,
-        } as usize;
+        let limit = page_limit(page.limit)?;
         let after = if page.key.is_empty() {
             None
         } else {
@@ -640,9 +632,4 @@ pub async fn serve(
 /// Binds a listener, with a clear error.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await
-}
-
-/// Reads one raw state key (used by tests and tools).
-pub fn raw(app: &App, key: &[u8]) -> Result<Option<Vec<u8>>, framework::StateError> {
-    app.store().get_raw(key)
 }

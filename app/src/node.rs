@@ -193,7 +193,3 @@ pub async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
-
-pub fn default_block_interval() -> Duration {
-    Duration::from_millis(500)
-}

@@ -248,6 +248,23 @@ fn level_sizes(n: u64) -> Vec<u64> {
     v
 }
 
+/// The task, its program and the program's node `j` (the disputed operator).
+fn disputed_node<S: StateRead + ?Sized>(
+    s: &S,
+    task_id: u64,
+    j: u64,
+) -> Result<(proto::tasks::v1::Task, train::Program, train::Node)> {
+    let t = s.task(task_id)?;
+    let prog = program_of(&t)?;
+    let node = prog
+        .nodes()
+        .map_err(|e| VerdeError::Referee(e.to_string()))?
+        .into_iter()
+        .nth(j as usize)
+        .ok_or_else(|| VerdeError::Referee(format!("node {j} out of range")))?;
+    Ok((t, prog, node))
+}
+
 /// The program a task runs, parsed.
 fn program_of(t: &proto::tasks::v1::Task) -> Result<train::Program> {
     let s = std::str::from_utf8(&t.program_json).map_err(|e| VerdeError::Referee(e.to_string()))?;
@@ -639,14 +656,8 @@ pub trait VerdeWrite: StateWrite {
         d.node = d.index;
         d.solver_output = d.solver_children.clone();
         d.challenger_output = d.challenger_children.clone();
-        let t = self.task(d.task_id)?;
-        let prog = program_of(&t)?;
-        let nodes = prog
-            .nodes()
-            .map_err(|e| VerdeError::Referee(e.to_string()))?;
-        let node = nodes
-            .get(d.node as usize)
-            .ok_or_else(|| VerdeError::Referee(format!("node {} out of range", d.node)))?;
+        let (_, prog, node) = disputed_node(self, d.task_id, d.node)?;
+        let node = &node;
         d.op_kind = node.op.name().to_string();
         // Builtin datasets are held by the chain; rows of any other dataset
         // must be uploaded with their proofs against the dataset root.
@@ -905,14 +916,8 @@ pub trait VerdeWrite: StateWrite {
         i: usize,
         proof: &Option<pb::MerkleProof>,
     ) -> Result<()> {
-        let t = self.task(d.task_id)?;
-        let prog = program_of(&t)?;
-        let nodes = prog
-            .nodes()
-            .map_err(|e| VerdeError::Referee(e.to_string()))?;
-        let node = nodes
-            .get(d.node as usize)
-            .ok_or_else(|| VerdeError::Referee(format!("node {} out of range", d.node)))?;
+        let (t, prog, node) = disputed_node(self, d.task_id, d.node)?;
+        let node = &node;
         let tensor = tensor_from(&node.input_shapes[i], &d.inputs[i].data)?;
         let th = repops::tensor_hash(&tensor);
         let pr = to_proof(proof, "input proof")?;
@@ -960,14 +965,8 @@ pub trait VerdeWrite: StateWrite {
 
     /// Runs node `j` with the CPU reference and settles the dispute.
     fn adjudicate(&mut self, ctx: &BlockCtx, d: &mut pb::Dispute) -> Result<()> {
-        let t = self.task(d.task_id)?;
-        let prog = program_of(&t)?;
-        let nodes = prog
-            .nodes()
-            .map_err(|e| VerdeError::Referee(e.to_string()))?;
-        let node = nodes
-            .get(d.node as usize)
-            .ok_or_else(|| VerdeError::Referee(format!("node {} out of range", d.node)))?;
+        let (t, prog, node) = disputed_node(self, d.task_id, d.node)?;
+        let node = &node;
         let mut tensors = Vec::with_capacity(node.inputs.len());
         let mut batch = None;
         for (i, inp) in node.inputs.iter().enumerate() {
