@@ -8,14 +8,12 @@
 
 pub mod abci;
 pub mod cli;
-pub mod client;
 pub mod devchain;
 pub mod error;
 pub mod exec;
 pub mod genesis;
 pub mod grpc;
 pub mod home;
-pub mod keyring;
 pub mod msg;
 pub mod node;
 pub mod query;
@@ -24,4 +22,7 @@ pub mod store;
 pub mod testkit;
 pub mod testnet;
 
+/// The node client and keyring live in their own crate so the daemons can use
+/// them without the state machine; re-exported under their old paths.
+pub use ::client::{self as client, keyring};
 pub use abci::App;
