@@ -8,9 +8,12 @@
 
 pub mod abci;
 pub mod cli;
+pub mod cluster;
+pub mod demo;
 pub mod devchain;
 pub mod error;
 pub mod exec;
+pub mod follow;
 pub mod genesis;
 pub mod grpc;
 pub mod home;
