@@ -39,10 +39,10 @@ async fn solver_killed_mid_training_resumes_and_the_job_completes() {
     let (id, _) = n.submit(STEPS).await.unwrap();
     // Kill it once it is well into training (past a checkpoint, not done).
     let url = format!("http://127.0.0.1:{port}");
-    let mut killed_at = 0;
+    let killed_at = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     eventually(120, "training to reach step 120", || {
         let url = url.clone();
-        let killed = &mut killed_at;
+        let killed = killed_at.clone();
         async move {
             let Ok(mut c) = SolverClient::connect(url).await else {
                 return Ok(false);
@@ -57,13 +57,14 @@ async fn solver_killed_mid_training_resumes_and_the_job_completes() {
                 .find(|t| t.task_id == id)
                 .map(|t| t.steps_done)
                 .unwrap_or(0);
-            *killed = done;
+            killed.store(done, std::sync::atomic::Ordering::SeqCst);
             Ok(done >= 120)
         }
     })
     .await
     .unwrap();
     kill9(&mut child);
+    let killed_at = killed_at.load(std::sync::atomic::Ordering::SeqCst);
     assert!(
         killed_at < STEPS,
         "training finished before the kill; make STEPS larger"

@@ -169,9 +169,11 @@ async fn silent_solver_loses_on_the_clock() {
     vc.whistleblower = true;
     let v = verifierd::start(vc).await.unwrap();
     let p = tests::program(STEPS);
-    let node = app::demo::effective_nodes(&p, 9).unwrap()[0];
+    // At the last step, so the committed final hash itself is wrong (an
+    // earlier one-bit fault can heal before the end).
+    let node = app::demo::effective_nodes(&p, STEPS).unwrap()[0];
     let mut sc = n.c.solver_config("cheater");
-    sc.inject_fault = vec![Fault::Corrupt { step: 9, node }, Fault::Silent];
+    sc.inject_fault = vec![Fault::Corrupt { step: STEPS, node }, Fault::Silent];
     let s = solverd::start(sc).await.unwrap();
     let (id, _) = n.submit(STEPS).await.unwrap();
     let t = n.finish(id, 180).await.unwrap();

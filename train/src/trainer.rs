@@ -94,17 +94,24 @@ fn init_tensor(seed: u64, name: &str, shape: &[usize], init: Init) -> Result<Ten
     Tensor::new(shape.to_vec(), data).map_err(|e| TrainError::Program(format!("{name}: {e}")))
 }
 
+/// The state before step 1 (R5 initialisation), whose hash is `h_0`. It
+/// depends on the program alone, not on the dataset.
+pub fn initial_state(program: &Program) -> Result<BTreeMap<String, Tensor>> {
+    program.validate()?;
+    let mut state = BTreeMap::new();
+    for (name, (shape, init)) in program.state_spec()? {
+        let t = init_tensor(program.seed, &name, &shape, init)?;
+        state.insert(name, t);
+    }
+    Ok(state)
+}
+
 impl Trainer {
     /// Initial state `h_0` of `program` on `dataset` (whose root must match).
     pub fn new(program: Program, dataset: Dataset) -> Result<Self> {
-        program.validate()?;
         program.validate_dataset(&dataset)?;
+        let state = initial_state(&program)?;
         let graph = program.graph()?;
-        let mut state = BTreeMap::new();
-        for (name, (shape, init)) in program.state_spec()? {
-            let t = init_tensor(program.seed, &name, &shape, init)?;
-            state.insert(name, t);
-        }
         Ok(Trainer {
             program,
             graph,

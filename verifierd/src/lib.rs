@@ -416,7 +416,14 @@ async fn fetch_checkpoint(
 }
 
 async fn verify_sampled(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
-    let hashes = solver_hashes(t).await?;
+    let hashes = match solver_hashes(t).await {
+        Ok(h) => h,
+        Err(e) => {
+            // Nothing to sample against: check every step instead.
+            tracing::warn!(task = t.id, error = %e, "the solver's step hashes are unavailable; re-executing the whole task");
+            return whistleblow(s, t, true).await;
+        }
+    };
     let run = Arc::new(Mutex::new(new_run(s, t).await?));
     lock(&s.runs).insert(t.id, run.clone());
     let sample = sample_steps(s, t.steps);
@@ -454,7 +461,14 @@ async fn verify_sampled(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
                     0
                 }
             };
-            return open_dispute(s, t, &hashes, lo, step).await;
+            return open_dispute(
+                s,
+                t,
+                Some(&hashes),
+                (lo, hashes[lo as usize]),
+                (step, hashes[step as usize]),
+            )
+            .await;
         }
     }
     attest(s, t, sample.len() as u64).await
@@ -473,12 +487,15 @@ async fn attest(s: &Shared, t: &Task, steps_checked: u64) -> Result<(), AgentErr
     Ok(())
 }
 
+/// Opens a dispute on `(lo, hi]`. With the solver's `hashes` the ends are
+/// proven against its trace root; without them only `lo = 0` (the program's
+/// `h_0`) and `hi = T` (the committed final hash) can be claimed.
 async fn open_dispute(
     s: &Shared,
     t: &Task,
-    hashes: &[Hash],
-    lo: u64,
-    hi: u64,
+    hashes: Option<&[Hash]>,
+    (lo, h_lo): (u64, Hash),
+    (hi, h_hi): (u64, Hash),
 ) -> Result<(), AgentError> {
     let bond = match &s.cfg.bond {
         Some(b) => b.clone(),
@@ -495,11 +512,11 @@ async fn open_dispute(
             amount: bond.0.to_string(),
         }),
         lo,
-        h_lo: hashes[lo as usize].to_vec(),
-        proof_lo: Some(pb_proof(hashes, lo as usize)?),
+        h_lo: h_lo.to_vec(),
+        proof_lo: hashes.map(|h| pb_proof(h, lo as usize)).transpose()?,
         hi,
-        h_hi: hashes[hi as usize].to_vec(),
-        proof_hi: Some(pb_proof(hashes, hi as usize)?),
+        h_hi: h_hi.to_vec(),
+        proof_hi: hashes.map(|h| pb_proof(h, hi as usize)).transpose()?,
     };
     s.chain
         .send(vec![proto::to_any(&msg)], "open dispute")
@@ -539,8 +556,17 @@ async fn whistleblow(s: &Arc<Shared>, t: &Task, selected: bool) -> Result<(), Ag
     let theirs = match solver_hashes(t).await {
         Ok(h) => h,
         Err(e) => {
-            tracing::warn!(task = t.id, error = %e, "whistleblower: the run does not reproduce, but the solver's hashes are unavailable, so there is nothing to prove a dispute against");
-            return Ok(());
+            let last = mine[t.steps as usize];
+            if last.as_slice() == t.final_state_hash.as_slice() {
+                tracing::warn!(task = t.id, error = %e, "the final state reproduces but the trace root does not, and the solver's hashes are unavailable: nothing to dispute");
+                return Ok(());
+            }
+            // The chain needs no proof for h_0 and the committed final hash:
+            // bisection makes the solver reveal the rest on chain, or lose.
+            tracing::warn!(task = t.id, error = %e, "the run does not reproduce and the solver serves nothing: disputing (0, T]");
+            let fin = h32(&t.final_state_hash)
+                .ok_or_else(|| AgentError::Invalid("final_state_hash is not 32 bytes".into()))?;
+            return open_dispute(s, t, None, (0, mine[0]), (t.steps, fin)).await;
         }
     };
     let differs: Vec<u64> = (0..=t.steps)
@@ -556,7 +582,14 @@ async fn whistleblow(s: &Arc<Shared>, t: &Task, selected: bool) -> Result<(), Ag
     } else {
         (first - 1, last)
     };
-    open_dispute(s, t, &theirs, lo, hi).await
+    open_dispute(
+        s,
+        t,
+        Some(&theirs),
+        (lo, theirs[lo as usize]),
+        (hi, theirs[hi as usize]),
+    )
+    .await
 }
 
 async fn play(s: &Arc<Shared>, t: &Task, d: &proto::verde::v1::Dispute) -> Result<(), AgentError> {
