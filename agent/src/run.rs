@@ -178,7 +178,7 @@ impl Run {
         self.hashes.push(h);
         self.remember(t, Arc::new(out.state));
         if let Some(dir) = self.dir.clone() {
-            if t % self.every == 0 || t == self.program.steps {
+            if t.is_multiple_of(self.every) || t == self.program.steps {
                 let state = self.state_at(t)?;
                 let bytes = train::checkpoint::encode(&self.program, t, &state)?;
                 let p = ckpt_path(&dir, t);

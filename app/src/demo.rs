@@ -145,6 +145,9 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<Value> {
             Some(n) => n,
             None => {
                 let eff = effective_nodes(&program, step)?;
+                if eff.is_empty() {
+                    bail!("no node of step {step} changes the state when corrupted; pick another --cheat-step");
+                }
                 eff[rand::thread_rng().gen_range(0..eff.len())]
             }
         };

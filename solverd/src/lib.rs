@@ -46,7 +46,7 @@ pub struct Config {
     #[arg(long, env = "SOLVERD_FROM")]
     pub from: String,
     /// Where this daemon serves the Solver gRPC service.
-    #[arg(long, env = "SOLVERD_LISTEN", default_value = "127.0.0.1:26680")]
+    #[arg(long, env = "SOLVERD_LISTEN", default_value = "127.0.0.1:9190")]
     pub listen: SocketAddr,
     /// The URL published on chain with each claim (default: http://<listen>).
     #[arg(long, env = "SOLVERD_ENDPOINT")]

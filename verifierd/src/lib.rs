@@ -57,7 +57,7 @@ pub struct Config {
     #[arg(long, env = "VERIFIERD_BOND")]
     pub bond: Option<String>,
     /// Where this daemon serves gRPC health.
-    #[arg(long, env = "VERIFIERD_LISTEN", default_value = "127.0.0.1:26690")]
+    #[arg(long, env = "VERIFIERD_LISTEN", default_value = "127.0.0.1:9191")]
     pub listen: SocketAddr,
     /// Serve Prometheus metrics at http://<addr>/metrics.
     #[arg(long, env = "VERIFIERD_METRICS_ADDRESS")]
