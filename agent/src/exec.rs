@@ -128,6 +128,10 @@ pub struct StepOut {
     pub state_hash: Hash,
     /// The loss node's value (reporting only).
     pub loss: f32,
+    /// Time spent running the nodes and hashing the new state (nanoseconds).
+    pub compute_ns: u64,
+    /// Of which hashing the new state.
+    pub hash_ns: u64,
 }
 
 impl StepOut {
@@ -147,6 +151,7 @@ pub fn run_step(
     t: u64,
     fault: &FaultPlan,
 ) -> train::Result<StepOut> {
+    let started = std::time::Instant::now();
     let batch_step = if fault.wrong_batch == Some(t) {
         t + 1
     } else {
@@ -204,11 +209,16 @@ pub fn run_step(
             })
             .collect::<train::Result<State>>()?
     };
+    let hashing = std::time::Instant::now();
+    let state_hash = train::state_hash(&new_state);
+    let hash_ns = hashing.elapsed().as_nanos() as u64;
     Ok(StepOut {
-        state_hash: train::state_hash(&new_state),
+        state_hash,
         state: new_state,
         outputs,
         loss,
+        compute_ns: started.elapsed().as_nanos() as u64,
+        hash_ns,
     })
 }
 

@@ -58,6 +58,19 @@ impl Metrics {
         }
     }
 
+    /// Adds the compute a run spent between two snapshots of its stats to
+    /// `compute_us` and `hash_us`.
+    pub fn add_compute(&self, before: crate::run::RunStats, after: crate::run::RunStats) {
+        self.inc(
+            "compute_us",
+            after.compute_ns.saturating_sub(before.compute_ns) / 1000,
+        );
+        self.inc(
+            "hash_us",
+            after.hash_ns.saturating_sub(before.hash_ns) / 1000,
+        );
+    }
+
     pub fn counter(&self, name: &str) -> u64 {
         self.counters.get(name).map(|c| c.get()).unwrap_or(0)
     }

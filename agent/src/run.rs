@@ -16,6 +16,22 @@ use train::{Dataset, Hash, Program, StepGraph, Trainer};
 /// In-memory states kept besides `h_0` (the newest ones).
 const MAX_ANCHORS: usize = 8;
 
+/// Compute spent by a run (steps executed, including replays).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunStats {
+    pub steps: u64,
+    pub compute_ns: u64,
+    pub hash_ns: u64,
+}
+
+impl RunStats {
+    fn add(&mut self, o: &StepOut) {
+        self.steps += 1;
+        self.compute_ns += o.compute_ns;
+        self.hash_ns += o.hash_ns;
+    }
+}
+
 pub struct Run {
     pub task_id: u64,
     pub program: Program,
@@ -28,6 +44,8 @@ pub struct Run {
     hashes: Vec<Hash>,
     last_out: Option<(u64, Arc<StepOut>)>,
     last_loss: f32,
+    /// Compute spent so far.
+    pub stats: RunStats,
 }
 
 impl std::fmt::Debug for Run {
@@ -68,6 +86,7 @@ impl Run {
             hashes: vec![h0],
             last_out: None,
             last_loss: f32::NAN,
+            stats: RunStats::default(),
         })
     }
 
@@ -174,6 +193,7 @@ impl Run {
             &self.fault,
         )?;
         let h = out.state_hash;
+        self.stats.add(&out);
         self.last_loss = out.loss;
         self.hashes.push(h);
         self.remember(t, Arc::new(out.state));
@@ -245,6 +265,7 @@ impl Run {
                 s,
                 &self.fault,
             )?;
+            self.stats.add(&out);
             state = Arc::new(out.state);
         }
         if t != from {
@@ -272,6 +293,7 @@ impl Run {
             t,
             &self.fault,
         )?);
+        self.stats.add(&out);
         self.last_out = Some((t, out.clone()));
         Ok(out)
     }

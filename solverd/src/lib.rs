@@ -245,6 +245,11 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningSolver> {
             ("results_committed", "Results committed"),
             ("dispute_moves", "Dispute moves sent"),
             ("errors", "Errors in the work loop"),
+            (
+                "compute_us",
+                "Microseconds spent executing training steps (incl. replays for disputes)",
+            ),
+            ("hash_us", "Of which hashing states"),
         ],
         &[
             ("height", "Last block seen"),
@@ -389,9 +394,13 @@ async fn answer_dispute(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
     let run = s.run_for(t).await?;
     let me = s.chain.address.to_string();
     let d2 = d.clone();
+    let metrics = s.metrics.clone();
     let msgs = tokio::task::spawn_blocking(move || {
         let mut r = lock(&run);
-        dispute::moves(&d2, &me, Side::Solver, &mut r, max_chunk)
+        let before = r.stats;
+        let m = dispute::moves(&d2, &me, Side::Solver, &mut r, max_chunk);
+        metrics.add_compute(before, r.stats);
+        m
     })
     .await
     .map_err(|e| AgentError::Invalid(e.to_string()))??;
@@ -502,7 +511,9 @@ fn train_task(s: &Shared, t: &Task, run: &Mutex<Run>) -> Result<(), AgentError> 
             );
             return Ok(());
         }
+        let before = r.stats;
         let (step, _h, loss) = r.train_next()?;
+        s.metrics.add_compute(before, r.stats);
         s.metrics.inc("steps_trained", 1);
         s.set_progress(t, "training", Some(&r));
         if last_log.elapsed() > Duration::from_secs(5) {

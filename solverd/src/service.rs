@@ -202,7 +202,8 @@ pub(crate) async fn spawn(
     let svc = SolverServer::new(SolverService { s })
         .max_decoding_message_size(agent::MAX_MESSAGE)
         .max_encoding_message_size(agent::MAX_MESSAGE);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY: small HTTP/2 frames must not wait for delayed ACKs (40 ms stalls).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tokio::spawn(async move {
         if let Err(e) = tonic::transport::Server::builder()
             .add_service(health_svc)

@@ -177,6 +177,15 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningVerifier> {
             ("disputes_opened", "Disputes opened"),
             ("dispute_moves", "Dispute moves sent"),
             ("errors", "Errors in the work loop"),
+            (
+                "compute_us",
+                "Microseconds spent re-executing training steps",
+            ),
+            ("hash_us", "Of which hashing states"),
+            (
+                "checkpoint_us",
+                "Microseconds spent fetching, decoding and checking checkpoints",
+            ),
         ],
         &[("height", "Last block seen")],
     ));
@@ -191,7 +200,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningVerifier> {
         .await;
     let shutdown = stopped(&rx);
     let mut tasks = vec![tokio::spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // TCP_NODELAY: small HTTP/2 frames must not wait for delayed ACKs (40 ms stalls).
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         if let Err(e) = tonic::transport::Server::builder()
             .add_service(health_svc)
             .serve_with_incoming_shutdown(incoming, shutdown)
@@ -429,13 +440,20 @@ async fn verify_sampled(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
     let sample = sample_steps(s, t.steps);
     tracing::info!(task = t.id, steps = ?sample, "re-executing sampled steps");
     for &step in &sample {
+        let fetched = std::time::Instant::now();
         if let Some(state) = fetch_checkpoint(t, &run, step - 1, &hashes[step as usize - 1]).await {
             lock(&run).add_state(step - 1, state);
         }
+        s.metrics
+            .inc("checkpoint_us", fetched.elapsed().as_micros() as u64);
         let r2 = run.clone();
+        let m2 = s.metrics.clone();
         let mine = tokio::task::spawn_blocking(move || -> Result<Hash, AgentError> {
             let mut r = lock(&r2);
-            Ok(r.step_out(step)?.state_hash)
+            let before = r.stats;
+            let h = r.step_out(step)?.state_hash;
+            m2.add_compute(before, r.stats);
+            Ok(h)
         })
         .await
         .map_err(|e| AgentError::Invalid(e.to_string()))??;
@@ -533,14 +551,17 @@ async fn whistleblow(s: &Arc<Shared>, t: &Task, selected: bool) -> Result<(), Ag
     lock(&s.runs).insert(t.id, run.clone());
     let r2 = run.clone();
     let stop = s.stop.clone();
+    let m2 = s.metrics.clone();
     let mine: Vec<Hash> = tokio::task::spawn_blocking(move || -> Result<Vec<Hash>, AgentError> {
         let mut r = lock(&r2);
+        let before = r.stats;
         while r.steps_done() < r.program.steps {
             if *stop.borrow() {
                 return Err(AgentError::Invalid("stopping".into()));
             }
             r.train_next()?;
         }
+        m2.add_compute(before, r.stats);
         Ok(r.hashes().to_vec())
     })
     .await
@@ -615,8 +636,13 @@ async fn play(s: &Arc<Shared>, t: &Task, d: &proto::verde::v1::Dispute) -> Resul
     let max_chunk = s.chain.verde_params().await?.max_chunk_bytes as usize;
     let me = s.chain.address.to_string();
     let d2 = d.clone();
+    let m2 = s.metrics.clone();
     let msgs = tokio::task::spawn_blocking(move || {
-        dispute::moves(&d2, &me, Side::Challenger, &mut lock(&run), max_chunk)
+        let mut r = lock(&run);
+        let before = r.stats;
+        let m = dispute::moves(&d2, &me, Side::Challenger, &mut r, max_chunk);
+        m2.add_compute(before, r.stats);
+        m
     })
     .await
     .map_err(|e| AgentError::Invalid(e.to_string()))??;
