@@ -4,7 +4,8 @@ use agent::{chunk_stream, AgentError};
 use proto::solver::v1::{
     solver_server::{Solver, SolverServer},
     CheckpointRequest, Chunk, DatasetRequest, ModelRequest, OpTraceRequest, OpTraceResponse,
-    StatusRequest, StatusResponse, StepHashesRequest, StepHashesResponse,
+    StatusRequest, StatusResponse, StepHashRequest, StepHashResponse, StepHashesRequest,
+    StepHashesResponse,
 };
 use proto::tasks::v1::Task;
 use std::pin::Pin;
@@ -97,6 +98,36 @@ impl Solver for SolverService {
             })
             .await?;
         Ok(Response::new(StepHashesResponse { hashes }))
+    }
+
+    async fn step_hash(
+        &self,
+        r: Request<StepHashRequest>,
+    ) -> Result<Response<StepHashResponse>, Status> {
+        let step = r.get_ref().step;
+        let t = self.my_task(r.get_ref().task_id).await?;
+        let (hash, proof) = self
+            .with_run(&t, move |run| {
+                if run.steps_done() < run.program.steps {
+                    return Err(AgentError::Rpc(Status::failed_precondition(format!(
+                        "training is at step {} of {}: proofs exist once it is done",
+                        run.steps_done(),
+                        run.program.steps
+                    ))));
+                }
+                check_step(step, run.program.steps, "step")
+                    .map_err(|s| AgentError::Invalid(s.message().to_string()))?;
+                let hs = run.hashes();
+                Ok((
+                    hs[step as usize].to_vec(),
+                    agent::dispute::pb_proof(hs, step as usize)?,
+                ))
+            })
+            .await?;
+        Ok(Response::new(StepHashResponse {
+            hash,
+            proof: Some(proof),
+        }))
     }
 
     async fn op_trace(
