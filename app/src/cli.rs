@@ -309,6 +309,12 @@ pub enum TasksTx {
         /// program's dataset root), whose layout goes on chain.
         #[arg(long)]
         dataset_file: Option<PathBuf>,
+        /// Where solvers and verifiers fetch that dataset: an http(s):// URL,
+        /// a grpc://host:port blob service (e.g. a solverd holding it) or a
+        /// path they can read. Recorded as the program's dataset name; needs
+        /// --dataset-file (the layout and root are taken from it).
+        #[arg(long, requires = "dataset_file")]
+        dataset_url: Option<String>,
         /// Follow the job to its end (claim, training, commit, verification,
         /// finalisation): a progress bar on a terminal, log lines otherwise.
         #[arg(long)]
@@ -1211,11 +1217,16 @@ fn tasks_tx(keys: &Keyring, t: TasksTx) -> Result<(TxArgs, prost_types::Any, Str
             reward,
             verification_fee,
             dataset_file,
+            dataset_url,
             tx,
             ..
         } => {
             let signer = keys.signer(&tx.from)?;
-            let (p, json) = load_program(&program, steps)?;
+            let (mut p, mut json) = load_program(&program, steps)?;
+            if let Some(url) = dataset_url {
+                p.dataset.name = url;
+                json = serde_json::to_vec(&p)?;
+            }
             let (r, f) = (parse_amount(&reward)?, parse_amount(&verification_fee)?);
             let m = proto::to_any(&pb::MsgSubmitTask {
                 submitter: signer.address().to_string(),
