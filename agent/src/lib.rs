@@ -122,6 +122,51 @@ pub fn load_signer(home: &Path, from: &str) -> Result<auth::Signer, AgentError> 
         .map_err(|e| AgentError::Invalid(e.to_string()))
 }
 
+/// Locks `m`, recovering the data if a thread panicked while holding it.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Resolves once `rx` says stop.
+pub fn stopped(
+    rx: &tokio::sync::watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+/// A daemon's main loop: on every new block (or every 2 s without one) runs
+/// `tick`, until `stop`. Errors are counted in `errors` and logged; the next
+/// block retries.
+pub async fn block_loop<F, Fut>(
+    chain: &chain::Chain,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    metrics: &metrics::Metrics,
+    mut tick: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), AgentError>>,
+{
+    let mut blocks = chain.blocks();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if let Some(b) = tokio::select! {
+            b = blocks.next(std::time::Duration::from_secs(2)) => b,
+            _ = stop.wait_for(|v| *v) => return,
+        } {
+            metrics.set("height", b.height as i64);
+        }
+        if let Err(e) = tick().await {
+            metrics.inc("errors", 1);
+            tracing::warn!(error = %e, "step failed; retrying next block");
+        }
+    }
+}
+
 /// Logs through `tracing` (`RUST_LOG`, default `info`), as JSON when asked.
 pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -161,7 +161,7 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<Value> {
         "job {id2}: the same program, taken by a solver that corrupts node {node} at step {step} (fault injection)"
     ));
     let t2 = follow::follow(&c.client, id2, Duration::from_secs(600), quiet).await?;
-    let dispute = find_dispute(&c, id2).await?;
+    let dispute = follow::dispute_of(&c.client, id2).await?;
     cheater.shutdown().await;
     verifier.shutdown().await;
 
@@ -229,29 +229,4 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<Value> {
         let _ = std::fs::remove_dir_all(&root);
     }
     Ok(report)
-}
-
-async fn find_dispute(
-    c: &Cluster,
-    task_id: u64,
-) -> anyhow::Result<Option<proto::verde::v1::Dispute>> {
-    let mut q = proto::verde::v1::query_client::QueryClient::new(c.client.channel());
-    let mut found = None;
-    for id in 1.. {
-        match q
-            .dispute(proto::verde::v1::QueryDisputeRequest { dispute_id: id })
-            .await
-        {
-            Ok(r) => {
-                if let Some(d) = r.into_inner().dispute {
-                    if d.task_id == task_id {
-                        found = Some(d);
-                    }
-                }
-            }
-            Err(s) if s.code() == tonic::Code::NotFound => break,
-            Err(s) => return Err(s.into()),
-        }
-    }
-    Ok(found)
 }

@@ -206,3 +206,29 @@ pub async fn fetch_model(t: &Task) -> anyhow::Result<Vec<u8>> {
     }
     Ok(bytes)
 }
+
+/// The dispute about task `task_id` (open or resolved; the last one if several).
+pub async fn dispute_of(
+    client: &NodeClient,
+    task_id: u64,
+) -> anyhow::Result<Option<proto::verde::v1::Dispute>> {
+    let mut q = proto::verde::v1::query_client::QueryClient::new(client.channel());
+    let mut found = None;
+    for id in 1.. {
+        match q
+            .dispute(proto::verde::v1::QueryDisputeRequest { dispute_id: id })
+            .await
+        {
+            Ok(r) => {
+                if let Some(d) = r.into_inner().dispute {
+                    if d.task_id == task_id {
+                        found = Some(d);
+                    }
+                }
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => break,
+            Err(s) => return Err(s.into()),
+        }
+    }
+    Ok(found)
+}

@@ -15,7 +15,7 @@ use agent::dispute::{self, Side};
 use agent::exec::{Fault, FaultPlan};
 use agent::metrics::Metrics;
 use agent::run::Run;
-use agent::AgentError;
+use agent::{lock, stopped, AgentError};
 use framework::Amount;
 use proto::solver::v1::TaskProgress;
 use proto::tasks::v1::{Task, TaskStatus};
@@ -116,10 +116,6 @@ pub(crate) struct Shared {
     pub stop: watch::Receiver<bool>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Shared {
     pub fn runs_dir(&self) -> PathBuf {
         self.cfg.home.join("tasks")
@@ -194,13 +190,6 @@ impl RunningSolver {
         for t in self.tasks {
             let _ = t.await;
         }
-    }
-}
-
-fn stopped(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let mut rx = rx.clone();
-    async move {
-        let _ = rx.wait_for(|s| *s).await;
     }
 }
 
@@ -301,23 +290,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningSolver> {
 }
 
 async fn work_loop(s: Arc<Shared>, endpoint: String) {
-    let mut blocks = s.chain.blocks();
-    let mut stop = s.stop.clone();
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        if let Some(b) = tokio::select! {
-            b = blocks.next(Duration::from_secs(2)) => b,
-            _ = stop.wait_for(|v| *v) => return,
-        } {
-            s.metrics.set("height", b.height as i64);
-        }
-        if let Err(e) = tick(&s, &endpoint).await {
-            s.metrics.inc("errors", 1);
-            tracing::warn!(error = %e, "solver step failed; retrying next block");
-        }
-    }
+    agent::block_loop(&s.chain, s.stop.clone(), &s.metrics, || tick(&s, &endpoint)).await
 }
 
 async fn tick(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {

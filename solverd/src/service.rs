@@ -1,5 +1,6 @@
 //! The `veritrain.solver.v1.Solver` gRPC service, with gRPC health and reflection.
-use crate::{lock, Shared};
+use crate::Shared;
+use agent::lock;
 use agent::{chunk_stream, AgentError};
 use proto::solver::v1::{
     solver_server::{Solver, SolverServer},

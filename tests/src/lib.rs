@@ -74,25 +74,7 @@ impl Net {
         &self,
         task_id: u64,
     ) -> anyhow::Result<Option<proto::verde::v1::Dispute>> {
-        let mut q = proto::verde::v1::query_client::QueryClient::new(self.c.client.channel());
-        let mut found = None;
-        for id in 1.. {
-            match q
-                .dispute(proto::verde::v1::QueryDisputeRequest { dispute_id: id })
-                .await
-            {
-                Ok(r) => {
-                    if let Some(d) = r.into_inner().dispute {
-                        if d.task_id == task_id {
-                            found = Some(d);
-                        }
-                    }
-                }
-                Err(s) if s.code() == tonic::Code::NotFound => break,
-                Err(s) => return Err(s.into()),
-            }
-        }
-        Ok(found)
+        app::follow::dispute_of(&self.c.client, task_id).await
     }
 
     pub fn addr(&self, name: &str) -> Address {

@@ -13,7 +13,7 @@ use agent::dispute::{self, pb_proof, Side};
 use agent::exec::{Fault, FaultPlan};
 use agent::metrics::Metrics;
 use agent::run::Run;
-use agent::AgentError;
+use agent::{lock, stopped, AgentError};
 use framework::Amount;
 use proto::solver::v1::{solver_client::SolverClient, CheckpointRequest, StepHashesRequest};
 use proto::tasks::v1::{Task, TaskStatus};
@@ -106,10 +106,6 @@ struct Shared {
     stop: watch::Receiver<bool>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// A running verifier.
 pub struct RunningVerifier {
     pub address: framework::Address,
@@ -129,13 +125,6 @@ impl RunningVerifier {
         for t in self.tasks {
             let _ = t.await;
         }
-    }
-}
-
-fn stopped(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let mut rx = rx.clone();
-    async move {
-        let _ = rx.wait_for(|s| *s).await;
     }
 }
 
@@ -243,23 +232,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningVerifier> {
 }
 
 async fn work_loop(s: Arc<Shared>) {
-    let mut blocks = s.chain.blocks();
-    let mut stop = s.stop.clone();
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        if let Some(b) = tokio::select! {
-            b = blocks.next(Duration::from_secs(2)) => b,
-            _ = stop.wait_for(|v| *v) => return,
-        } {
-            s.metrics.set("height", b.height as i64);
-        }
-        if let Err(e) = tick(&s).await {
-            s.metrics.inc("errors", 1);
-            tracing::warn!(error = %e, "verifier step failed; retrying next block");
-        }
-    }
+    agent::block_loop(&s.chain, s.stop.clone(), &s.metrics, || tick(&s)).await
 }
 
 async fn tick(s: &Arc<Shared>) -> Result<(), AgentError> {
