@@ -276,8 +276,20 @@ fn make_batch<'a>(
     }
 }
 
+/// What a step hashes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hashing {
+    /// No hash at all (benchmark baseline).
+    None,
+    /// The new state tensors, for `h_t`.
+    State,
+    /// The state and every node output.
+    Trace,
+}
+
 impl Trainer {
-    fn run(&mut self, t: u64, trace: bool) -> Result<(StepResult, Vec<Hash>)> {
+    fn run(&mut self, t: u64, mode: Hashing) -> Result<(StepResult, Vec<Hash>)> {
+        let trace = mode == Hashing::Trace;
         if t != self.step + 1 {
             return Err(TrainError::StepOrder {
                 requested: t,
@@ -289,9 +301,11 @@ impl Trainer {
         // its node runs, while it is still in cache.
         let n = self.graph.nodes.len();
         let mut wanted = vec![trace; n];
-        for &i in self.graph.updates.values() {
-            if i < n {
-                wanted[i] = true;
+        if mode != Hashing::None {
+            for &i in self.graph.updates.values() {
+                if i < n {
+                    wanted[i] = true;
+                }
             }
         }
         let mut node_hashes: Vec<Option<Hash>> = vec![None; n];
@@ -314,11 +328,12 @@ impl Trainer {
         let mut new_state = BTreeMap::new();
         let mut leaves = Vec::with_capacity(self.graph.updates.len());
         for (name, &i) in &self.graph.updates {
-            let th =
-                node_hashes.get(i).copied().flatten().ok_or_else(|| {
+            if mode != Hashing::None {
+                let th = node_hashes.get(i).copied().flatten().ok_or_else(|| {
                     TrainError::Program(format!("state {name} has no update node"))
                 })?;
-            leaves.push(crate::exec::state_leaf(name, &th));
+                leaves.push(crate::exec::state_leaf(name, &th));
+            }
             let t_new = outs
                 .get_mut(i)
                 .and_then(|o| o.take())
@@ -339,23 +354,29 @@ impl Trainer {
         self.state = new_state;
         self.step = t;
         // Same leaves, same (name) order as `state_hash(&self.state)`.
-        Ok((
-            StepResult {
-                state_hash: merkle::root(&leaves),
-                loss,
-            },
-            hashes,
-        ))
+        let state_hash = if mode == Hashing::None {
+            Hash::default()
+        } else {
+            merkle::root(&leaves)
+        };
+        Ok((StepResult { state_hash, loss }, hashes))
     }
 
     /// Run step `t` (must be `current_step() + 1`); returns `h_t`.
     pub fn step(&mut self, t: u64) -> Result<StepResult> {
-        Ok(self.run(t, false)?.0)
+        Ok(self.run(t, Hashing::State)?.0)
+    }
+
+    /// Run step `t` exactly like [`Trainer::step`] but without hashing anything; the
+    /// returned `state_hash` is all zeros. For measuring the hashing overhead only.
+    #[doc(hidden)]
+    pub fn step_unhashed(&mut self, t: u64) -> Result<StepResult> {
+        Ok(self.run(t, Hashing::None)?.0)
     }
 
     /// Run step `t` and also return every node's output hash and the op root `r_t`.
     pub fn step_traced(&mut self, t: u64) -> Result<TracedStep> {
-        let (r, node_hashes) = self.run(t, true)?;
+        let (r, node_hashes) = self.run(t, Hashing::Trace)?;
         Ok(TracedStep {
             state_hash: r.state_hash,
             loss: r.loss,

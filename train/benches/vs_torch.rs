@@ -1,0 +1,114 @@
+//! One training step of each builtin program against PyTorch on the CPU, same threads.
+//!
+//! ```text
+//! cargo bench -p train --bench vs_torch -- [--threads K] [--steps S] [--rounds R]
+//!     [--program NAME] [--adamw default|single|foreach|fused] [--python python3]
+//! ```
+//!
+//! Runs `train/benches/torch_step.py --serve` (the same model, batch and optimizer in
+//! PyTorch, `torch.set_num_threads(K)`) as a child process and interleaves its rounds
+//! with ours: each round times `S` steps of [`Trainer::step`] (hashing included) on a
+//! `K`-thread rayon pool, then asks PyTorch for `S` steps (the order alternates round by
+//! round). Prints the median seconds per step of each and the median of the per-round
+//! time ratios (ours / PyTorch; the goal is ≤ 1.3). PyTorch is a benchmark-only
+//! dependency (`python3 -m pip install torch`); without it the bench says so and exits 0.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+use train::Trainer;
+
+mod common;
+use common::{median, Args};
+
+fn main() {
+    let args = Args::from_env();
+    let get = |k: &str, d: usize| args.number(k, d);
+    let arg = |k: &str| args.value(k);
+    let threads = get("--threads", 1);
+    let rounds = get("--rounds", 15);
+    let python = arg("--python").unwrap_or_else(|| "python3".into());
+    let adamw = arg("--adamw").unwrap_or_else(|| "default".into());
+    let programs = args.programs();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch_step.py");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("pool");
+    for name in &programs {
+        // About 2 ms of work per round and side for the MLP, 100 ms for the LM.
+        let steps = get("--steps", if name == "tiny-lm" { 10 } else { 20 }) as u64;
+        let child = Command::new(&python)
+            .args(["-W", "ignore", script, "--serve", "--program", name])
+            .args(["--threads", &threads.to_string(), "--adamw", &adamw])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                println!("{name}: cannot run {python} {script}: {e}; skipped");
+                continue;
+            }
+        };
+        let mut to_py = child.stdin.take().expect("stdin");
+        let mut from_py = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        let mut read_json = |line: &mut String| -> Option<serde_json::Value> {
+            line.clear();
+            from_py.read_line(line).ok()?;
+            serde_json::from_str(line).ok()
+        };
+        let Some(ready) = read_json(&mut line) else {
+            println!("{name}: {python} {script} did not start (is torch installed?); skipped");
+            let _ = child.kill();
+            let _ = child.wait();
+            continue;
+        };
+        let mut py_steps = |n: u64, line: &mut String| -> f64 {
+            writeln!(to_py, "{n}").expect("write to python");
+            to_py.flush().expect("flush");
+            read_json(line)
+                .and_then(|v| v["seconds_per_step"].as_f64())
+                .expect("python answer")
+        };
+        let (ours, theirs, ratio) = pool.install(|| {
+            let mut tr = Trainer::builtin(name).expect("builtin");
+            let mut t = 0u64;
+            let mut ours_round = |tr: &mut Trainer| {
+                let t0 = Instant::now();
+                for _ in 0..steps {
+                    t += 1;
+                    tr.step(t).expect("step");
+                }
+                t0.elapsed().as_secs_f64() / steps as f64
+            };
+            ours_round(&mut tr); // warm-up
+            let (mut ours, mut theirs, mut ratio) = (vec![], vec![], vec![]);
+            for r in 0..rounds {
+                let (a, b) = if r % 2 == 0 {
+                    let a = ours_round(&mut tr);
+                    (a, py_steps(steps, &mut line))
+                } else {
+                    let b = py_steps(steps, &mut line);
+                    (ours_round(&mut tr), b)
+                };
+                ours.push(a);
+                theirs.push(b);
+                ratio.push(a / b);
+            }
+            (median(&mut ours), median(&mut theirs), median(&mut ratio))
+        });
+        drop(to_py);
+        let _ = child.wait();
+        println!(
+            "{name:10} threads={threads}  repops step {:8.4} ms  torch {} (adamw {}) {:8.4} ms  \
+             time ratio repops/torch {ratio:.2} (median of {rounds} rounds of {steps} steps)",
+            ours * 1e3,
+            ready["torch"].as_str().unwrap_or("?"),
+            ready["adamw"].as_str().unwrap_or("?"),
+            theirs * 1e3,
+        );
+    }
+}
