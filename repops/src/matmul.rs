@@ -308,6 +308,16 @@ fn pack_a_sliver(
     }
 }
 
+/// `f::<R>(args)` for the row count `rows` (one of the listed ones, else `full`).
+macro_rules! by_rows {
+    ($f:ident, $rows:expr, $full:expr, [$($n:literal),*], $args:tt) => {
+        match $rows {
+            $($n => $f::<$n> $args,)*
+            _ => $f::<$full> $args,
+        }
+    };
+}
+
 /// One `mr x nr` tile of C (rows `ldc` apart, `mv x nv` of it real):
 /// `C_tile = (first ? 0 : C_tile)` then `kc` fma steps. Tiles with all `nr` columns
 /// are accumulated in place, `mv` rows of them (a kernel per row count); tiles cut by
@@ -354,20 +364,13 @@ fn tile_kernel(
             // apart: C (length asserted above) or `tile` (12*32 floats, ld = 32).
             unsafe {
                 let (a, b) = (a.as_ptr(), b.as_ptr());
-                match rows {
-                    1 => kernel_avx512::<1>(kc, a, b, ptr, ld, load),
-                    2 => kernel_avx512::<2>(kc, a, b, ptr, ld, load),
-                    3 => kernel_avx512::<3>(kc, a, b, ptr, ld, load),
-                    4 => kernel_avx512::<4>(kc, a, b, ptr, ld, load),
-                    5 => kernel_avx512::<5>(kc, a, b, ptr, ld, load),
-                    6 => kernel_avx512::<6>(kc, a, b, ptr, ld, load),
-                    7 => kernel_avx512::<7>(kc, a, b, ptr, ld, load),
-                    8 => kernel_avx512::<8>(kc, a, b, ptr, ld, load),
-                    9 => kernel_avx512::<9>(kc, a, b, ptr, ld, load),
-                    10 => kernel_avx512::<10>(kc, a, b, ptr, ld, load),
-                    11 => kernel_avx512::<11>(kc, a, b, ptr, ld, load),
-                    _ => kernel_avx512::<MR12>(kc, a, b, ptr, ld, load),
-                }
+                by_rows!(
+                    kernel_avx512,
+                    rows,
+                    MR12,
+                    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+                    (kc, a, b, ptr, ld, load)
+                )
             }
         }
         #[cfg(target_arch = "x86_64")]
@@ -378,14 +381,13 @@ fn tile_kernel(
             // (ld = 16).
             unsafe {
                 let (a, b) = (a.as_ptr(), b.as_ptr());
-                match rows {
-                    1 => kernel_avx2::<1>(kc, a, b, ptr, ld, load),
-                    2 => kernel_avx2::<2>(kc, a, b, ptr, ld, load),
-                    3 => kernel_avx2::<3>(kc, a, b, ptr, ld, load),
-                    4 => kernel_avx2::<4>(kc, a, b, ptr, ld, load),
-                    5 => kernel_avx2::<5>(kc, a, b, ptr, ld, load),
-                    _ => kernel_avx2::<MR>(kc, a, b, ptr, ld, load),
-                }
+                by_rows!(
+                    kernel_avx2,
+                    rows,
+                    MR,
+                    [1, 2, 3, 4, 5],
+                    (kc, a, b, ptr, ld, load)
+                )
             }
         }
         _ => kernel_portable(mr, nr, kc, a, b, &mut tile),
