@@ -5,6 +5,7 @@ use crate::merkle::Hash;
 use crate::program::{Input, Node};
 use repops::{Tensor, OP_VERSION};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Run one node on its input tensors (in the node's input order) with the CPU
 /// reference. Checks the op version, the number and shapes of the inputs, and that the
@@ -68,14 +69,26 @@ pub fn run_nodes(
     batch: &BTreeMap<String, Tensor>,
     mut on_node: impl FnMut(usize, &Tensor),
 ) -> Result<Vec<Tensor>> {
-    let mut outs: Vec<Tensor> = Vec::with_capacity(nodes.len());
+    let outs = run_nodes_shared(nodes, state, batch, |i, o| on_node(i, o))?;
+    Ok(outs.into_iter().map(unshare).collect())
+}
+
+/// [`run_nodes`] with the outputs behind `Arc`s, so that `on_node` can hand one to
+/// another thread (to hash it while the next nodes run).
+pub fn run_nodes_shared(
+    nodes: &[Node],
+    state: &BTreeMap<String, Tensor>,
+    batch: &BTreeMap<String, Tensor>,
+    mut on_node: impl FnMut(usize, &Arc<Tensor>),
+) -> Result<Vec<Arc<Tensor>>> {
+    let mut outs: Vec<Arc<Tensor>> = Vec::with_capacity(nodes.len());
     for node in nodes {
         let mut ins: Vec<&Tensor> = Vec::with_capacity(node.inputs.len());
         for i in &node.inputs {
             let t = match i {
                 Input::State(s) => state.get(s),
                 Input::Batch(s) => batch.get(s),
-                Input::Node(n) if *n < outs.len() => outs.get(*n),
+                Input::Node(n) if *n < outs.len() => outs.get(*n).map(|t| &**t),
                 Input::Node(_) => None,
             };
             ins.push(t.ok_or_else(|| TrainError::NodeInputs {
@@ -83,11 +96,16 @@ pub fn run_nodes(
                 detail: format!("input {i:?} is not available"),
             })?);
         }
-        let out = execute_node(node, &ins)?;
+        let out = Arc::new(execute_node(node, &ins)?);
         on_node(node.index, &out);
         outs.push(out);
     }
     Ok(outs)
+}
+
+/// The tensor of an `Arc` nobody else holds (a copy if someone does).
+pub(crate) fn unshare(t: Arc<Tensor>) -> Tensor {
+    Arc::try_unwrap(t).unwrap_or_else(|t| (*t).clone())
 }
 
 /// Domain tag of a state leaf.

@@ -2,12 +2,13 @@
 
 use crate::dataset::{Dataset, Schema};
 use crate::error::{Result, TrainError};
-use crate::exec::{run_nodes, state_hash};
+use crate::exec::{run_nodes, run_nodes_shared, state_hash};
 use crate::merkle::{self, Hash};
 use crate::program::{Init, Model, Program, StepGraph};
 use repops::{Philox, Tensor};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 /// Philox stream of batch row indices.
 pub const STREAM_ROWS: u64 = 1;
@@ -308,12 +309,37 @@ impl Trainer {
                 }
             }
         }
-        let mut node_hashes: Vec<Option<Hash>> = vec![None; n];
-        let outs = run_nodes(&self.graph.nodes, &self.state, &batch, |i, o| {
-            if wanted.get(i).copied().unwrap_or(false) {
-                node_hashes[i] = Some(repops::tensor_hash(o));
-            }
-        })?;
+        // With more than one thread the hashes are computed by rayon tasks while the
+        // next nodes run (the update nodes come last, so the other thread hashes one
+        // parameter's new tensors while this one updates the next); the scope waits
+        // for all of them. With one thread they are computed inline, still in cache.
+        let slots: Vec<OnceLock<Hash>> = (0..n).map(|_| OnceLock::new()).collect();
+        let slot = |i: usize| {
+            slots
+                .get(i)
+                .filter(|_| wanted.get(i).copied().unwrap_or(false))
+        };
+        let (nodes, state) = (&self.graph.nodes, &self.state);
+        let outs = if rayon::current_num_threads() > 1 {
+            rayon::scope(|scope| {
+                run_nodes_shared(nodes, state, &batch, |i, o| {
+                    if let Some(slot) = slot(i) {
+                        let o = Arc::clone(o);
+                        scope.spawn(move |_| {
+                            let _ = slot.set(repops::tensor_hash(&o));
+                        });
+                    }
+                })
+            })
+        } else {
+            run_nodes_shared(nodes, state, &batch, |i, o| {
+                if let Some(slot) = slot(i) {
+                    let _ = slot.set(repops::tensor_hash(o));
+                }
+            })
+        }?;
+        let node_hashes: Vec<Option<Hash>> = slots.into_iter().map(|s| s.into_inner()).collect();
+        let outs: Vec<Tensor> = outs.into_iter().map(crate::exec::unshare).collect();
         let hashes: Vec<Hash> = if trace {
             node_hashes.iter().map(|h| h.unwrap_or_default()).collect()
         } else {
