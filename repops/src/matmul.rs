@@ -503,11 +503,52 @@ unsafe fn kernel_avx2<const R: usize>(
 /// Pass a function item or closure (not a `fn` pointer) so that it is inlined.
 #[inline(always)]
 pub fn map_slice<F: Fn(f32) -> f32 + Copy>(x: &[f32], out: &mut [f32], f: F) {
-    with_fma(|| {
+    #[cfg(target_arch = "x86_64")]
+    if simd_enabled() {
+        // SAFETY: AVX2 and FMA were detected at run time by `simd_enabled`.
+        return unsafe { map_slice_fma(x, out, f) };
+    }
+    map_loop(x, out, f)
+}
+
+#[inline(always)]
+fn map_loop<F: Fn(f32) -> f32>(x: &[f32], out: &mut [f32], f: F) {
+    for (o, v) in out.iter_mut().zip(x) {
+        *o = f(*v);
+    }
+}
+
+/// The loop of [`map_slice`] compiled with AVX2+FMA. It is a function of its own, not
+/// a closure passed to [`with_fma`]: LLVM declines to inline a closure with a body as
+/// large as `gelu`'s into the `target_feature` function, and the loop then runs scalar
+/// with an `fmaf` call per fma.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn map_slice_fma<F: Fn(f32) -> f32>(x: &[f32], out: &mut [f32], f: F) {
+    map_loop(x, out, f)
+}
+
+/// `out[i] = math::gelu(x[i])`, vectorised with AVX2+FMA when available. Same bits as
+/// `map_slice(x, out, math::gelu)`, but `map_slice` reaches its function through the
+/// `Fn::call` shim, which LLVM does not inline when the body is as large as gelu's
+/// (two exps and a double-f32 division): that loop ran scalar with an `fmaf` call per
+/// fma, 50 ns per element instead of about 2. Here the call is direct.
+pub fn map_gelu(x: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn fast(x: &[f32], out: &mut [f32]) {
         for (o, v) in out.iter_mut().zip(x) {
-            *o = f(*v);
+            *o = crate::math::gelu(*v);
         }
-    })
+    }
+    #[cfg(target_arch = "x86_64")]
+    if simd_enabled() {
+        // SAFETY: AVX2 and FMA were detected at run time by `simd_enabled`.
+        return unsafe { fast(x, out) };
+    }
+    for (o, v) in out.iter_mut().zip(x) {
+        *o = crate::math::gelu(*v);
+    }
 }
 
 /// Run `f` inside a function compiled with AVX2+FMA when the CPU has them (and the
@@ -537,6 +578,32 @@ mod tests {
     fn rand(n: usize, seed: u64) -> Vec<f32> {
         let p = Philox::new(seed, 0);
         (0..n as u64).map(|i| p.uniform_at(i) * 2.0 - 1.0).collect()
+    }
+
+    #[test]
+    fn vectorised_gelu_has_the_bits_of_scalar_gelu_on_every_4099th_pattern() {
+        let xs: Vec<f32> = (0..=u32::MAX / 4099)
+            .map(|i| f32::from_bits(i * 4099))
+            .chain([
+                0.0,
+                -0.0,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                f32::NAN,
+                64.0,
+                -64.0,
+            ])
+            .chain([-80.0, -120.0, 1e-40, -1e-40, -9.0, -9.5, -10.0])
+            .collect();
+        let want: Vec<u32> = xs.iter().map(|&x| crate::math::gelu(x).to_bits()).collect();
+        for kern in [Kernel::Portable, Kernel::Avx2] {
+            set_max_kernel(Some(kern));
+            let mut out = vec![0.0f32; xs.len()];
+            map_gelu(&xs, &mut out);
+            let got: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+            set_max_kernel(None);
+            assert!(got == want, "{kern:?}");
+        }
     }
 
     #[test]
