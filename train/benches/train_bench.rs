@@ -15,7 +15,7 @@ use std::time::Instant;
 use train::Trainer;
 
 mod common;
-use common::{median, Args};
+use common::{cpu_seconds, median, Args};
 
 fn main() {
     let args = Args::from_env();
@@ -47,16 +47,19 @@ fn main() {
                 }
             }
             let (mut hashed, mut plain, mut traced) = (vec![], vec![], vec![]);
-            let (mut r_hash, mut r_trace) = (vec![], vec![]);
+            let (mut r_hash, mut r_trace, mut r_hash_cpu) = (vec![], vec![], vec![]);
             for round in 0..rounds {
                 let mut secs = [0.0f64; 3];
+                let mut cpu = [0.0f64; 3];
                 for j in 0..3 {
                     let k = (round + j) % 3;
+                    let c0 = cpu_seconds();
                     let t0 = Instant::now();
                     for s in 1..=steps {
                         run(&mut trs[k], k, t + s);
                     }
                     secs[k] = t0.elapsed().as_secs_f64() / steps as f64;
+                    cpu[k] = cpu_seconds() - c0;
                 }
                 t += steps;
                 hashed.push(secs[0]);
@@ -64,6 +67,7 @@ fn main() {
                 traced.push(secs[2]);
                 r_hash.push(secs[0] / secs[1]);
                 r_trace.push(secs[2] / secs[1]);
+                r_hash_cpu.push(cpu[0] / cpu[1]);
             }
             let h_ok = trs[0].state_hash() == trs[2].state_hash();
             let tr = &trs[0];
@@ -75,13 +79,14 @@ fn main() {
             let cold = t_cold.elapsed().as_secs_f64() / steps as f64;
             println!(
                 "{name:10} threads={threads} nodes={} state={} KiB  step {:8.4} ms  unhashed {:8.4} ms  \
-                 hashing overhead {:+.2}% (median of {rounds} per-round ratios)  traced {:8.4} ms ({:+.1}%)  \
-                 cold state_hash() {:.4} ms  same_h_t={h_ok}",
+                 hashing overhead {:+.2}% (CPU time {:+.2}%; medians of {rounds} per-round ratios)  \
+                 traced {:8.4} ms ({:+.1}%)  cold state_hash() {:.4} ms  same_h_t={h_ok}",
                 tr.graph().nodes.len(),
                 state_bytes / 1024,
                 median(&mut hashed) * 1e3,
                 median(&mut plain) * 1e3,
                 100.0 * (median(&mut r_hash) - 1.0),
+                100.0 * (median(&mut r_hash_cpu) - 1.0),
                 median(&mut traced) * 1e3,
                 100.0 * (median(&mut r_trace) - 1.0),
                 cold * 1e3,

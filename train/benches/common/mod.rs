@@ -43,3 +43,21 @@ pub fn median(v: &mut [f64]) -> f64 {
         0.5 * (v[n / 2 - 1] + v[n / 2])
     }
 }
+
+/// CPU time of this process so far (all its threads), in seconds:
+/// `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`. Unlike wall time it does not count the time
+/// other processes on a busy machine take the cores away, so its ratios are steadier
+/// there; it does count rayon workers spinning while they wait for work.
+#[allow(unsafe_code)]
+pub fn cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
