@@ -21,8 +21,9 @@ Two modes:
   torch_step.py --program P --threads K [--steps S --rounds R]
       prints one JSON object: median seconds per step over R rounds of S steps;
   torch_step.py --program P --threads K --serve
-      reads a step count per line on stdin, runs that many steps, prints the seconds
-      (one JSON object per line): lets a Rust bench interleave its rounds with ours.
+      reads a step count per line on stdin, runs that many steps, prints the wall and
+      process CPU seconds per step (one JSON object per line): lets a Rust bench
+      interleave its rounds with ours.
 """
 
 import argparse
@@ -150,11 +151,16 @@ def make(program, impl):
     return step
 
 
-def timed(step, n):
-    t0 = time.perf_counter()
+def timed_both(step, n):
+    """(wall, process CPU) seconds per step over n steps."""
+    c0, t0 = time.process_time(), time.perf_counter()
     for _ in range(n):
         step()
-    return (time.perf_counter() - t0) / n
+    return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
+
+
+def timed(step, n):
+    return timed_both(step, n)[0]
 
 
 def main():
@@ -185,7 +191,8 @@ def main():
         print(json.dumps({**meta, "ready": True}), flush=True)
         for line in sys.stdin:
             n = int(line)
-            print(json.dumps({"seconds_per_step": timed(step, n)}), flush=True)
+            wall, cpu = timed_both(step, n)
+            print(json.dumps({"seconds_per_step": wall, "cpu_seconds_per_step": cpu}), flush=True)
         return
     per = [timed(step, a.steps) for _ in range(a.rounds)]
     print(json.dumps({**meta, "median_seconds_per_step": statistics.median(per), "rounds": per}))

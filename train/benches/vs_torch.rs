@@ -10,7 +10,8 @@
 //! with ours: each round times `S` steps of [`Trainer::step`] (hashing included) on a
 //! `K`-thread rayon pool, then asks PyTorch for `S` steps (the order alternates round by
 //! round). Prints the median seconds per step of each and the median of the per-round
-//! time ratios (ours / PyTorch; the goal is ≤ 1.3). PyTorch is a benchmark-only
+//! time ratios (ours / PyTorch; the goal is ≤ 1.3), of wall time and of process CPU
+//! time (steadier on a busy machine; counts spinning workers on both sides). PyTorch is a benchmark-only
 //! dependency (`python3 -m pip install torch`); without it the bench says so and exits 0.
 
 use std::io::{BufRead, BufReader, Write};
@@ -19,7 +20,7 @@ use std::time::Instant;
 use train::Trainer;
 
 mod common;
-use common::{median, Args};
+use common::{cpu_seconds, median, Args};
 
 fn main() {
     let args = Args::from_env();
@@ -66,26 +67,28 @@ fn main() {
             let _ = child.wait();
             continue;
         };
-        let mut py_steps = |n: u64, line: &mut String| -> f64 {
+        // (wall, CPU) seconds per step.
+        let mut py_steps = |n: u64, line: &mut String| -> (f64, f64) {
             writeln!(to_py, "{n}").expect("write to python");
             to_py.flush().expect("flush");
-            read_json(line)
-                .and_then(|v| v["seconds_per_step"].as_f64())
-                .expect("python answer")
+            let v = read_json(line).expect("python answer");
+            let get = |k: &str| v[k].as_f64().expect("python answer");
+            (get("seconds_per_step"), get("cpu_seconds_per_step"))
         };
-        let (ours, theirs, ratio) = pool.install(|| {
+        let (ours, theirs, ratio, cpu_ratio) = pool.install(|| {
             let mut tr = Trainer::builtin(name).expect("builtin");
             let mut t = 0u64;
             let mut ours_round = |tr: &mut Trainer| {
-                let t0 = Instant::now();
+                let (c0, t0) = (cpu_seconds(), Instant::now());
                 for _ in 0..steps {
                     t += 1;
                     tr.step(t).expect("step");
                 }
-                t0.elapsed().as_secs_f64() / steps as f64
+                let n = steps as f64;
+                (t0.elapsed().as_secs_f64() / n, (cpu_seconds() - c0) / n)
             };
             ours_round(&mut tr); // warm-up
-            let (mut ours, mut theirs, mut ratio) = (vec![], vec![], vec![]);
+            let (mut ours, mut theirs, mut ratio, mut cpu_ratio) = (vec![], vec![], vec![], vec![]);
             for r in 0..rounds {
                 let (a, b) = if r % 2 == 0 {
                     let a = ours_round(&mut tr);
@@ -94,17 +97,23 @@ fn main() {
                     let b = py_steps(steps, &mut line);
                     (ours_round(&mut tr), b)
                 };
-                ours.push(a);
-                theirs.push(b);
-                ratio.push(a / b);
+                ours.push(a.0);
+                theirs.push(b.0);
+                ratio.push(a.0 / b.0);
+                cpu_ratio.push(a.1 / b.1);
             }
-            (median(&mut ours), median(&mut theirs), median(&mut ratio))
+            (
+                median(&mut ours),
+                median(&mut theirs),
+                median(&mut ratio),
+                median(&mut cpu_ratio),
+            )
         });
         drop(to_py);
         let _ = child.wait();
         println!(
             "{name:10} threads={threads}  repops step {:8.4} ms  torch {} (adamw {}) {:8.4} ms  \
-             time ratio repops/torch {ratio:.2} (median of {rounds} rounds of {steps} steps)",
+             time ratio repops/torch {ratio:.2} (CPU time {cpu_ratio:.2}; medians of {rounds} rounds of {steps} steps)",
             ours * 1e3,
             ready["torch"].as_str().unwrap_or("?"),
             ready["adamw"].as_str().unwrap_or("?"),
