@@ -10,6 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+/// Tensors with fewer elements are hashed inline rather than in a rayon task.
+const SPAWN_MIN_ELEMS: usize = 1024;
+
 /// Philox stream of batch row indices.
 pub const STREAM_ROWS: u64 = 1;
 /// Philox stream of LM window offsets.
@@ -324,6 +327,11 @@ impl Trainer {
             rayon::scope(|scope| {
                 run_nodes_shared(nodes, state, &batch, |i, o| {
                     if let Some(slot) = slot(i) {
+                        // A task costs more than hashing a few hundred bytes.
+                        if o.len() < SPAWN_MIN_ELEMS {
+                            let _ = slot.set(repops::tensor_hash(o));
+                            return;
+                        }
                         let o = Arc::clone(o);
                         scope.spawn(move |_| {
                             let _ = slot.set(repops::tensor_hash(&o));
