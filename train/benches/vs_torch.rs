@@ -11,7 +11,8 @@
 //! `K`-thread rayon pool, then asks PyTorch for `S` steps (the order alternates round by
 //! round). Prints the median seconds per step of each and the median of the per-round
 //! time ratios (ours / PyTorch; the goal is ≤ 1.3), of wall time and of process CPU
-//! time (steadier on a busy machine; counts spinning workers on both sides). PyTorch is a benchmark-only
+//! time (steadier on a busy machine; counts spinning workers on both sides). The child
+//! gets `OMP_WAIT_POLICY=PASSIVE` unless the environment sets a policy (see below). PyTorch is a benchmark-only
 //! dependency (`python3 -m pip install torch`); without it the bench says so and exits 0.
 
 use std::io::{BufRead, BufReader, Write};
@@ -32,6 +33,11 @@ fn main() {
     let adamw = arg("--adamw").unwrap_or_else(|| "default".into());
     let programs = args.programs();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch_step.py");
+    // OpenMP threads that spin while they wait (the default) take the cores from our
+    // rounds in between, and lose whole scheduler slices at every barrier when another
+    // job holds a core: on this shared 2-core machine torch's 2-thread LM step went from
+    // ~9 ms to 60-140 ms. Passive waiting unless the caller chose a policy.
+    let omp_policy = std::env::var("OMP_WAIT_POLICY").unwrap_or_else(|_| "PASSIVE".into());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -40,6 +46,7 @@ fn main() {
         // About 2 ms of work per round and side for the MLP, 100 ms for the LM.
         let steps = get("--steps", if name == "tiny-lm" { 10 } else { 20 }) as u64;
         let child = Command::new(&python)
+            .env("OMP_WAIT_POLICY", &omp_policy)
             .args(["-W", "ignore", script, "--serve", "--program", name])
             .args(["--threads", &threads.to_string(), "--adamw", &adamw])
             .stdin(Stdio::piped())
@@ -112,7 +119,7 @@ fn main() {
         drop(to_py);
         let _ = child.wait();
         println!(
-            "{name:10} threads={threads}  repops step {:8.4} ms  torch {} (adamw {}) {:8.4} ms  \
+            "{name:10} threads={threads}  repops step {:8.4} ms  torch {} (adamw {}, OMP_WAIT_POLICY={omp_policy}) {:8.4} ms  \
              time ratio repops/torch {ratio:.2} (CPU time {cpu_ratio:.2}; medians of {rounds} rounds of {steps} steps)",
             ours * 1e3,
             ready["torch"].as_str().unwrap_or("?"),
