@@ -1,13 +1,14 @@
 //! RepOps benchmarks with in-run baselines. Prints one line per figure.
 //!
 //! ```text
-//! cargo bench -p repops --bench repops_bench -- [--threads N] [--quick]
+//! cargo bench -p repops --bench repops_bench -- [--threads N] [--quick] [--gemm-only]
 //! ```
 //! * GEMM GFLOP/s (R2 packed kernel, via the `mat_mul` op) vs `matrixmultiply::sgemm`
 //!   with the same thread count (MATMUL_NUM_THREADS);
 //! * elementary functions ns/element vs the platform libm (`f32::exp`, `ln`, `tanh`).
 //!
-//! Each figure is the best of several repetitions.
+//! GEMM figures are medians of interleaved samples (ratios per sample, then the median);
+//! elementary-function figures are the best of several repetitions.
 
 use repops::{matmul, Op, Philox, Tensor};
 use std::time::Instant;
@@ -20,6 +21,11 @@ fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
         best = best.min(t.elapsed().as_secs_f64());
     }
     best
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn rand(n: usize, seed: u64) -> Vec<f32> {
@@ -54,40 +60,66 @@ fn main() {
         let a = Tensor::new(vec![m, k], rand(m * k, 1)).expect("a");
         let b = Tensor::new(vec![k, n], rand(k * n, 2)).expect("b");
         let flops = 2.0 * (m * n * k) as f64;
-        let reps = if n >= 512 { 5 } else { 20 };
+        // Each sample runs `iters` products (about 2 ms of work); samples of the three
+        // contenders are interleaved in rotating order so that noise hits all alike.
+        let iters = ((2e-3 * 100e9 / flops) as usize).max(1);
+        let samples = if quick { 7 } else { 21 };
         let op = Op::MatMul {
             ta: false,
             tb: false,
         };
-        let ours = pool.install(|| {
-            best_of(reps, || {
-                std::hint::black_box(op.execute(&[&a, &b]).expect("matmul"));
-            })
-        });
         let mut c = vec![0.0f32; m * n];
-        let raw = pool.install(|| {
-            best_of(reps, || {
-                matmul::gemm(
-                    m,
-                    n,
-                    k,
-                    matmul::MatView::row_major(a.data(), k, false),
-                    matmul::MatView::row_major(b.data(), n, false),
-                    &mut c,
-                    true,
-                );
-            })
+        let mut t = [vec![], vec![], vec![]];
+        let (mut r_raw, mut r_op) = (vec![], vec![]);
+        // Everything runs on a thread of the pool (rayon calls from outside it pay a
+        // cross-thread hand-off each); matrixmultiply then runs there too.
+        pool.install(|| {
+            for s in 0..samples {
+                let mut secs = [0.0f64; 3];
+                for j in 0..3 {
+                    let which = (s + j) % 3;
+                    let t0 = Instant::now();
+                    for _ in 0..iters {
+                        match which {
+                            0 => matmul::gemm(
+                                m,
+                                n,
+                                k,
+                                matmul::MatView::row_major(a.data(), k, false),
+                                matmul::MatView::row_major(b.data(), n, false),
+                                &mut c,
+                                true,
+                            ),
+                            1 => {
+                                std::hint::black_box(op.execute(&[&a, &b]).expect("matmul"));
+                            }
+                            _ => baseline_sgemm(m, k, n, a.data(), b.data(), &mut c),
+                        }
+                    }
+                    secs[which] = t0.elapsed().as_secs_f64() / iters as f64;
+                }
+                for w in 0..3 {
+                    t[w].push(secs[w]);
+                }
+                r_raw.push(secs[2] / secs[0]);
+                r_op.push(secs[2] / secs[1]);
+            }
         });
-        let theirs = best_of(reps, || baseline_sgemm(m, k, n, a.data(), b.data(), &mut c));
+        let gf = |v: &mut Vec<f64>| flops / median(v) / 1e9;
         println!(
-            "gemm n={n:5}  repops op {:7.2} GFLOP/s (raw gemm {:7.2})  matrixmultiply {:7.2} GFLOP/s  ratio {:.2}",
-            flops / ours / 1e9,
-            flops / raw / 1e9,
-            flops / theirs / 1e9,
-            theirs / ours
+            "gemm n={n:5}  repops raw {:7.2} GFLOP/s  op {:7.2} GFLOP/s  matrixmultiply {:7.2} GFLOP/s  \
+             raw/mm {:.2}  op/mm {:.2}  (medians of {samples} interleaved samples)",
+            gf(&mut t[0]),
+            gf(&mut t[1]),
+            gf(&mut t[2]),
+            median(&mut r_raw),
+            median(&mut r_op),
         );
     }
 
+    if args.iter().any(|a| a == "--gemm-only") {
+        return;
+    }
     let n = if quick { 1 << 20 } else { 1 << 24 };
     let xs: Vec<f32> = rand(n, 3).iter().map(|v| v * 40.0).collect();
     let pos: Vec<f32> = rand(n, 4).iter().map(|v| v.abs() * 100.0 + 1e-3).collect();

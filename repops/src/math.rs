@@ -283,17 +283,11 @@ fn two_sum(a: f32, b: f32) -> (f32, f32) {
 /// `z_lo = fma(K2, w, -z) + (K2*w_lo + K2_LO*w)`. Then with `E = exp(-|z|)` corrected
 /// to `fma(E, -|z|_lo, E)` and `1 + E = d_hi + d_lo` (Fast2Sum): `s = div_dd(1)` for
 /// `z >= 0`, `div_dd(E)` otherwise; result `x * s`.
+///
+/// Every path is evaluated and the result selected (no branches), so loops over it
+/// vectorise; each path computes exactly what is described above.
 #[inline(always)]
 pub fn gelu(x: f32) -> f32 {
-    if x.is_nan() {
-        return nan();
-    }
-    if x > 64.0 {
-        return x;
-    }
-    if x < -64.0 {
-        return -0.0;
-    }
     let (k1, k1l, k2, k2l) = (c(GELU_K1), c(GELU_K1_LO), c(GELU_K2), c(GELU_K2_LO));
     let x2 = x * x;
     let x2_lo = fma(x, x, -x2);
@@ -306,30 +300,39 @@ pub fn gelu(x: f32) -> f32 {
     let z = k2 * w;
     let z_lo = fma(k2, w, -z) + (k2 * w_lo + k2l * w);
     // E = exp(-|z|) with the low part applied: exp(-(z + z_lo)) or exp(z + z_lo).
-    let (zn, zn_lo) = if z >= 0.0 { (-z, -z_lo) } else { (z, z_lo) };
-    if zn < -80.0 {
-        if z >= 0.0 {
-            // sigmoid(z) = 1 - E with E < 2^-115: rounds to 1.
-            return x;
-        }
-        // here x < 0 and e < 2^-115, so gelu = x * e to far below an ulp; keep e as
-        // y * 2^k and round once at the end (the result may be subnormal).
-        if zn < -120.0 {
-            return -0.0;
-        }
-        let (y, k) = exp_core(zn);
-        return scale_pow2(x * fma(y, zn_lo, y), k);
-    }
+    let pos = z >= 0.0;
+    let (zn, zn_lo) = if pos { (-z, -z_lo) } else { (z, z_lo) };
+    // Main path (zn >= -80).
     let e0 = exp(zn);
     let e = fma(e0, zn_lo, e0);
     let d_hi = 1.0 + e;
     let d_lo = (1.0 - d_hi) + e;
-    let s = if z >= 0.0 {
-        div_dd(1.0, d_hi, d_lo)
+    let main = x * div_dd(if pos { 1.0 } else { e }, d_hi, d_lo);
+    // z < -80 (so x < 0): e < 2^-115, gelu = x * e to far below an ulp; keep e as
+    // y * 2^k and round once at the end (the result may be subnormal). Used for
+    // -120 <= zn < -80 only; the clamp keeps exp_core in its range elsewhere.
+    let zt = if zn < -120.0 { -120.0 } else { zn };
+    let (y, k) = exp_core(if zt < -80.0 { zt } else { -80.0 });
+    let tiny = scale_pow2(x * fma(y, zn_lo, y), k);
+    let r = if zn < -80.0 {
+        if pos {
+            // sigmoid(z) = 1 - E with E < 2^-115: rounds to 1.
+            x
+        } else if zn < -120.0 {
+            -0.0
+        } else {
+            tiny
+        }
     } else {
-        div_dd(e, d_hi, d_lo)
+        main
     };
-    x * s
+    let r = if x < -64.0 { -0.0 } else { r };
+    let r = if x > 64.0 { x } else { r };
+    if x.is_nan() {
+        nan()
+    } else {
+        r
+    }
 }
 
 /// d gelu / dx = `s + x s (1-s) K2 (1 + 3 K1 x^2)` with `s = sigmoid(z)` as in [`gelu`];

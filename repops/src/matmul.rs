@@ -152,6 +152,10 @@ pub fn gemm_reference(m: usize, n: usize, k: usize, a: MatView<'_>, b: MatView<'
     }
 }
 
+/// Products with fewer multiply-adds than this run on one thread: rayon's fork-join
+/// costs more than it saves (a 64³ product takes about 3 µs). The bits do not depend on it.
+const PAR_MIN_MACS: usize = 1 << 20;
+
 /// `C[m, n] = A[m, k] · B[k, n]` per R2; `c` (row-major, length `m*n`) is overwritten.
 /// The caller guarantees the views cover their index ranges. `parallel` uses the
 /// current rayon pool; the bits are the same either way.
@@ -178,33 +182,29 @@ pub fn gemm(
     } else {
         (MR, NR16)
     };
-    let npanels = n.div_ceil(nr);
-    // Pack B: panel p holds columns p*nr.. as [k][nr], zero padded.
-    let mut bp = vec![0.0f32; npanels * k * nr];
-    let pack_panel = |(p, panel): (usize, &mut [f32])| {
-        for kk in 0..k {
-            for jj in 0..nr {
-                let j = p * nr + jj;
-                if j < n {
-                    panel[kk * nr + jj] = b.at(kk, j);
-                }
-            }
-        }
-    };
-    if parallel && npanels > 1 {
-        bp.par_chunks_mut(k * nr).enumerate().for_each(pack_panel);
-    } else {
-        bp.chunks_mut(k * nr).enumerate().for_each(pack_panel);
-    }
-    let threads = if parallel {
+    let threads = if parallel && m.saturating_mul(n).saturating_mul(k) >= PAR_MIN_MACS {
         rayon::current_num_threads()
     } else {
         1
     };
-    let mc = m
-        .div_ceil(4 * threads)
-        .next_multiple_of(mr)
-        .clamp(mr, MC_MAX);
+    let npanels = n.div_ceil(nr);
+    // Pack B: panel p holds columns p*nr.. as [k][nr], zero padded.
+    let bp: Vec<Vec<f32>> = if threads > 1 && npanels > 1 {
+        (0..npanels)
+            .into_par_iter()
+            .map(|p| pack_b_panel(b, k, n, nr, p))
+            .collect()
+    } else {
+        (0..npanels).map(|p| pack_b_panel(b, k, n, nr, p)).collect()
+    };
+    // Row blocks: about four per thread for balance, or the largest on one thread.
+    let mc = if threads == 1 {
+        MC_MAX
+    } else {
+        m.div_ceil(4 * threads)
+            .next_multiple_of(mr)
+            .clamp(mr, MC_MAX)
+    };
     let task = |(blk, cblk): (usize, &mut [f32])| {
         let i0 = blk * mc;
         let rows = cblk.len() / n;
@@ -215,21 +215,11 @@ pub fn gemm(
             let kc = KC.min(k - k0);
             for s in 0..slivers {
                 let dst = &mut ap[s * kc * mr..(s + 1) * kc * mr];
-                for r in 0..mr {
-                    let i = s * mr + r;
-                    if i < rows {
-                        for kk in 0..kc {
-                            dst[kk * mr + r] = a.at(i0 + i, k0 + kk);
-                        }
-                    } else {
-                        for kk in 0..kc {
-                            dst[kk * mr + r] = 0.0;
-                        }
-                    }
-                }
+                let (r0, mv) = (s * mr, mr.min(rows - s * mr));
+                pack_a_sliver(a, i0 + r0, mv, k0, kc, mr, dst);
             }
-            for p in 0..npanels {
-                let bpanel = &bp[p * k * nr + k0 * nr..p * k * nr + (k0 + kc) * nr];
+            for (p, panel) in bp.iter().enumerate() {
+                let bpanel = &panel[k0 * nr..(k0 + kc) * nr];
                 let nv = nr.min(n - p * nr);
                 for s in 0..slivers {
                     let asl = &ap[s * kc * mr..(s + 1) * kc * mr];
@@ -253,14 +243,85 @@ pub fn gemm(
             k0 += kc;
         }
     };
-    if parallel && m > mc {
+    if threads > 1 && m > mc {
         c.par_chunks_mut(mc * n).enumerate().for_each(task);
     } else {
         c.chunks_mut(mc * n).enumerate().for_each(task);
     }
 }
 
-/// One `mr x nr` tile: `C_tile = (first ? 0 : C_tile)` then `kc` fma steps.
+/// Panel `p` of B: columns `p*nr..p*nr+nr` as `[k][nr]`, zero padded past `n`.
+fn pack_b_panel(b: MatView<'_>, k: usize, n: usize, nr: usize, p: usize) -> Vec<f32> {
+    let j0 = p * nr;
+    let nv = nr.min(n - j0);
+    let mut out = Vec::with_capacity(k * nr);
+    if b.cs == 1 && nv == nr {
+        // Row-major B: each row of the panel is contiguous.
+        for kk in 0..k {
+            let at = kk * b.rs + j0;
+            out.extend_from_slice(&b.data[at..at + nr]);
+        }
+    } else {
+        for kk in 0..k {
+            out.extend((0..nr).map(|jj| if jj < nv { b.at(kk, j0 + jj) } else { 0.0 }));
+        }
+    }
+    out
+}
+
+/// Rows `i0..i0+mv` of A, columns `k0..k0+kc`, into `dst` as `[kc][mr]` (rows past `mv`
+/// zero).
+fn pack_a_sliver(
+    a: MatView<'_>,
+    i0: usize,
+    mv: usize,
+    k0: usize,
+    kc: usize,
+    mr: usize,
+    dst: &mut [f32],
+) {
+    let dst = &mut dst[..kc * mr];
+    if mv < mr {
+        dst.fill(0.0);
+    }
+    if a.cs == 1 {
+        // Row-major A: read each row contiguously, scatter it into its lane.
+        for r in 0..mv {
+            let at = (i0 + r) * a.rs + k0;
+            let row = &a.data[at..at + kc];
+            for (d, v) in dst.chunks_exact_mut(mr).zip(row) {
+                d[r] = *v;
+            }
+        }
+    } else if a.rs == 1 {
+        // Transposed A: the sliver's rows are contiguous for each k.
+        for (kk, d) in dst.chunks_exact_mut(mr).enumerate() {
+            let at = (k0 + kk) * a.cs + i0;
+            d[..mv].copy_from_slice(&a.data[at..at + mv]);
+        }
+    } else {
+        for (kk, d) in dst.chunks_exact_mut(mr).enumerate() {
+            for (r, v) in d[..mv].iter_mut().enumerate() {
+                *v = a.at(i0 + r, k0 + kk);
+            }
+        }
+    }
+}
+
+/// `f::<R>(args)` for the row count `rows` (one of the listed ones, else `full`).
+macro_rules! by_rows {
+    ($f:ident, $rows:expr, $full:expr, [$($n:literal),*], $args:tt) => {
+        match $rows {
+            $($n => $f::<$n> $args,)*
+            _ => $f::<$full> $args,
+        }
+    };
+}
+
+/// One `mr x nr` tile of C (rows `ldc` apart, `mv x nv` of it real):
+/// `C_tile = (first ? 0 : C_tile)` then `kc` fma steps. Tiles with all `nr` columns
+/// are accumulated in place, `mv` rows of them (a kernel per row count); tiles cut by
+/// the right edge of C go through a zero-padded copy.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn tile_kernel(
@@ -276,31 +337,65 @@ fn tile_kernel(
     nv: usize,
     first: bool,
 ) {
+    assert!(a.len() >= kc * mr && b.len() >= kc * nr && mr * nr <= MR_MAX * NR_MAX);
+    assert!((1..=mr).contains(&mv) && (1..=nr).contains(&nv));
+    let direct = nv == nr && kind != Kernel::Portable;
     let mut tile = [0.0f32; MR_MAX * NR_MAX];
-    if !first {
+    if direct {
+        assert!(c.len() >= (mv - 1) * ldc + nr);
+    } else if !first {
         for r in 0..mv {
             tile[r * nr..r * nr + nv].copy_from_slice(&c[r * ldc..r * ldc + nv]);
         }
     }
-    assert!(a.len() >= kc * mr && b.len() >= kc * nr && mr * nr <= tile.len());
+    // In place: C itself with its row stride, `mv` rows; else the padded copy, all rows.
+    let (ptr, ld, rows) = if direct {
+        (c.as_mut_ptr(), ldc, mv)
+    } else {
+        (tile.as_mut_ptr(), nr, mr)
+    };
+    let load = !first;
     match kind {
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx512 => {
             // SAFETY: `Kernel::Avx512` is only selected when `detect()` found AVX-512F
             // (and AVX2+FMA), and then mr = 12, nr = 32; `a` holds kc*12 and `b` kc*32
-            // floats (asserted), `tile` holds 12*32 floats.
-            unsafe { kernel_avx512(kc, a.as_ptr(), b.as_ptr(), tile.as_mut_ptr()) }
+            // floats (asserted); `ptr` addresses `rows` <= 12 rows of 32 floats `ld`
+            // apart: C (length asserted above) or `tile` (12*32 floats, ld = 32).
+            unsafe {
+                let (a, b) = (a.as_ptr(), b.as_ptr());
+                by_rows!(
+                    kernel_avx512,
+                    rows,
+                    MR12,
+                    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+                    (kc, a, b, ptr, ld, load)
+                )
+            }
         }
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx2 => {
             // SAFETY: `Kernel::Avx2` is only selected when AVX2 and FMA were detected;
-            // `a` holds kc*MR and `b` kc*16 floats (asserted), `tile` holds MR*16 floats (MR = 6).
-            unsafe { kernel_avx2(kc, a.as_ptr(), b.as_ptr(), tile.as_mut_ptr()) }
+            // `a` holds kc*6 and `b` kc*16 floats (asserted); `ptr` addresses `rows`
+            // <= 6 rows of 16 floats `ld` apart: C (length asserted above) or `tile`
+            // (ld = 16).
+            unsafe {
+                let (a, b) = (a.as_ptr(), b.as_ptr());
+                by_rows!(
+                    kernel_avx2,
+                    rows,
+                    MR,
+                    [1, 2, 3, 4, 5],
+                    (kc, a, b, ptr, ld, load)
+                )
+            }
         }
         _ => kernel_portable(mr, nr, kc, a, b, &mut tile),
     }
-    for r in 0..mv {
-        c[r * ldc..r * ldc + nv].copy_from_slice(&tile[r * nr..r * nr + nv]);
+    if !direct {
+        for r in 0..mv {
+            c[r * ldc..r * ldc + nv].copy_from_slice(&tile[r * nr..r * nr + nv]);
+        }
     }
 }
 
@@ -326,56 +421,78 @@ fn kernel_portable(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel_avx512(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
+#[allow(clippy::needless_range_loop)] // rows of C, A and acc move together
+unsafe fn kernel_avx512<const R: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    load: bool,
+) {
     use std::arch::x86_64::*;
-    // SAFETY (whole body): the caller guarantees `a` has kc*12, `b` kc*32 and `tile`
-    // 12*32 readable/writable floats; unaligned loads/stores are used throughout.
+    // SAFETY (whole body): the caller guarantees R <= 12, that `a` has kc*12 and `b`
+    // kc*32 readable floats and `c` R rows of 32 read/writable floats `ldc` apart;
+    // unaligned loads/stores are used throughout.
     unsafe {
-        let mut acc = [_mm512_setzero_ps(); 2 * MR12];
-        for r in 0..MR12 {
-            acc[2 * r] = _mm512_loadu_ps(tile.add(r * NR32));
-            acc[2 * r + 1] = _mm512_loadu_ps(tile.add(r * NR32 + 16));
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        if load {
+            for r in 0..R {
+                acc[r][0] = _mm512_loadu_ps(c.add(r * ldc));
+                acc[r][1] = _mm512_loadu_ps(c.add(r * ldc + 16));
+            }
         }
         for kk in 0..kc {
             let b0 = _mm512_loadu_ps(b.add(kk * NR32));
             let b1 = _mm512_loadu_ps(b.add(kk * NR32 + 16));
-            for r in 0..MR12 {
+            for r in 0..R {
                 let av = _mm512_set1_ps(*a.add(kk * MR12 + r));
-                acc[2 * r] = _mm512_fmadd_ps(av, b0, acc[2 * r]);
-                acc[2 * r + 1] = _mm512_fmadd_ps(av, b1, acc[2 * r + 1]);
+                acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
             }
         }
-        for r in 0..MR12 {
-            _mm512_storeu_ps(tile.add(r * NR32), acc[2 * r]);
-            _mm512_storeu_ps(tile.add(r * NR32 + 16), acc[2 * r + 1]);
+        for r in 0..R {
+            _mm512_storeu_ps(c.add(r * ldc), acc[r][0]);
+            _mm512_storeu_ps(c.add(r * ldc + 16), acc[r][1]);
         }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel_avx2(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
+#[allow(clippy::needless_range_loop)] // rows of C, A and acc move together
+unsafe fn kernel_avx2<const R: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    load: bool,
+) {
     use std::arch::x86_64::*;
-    // SAFETY (whole body): the caller guarantees `a` has kc*MR, `b` kc*NR and `tile`
-    // MR*NR readable/writable floats; unaligned loads/stores are used throughout.
+    // SAFETY (whole body): the caller guarantees R <= MR, that `a` has kc*MR and `b`
+    // kc*16 readable floats and `c` R rows of 16 read/writable floats `ldc` apart;
+    // unaligned loads/stores are used throughout.
     unsafe {
-        let mut acc = [_mm256_setzero_ps(); 2 * MR];
-        for r in 0..MR {
-            acc[2 * r] = _mm256_loadu_ps(tile.add(r * NR16));
-            acc[2 * r + 1] = _mm256_loadu_ps(tile.add(r * NR16 + 8));
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        if load {
+            for r in 0..R {
+                acc[r][0] = _mm256_loadu_ps(c.add(r * ldc));
+                acc[r][1] = _mm256_loadu_ps(c.add(r * ldc + 8));
+            }
         }
         for kk in 0..kc {
             let b0 = _mm256_loadu_ps(b.add(kk * NR16));
             let b1 = _mm256_loadu_ps(b.add(kk * NR16 + 8));
-            for r in 0..MR {
+            for r in 0..R {
                 let av = _mm256_set1_ps(*a.add(kk * MR + r));
-                acc[2 * r] = _mm256_fmadd_ps(av, b0, acc[2 * r]);
-                acc[2 * r + 1] = _mm256_fmadd_ps(av, b1, acc[2 * r + 1]);
+                acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
             }
         }
-        for r in 0..MR {
-            _mm256_storeu_ps(tile.add(r * NR16), acc[2 * r]);
-            _mm256_storeu_ps(tile.add(r * NR16 + 8), acc[2 * r + 1]);
+        for r in 0..R {
+            _mm256_storeu_ps(c.add(r * ldc), acc[r][0]);
+            _mm256_storeu_ps(c.add(r * ldc + 8), acc[r][1]);
         }
     }
 }
@@ -386,11 +503,52 @@ unsafe fn kernel_avx2(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
 /// Pass a function item or closure (not a `fn` pointer) so that it is inlined.
 #[inline(always)]
 pub fn map_slice<F: Fn(f32) -> f32 + Copy>(x: &[f32], out: &mut [f32], f: F) {
-    with_fma(|| {
+    #[cfg(target_arch = "x86_64")]
+    if simd_enabled() {
+        // SAFETY: AVX2 and FMA were detected at run time by `simd_enabled`.
+        return unsafe { map_slice_fma(x, out, f) };
+    }
+    map_loop(x, out, f)
+}
+
+#[inline(always)]
+fn map_loop<F: Fn(f32) -> f32>(x: &[f32], out: &mut [f32], f: F) {
+    for (o, v) in out.iter_mut().zip(x) {
+        *o = f(*v);
+    }
+}
+
+/// The loop of [`map_slice`] compiled with AVX2+FMA. It is a function of its own, not
+/// a closure passed to [`with_fma`]: LLVM declines to inline a closure with a body as
+/// large as `gelu`'s into the `target_feature` function, and the loop then runs scalar
+/// with an `fmaf` call per fma.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn map_slice_fma<F: Fn(f32) -> f32>(x: &[f32], out: &mut [f32], f: F) {
+    map_loop(x, out, f)
+}
+
+/// `out[i] = math::gelu(x[i])`, vectorised with AVX2+FMA when available. Same bits as
+/// `map_slice(x, out, math::gelu)`, but `map_slice` reaches its function through the
+/// `Fn::call` shim, which LLVM does not inline when the body is as large as gelu's
+/// (two exps and a double-f32 division): that loop ran scalar with an `fmaf` call per
+/// fma, 50 ns per element instead of about 2. Here the call is direct.
+pub fn map_gelu(x: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn fast(x: &[f32], out: &mut [f32]) {
         for (o, v) in out.iter_mut().zip(x) {
-            *o = f(*v);
+            *o = crate::math::gelu(*v);
         }
-    })
+    }
+    #[cfg(target_arch = "x86_64")]
+    if simd_enabled() {
+        // SAFETY: AVX2 and FMA were detected at run time by `simd_enabled`.
+        return unsafe { fast(x, out) };
+    }
+    for (o, v) in out.iter_mut().zip(x) {
+        *o = crate::math::gelu(*v);
+    }
 }
 
 /// Run `f` inside a function compiled with AVX2+FMA when the CPU has them (and the
@@ -423,6 +581,32 @@ mod tests {
     }
 
     #[test]
+    fn vectorised_gelu_has_the_bits_of_scalar_gelu_on_every_4099th_pattern() {
+        let xs: Vec<f32> = (0..=u32::MAX / 4099)
+            .map(|i| f32::from_bits(i * 4099))
+            .chain([
+                0.0,
+                -0.0,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                f32::NAN,
+                64.0,
+                -64.0,
+            ])
+            .chain([-80.0, -120.0, 1e-40, -1e-40, -9.0, -9.5, -10.0])
+            .collect();
+        let want: Vec<u32> = xs.iter().map(|&x| crate::math::gelu(x).to_bits()).collect();
+        for kern in [Kernel::Portable, Kernel::Avx2] {
+            set_max_kernel(Some(kern));
+            let mut out = vec![0.0f32; xs.len()];
+            map_gelu(&xs, &mut out);
+            let got: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+            set_max_kernel(None);
+            assert!(got == want, "{kern:?}");
+        }
+    }
+
+    #[test]
     fn blocked_gemm_has_the_bits_of_the_naive_r2_fold_for_all_variants() {
         for &(m, n, k) in &[
             (1, 1, 1),
@@ -430,6 +614,8 @@ mod tests {
             (13, 33, 300),
             (64, 10, 64),
             (100, 40, 513),
+            // Threaded (over PAR_MIN_MACS), whole panels, a 10-row edge sliver.
+            (130, 64, 160),
         ] {
             for ta in [false, true] {
                 for tb in [false, true] {

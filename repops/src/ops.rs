@@ -172,13 +172,18 @@ fn map1(x: &Tensor, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
 }
 
 fn map_fn<F: Fn(f32) -> f32 + Copy + Send + Sync>(x: &Tensor, f: F) -> Tensor {
+    map_chunks(x, |i, o| matmul::map_slice(i, o, f))
+}
+
+/// `out = g(x)` by chunks of 4096 (in parallel for large tensors); `g` maps a slice.
+fn map_chunks(x: &Tensor, g: impl Fn(&[f32], &mut [f32]) + Sync) -> Tensor {
     let mut out = vec![0.0f32; x.len()];
     if x.len() >= PAR_MIN {
         out.par_chunks_mut(4096)
             .zip(x.data().par_chunks(4096))
-            .for_each(|(o, i)| matmul::map_slice(i, o, f));
+            .for_each(|(o, i)| g(i, o));
     } else {
-        matmul::map_slice(x.data(), &mut out, f);
+        g(x.data(), &mut out);
     }
     Tensor::new(x.shape().to_vec(), out).unwrap_or_else(|_| unreachable_tensor())
 }
@@ -692,7 +697,7 @@ impl Op {
             }
             Op::Relu => Ok(map1(x[0], |v| math::max(v, 0.0))),
             Op::ReluBackward => Ok(map2(x[0], x[1], |v, dy| if v > 0.0 { dy } else { 0.0 })),
-            Op::Gelu => Ok(map_fn(x[0], math::gelu)),
+            Op::Gelu => Ok(map_chunks(x[0], matmul::map_gelu)),
             Op::GeluBackward => {
                 let g = map_fn(x[0], math::gelu_grad);
                 Ok(map2(&g, x[1], |g, dy| dy * g))

@@ -5,6 +5,7 @@ use crate::merkle::Hash;
 use crate::program::{Input, Node};
 use repops::{Tensor, OP_VERSION};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Run one node on its input tensors (in the node's input order) with the CPU
 /// reference. Checks the op version, the number and shapes of the inputs, and that the
@@ -68,14 +69,26 @@ pub fn run_nodes(
     batch: &BTreeMap<String, Tensor>,
     mut on_node: impl FnMut(usize, &Tensor),
 ) -> Result<Vec<Tensor>> {
-    let mut outs: Vec<Tensor> = Vec::with_capacity(nodes.len());
+    let outs = run_nodes_shared(nodes, state, batch, |i, o| on_node(i, o))?;
+    Ok(outs.into_iter().map(unshare).collect())
+}
+
+/// [`run_nodes`] with the outputs behind `Arc`s, so that `on_node` can hand one to
+/// another thread (to hash it while the next nodes run).
+pub fn run_nodes_shared(
+    nodes: &[Node],
+    state: &BTreeMap<String, Tensor>,
+    batch: &BTreeMap<String, Tensor>,
+    mut on_node: impl FnMut(usize, &Arc<Tensor>),
+) -> Result<Vec<Arc<Tensor>>> {
+    let mut outs: Vec<Arc<Tensor>> = Vec::with_capacity(nodes.len());
     for node in nodes {
         let mut ins: Vec<&Tensor> = Vec::with_capacity(node.inputs.len());
         for i in &node.inputs {
             let t = match i {
                 Input::State(s) => state.get(s),
                 Input::Batch(s) => batch.get(s),
-                Input::Node(n) if *n < outs.len() => outs.get(*n),
+                Input::Node(n) if *n < outs.len() => outs.get(*n).map(|t| &**t),
                 Input::Node(_) => None,
             };
             ins.push(t.ok_or_else(|| TrainError::NodeInputs {
@@ -83,11 +96,16 @@ pub fn run_nodes(
                 detail: format!("input {i:?} is not available"),
             })?);
         }
-        let out = execute_node(node, &ins)?;
+        let out = Arc::new(execute_node(node, &ins)?);
         on_node(node.index, &out);
         outs.push(out);
     }
     Ok(outs)
+}
+
+/// The tensor of an `Arc` nobody else holds (a copy if someone does).
+pub(crate) fn unshare(t: Arc<Tensor>) -> Tensor {
+    Arc::try_unwrap(t).unwrap_or_else(|t| (*t).clone())
 }
 
 /// Domain tag of a state leaf.
@@ -95,6 +113,18 @@ pub const STATE_LEAF_DOMAIN: &[u8] = b"veritrain/state-leaf/v1";
 
 /// Leaf value of a named tensor: `BLAKE3("veritrain/state-leaf/v1" || len(name):u32 LE || name || tensor_hash)`.
 pub fn state_leaf(name: &str, tensor_hash: &Hash) -> Hash {
+    // Short names (all of the builtin programs'): one-shot hash of a stack buffer, the
+    // same digest as the `Hasher` below without its set-up cost.
+    const D: usize = STATE_LEAF_DOMAIN.len();
+    let mut buf = [0u8; 128];
+    let len = D + 4 + name.len() + 32;
+    if len <= buf.len() {
+        buf[..D].copy_from_slice(STATE_LEAF_DOMAIN);
+        buf[D..D + 4].copy_from_slice(&(name.len() as u32).to_le_bytes());
+        buf[D + 4..D + 4 + name.len()].copy_from_slice(name.as_bytes());
+        buf[D + 4 + name.len()..len].copy_from_slice(tensor_hash);
+        return *blake3::hash(&buf[..len]).as_bytes();
+    }
     let mut h = blake3::Hasher::new();
     h.update(STATE_LEAF_DOMAIN);
     h.update(&(name.len() as u32).to_le_bytes());
@@ -112,4 +142,28 @@ pub fn state_hash(state: &BTreeMap<String, Tensor>) -> Hash {
         .map(|(k, t)| state_leaf(k, &repops::tensor_hash(t)))
         .collect();
     crate::merkle::root(&leaves)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_leaf_is_blake3_of_the_tagged_name_and_hash_for_short_and_long_names() {
+        let th = *blake3::hash(b"t").as_bytes();
+        for name in [
+            "",
+            "l0.w",
+            &"n".repeat(68),
+            &"n".repeat(69),
+            &"x".repeat(300),
+        ] {
+            let mut h = blake3::Hasher::new();
+            h.update(STATE_LEAF_DOMAIN);
+            h.update(&(name.len() as u32).to_le_bytes());
+            h.update(name.as_bytes());
+            h.update(&th);
+            assert_eq!(state_leaf(name, &th), *h.finalize().as_bytes(), "{name}");
+        }
+    }
 }

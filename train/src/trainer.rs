@@ -3,12 +3,16 @@
 use crate::checkpoint;
 use crate::dataset::{Dataset, Schema};
 use crate::error::{Result, TrainError};
-use crate::exec::{run_nodes, state_hash};
+use crate::exec::{run_nodes, run_nodes_shared, state_hash};
 use crate::merkle::{self, Hash};
 use crate::program::{Init, Model, Program, StepGraph};
 use repops::{Philox, Tensor};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+/// Tensors with fewer elements are hashed inline rather than in a rayon task.
+const SPAWN_MIN_ELEMS: usize = 1024;
 
 /// Philox stream of batch row indices.
 pub const STREAM_ROWS: u64 = 1;
@@ -284,8 +288,20 @@ fn make_batch<'a>(
     }
 }
 
+/// What a step hashes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hashing {
+    /// No hash at all (benchmark baseline).
+    None,
+    /// The new state tensors, for `h_t`.
+    State,
+    /// The state and every node output.
+    Trace,
+}
+
 impl Trainer {
-    fn run(&mut self, t: u64, trace: bool) -> Result<(StepResult, Vec<Hash>)> {
+    fn run(&mut self, t: u64, mode: Hashing) -> Result<(StepResult, Vec<Hash>)> {
+        let trace = mode == Hashing::Trace;
         if t != self.step + 1 {
             return Err(TrainError::StepOrder {
                 requested: t,
@@ -297,17 +313,49 @@ impl Trainer {
         // its node runs, while it is still in cache.
         let n = self.graph.nodes.len();
         let mut wanted = vec![trace; n];
-        for &i in self.graph.updates.values() {
-            if i < n {
-                wanted[i] = true;
+        if mode != Hashing::None {
+            for &i in self.graph.updates.values() {
+                if i < n {
+                    wanted[i] = true;
+                }
             }
         }
-        let mut node_hashes: Vec<Option<Hash>> = vec![None; n];
-        let outs = run_nodes(&self.graph.nodes, &self.state, &batch, |i, o| {
-            if wanted.get(i).copied().unwrap_or(false) {
-                node_hashes[i] = Some(repops::tensor_hash(o));
-            }
-        })?;
+        // With more than one thread the hashes are computed by rayon tasks while the
+        // next nodes run (the update nodes come last, so the other thread hashes one
+        // parameter's new tensors while this one updates the next); the scope waits
+        // for all of them. With one thread they are computed inline, still in cache.
+        let slots: Vec<OnceLock<Hash>> = (0..n).map(|_| OnceLock::new()).collect();
+        let slot = |i: usize| {
+            slots
+                .get(i)
+                .filter(|_| wanted.get(i).copied().unwrap_or(false))
+        };
+        let (nodes, state) = (&self.graph.nodes, &self.state);
+        let outs = if rayon::current_num_threads() > 1 {
+            rayon::scope(|scope| {
+                run_nodes_shared(nodes, state, &batch, |i, o| {
+                    if let Some(slot) = slot(i) {
+                        // A task costs more than hashing a few hundred bytes.
+                        if o.len() < SPAWN_MIN_ELEMS {
+                            let _ = slot.set(repops::tensor_hash(o));
+                            return;
+                        }
+                        let o = Arc::clone(o);
+                        scope.spawn(move |_| {
+                            let _ = slot.set(repops::tensor_hash(&o));
+                        });
+                    }
+                })
+            })
+        } else {
+            run_nodes_shared(nodes, state, &batch, |i, o| {
+                if let Some(slot) = slot(i) {
+                    let _ = slot.set(repops::tensor_hash(o));
+                }
+            })
+        }?;
+        let node_hashes: Vec<Option<Hash>> = slots.into_iter().map(|s| s.into_inner()).collect();
+        let outs: Vec<Tensor> = outs.into_iter().map(crate::exec::unshare).collect();
         let hashes: Vec<Hash> = if trace {
             node_hashes.iter().map(|h| h.unwrap_or_default()).collect()
         } else {
@@ -322,11 +370,12 @@ impl Trainer {
         let mut new_state = BTreeMap::new();
         let mut leaves = Vec::with_capacity(self.graph.updates.len());
         for (name, &i) in &self.graph.updates {
-            let th =
-                node_hashes.get(i).copied().flatten().ok_or_else(|| {
+            if mode != Hashing::None {
+                let th = node_hashes.get(i).copied().flatten().ok_or_else(|| {
                     TrainError::Program(format!("state {name} has no update node"))
                 })?;
-            leaves.push(crate::exec::state_leaf(name, &th));
+                leaves.push(crate::exec::state_leaf(name, &th));
+            }
             let t_new = outs
                 .get_mut(i)
                 .and_then(|o| o.take())
@@ -347,23 +396,29 @@ impl Trainer {
         self.state = new_state;
         self.step = t;
         // Same leaves, same (name) order as `state_hash(&self.state)`.
-        Ok((
-            StepResult {
-                state_hash: merkle::root(&leaves),
-                loss,
-            },
-            hashes,
-        ))
+        let state_hash = if mode == Hashing::None {
+            Hash::default()
+        } else {
+            merkle::root(&leaves)
+        };
+        Ok((StepResult { state_hash, loss }, hashes))
     }
 
     /// Run step `t` (must be `current_step() + 1`); returns `h_t`.
     pub fn step(&mut self, t: u64) -> Result<StepResult> {
-        Ok(self.run(t, false)?.0)
+        Ok(self.run(t, Hashing::State)?.0)
+    }
+
+    /// Run step `t` exactly like [`Trainer::step`] but without hashing anything; the
+    /// returned `state_hash` is all zeros. For measuring the hashing overhead only.
+    #[doc(hidden)]
+    pub fn step_unhashed(&mut self, t: u64) -> Result<StepResult> {
+        Ok(self.run(t, Hashing::None)?.0)
     }
 
     /// Run step `t` and also return every node's output hash and the op root `r_t`.
     pub fn step_traced(&mut self, t: u64) -> Result<TracedStep> {
-        let (r, node_hashes) = self.run(t, true)?;
+        let (r, node_hashes) = self.run(t, Hashing::Trace)?;
         Ok(TracedStep {
             state_hash: r.state_hash,
             loss: r.loss,

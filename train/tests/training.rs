@@ -36,9 +36,31 @@ fn one_and_two_threads_give_the_same_final_hash_and_trace_root() {
     let (h2, r2, _) = run("mlp-digits", 300, 2);
     assert_eq!(h1, h2);
     assert_eq!(r1, r2);
-    let (h1, r1, _) = run("tiny-lm", 3, 1);
-    let (h2, r2, _) = run("tiny-lm", 3, 2);
-    assert_eq!((h1, r1), (h2, r2));
+    // The published figures (BENCHMARKS.md): hashing may get faster, never different.
+    let (l1, lr1, _) = run("tiny-lm", 3, 1);
+    let (l2, lr2, _) = run("tiny-lm", 3, 2);
+    for (got, want) in [
+        (
+            h1,
+            "038b8cca3cb28546e2473b7eda689b5c169896438d74499913ff678139ab59f8",
+        ),
+        (
+            r1,
+            "ecb57c81e083709ed7c8e19d4592e112bc1ed11f1e7e4cfae6fea001665ca15f",
+        ),
+        (
+            l1,
+            "341df020c265643c575b0a92a97e52db54c6caf4706484ff5b9547e3a019f786",
+        ),
+        (
+            lr1,
+            "175601a81a21c96c3ecd70a3048172446ed5efd60b11fcb978c814abd70fc80a",
+        ),
+    ] {
+        assert_eq!(hex::encode(got), want);
+    }
+    assert_eq!(l1, l2);
+    assert_eq!(lr1, lr2);
 }
 
 #[test]
