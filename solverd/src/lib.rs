@@ -329,12 +329,13 @@ async fn tick(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
             trace_root: root.to_vec(),
             final_state_hash: fin.to_vec(),
         };
-        s.chain
+        let res = s
+            .chain
             .send(vec![proto::to_any(&msg)], "commit result")
             .await?;
         s.metrics.inc("results_committed", 1);
         s.set_progress(t, "committed", Some(&lock(&run)));
-        tracing::info!(task = t.id, trace_root = %hex::encode(root), final_state_hash = %hex::encode(fin), "result committed");
+        tracing::info!(task = t.id, height = res.height, trace_root = %hex::encode(root), final_state_hash = %hex::encode(fin), "result committed");
     }
     // 2. Disputes against this solver.
     let committed = s.chain.tasks(TaskStatus::Committed).await?;
@@ -428,10 +429,10 @@ async fn claim_one(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
             endpoint: endpoint.to_string(),
         };
         match s.chain.send(vec![proto::to_any(&msg)], "claim task").await {
-            Ok(_) => {
+            Ok(res) => {
                 s.metrics.inc("tasks_claimed", 1);
                 s.set_progress(&t, "claimed", None);
-                tracing::info!(task = t.id, program = %program.name, steps = program.steps, "task claimed");
+                tracing::info!(task = t.id, height = res.height, program = %program.name, steps = program.steps, "task claimed");
                 return Ok(());
             }
             // Someone else was faster, or the task changed: try the next one.

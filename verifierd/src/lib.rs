@@ -472,9 +472,9 @@ async fn attest(s: &Shared, t: &Task, steps_checked: u64) -> Result<(), AgentErr
         task_id: t.id,
         steps_checked,
     };
-    s.chain.send(vec![proto::to_any(&msg)], "attest").await?;
+    let res = s.chain.send(vec![proto::to_any(&msg)], "attest").await?;
     s.metrics.inc("attestations", 1);
-    tracing::info!(task = t.id, steps_checked, "attested");
+    tracing::info!(task = t.id, height = res.height, steps_checked, "attested");
     Ok(())
 }
 
@@ -623,7 +623,13 @@ async fn play(s: &Arc<Shared>, t: &Task, d: &proto::verde::v1::Dispute) -> Resul
         return Ok(());
     }
     let n = msgs.len() as u64;
-    tracing::info!(task = t.id, dispute = d.id, step = d.hi, "dispute move");
+    tracing::info!(
+        task = t.id,
+        dispute = d.id,
+        step = d.hi,
+        deadline = d.deadline,
+        "dispute move"
+    );
     s.chain.send_all(msgs, "dispute move").await?;
     s.metrics.inc("dispute_moves", n);
     Ok(())
