@@ -3,13 +3,19 @@
 use crate::error::{Result, TrainError};
 use crate::merkle::Hash;
 use crate::program::{Input, Node};
-use repops::{Tensor, OP_VERSION};
+use repops::{Backend, CpuBackend, Tensor, OP_VERSION};
 use std::collections::BTreeMap;
 
 /// Run one node on its input tensors (in the node's input order) with the CPU
 /// reference. Checks the op version, the number and shapes of the inputs, and that the
 /// output has the declared shape. This is what the referee calls.
 pub fn execute_node(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
+    execute_node_on(&CpuBackend, node, inputs)
+}
+
+/// [`execute_node`] on another backend (a solver's GPU). Same checks; the backend must
+/// return the CPU reference's bits (its conformance suite's job).
+pub fn execute_node_on(backend: &dyn Backend, node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
     if node.version != OP_VERSION {
         return Err(TrainError::NodeInputs {
             node: node.index,
@@ -43,11 +49,13 @@ pub fn execute_node(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
             });
         }
     }
-    let out = node.op.execute(inputs).map_err(|source| TrainError::Op {
-        node: node.index,
-        label: node.label.clone(),
-        source,
-    })?;
+    let out = backend
+        .execute(&node.op, inputs)
+        .map_err(|source| TrainError::Op {
+            node: node.index,
+            label: node.label.clone(),
+            source,
+        })?;
     if out.shape() != node.shape.as_slice() {
         return Err(TrainError::NodeInputs {
             node: node.index,
@@ -61,8 +69,19 @@ pub fn execute_node(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
     Ok(out)
 }
 
-/// Run every node in order. Returns all node outputs.
+/// Run every node in order on the CPU reference. Returns all node outputs.
 pub fn run_nodes(
+    nodes: &[Node],
+    state: &BTreeMap<String, Tensor>,
+    batch: &BTreeMap<String, Tensor>,
+    on_node: impl FnMut(usize, &Tensor),
+) -> Result<Vec<Tensor>> {
+    run_nodes_on(&CpuBackend, nodes, state, batch, on_node)
+}
+
+/// [`run_nodes`] on `backend`.
+pub fn run_nodes_on(
+    backend: &dyn Backend,
     nodes: &[Node],
     state: &BTreeMap<String, Tensor>,
     batch: &BTreeMap<String, Tensor>,
@@ -83,7 +102,7 @@ pub fn run_nodes(
                 detail: format!("input {i:?} is not available"),
             })?);
         }
-        let out = execute_node(node, &ins)?;
+        let out = execute_node_on(backend, node, &ins)?;
         on_node(node.index, &out);
         outs.push(out);
     }

@@ -2,12 +2,13 @@
 
 use crate::dataset::{Dataset, Schema};
 use crate::error::{Result, TrainError};
-use crate::exec::{run_nodes, state_hash};
+use crate::exec::{run_nodes_on, state_hash};
 use crate::merkle::{self, Hash};
 use crate::program::{Init, Model, Program, StepGraph};
-use repops::{Philox, Tensor};
+use repops::{Backend, CpuBackend, Philox, Tensor};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Philox stream of batch row indices.
 pub const STREAM_ROWS: u64 = 1;
@@ -66,12 +67,14 @@ pub struct Trainer {
     dataset: Dataset,
     state: BTreeMap<String, Tensor>,
     step: u64,
+    backend: Arc<dyn Backend>,
 }
 
 impl std::fmt::Debug for Trainer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trainer")
             .field("program", &self.program.name)
+            .field("backend", &self.backend.name())
             .field("step", &self.step)
             .field("state_hash", &hex::encode(self.state_hash()))
             .finish()
@@ -94,8 +97,20 @@ fn init_tensor(seed: u64, name: &str, shape: &[usize], init: Init) -> Result<Ten
 }
 
 impl Trainer {
-    /// Initial state `h_0` of `program` on `dataset` (whose root must match).
+    /// Initial state `h_0` of `program` on `dataset` (whose root must match), running
+    /// ops on the CPU reference.
     pub fn new(program: Program, dataset: Dataset) -> Result<Self> {
+        Self::with_backend(program, dataset, Arc::new(CpuBackend))
+    }
+
+    /// [`Trainer::new`] running every op on `backend` (e.g. the CUDA backend of
+    /// `repops-cuda`). The backend must give the CPU reference's bits; the state hashes
+    /// are then the same as on the CPU.
+    pub fn with_backend(
+        program: Program,
+        dataset: Dataset,
+        backend: Arc<dyn Backend>,
+    ) -> Result<Self> {
         program.validate()?;
         program.validate_dataset(&dataset)?;
         let graph = program.graph()?;
@@ -110,7 +125,18 @@ impl Trainer {
             dataset,
             state,
             step: 0,
+            backend,
         })
+    }
+
+    /// Run later steps and evaluations on `backend` (the state is kept).
+    pub fn set_backend(&mut self, backend: Arc<dyn Backend>) {
+        self.backend = backend;
+    }
+
+    /// The backend ops run on.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
     }
 
     /// A builtin program on its builtin dataset.
@@ -295,7 +321,8 @@ impl Trainer {
             }
         }
         let mut node_hashes: Vec<Option<Hash>> = vec![None; n];
-        let outs = run_nodes(&self.graph.nodes, &self.state, &batch, |i, o| {
+        let backend = self.backend.clone();
+        let outs = run_nodes_on(&*backend, &self.graph.nodes, &self.state, &batch, |i, o| {
             if wanted.get(i).copied().unwrap_or(false) {
                 node_hashes[i] = Some(repops::tensor_hash(o));
             }
@@ -390,7 +417,7 @@ impl Trainer {
         let batch = make_batch(&self.program, schema, &rows, &offsets, &|r| {
             self.dataset.row(r)
         })?;
-        let outs = run_nodes(&g.nodes, &self.state, &batch, |_, _| {})?;
+        let outs = run_nodes_on(&*self.backend, &g.nodes, &self.state, &batch, |_, _| {})?;
         let loss = outs[g.loss].data().first().copied().unwrap_or(f32::NAN);
         let accuracy = match &self.program.model {
             Model::Mlp { .. } => {
