@@ -247,23 +247,23 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// R2 GEMM over `g` batches with element strides (see `kernels/gemm.cu`).
-    #[allow(clippy::too_many_arguments)]
-    fn gemm(
+    /// R2 GEMM on device buffers: `C[g] = op(A[g]) op(B[g])` for `g` in `0..batches`,
+    /// `A[g]` is `[M,K]` (`[K,M]` if `ta`), `B[g]` is `[K,N]` (`[N,K]` if `tb`), all
+    /// row-major and packed; `c` holds `batches * m * n` outputs. Public for benchmarks.
+    pub fn gemm_device(
         &self,
-        a: &Tensor,
-        bt: &Tensor,
-        g: u64,
-        (m, n, k): (u64, u64, u64),
-        (a_g, a_i, a_k): (u64, u64, u64),
-        (b_g, b_k, b_j): (u64, u64, u64),
-    ) -> R<Vec<f32>> {
-        let (da, db) = (self.up(a.data())?, self.up(bt.data())?);
-        let len = (g * m * n) as usize;
-        let mut c = self.zeros(len)?;
+        a: &CudaSlice<f32>,
+        b: &CudaSlice<f32>,
+        c: &mut CudaSlice<f32>,
+        (batches, m, n, k): (u64, u64, u64, u64),
+        (ta, tb): (bool, bool),
+    ) -> R<()> {
+        let (a_i, a_k) = if ta { (1, m) } else { (k, 1) };
+        let (b_k, b_j) = if tb { (1, k) } else { (n, 1) };
+        let (a_g, b_g) = (m * k, k * n);
         // Big tiles when they still give every SM a block; small tiles otherwise (the
         // bits are the same: each output's fma chain does not depend on the tiling).
-        let big = m.div_ceil(128) * n.div_ceil(128) * g >= self.sm_count as u64;
+        let big = m.div_ceil(128) * n.div_ceil(128) * batches >= self.sm_count as u64;
         let (kernel, tile) = if big {
             ("rp_gemm_128", 128)
         } else {
@@ -274,28 +274,52 @@ impl CudaBackend {
             return Err(self.err(format!("mat_mul: output [{m}, {n}] is too large")));
         }
         let cfg = LaunchConfig {
-            grid_dim: (gx as u32, gy as u32, g.clamp(1, MAX_BLOCKS) as u32),
+            grid_dim: (gx as u32, gy as u32, batches.clamp(1, MAX_BLOCKS) as u32),
             block_dim: (256, 1, 1),
             shared_mem_bytes: 0,
         };
-        let mut b = self.stream.launch_builder(self.func(kernel)?);
-        b.arg(&da)
-            .arg(&db)
-            .arg(&mut c)
-            .arg(&m)
-            .arg(&n)
-            .arg(&k)
-            .arg(&g);
-        b.arg(&a_g)
-            .arg(&a_i)
-            .arg(&a_k)
-            .arg(&b_g)
-            .arg(&b_k)
-            .arg(&b_j);
+        let mut l = self.stream.launch_builder(self.func(kernel)?);
+        l.arg(a).arg(b).arg(c).arg(&m).arg(&n).arg(&k).arg(&batches);
+        l.arg(&a_g).arg(&a_i).arg(&a_k).arg(&b_g).arg(&b_k).arg(&b_j);
         // SAFETY: GEMM_PARAMS = (a, b, c, m, n, k, batches, a_g, a_i, a_k, b_g, b_k,
-        // b_j); every index the kernel forms is inside a, b (checked shapes) and c.
-        unsafe { b.launch(cfg) }.map_err(|e| self.err(e))?;
+        // b_j); every index the kernel forms is below batches*m*k in a, batches*k*n in
+        // b and batches*m*n in c (the callers' shapes).
+        unsafe { l.launch(cfg) }.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn gemm(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        dims: (u64, u64, u64, u64),
+        trans: (bool, bool),
+    ) -> R<Vec<f32>> {
+        let (da, db) = (self.up(a.data())?, self.up(b.data())?);
+        let len = (dims.0 * dims.1 * dims.2) as usize;
+        let mut c = self.zeros(len)?;
+        self.gemm_device(&da, &db, &mut c, dims, trans)?;
         self.down(&c, len)
+    }
+
+    /// Upload host data (for benchmarks and the exhaustive check).
+    pub fn upload(&self, data: &[f32]) -> R<CudaSlice<f32>> {
+        self.up(data)
+    }
+
+    /// A device buffer of `n` zeros.
+    pub fn alloc_zeros(&self, n: usize) -> R<CudaSlice<f32>> {
+        self.zeros(n)
+    }
+
+    /// Download the first `n` elements of a device buffer.
+    pub fn download(&self, d: &CudaSlice<f32>, n: usize) -> R<Vec<f32>> {
+        self.down(d, n)
+    }
+
+    /// Wait for all work on the stream.
+    pub fn synchronize(&self) -> R<()> {
+        self.stream.synchronize().map_err(|e| self.err(e))
     }
 
     fn compute(&self, op: &Op, x: &[&Tensor], out_shape: &[usize]) -> R<Vec<f32>> {
@@ -304,14 +328,8 @@ impl CudaBackend {
         match op {
             Op::MatMul { ta, tb } => {
                 let (m, n) = (out_shape[0] as u64, out_shape[1] as u64);
-                let k = if *ta {
-                    x[0].shape()[0]
-                } else {
-                    x[0].shape()[1]
-                } as u64;
-                let a_s = if *ta { (0, 1, m) } else { (0, k, 1) };
-                let b_s = if *tb { (0, 1, k) } else { (0, n, 1) };
-                self.gemm(x[0], x[1], 1, (m, n, k), a_s, b_s)
+                let k = if *ta { x[0].shape()[0] } else { x[0].shape()[1] } as u64;
+                self.gemm(x[0], x[1], (1, m, n, k), (*ta, *tb))
             }
             Op::BatchedMatMul { ta, tb } => {
                 let (g, m, n) = (
@@ -319,12 +337,8 @@ impl CudaBackend {
                     out_shape[1] as u64,
                     out_shape[2] as u64,
                 );
-                let (sa, sb) = (x[0].shape(), x[1].shape());
-                let k = if *ta { sa[1] } else { sa[2] } as u64;
-                let (la, lb) = ((sa[1] * sa[2]) as u64, (sb[1] * sb[2]) as u64);
-                let a_s = if *ta { (la, 1, m) } else { (la, k, 1) };
-                let b_s = if *tb { (lb, 1, k) } else { (lb, n, 1) };
-                self.gemm(x[0], x[1], g, (m, n, k), a_s, b_s)
+                let k = if *ta { x[0].shape()[1] } else { x[0].shape()[2] } as u64;
+                self.gemm(x[0], x[1], (g, m, n, k), (*ta, *tb))
             }
             Op::AddBias => {
                 let (n, c) = (x[0].len() as u64, x[0].last_dim() as u64);

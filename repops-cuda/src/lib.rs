@@ -19,6 +19,7 @@
 
 mod backend;
 pub mod kernels;
+pub mod parity;
 pub mod probe;
 pub mod ptx;
 mod select;
