@@ -280,7 +280,12 @@ impl CudaBackend {
         };
         let mut l = self.stream.launch_builder(self.func(kernel)?);
         l.arg(a).arg(b).arg(c).arg(&m).arg(&n).arg(&k).arg(&batches);
-        l.arg(&a_g).arg(&a_i).arg(&a_k).arg(&b_g).arg(&b_k).arg(&b_j);
+        l.arg(&a_g)
+            .arg(&a_i)
+            .arg(&a_k)
+            .arg(&b_g)
+            .arg(&b_k)
+            .arg(&b_j);
         // SAFETY: GEMM_PARAMS = (a, b, c, m, n, k, batches, a_g, a_i, a_k, b_g, b_k,
         // b_j); every index the kernel forms is below batches*m*k in a, batches*k*n in
         // b and batches*m*n in c (the callers' shapes).
@@ -328,7 +333,11 @@ impl CudaBackend {
         match op {
             Op::MatMul { ta, tb } => {
                 let (m, n) = (out_shape[0] as u64, out_shape[1] as u64);
-                let k = if *ta { x[0].shape()[0] } else { x[0].shape()[1] } as u64;
+                let k = if *ta {
+                    x[0].shape()[0]
+                } else {
+                    x[0].shape()[1]
+                } as u64;
                 self.gemm(x[0], x[1], (1, m, n, k), (*ta, *tb))
             }
             Op::BatchedMatMul { ta, tb } => {
@@ -337,7 +346,11 @@ impl CudaBackend {
                     out_shape[1] as u64,
                     out_shape[2] as u64,
                 );
-                let k = if *ta { x[0].shape()[1] } else { x[0].shape()[2] } as u64;
+                let k = if *ta {
+                    x[0].shape()[1]
+                } else {
+                    x[0].shape()[2]
+                } as u64;
                 self.gemm(x[0], x[1], (g, m, n, k), (*ta, *tb))
             }
             Op::AddBias => {

@@ -149,7 +149,10 @@ pub fn fuzz_case(kind: usize, seed: u64) -> (Op, Vec<Tensor>) {
                 Op::SgdUpdate { lr: s },
             ][kind - 9]
                 .clone();
-            (op, vec![r.values(&[n], -5.0, 5.0), r.values(&[n], -5.0, 5.0)])
+            (
+                op,
+                vec![r.values(&[n], -5.0, 5.0), r.values(&[n], -5.0, 5.0)],
+            )
         }
         22..=30 => {
             let op = [
@@ -230,7 +233,10 @@ pub fn fuzz_case(kind: usize, seed: u64) -> (Op, Vec<Tensor>) {
             } else {
                 MaskFill::Zero
             };
-            (Op::CausalMask { fill }, vec![r.values(&[b, t, t], -1.0, 1.0)])
+            (
+                Op::CausalMask { fill },
+                vec![r.values(&[b, t, t], -1.0, 1.0)],
+            )
         }
         40 => {
             let rows = r.int(1, 2000);
@@ -284,7 +290,9 @@ fn hex(h: &[u8; 32]) -> String {
 pub fn fuzz(backend: &dyn Backend, cases: usize, seed: u64) -> Vec<Mismatch> {
     let mut bad = Vec::new();
     for i in 0..cases {
-        let case_seed = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(i as u64);
+        let case_seed = seed
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(i as u64);
         let (op, ins) = fuzz_case(i % FUZZ_KINDS, case_seed);
         let refs: Vec<&Tensor> = ins.iter().collect();
         let want = outcome(CpuBackend.execute(&op, &refs));
@@ -318,7 +326,9 @@ pub fn elementary(
 ) -> Result<(u64, Vec<u32>, u64), String> {
     const CHUNK: u64 = 1 << 24;
     let fi = Func::ALL.iter().position(|g| *g == f).unwrap_or(0) as i32;
-    let mut out = cuda.alloc_zeros(CHUNK as usize).map_err(|e| e.to_string())?;
+    let mut out = cuda
+        .alloc_zeros(CHUNK as usize)
+        .map_err(|e| e.to_string())?;
     let (mut done, mut bad, mut nbad) = (0u64, Vec::new(), 0u64);
     while done < count {
         let n = (count - done).min(CHUNK);

@@ -66,8 +66,7 @@ fn elementary_functions_match_the_cpu_on_a_sample_of_every_exponent() {
 
 #[test]
 fn both_model_families_train_to_the_cpu_state_hashes_on_the_gpu() {
-    let Some(cuda) = device("both_model_families_train_to_the_cpu_state_hashes_on_the_gpu")
-    else {
+    let Some(cuda) = device("both_model_families_train_to_the_cpu_state_hashes_on_the_gpu") else {
         return;
     };
     for program in ["mlp-digits", "tiny-lm"] {

@@ -68,7 +68,13 @@ fn the_cuda_math_port_has_the_cpu_bits_when_compiled_for_the_host() {
     )
     .unwrap();
     let cc = Command::new("c++")
-        .args(["-O2", "-std=c++17", "-ffp-contract=off", "-fno-fast-math", "-o"])
+        .args([
+            "-O2",
+            "-std=c++17",
+            "-ffp-contract=off",
+            "-fno-fast-math",
+            "-o",
+        ])
         .arg(&exe)
         .arg(&src)
         .output();

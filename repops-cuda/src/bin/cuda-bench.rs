@@ -36,7 +36,11 @@ struct Args {
     device: usize,
 }
 
-fn time(reps: usize, sync: &dyn Fn() -> Result<()>, run: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
+fn time(
+    reps: usize,
+    sync: &dyn Fn() -> Result<()>,
+    run: &mut dyn FnMut() -> Result<()>,
+) -> Result<f64> {
     for _ in 0..3 {
         run()?;
     }
@@ -63,15 +67,23 @@ fn main() -> Result<()> {
     let blas = CudaBlas::new(stream.clone()).context("cuBLAS handle")?;
     // SAFETY: a valid handle; CUBLAS_DEFAULT_MATH is plain FP32 (no TF32 tensor ops).
     let st = unsafe {
-        cublas_sys::cublasSetMathMode(*blas.handle(), cublas_sys::cublasMath_t::CUBLAS_DEFAULT_MATH)
+        cublas_sys::cublasSetMathMode(
+            *blas.handle(),
+            cublas_sys::cublasMath_t::CUBLAS_DEFAULT_MATH,
+        )
     };
     if st != cublas_sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
         bail!("cublasSetMathMode: {st:?}");
     }
     let sync = || cuda.synchronize().map_err(anyhow::Error::from);
-    println!("{:>6} {:>12} {:>12} {:>8}", "size", "repops GF/s", "cuBLAS GF/s", "ratio");
+    println!(
+        "{:>6} {:>12} {:>12} {:>8}",
+        "size", "repops GF/s", "cuBLAS GF/s", "ratio"
+    );
     for &n in &a.sizes {
-        let host: Vec<f32> = (0..n * n).map(|i| ((i % 97) as f32 - 48.0) / 64.0).collect();
+        let host: Vec<f32> = (0..n * n)
+            .map(|i| ((i % 97) as f32 - 48.0) / 64.0)
+            .collect();
         let da = cuda.upload(&host)?;
         let db = cuda.upload(&host)?;
         let mut dc = cuda.alloc_zeros(n * n)?;
