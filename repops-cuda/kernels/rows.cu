@@ -6,41 +6,59 @@
   for (u64 row = (u64)blockIdx.x * blockDim.y + threadIdx.y; row < (rows);          \
        row += (u64)gridDim.x * blockDim.y)
 
+// R3 max of a row held by one warp.
+RP_D float rp_row_max(const float* xr, u64 c) {
+  float m = -rp_inf();
+  for (u64 j = threadIdx.x; j < c; j += 32) m = rp_max(m, xr[j]);
+  return rp_warp_max(m);
+}
+
+// m = max(x); e_j = exp(x_j - m), stored to yr when yr is not null; returns R3 sum(e).
+RP_D float rp_row_exp_sum(const float* xr, float* yr, u64 c, float* m_out) {
+  float m = rp_row_max(xr, c);
+  float s = 0.0f;
+  for (u64 j = threadIdx.x; j < c; j += 32) {
+    float e = rp_exp(FSUB(xr[j], m));
+    if (yr) yr[j] = e;
+    s = FADD(s, e);
+  }
+  *m_out = m;
+  return rp_warp_sum(s);
+}
+
 // softmax: m = max(x); e_j = exp(x_j - m); s = sum(e); y_j = e_j / s.
 extern "C" __global__ void rp_softmax(const float* __restrict__ x, float* __restrict__ y,
                                       u64 rows, u64 c) {
   const u32 l = threadIdx.x;
   ROW_LOOP(r, rows) {
-    const float* xr = x + r * c;
     float* yr = y + r * c;
-    float m = -rp_inf();
-    for (u64 j = l; j < c; j += 32) m = rp_max(m, xr[j]);
-    m = rp_warp_max(m);
-    float s = 0.0f;
-    for (u64 j = l; j < c; j += 32) {
-      float e = rp_exp(FSUB(xr[j], m));
-      yr[j] = e;
-      s = FADD(s, e);
-    }
-    s = rp_warp_sum(s);
+    float m;
+    float s = rp_row_exp_sum(x + r * c, yr, c, &m);
     for (u64 j = l; j < c; j += 32) yr[j] = FDIV(yr[j], s);
   }
 }
 
-// softmax_backward: d = sum(y_j * dy_j); dx_j = y_j * (dy_j - d).
-extern "C" __global__ void rp_softmax_backward(const float* __restrict__ y,
-                                               const float* __restrict__ dy,
-                                               float* __restrict__ dx, u64 rows, u64 c) {
-  const u32 l = threadIdx.x;
-  ROW_LOOP(r, rows) {
-    const float* yr = y + r * c;
-    const float* dr = dy + r * c;
-    float d = 0.0f;
-    for (u64 j = l; j < c; j += 32) d = FADD(d, FMUL(yr[j], dr[j]));
-    d = rp_warp_sum(d);
-    for (u64 j = l; j < c; j += 32) dx[r * c + j] = FMUL(yr[j], FSUB(dr[j], d));
+// Backward row kernels `(y, dy) -> dx`: acc = R3 sum over the row of `term`, then
+// dx_j = `out` (both may use yr[j], dr[j] and, for `out`, acc).
+#define ROW_BACKWARD(name, term, out)                                                     \
+  extern "C" __global__ void name(const float* __restrict__ y, const float* __restrict__ dy, \
+                                  float* __restrict__ dx, u64 rows, u64 c) {              \
+    const u32 l = threadIdx.x;                                                            \
+    ROW_LOOP(r, rows) {                                                                   \
+      const float* yr = y + r * c;                                                        \
+      const float* dr = dy + r * c;                                                       \
+      float acc = 0.0f;                                                                   \
+      for (u64 j = l; j < c; j += 32) acc = FADD(acc, (term));                            \
+      acc = rp_warp_sum(acc);                                                             \
+      for (u64 j = l; j < c; j += 32) dx[r * c + j] = (out);                              \
+    }                                                                                     \
   }
-}
+
+// softmax_backward: d = sum(y_j * dy_j); dx_j = y_j * (dy_j - d).
+ROW_BACKWARD(rp_softmax_backward, FMUL(yr[j], dr[j]), FMUL(yr[j], FSUB(dr[j], acc)))
+
+// log_softmax_backward: s = sum(dy); dx_j = dy_j - exp(y_j) * s.
+ROW_BACKWARD(rp_log_softmax_backward, dr[j], FSUB(dr[j], FMUL(rp_exp(yr[j]), acc)))
 
 // log_softmax: m = max(x); s = sum exp(x_j - m); l = log(s); y_j = (x_j - m) - l.
 extern "C" __global__ void rp_log_softmax(const float* __restrict__ x, float* __restrict__ y,
@@ -48,29 +66,10 @@ extern "C" __global__ void rp_log_softmax(const float* __restrict__ x, float* __
   const u32 l = threadIdx.x;
   ROW_LOOP(r, rows) {
     const float* xr = x + r * c;
-    float m = -rp_inf();
-    for (u64 j = l; j < c; j += 32) m = rp_max(m, xr[j]);
-    m = rp_warp_max(m);
-    float s = 0.0f;
-    for (u64 j = l; j < c; j += 32) s = FADD(s, rp_exp(FSUB(xr[j], m)));
-    s = rp_warp_sum(s);
+    float m;
+    float s = rp_row_exp_sum(xr, 0, c, &m);
     float lg = rp_log(s);
     for (u64 j = l; j < c; j += 32) y[r * c + j] = FSUB(FSUB(xr[j], m), lg);
-  }
-}
-
-// log_softmax_backward: s = sum(dy); dx_j = dy_j - exp(y_j) * s.
-extern "C" __global__ void rp_log_softmax_backward(const float* __restrict__ y,
-                                                   const float* __restrict__ dy,
-                                                   float* __restrict__ dx, u64 rows, u64 c) {
-  const u32 l = threadIdx.x;
-  ROW_LOOP(r, rows) {
-    const float* yr = y + r * c;
-    const float* dr = dy + r * c;
-    float s = 0.0f;
-    for (u64 j = l; j < c; j += 32) s = FADD(s, dr[j]);
-    s = rp_warp_sum(s);
-    for (u64 j = l; j < c; j += 32) dx[r * c + j] = FSUB(dr[j], FMUL(rp_exp(yr[j]), s));
   }
 }
 
@@ -82,12 +81,8 @@ extern "C" __global__ void rp_cross_entropy_rows(const float* __restrict__ x,
   const u32 l = threadIdx.x;
   ROW_LOOP(r, rows) {
     const float* xr = x + r * c;
-    float m = -rp_inf();
-    for (u64 j = l; j < c; j += 32) m = rp_max(m, xr[j]);
-    m = rp_warp_max(m);
-    float s = 0.0f;
-    for (u64 j = l; j < c; j += 32) s = FADD(s, rp_exp(FSUB(xr[j], m)));
-    s = rp_warp_sum(s);
+    float m;
+    float s = rp_row_exp_sum(xr, 0, c, &m);
     if (l == 0) loss[r] = FSUB(rp_log(s), FSUB(xr[labels[r]], m));
   }
 }
@@ -99,18 +94,9 @@ extern "C" __global__ void rp_cross_entropy_backward(const float* __restrict__ x
                                                      float nf) {
   const u32 l = threadIdx.x;
   ROW_LOOP(r, rows) {
-    const float* xr = x + r * c;
     float* yr = y + r * c;
-    float m = -rp_inf();
-    for (u64 j = l; j < c; j += 32) m = rp_max(m, xr[j]);
-    m = rp_warp_max(m);
-    float s = 0.0f;
-    for (u64 j = l; j < c; j += 32) {
-      float e = rp_exp(FSUB(xr[j], m));
-      yr[j] = e;
-      s = FADD(s, e);
-    }
-    s = rp_warp_sum(s);
+    float m;
+    float s = rp_row_exp_sum(x + r * c, yr, c, &m);
     u64 lab = labels[r];
     for (u64 j = l; j < c; j += 32) {
       float v = FDIV(yr[j], s);
