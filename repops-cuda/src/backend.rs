@@ -44,6 +44,9 @@ impl std::fmt::Debug for CudaBackend {
     }
 }
 
+/// Oldest driver API (CUDA 13.0) the bindings are built for (`cuda-13000`).
+const MIN_DRIVER_CUDA: i32 = 13_000;
+
 const THREADS: u32 = 256;
 const ROWS_PER_BLOCK: u32 = 4;
 const MAX_BLOCKS: u64 = 65_535;
@@ -80,11 +83,34 @@ impl CudaBackend {
     /// kernel module and load it. Errors, never panics, when the driver, NVRTC or the
     /// device is missing.
     pub fn new(ordinal: usize) -> Result<Self, Error> {
+        // Belt and braces: a cudarc panic (e.g. a symbol a driver lacks) becomes an error.
+        std::panic::catch_unwind(|| Self::open(ordinal)).unwrap_or_else(|p| {
+            Err(Error::Driver(format!(
+                "the CUDA bindings panicked: {}",
+                crate::panic_message(&p)
+            )))
+        })
+    }
+
+    fn open(ordinal: usize) -> Result<Self, Error> {
         if !probe::driver_available() {
             return Err(Error::DriverMissing);
         }
         if !probe::nvrtc_available() {
             return Err(Error::NvrtcMissing);
+        }
+        // cudarc's CUDA 13 bindings look symbols up lazily and panic on one an older
+        // driver lacks: refuse such a driver up front.
+        match probe::driver_version() {
+            Some(v) if v >= MIN_DRIVER_CUDA => {}
+            Some(v) => {
+                return Err(Error::Driver(format!(
+                    "the driver supports CUDA {}.{}; this backend needs CUDA 13.0 or newer",
+                    v / 1000,
+                    (v % 1000) / 10
+                )))
+            }
+            None => return Err(Error::Driver("cuDriverGetVersion failed".into())),
         }
         let ctx = CudaContext::new(ordinal).map_err(|e| Error::NoDevice {
             ordinal,

@@ -24,6 +24,19 @@ pub fn driver_available() -> bool {
     *P.get_or_init(|| unsafe { cudarc::driver::sys::is_culib_present() })
 }
 
+/// The CUDA version the driver supports (e.g. 13000 for 13.0), or `None` if the driver
+/// library is missing or does not answer. Call only after [`driver_available`].
+pub fn driver_version() -> Option<i32> {
+    if !driver_available() {
+        return None;
+    }
+    let mut v: std::ffi::c_int = 0;
+    // SAFETY: the library is loaded (checked above) and `cuDriverGetVersion`, present in
+    // every driver since CUDA 2.2, only writes one int through the valid pointer.
+    let r = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut v) };
+    (r == cudarc::driver::sys::CUresult::CUDA_SUCCESS).then_some(v)
+}
+
 /// True if cuBLAS can be opened (only the benchmark uses it).
 pub fn cublas_available() -> bool {
     static P: OnceLock<bool> = OnceLock::new();

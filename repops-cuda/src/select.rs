@@ -23,7 +23,7 @@ impl FromStr for BackendKind {
         match s.trim().to_ascii_lowercase().as_str() {
             "auto" => Ok(BackendKind::Auto),
             "cpu" => Ok(BackendKind::Cpu),
-            "cuda" | "gpu" => Ok(BackendKind::Cuda),
+            "cuda" => Ok(BackendKind::Cuda),
             _ => Err(Error::UnknownBackend(s.to_string())),
         }
     }
