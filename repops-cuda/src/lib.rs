@@ -18,6 +18,9 @@
 //! referee always runs the CPU reference, and `train` takes any `Arc<dyn Backend>`.
 
 mod backend;
+#[cfg(test)]
+mod emu;
+mod exec;
 pub mod kernels;
 pub mod parity;
 pub mod probe;

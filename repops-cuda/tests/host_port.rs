@@ -1,33 +1,22 @@
 //! The device math library (`kernels/repops.cuh`) compiled for the host CPU with a C++
 //! compiler and checked against `repops::math`, bit for bit. This tests the line-by-line
 //! port of the R4 functions without a GPU: the CUDA intrinsics are mapped to their IEEE
-//! host equivalents (`__fadd_rn(a, b)` -> `a + b` with contraction off, `__fmaf_rn` ->
-//! `fmaf`, ...), which is what they are. Skips (with a message) without `c++`.
+//! host equivalents (`emu/host.h`: `__fadd_rn(a, b)` -> `a + b` with contraction off,
+//! `__fmaf_rn` -> `fmaf`, ...), which is what they are. Skips (with a message) without `c++`.
 
 use repops::math::Func;
 use std::io::Read;
 use std::process::{Command, Stdio};
 
-const SHIM: &str = r#"
-#include <cmath>
-#include <cstdint>
-#include <cstring>
+/// The host intrinsics, plus inert warp shuffles (the functions under test use none).
+const SHIM: &str = concat!(
+    include_str!("../emu/host.h"),
+    r#"
 #include <cstdio>
-#define __device__
-#define __forceinline__ inline
-static inline float __uint_as_float(unsigned int u) { float f; std::memcpy(&f, &u, 4); return f; }
-static inline unsigned int __float_as_uint(float f) { unsigned int u; std::memcpy(&u, &f, 4); return u; }
-static inline float __fadd_rn(float a, float b) { return a + b; }
-static inline float __fsub_rn(float a, float b) { return a - b; }
-static inline float __fmul_rn(float a, float b) { return a * b; }
-static inline float __fdiv_rn(float a, float b) { return a / b; }
-static inline float __fsqrt_rn(float a) { return std::sqrt(a); }
-static inline float __fmaf_rn(float a, float b, float c) { return std::fmaf(a, b, c); }
-static inline float __int2float_rn(int i) { return (float)i; }
-// Warp intrinsics are not used by the functions under test.
 static inline float __shfl_down_sync(unsigned, float v, int) { return v; }
 static inline float __shfl_sync(unsigned, float v, int) { return v; }
-"#;
+"#
+);
 
 // port STRIDE: the six functions of every STRIDE-th bit pattern 0, STRIDE, 2 STRIDE, ...
 const MAIN: &str = r#"

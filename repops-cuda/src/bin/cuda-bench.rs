@@ -106,9 +106,13 @@ fn main() -> Result<()> {
             beta: 0.0f32,
             ldc: ni,
         };
+        // cuBLAS gets typed f32 buffers holding the same data.
+        let ba = stream.clone_htod(&host)?;
+        let bb = stream.clone_htod(&host)?;
+        let mut bc = stream.alloc_zeros::<f32>(n * n)?;
         let theirs = time(a.reps, &sync, &mut || {
             // SAFETY: all three buffers hold n*n f32 and the leading dimensions are n.
-            unsafe { blas.gemm(cfg, &db, &da, &mut dc) }.map_err(|e| anyhow::anyhow!("{e:?}"))
+            unsafe { blas.gemm(cfg, &bb, &ba, &mut bc) }.map_err(|e| anyhow::anyhow!("{e:?}"))
         })?;
         let flops = 2.0 * (n as f64).powi(3);
         println!(
