@@ -193,3 +193,24 @@ fn the_exhaustive_check_kernel_evaluates_every_function() {
         }
     }
 }
+
+fn train_on_emu(program: &str, steps: u64) {
+    let Some(b) = backend(4) else { return };
+    let r = parity::training(std::sync::Arc::new(b), program, steps).unwrap();
+    assert_eq!(r.steps, steps);
+    assert_eq!(r.first_divergence, None, "{program}");
+    assert_eq!(r.cpu_trace_root, r.backend_trace_root, "{program}");
+}
+
+#[test]
+fn a_training_step_of_the_mlp_keeps_the_cpu_state_hash_on_the_emulated_device() {
+    train_on_emu("mlp-digits", 1);
+}
+
+/// Minutes (every op spawns the emulator and one host thread per CUDA thread):
+/// `cargo test -p repops-cuda --lib -- --ignored`.
+#[test]
+#[ignore = "slow: a tiny-lm step on the emulated device takes minutes"]
+fn a_training_step_of_the_transformer_keeps_the_cpu_state_hash_on_the_emulated_device() {
+    train_on_emu("tiny-lm", 1);
+}
