@@ -155,7 +155,8 @@ pub fn compile(module: &Module, arch: &str, build: Build) -> Result<String, Erro
     Ok(ptx.to_src())
 }
 
-/// The production PTX of every module for `arch`, compiled once per process.
+/// The production PTX of every module for `arch`, compiled and audited
+/// ([`crate::ptx`]) once per process.
 pub fn production_ptx(arch: &str) -> Result<Arc<Vec<String>>, Error> {
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<Vec<String>>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
@@ -166,6 +167,14 @@ pub fn production_ptx(arch: &str) -> Result<Arc<Vec<String>>, Error> {
         .iter()
         .map(|m| compile(m, arch, Build::Production))
         .collect::<Result<Vec<_>, _>>()?;
+    // Never load PTX that has not passed the audit for this very architecture.
+    let report = crate::ptx::audit_compiled(&MODULES, arch, &ptx)?;
+    if !report.violations.is_empty() {
+        return Err(Error::Audit {
+            arch: arch.to_string(),
+            violations: report.violations.join("\n"),
+        });
+    }
     let ptx = Arc::new(ptx);
     cache
         .lock()

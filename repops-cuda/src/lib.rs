@@ -55,6 +55,9 @@ pub enum Error {
         module: &'static str,
         detail: String,
     },
+    /// The PTX compiled for the device failed the audit (`ptx`): it is not loaded.
+    #[error("the PTX for {arch} fails the IEEE audit:\n{violations}")]
+    Audit { arch: String, violations: String },
     /// A driver call failed.
     #[error("CUDA driver: {0}")]
     Driver(String),

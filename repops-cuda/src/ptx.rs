@@ -24,6 +24,10 @@
 //! 5. The kernels in the PTX are exactly the kernels the backend loads
 //!    ([`crate::kernels::MODULES`]), so none escapes the scan.
 //!
+//! The backend runs this audit on the PTX of its own device's architecture before it
+//! loads any kernel ([`crate::kernels::production_ptx`]), so no unaudited PTX ever runs;
+//! the test `all_kernels_compile_to_ieee_only_ptx` runs it for three architectures in CI.
+//!
 //! Rules 1-3 are sound for the PTX; what ptxas does after it is bounded by rule 2
 //! (explicitly rounded `add/sub/mul` and `fma.rn` are each one IEEE operation in SASS).
 
@@ -217,14 +221,27 @@ pub fn audit(arch: &str) -> Result<AuditReport, Error> {
 
 /// [`audit`] over the given modules.
 pub fn audit_modules(modules: &[Module], arch: &str) -> Result<AuditReport, Error> {
+    let production = modules
+        .iter()
+        .map(|m| compile(m, arch, Build::Production))
+        .collect::<Result<Vec<_>, _>>()?;
+    audit_compiled(modules, arch, &production)
+}
+
+/// [`audit`] of already compiled production PTX (`production[i]` of `modules[i]`); the
+/// audit builds are compiled here.
+pub fn audit_compiled(
+    modules: &[Module],
+    arch: &str,
+    production: &[String],
+) -> Result<AuditReport, Error> {
     let mut report = AuditReport::default();
-    for m in modules {
-        let production = compile(m, arch, Build::Production)?;
+    for (m, production) in modules.iter().zip(production) {
         let audit = compile(m, arch, Build::Audit)?;
         let tag = format!("{arch} {}", m.file);
-        check_module(&tag, &production, &audit, &mut report)?;
+        check_module(&tag, production, &audit, &mut report)?;
         // Rule 5: the PTX's kernels are exactly the listed ones.
-        let found: Vec<String> = entries(&production).into_iter().map(|e| e.0).collect();
+        let found: Vec<String> = entries(production).into_iter().map(|e| e.0).collect();
         for e in m.entries {
             if !found.iter().any(|f| f == e) {
                 report

@@ -80,3 +80,16 @@ extern "C" __global__ void good(float* y, const float* x) { y[0] = FMA(x[0], x[1
     assert!(blamed("bad_fma"), "{:?}", report.violations);
     assert!(!blamed("good "), "{:?}", report.violations);
 }
+
+#[test]
+fn the_ptx_the_backend_loads_is_audited_for_its_own_architecture() {
+    if !nvrtc_or_skip("the_ptx_the_backend_loads_is_audited_for_its_own_architecture") {
+        return;
+    }
+    // An architecture outside ptx::AUDIT_ARCHES (Ada, sm_89): production_ptx audits it
+    // before handing it out, and caches it for the process.
+    let ptx = repops_cuda::kernels::production_ptx("compute_89").unwrap();
+    assert_eq!(ptx.len(), repops_cuda::kernels::MODULES.len());
+    let again = repops_cuda::kernels::production_ptx("compute_89").unwrap();
+    assert!(std::sync::Arc::ptr_eq(&ptx, &again));
+}
