@@ -4,6 +4,7 @@
 //! or canonicalised bits), never a tolerance.
 
 use crate::CudaBackend;
+use rayon::prelude::*;
 use repops::golden::{run_case, GoldenFile};
 use repops::math::Func;
 use repops::{Backend, CpuBackend, MaskFill, Op, Philox, Tensor};
@@ -336,15 +337,17 @@ pub fn elementary(
         cuda.eval_bits(fi, s, n, &mut out)
             .map_err(|e| e.to_string())?;
         let got = cuda.download(&out, n as usize).map_err(|e| e.to_string())?;
-        for (i, g) in got.iter().enumerate() {
-            let x = s.wrapping_add(i as u32);
-            if canonical(*g) != canonical(f.eval(f32::from_bits(x))) {
-                nbad += 1;
-                if bad.len() < 10 {
-                    bad.push(x);
-                }
-            }
-        }
+        // The CPU side in parallel; the list of mismatching inputs stays in input order.
+        let wrong: Vec<u32> = got
+            .par_iter()
+            .enumerate()
+            .filter_map(|(i, g)| {
+                let x = s.wrapping_add(i as u32);
+                (canonical(*g) != canonical(f.eval(f32::from_bits(x)))).then_some(x)
+            })
+            .collect();
+        nbad += wrong.len() as u64;
+        bad.extend(wrong.into_iter().take(10usize.saturating_sub(bad.len())));
         done += n;
     }
     Ok((done, bad, nbad))
