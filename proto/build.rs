@@ -32,6 +32,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
     let mut files = Vec::new();
     protos(&root.join("veritrain"), &mut files)?;
+    // The directory too, so that a new .proto file is noticed.
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("veritrain").display()
+    );
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }

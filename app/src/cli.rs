@@ -129,6 +129,26 @@ pub enum Cmd {
     /// Local multi-validator networks under CometBFT.
     #[command(subcommand)]
     Testnet(crate::testnet::TestnetCmd),
+    /// The whole system in one process: dev chain, solver, verifier and a
+    /// cheating solver; an honest job, then a cheat caught by a dispute.
+    Demo(crate::demo::DemoArgs),
+    /// Trained models.
+    #[command(subcommand)]
+    Model(ModelCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCmd {
+    /// Download a task's trained model (safetensors) from its solver and check
+    /// it against the final state hash on chain.
+    Fetch {
+        task_id: u64,
+        /// Where to write the model.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        node: NodeArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -289,6 +309,19 @@ pub enum TasksTx {
         /// program's dataset root), whose layout goes on chain.
         #[arg(long)]
         dataset_file: Option<PathBuf>,
+        /// Where solvers and verifiers fetch that dataset: an http(s):// URL,
+        /// a grpc://host:port blob service (e.g. a solverd holding it) or a
+        /// path they can read. Recorded as the program's dataset name; needs
+        /// --dataset-file (the layout and root are taken from it).
+        #[arg(long, requires = "dataset_file")]
+        dataset_url: Option<String>,
+        /// Follow the job to its end (claim, training, commit, verification,
+        /// finalisation): a progress bar on a terminal, log lines otherwise.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        wait_timeout: u64,
         #[command(flatten)]
         tx: TxArgs,
     },
@@ -495,7 +528,13 @@ impl Out {
 }
 
 pub fn init_tracing(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+    // The demo prints its own story; its daemons only speak up for warnings
+    // unless a log level was asked for.
+    let quiet_demo = matches!(cli.cmd, Cmd::Demo(_))
+        && cli.log == "info"
+        && std::env::var_os("RUST_LOG").is_none();
+    let level = if quiet_demo { "warn" } else { cli.log.as_str() };
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -545,7 +584,7 @@ async fn send_tx(
     tx: &TxArgs,
     msgs: Vec<prost_types::Any>,
     what: String,
-) -> Result<()> {
+) -> Result<Option<proto::node::v1::TxResult>> {
     let signer = keys.signer(&tx.from)?;
     let client = NodeClient::connect(&tx.node.node).await?;
     if let Some(want) = &tx.chain_id {
@@ -564,7 +603,7 @@ async fn send_tx(
         .sign_and_send(&signer, msgs, &tx.memo, fee, wait)
         .await?;
     let hash_hex = hex::encode_upper(&hash);
-    match res {
+    match &res {
         None => out.print(
             json!({"txhash": hash_hex, "code": 0, "included": false}),
             || format!("txhash: {hash_hex} (accepted into the mempool)"),
@@ -586,7 +625,7 @@ async fn send_tx(
             }
         }
     }
-    Ok(())
+    Ok(res)
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -729,6 +768,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
         },
         Cmd::Tx(cmd) => {
+            let mut follow_submit = None;
             let (tx, msg, what) = match cmd {
                 TxCmd::Bank(BankTx::Send {
                     from_key,
@@ -758,10 +798,39 @@ pub async fn run(cli: Cli) -> Result<()> {
                     (tx, msg, what)
                 }
                 TxCmd::Staking(s) => staking_tx(&keys, s)?,
-                TxCmd::Tasks(t) => tasks_tx(&keys, t)?,
+                TxCmd::Tasks(t) => {
+                    if let TasksTx::Submit {
+                        wait: true,
+                        wait_timeout,
+                        ..
+                    } = &t
+                    {
+                        follow_submit = Some(Duration::from_secs(*wait_timeout));
+                    }
+                    tasks_tx(&keys, t)?
+                }
                 TxCmd::Verde(v) => verde_tx(&keys, v)?,
             };
-            send_tx(&out, &keys, &tx, vec![msg], what).await?;
+            let res = send_tx(&out, &keys, &tx, vec![msg], what).await?;
+            if let Some(timeout) = follow_submit {
+                let res =
+                    res.context("--wait needs --wait-secs > 0 (the submit must be included)")?;
+                let id = crate::follow::task_id_from(&res)
+                    .context("the submit result carries no task id")?;
+                let c = NodeClient::connect(&tx.node.node).await?;
+                let t =
+                    crate::follow::follow(&c, id, timeout, matches!(out.0, Output::Json)).await?;
+                let st = proto::tasks::v1::TaskStatus::try_from(t.status)
+                    .map(|s| s.as_str_name())
+                    .unwrap_or("?");
+                out.print(
+                    json!({"task_id": id, "status": st, "final_state_hash": hex::encode(&t.final_state_hash), "trace_root": hex::encode(&t.trace_root), "note": t.note, "payouts": t.payouts.iter().map(|p| json!({"recipient": p.recipient, "amount": p.amount, "reason": p.reason})).collect::<Vec<_>>()}),
+                    || format!("task {id}: {st}: {}\nfinal_state_hash: {}", t.note, hex::encode(&t.final_state_hash)),
+                );
+                if t.status != proto::tasks::v1::TaskStatus::Finalized as i32 {
+                    bail!("task {id} ended as {st}");
+                }
+            }
         }
         Cmd::Query(q) => query(&out, &keys, q).await?,
         Cmd::Debug(DebugCmd::Replay { to_height }) => {
@@ -786,6 +855,38 @@ pub async fn run(cli: Cli) -> Result<()> {
         Cmd::Testnet(crate::testnet::TestnetCmd::InitFiles(o)) => {
             let s = crate::testnet::init_files(&o)?;
             out.print(serde_json::to_value(&s)?, || s.to_text());
+        }
+        Cmd::Demo(args) => {
+            let json = matches!(out.0, Output::Json);
+            let r = crate::demo::run(&args, json).await?;
+            let ok = r["honest_job"]["status"] == "TASK_STATUS_FINALIZED"
+                && r["cheating_job"]["status"] == "TASK_STATUS_FAILED"
+                && r["cheating_job"]["localised_to_injected_fault"] == true;
+            out.print(r, || {
+                if ok {
+                    "demo finished: the honest job was verified and paid; the cheat was localised and slashed".into()
+                } else {
+                    "demo finished with an unexpected outcome (see above)".into()
+                }
+            });
+            if !ok {
+                bail!("the demo did not end as expected");
+            }
+        }
+        Cmd::Model(ModelCmd::Fetch {
+            task_id,
+            out: path,
+            node,
+        }) => {
+            let c = NodeClient::connect(&node.node).await?;
+            let t = crate::follow::task(&c, task_id).await?;
+            let bytes = crate::follow::fetch_model(&t).await?;
+            crate::home::write_atomic(&path, &bytes)?;
+            let h = hex::encode(&t.final_state_hash);
+            out.print(
+                json!({"task_id": task_id, "out": path, "bytes": bytes.len(), "final_state_hash": h}),
+                || format!("wrote {} ({} bytes); state hash {h} matches the chain", path.display(), bytes.len()),
+            );
         }
     }
     Ok(())
@@ -1116,10 +1217,16 @@ fn tasks_tx(keys: &Keyring, t: TasksTx) -> Result<(TxArgs, prost_types::Any, Str
             reward,
             verification_fee,
             dataset_file,
+            dataset_url,
             tx,
+            ..
         } => {
             let signer = keys.signer(&tx.from)?;
-            let (p, json) = load_program(&program, steps)?;
+            let (mut p, mut json) = load_program(&program, steps)?;
+            if let Some(url) = dataset_url {
+                p.dataset.name = url;
+                json = serde_json::to_vec(&p)?;
+            }
             let (r, f) = (parse_amount(&reward)?, parse_amount(&verification_fee)?);
             let m = proto::to_any(&pb::MsgSubmitTask {
                 submitter: signer.address().to_string(),

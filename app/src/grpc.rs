@@ -594,7 +594,8 @@ pub async fn serve(
         broadcaster,
         stop: stop.clone(),
     };
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY: small HTTP/2 frames must not wait for delayed ACKs (40 ms stalls).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let mut builder = tonic::transport::Server::builder();
     let router = builder
         .add_service(health_svc)

@@ -8,14 +8,15 @@
 
 pub mod abci;
 pub mod cli;
-pub mod client;
+pub mod cluster;
+pub mod demo;
 pub mod devchain;
 pub mod error;
 pub mod exec;
+pub mod follow;
 pub mod genesis;
 pub mod grpc;
 pub mod home;
-pub mod keyring;
 pub mod msg;
 pub mod node;
 pub mod query;
@@ -24,4 +25,7 @@ pub mod store;
 pub mod testkit;
 pub mod testnet;
 
+/// The node client and keyring live in their own crate so the daemons can use
+/// them without the state machine; re-exported under their old paths.
+pub use ::client::{self as client, keyring};
 pub use abci::App;

@@ -784,7 +784,7 @@ fn localnet_scripts_start_report_stop_and_reset_a_two_node_network() {
     assert_eq!(
         solverd.trim(),
         format!(
-            "solverd --home {} --node http://127.0.0.1:{} --from solver",
+            "solverd --home {} --node http://127.0.0.1:{} --from solver --stake 5000000uvtr --listen 127.0.0.1:9190 --metrics-address 127.0.0.1:9464",
             data.display(),
             base + 30
         )

@@ -57,6 +57,11 @@ pub mod veritrain {
             include!(concat!(env!("OUT_DIR"), "/veritrain.node.v1.rs"));
         }
     }
+    pub mod solver {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/veritrain.solver.v1.rs"));
+        }
+    }
 }
 
 pub use veritrain::*;

@@ -1,1 +1,497 @@
-//! solverd (skeleton).
+//! `solverd`: a solver daemon. It follows the chain, claims open tasks within
+//! its capacity, fetches and checks their datasets, trains them with RepOps,
+//! keeps checkpoints, commits the result, serves step hashes, op traces,
+//! checkpoints, the model and datasets over gRPC (`veritrain.solver.v1.Solver`),
+//! and answers every dispute move before its deadline. It resumes its work
+//! after a restart from its home directory.
+//!
+//! Library + thin binary: [`Config`] is the command line, [`start`] runs it.
+//! Depends on the node only through its gRPC API.
+
+mod service;
+
+use agent::chain::Chain;
+use agent::dispute::{self, Side};
+use agent::exec::{Fault, FaultPlan};
+use agent::metrics::Metrics;
+use agent::run::Run;
+use agent::{lock, stopped, AgentError};
+use framework::Amount;
+use proto::solver::v1::TaskProgress;
+use proto::tasks::v1::{Task, TaskStatus};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use train::Program;
+
+/// Command line of `solverd`; every flag is also an environment variable.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(
+    name = "solverd",
+    version,
+    about = "Veritrain solver daemon: claims tasks, trains with RepOps, commits, serves checkpoints, answers disputes"
+)]
+pub struct Config {
+    /// Directory for runs, checkpoints and the dataset cache (and the keyring, for `--from NAME`).
+    #[arg(long, env = "SOLVERD_HOME", default_value = ".solverd")]
+    pub home: PathBuf,
+    /// The node's gRPC URL.
+    #[arg(long, env = "SOLVERD_NODE", default_value = "http://127.0.0.1:9090")]
+    pub node: String,
+    /// Signing key: a key name or address in the keyring under --home, or a file holding the hex secret.
+    #[arg(long, env = "SOLVERD_FROM")]
+    pub from: String,
+    /// Where this daemon serves the Solver gRPC service.
+    #[arg(long, env = "SOLVERD_LISTEN", default_value = "127.0.0.1:9190")]
+    pub listen: SocketAddr,
+    /// The URL published on chain with each claim (default: http://<listen>).
+    #[arg(long, env = "SOLVERD_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Tasks trained at the same time.
+    #[arg(long, env = "SOLVERD_CAPACITY", default_value_t = 1)]
+    pub capacity: usize,
+    /// Keep a checkpoint every this many steps (and after the last).
+    #[arg(long, env = "SOLVERD_CHECKPOINT_EVERY", default_value_t = 25)]
+    pub checkpoint_every: u64,
+    /// Register as a solver with this stake (e.g. 5000000uvtr) if not registered yet.
+    #[arg(long, env = "SOLVERD_STAKE")]
+    pub stake: Option<String>,
+    /// Only claim tasks paying at least this reward (uvtr).
+    #[arg(long, env = "SOLVERD_MIN_REWARD", default_value = "0uvtr")]
+    pub min_reward: String,
+    /// RepOps backend: auto, cpu or cuda.
+    #[arg(long, env = "SOLVERD_BACKEND", default_value = "auto")]
+    pub backend: String,
+    /// Serve Prometheus metrics at http://<addr>/metrics.
+    #[arg(long, env = "SOLVERD_METRICS_ADDRESS")]
+    pub metrics_address: Option<SocketAddr>,
+    /// FAULT INJECTION, for tests and demos only: corrupt:STEP:NODE, skip:STEP,
+    /// wrong-batch:STEP, withhold-checkpoints, silent (comma-separated). Such a
+    /// solver loses its stake.
+    #[arg(
+        long = "inject-fault",
+        env = "SOLVERD_INJECT_FAULT",
+        value_delimiter = ','
+    )]
+    pub inject_fault: Vec<Fault>,
+    /// Log as JSON lines.
+    #[arg(long, env = "SOLVERD_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl Config {
+    /// A config with defaults for everything but the node, key and home.
+    pub fn new(node: &str, from: &str, home: PathBuf) -> Config {
+        Config {
+            home,
+            node: node.into(),
+            from: from.into(),
+            listen: ([127, 0, 0, 1], 0).into(),
+            endpoint: None,
+            capacity: 1,
+            checkpoint_every: 25,
+            stake: None,
+            min_reward: "0uvtr".into(),
+            backend: "auto".into(),
+            metrics_address: None,
+            inject_fault: Vec::new(),
+            log_json: false,
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub chain: Chain,
+    pub cfg: Config,
+    pub fault: FaultPlan,
+    pub backend: String,
+    pub runs: Mutex<BTreeMap<u64, Arc<Mutex<Run>>>>,
+    pub progress: Mutex<BTreeMap<u64, TaskProgress>>,
+    pub training: Mutex<BTreeSet<u64>>,
+    pub metrics: Arc<Metrics>,
+    pub stop: watch::Receiver<bool>,
+}
+
+impl Shared {
+    pub fn runs_dir(&self) -> PathBuf {
+        self.cfg.home.join("tasks")
+    }
+    pub fn datasets_dir(&self) -> PathBuf {
+        self.cfg.home.join("datasets")
+    }
+
+    fn set_progress(&self, t: &Task, stage: &str, run: Option<&Run>) {
+        let mut p = lock(&self.progress);
+        let e = p.entry(t.id).or_insert_with(|| TaskProgress {
+            task_id: t.id,
+            steps: t.steps,
+            ..Default::default()
+        });
+        e.stage = stage.into();
+        if let Some(r) = run {
+            e.steps_done = r.steps_done();
+            e.last_loss = format!("{:.4}", r.last_loss());
+            if r.steps_done() == r.program.steps {
+                e.final_state_hash = r.hashes().last().map(|h| h.to_vec()).unwrap_or_default();
+            }
+        }
+    }
+
+    /// The run of task `t` (loaded from disk after a restart).
+    pub async fn run_for(&self, t: &Task) -> Result<Arc<Mutex<Run>>, AgentError> {
+        if let Some(r) = lock(&self.runs).get(&t.id) {
+            return Ok(r.clone());
+        }
+        let program: Program = serde_json::from_slice(&t.program_json)
+            .map_err(|e| AgentError::Invalid(format!("task {}: bad program: {e}", t.id)))?;
+        let dataset = agent::datasets::resolve(&program, &self.datasets_dir()).await?;
+        let dir = self.runs_dir().join(t.id.to_string());
+        let (id, fault, every) = (t.id, self.fault.clone(), self.cfg.checkpoint_every);
+        let run = tokio::task::spawn_blocking(move || {
+            Run::on_disk(id, program, dataset, fault, &dir, every)
+        })
+        .await
+        .map_err(|e| AgentError::Invalid(e.to_string()))??;
+        let run = Arc::new(Mutex::new(run));
+        Ok(lock(&self.runs).entry(t.id).or_insert(run).clone())
+    }
+}
+
+/// A running solver.
+pub struct RunningSolver {
+    pub address: framework::Address,
+    pub grpc_addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub(crate) shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningSolver {
+    pub fn endpoint(&self) -> String {
+        self.shared
+            .cfg
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.grpc_addr))
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.shared.metrics.clone()
+    }
+
+    /// Stops the loop, the training threads (after their current step) and the server.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Connects, registers if asked, and starts the service and the work loop.
+pub async fn start(cfg: Config) -> anyhow::Result<RunningSolver> {
+    use anyhow::Context;
+    if cfg.capacity == 0 {
+        anyhow::bail!("--capacity must be at least 1");
+    }
+    let backend = match cfg.backend.as_str() {
+        "auto" | "cpu" => "cpu".to_string(),
+        "cuda" => anyhow::bail!(
+            "--backend cuda: this build has no CUDA backend wired in yet; use auto or cpu"
+        ),
+        other => anyhow::bail!("unknown --backend {other:?}: use auto, cpu or cuda"),
+    };
+    Amount::parse_coin(&cfg.min_reward)
+        .map_err(|e| anyhow::anyhow!("--min-reward {:?}: {e}", cfg.min_reward))?;
+    std::fs::create_dir_all(&cfg.home)
+        .with_context(|| format!("creating {}", cfg.home.display()))?;
+    let signer = agent::load_signer(&cfg.home, &cfg.from)?;
+    let chain = Chain::connect(&cfg.node, signer).await?;
+    if let Some(stake) = &cfg.stake {
+        let amount =
+            Amount::parse_coin(stake).map_err(|e| anyhow::anyhow!("--stake {stake:?}: {e}"))?;
+        chain
+            .ensure_registered(proto::staking::v1::Role::Solver, amount)
+            .await?;
+    }
+    let fault: FaultPlan = cfg.inject_fault.iter().cloned().collect();
+    if !fault.is_honest() {
+        tracing::warn!(
+            ?fault,
+            "FAULT INJECTION is on: this solver cheats on purpose"
+        );
+    }
+    let metrics = Arc::new(Metrics::new(
+        "solverd",
+        &[
+            ("tasks_claimed", "Tasks claimed"),
+            ("steps_trained", "Training steps run"),
+            ("results_committed", "Results committed"),
+            ("dispute_moves", "Dispute moves sent"),
+            ("errors", "Errors in the work loop"),
+            (
+                "compute_us",
+                "Microseconds spent executing training steps (incl. replays for disputes)",
+            ),
+            ("hash_us", "Of which hashing states"),
+        ],
+        &[
+            ("height", "Last block seen"),
+            ("tasks_training", "Tasks being trained"),
+        ],
+    ));
+    let (stop, rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        chain,
+        backend,
+        fault,
+        runs: Mutex::new(BTreeMap::new()),
+        progress: Mutex::new(BTreeMap::new()),
+        training: Mutex::new(BTreeSet::new()),
+        metrics: metrics.clone(),
+        stop: rx.clone(),
+        cfg,
+    });
+    let listener = tokio::net::TcpListener::bind(shared.cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen)", shared.cfg.listen))?;
+    let grpc_addr = listener.local_addr()?;
+    let mut tasks = vec![service::spawn(shared.clone(), listener, stopped(&rx)).await];
+    let metrics_addr = match shared.cfg.metrics_address {
+        Some(a) => Some(
+            agent::metrics::serve(a, metrics, stopped(&rx))
+                .await
+                .with_context(|| format!("cannot listen on {a} (--metrics-address)"))?,
+        ),
+        None => None,
+    };
+    let endpoint = shared
+        .cfg
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| format!("http://{grpc_addr}"));
+    let s2 = shared.clone();
+    let ep = endpoint.clone();
+    tasks.push(tokio::spawn(async move { work_loop(s2, ep).await }));
+    tracing::info!(address = %shared.chain.address, grpc = %grpc_addr, %endpoint, "solverd running");
+    Ok(RunningSolver {
+        address: shared.chain.address,
+        grpc_addr,
+        metrics_addr,
+        shared,
+        stop,
+        tasks,
+    })
+}
+
+async fn work_loop(s: Arc<Shared>, endpoint: String) {
+    agent::block_loop(&s.chain, s.stop.clone(), &s.metrics, || tick(&s, &endpoint)).await
+}
+
+async fn tick(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
+    let me = s.chain.address.to_string();
+    // 1. Tasks this solver holds: train, then commit.
+    let claimed: Vec<Task> = s
+        .chain
+        .tasks(TaskStatus::Claimed)
+        .await?
+        .into_iter()
+        .filter(|t| t.solver == me)
+        .collect();
+    for t in &claimed {
+        let run = s.run_for(t).await?;
+        let (done, steps) = {
+            let r = lock(&run);
+            (r.steps_done(), r.program.steps)
+        };
+        if done < steps {
+            start_training(s, t, run);
+            continue;
+        }
+        if lock(&s.training).contains(&t.id) {
+            continue;
+        }
+        let (root, fin) = {
+            let r = lock(&run);
+            (
+                train::merkle::root(r.hashes()),
+                r.hashes().last().copied().unwrap_or_default(),
+            )
+        };
+        let msg = proto::tasks::v1::MsgCommitResult {
+            solver: me.clone(),
+            task_id: t.id,
+            trace_root: root.to_vec(),
+            final_state_hash: fin.to_vec(),
+        };
+        s.chain
+            .send(vec![proto::to_any(&msg)], "commit result")
+            .await?;
+        s.metrics.inc("results_committed", 1);
+        s.set_progress(t, "committed", Some(&lock(&run)));
+        tracing::info!(task = t.id, trace_root = %hex::encode(root), final_state_hash = %hex::encode(fin), "result committed");
+    }
+    // 2. Disputes against this solver.
+    let committed = s.chain.tasks(TaskStatus::Committed).await?;
+    for t in committed.iter().filter(|t| t.solver == me) {
+        if t.open_dispute == 0 {
+            s.set_progress(t, "committed", None);
+            continue;
+        }
+        s.set_progress(t, "disputed", None);
+        if s.fault.silent {
+            continue;
+        }
+        answer_dispute(s, t).await?;
+    }
+    // 3. Claim more work.
+    if claimed.len() < s.cfg.capacity {
+        claim_one(s, endpoint).await?;
+    }
+    Ok(())
+}
+
+async fn answer_dispute(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
+    let Some(d) = s.chain.dispute(t.open_dispute).await? else {
+        return Ok(());
+    };
+    if !dispute::my_turn(&d, Side::Solver) {
+        return Ok(());
+    }
+    let max_chunk = s.chain.verde_params().await?.max_chunk_bytes as usize;
+    let run = s.run_for(t).await?;
+    let me = s.chain.address.to_string();
+    let d2 = d.clone();
+    let metrics = s.metrics.clone();
+    let msgs = tokio::task::spawn_blocking(move || {
+        let mut r = lock(&run);
+        let before = r.stats;
+        let m = dispute::moves(&d2, &me, Side::Solver, &mut r, max_chunk);
+        metrics.add_compute(before, r.stats);
+        m
+    })
+    .await
+    .map_err(|e| AgentError::Invalid(e.to_string()))??;
+    if msgs.is_empty() {
+        return Ok(());
+    }
+    let n = msgs.len() as u64;
+    let phase = verde_phase(d.phase);
+    tracing::info!(
+        task = t.id,
+        dispute = d.id,
+        phase,
+        step = d.hi,
+        messages = n,
+        "dispute move"
+    );
+    s.chain.send_all(msgs, "dispute move").await?;
+    s.metrics.inc("dispute_moves", n);
+    Ok(())
+}
+
+fn verde_phase(p: i32) -> &'static str {
+    proto::verde::v1::Phase::try_from(p)
+        .map(|p| p.as_str_name())
+        .unwrap_or("PHASE_UNSPECIFIED")
+}
+
+async fn claim_one(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
+    let min = Amount::parse_coin(&s.cfg.min_reward).unwrap_or(Amount::ZERO);
+    let open = s.chain.tasks(TaskStatus::Open).await?;
+    for t in open {
+        let reward = Amount::parse_coin(&t.reward)
+            .or_else(|_| t.reward.parse::<u128>().map(Amount).map_err(|_| ()))
+            .unwrap_or(Amount::ZERO);
+        if reward < min {
+            continue;
+        }
+        let program: Program = match serde_json::from_slice(&t.program_json) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(task = t.id, error = %e, "skipping a task with an unreadable program");
+                continue;
+            }
+        };
+        if let Err(e) = agent::datasets::resolve(&program, &s.datasets_dir()).await {
+            tracing::warn!(task = t.id, error = %e, "skipping a task whose dataset cannot be fetched");
+            continue;
+        }
+        let msg = proto::tasks::v1::MsgClaimTask {
+            solver: s.chain.address.to_string(),
+            task_id: t.id,
+            endpoint: endpoint.to_string(),
+        };
+        match s.chain.send(vec![proto::to_any(&msg)], "claim task").await {
+            Ok(_) => {
+                s.metrics.inc("tasks_claimed", 1);
+                s.set_progress(&t, "claimed", None);
+                tracing::info!(task = t.id, program = %program.name, steps = program.steps, "task claimed");
+                return Ok(());
+            }
+            // Someone else was faster, or the task changed: try the next one.
+            Err(AgentError::TxFailed { log, .. }) => {
+                tracing::info!(task = t.id, reason = %log, "claim refused");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn start_training(s: &Arc<Shared>, t: &Task, run: Arc<Mutex<Run>>) {
+    if !lock(&s.training).insert(t.id) {
+        return;
+    }
+    s.metrics
+        .set("tasks_training", lock(&s.training).len() as i64);
+    let s2 = s.clone();
+    let task = t.clone();
+    tokio::task::spawn_blocking(move || {
+        let id = task.id;
+        let res = train_task(&s2, &task, &run);
+        if let Err(e) = &res {
+            s2.metrics.inc("errors", 1);
+            tracing::error!(task = id, error = %e, "training failed");
+            s2.set_progress(&task, "failed", Some(&lock(&run)));
+        }
+        lock(&s2.training).remove(&id);
+        s2.metrics
+            .set("tasks_training", lock(&s2.training).len() as i64);
+    });
+}
+
+fn train_task(s: &Shared, t: &Task, run: &Mutex<Run>) -> Result<(), AgentError> {
+    let started = std::time::Instant::now();
+    let mut last_log = std::time::Instant::now();
+    loop {
+        if *s.stop.borrow() {
+            return Ok(());
+        }
+        let mut r = lock(run);
+        if r.steps_done() >= r.program.steps {
+            s.set_progress(t, "trained", Some(&r));
+            tracing::info!(
+                task = t.id,
+                steps = r.program.steps,
+                seconds = started.elapsed().as_secs_f64(),
+                "training done"
+            );
+            return Ok(());
+        }
+        let before = r.stats;
+        let (step, _h, loss) = r.train_next()?;
+        s.metrics.add_compute(before, r.stats);
+        s.metrics.inc("steps_trained", 1);
+        s.set_progress(t, "training", Some(&r));
+        if last_log.elapsed() > Duration::from_secs(5) {
+            last_log = std::time::Instant::now();
+            tracing::info!(task = t.id, step, steps = r.program.steps, loss, "training");
+        }
+    }
+}

@@ -1,1 +1,132 @@
-//! tests (skeleton).
+//! Harness of the whole-system scenarios in `tests/tests/`: a fast dev chain
+//! in a temporary directory with funded accounts, and helpers to follow tasks
+//! and read disputes, stakes and balances over the node's gRPC API.
+use app::cluster::{Cluster, Timing};
+use framework::{Address, Amount};
+use proto::tasks::v1::Task;
+use std::time::Duration;
+
+pub use app::cluster;
+pub mod proc;
+
+/// Block and deadline timing of the scenarios: 100 ms blocks, a 3 s
+/// challenge window and 3 s per dispute move.
+pub fn timing() -> Timing {
+    Timing {
+        block_ms: 100,
+        challenge_window_blocks: 30,
+        move_blocks: 30,
+    }
+}
+
+pub struct Net {
+    pub c: Cluster,
+    _dir: tempfile::TempDir,
+}
+
+/// A fresh network with accounts `submitter`, `solver`, `cheater`, `verifier`, `verifier2`.
+pub async fn net() -> anyhow::Result<Net> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir()?;
+    let c = Cluster::start(
+        dir.path(),
+        &["submitter", "solver", "cheater", "verifier", "verifier2"],
+        &timing(),
+    )
+    .await?;
+    Ok(Net { c, _dir: dir })
+}
+
+/// mlp-digits with `steps` steps.
+pub fn program(steps: u64) -> train::Program {
+    let mut p = train::Program::builtin("mlp-digits").expect("builtin program");
+    p.steps = steps;
+    p
+}
+
+impl Net {
+    pub async fn submit(&self, steps: u64) -> anyhow::Result<(u64, train::Program)> {
+        let p = program(steps);
+        let id = self
+            .c
+            .submit("submitter", &p, Amount(1_000_000), Amount(100_000))
+            .await?;
+        Ok((id, p))
+    }
+
+    /// Waits (up to `secs`) for task `id` to end.
+    pub async fn finish(&self, id: u64, secs: u64) -> anyhow::Result<Task> {
+        app::follow::follow(&self.c.client, id, Duration::from_secs(secs), true).await
+    }
+
+    pub async fn task(&self, id: u64) -> anyhow::Result<Task> {
+        app::follow::task(&self.c.client, id).await
+    }
+
+    /// The dispute about task `task_id` (open or resolved), if any.
+    pub async fn dispute_of(
+        &self,
+        task_id: u64,
+    ) -> anyhow::Result<Option<proto::verde::v1::Dispute>> {
+        app::follow::dispute_of(&self.c.client, task_id).await
+    }
+
+    pub fn addr(&self, name: &str) -> Address {
+        self.c.keys[name].address()
+    }
+
+    pub async fn balance(&self, name: &str) -> anyhow::Result<Amount> {
+        Ok(self.c.client.balance(&self.addr(name)).await?)
+    }
+
+    /// Bonded stake and total slashed of operator `name`.
+    pub async fn stake(&self, name: &str) -> anyhow::Result<(Amount, Amount)> {
+        let op = self
+            .c
+            .client
+            .staking()
+            .operator(proto::staking::v1::QueryOperatorRequest {
+                address: self.addr(name).to_string(),
+            })
+            .await?
+            .into_inner()
+            .operator
+            .ok_or_else(|| anyhow::anyhow!("{name} is not an operator"))?;
+        let p = |s: &str| -> anyhow::Result<Amount> {
+            Amount::parse_coin(s)
+                .or_else(|_| s.parse::<u128>().map(Amount))
+                .map_err(|_| anyhow::anyhow!("bad amount {s:?}"))
+        };
+        Ok((p(&op.stake)?, p(&op.slashed_total)?))
+    }
+}
+
+/// Waits until `f` holds (polling every 100 ms), up to `secs`.
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let end = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f().await? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > end {
+            anyhow::bail!("timed out after {secs} s waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn status_name(t: &Task) -> &'static str {
+    proto::tasks::v1::TaskStatus::try_from(t.status)
+        .map(|s| s.as_str_name())
+        .unwrap_or("?")
+}

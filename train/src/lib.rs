@@ -11,6 +11,7 @@
 //! floating-point code outside `repops`: every float it computes goes through a RepOps
 //! op, except report-only figures (accuracy, unigram entropy) which never reach a hash.
 
+pub mod checkpoint;
 pub mod dataset;
 pub mod error;
 pub mod exec;

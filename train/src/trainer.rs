@@ -1,12 +1,13 @@
 //! The trainer: initial state, batches, steps (plain and traced), evaluation, checkpoints.
 
+use crate::checkpoint;
 use crate::dataset::{Dataset, Schema};
 use crate::error::{Result, TrainError};
 use crate::exec::{run_nodes_on, state_hash};
 use crate::merkle::{self, Hash};
 use crate::program::{Init, Model, Program, StepGraph};
 use repops::{Backend, CpuBackend, Philox, Tensor};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -96,6 +97,18 @@ fn init_tensor(seed: u64, name: &str, shape: &[usize], init: Init) -> Result<Ten
     Tensor::new(shape.to_vec(), data).map_err(|e| TrainError::Program(format!("{name}: {e}")))
 }
 
+/// The state before step 1 (R5 initialisation), whose hash is `h_0`. It
+/// depends on the program alone, not on the dataset.
+pub fn initial_state(program: &Program) -> Result<BTreeMap<String, Tensor>> {
+    program.validate()?;
+    let mut state = BTreeMap::new();
+    for (name, (shape, init)) in program.state_spec()? {
+        let t = init_tensor(program.seed, &name, &shape, init)?;
+        state.insert(name, t);
+    }
+    Ok(state)
+}
+
 impl Trainer {
     /// Initial state `h_0` of `program` on `dataset` (whose root must match), running
     /// ops on the CPU reference.
@@ -111,14 +124,9 @@ impl Trainer {
         dataset: Dataset,
         backend: Arc<dyn Backend>,
     ) -> Result<Self> {
-        program.validate()?;
         program.validate_dataset(&dataset)?;
+        let state = initial_state(&program)?;
         let graph = program.graph()?;
-        let mut state = BTreeMap::new();
-        for (name, (shape, init)) in program.state_spec()? {
-            let t = init_tensor(program.seed, &name, &shape, init)?;
-            state.insert(name, t);
-        }
         Ok(Trainer {
             program,
             graph,
@@ -472,40 +480,10 @@ impl Trainer {
             .sum()
     }
 
-    /// Write a safetensors checkpoint holding every state tensor, with metadata
-    /// `veritrain.state_hash` (hex), `veritrain.step`, `veritrain.program_hash` (hex).
+    /// Write a safetensors checkpoint holding every state tensor (format in
+    /// [`crate::checkpoint`]).
     pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
-        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = self
-            .state
-            .iter()
-            .map(|(k, t)| {
-                (
-                    k.clone(),
-                    t.data().iter().flat_map(|v| v.to_le_bytes()).collect(),
-                    t.shape().to_vec(),
-                )
-            })
-            .collect();
-        let views = bytes
-            .iter()
-            .map(|(k, b, s)| {
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                    .map(|v| (k.clone(), v))
-                    .map_err(|e| TrainError::Checkpoint(e.to_string()))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut meta = HashMap::new();
-        meta.insert(
-            "veritrain.state_hash".to_string(),
-            hex::encode(self.state_hash()),
-        );
-        meta.insert("veritrain.step".to_string(), self.step.to_string());
-        meta.insert(
-            "veritrain.program_hash".to_string(),
-            hex::encode(self.program.hash()),
-        );
-        let out = safetensors::serialize(views, &Some(meta))
-            .map_err(|e| TrainError::Checkpoint(e.to_string()))?;
+        let out = checkpoint::encode(&self.program, self.step, &self.state)?;
         std::fs::write(path, out).map_err(|source| TrainError::Io {
             path: path.display().to_string(),
             source,
@@ -513,90 +491,19 @@ impl Trainer {
     }
 
     /// Load a checkpoint written by [`Trainer::save_checkpoint`] for `program` on
-    /// `dataset`. Rejects: unparsable files, missing metadata, another program, missing,
-    /// extra or mis-shaped tensors, non-finite values, and a state hash that differs
-    /// from the recorded one.
+    /// `dataset` (see [`checkpoint::decode`] for what is rejected).
     pub fn load_checkpoint(program: Program, dataset: Dataset, path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|source| TrainError::Io {
             path: path.display().to_string(),
             source,
         })?;
+        Self::from_checkpoint_bytes(program, dataset, &bytes)
+    }
+
+    /// [`Trainer::load_checkpoint`] from the file's bytes.
+    pub fn from_checkpoint_bytes(program: Program, dataset: Dataset, bytes: &[u8]) -> Result<Self> {
         let mut tr = Trainer::new(program, dataset)?;
-        let ck = |m: String| TrainError::Checkpoint(m);
-        let (_, md) = safetensors::SafeTensors::read_metadata(&bytes)
-            .map_err(|e| ck(format!("not a safetensors file: {e}")))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| ck(format!("not a safetensors file: {e}")))?;
-        let meta = md.metadata().clone().unwrap_or_default();
-        let get = |k: &str| {
-            meta.get(k)
-                .cloned()
-                .ok_or_else(|| ck(format!("metadata {k} is missing")))
-        };
-        let want_hash = merkle::parse_hex32(&get("veritrain.state_hash")?).map_err(ck)?;
-        let step: u64 = get("veritrain.step")?
-            .parse()
-            .map_err(|e| ck(format!("veritrain.step is not an integer: {e}")))?;
-        let ph = get("veritrain.program_hash")?;
-        if ph != hex::encode(tr.program.hash()) {
-            return Err(ck(format!(
-                "checkpoint is for program {ph}, not {}",
-                hex::encode(tr.program.hash())
-            )));
-        }
-        let mut state = BTreeMap::new();
-        for (name, view) in st.tensors() {
-            let Some(want_shape) = tr.graph.state_shapes.get(&name) else {
-                return Err(ck(format!("unexpected tensor {name:?}")));
-            };
-            if view.dtype() != safetensors::Dtype::F32 {
-                return Err(ck(format!(
-                    "tensor {name} has dtype {:?}, want F32",
-                    view.dtype()
-                )));
-            }
-            if view.shape() != want_shape.as_slice() {
-                return Err(ck(format!(
-                    "tensor {name} has shape {:?}, want {:?}",
-                    view.shape(),
-                    want_shape
-                )));
-            }
-            let data: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            let t = Tensor::new(want_shape.clone(), data)
-                .map_err(|e| ck(format!("tensor {name}: {e}")))?;
-            t.check_finite(&name).map_err(|e| ck(e.to_string()))?;
-            state.insert(name, t);
-        }
-        if let Some(missing) = tr
-            .graph
-            .state_shapes
-            .keys()
-            .find(|k| !state.contains_key(*k))
-        {
-            return Err(ck(format!("tensor {missing:?} is missing")));
-        }
-        let got = state_hash(&state);
-        if got != want_hash {
-            return Err(ck(format!(
-                "state hash {} does not match the recorded {}",
-                hex::encode(got),
-                hex::encode(want_hash)
-            )));
-        }
-        let counter = state
-            .get("opt.step")
-            .and_then(|t| t.data().first().copied())
-            .unwrap_or(-1.0);
-        if counter != step as f32 {
-            return Err(ck(format!(
-                "opt.step = {counter} disagrees with metadata step {step}"
-            )));
-        }
+        let (step, state) = checkpoint::decode(&tr.program, &tr.graph.state_shapes, bytes)?;
         tr.state = state;
         tr.step = step;
         Ok(tr)

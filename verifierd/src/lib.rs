@@ -1,1 +1,630 @@
-//! verifierd (skeleton).
+//! `verifierd`: a verifier daemon. It watches for tasks it is drawn to
+//! verify, fetches the solver's step hashes (checked against the committed
+//! trace root) and checkpoints (checked against those hashes), re-executes
+//! sampled steps, and attests, or opens a Verde dispute on the first wrong
+//! step and plays it to the end. In whistleblower mode it re-executes every
+//! committed task from scratch and challenges anything wrong. Its work is
+//! derived from chain state, so a restart simply resumes it.
+//!
+//! Library + thin binary: [`Config`] is the command line, [`start`] runs it.
+
+use agent::chain::Chain;
+use agent::dispute::{self, pb_proof, Side};
+use agent::exec::{Fault, FaultPlan};
+use agent::metrics::Metrics;
+use agent::run::Run;
+use agent::{lock, stopped, AgentError};
+use framework::Amount;
+use proto::solver::v1::{solver_client::SolverClient, CheckpointRequest, StepHashesRequest};
+use proto::tasks::v1::{Task, TaskStatus};
+use rand::seq::SliceRandom;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use train::{Hash, Program};
+
+/// Command line of `verifierd`; every flag is also an environment variable.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(
+    name = "verifierd",
+    version,
+    about = "Veritrain verifier daemon: re-executes sampled steps, attests or disputes; whistleblower mode"
+)]
+pub struct Config {
+    /// Directory for the dataset cache and state (and the keyring, for `--from NAME`).
+    #[arg(long, env = "VERIFIERD_HOME", default_value = ".verifierd")]
+    pub home: PathBuf,
+    /// The node's gRPC URL.
+    #[arg(long, env = "VERIFIERD_NODE", default_value = "http://127.0.0.1:9090")]
+    pub node: String,
+    /// Signing key: a key name or address in the keyring under --home, or a file holding the hex secret.
+    #[arg(long, env = "VERIFIERD_FROM")]
+    pub from: String,
+    /// Register as a verifier with this stake (e.g. 1000000uvtr) if not registered yet.
+    #[arg(long, env = "VERIFIERD_STAKE")]
+    pub stake: Option<String>,
+    /// Fraction of a task's steps to re-execute (at least one step).
+    #[arg(long, env = "VERIFIERD_SAMPLE_RATE", default_value_t = 0.02)]
+    pub sample_rate: f64,
+    /// Also re-execute every committed task from scratch and challenge wrong ones.
+    #[arg(long, env = "VERIFIERD_WHISTLEBLOWER")]
+    pub whistleblower: bool,
+    /// Dispute bond (default: the chain's minimum).
+    #[arg(long, env = "VERIFIERD_BOND")]
+    pub bond: Option<String>,
+    /// Where this daemon serves gRPC health.
+    #[arg(long, env = "VERIFIERD_LISTEN", default_value = "127.0.0.1:9191")]
+    pub listen: SocketAddr,
+    /// Serve Prometheus metrics at http://<addr>/metrics.
+    #[arg(long, env = "VERIFIERD_METRICS_ADDRESS")]
+    pub metrics_address: Option<SocketAddr>,
+    /// FAULT INJECTION, for tests only: corrupt:STEP:NODE makes this verifier's
+    /// own re-execution wrong (a false challenger, which loses its bond); silent
+    /// makes it never attest or move.
+    #[arg(
+        long = "inject-fault",
+        env = "VERIFIERD_INJECT_FAULT",
+        value_delimiter = ','
+    )]
+    pub inject_fault: Vec<Fault>,
+    /// Log as JSON lines.
+    #[arg(long, env = "VERIFIERD_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl Config {
+    pub fn new(node: &str, from: &str, home: PathBuf) -> Config {
+        Config {
+            home,
+            node: node.into(),
+            from: from.into(),
+            stake: None,
+            sample_rate: 0.02,
+            whistleblower: false,
+            bond: None,
+            listen: ([127, 0, 0, 1], 0).into(),
+            metrics_address: None,
+            inject_fault: Vec::new(),
+            log_json: false,
+        }
+    }
+}
+
+struct Shared {
+    chain: Chain,
+    cfg: Config,
+    fault: FaultPlan,
+    /// The run this verifier holds per task (for dispute moves).
+    runs: Mutex<BTreeMap<u64, Arc<Mutex<Run>>>>,
+    /// Tasks with a verification in flight or finished by this process.
+    busy: Mutex<BTreeSet<u64>>,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+}
+
+/// A running verifier.
+pub struct RunningVerifier {
+    pub address: framework::Address,
+    pub grpc_addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    metrics: Arc<Metrics>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningVerifier {
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+pub async fn start(cfg: Config) -> anyhow::Result<RunningVerifier> {
+    use anyhow::Context;
+    if !(cfg.sample_rate > 0.0 && cfg.sample_rate <= 1.0) {
+        anyhow::bail!("--sample-rate must be in (0, 1], got {}", cfg.sample_rate);
+    }
+    if let Some(b) = &cfg.bond {
+        Amount::parse_coin(b).map_err(|e| anyhow::anyhow!("--bond {b:?}: {e}"))?;
+    }
+    std::fs::create_dir_all(&cfg.home)
+        .with_context(|| format!("creating {}", cfg.home.display()))?;
+    let signer = agent::load_signer(&cfg.home, &cfg.from)?;
+    let chain = Chain::connect(&cfg.node, signer).await?;
+    if let Some(stake) = &cfg.stake {
+        let amount =
+            Amount::parse_coin(stake).map_err(|e| anyhow::anyhow!("--stake {stake:?}: {e}"))?;
+        chain
+            .ensure_registered(proto::staking::v1::Role::Verifier, amount)
+            .await?;
+    }
+    let fault: FaultPlan = cfg.inject_fault.iter().cloned().collect();
+    if !fault.is_honest() {
+        tracing::warn!(
+            ?fault,
+            "FAULT INJECTION is on: this verifier misbehaves on purpose"
+        );
+    }
+    let metrics = Arc::new(Metrics::new(
+        "verifierd",
+        &[
+            (
+                "tasks_verified",
+                "Tasks whose sampled steps were re-executed",
+            ),
+            ("steps_reexecuted", "Training steps re-executed"),
+            ("attestations", "Attestations sent"),
+            ("disputes_opened", "Disputes opened"),
+            ("dispute_moves", "Dispute moves sent"),
+            ("errors", "Errors in the work loop"),
+            (
+                "compute_us",
+                "Microseconds spent re-executing training steps",
+            ),
+            ("hash_us", "Of which hashing states"),
+            (
+                "checkpoint_us",
+                "Microseconds spent fetching, decoding and checking checkpoints",
+            ),
+        ],
+        &[("height", "Last block seen")],
+    ));
+    let (stop, rx) = watch::channel(false);
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen)", cfg.listen))?;
+    let grpc_addr = listener.local_addr()?;
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("veritrain.verifier", tonic_health::ServingStatus::Serving)
+        .await;
+    let shutdown = stopped(&rx);
+    let mut tasks = vec![tokio::spawn(async move {
+        // TCP_NODELAY: small HTTP/2 frames must not wait for delayed ACKs (40 ms stalls).
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        if let Err(e) = tonic::transport::Server::builder()
+            .add_service(health_svc)
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "health server failed");
+        }
+    })];
+    let metrics_addr = match cfg.metrics_address {
+        Some(a) => Some(
+            agent::metrics::serve(a, metrics.clone(), stopped(&rx))
+                .await
+                .with_context(|| format!("cannot listen on {a} (--metrics-address)"))?,
+        ),
+        None => None,
+    };
+    let address = chain.address;
+    let shared = Arc::new(Shared {
+        chain,
+        cfg,
+        fault,
+        runs: Mutex::new(BTreeMap::new()),
+        busy: Mutex::new(BTreeSet::new()),
+        metrics: metrics.clone(),
+        stop: rx,
+    });
+    let s2 = shared.clone();
+    tasks.push(tokio::spawn(async move { work_loop(s2).await }));
+    tracing::info!(%address, whistleblower = shared.cfg.whistleblower, "verifierd running");
+    Ok(RunningVerifier {
+        address,
+        grpc_addr,
+        metrics_addr,
+        metrics,
+        stop,
+        tasks,
+    })
+}
+
+async fn work_loop(s: Arc<Shared>) {
+    agent::block_loop(&s.chain, s.stop.clone(), &s.metrics, || tick(&s)).await
+}
+
+async fn tick(s: &Arc<Shared>) -> Result<(), AgentError> {
+    if s.fault.silent {
+        return Ok(());
+    }
+    let me = s.chain.address.to_string();
+    let committed = s.chain.tasks(TaskStatus::Committed).await?;
+    for t in &committed {
+        if t.solver == me {
+            continue;
+        }
+        if t.open_dispute != 0 {
+            if let Some(d) = s.chain.dispute(t.open_dispute).await? {
+                if d.challenger == me {
+                    play(s, t, &d).await?;
+                }
+            }
+            continue;
+        }
+        let selected =
+            t.verifiers.contains(&me) && !t.attestations.iter().any(|a| a.verifier == me);
+        if !(selected || s.cfg.whistleblower) || !lock(&s.busy).insert(t.id) {
+            continue;
+        }
+        let (s2, t2) = (s.clone(), t.clone());
+        tokio::spawn(async move {
+            // A whistleblower checks every step, selected or not.
+            let r = if s2.cfg.whistleblower {
+                whistleblow(&s2, &t2, selected).await
+            } else {
+                verify_sampled(&s2, &t2).await
+            };
+            if let Err(e) = r {
+                s2.metrics.inc("errors", 1);
+                tracing::warn!(task = t2.id, error = %e, "verification failed; will retry");
+                lock(&s2.busy).remove(&t2.id);
+            }
+        });
+    }
+    Ok(())
+}
+
+async fn solver_client(t: &Task) -> Result<SolverClient<tonic::transport::Channel>, AgentError> {
+    if t.solver_endpoint.is_empty() {
+        return Err(AgentError::Invalid(format!(
+            "task {}: the solver published no endpoint",
+            t.id
+        )));
+    }
+    let ep = tonic::transport::Endpoint::from_shared(t.solver_endpoint.clone())
+        .map_err(|e| {
+            AgentError::Invalid(format!("bad solver endpoint {:?}: {e}", t.solver_endpoint))
+        })?
+        .connect_timeout(Duration::from_secs(5));
+    let ch = ep.connect().await.map_err(|e| {
+        AgentError::Invalid(format!(
+            "cannot reach the solver at {}: {e}",
+            t.solver_endpoint
+        ))
+    })?;
+    Ok(SolverClient::new(ch).max_decoding_message_size(agent::MAX_MESSAGE))
+}
+
+fn h32(b: &[u8]) -> Option<Hash> {
+    b.try_into().ok()
+}
+
+/// The solver's hashes h_0..h_T, checked against the task's commitment.
+async fn solver_hashes(t: &Task) -> Result<Vec<Hash>, AgentError> {
+    let mut c = solver_client(t).await?;
+    let r = c
+        .step_hashes(StepHashesRequest { task_id: t.id })
+        .await?
+        .into_inner();
+    let hs: Vec<Hash> = r
+        .hashes
+        .iter()
+        .map(|h| h32(h).ok_or_else(|| AgentError::Invalid("a hash is not 32 bytes".into())))
+        .collect::<Result<_, _>>()?;
+    if hs.len() as u64 != t.steps + 1
+        || train::merkle::root(&hs).as_slice() != t.trace_root.as_slice()
+        || hs.last().map(|h| h.as_slice()) != Some(t.final_state_hash.as_slice())
+    {
+        return Err(AgentError::Invalid(format!(
+            "task {}: the solver's step hashes do not match its committed trace root",
+            t.id
+        )));
+    }
+    Ok(hs)
+}
+
+async fn new_run(s: &Shared, t: &Task) -> Result<Run, AgentError> {
+    let program: Program = serde_json::from_slice(&t.program_json)
+        .map_err(|e| AgentError::Invalid(format!("task {}: bad program: {e}", t.id)))?;
+    let dataset = agent::datasets::resolve(&program, &s.cfg.home.join("datasets")).await?;
+    let (id, fault) = (t.id, s.fault.clone());
+    tokio::task::spawn_blocking(move || Run::in_memory(id, program, dataset, fault))
+        .await
+        .map_err(|e| AgentError::Invalid(e.to_string()))?
+}
+
+/// The steps to re-execute: a private random sample (the solver cannot know
+/// it), plus the step this verifier's own fault targets (so that a false
+/// challenger really challenges).
+fn sample_steps(s: &Shared, steps: u64) -> Vec<u64> {
+    let k = ((steps as f64 * s.cfg.sample_rate).ceil() as u64).clamp(1, steps.max(1));
+    let all: Vec<u64> = (1..=steps).collect();
+    let mut v: Vec<u64> = all
+        .choose_multiple(&mut rand::rngs::OsRng, k as usize)
+        .copied()
+        .collect();
+    if let Some((st, _)) = s.fault.corrupt {
+        if st <= steps && !v.contains(&st) {
+            v.pop();
+            v.push(st);
+        }
+    }
+    v.sort_unstable();
+    v
+}
+
+/// The state after step `t - 1` from the solver's checkpoint, if it is served
+/// and hashes to `want`; otherwise `None` (the caller replays).
+async fn fetch_checkpoint(
+    t: &Task,
+    run: &Arc<Mutex<Run>>,
+    step: u64,
+    want: &Hash,
+) -> Option<agent::exec::State> {
+    let mut c = solver_client(t).await.ok()?;
+    let stream = match c
+        .checkpoint(CheckpointRequest {
+            task_id: t.id,
+            step,
+        })
+        .await
+    {
+        Ok(s) => s.into_inner(),
+        Err(e) => {
+            tracing::info!(task = t.id, step, reason = %e.message(), "checkpoint not served; replaying from an earlier state");
+            return None;
+        }
+    };
+    let bytes = agent::collect_chunks(stream, 1 << 31).await.ok()?;
+    let (program, shapes) = {
+        let r = lock(run);
+        (r.program.clone(), r.graph.state_shapes.clone())
+    };
+    match train::checkpoint::decode(&program, &shapes, &bytes) {
+        Ok((st, state)) if st == step && train::state_hash(&state) == *want => Some(state),
+        Ok(_) => {
+            tracing::warn!(
+                task = t.id,
+                step,
+                "checkpoint does not match the committed hash; ignoring it"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!(task = t.id, step, error = %e, "corrupt checkpoint; ignoring it");
+            None
+        }
+    }
+}
+
+async fn verify_sampled(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
+    let hashes = match solver_hashes(t).await {
+        Ok(h) => h,
+        Err(e) => {
+            // Nothing to sample against: check every step instead.
+            tracing::warn!(task = t.id, error = %e, "the solver's step hashes are unavailable; re-executing the whole task");
+            return whistleblow(s, t, true).await;
+        }
+    };
+    let run = Arc::new(Mutex::new(new_run(s, t).await?));
+    lock(&s.runs).insert(t.id, run.clone());
+    let sample = sample_steps(s, t.steps);
+    tracing::info!(task = t.id, steps = ?sample, "re-executing sampled steps");
+    for &step in &sample {
+        let fetched = std::time::Instant::now();
+        if let Some(state) = fetch_checkpoint(t, &run, step - 1, &hashes[step as usize - 1]).await {
+            lock(&run).add_state(step - 1, state);
+        }
+        s.metrics
+            .inc("checkpoint_us", fetched.elapsed().as_micros() as u64);
+        let r2 = run.clone();
+        let m2 = s.metrics.clone();
+        let mine = tokio::task::spawn_blocking(move || -> Result<Hash, AgentError> {
+            let mut r = lock(&r2);
+            let before = r.stats;
+            let h = r.step_out(step)?.state_hash;
+            m2.add_compute(before, r.stats);
+            Ok(h)
+        })
+        .await
+        .map_err(|e| AgentError::Invalid(e.to_string()))??;
+        s.metrics.inc("steps_reexecuted", 1);
+        if mine != hashes[step as usize] {
+            tracing::warn!(
+                task = t.id,
+                step,
+                "step does not reproduce: opening a dispute"
+            );
+            // The previous state is the solver's (checkpoint checked against h_{step-1}) or,
+            // if it was withheld, this verifier's own; in both cases it agrees on h_{step-1}
+            // unless an earlier step is already wrong, which bisection sorts out.
+            let lo = {
+                let r2 = run.clone();
+                let want = hashes[step as usize - 1];
+                let own = tokio::task::spawn_blocking(move || lock(&r2).hash(step - 1))
+                    .await
+                    .map_err(|e| AgentError::Invalid(e.to_string()))??;
+                if own == want {
+                    step - 1
+                } else {
+                    0
+                }
+            };
+            return open_dispute(
+                s,
+                t,
+                Some(&hashes),
+                (lo, hashes[lo as usize]),
+                (step, hashes[step as usize]),
+            )
+            .await;
+        }
+    }
+    attest(s, t, sample.len() as u64).await
+}
+
+async fn attest(s: &Shared, t: &Task, steps_checked: u64) -> Result<(), AgentError> {
+    s.metrics.inc("tasks_verified", 1);
+    let msg = proto::tasks::v1::MsgAttest {
+        verifier: s.chain.address.to_string(),
+        task_id: t.id,
+        steps_checked,
+    };
+    s.chain.send(vec![proto::to_any(&msg)], "attest").await?;
+    s.metrics.inc("attestations", 1);
+    tracing::info!(task = t.id, steps_checked, "attested");
+    Ok(())
+}
+
+/// Opens a dispute on `(lo, hi]`. With the solver's `hashes` the ends are
+/// proven against its trace root; without them only `lo = 0` (the program's
+/// `h_0`) and `hi = T` (the committed final hash) can be claimed.
+async fn open_dispute(
+    s: &Shared,
+    t: &Task,
+    hashes: Option<&[Hash]>,
+    (lo, h_lo): (u64, Hash),
+    (hi, h_hi): (u64, Hash),
+) -> Result<(), AgentError> {
+    let bond = match &s.cfg.bond {
+        Some(b) => b.clone(),
+        None => s.chain.verde_params().await?.min_bond,
+    };
+    let bond = Amount::parse_coin(&bond)
+        .or_else(|_| bond.parse::<u128>().map(Amount).map_err(|_| ()))
+        .map_err(|_| AgentError::Invalid(format!("bad bond {bond:?}")))?;
+    let msg = proto::verde::v1::MsgOpenDispute {
+        challenger: s.chain.address.to_string(),
+        task_id: t.id,
+        bond: Some(proto::base::v1::Coin {
+            denom: framework::DENOM.into(),
+            amount: bond.0.to_string(),
+        }),
+        lo,
+        h_lo: h_lo.to_vec(),
+        proof_lo: hashes.map(|h| pb_proof(h, lo as usize)).transpose()?,
+        hi,
+        h_hi: h_hi.to_vec(),
+        proof_hi: hashes.map(|h| pb_proof(h, hi as usize)).transpose()?,
+    };
+    s.chain
+        .send(vec![proto::to_any(&msg)], "open dispute")
+        .await?;
+    s.metrics.inc("disputes_opened", 1);
+    tracing::warn!(task = t.id, lo, hi, %bond, "dispute opened");
+    Ok(())
+}
+
+/// Re-executes the whole task; challenges the first run of wrong steps, or
+/// attests (all steps checked) when `selected`.
+async fn whistleblow(s: &Arc<Shared>, t: &Task, selected: bool) -> Result<(), AgentError> {
+    let run = Arc::new(Mutex::new(new_run(s, t).await?));
+    lock(&s.runs).insert(t.id, run.clone());
+    let r2 = run.clone();
+    let stop = s.stop.clone();
+    let m2 = s.metrics.clone();
+    let mine: Vec<Hash> = tokio::task::spawn_blocking(move || -> Result<Vec<Hash>, AgentError> {
+        let mut r = lock(&r2);
+        let before = r.stats;
+        while r.steps_done() < r.program.steps {
+            if *stop.borrow() {
+                return Err(AgentError::Invalid("stopping".into()));
+            }
+            r.train_next()?;
+        }
+        m2.add_compute(before, r.stats);
+        Ok(r.hashes().to_vec())
+    })
+    .await
+    .map_err(|e| AgentError::Invalid(e.to_string()))??;
+    s.metrics.inc("steps_reexecuted", t.steps);
+    if train::merkle::root(&mine).as_slice() == t.trace_root.as_slice() {
+        tracing::info!(task = t.id, "whistleblower: the whole run reproduces");
+        if selected {
+            attest(s, t, t.steps).await?;
+        }
+        return Ok(());
+    }
+    let theirs = match solver_hashes(t).await {
+        Ok(h) => h,
+        Err(e) => {
+            let last = mine[t.steps as usize];
+            if last.as_slice() == t.final_state_hash.as_slice() {
+                tracing::warn!(task = t.id, error = %e, "the final state reproduces but the trace root does not, and the solver's hashes are unavailable: nothing to dispute");
+                return Ok(());
+            }
+            // The chain needs no proof for h_0 and the committed final hash:
+            // bisection makes the solver reveal the rest on chain, or lose.
+            tracing::warn!(task = t.id, error = %e, "the run does not reproduce and the solver serves nothing: disputing (0, T]");
+            let fin = h32(&t.final_state_hash)
+                .ok_or_else(|| AgentError::Invalid("final_state_hash is not 32 bytes".into()))?;
+            return open_dispute(s, t, None, (0, mine[0]), (t.steps, fin)).await;
+        }
+    };
+    let differs: Vec<u64> = (0..=t.steps)
+        .filter(|&i| mine[i as usize] != theirs[i as usize])
+        .collect();
+    let (Some(&first), Some(&last)) = (differs.first(), differs.last()) else {
+        return Ok(());
+    };
+    // Agree with the last hash before the first difference; disagree with the
+    // last differing one (a fault can heal, so a later hash may agree again).
+    let (lo, hi) = if first == 0 {
+        (0, 0)
+    } else {
+        (first - 1, last)
+    };
+    open_dispute(
+        s,
+        t,
+        Some(&theirs),
+        (lo, theirs[lo as usize]),
+        (hi, theirs[hi as usize]),
+    )
+    .await
+}
+
+async fn play(s: &Arc<Shared>, t: &Task, d: &proto::verde::v1::Dispute) -> Result<(), AgentError> {
+    if !dispute::my_turn(d, Side::Challenger) {
+        return Ok(());
+    }
+    let existing = lock(&s.runs).get(&t.id).cloned();
+    let run = match existing {
+        Some(r) => r,
+        None => {
+            // After a restart: start from the solver's checkpoint of the agreed step if it
+            // is served and matches h_lo, else replay from h_0.
+            let r = Arc::new(Mutex::new(new_run(s, t).await?));
+            if let Some(h_lo) = h32(&d.h_lo) {
+                if let Some(state) = fetch_checkpoint(t, &r, d.lo, &h_lo).await {
+                    lock(&r).add_state(d.lo, state);
+                }
+            }
+            lock(&s.runs).insert(t.id, r.clone());
+            r
+        }
+    };
+    let max_chunk = s.chain.verde_params().await?.max_chunk_bytes as usize;
+    let me = s.chain.address.to_string();
+    let d2 = d.clone();
+    let m2 = s.metrics.clone();
+    let msgs = tokio::task::spawn_blocking(move || {
+        let mut r = lock(&run);
+        let before = r.stats;
+        let m = dispute::moves(&d2, &me, Side::Challenger, &mut r, max_chunk);
+        m2.add_compute(before, r.stats);
+        m
+    })
+    .await
+    .map_err(|e| AgentError::Invalid(e.to_string()))??;
+    if msgs.is_empty() {
+        return Ok(());
+    }
+    let n = msgs.len() as u64;
+    tracing::info!(task = t.id, dispute = d.id, step = d.hi, "dispute move");
+    s.chain.send_all(msgs, "dispute move").await?;
+    s.metrics.inc("dispute_moves", n);
+    Ok(())
+}

@@ -364,22 +364,43 @@ pub trait VerdeWrite: StateWrite {
         let n = t.steps.saturating_add(1);
         let h_lo = h32(h_lo, "h_lo")?;
         let h_hi = h32(h_hi, "h_hi")?;
-        check_proof(
-            &root,
-            &h_lo,
-            &to_proof(proof_lo, "proof_lo")?,
-            lo,
-            n,
-            "h_lo",
-        )?;
-        check_proof(
-            &root,
-            &h_hi,
-            &to_proof(proof_hi, "proof_hi")?,
-            hi,
-            n,
-            "h_hi",
-        )?;
+        // Two ends need no proof, so that a challenger needs nothing from a
+        // solver that serves nothing: h_0 follows from the program (the chain
+        // recomputes it) and h_T is the committed final_state_hash.
+        if lo == 0 && proof_lo.is_none() {
+            let h0 = initial_hash(&t)?;
+            if h_lo != h0 {
+                return Err(VerdeError::BadProof(format!(
+                    "h_lo without a proof must be the program's h_0 {}",
+                    hex::encode(h0)
+                )));
+            }
+        } else {
+            check_proof(
+                &root,
+                &h_lo,
+                &to_proof(proof_lo, "proof_lo")?,
+                lo,
+                n,
+                "h_lo",
+            )?;
+        }
+        if hi == t.steps && hi > 0 && proof_hi.is_none() {
+            if h_hi.as_slice() != t.final_state_hash.as_slice() {
+                return Err(VerdeError::BadProof(
+                    "h_hi without a proof must be the committed final_state_hash".into(),
+                ));
+            }
+        } else {
+            check_proof(
+                &root,
+                &h_hi,
+                &to_proof(proof_hi, "proof_hi")?,
+                hi,
+                n,
+                "h_hi",
+            )?;
+        }
         self.put_u64(state_key::NEXT_ID.to_vec(), id.saturating_add(1));
         self.transfer(&challenger, &module_address(), bond)?;
         let mut d = pb::Dispute {
@@ -410,11 +431,7 @@ pub trait VerdeWrite: StateWrite {
         });
         if initial {
             // h_0 follows from the program alone: the referee recomputes it now.
-            let prog = program_of(&t)?;
-            let ds = builtin_dataset(&prog)?;
-            let h0 = train::Trainer::new(prog, ds)
-                .map_err(|e| VerdeError::Referee(e.to_string()))?
-                .state_hash();
+            let h0 = initial_hash(&t)?;
             d.referee_output = hex::encode(h0);
             d.op_kind = "init".into();
             let solver_right = h0 == h_hi;
@@ -1207,6 +1224,13 @@ fn tensor_from(shape: &[usize], bytes: &[u8]) -> Result<repops::Tensor> {
 }
 
 /// The program's dataset from the builtin registry, checked against its root.
+/// `h_0` of the task's program (initialisation reads no dataset).
+fn initial_hash(t: &proto::tasks::v1::Task) -> Result<Hash> {
+    let prog = program_of(t)?;
+    let s = train::trainer::initial_state(&prog).map_err(|e| VerdeError::Referee(e.to_string()))?;
+    Ok(train::state_hash(&s))
+}
+
 fn builtin_dataset(prog: &train::Program) -> Result<train::Dataset> {
     let ds = train::Dataset::builtin(&prog.dataset.name)
         .map_err(|e| VerdeError::Referee(format!("dataset {:?}: {e}", prog.dataset.name)))?;

@@ -911,3 +911,39 @@ fn a_cheat_on_a_dataset_the_chain_does_not_hold_is_judged_from_proven_rows() {
     });
     assert!(e.unwrap_err().contains("does not fit"));
 }
+
+#[test]
+fn a_challenger_needs_no_proofs_for_h0_and_the_final_hash() {
+    let p = program(6);
+    let honest = simulate(&p, None);
+    let j = effective_nodes(&p, &honest, 3)[0];
+    let cheat = simulate(&p, Some((3, j)));
+    let mut w = World::new();
+    let id = w.task(&p, &cheat);
+    let (ch, t) = (w.challenger, p.steps);
+    let fin = *cheat.h.last().unwrap();
+    let open = |w: &mut World, lo: (u64, Hash), hi: (u64, Hash)| {
+        w.tx(|s, c| {
+            s.open(
+                c,
+                ch,
+                id,
+                Amount(200_000),
+                (lo.0, &lo.1, &None),
+                (hi.0, &hi.1, &None),
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        })
+    };
+    let e = open(&mut w, (0, [9; 32]), (t, fin)).unwrap_err();
+    assert!(e.contains("h_0"), "{e}");
+    let e = open(&mut w, (0, honest.h[0]), (t, honest.h[t as usize])).unwrap_err();
+    assert!(e.contains("final_state_hash"), "{e}");
+    let e = open(&mut w, (0, honest.h[0]), (t - 1, cheat.h[t as usize - 1])).unwrap_err();
+    assert!(e.contains("proof_hi"), "{e}");
+    open(&mut w, (0, honest.h[0]), (t, fin)).unwrap();
+    let d = w.s.dispute(w.s.task(id).unwrap().open_dispute).unwrap();
+    assert_eq!((d.lo, d.hi), (0, t));
+    assert_eq!(Phase::try_from(d.phase).unwrap(), Phase::BisectReveal);
+}

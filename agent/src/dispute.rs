@@ -1,0 +1,266 @@
+//! The moves of one party in a Verde dispute, computed from the dispute as
+//! the chain holds it and the party's own [`Run`]. Pure: the caller sends the
+//! messages. The solver's view is its (possibly faulty) run; the challenger's
+//! is an honest re-execution.
+use crate::run::Run;
+use crate::AgentError;
+use prost_types::Any;
+use proto::verde::v1::{self as pb, Phase};
+use proto::{to_any, TypeUrl};
+use train::merkle::{self, Hash};
+use train::Input;
+
+/// Which side of the dispute this party is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Solver,
+    Challenger,
+}
+
+/// A merkle proof as the chain's message type.
+pub fn pb_proof(leaves: &[Hash], i: usize) -> Result<pb::MerkleProof, AgentError> {
+    let p = merkle::proof(leaves, i)
+        .ok_or_else(|| AgentError::Invalid(format!("no leaf {i} among {}", leaves.len())))?;
+    Ok(pb::MerkleProof {
+        index: p.index,
+        leaf_count: p.leaf_count,
+        siblings: p.siblings.iter().map(|s| s.to_vec()).collect(),
+    })
+}
+
+/// Every level of train::merkle's tree over `leaves` (level 0 = leaf nodes).
+pub fn tree_levels(leaves: &[Hash]) -> Vec<Vec<Hash>> {
+    let mut v = vec![leaves.iter().map(merkle::leaf_node).collect::<Vec<_>>()];
+    while v.last().is_some_and(|l| l.len() > 1) {
+        let next: Vec<Hash> = v
+            .last()
+            .map(|l| {
+                l.chunks(2)
+                    .map(|c| match c {
+                        [a, b] => merkle::internal_node(a, b),
+                        [a] => *a,
+                        _ => unreachable!("chunks(2)"),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.push(next);
+    }
+    v
+}
+
+fn any<M: prost::Message + TypeUrl>(m: M) -> Any {
+    to_any(&m)
+}
+
+fn f32_bytes(t: &repops::Tensor) -> Vec<u8> {
+    t.data().iter().flat_map(|f| f.to_le_bytes()).collect()
+}
+
+/// Whether it is `side`'s move now (the other party or the clock otherwise).
+pub fn my_turn(d: &pb::Dispute, side: Side) -> bool {
+    let phase = Phase::try_from(d.phase).unwrap_or(Phase::Unspecified);
+    match phase {
+        Phase::BisectReveal | Phase::Assembly | Phase::Reveal => side == Side::Solver,
+        Phase::BisectRespond => side == Side::Challenger,
+        Phase::OpRoots => match side {
+            Side::Solver => d.solver_op_root.is_empty(),
+            Side::Challenger => d.challenger_op_root.is_empty(),
+        },
+        Phase::Descent => match side {
+            Side::Solver => d.solver_children.is_empty(),
+            Side::Challenger => d.challenger_children.is_empty(),
+        },
+        Phase::Resolved | Phase::Unspecified => false,
+    }
+}
+
+/// The messages `me` (on `side`) sends now, in order; empty when it is not
+/// its turn. `max_chunk` is verde's `max_chunk_bytes`.
+pub fn moves(
+    d: &pb::Dispute,
+    me: &str,
+    side: Side,
+    run: &mut Run,
+    max_chunk: usize,
+) -> Result<Vec<Any>, AgentError> {
+    if !my_turn(d, side) {
+        return Ok(Vec::new());
+    }
+    let phase = Phase::try_from(d.phase).unwrap_or(Phase::Unspecified);
+    let id = d.id;
+    let hi = d.hi;
+    let msgs = match phase {
+        Phase::BisectReveal => {
+            let hs = run.hashes().to_vec();
+            let m = d.mid as usize;
+            let h = hs.get(m).ok_or_else(|| {
+                AgentError::Invalid(format!("the run has no h_{m} ({} known)", hs.len()))
+            })?;
+            vec![any(pb::MsgRevealMid {
+                solver: me.into(),
+                dispute_id: id,
+                h_mid: h.to_vec(),
+                proof: Some(pb_proof(&hs, m)?),
+            })]
+        }
+        Phase::BisectRespond => {
+            let mine = run.hash(d.mid)?;
+            vec![any(pb::MsgRespond {
+                challenger: me.into(),
+                dispute_id: id,
+                agree: mine.as_slice() == d.h_mid.as_slice(),
+            })]
+        }
+        Phase::OpRoots => {
+            let root = merkle::root(&run.step_out(hi)?.node_hashes());
+            vec![any(pb::MsgPostOpRoot {
+                sender: me.into(),
+                dispute_id: id,
+                op_root: root.to_vec(),
+            })]
+        }
+        Phase::Descent => {
+            let nh = run.step_out(hi)?.node_hashes();
+            let (left, right) = if d.level == 0 {
+                let l = nh.get(d.index as usize).ok_or_else(|| {
+                    AgentError::Invalid(format!("no node {} in step {hi}", d.index))
+                })?;
+                (l.to_vec(), Vec::new())
+            } else {
+                let lv = tree_levels(&nh);
+                let below = lv.get(d.level as usize - 1).ok_or_else(|| {
+                    AgentError::Invalid(format!("the op tree has no level {}", d.level))
+                })?;
+                let i = 2 * d.index as usize;
+                match (below.get(i), below.get(i + 1)) {
+                    (Some(l), Some(r)) => (l.to_vec(), r.to_vec()),
+                    _ => {
+                        return Err(AgentError::Invalid(format!(
+                            "the op tree has no children at level {} index {}",
+                            d.level, d.index
+                        )))
+                    }
+                }
+            };
+            vec![any(pb::MsgRevealChildren {
+                sender: me.into(),
+                dispute_id: id,
+                left,
+                right,
+            })]
+        }
+        Phase::Assembly => {
+            let nh = run.step_out(hi)?.node_hashes();
+            let entries = run
+                .graph
+                .updates
+                .iter()
+                .map(|(name, &k)| {
+                    Ok(pb::StateEntry {
+                        name: name.clone(),
+                        tensor_hash: nh.get(k).map(|h| h.to_vec()).unwrap_or_default(),
+                        proof: Some(pb_proof(&nh, k)?),
+                    })
+                })
+                .collect::<Result<Vec<_>, AgentError>>()?;
+            vec![any(pb::MsgProveAssembly {
+                solver: me.into(),
+                dispute_id: id,
+                entries,
+            })]
+        }
+        Phase::Reveal => reveal(d, me, run, max_chunk)?,
+        Phase::Resolved | Phase::Unspecified => Vec::new(),
+    };
+    Ok(msgs)
+}
+
+/// The solver's uploads of node `d.node`'s inputs: batch rows first (when the
+/// chain does not hold the dataset), then every incomplete input in chunks.
+fn reveal(
+    d: &pb::Dispute,
+    me: &str,
+    run: &mut Run,
+    max_chunk: usize,
+) -> Result<Vec<Any>, AgentError> {
+    let id = d.id;
+    let hi = d.hi;
+    if !d.rows_needed.is_empty() && d.rows.len() < d.rows_needed.len() {
+        let rows = d
+            .rows_needed
+            .iter()
+            .map(|&r| {
+                let rp = run
+                    .dataset
+                    .row_proof(r)
+                    .ok_or_else(|| AgentError::Invalid(format!("dataset has no row {r}")))?;
+                Ok(pb::RowProof {
+                    row: r,
+                    chunk: rp.chunk,
+                    proof: Some(pb::MerkleProof {
+                        index: rp.proof.index,
+                        leaf_count: rp.proof.leaf_count,
+                        siblings: rp.proof.siblings.iter().map(|s| s.to_vec()).collect(),
+                    }),
+                })
+            })
+            .collect::<Result<Vec<_>, AgentError>>()?;
+        return Ok(vec![any(pb::MsgUploadRows {
+            solver: me.into(),
+            dispute_id: id,
+            rows,
+        })]);
+    }
+    let node = run
+        .graph
+        .nodes
+        .get(d.node as usize)
+        .cloned()
+        .ok_or_else(|| AgentError::Invalid(format!("no node {}", d.node)))?;
+    let max_chunk = max_chunk.max(1);
+    let mut msgs = Vec::new();
+    for (i, u) in d.inputs.iter().enumerate() {
+        if u.complete {
+            continue;
+        }
+        let (data, proof) = match node.inputs.get(i) {
+            Some(Input::State(name)) => {
+                let st = run.state_at(hi - 1)?;
+                let leaves: Vec<Hash> = st
+                    .iter()
+                    .map(|(n, t)| train::exec::state_leaf(n, &repops::tensor_hash(t)))
+                    .collect();
+                let pos = st
+                    .keys()
+                    .position(|n| n == name)
+                    .ok_or_else(|| AgentError::Invalid(format!("state has no tensor {name}")))?;
+                (f32_bytes(&st[name]), pb_proof(&leaves, pos)?)
+            }
+            Some(Input::Node(k)) => {
+                let out = run.step_out(hi)?;
+                let t = out
+                    .outputs
+                    .get(*k)
+                    .ok_or_else(|| AgentError::Invalid(format!("no node {k}")))?;
+                (f32_bytes(t), pb_proof(&out.node_hashes(), *k)?)
+            }
+            // The chain rebuilds batch inputs from the dataset.
+            Some(Input::Batch(_)) | None => continue,
+        };
+        let start = u.data.len();
+        let rest = data.get(start..).unwrap_or_default();
+        let n = rest.len().div_ceil(max_chunk);
+        for (ci, chunk) in rest.chunks(max_chunk).enumerate() {
+            msgs.push(any(pb::MsgUploadInput {
+                solver: me.into(),
+                dispute_id: id,
+                input: i as u32,
+                offset: (start + ci * max_chunk) as u64,
+                data: chunk.to_vec(),
+                proof: (ci + 1 == n).then(|| proof.clone()),
+            }));
+        }
+    }
+    Ok(msgs)
+}

@@ -1,0 +1,182 @@
+//! What `solverd` and `verifierd` share: following the chain and sending
+//! transactions ([`chain`]), one training step with its node outputs and the
+//! fault injector ([`exec`]), a party's knowledge of a run with checkpoints
+//! and crash recovery ([`run`]), the moves of either side of a Verde dispute
+//! ([`dispute`]), datasets by content ([`datasets`]) and Prometheus
+//! [`metrics`].
+//!
+//! It talks to the chain only through the node's public gRPC API (the
+//! `client` crate) and never depends on the state machine (`app`).
+
+pub mod chain;
+pub mod datasets;
+pub mod dispute;
+pub mod exec;
+pub mod metrics;
+pub mod run;
+
+use std::path::Path;
+
+/// Largest gRPC message the daemons send or accept (checkpoint chunks are smaller).
+pub const MAX_MESSAGE: usize = 64 << 20;
+/// Size of one streamed chunk of a checkpoint, model or dataset.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
+    #[error("{0}")]
+    Rpc(#[from] tonic::Status),
+    #[error("{what}: transaction failed: {codespace} code {code}: {log}")]
+    TxFailed {
+        what: String,
+        codespace: String,
+        code: u32,
+        log: String,
+    },
+    #[error("training: {0}")]
+    Train(#[from] train::TrainError),
+    #[error("dataset: {0}")]
+    Dataset(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl AgentError {
+    pub fn io(path: &Path, source: std::io::Error) -> AgentError {
+        AgentError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// Writes `body` to `path` through a temporary file and a rename, so a crash
+/// leaves either the old file or the new one.
+pub fn write_file_atomic(path: &Path, body: &[u8]) -> Result<(), AgentError> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(|e| AgentError::io(&tmp, e))?;
+    f.write_all(body)
+        .and_then(|_| f.sync_data())
+        .map_err(|e| AgentError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| AgentError::io(path, e))
+}
+
+/// Reads a stream of `veritrain.solver.v1.Chunk`s into one buffer of at most `limit` bytes.
+pub async fn collect_chunks(
+    mut s: tonic::Streaming<proto::solver::v1::Chunk>,
+    limit: u64,
+) -> Result<Vec<u8>, AgentError> {
+    let mut out = Vec::new();
+    while let Some(c) = s.message().await? {
+        if c.total > limit || out.len() as u64 + c.data.len() as u64 > c.total.max(limit) {
+            return Err(AgentError::Invalid(format!(
+                "stream is larger than the {limit}-byte limit"
+            )));
+        }
+        out.extend_from_slice(&c.data);
+    }
+    Ok(out)
+}
+
+/// `body` as a stream of chunks (the server side of [`collect_chunks`]).
+pub fn chunk_stream(
+    body: Vec<u8>,
+) -> std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<proto::solver::v1::Chunk, tonic::Status>> + Send>,
+> {
+    let total = body.len() as u64;
+    let chunks: Vec<Result<proto::solver::v1::Chunk, tonic::Status>> = body
+        .chunks(CHUNK_BYTES)
+        .map(|c| {
+            Ok(proto::solver::v1::Chunk {
+                data: c.to_vec(),
+                total,
+            })
+        })
+        .collect();
+    Box::pin(futures::stream::iter(chunks))
+}
+
+/// Loads the signing key: a file holding the hex secret, or a key name (or
+/// address) in the keyring of `home`.
+pub fn load_signer(home: &Path, from: &str) -> Result<auth::Signer, AgentError> {
+    let p = Path::new(from);
+    if p.is_file() {
+        let s = std::fs::read_to_string(p).map_err(|e| AgentError::io(p, e))?;
+        let bytes = hex::decode(s.trim())
+            .map_err(|e| AgentError::Invalid(format!("{}: not a hex secret: {e}", p.display())))?;
+        return auth::Signer::from_bytes(&bytes)
+            .map_err(|e| AgentError::Invalid(format!("{}: {e}", p.display())));
+    }
+    client::keyring::Keyring::open(home)
+        .signer(from)
+        .map_err(|e| AgentError::Invalid(e.to_string()))
+}
+
+/// Locks `m`, recovering the data if a thread panicked while holding it.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Resolves once `rx` says stop.
+pub fn stopped(
+    rx: &tokio::sync::watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+/// A daemon's main loop: on every new block (or every 2 s without one) runs
+/// `tick`, until `stop`. Errors are counted in `errors` and logged; the next
+/// block retries.
+pub async fn block_loop<F, Fut>(
+    chain: &chain::Chain,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    metrics: &metrics::Metrics,
+    mut tick: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), AgentError>>,
+{
+    let mut blocks = chain.blocks();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if let Some(b) = tokio::select! {
+            b = blocks.next(std::time::Duration::from_secs(2)) => b,
+            _ = stop.wait_for(|v| *v) => return,
+        } {
+            metrics.set("height", b.height as i64);
+        }
+        if let Err(e) = tick().await {
+            metrics.inc("errors", 1);
+            tracing::warn!(error = %e, "step failed; retrying next block");
+        }
+    }
+}
+
+/// Logs through `tracing` (`RUST_LOG`, default `info`), as JSON when asked.
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        b.json().try_init()
+    } else {
+        b.try_init()
+    };
+}

@@ -1,0 +1,314 @@
+//! A party's knowledge of one task's training run: the state hashes it has
+//! computed, states it can rebuild (from checkpoints on disk, states it was
+//! given, or by replaying from `h_0`), and any step's node outputs.
+//!
+//! The solver's run lives in a directory (`hashes.bin`, 32 bytes per step,
+//! and `ckpt-<step>.safetensors` every `k` steps) and resumes after a crash
+//! from its newest valid checkpoint; a verifier's run is in memory.
+use crate::exec::{run_step, FaultPlan, State, StepOut};
+use crate::AgentError;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use train::{Dataset, Hash, Program, StepGraph, Trainer};
+
+/// In-memory states kept besides `h_0` (the newest ones).
+const MAX_ANCHORS: usize = 8;
+
+/// Compute spent by a run (steps executed, including replays).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunStats {
+    pub steps: u64,
+    pub compute_ns: u64,
+    pub hash_ns: u64,
+}
+
+impl RunStats {
+    fn add(&mut self, o: &StepOut) {
+        self.steps += 1;
+        self.compute_ns += o.compute_ns;
+        self.hash_ns += o.hash_ns;
+    }
+}
+
+pub struct Run {
+    pub task_id: u64,
+    pub program: Program,
+    pub graph: StepGraph,
+    pub dataset: Dataset,
+    pub fault: FaultPlan,
+    dir: Option<PathBuf>,
+    every: u64,
+    anchors: BTreeMap<u64, Arc<State>>,
+    hashes: Vec<Hash>,
+    last_out: Option<(u64, Arc<StepOut>)>,
+    last_loss: f32,
+    /// Compute spent so far.
+    pub stats: RunStats,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("task_id", &self.task_id)
+            .field("steps_done", &self.steps_done())
+            .finish()
+    }
+}
+
+fn ckpt_path(dir: &Path, t: u64) -> PathBuf {
+    dir.join(format!("ckpt-{t:08}.safetensors"))
+}
+
+impl Run {
+    /// A run at `h_0`, in memory only.
+    pub fn in_memory(
+        task_id: u64,
+        program: Program,
+        dataset: Dataset,
+        fault: FaultPlan,
+    ) -> Result<Run, AgentError> {
+        let graph = program.graph()?;
+        let s0 = Trainer::new(program.clone(), dataset.clone())?
+            .state()
+            .clone();
+        let h0 = train::state_hash(&s0);
+        Ok(Run {
+            task_id,
+            program,
+            graph,
+            dataset,
+            fault,
+            dir: None,
+            every: 0,
+            anchors: BTreeMap::from([(0, Arc::new(s0))]),
+            hashes: vec![h0],
+            last_out: None,
+            last_loss: f32::NAN,
+            stats: RunStats::default(),
+        })
+    }
+
+    /// A run kept in `dir` with a checkpoint every `every` steps (and after the
+    /// last). Resumes from what `dir` holds: hashes up to the newest checkpoint
+    /// that loads and matches its recorded hash; anything after it is redone.
+    pub fn on_disk(
+        task_id: u64,
+        program: Program,
+        dataset: Dataset,
+        fault: FaultPlan,
+        dir: &Path,
+        every: u64,
+    ) -> Result<Run, AgentError> {
+        std::fs::create_dir_all(dir).map_err(|e| AgentError::io(dir, e))?;
+        let mut run = Run::in_memory(task_id, program, dataset, fault)?;
+        run.dir = Some(dir.to_path_buf());
+        run.every = every.max(1);
+        let hp = dir.join("hashes.bin");
+        let stored: Vec<Hash> = match std::fs::read(&hp) {
+            Ok(b) => b
+                .chunks_exact(32)
+                .map(|c| {
+                    let mut h = [0u8; 32];
+                    h.copy_from_slice(c);
+                    h
+                })
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(AgentError::io(&hp, e)),
+        };
+        let mut resumed = 0u64;
+        if stored.first() == run.hashes.first() {
+            for t in (1..stored.len() as u64).rev() {
+                let p = ckpt_path(dir, t);
+                let Ok(bytes) = std::fs::read(&p) else {
+                    continue;
+                };
+                match train::checkpoint::decode(&run.program, &run.graph.state_shapes, &bytes) {
+                    Ok((step, state))
+                        if step == t && train::state_hash(&state) == stored[t as usize] =>
+                    {
+                        run.anchors.insert(t, Arc::new(state));
+                        resumed = t;
+                        break;
+                    }
+                    Ok(_) | Err(_) => {
+                        tracing::warn!(task = task_id, step = t, path = %p.display(),
+                            "checkpoint does not load or does not match; trying an older one");
+                    }
+                }
+            }
+            run.hashes = stored[..=resumed as usize].to_vec();
+        }
+        run.write_hashes()?;
+        if resumed > 0 {
+            tracing::info!(task = task_id, step = resumed, "resumed from checkpoint");
+        }
+        Ok(run)
+    }
+
+    fn write_hashes(&self) -> Result<(), AgentError> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        let hp = dir.join("hashes.bin");
+        let tmp = dir.join("hashes.bin.tmp");
+        let body: Vec<u8> = self.hashes.iter().flatten().copied().collect();
+        let mut f = std::fs::File::create(&tmp).map_err(|e| AgentError::io(&tmp, e))?;
+        f.write_all(&body)
+            .and_then(|_| f.sync_data())
+            .map_err(|e| AgentError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &hp).map_err(|e| AgentError::io(&hp, e))
+    }
+
+    /// Steps trained so far (`t` of the newest known `h_t`).
+    pub fn steps_done(&self) -> u64 {
+        self.hashes.len() as u64 - 1
+    }
+
+    /// The known hashes `h_0..h_done`.
+    pub fn hashes(&self) -> &[Hash] {
+        &self.hashes
+    }
+
+    pub fn last_loss(&self) -> f32 {
+        self.last_loss
+    }
+
+    /// Trains the next step; checkpoints when due. Returns `(t, h_t, loss)`.
+    pub fn train_next(&mut self) -> Result<(u64, Hash, f32), AgentError> {
+        let t = self.steps_done() + 1;
+        if t > self.program.steps {
+            return Err(AgentError::Invalid(format!(
+                "task {} is already trained ({} steps)",
+                self.task_id, self.program.steps
+            )));
+        }
+        let prev = self.state_at(t - 1)?;
+        let out = run_step(
+            &self.program,
+            &self.graph,
+            &self.dataset,
+            &prev,
+            t,
+            &self.fault,
+        )?;
+        let h = out.state_hash;
+        self.stats.add(&out);
+        self.last_loss = out.loss;
+        self.hashes.push(h);
+        self.remember(t, Arc::new(out.state));
+        if let Some(dir) = self.dir.clone() {
+            if t.is_multiple_of(self.every) || t == self.program.steps {
+                let state = self.state_at(t)?;
+                let bytes = train::checkpoint::encode(&self.program, t, &state)?;
+                let p = ckpt_path(&dir, t);
+                crate::write_file_atomic(&p, &bytes)?;
+                self.write_hashes()?;
+            }
+        }
+        Ok((t, h, out.loss))
+    }
+
+    fn remember(&mut self, t: u64, s: Arc<State>) {
+        self.anchors.insert(t, s);
+        while self.anchors.len() > MAX_ANCHORS + 1 {
+            // Keep h_0 and the newest; drop the oldest of the rest.
+            let Some(k) = self.anchors.keys().copied().find(|&k| k != 0) else {
+                break;
+            };
+            self.anchors.remove(&k);
+        }
+    }
+
+    /// Adds a state this party trusts (e.g. a checkpoint whose hash it checked).
+    pub fn add_state(&mut self, t: u64, state: State) {
+        self.remember(t, Arc::new(state));
+    }
+
+    /// The state after step `t`, rebuilt from the nearest earlier state in
+    /// memory or on disk.
+    pub fn state_at(&mut self, t: u64) -> Result<Arc<State>, AgentError> {
+        if t > self.program.steps {
+            return Err(AgentError::Invalid(format!(
+                "step {t} is past the last step {}",
+                self.program.steps
+            )));
+        }
+        let (mut from, mut state) = match self.anchors.range(..=t).next_back() {
+            Some((k, s)) => (*k, s.clone()),
+            None => return Err(AgentError::Invalid("no initial state".into())),
+        };
+        if let Some(dir) = &self.dir {
+            // A checkpoint on disk may be nearer than anything in memory.
+            let mut c = t - t % self.every;
+            while c > from {
+                if let Ok(bytes) = std::fs::read(ckpt_path(dir, c)) {
+                    if let Ok((step, s)) =
+                        train::checkpoint::decode(&self.program, &self.graph.state_shapes, &bytes)
+                    {
+                        if step == c {
+                            from = c;
+                            state = Arc::new(s);
+                            break;
+                        }
+                    }
+                }
+                c = c.saturating_sub(self.every);
+            }
+        }
+        for s in from + 1..=t {
+            let out = run_step(
+                &self.program,
+                &self.graph,
+                &self.dataset,
+                &state,
+                s,
+                &self.fault,
+            )?;
+            self.stats.add(&out);
+            state = Arc::new(out.state);
+        }
+        if t != from {
+            self.remember(t, state.clone());
+        }
+        Ok(state)
+    }
+
+    /// Step `t`'s node outputs, from the state after `t - 1`.
+    pub fn step_out(&mut self, t: u64) -> Result<Arc<StepOut>, AgentError> {
+        if t == 0 {
+            return Err(AgentError::Invalid("step 0 has no operators".into()));
+        }
+        if let Some((k, o)) = &self.last_out {
+            if *k == t {
+                return Ok(o.clone());
+            }
+        }
+        let prev = self.state_at(t - 1)?;
+        let out = Arc::new(run_step(
+            &self.program,
+            &self.graph,
+            &self.dataset,
+            &prev,
+            t,
+            &self.fault,
+        )?);
+        self.stats.add(&out);
+        self.last_out = Some((t, out.clone()));
+        Ok(out)
+    }
+
+    /// `h_t`: known, or computed.
+    pub fn hash(&mut self, t: u64) -> Result<Hash, AgentError> {
+        if let Some(h) = self.hashes.get(t as usize) {
+            return Ok(*h);
+        }
+        Ok(train::state_hash(&*self.state_at(t)?))
+    }
+
+    /// The state after step `t` as checkpoint bytes.
+    pub fn checkpoint(&mut self, t: u64) -> Result<Vec<u8>, AgentError> {
+        let s = self.state_at(t)?;
+        Ok(train::checkpoint::encode(&self.program, t, &s)?)
+    }
+}

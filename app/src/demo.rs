@@ -1,0 +1,232 @@
+//! `veritraind demo`: the dev chain, an honest solver, a verifier (which also
+//! re-executes whole tasks as a whistleblower) and a cheating solver in one
+//! process, all talking over real gRPC. It runs an honest digits-MLP job to a
+//! verified, paid result, then a job taken by a solver that corrupts one
+//! operator output at a random (step, node), and shows the dispute that
+//! localises and slashes it.
+use crate::cluster::{Cluster, Timing};
+use crate::follow;
+use anyhow::{bail, Context};
+use framework::Amount;
+use rand::Rng;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Training steps of each job.
+    #[arg(long, default_value_t = 300)]
+    pub steps: u64,
+    /// Keep the network's files here (default: a temporary directory, removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Block interval in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub block_ms: u64,
+    /// Inject the cheat at this step instead of a random one.
+    #[arg(long)]
+    pub cheat_step: Option<u64>,
+    /// Inject the cheat at this node instead of a random one whose error reaches the state.
+    #[arg(long)]
+    pub cheat_node: Option<usize>,
+}
+
+/// The nodes of step `step` whose corrupted output changes `h_step` (a
+/// corruption that is absorbed, e.g. by a ReLU, leaves nothing to dispute).
+pub fn effective_nodes(program: &train::Program, step: u64) -> anyhow::Result<Vec<usize>> {
+    let ds = train::Dataset::builtin(&program.dataset.name)?;
+    let mut run = agent::run::Run::in_memory(0, program.clone(), ds.clone(), Default::default())?;
+    let prev = run.state_at(step - 1)?;
+    let honest = run.step_out(step)?.state_hash;
+    let graph = program.graph()?;
+    let mut out = Vec::new();
+    for j in 0..graph.nodes.len() {
+        let plan = agent::exec::FaultPlan {
+            corrupt: Some((step, j)),
+            ..Default::default()
+        };
+        let o = agent::exec::run_step(program, &graph, &ds, &prev, step, &plan)?;
+        if o.state_hash != honest {
+            out.push(j);
+        }
+    }
+    Ok(out)
+}
+
+fn payouts(t: &proto::tasks::v1::Task) -> Value {
+    Value::Array(
+        t.payouts
+            .iter()
+            .map(|p| json!({"recipient": p.recipient, "amount": p.amount, "reason": p.reason}))
+            .collect(),
+    )
+}
+
+/// Runs the demo; returns the report (also what `--output json` prints).
+pub async fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<Value> {
+    if args.steps < 3 {
+        bail!("--steps must be at least 3");
+    }
+    let started = Instant::now();
+    let (root, temp) = match &args.dir {
+        Some(d) => (d.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("veritrain-demo-{}", std::process::id())),
+            true,
+        ),
+    };
+    if temp {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    let timing = Timing {
+        block_ms: args.block_ms,
+        ..Default::default()
+    };
+    let say = |m: String| {
+        if !quiet {
+            eprintln!("{m}");
+        }
+    };
+    let c = Cluster::start(
+        &root,
+        &["submitter", "solver", "cheater", "verifier"],
+        &timing,
+    )
+    .await?;
+    say(format!(
+        "dev chain at {} ({} ms blocks); network files in {}",
+        c.node.grpc_url(),
+        args.block_ms,
+        root.display()
+    ));
+    let mut vcfg = c.verifier_config("verifier");
+    vcfg.whistleblower = true;
+    let verifier = verifierd::start(vcfg).await?;
+    let solver = solverd::start(c.solver_config("solver")).await?;
+    say(format!(
+        "verifier {} and solver {} registered",
+        verifier.address, solver.address
+    ));
+
+    // 1. An honest job.
+    let mut program = train::Program::builtin("mlp-digits")?;
+    program.steps = args.steps;
+    let reward = Amount(1_000_000);
+    let fee = Amount(100_000);
+    let id1 = c.submit("submitter", &program, reward, fee).await?;
+    say(format!(
+        "job {id1}: {} for {} steps, reward {reward}",
+        program.name, program.steps
+    ));
+    let t1 = follow::follow(&c.client, id1, Duration::from_secs(600), quiet).await?;
+    let model = follow::fetch_model(&t1)
+        .await
+        .context("fetching the model")?;
+    let ds = train::Dataset::builtin(&program.dataset.name)?;
+    let eval = train::Trainer::from_checkpoint_bytes(program.clone(), ds, &model)?.evaluate()?;
+    let acc = eval.accuracy.unwrap_or(0.0);
+    say(format!(
+        "job {id1}: {} — held-out accuracy {acc:.3}, model hash {}",
+        proto::tasks::v1::TaskStatus::try_from(t1.status)
+            .map(|s| s.as_str_name())
+            .unwrap_or("?"),
+        hex::encode(&t1.final_state_hash)
+    ));
+    solver.shutdown().await;
+
+    // 2. A cheating solver.
+    let (step, node) = {
+        let step = args
+            .cheat_step
+            .unwrap_or_else(|| rand::thread_rng().gen_range(args.steps / 3..=2 * args.steps / 3))
+            .clamp(1, args.steps);
+        let node = match args.cheat_node {
+            Some(n) => n,
+            None => {
+                let eff = effective_nodes(&program, step)?;
+                if eff.is_empty() {
+                    bail!("no node of step {step} changes the state when corrupted; pick another --cheat-step");
+                }
+                eff[rand::thread_rng().gen_range(0..eff.len())]
+            }
+        };
+        (step, node)
+    };
+    let mut ccfg = c.solver_config("cheater");
+    ccfg.inject_fault = vec![agent::exec::Fault::Corrupt { step, node }];
+    let cheater = solverd::start(ccfg).await?;
+    let id2 = c.submit("submitter", &program, reward, fee).await?;
+    say(format!(
+        "job {id2}: the same program, taken by a solver that corrupts node {node} at step {step} (fault injection)"
+    ));
+    let t2 = follow::follow(&c.client, id2, Duration::from_secs(600), quiet).await?;
+    let dispute = follow::dispute_of(&c.client, id2).await?;
+    cheater.shutdown().await;
+    verifier.shutdown().await;
+
+    let op_kind = dispute
+        .as_ref()
+        .map(|d| d.op_kind.clone())
+        .unwrap_or_default();
+    let localised = dispute
+        .as_ref()
+        .is_some_and(|d| d.hi == step && d.node == node as u64);
+    let report = json!({
+        "honest_job": {
+            "task_id": id1,
+            "status": proto::tasks::v1::TaskStatus::try_from(t1.status).map(|s| s.as_str_name()).unwrap_or("?"),
+            "steps": t1.steps,
+            "test_accuracy": acc,
+            "test_loss": eval.loss,
+            "model_hash": hex::encode(&t1.final_state_hash),
+            "trace_root": hex::encode(&t1.trace_root),
+            "solver": t1.solver,
+            "verifiers": t1.verifiers,
+            "payouts": payouts(&t1),
+        },
+        "cheating_job": {
+            "task_id": id2,
+            "status": proto::tasks::v1::TaskStatus::try_from(t2.status).map(|s| s.as_str_name()).unwrap_or("?"),
+            "injected": {"step": step, "node": node},
+            "note": t2.note,
+            "payouts": payouts(&t2),
+            "dispute": dispute.as_ref().map(|d| json!({
+                "id": d.id,
+                "challenger": d.challenger,
+                "step": d.hi,
+                "node": d.node,
+                "op_kind": op_kind,
+                "rounds": d.rounds,
+                "moves": d.transcript.len(),
+                "slashed": d.slashed,
+                "outcome": d.outcome,
+                "transcript": d.transcript.iter().map(|m| json!({"height": m.height, "actor": m.actor, "action": m.action})).collect::<Vec<_>>(),
+            })),
+            "localised_to_injected_fault": localised,
+        },
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    if let Some(d) = &dispute {
+        say(format!("dispute {} transcript:", d.id));
+        for m in &d.transcript {
+            say(format!(
+                "  height {:>5}  {:<10} {}",
+                m.height, m.actor, m.action
+            ));
+        }
+        say(format!(
+            "job {id2}: {} — dispute localised to step {} node {} ({}), {} moves, {} rounds, solver slashed {} uvtr; {}",
+            proto::tasks::v1::TaskStatus::try_from(t2.status).map(|s| s.as_str_name()).unwrap_or("?"),
+            d.hi, d.node, d.op_kind, d.transcript.len(), d.rounds, d.slashed,
+            if localised { "exactly the injected fault" } else { "NOT the injected fault" }
+        ));
+    } else {
+        say(format!("job {id2}: no dispute was found"));
+    }
+    c.shutdown().await;
+    if temp {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    Ok(report)
+}

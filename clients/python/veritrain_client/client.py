@@ -1,0 +1,173 @@
+"""A small gRPC client of a Veritrain node: accounts, signing, submitting
+training tasks and following them to the end."""
+import hashlib
+import sys
+import time
+
+import grpc
+from ecdsa import SECP256k1, SigningKey
+from ecdsa.util import sigencode_string_canonize
+
+from .generate import generate
+
+sys.path.insert(0, str(generate()))
+
+from google.protobuf import any_pb2  # noqa: E402
+from veritrain.auth.v1 import query_pb2 as auth_query  # noqa: E402
+from veritrain.auth.v1 import query_pb2_grpc as auth_query_grpc  # noqa: E402
+from veritrain.base.v1 import base_pb2  # noqa: E402
+from veritrain.node.v1 import node_pb2, node_pb2_grpc  # noqa: E402
+from veritrain.tasks.v1 import query_pb2 as tasks_query  # noqa: E402
+from veritrain.tasks.v1 import query_pb2_grpc as tasks_query_grpc  # noqa: E402
+from veritrain.tasks.v1 import tasks_pb2  # noqa: E402
+from veritrain.tasks.v1 import tx_pb2 as tasks_tx  # noqa: E402
+from veritrain.tx.v1 import tx_pb2  # noqa: E402
+
+DENOM = "uvtr"
+_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def _bech32_polymod(values):
+    gen = [0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3]
+    chk = 1
+    for v in values:
+        b = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ v
+        for i in range(5):
+            chk ^= gen[i] if ((b >> i) & 1) else 0
+    return chk
+
+
+def bech32_encode(hrp: str, data: bytes) -> str:
+    """BIP-173 bech32 of 8-bit `data`."""
+    acc, bits, five = 0, 0, []
+    for b in data:
+        acc = (acc << 8) | b
+        bits += 8
+        while bits >= 5:
+            bits -= 5
+            five.append((acc >> bits) & 31)
+    if bits:
+        five.append((acc << (5 - bits)) & 31)
+    expand = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+    pm = _bech32_polymod(expand + five + [0] * 6) ^ 1
+    checksum = [(pm >> 5 * (5 - i)) & 31 for i in range(6)]
+    return hrp + "1" + "".join(_CHARSET[d] for d in five + checksum)
+
+
+class Signer:
+    """A secp256k1 key; its address is bech32("vt", sha256(pubkey)[:20])."""
+
+    def __init__(self, secret: bytes):
+        self.key = SigningKey.from_string(secret, curve=SECP256k1, hashfunc=hashlib.sha256)
+        self.public_key = self.key.get_verifying_key().to_string("compressed")
+        self.address = bech32_encode("vt", hashlib.sha256(self.public_key).digest()[:20])
+
+    @classmethod
+    def from_file(cls, path: str) -> "Signer":
+        with open(path) as f:
+            return cls(bytes.fromhex(f.read().strip()))
+
+    def sign(self, doc: bytes) -> bytes:
+        return self.key.sign_deterministic(
+            doc, hashfunc=hashlib.sha256, sigencode=sigencode_string_canonize
+        )
+
+
+class TaskEnded(Exception):
+    pass
+
+
+def _any(msg, type_url: str) -> any_pb2.Any:
+    a = any_pb2.Any()
+    a.type_url = type_url
+    a.value = msg.SerializeToString()
+    return a
+
+
+class Client:
+    def __init__(self, url: str):
+        target = url.split("://", 1)[-1]
+        self.channel = grpc.insecure_channel(target)
+        self.node = node_pb2_grpc.NodeStub(self.channel)
+        self.auth = auth_query_grpc.QueryStub(self.channel)
+        self.tasks = tasks_query_grpc.QueryStub(self.channel)
+
+    def status(self):
+        return self.node.Status(node_pb2.StatusRequest())
+
+    def sign_and_send(self, signer: Signer, msgs, memo: str = "", timeout: float = 60.0):
+        """Signs `msgs` (packed Any) with the account's number and sequence,
+        broadcasts, and waits for the committed result."""
+        acct = self.auth.Account(auth_query.QueryAccountRequest(address=signer.address)).account
+        min_fee = self.auth.Params(auth_query.QueryParamsRequest()).params.min_fee
+        status = self.status()
+        body = tx_pb2.TxBody(messages=msgs, memo=memo, chain_id=status.chain_id).SerializeToString()
+        amount = min_fee[: -len(DENOM)] if min_fee.endswith(DENOM) else (min_fee or "0")
+        auth_info = tx_pb2.AuthInfo(
+            public_key=signer.public_key,
+            sequence=acct.sequence,
+            fee=tx_pb2.Fee(amount=base_pb2.Coin(denom=DENOM, amount=amount)),
+        ).SerializeToString()
+        doc = tx_pb2.SignDoc(
+            body_bytes=body,
+            auth_info_bytes=auth_info,
+            chain_id=status.chain_id,
+            account_number=acct.account_number,
+        ).SerializeToString()
+        raw = tx_pb2.TxRaw(body_bytes=body, auth_info_bytes=auth_info, signature=signer.sign(doc))
+        r = self.node.BroadcastTx(node_pb2.BroadcastTxRequest(tx=raw.SerializeToString()))
+        if r.code != 0:
+            raise RuntimeError(f"rejected: {r.codespace} code {r.code}: {r.log}")
+        end = time.time() + timeout
+        while True:
+            try:
+                res = self.node.GetTx(node_pb2.GetTxRequest(hash=r.hash)).result
+                if res.code != 0:
+                    raise RuntimeError(f"failed: {res.codespace} code {res.code}: {res.log}")
+                return res
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+            if time.time() > end:
+                raise TimeoutError(f"transaction {r.hash.hex()} not included in {timeout} s")
+            time.sleep(0.1)
+
+    def submit_task(self, signer: Signer, program_json: bytes, reward: int, fee: int) -> int:
+        msg = tasks_tx.MsgSubmitTask(
+            submitter=signer.address,
+            program_json=program_json,
+            reward=base_pb2.Coin(denom=DENOM, amount=str(reward)),
+            verification_fee=base_pb2.Coin(denom=DENOM, amount=str(fee)),
+        )
+        res = self.sign_and_send(signer, [_any(msg, "/veritrain.tasks.v1.MsgSubmitTask")])
+        for ev in res.events:
+            if ev.type == "veritrain.tasks.v1.EventTaskSubmitted":
+                for a in ev.attributes:
+                    if a.key == "task_id":
+                        return int(a.value)
+        raise RuntimeError("no task id in the result")
+
+    def task(self, task_id: int):
+        return self.tasks.Task(tasks_query.QueryTaskRequest(task_id=task_id))
+
+    def follow(self, task_id: int, timeout: float = 600.0, on_change=print):
+        """Polls the task until it ends; calls `on_change` with each new summary line."""
+        ended = {
+            tasks_pb2.TASK_STATUS_FINALIZED,
+            tasks_pb2.TASK_STATUS_FAILED,
+            tasks_pb2.TASK_STATUS_CANCELLED,
+            tasks_pb2.TASK_STATUS_EXPIRED,
+        }
+        last = None
+        end = time.time() + timeout
+        while True:
+            r = self.task(task_id)
+            if r.summary != last:
+                last = r.summary
+                on_change(f"task {task_id}: {r.summary}")
+            if r.task.status in ended:
+                return r.task
+            if time.time() > end:
+                raise TaskEnded(f"task {task_id} did not end within {timeout} s: {r.summary}")
+            time.sleep(0.25)

@@ -1,0 +1,249 @@
+//! The `veritrain.solver.v1.Solver` gRPC service, with gRPC health and reflection.
+use crate::Shared;
+use agent::lock;
+use agent::{chunk_stream, AgentError};
+use proto::solver::v1::{
+    solver_server::{Solver, SolverServer},
+    CheckpointRequest, Chunk, DatasetRequest, ModelRequest, OpTraceRequest, OpTraceResponse,
+    StatusRequest, StatusResponse, StepHashRequest, StepHashResponse, StepHashesRequest,
+    StepHashesResponse,
+};
+use proto::tasks::v1::Task;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tonic::{Request, Response, Status};
+
+pub(crate) struct SolverService {
+    s: Arc<Shared>,
+}
+
+type ChunkStream = Pin<Box<dyn futures::Stream<Item = Result<Chunk, Status>> + Send>>;
+
+fn to_status(e: AgentError) -> Status {
+    match e {
+        AgentError::Invalid(m) => Status::invalid_argument(m),
+        AgentError::Rpc(s) => s,
+        other => Status::internal(other.to_string()),
+    }
+}
+
+impl SolverService {
+    /// The task, if this solver holds it (claimed by this key).
+    async fn my_task(&self, id: u64) -> Result<Task, Status> {
+        if id == 0 {
+            return Err(Status::invalid_argument("task_id must be set"));
+        }
+        let t = self
+            .s
+            .chain
+            .task(id)
+            .await
+            .map_err(to_status)?
+            .ok_or_else(|| Status::not_found(format!("task {id} does not exist")))?;
+        if t.solver != self.s.chain.address.to_string() {
+            return Err(Status::not_found(format!(
+                "task {id} is not held by this solver ({})",
+                self.s.chain.address
+            )));
+        }
+        if self.s.fault.silent && !t.trace_root.is_empty() {
+            return Err(Status::unavailable(
+                "this solver stopped answering (fault injection)",
+            ));
+        }
+        Ok(t)
+    }
+
+    /// Runs `f` on the task's run in a blocking thread.
+    async fn with_run<T: Send + 'static>(
+        &self,
+        t: &Task,
+        f: impl FnOnce(&mut agent::run::Run) -> Result<T, AgentError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let run = self.s.run_for(t).await.map_err(to_status)?;
+        tokio::task::spawn_blocking(move || f(&mut lock(&run)))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(to_status)
+    }
+}
+
+fn check_step(step: u64, max: u64, what: &str) -> Result<(), Status> {
+    if step > max {
+        return Err(Status::invalid_argument(format!(
+            "{what} {step} is out of range: this run has steps 0..={max}"
+        )));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl Solver for SolverService {
+    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        Ok(Response::new(StatusResponse {
+            address: self.s.chain.address.to_string(),
+            backend: self.s.backend.clone(),
+            tasks: lock(&self.s.progress).values().cloned().collect(),
+        }))
+    }
+
+    async fn step_hashes(
+        &self,
+        r: Request<StepHashesRequest>,
+    ) -> Result<Response<StepHashesResponse>, Status> {
+        let t = self.my_task(r.get_ref().task_id).await?;
+        let hashes = self
+            .with_run(&t, |run| {
+                Ok(run.hashes().iter().map(|h| h.to_vec()).collect())
+            })
+            .await?;
+        Ok(Response::new(StepHashesResponse { hashes }))
+    }
+
+    async fn step_hash(
+        &self,
+        r: Request<StepHashRequest>,
+    ) -> Result<Response<StepHashResponse>, Status> {
+        let step = r.get_ref().step;
+        let t = self.my_task(r.get_ref().task_id).await?;
+        let (hash, proof) = self
+            .with_run(&t, move |run| {
+                if run.steps_done() < run.program.steps {
+                    return Err(AgentError::Rpc(Status::failed_precondition(format!(
+                        "training is at step {} of {}: proofs exist once it is done",
+                        run.steps_done(),
+                        run.program.steps
+                    ))));
+                }
+                check_step(step, run.program.steps, "step")
+                    .map_err(|s| AgentError::Invalid(s.message().to_string()))?;
+                let hs = run.hashes();
+                Ok((
+                    hs[step as usize].to_vec(),
+                    agent::dispute::pb_proof(hs, step as usize)?,
+                ))
+            })
+            .await?;
+        Ok(Response::new(StepHashResponse {
+            hash,
+            proof: Some(proof),
+        }))
+    }
+
+    async fn op_trace(
+        &self,
+        r: Request<OpTraceRequest>,
+    ) -> Result<Response<OpTraceResponse>, Status> {
+        let step = r.get_ref().step;
+        let t = self.my_task(r.get_ref().task_id).await?;
+        if step == 0 {
+            return Err(Status::invalid_argument(
+                "step 0 has no operators; steps start at 1",
+            ));
+        }
+        let nh = self
+            .with_run(&t, move |run| {
+                check_step(step, run.steps_done(), "step")
+                    .map_err(|s| AgentError::Invalid(s.message().to_string()))?;
+                Ok(run.step_out(step)?.node_hashes())
+            })
+            .await?;
+        Ok(Response::new(OpTraceResponse {
+            op_root: train::merkle::root(&nh).to_vec(),
+            node_hashes: nh.iter().map(|h| h.to_vec()).collect(),
+        }))
+    }
+
+    type CheckpointStream = ChunkStream;
+    async fn checkpoint(
+        &self,
+        r: Request<CheckpointRequest>,
+    ) -> Result<Response<ChunkStream>, Status> {
+        let step = r.get_ref().step;
+        let t = self.my_task(r.get_ref().task_id).await?;
+        if self.s.fault.withhold_checkpoints {
+            return Err(Status::unavailable(
+                "checkpoints are withheld (fault injection)",
+            ));
+        }
+        let bytes = self
+            .with_run(&t, move |run| {
+                check_step(step, run.steps_done(), "step")
+                    .map_err(|s| AgentError::Invalid(s.message().to_string()))?;
+                run.checkpoint(step)
+            })
+            .await?;
+        Ok(Response::new(chunk_stream(bytes)))
+    }
+
+    type ModelStream = ChunkStream;
+    async fn model(&self, r: Request<ModelRequest>) -> Result<Response<ChunkStream>, Status> {
+        let t = self.my_task(r.get_ref().task_id).await?;
+        let bytes = self
+            .with_run(&t, |run| {
+                if run.steps_done() < run.program.steps {
+                    return Err(AgentError::Rpc(Status::failed_precondition(format!(
+                        "training is at step {} of {}",
+                        run.steps_done(),
+                        run.program.steps
+                    ))));
+                }
+                run.checkpoint(run.program.steps)
+            })
+            .await?;
+        Ok(Response::new(chunk_stream(bytes)))
+    }
+
+    type DatasetStream = ChunkStream;
+    async fn dataset(&self, r: Request<DatasetRequest>) -> Result<Response<ChunkStream>, Status> {
+        let root: [u8; 32] = r
+            .get_ref()
+            .root
+            .as_slice()
+            .try_into()
+            .map_err(|_| Status::invalid_argument("root must be 32 bytes"))?;
+        for name in ["digits", "corpus"] {
+            if let Ok(d) = train::Dataset::builtin(name) {
+                if d.root() == root {
+                    return Ok(Response::new(chunk_stream(d.to_bytes())));
+                }
+            }
+        }
+        let p = self
+            .s
+            .datasets_dir()
+            .join(format!("{}.vtds", hex::encode(root)));
+        match std::fs::read(&p) {
+            Ok(b) => Ok(Response::new(chunk_stream(b))),
+            Err(_) => Err(Status::not_found(format!(
+                "no dataset with root {}",
+                hex::encode(root)
+            ))),
+        }
+    }
+}
+
+pub(crate) async fn spawn(
+    s: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> JoinHandle<()> {
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health.set_serving::<SolverServer<SolverService>>().await;
+    let svc = SolverServer::new(SolverService { s })
+        .max_decoding_message_size(agent::MAX_MESSAGE)
+        .max_encoding_message_size(agent::MAX_MESSAGE);
+    // TCP_NODELAY: small HTTP/2 frames must not wait for delayed ACKs (40 ms stalls).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tokio::spawn(async move {
+        if let Err(e) = tonic::transport::Server::builder()
+            .add_service(health_svc)
+            .add_service(svc)
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "solver gRPC server failed");
+        }
+    })
+}

@@ -1,0 +1,338 @@
+//! Whole jobs over real gRPC between separate components: the dev chain's
+//! node, solverd and verifierd, each with its own key and home.
+use agent::exec::Fault;
+use rand::Rng;
+use tests::{eventually, net, status_name};
+
+const STEPS: u64 = 40;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_job_is_verified_paid_and_its_model_matches_the_chain() {
+    let n = net().await.unwrap();
+    let v = verifierd::start(n.c.verifier_config("verifier"))
+        .await
+        .unwrap();
+    let s = solverd::start(n.c.solver_config("solver")).await.unwrap();
+    let (id, p) = n.submit(STEPS).await.unwrap();
+    let t = n.finish(id, 120).await.unwrap();
+    assert_eq!(status_name(&t), "TASK_STATUS_FINALIZED", "{}", t.note);
+    assert_eq!(t.verifiers, vec![n.addr("verifier").to_string()]);
+    assert_eq!(t.attestations.len(), 1, "the verifier attested");
+    let paid = |who: &str| {
+        t.payouts
+            .iter()
+            .any(|p| p.recipient == n.addr(who).to_string())
+    };
+    assert!(paid("solver") && paid("verifier"), "{:?}", t.payouts);
+    // The solver's result is the CPU reference's, bit for bit.
+    let mut tr = train::Trainer::builtin("mlp-digits").unwrap();
+    for step in 1..=STEPS {
+        tr.step(step).unwrap();
+    }
+    assert_eq!(t.final_state_hash, tr.state_hash().to_vec());
+    // The model the submitter downloads is checked against the chain.
+    let model = app::follow::fetch_model(&t).await.unwrap();
+    let (step, _) =
+        train::checkpoint::decode(&p, &p.graph().unwrap().state_shapes, &model).unwrap();
+    assert_eq!(step, STEPS);
+    assert!(v.metrics().counter("attestations") >= 1);
+    assert!(s.metrics().counter("steps_trained") >= STEPS);
+    s.shutdown().await;
+    v.shutdown().await;
+    n.c.shutdown().await;
+}
+
+/// A cheating solver at a random (step, node) whose error reaches the state:
+/// the whistleblowing verifier disputes, and the dispute ends at exactly that
+/// operator with the solver slashed. `VT_E2E_FAULTS` sets how many (2 by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cheating_solver_is_slashed_at_the_injected_step_and_node() {
+    let rounds: usize = std::env::var("VT_E2E_FAULTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let n = net().await.unwrap();
+    let mut vc = n.c.verifier_config("verifier");
+    vc.whistleblower = true;
+    let v = verifierd::start(vc).await.unwrap();
+    let p = tests::program(STEPS);
+    for round in 0..rounds {
+        let step = rand::thread_rng().gen_range(1..=STEPS);
+        let eff = app::demo::effective_nodes(&p, step).unwrap();
+        let node = eff[rand::thread_rng().gen_range(0..eff.len())];
+        eprintln!("round {round}: corrupting node {node} at step {step}");
+        let (mut stake0, slashed0) = n.stake("cheater").await.unwrap_or_default();
+        let want = framework::Amount(5_000_000);
+        if round > 0 && stake0 < want {
+            // Each lost dispute slashes stake: top it up for the next round.
+            let top_up = framework::Amount(want.0 - stake0.0);
+            let signer = &n.c.keys["cheater"];
+            let msg = app::testkit::add_stake_msg(&signer.address(), top_up);
+            let (_, r) =
+                n.c.client
+                    .sign_and_send(
+                        signer,
+                        vec![msg],
+                        "",
+                        None,
+                        Some(std::time::Duration::from_secs(30)),
+                    )
+                    .await
+                    .unwrap();
+            assert_eq!(r.unwrap().code, 0);
+            stake0 = want;
+        }
+        let mut sc = n.c.solver_config("cheater");
+        sc.inject_fault = vec![Fault::Corrupt { step, node }];
+        let s = solverd::start(sc).await.unwrap();
+        let (id, _) = n.submit(STEPS).await.unwrap();
+        let t = n.finish(id, 180).await.unwrap();
+        s.shutdown().await;
+        assert_eq!(status_name(&t), "TASK_STATUS_FAILED", "{}", t.note);
+        let d = n.dispute_of(id).await.unwrap().expect("a dispute");
+        assert!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
+        assert_eq!((d.hi, d.node), (step, node as u64), "{}", d.outcome);
+        let (stake1, slashed1) = n.stake("cheater").await.unwrap();
+        assert!(slashed1 > slashed0, "slashed {slashed0} -> {slashed1}");
+        if round > 0 {
+            assert!(stake1 < stake0, "stake {stake0} -> {stake1}");
+        }
+    }
+    v.shutdown().await;
+    n.c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skipped_steps_and_wrong_batches_are_caught() {
+    let n = net().await.unwrap();
+    let mut vc = n.c.verifier_config("verifier");
+    vc.whistleblower = true;
+    let v = verifierd::start(vc).await.unwrap();
+    for fault in [Fault::Skip { step: 7 }, Fault::WrongBatch { step: 11 }] {
+        let mut sc = n.c.solver_config("cheater");
+        sc.inject_fault = vec![fault.clone()];
+        let s = solverd::start(sc).await.unwrap();
+        let (id, _) = n.submit(STEPS).await.unwrap();
+        let t = n.finish(id, 180).await.unwrap();
+        s.shutdown().await;
+        assert_eq!(status_name(&t), "TASK_STATUS_FAILED", "{fault}: {}", t.note);
+        let d = n.dispute_of(id).await.unwrap().expect("a dispute");
+        assert!(
+            d.outcome.starts_with("challenger wins"),
+            "{fault}: {}",
+            d.outcome
+        );
+        let want = match fault {
+            Fault::Skip { step } | Fault::WrongBatch { step } => step,
+            _ => unreachable!(),
+        };
+        assert_eq!(d.hi, want, "{fault}: {}", d.outcome);
+    }
+    v.shutdown().await;
+    n.c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withheld_checkpoints_do_not_stop_verification() {
+    let n = net().await.unwrap();
+    let mut vc = n.c.verifier_config("verifier");
+    vc.sample_rate = 0.1;
+    let v = verifierd::start(vc).await.unwrap();
+    let mut sc = n.c.solver_config("solver");
+    sc.inject_fault = vec![Fault::WithholdCheckpoints];
+    let s = solverd::start(sc).await.unwrap();
+    let (id, _) = n.submit(STEPS).await.unwrap();
+    let t = n.finish(id, 120).await.unwrap();
+    assert_eq!(status_name(&t), "TASK_STATUS_FINALIZED", "{}", t.note);
+    assert_eq!(
+        t.attestations.len(),
+        1,
+        "the verifier replayed and attested"
+    );
+    s.shutdown().await;
+    v.shutdown().await;
+    n.c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn false_challenger_loses_its_bond() {
+    let n = net().await.unwrap();
+    // A verifier whose own re-execution is wrong at step 5 (fault injection).
+    let p = tests::program(STEPS);
+    let node = app::demo::effective_nodes(&p, 5).unwrap()[0];
+    let mut vc = n.c.verifier_config("verifier");
+    vc.inject_fault = vec![Fault::Corrupt { step: 5, node }];
+    let v = verifierd::start(vc).await.unwrap();
+    let s = solverd::start(n.c.solver_config("solver")).await.unwrap();
+    let before = n.balance("verifier").await.unwrap();
+    let (id, _) = n.submit(STEPS).await.unwrap();
+    let t = n.finish(id, 180).await.unwrap();
+    assert_eq!(status_name(&t), "TASK_STATUS_FINALIZED", "{}", t.note);
+    let d = n.dispute_of(id).await.unwrap().expect("a dispute");
+    assert!(d.outcome.starts_with("solver wins"), "{}", d.outcome);
+    let after = n.balance("verifier").await.unwrap();
+    assert!(
+        after < before,
+        "the challenger lost its bond: {before} -> {after}"
+    );
+    s.shutdown().await;
+    v.shutdown().await;
+    n.c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_solver_loses_on_the_clock() {
+    let n = net().await.unwrap();
+    let mut vc = n.c.verifier_config("verifier");
+    vc.whistleblower = true;
+    let v = verifierd::start(vc).await.unwrap();
+    let p = tests::program(STEPS);
+    // At the last step, so the committed final hash itself is wrong (an
+    // earlier one-bit fault can heal before the end).
+    let node = app::demo::effective_nodes(&p, STEPS).unwrap()[0];
+    let mut sc = n.c.solver_config("cheater");
+    sc.inject_fault = vec![Fault::Corrupt { step: STEPS, node }, Fault::Silent];
+    let s = solverd::start(sc).await.unwrap();
+    let (id, _) = n.submit(STEPS).await.unwrap();
+    let t = n.finish(id, 180).await.unwrap();
+    assert_eq!(status_name(&t), "TASK_STATUS_FAILED", "{}", t.note);
+    let d = n.dispute_of(id).await.unwrap().expect("a dispute");
+    assert!(d.outcome.contains("solver missed"), "{}", d.outcome);
+    s.shutdown().await;
+    v.shutdown().await;
+    n.c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_verifier_loses_on_the_clock() {
+    let n = net().await.unwrap();
+    let mut vc = n.c.verifier_config("verifier");
+    vc.inject_fault = vec![Fault::Silent];
+    let v = verifierd::start(vc).await.unwrap();
+    let s = solverd::start(n.c.solver_config("solver")).await.unwrap();
+    let (id, _) = n.submit(STEPS).await.unwrap();
+    let t = n.finish(id, 120).await.unwrap();
+    assert_eq!(status_name(&t), "TASK_STATUS_FINALIZED", "{}", t.note);
+    assert!(t.attestations.is_empty());
+    let (_, slashed) = n.stake("verifier").await.unwrap();
+    assert!(slashed.0 > 0, "the silent verifier was slashed");
+    s.shutdown().await;
+    v.shutdown().await;
+    n.c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_solver_requests_get_invalid_argument_or_not_found() {
+    use proto::solver::v1::{solver_client::SolverClient, *};
+    let n = net().await.unwrap();
+    let s = solverd::start(n.c.solver_config("solver")).await.unwrap();
+    let mut c = SolverClient::connect(s.endpoint()).await.unwrap();
+    let code = |r: Result<tonic::Response<_>, tonic::Status>| -> (tonic::Code, String) {
+        let e = r.map(|_: tonic::Response<()>| ()).unwrap_err();
+        (e.code(), e.message().to_string())
+    };
+    let e = code(
+        c.step_hashes(StepHashesRequest { task_id: 0 })
+            .await
+            .map(|_| tonic::Response::new(())),
+    );
+    assert_eq!(e.0, tonic::Code::InvalidArgument, "{}", e.1);
+    let e = code(
+        c.step_hashes(StepHashesRequest { task_id: 99 })
+            .await
+            .map(|_| tonic::Response::new(())),
+    );
+    assert_eq!(e.0, tonic::Code::NotFound, "{}", e.1);
+    let e = code(
+        c.dataset(DatasetRequest { root: vec![1, 2] })
+            .await
+            .map(|_| tonic::Response::new(())),
+    );
+    assert_eq!(e.0, tonic::Code::InvalidArgument, "{}", e.1);
+    let e = code(
+        c.dataset(DatasetRequest { root: vec![7; 32] })
+            .await
+            .map(|_| tonic::Response::new(())),
+    );
+    assert_eq!(e.0, tonic::Code::NotFound, "{}", e.1);
+    // A task held by this solver, asked for a step it does not have.
+    let (id, _) = n.submit(STEPS).await.unwrap();
+    eventually(60, "the solver to commit", || async {
+        Ok(!n.task(id).await?.trace_root.is_empty())
+    })
+    .await
+    .unwrap();
+    let e = code(
+        c.checkpoint(CheckpointRequest {
+            task_id: id,
+            step: STEPS + 1,
+        })
+        .await
+        .map(|_| tonic::Response::new(())),
+    );
+    assert_eq!(e.0, tonic::Code::InvalidArgument, "{}", e.1);
+    let e = code(
+        c.op_trace(OpTraceRequest {
+            task_id: id,
+            step: 0,
+        })
+        .await
+        .map(|_| tonic::Response::new(())),
+    );
+    assert_eq!(e.0, tonic::Code::InvalidArgument, "{}", e.1);
+    let e = code(
+        c.step_hash(StepHashRequest {
+            task_id: id,
+            step: STEPS + 1,
+        })
+        .await
+        .map(|_| tonic::Response::new(())),
+    );
+    assert_eq!(e.0, tonic::Code::InvalidArgument, "{}", e.1);
+    // And the good requests work.
+    let t = n.task(id).await.unwrap();
+    let sh = c
+        .step_hash(StepHashRequest {
+            task_id: id,
+            step: 7,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let pr = sh.proof.unwrap();
+    let proof = train::merkle::Proof {
+        index: pr.index,
+        leaf_count: pr.leaf_count,
+        siblings: pr
+            .siblings
+            .iter()
+            .map(|s| s.as_slice().try_into().unwrap())
+            .collect(),
+    };
+    let root: [u8; 32] = t.trace_root.as_slice().try_into().unwrap();
+    let leaf: [u8; 32] = sh.hash.as_slice().try_into().unwrap();
+    assert!(
+        train::merkle::verify(&root, &leaf, &proof),
+        "the proof checks against the chain's trace root"
+    );
+    let hs = c
+        .step_hashes(StepHashesRequest { task_id: id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(hs.hashes.len() as u64, STEPS + 1);
+    let ot = c
+        .op_trace(OpTraceRequest {
+            task_id: id,
+            step: 3,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        ot.node_hashes.len(),
+        tests::program(STEPS).graph().unwrap().nodes.len()
+    );
+    s.shutdown().await;
+    n.c.shutdown().await;
+}

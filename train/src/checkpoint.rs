@@ -1,0 +1,128 @@
+//! Checkpoints: the state after a step as a safetensors file holding every
+//! state tensor (f32, little-endian), with metadata `veritrain.state_hash`
+//! (hex), `veritrain.step` and `veritrain.program_hash` (hex). Used by
+//! `vt-train --checkpoint-dir`, by `solverd` (served to verifiers and to the
+//! submitter as the trained model) and by `verifierd`, which trusts nothing in
+//! the file: [`decode`] recomputes the state hash.
+use crate::error::{Result, TrainError};
+use crate::exec::state_hash;
+use crate::merkle;
+use crate::program::Program;
+use repops::Tensor;
+use std::collections::{BTreeMap, HashMap};
+
+/// A state map as checkpoint bytes.
+pub fn encode(program: &Program, step: u64, state: &BTreeMap<String, Tensor>) -> Result<Vec<u8>> {
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = state
+        .iter()
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                t.data().iter().flat_map(|v| v.to_le_bytes()).collect(),
+                t.shape().to_vec(),
+            )
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(k, b, s)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                .map(|v| (k.clone(), v))
+                .map_err(|e| TrainError::Checkpoint(e.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut meta = HashMap::new();
+    meta.insert(
+        "veritrain.state_hash".to_string(),
+        hex::encode(state_hash(state)),
+    );
+    meta.insert("veritrain.step".to_string(), step.to_string());
+    meta.insert(
+        "veritrain.program_hash".to_string(),
+        hex::encode(program.hash()),
+    );
+    safetensors::serialize(views, &Some(meta)).map_err(|e| TrainError::Checkpoint(e.to_string()))
+}
+
+/// Parses checkpoint bytes for `program` (whose state tensors have
+/// `state_shapes`). Rejects: unparsable files, missing metadata, another
+/// program, missing, extra or mis-shaped tensors, non-finite values, a state
+/// hash that differs from the recorded one, and a step counter that disagrees
+/// with the metadata. Returns the step and the state.
+pub fn decode(
+    program: &Program,
+    state_shapes: &BTreeMap<String, Vec<usize>>,
+    bytes: &[u8],
+) -> Result<(u64, BTreeMap<String, Tensor>)> {
+    let ck = |m: String| TrainError::Checkpoint(m);
+    let (_, md) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| ck(format!("not a safetensors file: {e}")))?;
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| ck(format!("not a safetensors file: {e}")))?;
+    let meta = md.metadata().clone().unwrap_or_default();
+    let get = |k: &str| {
+        meta.get(k)
+            .cloned()
+            .ok_or_else(|| ck(format!("metadata {k} is missing")))
+    };
+    let want_hash = merkle::parse_hex32(&get("veritrain.state_hash")?).map_err(ck)?;
+    let step: u64 = get("veritrain.step")?
+        .parse()
+        .map_err(|e| ck(format!("veritrain.step is not an integer: {e}")))?;
+    let ph = get("veritrain.program_hash")?;
+    if ph != hex::encode(program.hash()) {
+        return Err(ck(format!(
+            "checkpoint is for program {ph}, not {}",
+            hex::encode(program.hash())
+        )));
+    }
+    let mut state = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        let Some(want_shape) = state_shapes.get(&name) else {
+            return Err(ck(format!("unexpected tensor {name:?}")));
+        };
+        if view.dtype() != safetensors::Dtype::F32 {
+            return Err(ck(format!(
+                "tensor {name} has dtype {:?}, want F32",
+                view.dtype()
+            )));
+        }
+        if view.shape() != want_shape.as_slice() {
+            return Err(ck(format!(
+                "tensor {name} has shape {:?}, want {:?}",
+                view.shape(),
+                want_shape
+            )));
+        }
+        let data: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let t =
+            Tensor::new(want_shape.clone(), data).map_err(|e| ck(format!("tensor {name}: {e}")))?;
+        t.check_finite(&name).map_err(|e| ck(e.to_string()))?;
+        state.insert(name, t);
+    }
+    if let Some(missing) = state_shapes.keys().find(|k| !state.contains_key(*k)) {
+        return Err(ck(format!("tensor {missing:?} is missing")));
+    }
+    let got = state_hash(&state);
+    if got != want_hash {
+        return Err(ck(format!(
+            "state hash {} does not match the recorded {}",
+            hex::encode(got),
+            hex::encode(want_hash)
+        )));
+    }
+    let counter = state
+        .get("opt.step")
+        .and_then(|t| t.data().first().copied())
+        .unwrap_or(-1.0);
+    if counter != step as f32 {
+        return Err(ck(format!(
+            "opt.step = {counter} disagrees with metadata step {step}"
+        )));
+    }
+    Ok((step, state))
+}
