@@ -43,6 +43,10 @@ pub enum RepOpsError {
         pos: usize,
         value: f32,
     },
+    /// A backend other than the CPU reference failed to run an op (device error, driver
+    /// or compiler missing). Never a statement about the op's inputs.
+    #[error("{backend}: {detail}")]
+    Device { backend: String, detail: String },
     /// The op version requested is not implemented by this build.
     #[error("{op}: version {version} is not supported (this build implements v{supported})")]
     Version {

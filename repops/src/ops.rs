@@ -144,7 +144,9 @@ fn rows_cols(t: &Tensor) -> (usize, usize) {
     (r, c)
 }
 
-fn index(op: &'static str, v: f32, pos: usize, limit: usize) -> Result<usize> {
+/// An index input (embedding id, class label) as `usize`: it must be an exact integer in
+/// `0..limit` (NaN is rejected). Other backends check their index inputs with this.
+pub fn index(op: &'static str, v: f32, pos: usize, limit: usize) -> Result<usize> {
     if v >= 0.0 && v < limit as f32 && v == (v as usize) as f32 {
         Ok(v as usize)
     } else {
@@ -590,7 +592,8 @@ impl Op {
         })
     }
 
-    fn check_params(&self) -> Result<()> {
+    /// Check the op's parameters (finite; `eps > 0`), as `execute` does.
+    pub fn check_params(&self) -> Result<()> {
         let n = self.name();
         match self {
             Op::Scale { s } | Op::AddScalar { s } => finite_param(n, "s", *s),
@@ -623,12 +626,20 @@ impl Op {
         }
     }
 
-    /// Run the op on the CPU reference. Checks arity, shapes, parameters and indices;
-    /// output NaNs are canonical.
-    pub fn execute(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+    /// Everything `execute` checks before computing (arity, shapes, parameters; index
+    /// values are checked where they are read, see [`index`]); returns the output shape.
+    /// Other backends call this first so that bad input gives the same error everywhere.
+    pub fn check(&self, inputs: &[&Tensor]) -> Result<Vec<usize>> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
         let out_shape = self.output_shape(&shapes)?;
         self.check_params()?;
+        Ok(out_shape)
+    }
+
+    /// Run the op on the CPU reference. Checks arity, shapes, parameters and indices;
+    /// output NaNs are canonical.
+    pub fn execute(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let out_shape = self.check(inputs)?;
         let mut out = self.compute(inputs, out_shape)?;
         out.canonicalize();
         Ok(out)

@@ -3,7 +3,7 @@
 use crate::error::{Result, TrainError};
 use crate::merkle::Hash;
 use crate::program::{Input, Node};
-use repops::{Tensor, OP_VERSION};
+use repops::{Backend, CpuBackend, Tensor, OP_VERSION};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -11,6 +11,12 @@ use std::sync::Arc;
 /// reference. Checks the op version, the number and shapes of the inputs, and that the
 /// output has the declared shape. This is what the referee calls.
 pub fn execute_node(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
+    execute_node_on(&CpuBackend, node, inputs)
+}
+
+/// [`execute_node`] on another backend (a solver's GPU). Same checks; the backend must
+/// return the CPU reference's bits (its conformance suite's job).
+pub fn execute_node_on(backend: &dyn Backend, node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
     if node.version != OP_VERSION {
         return Err(TrainError::NodeInputs {
             node: node.index,
@@ -44,11 +50,13 @@ pub fn execute_node(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
             });
         }
     }
-    let out = node.op.execute(inputs).map_err(|source| TrainError::Op {
-        node: node.index,
-        label: node.label.clone(),
-        source,
-    })?;
+    let out = backend
+        .execute(&node.op, inputs)
+        .map_err(|source| TrainError::Op {
+            node: node.index,
+            label: node.label.clone(),
+            source,
+        })?;
     if out.shape() != node.shape.as_slice() {
         return Err(TrainError::NodeInputs {
             node: node.index,
@@ -62,20 +70,32 @@ pub fn execute_node(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
     Ok(out)
 }
 
-/// Run every node in order. Returns all node outputs.
+/// Run every node in order on the CPU reference. Returns all node outputs.
 pub fn run_nodes(
+    nodes: &[Node],
+    state: &BTreeMap<String, Tensor>,
+    batch: &BTreeMap<String, Tensor>,
+    on_node: impl FnMut(usize, &Tensor),
+) -> Result<Vec<Tensor>> {
+    run_nodes_on(&CpuBackend, nodes, state, batch, on_node)
+}
+
+/// [`run_nodes`] on `backend`.
+pub fn run_nodes_on(
+    backend: &dyn Backend,
     nodes: &[Node],
     state: &BTreeMap<String, Tensor>,
     batch: &BTreeMap<String, Tensor>,
     mut on_node: impl FnMut(usize, &Tensor),
 ) -> Result<Vec<Tensor>> {
-    let outs = run_nodes_shared(nodes, state, batch, |i, o| on_node(i, o))?;
+    let outs = run_nodes_shared(backend, nodes, state, batch, |i, o| on_node(i, o))?;
     Ok(outs.into_iter().map(unshare).collect())
 }
 
-/// [`run_nodes`] with the outputs behind `Arc`s, so that `on_node` can hand one to
+/// [`run_nodes_on`] with the outputs behind `Arc`s, so that `on_node` can hand one to
 /// another thread (to hash it while the next nodes run).
 pub fn run_nodes_shared(
+    backend: &dyn Backend,
     nodes: &[Node],
     state: &BTreeMap<String, Tensor>,
     batch: &BTreeMap<String, Tensor>,
@@ -96,7 +116,7 @@ pub fn run_nodes_shared(
                 detail: format!("input {i:?} is not available"),
             })?);
         }
-        let out = Arc::new(execute_node(node, &ins)?);
+        let out = Arc::new(execute_node_on(backend, node, &ins)?);
         on_node(node.index, &out);
         outs.push(out);
     }

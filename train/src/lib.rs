@@ -21,7 +21,7 @@ pub mod trainer;
 
 pub use dataset::{Dataset, RowProof};
 pub use error::{Result, TrainError};
-pub use exec::{execute_node, state_hash};
+pub use exec::{execute_node, execute_node_on, state_hash};
 pub use merkle::Hash;
 pub use program::{Cost, Input, Node, Program, StepGraph};
 pub use trainer::{

@@ -3,10 +3,10 @@
 use crate::checkpoint;
 use crate::dataset::{Dataset, Schema};
 use crate::error::{Result, TrainError};
-use crate::exec::{run_nodes, run_nodes_shared, state_hash};
+use crate::exec::{run_nodes_on, run_nodes_shared, state_hash};
 use crate::merkle::{self, Hash};
 use crate::program::{Init, Model, Program, StepGraph};
-use repops::{Philox, Tensor};
+use repops::{Backend, CpuBackend, Philox, Tensor};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -71,12 +71,14 @@ pub struct Trainer {
     dataset: Dataset,
     state: BTreeMap<String, Tensor>,
     step: u64,
+    backend: Arc<dyn Backend>,
 }
 
 impl std::fmt::Debug for Trainer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trainer")
             .field("program", &self.program.name)
+            .field("backend", &self.backend.name())
             .field("step", &self.step)
             .field("state_hash", &hex::encode(self.state_hash()))
             .finish()
@@ -111,8 +113,20 @@ pub fn initial_state(program: &Program) -> Result<BTreeMap<String, Tensor>> {
 }
 
 impl Trainer {
-    /// Initial state `h_0` of `program` on `dataset` (whose root must match).
+    /// Initial state `h_0` of `program` on `dataset` (whose root must match), running
+    /// ops on the CPU reference.
     pub fn new(program: Program, dataset: Dataset) -> Result<Self> {
+        Self::with_backend(program, dataset, Arc::new(CpuBackend))
+    }
+
+    /// [`Trainer::new`] running every op on `backend` (e.g. the CUDA backend of
+    /// `repops-cuda`). The backend must give the CPU reference's bits; the state hashes
+    /// are then the same as on the CPU.
+    pub fn with_backend(
+        program: Program,
+        dataset: Dataset,
+        backend: Arc<dyn Backend>,
+    ) -> Result<Self> {
         program.validate_dataset(&dataset)?;
         let state = initial_state(&program)?;
         let graph = program.graph()?;
@@ -122,7 +136,18 @@ impl Trainer {
             dataset,
             state,
             step: 0,
+            backend,
         })
+    }
+
+    /// Run later steps and evaluations on `backend` (the state is kept).
+    pub fn set_backend(&mut self, backend: Arc<dyn Backend>) {
+        self.backend = backend;
+    }
+
+    /// The backend ops run on.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
     }
 
     /// A builtin program on its builtin dataset.
@@ -331,9 +356,10 @@ impl Trainer {
                 .filter(|_| wanted.get(i).copied().unwrap_or(false))
         };
         let (nodes, state) = (&self.graph.nodes, &self.state);
+        let backend = self.backend.clone();
         let outs = if rayon::current_num_threads() > 1 {
             rayon::scope(|scope| {
-                run_nodes_shared(nodes, state, &batch, |i, o| {
+                run_nodes_shared(&*backend, nodes, state, &batch, |i, o| {
                     if let Some(slot) = slot(i) {
                         // A task costs more than hashing a few hundred bytes.
                         if o.len() < SPAWN_MIN_ELEMS {
@@ -348,7 +374,7 @@ impl Trainer {
                 })
             })
         } else {
-            run_nodes_shared(nodes, state, &batch, |i, o| {
+            run_nodes_shared(&*backend, nodes, state, &batch, |i, o| {
                 if let Some(slot) = slot(i) {
                     let _ = slot.set(repops::tensor_hash(o));
                 }
@@ -453,7 +479,7 @@ impl Trainer {
         let batch = make_batch(&self.program, schema, &rows, &offsets, &|r| {
             self.dataset.row(r)
         })?;
-        let outs = run_nodes(&g.nodes, &self.state, &batch, |_, _| {})?;
+        let outs = run_nodes_on(&*self.backend, &g.nodes, &self.state, &batch, |_, _| {})?;
         let loss = outs[g.loss].data().first().copied().unwrap_or(f32::NAN);
         let accuracy = match &self.program.model {
             Model::Mlp { .. } => {

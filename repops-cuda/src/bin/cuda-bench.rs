@@ -1,0 +1,149 @@
+//! `cuda-bench`: the RepOps GEMM against cuBLAS SGEMM (FP32, TF32 off), and a training
+//! step on the CUDA backend against the CPU reference. Needs a GPU.
+//!
+//! ```text
+//! cargo run --release -p repops-cuda --bin cuda-bench
+//! cargo run --release -p repops-cuda --bin cuda-bench -- --sizes 1024,4096 --reps 50 --train-steps 100
+//! ```
+//! PyTorch's fp32 eager step on the same models: `python3 repops-cuda/bench/torch_step.py`.
+
+// cuBLAS handle configuration (`cublasSetMathMode`) is an FFI call.
+#![allow(unsafe_code)]
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use cudarc::cublas::{sys as cublas_sys, CudaBlas, Gemm, GemmConfig};
+use repops::{Backend, CpuBackend};
+use repops_cuda::{probe, CudaBackend};
+use std::sync::Arc;
+use std::time::Instant;
+use train::Trainer;
+
+#[derive(Parser, Debug)]
+#[command(about = "RepOps CUDA GEMM vs cuBLAS SGEMM, and training steps")]
+struct Args {
+    /// Square GEMM sizes (M = N = K).
+    #[arg(long, value_delimiter = ',', default_values_t = [512usize, 1024, 2048, 4096])]
+    sizes: Vec<usize>,
+    /// Timed repetitions per size (after 3 warm-up runs).
+    #[arg(long, default_value_t = 20)]
+    reps: usize,
+    /// Training steps per program and backend (0 skips the training benchmark).
+    #[arg(long, default_value_t = 50)]
+    train_steps: u64,
+    /// CUDA device ordinal.
+    #[arg(long, default_value_t = 0)]
+    device: usize,
+}
+
+fn time(
+    reps: usize,
+    sync: &dyn Fn() -> Result<()>,
+    run: &mut dyn FnMut() -> Result<()>,
+) -> Result<f64> {
+    for _ in 0..3 {
+        run()?;
+    }
+    sync()?;
+    let t = Instant::now();
+    for _ in 0..reps {
+        run()?;
+    }
+    sync()?;
+    Ok(t.elapsed().as_secs_f64() / reps as f64)
+}
+
+fn main() -> Result<()> {
+    let a = Args::parse();
+    if std::env::var_os("NVIDIA_TF32_OVERRIDE").is_some_and(|v| v != "0") {
+        bail!("NVIDIA_TF32_OVERRIDE is set: unset it so that cuBLAS computes in FP32");
+    }
+    let cuda = Arc::new(CudaBackend::new(a.device).context("opening the CUDA backend")?);
+    println!("device: {} ({})", cuda.device_name(), cuda.arch());
+    if !probe::cublas_available() {
+        bail!("cuBLAS (libcublas.so.13) cannot be loaded: it is needed for the baseline");
+    }
+    let stream = cuda.stream().clone();
+    let blas = CudaBlas::new(stream.clone()).context("cuBLAS handle")?;
+    // SAFETY: a valid handle; CUBLAS_DEFAULT_MATH is plain FP32 (no TF32 tensor ops).
+    let st = unsafe {
+        cublas_sys::cublasSetMathMode(
+            *blas.handle(),
+            cublas_sys::cublasMath_t::CUBLAS_DEFAULT_MATH,
+        )
+    };
+    if st != cublas_sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+        bail!("cublasSetMathMode: {st:?}");
+    }
+    let sync = || cuda.synchronize().map_err(anyhow::Error::from);
+    println!(
+        "{:>6} {:>12} {:>12} {:>8}",
+        "size", "repops GF/s", "cuBLAS GF/s", "ratio"
+    );
+    for &n in &a.sizes {
+        let host: Vec<f32> = (0..n * n)
+            .map(|i| ((i % 97) as f32 - 48.0) / 64.0)
+            .collect();
+        let da = cuda.upload(&host)?;
+        let db = cuda.upload(&host)?;
+        let mut dc = cuda.alloc_zeros(n * n)?;
+        let nn = n as u64;
+        let ours = time(a.reps, &sync, &mut || {
+            cuda.gemm_device(&da, &db, &mut dc, (1, nn, nn, nn), (false, false))
+                .map_err(anyhow::Error::from)
+        })?;
+        let ni = n as i32;
+        // Row-major C = A B is column-major C^T = B^T A^T: cuBLAS gets (B, A).
+        let cfg = GemmConfig {
+            transa: cublas_sys::cublasOperation_t::CUBLAS_OP_N,
+            transb: cublas_sys::cublasOperation_t::CUBLAS_OP_N,
+            m: ni,
+            n: ni,
+            k: ni,
+            alpha: 1.0f32,
+            lda: ni,
+            ldb: ni,
+            beta: 0.0f32,
+            ldc: ni,
+        };
+        // cuBLAS gets typed f32 buffers holding the same data.
+        let ba = stream.clone_htod(&host)?;
+        let bb = stream.clone_htod(&host)?;
+        let mut bc = stream.alloc_zeros::<f32>(n * n)?;
+        let theirs = time(a.reps, &sync, &mut || {
+            // SAFETY: all three buffers hold n*n f32 and the leading dimensions are n.
+            unsafe { blas.gemm(cfg, &bb, &ba, &mut bc) }.map_err(|e| anyhow::anyhow!("{e:?}"))
+        })?;
+        let flops = 2.0 * (n as f64).powi(3);
+        println!(
+            "{n:>6} {:>12.0} {:>12.0} {:>8.3}",
+            flops / ours / 1e9,
+            flops / theirs / 1e9,
+            theirs / ours
+        );
+    }
+    if a.train_steps > 0 {
+        println!("training step (host tensors in and out per op, as the Backend trait does):");
+        for program in ["mlp-digits", "tiny-lm"] {
+            for (label, backend) in [
+                ("cpu", Arc::new(CpuBackend) as Arc<dyn Backend>),
+                ("cuda", cuda.clone() as Arc<dyn Backend>),
+            ] {
+                let p = train::Program::builtin(program)?;
+                let d = train::Dataset::builtin(&p.dataset.name)?;
+                let mut tr = Trainer::with_backend(p, d, backend)?;
+                let t = Instant::now();
+                for s in 1..=a.train_steps {
+                    tr.step(s)?;
+                }
+                let per = t.elapsed().as_secs_f64() / a.train_steps as f64;
+                println!(
+                    "  {program:>10} {label:>4}: {:.3} ms/step, state hash {}",
+                    per * 1e3,
+                    hex::encode(tr.state_hash())
+                );
+            }
+        }
+    }
+    Ok(())
+}
