@@ -142,8 +142,10 @@ impl StepOut {
     }
 }
 
-/// Runs step `t` of `program` from `state`, applying `fault` if it targets `t`.
+/// Runs step `t` of `program` from `state` on `backend` (the CPU reference,
+/// or a backend that must return its bits), applying `fault` if it targets `t`.
 pub fn run_step(
+    backend: &dyn repops::Backend,
     program: &Program,
     graph: &StepGraph,
     dataset: &train::Dataset,
@@ -172,7 +174,7 @@ pub fn run_step(
                 detail: format!("input {i:?} is not available"),
             })?);
         }
-        let mut out = train::execute_node(node, &ins)?;
+        let mut out = train::exec::execute_node_on(backend, node, &ins)?;
         if fault.corrupt == Some((t, node.index)) {
             let mut d = out.data().to_vec();
             if let Some(x) = d.first_mut() {

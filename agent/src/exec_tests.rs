@@ -10,7 +10,16 @@ fn honest_steps_match_the_trainer_bit_for_bit() {
     let mut tr = Trainer::new(p.clone(), ds.clone()).unwrap();
     let mut state = tr.state().clone();
     for t in 1..=5 {
-        let out = run_step(&p, &graph, &ds, &state, t, &FaultPlan::default()).unwrap();
+        let out = run_step(
+            &repops::CpuBackend,
+            &p,
+            &graph,
+            &ds,
+            &state,
+            t,
+            &FaultPlan::default(),
+        )
+        .unwrap();
         let traced = tr.step_traced(t).unwrap();
         assert_eq!(out.state_hash, traced.state_hash, "step {t}");
         assert_eq!(out.node_hashes(), traced.node_hashes, "step {t}");
@@ -25,7 +34,16 @@ fn each_fault_changes_exactly_its_step() {
     let ds = Dataset::builtin(&p.dataset.name).unwrap();
     let graph = p.graph().unwrap();
     let s0 = Trainer::new(p.clone(), ds.clone()).unwrap().state().clone();
-    let honest = run_step(&p, &graph, &ds, &s0, 1, &FaultPlan::default()).unwrap();
+    let honest = run_step(
+        &repops::CpuBackend,
+        &p,
+        &graph,
+        &ds,
+        &s0,
+        1,
+        &FaultPlan::default(),
+    )
+    .unwrap();
     // An update node's output is a state tensor, so its fault reaches h_1.
     let j = graph.updates.values().next().copied().unwrap();
     for f in [
@@ -35,13 +53,13 @@ fn each_fault_changes_exactly_its_step() {
     ] {
         let plan: FaultPlan = [f.parse::<Fault>().unwrap()].into_iter().collect();
         assert!(plan.changes_result());
-        let bad = run_step(&p, &graph, &ds, &s0, 1, &plan).unwrap();
+        let bad = run_step(&repops::CpuBackend, &p, &graph, &ds, &s0, 1, &plan).unwrap();
         assert_ne!(bad.state_hash, honest.state_hash, "{f}");
         // A fault at another step leaves step 1 alone.
         let later: FaultPlan = [f.replacen(":1", ":2", 1).parse::<Fault>().unwrap()]
             .into_iter()
             .collect();
-        let ok = run_step(&p, &graph, &ds, &s0, 1, &later).unwrap();
+        let ok = run_step(&repops::CpuBackend, &p, &graph, &ds, &s0, 1, &later).unwrap();
         assert_eq!(ok.state_hash, honest.state_hash, "{f}");
     }
 }

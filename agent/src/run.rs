@@ -46,6 +46,7 @@ pub struct Run {
     last_loss: f32,
     /// Compute spent so far.
     pub stats: RunStats,
+    backend: Arc<dyn repops::Backend>,
 }
 
 impl std::fmt::Debug for Run {
@@ -87,6 +88,7 @@ impl Run {
             last_out: None,
             last_loss: f32::NAN,
             stats: RunStats::default(),
+            backend: Arc::new(repops::CpuBackend),
         })
     }
 
@@ -160,6 +162,11 @@ impl Run {
         std::fs::rename(&tmp, &hp).map_err(|e| AgentError::io(&hp, e))
     }
 
+    /// Runs the steps on `backend` from now on (the CPU reference by default).
+    pub fn set_backend(&mut self, backend: Arc<dyn repops::Backend>) {
+        self.backend = backend;
+    }
+
     /// Steps trained so far (`t` of the newest known `h_t`).
     pub fn steps_done(&self) -> u64 {
         self.hashes.len() as u64 - 1
@@ -185,6 +192,7 @@ impl Run {
         }
         let prev = self.state_at(t - 1)?;
         let out = run_step(
+            &*self.backend,
             &self.program,
             &self.graph,
             &self.dataset,
@@ -258,6 +266,7 @@ impl Run {
         }
         for s in from + 1..=t {
             let out = run_step(
+                &*self.backend,
                 &self.program,
                 &self.graph,
                 &self.dataset,
@@ -286,6 +295,7 @@ impl Run {
         }
         let prev = self.state_at(t - 1)?;
         let out = Arc::new(run_step(
+            &*self.backend,
             &self.program,
             &self.graph,
             &self.dataset,

@@ -46,7 +46,15 @@ pub fn effective_nodes(program: &train::Program, step: u64) -> anyhow::Result<Ve
             corrupt: Some((step, j)),
             ..Default::default()
         };
-        let o = agent::exec::run_step(program, &graph, &ds, &prev, step, &plan)?;
+        let o = agent::exec::run_step(
+            &repops::CpuBackend,
+            program,
+            &graph,
+            &ds,
+            &prev,
+            step,
+            &plan,
+        )?;
         if o.state_hash != honest {
             out.push(j);
         }

@@ -63,7 +63,8 @@ pub struct Config {
     /// Only claim tasks paying at least this reward (uvtr).
     #[arg(long, env = "SOLVERD_MIN_REWARD", default_value = "0uvtr")]
     pub min_reward: String,
-    /// RepOps backend: auto, cpu or cuda.
+    /// RepOps backend: auto (CUDA device 0 when the driver, NVRTC and a device are there, else
+    /// the CPU), cpu or cuda (an error if CUDA cannot be used).
     #[arg(long, env = "SOLVERD_BACKEND", default_value = "auto")]
     pub backend: String,
     /// Serve Prometheus metrics at http://<addr>/metrics.
@@ -108,7 +109,7 @@ pub(crate) struct Shared {
     pub chain: Chain,
     pub cfg: Config,
     pub fault: FaultPlan,
-    pub backend: String,
+    pub backend: Arc<dyn repops::Backend>,
     pub runs: Mutex<BTreeMap<u64, Arc<Mutex<Run>>>>,
     pub progress: Mutex<BTreeMap<u64, TaskProgress>>,
     pub training: Mutex<BTreeSet<u64>>,
@@ -151,8 +152,11 @@ impl Shared {
         let dataset = agent::datasets::resolve(&program, &self.datasets_dir()).await?;
         let dir = self.runs_dir().join(t.id.to_string());
         let (id, fault, every) = (t.id, self.fault.clone(), self.cfg.checkpoint_every);
+        let backend = self.backend.clone();
         let run = tokio::task::spawn_blocking(move || {
-            Run::on_disk(id, program, dataset, fault, &dir, every)
+            let mut r = Run::on_disk(id, program, dataset, fault, &dir, every)?;
+            r.set_backend(backend);
+            Ok::<_, AgentError>(r)
         })
         .await
         .map_err(|e| AgentError::Invalid(e.to_string()))??;
@@ -199,13 +203,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningSolver> {
     if cfg.capacity == 0 {
         anyhow::bail!("--capacity must be at least 1");
     }
-    let backend = match cfg.backend.as_str() {
-        "auto" | "cpu" => "cpu".to_string(),
-        "cuda" => anyhow::bail!(
-            "--backend cuda: this build has no CUDA backend wired in yet; use auto or cpu"
-        ),
-        other => anyhow::bail!("unknown --backend {other:?}: use auto, cpu or cuda"),
-    };
+    let kind: repops_cuda::BackendKind = cfg
+        .backend
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--backend {:?}: {e}", cfg.backend))?;
+    let selected =
+        repops_cuda::select_backend(kind).map_err(|e| anyhow::anyhow!("--backend {kind}: {e}"))?;
+    if let Some(why) = &selected.fallback_reason {
+        tracing::info!(reason = %why, "training on the CPU");
+    }
+    let backend = selected.backend;
     Amount::parse_coin(&cfg.min_reward)
         .map_err(|e| anyhow::anyhow!("--min-reward {:?}: {e}", cfg.min_reward))?;
     std::fs::create_dir_all(&cfg.home)
@@ -278,7 +285,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningSolver> {
     let s2 = shared.clone();
     let ep = endpoint.clone();
     tasks.push(tokio::spawn(async move { work_loop(s2, ep).await }));
-    tracing::info!(address = %shared.chain.address, grpc = %grpc_addr, %endpoint, "solverd running");
+    tracing::info!(address = %shared.chain.address, grpc = %grpc_addr, %endpoint, backend = shared.backend.name(), "solverd running");
     Ok(RunningSolver {
         address: shared.chain.address,
         grpc_addr,

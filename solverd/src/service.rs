@@ -83,7 +83,7 @@ impl Solver for SolverService {
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         Ok(Response::new(StatusResponse {
             address: self.s.chain.address.to_string(),
-            backend: self.s.backend.clone(),
+            backend: self.s.backend.name().to_string(),
             tasks: lock(&self.s.progress).values().cloned().collect(),
         }))
     }

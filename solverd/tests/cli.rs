@@ -28,7 +28,7 @@ fn bad_flags_are_refused_with_the_reason() {
         ),
         (
             &["--from", "k", "--backend", "gpu"][..],
-            "unknown --backend",
+            "unknown backend \"gpu\"",
         ),
         (
             &["--from", "k", "--capacity", "0"][..],
@@ -42,6 +42,18 @@ fn bad_flags_are_refused_with_the_reason() {
         assert!(!ok, "{args:?} was accepted");
         assert!(err.contains(want), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn cuda_without_a_driver_is_a_clear_error_not_a_panic() {
+    let (ok, err) = run(&["--from", "nobody", "--backend", "cuda"]);
+    assert!(!ok);
+    // Without libcuda the backend is refused; on a GPU machine the key is.
+    assert!(
+        err.contains("libcuda") || err.contains("no key named"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

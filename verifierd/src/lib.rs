@@ -56,6 +56,9 @@ pub struct Config {
     /// Dispute bond (default: the chain's minimum).
     #[arg(long, env = "VERIFIERD_BOND")]
     pub bond: Option<String>,
+    /// RepOps backend for re-execution: auto, cpu or cuda.
+    #[arg(long, env = "VERIFIERD_BACKEND", default_value = "auto")]
+    pub backend: String,
     /// Where this daemon serves gRPC health.
     #[arg(long, env = "VERIFIERD_LISTEN", default_value = "127.0.0.1:9191")]
     pub listen: SocketAddr,
@@ -86,6 +89,7 @@ impl Config {
             sample_rate: 0.02,
             whistleblower: false,
             bond: None,
+            backend: "auto".into(),
             listen: ([127, 0, 0, 1], 0).into(),
             metrics_address: None,
             inject_fault: Vec::new(),
@@ -96,6 +100,7 @@ impl Config {
 
 struct Shared {
     chain: Chain,
+    backend: Arc<dyn repops::Backend>,
     cfg: Config,
     fault: FaultPlan,
     /// The run this verifier holds per task (for dispute moves).
@@ -135,6 +140,15 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningVerifier> {
     }
     if let Some(b) = &cfg.bond {
         Amount::parse_coin(b).map_err(|e| anyhow::anyhow!("--bond {b:?}: {e}"))?;
+    }
+    let kind: repops_cuda::BackendKind = cfg
+        .backend
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--backend {:?}: {e}", cfg.backend))?;
+    let selected =
+        repops_cuda::select_backend(kind).map_err(|e| anyhow::anyhow!("--backend {kind}: {e}"))?;
+    if let Some(why) = &selected.fallback_reason {
+        tracing::info!(reason = %why, "re-executing on the CPU");
     }
     std::fs::create_dir_all(&cfg.home)
         .with_context(|| format!("creating {}", cfg.home.display()))?;
@@ -211,6 +225,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningVerifier> {
     let address = chain.address;
     let shared = Arc::new(Shared {
         chain,
+        backend: selected.backend,
         cfg,
         fault,
         runs: Mutex::new(BTreeMap::new()),
@@ -329,10 +344,14 @@ async fn new_run(s: &Shared, t: &Task) -> Result<Run, AgentError> {
     let program: Program = serde_json::from_slice(&t.program_json)
         .map_err(|e| AgentError::Invalid(format!("task {}: bad program: {e}", t.id)))?;
     let dataset = agent::datasets::resolve(&program, &s.cfg.home.join("datasets")).await?;
-    let (id, fault) = (t.id, s.fault.clone());
-    tokio::task::spawn_blocking(move || Run::in_memory(id, program, dataset, fault))
-        .await
-        .map_err(|e| AgentError::Invalid(e.to_string()))?
+    let (id, fault, backend) = (t.id, s.fault.clone(), s.backend.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut r = Run::in_memory(id, program, dataset, fault)?;
+        r.set_backend(backend);
+        Ok(r)
+    })
+    .await
+    .map_err(|e| AgentError::Invalid(e.to_string()))?
 }
 
 /// The steps to re-execute: a private random sample (the solver cannot know
