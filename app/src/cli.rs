@@ -584,6 +584,7 @@ async fn send_tx(
     tx: &TxArgs,
     msgs: Vec<prost_types::Any>,
     what: String,
+    print: bool,
 ) -> Result<Option<proto::node::v1::TxResult>> {
     let signer = keys.signer(&tx.from)?;
     let client = NodeClient::connect(&tx.node.node).await?;
@@ -604,6 +605,18 @@ async fn send_tx(
         .await?;
     let hash_hex = hex::encode_upper(&hash);
     match &res {
+        _ if !print => {
+            if let Some(r) = &res {
+                if r.code != 0 {
+                    bail!(
+                        "transaction failed with code {} ({}): {}",
+                        r.code,
+                        r.codespace,
+                        r.log
+                    );
+                }
+            }
+        }
         None => out.print(
             json!({"txhash": hash_hex, "code": 0, "included": false}),
             || format!("txhash: {hash_hex} (accepted into the mempool)"),
@@ -811,7 +824,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
                 TxCmd::Verde(v) => verde_tx(&keys, v)?,
             };
-            let res = send_tx(&out, &keys, &tx, vec![msg], what).await?;
+            // With --wait and JSON output, one document at the end says it all.
+            let print = !(follow_submit.is_some() && matches!(out.0, Output::Json));
+            let res = send_tx(&out, &keys, &tx, vec![msg], what, print).await?;
             if let Some(timeout) = follow_submit {
                 let res =
                     res.context("--wait needs --wait-secs > 0 (the submit must be included)")?;
@@ -824,7 +839,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     .map(|s| s.as_str_name())
                     .unwrap_or("?");
                 out.print(
-                    json!({"task_id": id, "status": st, "final_state_hash": hex::encode(&t.final_state_hash), "trace_root": hex::encode(&t.trace_root), "note": t.note, "payouts": t.payouts.iter().map(|p| json!({"recipient": p.recipient, "amount": p.amount, "reason": p.reason})).collect::<Vec<_>>()}),
+                    json!({"task_id": id, "txhash": hex::encode_upper(&res.hash), "status": st, "final_state_hash": hex::encode(&t.final_state_hash), "trace_root": hex::encode(&t.trace_root), "note": t.note, "payouts": t.payouts.iter().map(|p| json!({"recipient": p.recipient, "amount": p.amount, "reason": p.reason})).collect::<Vec<_>>()}),
                     || format!("task {id}: {st}: {}\nfinal_state_hash: {}", t.note, hex::encode(&t.final_state_hash)),
                 );
                 if t.status != proto::tasks::v1::TaskStatus::Finalized as i32 {
