@@ -377,12 +377,12 @@ fn sample_steps(s: &Shared, steps: u64) -> Vec<u64> {
 /// The state after step `t - 1` from the solver's checkpoint, if it is served
 /// and hashes to `want`; otherwise `None` (the caller replays).
 async fn fetch_checkpoint(
+    c: &mut SolverClient<tonic::transport::Channel>,
     t: &Task,
     run: &Arc<Mutex<Run>>,
     step: u64,
     want: &Hash,
 ) -> Option<agent::exec::State> {
-    let mut c = solver_client(t).await.ok()?;
     let stream = match c
         .checkpoint(CheckpointRequest {
             task_id: t.id,
@@ -430,10 +430,14 @@ async fn verify_sampled(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
     let run = Arc::new(Mutex::new(new_run(s, t).await?));
     lock(&s.runs).insert(t.id, run.clone());
     let sample = sample_steps(s, t.steps);
+    // One connection for every checkpoint of this task.
+    let mut client = solver_client(t).await?;
     tracing::info!(task = t.id, steps = ?sample, "re-executing sampled steps");
     for &step in &sample {
         let fetched = std::time::Instant::now();
-        if let Some(state) = fetch_checkpoint(t, &run, step - 1, &hashes[step as usize - 1]).await {
+        if let Some(state) =
+            fetch_checkpoint(&mut client, t, &run, step - 1, &hashes[step as usize - 1]).await
+        {
             lock(&run).add_state(step - 1, state);
         }
         s.metrics
@@ -617,8 +621,10 @@ async fn play(s: &Arc<Shared>, t: &Task, d: &proto::verde::v1::Dispute) -> Resul
             // is served and matches h_lo, else replay from h_0.
             let r = Arc::new(Mutex::new(new_run(s, t).await?));
             if let Some(h_lo) = h32(&d.h_lo) {
-                if let Some(state) = fetch_checkpoint(t, &r, d.lo, &h_lo).await {
-                    lock(&r).add_state(d.lo, state);
+                if let Ok(mut c) = solver_client(t).await {
+                    if let Some(state) = fetch_checkpoint(&mut c, t, &r, d.lo, &h_lo).await {
+                        lock(&r).add_state(d.lo, state);
+                    }
                 }
             }
             lock(&s.runs).insert(t.id, r.clone());
