@@ -76,13 +76,29 @@ pub async fn collect_chunks(
     limit: u64,
 ) -> Result<Vec<u8>, AgentError> {
     let mut out = Vec::new();
+    let mut total = None;
     while let Some(c) = s.message().await? {
-        if c.total > limit || out.len() as u64 + c.data.len() as u64 > c.total.max(limit) {
+        if c.total > limit {
             return Err(AgentError::Invalid(format!(
-                "stream is larger than the {limit}-byte limit"
+                "a {}-byte stream is over the {limit}-byte limit",
+                c.total
             )));
         }
+        if *total.get_or_insert(c.total) != c.total
+            || out.len() as u64 + c.data.len() as u64 > c.total
+        {
+            return Err(AgentError::Invalid(
+                "stream chunks disagree with its declared size".into(),
+            ));
+        }
         out.extend_from_slice(&c.data);
+    }
+    if total.is_some_and(|t| t != out.len() as u64) {
+        return Err(AgentError::Invalid(format!(
+            "stream ended after {} of {} bytes",
+            out.len(),
+            total.unwrap_or(0)
+        )));
     }
     Ok(out)
 }

@@ -310,39 +310,13 @@ async fn tick(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
         .into_iter()
         .filter(|t| t.solver == me)
         .collect();
+    // One task's trouble (a dataset that went away, a failed commit) must not
+    // hold up the others, least of all a dispute with a deadline.
     for t in &claimed {
-        let run = s.run_for(t).await?;
-        let (done, steps) = {
-            let r = lock(&run);
-            (r.steps_done(), r.program.steps)
-        };
-        if done < steps {
-            start_training(s, t, run);
-            continue;
+        if let Err(e) = advance_claim(s, t, &me).await {
+            s.metrics.inc("errors", 1);
+            tracing::warn!(task = t.id, error = %e, "claimed task: will retry next block");
         }
-        if lock(&s.training).contains(&t.id) {
-            continue;
-        }
-        let (root, fin) = {
-            let r = lock(&run);
-            (
-                train::merkle::root(r.hashes()),
-                r.hashes().last().copied().unwrap_or_default(),
-            )
-        };
-        let msg = proto::tasks::v1::MsgCommitResult {
-            solver: me.clone(),
-            task_id: t.id,
-            trace_root: root.to_vec(),
-            final_state_hash: fin.to_vec(),
-        };
-        let res = s
-            .chain
-            .send(vec![proto::to_any(&msg)], "commit result")
-            .await?;
-        s.metrics.inc("results_committed", 1);
-        s.set_progress(t, "committed", Some(&lock(&run)));
-        tracing::info!(task = t.id, height = res.height, trace_root = %hex::encode(root), final_state_hash = %hex::encode(fin), "result committed");
     }
     // 2. Disputes against this solver.
     let committed = s.chain.tasks(TaskStatus::Committed).await?;
@@ -355,12 +329,52 @@ async fn tick(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
         if s.fault.silent {
             continue;
         }
-        answer_dispute(s, t).await?;
+        if let Err(e) = answer_dispute(s, t).await {
+            s.metrics.inc("errors", 1);
+            tracing::warn!(task = t.id, dispute = t.open_dispute, error = %e, "dispute move failed; retrying next block");
+        }
     }
     // 3. Claim more work.
     if claimed.len() < s.cfg.capacity {
         claim_one(s, endpoint).await?;
     }
+    Ok(())
+}
+
+/// Trains a claimed task (in the background) or, once trained, commits it.
+async fn advance_claim(s: &Arc<Shared>, t: &Task, me: &str) -> Result<(), AgentError> {
+    let run = s.run_for(t).await?;
+    let (done, steps) = {
+        let r = lock(&run);
+        (r.steps_done(), r.program.steps)
+    };
+    if done < steps {
+        start_training(s, t, run);
+        return Ok(());
+    }
+    if lock(&s.training).contains(&t.id) {
+        return Ok(());
+    }
+    let (root, fin) = {
+        let r = lock(&run);
+        (
+            train::merkle::root(r.hashes()),
+            r.hashes().last().copied().unwrap_or_default(),
+        )
+    };
+    let msg = proto::tasks::v1::MsgCommitResult {
+        solver: me.to_string(),
+        task_id: t.id,
+        trace_root: root.to_vec(),
+        final_state_hash: fin.to_vec(),
+    };
+    let res = s
+        .chain
+        .send(vec![proto::to_any(&msg)], "commit result")
+        .await?;
+    s.metrics.inc("results_committed", 1);
+    s.set_progress(t, "committed", Some(&lock(&run)));
+    tracing::info!(task = t.id, height = res.height, trace_root = %hex::encode(root), final_state_hash = %hex::encode(fin), "result committed");
     Ok(())
 }
 

@@ -263,7 +263,10 @@ async fn tick(s: &Arc<Shared>) -> Result<(), AgentError> {
         if t.open_dispute != 0 {
             if let Some(d) = s.chain.dispute(t.open_dispute).await? {
                 if d.challenger == me {
-                    play(s, t, &d).await?;
+                    if let Err(e) = play(s, t, &d).await {
+                        s.metrics.inc("errors", 1);
+                        tracing::warn!(task = t.id, dispute = d.id, error = %e, "dispute move failed; retrying next block");
+                    }
                 }
             }
             continue;
