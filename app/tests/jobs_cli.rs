@@ -24,8 +24,8 @@ async fn submit_wait_follows_the_job_and_model_fetch_checks_it() {
     let dir = tempfile::tempdir().unwrap();
     let timing = Timing {
         block_ms: 100,
-        challenge_window_blocks: 30,
-        move_blocks: 30,
+        challenge_window_blocks: 50,
+        move_blocks: 50,
     };
     let c = Cluster::start(dir.path(), &["submitter", "solver", "verifier"], &timing)
         .await

@@ -9,13 +9,14 @@ use std::time::Duration;
 pub use app::cluster;
 pub mod proc;
 
-/// Block and deadline timing of the scenarios: 100 ms blocks, a 3 s
-/// challenge window and 3 s per dispute move.
+/// Block and deadline timing of the scenarios: 100 ms blocks, a 5 s
+/// challenge window and 5 s per dispute move (room for a loaded CI machine
+/// running several scenarios at once).
 pub fn timing() -> Timing {
     Timing {
         block_ms: 100,
-        challenge_window_blocks: 30,
-        move_blocks: 30,
+        challenge_window_blocks: 50,
+        move_blocks: 50,
     }
 }
 
