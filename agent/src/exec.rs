@@ -28,6 +28,9 @@ pub struct FaultPlan {
     pub withhold_checkpoints: bool,
     /// Once the result is committed, answer nothing: no dispute moves, no service.
     pub silent: bool,
+    /// Sleep this many milliseconds after each training step (a slow machine;
+    /// the result is unchanged). For tests that need training to take a while.
+    pub slow_ms: Option<u64>,
 }
 
 impl FaultPlan {
@@ -42,7 +45,7 @@ impl FaultPlan {
 }
 
 /// One fault: `corrupt:STEP:NODE`, `skip:STEP`, `wrong-batch:STEP`,
-/// `withhold-checkpoints` or `silent`. Several may be given.
+/// `withhold-checkpoints`, `silent` or `slow:MS`. Several may be given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     Corrupt { step: u64, node: usize },
@@ -50,6 +53,7 @@ pub enum Fault {
     WrongBatch { step: u64 },
     WithholdCheckpoints,
     Silent,
+    Slow { ms: u64 },
 }
 
 impl FromStr for Fault {
@@ -79,10 +83,11 @@ impl FromStr for Fault {
             "wrong-batch" if parts.len() == 2 => Fault::WrongBatch { step: step(1)? },
             "withhold-checkpoints" if parts.len() == 1 => Fault::WithholdCheckpoints,
             "silent" if parts.len() == 1 => Fault::Silent,
+            "slow" if parts.len() == 2 => Fault::Slow { ms: num(1, "MS")? },
             _ => {
                 return Err(format!(
                     "unknown fault {s:?}: use corrupt:STEP:NODE, skip:STEP, wrong-batch:STEP, \
-                     withhold-checkpoints or silent"
+                     withhold-checkpoints, silent or slow:MS"
                 ))
             }
         };
@@ -98,6 +103,7 @@ impl fmt::Display for Fault {
             Fault::WrongBatch { step } => write!(f, "wrong-batch:{step}"),
             Fault::WithholdCheckpoints => write!(f, "withhold-checkpoints"),
             Fault::Silent => write!(f, "silent"),
+            Fault::Slow { ms } => write!(f, "slow:{ms}"),
         }
     }
 }
@@ -112,6 +118,7 @@ impl FromIterator<Fault> for FaultPlan {
                 Fault::WrongBatch { step } => p.wrong_batch = Some(step),
                 Fault::WithholdCheckpoints => p.withhold_checkpoints = true,
                 Fault::Silent => p.silent = true,
+                Fault::Slow { ms } => p.slow_ms = Some(ms),
             }
         }
         p

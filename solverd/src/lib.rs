@@ -71,8 +71,8 @@ pub struct Config {
     #[arg(long, env = "SOLVERD_METRICS_ADDRESS")]
     pub metrics_address: Option<SocketAddr>,
     /// FAULT INJECTION, for tests and demos only: corrupt:STEP:NODE, skip:STEP,
-    /// wrong-batch:STEP, withhold-checkpoints, silent (comma-separated). Such a
-    /// solver loses its stake.
+    /// wrong-batch:STEP, withhold-checkpoints, silent, slow:MS (comma-separated).
+    /// A solver with a wrong result loses its stake.
     #[arg(
         long = "inject-fault",
         env = "SOLVERD_INJECT_FAULT",
@@ -514,6 +514,10 @@ fn train_task(s: &Shared, t: &Task, run: &Mutex<Run>) -> Result<(), AgentError> 
         if last_log.elapsed() > Duration::from_secs(5) {
             last_log = std::time::Instant::now();
             tracing::info!(task = t.id, step, steps = r.program.steps, loss, "training");
+        }
+        drop(r);
+        if let Some(ms) = s.fault.slow_ms {
+            std::thread::sleep(Duration::from_millis(ms));
         }
     }
 }

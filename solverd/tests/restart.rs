@@ -6,7 +6,7 @@ use std::time::Duration;
 use tests::proc::{free_port, kill9, spawn};
 use tests::{eventually, net, status_name};
 
-const STEPS: u64 = 1500;
+const STEPS: u64 = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn solver_killed_mid_training_resumes_and_the_job_completes() {
@@ -35,7 +35,10 @@ async fn solver_killed_mid_training_resumes_and_the_job_completes() {
     .collect();
     let log = n.c.root.join("solverd.log");
     let bin = env!("CARGO_BIN_EXE_solverd");
-    let mut child = spawn(bin, &args, &log).unwrap();
+    // The first run trains slowly (20 ms a step), so that the kill lands mid-training.
+    let mut slow = args.clone();
+    slow.extend(["--inject-fault".to_string(), "slow:20".to_string()]);
+    let mut child = spawn(bin, &slow, &log).unwrap();
     let (id, _) = n.submit(STEPS).await.unwrap();
     // Kill it once it is well into training (past a checkpoint, not done).
     let url = format!("http://127.0.0.1:{port}");
