@@ -122,6 +122,31 @@ pub fn chunk_stream(
     Box::pin(futures::stream::iter(chunks))
 }
 
+/// A client of the solver that holds `t` (the endpoint published with its claim).
+pub async fn solver_client(
+    t: &proto::tasks::v1::Task,
+) -> Result<proto::solver::v1::solver_client::SolverClient<tonic::transport::Channel>, AgentError> {
+    if t.solver_endpoint.is_empty() {
+        return Err(AgentError::Invalid(format!(
+            "task {}: the solver published no endpoint",
+            t.id
+        )));
+    }
+    let ep = tonic::transport::Endpoint::from_shared(t.solver_endpoint.clone())
+        .map_err(|e| {
+            AgentError::Invalid(format!("bad solver endpoint {:?}: {e}", t.solver_endpoint))
+        })?
+        .connect_timeout(std::time::Duration::from_secs(5));
+    let ch = ep.connect().await.map_err(|e| {
+        AgentError::Invalid(format!(
+            "cannot reach the solver at {}: {e}",
+            t.solver_endpoint
+        ))
+    })?;
+    Ok(proto::solver::v1::solver_client::SolverClient::new(ch)
+        .max_decoding_message_size(MAX_MESSAGE))
+}
+
 /// Loads the signing key: a file holding the hex secret, or a key name (or
 /// address) in the keyring of `home`.
 pub fn load_signer(home: &Path, from: &str) -> Result<auth::Signer, AgentError> {

@@ -7,7 +7,7 @@ use auth::Signer;
 use framework::Amount;
 use indicatif::{ProgressBar, ProgressStyle};
 use proto::node::v1::TxResult;
-use proto::solver::v1::{solver_client::SolverClient, StatusRequest};
+use proto::solver::v1::StatusRequest;
 use proto::tasks::v1::{self as pb, Task, TaskStatus};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -72,16 +72,11 @@ fn ended(t: &Task) -> bool {
 
 /// Training progress `(steps_done, steps, loss)` as the task's solver reports it.
 async fn solver_progress(t: &Task) -> Option<(u64, u64, String)> {
-    let ep = tonic::transport::Endpoint::from_shared(t.solver_endpoint.clone()).ok()?;
-    let ch = tokio::time::timeout(Duration::from_secs(2), ep.connect())
+    let mut c = tokio::time::timeout(Duration::from_secs(2), agent::solver_client(t))
         .await
         .ok()?
         .ok()?;
-    let st = SolverClient::new(ch)
-        .status(StatusRequest {})
-        .await
-        .ok()?
-        .into_inner();
+    let st = c.status(StatusRequest {}).await.ok()?.into_inner();
     st.tasks
         .into_iter()
         .find(|p| p.task_id == t.id)
@@ -179,22 +174,16 @@ pub async fn fetch_model(t: &Task) -> anyhow::Result<Vec<u8>> {
     if t.final_state_hash.is_empty() {
         bail!("task {} has no committed result yet", t.id);
     }
-    let ep = tonic::transport::Endpoint::from_shared(t.solver_endpoint.clone())
-        .with_context(|| format!("bad solver endpoint {:?}", t.solver_endpoint))?;
-    let ch = ep
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach the solver at {}", t.solver_endpoint))?;
-    let s = SolverClient::new(ch)
-        .max_decoding_message_size(agent::MAX_MESSAGE)
+    let s = agent::solver_client(t)
+        .await?
         .model(proto::solver::v1::ModelRequest { task_id: t.id })
         .await?
         .into_inner();
     let bytes = agent::collect_chunks(s, 1 << 31).await?;
     let program: train::Program = serde_json::from_slice(&t.program_json)?;
-    let (step, state) = train::checkpoint::decode(&program, &program.graph()?.state_shapes, &bytes)
-        .context("the solver's model file")?;
-    let h = train::state_hash(&state);
+    let (step, _, h) =
+        train::checkpoint::decode_hashed(&program, &program.graph()?.state_shapes, &bytes)
+            .context("the solver's model file")?;
     if step != program.steps || h.as_slice() != t.final_state_hash.as_slice() {
         bail!(
             "the model served by {} hashes to {} at step {step}, but the chain has {} at step {}",

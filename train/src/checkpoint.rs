@@ -54,6 +54,15 @@ pub fn decode(
     state_shapes: &BTreeMap<String, Vec<usize>>,
     bytes: &[u8],
 ) -> Result<(u64, BTreeMap<String, Tensor>)> {
+    decode_hashed(program, state_shapes, bytes).map(|(step, state, _)| (step, state))
+}
+
+/// [`decode`], also returning the state hash it checked (so callers need not hash again).
+pub fn decode_hashed(
+    program: &Program,
+    state_shapes: &BTreeMap<String, Vec<usize>>,
+    bytes: &[u8],
+) -> Result<(u64, BTreeMap<String, Tensor>, crate::merkle::Hash)> {
     let ck = |m: String| TrainError::Checkpoint(m);
     let (_, md) = safetensors::SafeTensors::read_metadata(bytes)
         .map_err(|e| ck(format!("not a safetensors file: {e}")))?;
@@ -124,5 +133,5 @@ pub fn decode(
             "opt.step = {counter} disagrees with metadata step {step}"
         )));
     }
-    Ok((step, state))
+    Ok((step, state, got))
 }

@@ -22,7 +22,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use train::{Hash, Program};
@@ -294,34 +293,13 @@ async fn tick(s: &Arc<Shared>) -> Result<(), AgentError> {
     Ok(())
 }
 
-async fn solver_client(t: &Task) -> Result<SolverClient<tonic::transport::Channel>, AgentError> {
-    if t.solver_endpoint.is_empty() {
-        return Err(AgentError::Invalid(format!(
-            "task {}: the solver published no endpoint",
-            t.id
-        )));
-    }
-    let ep = tonic::transport::Endpoint::from_shared(t.solver_endpoint.clone())
-        .map_err(|e| {
-            AgentError::Invalid(format!("bad solver endpoint {:?}: {e}", t.solver_endpoint))
-        })?
-        .connect_timeout(Duration::from_secs(5));
-    let ch = ep.connect().await.map_err(|e| {
-        AgentError::Invalid(format!(
-            "cannot reach the solver at {}: {e}",
-            t.solver_endpoint
-        ))
-    })?;
-    Ok(SolverClient::new(ch).max_decoding_message_size(agent::MAX_MESSAGE))
-}
-
 fn h32(b: &[u8]) -> Option<Hash> {
     b.try_into().ok()
 }
 
 /// The solver's hashes h_0..h_T, checked against the task's commitment.
 async fn solver_hashes(t: &Task) -> Result<Vec<Hash>, AgentError> {
-    let mut c = solver_client(t).await?;
+    let mut c = agent::solver_client(t).await?;
     let r = c
         .step_hashes(StepHashesRequest { task_id: t.id })
         .await?
@@ -404,8 +382,8 @@ async fn fetch_checkpoint(
         let r = lock(run);
         (r.program.clone(), r.graph.state_shapes.clone())
     };
-    match train::checkpoint::decode(&program, &shapes, &bytes) {
-        Ok((st, state)) if st == step && train::state_hash(&state) == *want => Some(state),
+    match train::checkpoint::decode_hashed(&program, &shapes, &bytes) {
+        Ok((st, state, h)) if st == step && h == *want => Some(state),
         Ok(_) => {
             tracing::warn!(
                 task = t.id,
@@ -434,7 +412,7 @@ async fn verify_sampled(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
     lock(&s.runs).insert(t.id, run.clone());
     let sample = sample_steps(s, t.steps);
     // One connection for every checkpoint of this task.
-    let mut client = solver_client(t).await?;
+    let mut client = agent::solver_client(t).await?;
     tracing::info!(task = t.id, steps = ?sample, "re-executing sampled steps");
     for &step in &sample {
         let fetched = std::time::Instant::now();
@@ -624,7 +602,7 @@ async fn play(s: &Arc<Shared>, t: &Task, d: &proto::verde::v1::Dispute) -> Resul
             // is served and matches h_lo, else replay from h_0.
             let r = Arc::new(Mutex::new(new_run(s, t).await?));
             if let Some(h_lo) = h32(&d.h_lo) {
-                if let Ok(mut c) = solver_client(t).await {
+                if let Ok(mut c) = agent::solver_client(t).await {
                     if let Some(state) = fetch_checkpoint(&mut c, t, &r, d.lo, &h_lo).await {
                         lock(&r).add_state(d.lo, state);
                     }
