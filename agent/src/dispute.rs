@@ -186,10 +186,21 @@ fn reveal(
 ) -> Result<Vec<Any>, AgentError> {
     let id = d.id;
     let hi = d.hi;
-    if !d.rows_needed.is_empty() && d.rows.len() < d.rows_needed.len() {
+    if !d.rows_needed.is_empty() && (d.rows_proven as usize) < d.rows_needed.len() {
+        // One transaction must hold the move: send the rows the chain still
+        // lacks in groups of at most `max_chunk` bytes of chunks, one group a
+        // block (the chain keeps what was proven).
+        let mut budget = 0usize;
         let rows = d
             .rows_needed
             .iter()
+            .skip(d.rows_proven as usize)
+            .take_while(|_| {
+                let fits = budget < max_chunk.max(1);
+                budget +=
+                    (run.dataset.header().row_bytes * run.dataset.header().chunk_rows) as usize;
+                fits
+            })
             .map(|&r| {
                 let rp = run
                     .dataset
@@ -248,7 +259,7 @@ fn reveal(
             // The chain rebuilds batch inputs from the dataset.
             Some(Input::Batch(_)) | None => continue,
         };
-        let start = u.data.len();
+        let start = u.uploaded_bytes as usize;
         let rest = data.get(start..).unwrap_or_default();
         let n = rest.len().div_ceil(max_chunk);
         for (ci, chunk) in rest.chunks(max_chunk).enumerate() {

@@ -28,6 +28,9 @@ pub struct FaultPlan {
     pub withhold_checkpoints: bool,
     /// Once the result is committed, answer nothing: no dispute moves, no service.
     pub silent: bool,
+    /// Verifier only: attest with evidence from the solver's served hashes
+    /// without re-executing anything.
+    pub lazy: bool,
     /// Sleep this many milliseconds after each training step (a slow machine;
     /// the result is unchanged). For tests that need training to take a while.
     pub slow_ms: Option<u64>,
@@ -45,7 +48,7 @@ impl FaultPlan {
 }
 
 /// One fault: `corrupt:STEP:NODE`, `skip:STEP`, `wrong-batch:STEP`,
-/// `withhold-checkpoints`, `silent` or `slow:MS`. Several may be given.
+/// `withhold-checkpoints`, `silent`, `lazy` or `slow:MS`. Several may be given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     Corrupt { step: u64, node: usize },
@@ -54,6 +57,7 @@ pub enum Fault {
     WithholdCheckpoints,
     Silent,
     Slow { ms: u64 },
+    Lazy,
 }
 
 impl FromStr for Fault {
@@ -83,11 +87,12 @@ impl FromStr for Fault {
             "wrong-batch" if parts.len() == 2 => Fault::WrongBatch { step: step(1)? },
             "withhold-checkpoints" if parts.len() == 1 => Fault::WithholdCheckpoints,
             "silent" if parts.len() == 1 => Fault::Silent,
+            "lazy" if parts.len() == 1 => Fault::Lazy,
             "slow" if parts.len() == 2 => Fault::Slow { ms: num(1, "MS")? },
             _ => {
                 return Err(format!(
                     "unknown fault {s:?}: use corrupt:STEP:NODE, skip:STEP, wrong-batch:STEP, \
-                     withhold-checkpoints, silent or slow:MS"
+                     withhold-checkpoints, silent, lazy or slow:MS"
                 ))
             }
         };
@@ -104,6 +109,7 @@ impl fmt::Display for Fault {
             Fault::WithholdCheckpoints => write!(f, "withhold-checkpoints"),
             Fault::Silent => write!(f, "silent"),
             Fault::Slow { ms } => write!(f, "slow:{ms}"),
+            Fault::Lazy => write!(f, "lazy"),
         }
     }
 }
@@ -119,6 +125,7 @@ impl FromIterator<Fault> for FaultPlan {
                 Fault::WithholdCheckpoints => p.withhold_checkpoints = true,
                 Fault::Silent => p.silent = true,
                 Fault::Slow { ms } => p.slow_ms = Some(ms),
+                Fault::Lazy => p.lazy = true,
             }
         }
         p

@@ -315,6 +315,14 @@ pub enum TasksTx {
         /// --dataset-file (the layout and root are taken from it).
         #[arg(long, requires = "dataset_file")]
         dataset_url: Option<String>,
+        /// Verification level: `full` (every drawn verifier re-executes all
+        /// steps; the default) or `sampled` (each re-executes --sample-bps).
+        #[arg(long, default_value = "full", value_parser = ["full", "sampled"])]
+        verification: String,
+        /// With --verification sampled: basis points of the steps each drawn
+        /// verifier re-executes (200 = 2%).
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        sample_bps: u32,
         /// Follow the job to its end (claim, training, commit, verification,
         /// finalisation): a progress bar on a terminal, log lines otherwise.
         #[arg(long)]
@@ -355,6 +363,13 @@ pub enum TasksTx {
         task_id: u64,
         #[arg(long, default_value_t = 0)]
         steps_checked: u64,
+        /// Evidence of re-execution: h_s (hex) of this verifier's evidence step
+        /// (see `query tasks task`), ...
+        #[arg(long)]
+        evidence_hash: String,
+        /// ... and its Merkle proof against trace_root (a JSON file).
+        #[arg(long)]
+        evidence_proof: PathBuf,
         #[command(flatten)]
         tx: TxArgs,
     },
@@ -1036,8 +1051,8 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
             }
             out.print(v, || {
                 let mut s = format!(
-                    "task {} — {}\nsubmitter: {}\nreward: {}uvtr, fee: {}uvtr",
-                    t.id, r.summary, t.submitter, t.reward, t.verification_fee
+                    "task {} — {}\nsubmitter: {}\nreward: {}uvtr, fee: {}uvtr\nverification: {}",
+                    t.id, r.summary, t.submitter, t.reward, t.verification_fee, t.guarantee
                 );
                 if !t.solver.is_empty() {
                     s.push_str(&format!("\nsolver: {}", t.solver));
@@ -1233,6 +1248,8 @@ fn tasks_tx(keys: &Keyring, t: TasksTx) -> Result<(TxArgs, prost_types::Any, Str
             verification_fee,
             dataset_file,
             dataset_url,
+            verification,
+            sample_bps,
             tx,
             ..
         } => {
@@ -1265,6 +1282,16 @@ fn tasks_tx(keys: &Keyring, t: TasksTx) -> Result<(TxArgs, prost_types::Any, Str
                             chunk_rows: h.chunk_rows,
                         })
                     }
+                },
+                verification_level: if verification == "sampled" {
+                    pb::VerificationLevel::Sampled as i32
+                } else {
+                    pb::VerificationLevel::Full as i32
+                },
+                sample_bps: if verification == "sampled" {
+                    sample_bps
+                } else {
+                    0
                 },
             });
             (
@@ -1325,15 +1352,23 @@ fn tasks_tx(keys: &Keyring, t: TasksTx) -> Result<(TxArgs, prost_types::Any, Str
         TasksTx::Attest {
             task_id,
             steps_checked,
+            evidence_hash,
+            evidence_proof,
             tx,
         } => {
             let a = keys.signer(&tx.from)?.address().to_string();
+            let h = hex::decode(evidence_hash.trim())
+                .ok()
+                .filter(|h| h.len() == 32)
+                .context("--evidence-hash must be 32 bytes of hex")?;
             (
                 tx,
                 proto::to_any(&pb::MsgAttest {
                     verifier: a,
                     task_id,
                     steps_checked,
+                    evidence_hash: h,
+                    evidence_proof: Some(proof_file(&evidence_proof)?),
                 }),
                 format!("attest task {task_id}"),
             )

@@ -10,7 +10,6 @@ use bank::BankWrite;
 use framework::{Address, BlockCtx, Delta, Event, Layered, StateRead, StateWrite};
 use rayon::prelude::*;
 use sha2::Digest;
-use staking::StakingWrite;
 
 /// `app/chain_id` → the chain id, written at genesis.
 pub const CHAIN_ID_KEY: &[u8] = b"app/chain_id";
@@ -315,16 +314,10 @@ pub fn finalize_block(
     for (pre, hash) in prepared {
         results.push(deliver(store, &mut block, ctx, hash, pre));
     }
-    let mut block_events = Vec::new();
-    end_block_hook(store, &mut block, &mut block_events, ctx, "staking", |s| {
-        StakingWrite::end_block(s, ctx).map_err(|e| e.to_string())
-    });
-    end_block_hook(store, &mut block, &mut block_events, ctx, "verde", |s| {
-        verde::VerdeWrite::end_block(s, ctx).map_err(|e| e.to_string())
-    });
-    end_block_hook(store, &mut block, &mut block_events, ctx, "tasks", |s| {
-        tasks::TasksWrite::end_block(s, ctx).map_err(|e| e.to_string())
-    });
+    let (block_events, failures) = runtime::end_block(store, &mut block, ctx);
+    for f in failures {
+        tracing::error!(error = %f.error, height = ctx.height, hook = f.hook, "end_block failed; its changes are dropped");
+    }
     {
         let mut s = Layered::new(store, &mut block);
         let mut v = ctx.height.to_be_bytes().to_vec();
@@ -347,36 +340,6 @@ pub fn block_hash32(h: &[u8]) -> [u8; 32] {
     match <[u8; 32]>::try_from(h) {
         Ok(a) => a,
         Err(_) => sha2::Sha256::digest(h).into(),
-    }
-}
-
-type HookState<'a> = Layered<'a, Layered<'a, Store>>;
-
-/// Runs one end-block hook in its own delta: its writes and events join the
-/// block if it succeeds; a failure is logged and its changes are dropped (the
-/// same on every node, since hooks are deterministic).
-fn end_block_hook(
-    store: &Store,
-    block: &mut Delta,
-    events: &mut Vec<Event>,
-    ctx: &BlockCtx,
-    name: &str,
-    f: impl FnOnce(&mut HookState<'_>) -> Result<(), String>,
-) {
-    let mut hook = Delta::default();
-    let r = {
-        let base = Layered::new(store, block);
-        let mut s = Layered::new(&base, &mut hook);
-        f(&mut s)
-    };
-    match r {
-        Ok(()) => {
-            events.append(&mut hook.events);
-            block.writes.extend(hook.writes);
-        }
-        Err(e) => {
-            tracing::error!(error = %e, height = ctx.height, hook = name, "end_block failed; its changes are dropped")
-        }
     }
 }
 

@@ -37,6 +37,8 @@ pub async fn submit(
         reward: Some(crate::testkit::coin(reward)),
         verification_fee: Some(crate::testkit::coin(fee)),
         dataset,
+        // The default level: full re-execution.
+        ..Default::default()
     });
     let (_, res) = client
         .sign_and_send(signer, vec![msg], "", None, Some(Duration::from_secs(60)))

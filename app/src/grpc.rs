@@ -7,7 +7,7 @@ use crate::abci::App;
 use crate::devchain::DevChain;
 use auth::AuthRead;
 use bank::BankRead;
-use framework::{Address, StateRead};
+use framework::Address;
 use prost::Message;
 use proto::node::v1::{
     node_server::{Node, NodeServer},
@@ -402,28 +402,30 @@ impl tasks_pb::query_server::Query for TasksQuery {
                 "task_id is required (ids start at 1)",
             ));
         }
-        let t = self.0.store().task(id).map_err(tasks_status)?;
+        let store = self.0.store();
+        let t = store.task(id).map_err(tasks_status)?;
         let h = self.0.last_commit().map(|m| m.height).unwrap_or(0);
         let mut summary = tasks::summary(&t, h);
-        if t.open_dispute != 0 {
-            if let Ok(d) = self.0.store().dispute(t.open_dispute) {
+        for &did in &t.open_disputes {
+            if let Ok(d) = store.dispute(did) {
                 summary.push_str(&format!(
                     "; dispute {} on steps ({}, {}], phase {}, move of {} by height {}",
                     d.id,
                     d.lo,
                     d.hi,
-                    verde::phase_name(d.phase),
-                    if d.turn.is_empty() {
-                        "nobody"
-                    } else {
-                        d.turn.as_str()
+                    d.phase.name(),
+                    match d.turn {
+                        verde::Turn::Nobody => "nobody",
+                        verde::Turn::Solver => "the solver",
+                        verde::Turn::Challenger => "the challenger",
+                        verde::Turn::Both => "both",
                     },
                     d.deadline
                 ));
             }
         }
         Ok(Response::new(tasks_pb::QueryTaskResponse {
-            task: Some(t),
+            task: Some(tasks::query::task_view(store, &t).map_err(tasks_status)?),
             summary,
         }))
     }
@@ -435,7 +437,7 @@ impl tasks_pb::query_server::Query for TasksQuery {
         let r = req.into_inner();
         let status = match tasks_pb::TaskStatus::try_from(r.status) {
             Ok(tasks_pb::TaskStatus::Unspecified) => None,
-            Ok(s) => Some(s),
+            Ok(_) => tasks::Status::from_proto(r.status),
             Err(_) => {
                 return Err(Status::invalid_argument(format!(
                     "unknown status {}",
@@ -445,9 +447,8 @@ impl tasks_pb::query_server::Query for TasksQuery {
         };
         let page = r.pagination.unwrap_or_default();
         let limit = page_limit(page.limit)?;
-        let mut ts = self
-            .0
-            .store()
+        let store = self.0.store();
+        let mut ts = store
             .tasks(status, after_id(&page.key)?, limit + 1)
             .map_err(tasks_status)?;
         let next_key = if ts.len() > limit {
@@ -458,8 +459,13 @@ impl tasks_pb::query_server::Query for TasksQuery {
         } else {
             vec![]
         };
+        let tasks = ts
+            .iter()
+            .map(|t| tasks::query::task_view(store, t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(tasks_status)?;
         Ok(Response::new(tasks_pb::QueryTasksResponse {
-            tasks: ts,
+            tasks,
             pagination: Some(proto::base::v1::PageResponse { next_key }),
         }))
     }
@@ -476,48 +482,17 @@ impl tasks_pb::query_server::Query for TasksQuery {
         };
         let page = r.pagination.unwrap_or_default();
         let limit = page_limit(page.limit)?;
-        let prefix = tasks::state_key::STATS_PREFIX;
-        let mut start = Vec::new();
-        if !page.key.is_empty() {
-            if page.key.len() != 20 {
-                return Err(Status::invalid_argument(
-                    "pagination key is not an address (20 bytes)",
-                ));
-            }
-            start = [prefix, page.key.as_slice(), &[0]].concat();
-        }
-        let store = self.0.store();
-        let mut ops: Vec<tasks_pb::OperatorStats> = Vec::new();
-        let mut next_key = Vec::new();
-        'scan: loop {
-            let rows = store.prefix_raw(prefix, &start, 256).map_err(internal)?;
-            for (k, v) in &rows {
-                let addr = Address::from_slice(&k[prefix.len()..])
-                    .ok_or_else(|| internal("bad stats key"))?;
-                if let Some(want) = role {
-                    match store.operator(&addr).map_err(internal)? {
-                        Some(op) if op.role == want => {}
-                        _ => continue,
-                    }
-                }
-                if ops.len() == limit {
-                    next_key = ops
-                        .last()
-                        .and_then(|o| o.operator.parse::<Address>().ok())
-                        .map(|a| a.0.to_vec())
-                        .unwrap_or_default();
-                    break 'scan;
-                }
-                ops.push(tasks_pb::OperatorStats::decode(v.as_slice()).map_err(internal)?);
-            }
-            match rows.last() {
-                Some((k, _)) if rows.len() == 256 => {
-                    start = k.clone();
-                    start.push(0);
-                }
-                _ => break,
-            }
-        }
+        let after = if page.key.is_empty() {
+            None
+        } else {
+            Some(Address::from_slice(&page.key).ok_or_else(|| {
+                Status::invalid_argument("pagination key is not an address (20 bytes)")
+            })?)
+        };
+        let (stats, next) = tasks::query::leaderboard(self.0.store(), role, after.as_ref(), limit)
+            .map_err(tasks_status)?;
+        let ops: Vec<tasks_pb::OperatorStats> = stats.iter().map(|s| s.to_proto()).collect();
+        let next_key = next.map(|a| a.0.to_vec()).unwrap_or_default();
         Ok(Response::new(tasks_pb::QueryLeaderboardResponse {
             operators: ops,
             pagination: Some(proto::base::v1::PageResponse { next_key }),
@@ -557,7 +532,7 @@ impl verde_pb::query_server::Query for VerdeQuery {
         }
         match self.0.store().dispute(id) {
             Ok(d) => Ok(Response::new(verde_pb::QueryDisputeResponse {
-                dispute: Some(d),
+                dispute: Some(d.to_proto()),
             })),
             Err(verde::VerdeError::NotFound(_)) => {
                 Err(Status::not_found(format!("dispute {id} does not exist")))

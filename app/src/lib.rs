@@ -11,13 +11,11 @@ pub mod cli;
 pub mod cluster;
 pub mod demo;
 pub mod devchain;
-pub mod error;
 pub mod exec;
 pub mod follow;
 pub mod genesis;
 pub mod grpc;
 pub mod home;
-pub mod msg;
 pub mod node;
 pub mod query;
 pub mod replay;
@@ -29,3 +27,6 @@ pub mod testnet;
 /// them without the state machine; re-exported under their old paths.
 pub use ::client::{self as client, keyring};
 pub use abci::App;
+
+/// The message set and its failure type live in `runtime` (shared with the module tests).
+pub use runtime::{error, msg};

@@ -81,14 +81,12 @@ fn a_job_is_submitted_trained_committed_attested_and_paid_through_transactions()
         reward: Some(coin(Amount(1_000_000))),
         verification_fee: Some(coin(Amount(50_000))),
         dataset: None,
+        ..Default::default()
     });
     assert_eq!(c.send(&sub, submit).0, 0);
     let store = c.dev.app().store().clone();
     let id = 1;
-    assert_eq!(
-        store.task(id).unwrap().status,
-        proto::tasks::v1::TaskStatus::Open as i32
-    );
+    assert_eq!(store.task(id).unwrap().status, tasks::Status::Open);
     // Someone else's claim on behalf of the solver is refused by the ante.
     let forged = proto::to_any(&proto::tasks::v1::MsgClaimTask {
         solver: sol.address().to_string(),
@@ -115,7 +113,7 @@ fn a_job_is_submitted_trained_committed_attested_and_paid_through_transactions()
     assert_eq!(c.send(&sol, commit).0, 0);
     c.dev.produce_block().unwrap();
     let t = store.task(id).unwrap();
-    assert_eq!(t.verifiers, vec![ver.address().to_string()]);
+    assert_eq!(t.verifiers, vec![ver.address()]);
 
     // A dispute whose proof does not verify is refused with verde's code 6.
     let bad = proto::to_any(&proto::verde::v1::MsgOpenDispute {
@@ -136,11 +134,30 @@ fn a_job_is_submitted_trained_committed_attested_and_paid_through_transactions()
     let (code, space, log) = c.send(&ver, bad);
     assert_eq!((space.as_str(), code), ("verde", 6), "{log}");
 
-    let attest = proto::to_any(&proto::tasks::v1::MsgAttest {
+    // Attesting needs evidence: h_s of the verifier's evidence step, proven
+    // against trace_root (which takes the whole run's hashes).
+    let lazy = proto::to_any(&proto::tasks::v1::MsgAttest {
         verifier: ver.address().to_string(),
         task_id: id,
         steps_checked: 1,
+        ..Default::default()
     });
+    let (code, space, _) = c.send(&ver, lazy);
+    assert_eq!((space.as_str(), code), ("tasks", 18));
+    let seed = t.selection_seed.unwrap();
+    let s = tasks::level::evidence_step(&seed, &ver.address(), p.steps);
+    let attest = proto::to_any(
+        &tasks::msg::MsgAttest {
+            verifier: ver.address(),
+            task_id: id,
+            steps_checked: 3,
+            evidence: Some(tasks::msg::Evidence {
+                state_hash: h[s as usize],
+                proof: train::merkle::proof(&h, s as usize).unwrap(),
+            }),
+        }
+        .to_proto(),
+    );
     assert_eq!(c.send(&ver, attest).0, 0);
     let sol_before = store.balance(&sol.address()).unwrap();
     let ver_before = store.balance(&ver.address()).unwrap();
@@ -148,12 +165,7 @@ fn a_job_is_submitted_trained_committed_attested_and_paid_through_transactions()
         c.dev.produce_block().unwrap();
     }
     let t = store.task(id).unwrap();
-    assert_eq!(
-        t.status,
-        proto::tasks::v1::TaskStatus::Finalized as i32,
-        "{}",
-        t.note
-    );
+    assert_eq!(t.status, tasks::Status::Finalized, "{}", t.note);
     assert_eq!(
         store.balance(&sol.address()).unwrap(),
         sol_before.checked_add(Amount(1_200_000)).unwrap()

@@ -321,7 +321,7 @@ async fn tick(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
     // 2. Disputes against this solver.
     let committed = s.chain.tasks(TaskStatus::Committed).await?;
     for t in committed.iter().filter(|t| t.solver == me) {
-        if t.open_dispute == 0 {
+        if t.open_disputes.is_empty() {
             s.set_progress(t, "committed", None);
             continue;
         }
@@ -329,9 +329,12 @@ async fn tick(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
         if s.fault.silent {
             continue;
         }
-        if let Err(e) = answer_dispute(s, t).await {
-            s.metrics.inc("errors", 1);
-            tracing::warn!(task = t.id, dispute = t.open_dispute, error = %e, "dispute move failed; retrying next block");
+        // Any number of disputes may be open at once: answer each.
+        for &did in &t.open_disputes {
+            if let Err(e) = answer_dispute(s, t, did).await {
+                s.metrics.inc("errors", 1);
+                tracing::warn!(task = t.id, dispute = did, error = %e, "dispute move failed; retrying next block");
+            }
         }
     }
     // 3. Claim more work.
@@ -378,8 +381,8 @@ async fn advance_claim(s: &Arc<Shared>, t: &Task, me: &str) -> Result<(), AgentE
     Ok(())
 }
 
-async fn answer_dispute(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
-    let Some(d) = s.chain.dispute(t.open_dispute).await? else {
+async fn answer_dispute(s: &Arc<Shared>, t: &Task, dispute_id: u64) -> Result<(), AgentError> {
+    let Some(d) = s.chain.dispute(dispute_id).await? else {
         return Ok(());
     };
     if !dispute::my_turn(&d, Side::Solver) {

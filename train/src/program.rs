@@ -258,6 +258,20 @@ fn unit(name: &str, v: f32) -> Result<()> {
 /// Largest dimension accepted in a program, to keep node costs bounded.
 pub const MAX_DIM: usize = 1 << 16;
 
+/// Bounds on the node list per layer and outside the layers, for
+/// [`Program::footprint`] (checked against the real expansion in tests).
+pub const NODES_PER_LAYER_BOUND: u64 = 160;
+pub const NODES_FIXED_BOUND: u64 = 256;
+
+/// What a program makes a validator hold and walk, bounded from above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Footprint {
+    /// Bytes of the whole training state (parameters and optimizer slots).
+    pub state_bytes: u64,
+    /// Nodes of one step's graph.
+    pub nodes: u64,
+}
+
 impl Program {
     /// A builtin program: `mlp-digits` or `tiny-lm`.
     pub fn builtin(name: &str) -> Result<Program> {
@@ -499,6 +513,63 @@ impl Program {
             return Err(perr("evaluation batch must be > 0"));
         }
         build(self, batch, false)
+    }
+
+    /// Upper bounds on what expanding this program costs, computed from its
+    /// sizes alone (no allocation), so a validator can refuse an oversized
+    /// program before building anything. Call after [`Program::validate`].
+    pub fn footprint(&self) -> Footprint {
+        let m = |a: u64, b: u64| a.saturating_mul(b);
+        let (params, layers) = match &self.model {
+            Model::Mlp {
+                input,
+                hidden,
+                classes,
+                ..
+            } => {
+                let mut dims = vec![*input as u64];
+                dims.extend(hidden.iter().map(|&h| h as u64));
+                dims.push(*classes as u64);
+                let p = dims.windows(2).fold(0u64, |acc, w| {
+                    acc.saturating_add(m(w[0], w[1]).saturating_add(w[1]))
+                });
+                (p, dims.len() as u64)
+            }
+            Model::Transformer {
+                vocab,
+                ctx,
+                d_model,
+                layers,
+                d_mlp,
+                ..
+            } => {
+                let (v, c, d, l, f) = (
+                    *vocab as u64,
+                    *ctx as u64,
+                    *d_model as u64,
+                    *layers as u64,
+                    *d_mlp as u64,
+                );
+                let per_layer = m(4, m(d, d))
+                    .saturating_add(m(2, m(d, f)))
+                    .saturating_add(f)
+                    .saturating_add(m(6, d));
+                let p = m(2, m(v, d))
+                    .saturating_add(m(c, d))
+                    .saturating_add(m(l, per_layer))
+                    .saturating_add(m(2, d))
+                    .saturating_add(v);
+                (p, l.saturating_add(2))
+            }
+        };
+        let slots = match self.optimizer {
+            Optimizer::Sgd { .. } => 2,
+            Optimizer::Adamw { .. } => 3,
+        };
+        Footprint {
+            state_bytes: m(4, m(params, slots)).saturating_add(64),
+            nodes: m(layers, NODES_PER_LAYER_BOUND).saturating_add(NODES_FIXED_BOUND),
+        }
     }
 
     /// Names, shapes and initialisers of all state tensors, sorted by name.

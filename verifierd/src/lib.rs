@@ -259,26 +259,37 @@ async fn tick(s: &Arc<Shared>) -> Result<(), AgentError> {
         if t.solver == me {
             continue;
         }
-        if t.open_dispute != 0 {
-            if let Some(d) = s.chain.dispute(t.open_dispute).await? {
+        // Any number of disputes may be open on a task: play ours, and
+        // keep verifying unless we already challenged it.
+        let mut challenged = false;
+        for &did in &t.open_disputes {
+            if let Some(d) = s.chain.dispute(did).await? {
                 if d.challenger == me {
+                    challenged = true;
                     if let Err(e) = play(s, t, &d).await {
                         s.metrics.inc("errors", 1);
                         tracing::warn!(task = t.id, dispute = d.id, error = %e, "dispute move failed; retrying next block");
                     }
                 }
             }
+        }
+        if challenged || t.challengers.contains(&me) {
             continue;
         }
-        let selected =
-            t.verifiers.contains(&me) && !t.attestations.iter().any(|a| a.verifier == me);
+        let selected = t.verifiers.contains(&me)
+            && !t.selection_seed.is_empty()
+            && !t.attestations.iter().any(|a| a.verifier == me);
         if !(selected || s.cfg.whistleblower) || !lock(&s.busy).insert(t.id) {
             continue;
         }
         let (s2, t2) = (s.clone(), t.clone());
         tokio::spawn(async move {
-            // A whistleblower checks every step, selected or not.
-            let r = if s2.cfg.whistleblower {
+            // The task's level decides what a drawn verifier re-executes; a
+            // whistleblower checks every step, drawn or not.
+            let full = t2.verification_level != proto::tasks::v1::VerificationLevel::Sampled as i32;
+            let r = if s2.fault.lazy && selected {
+                attest_lazily(&s2, &t2).await
+            } else if s2.cfg.whistleblower || full {
                 whistleblow(&s2, &t2, selected).await
             } else {
                 verify_sampled(&s2, &t2).await
@@ -291,6 +302,14 @@ async fn tick(s: &Arc<Shared>) -> Result<(), AgentError> {
         });
     }
     Ok(())
+}
+
+/// FAULT `lazy`: attests with evidence built from the solver's served hashes,
+/// without re-executing anything.
+async fn attest_lazily(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
+    tracing::warn!(task = t.id, "lazy verifier: attesting without re-executing");
+    let hashes = solver_hashes(t).await?;
+    attest(s, t, &hashes, 0).await
 }
 
 fn h32(b: &[u8]) -> Option<Hash> {
@@ -338,8 +357,14 @@ async fn new_run(s: &Shared, t: &Task) -> Result<Run, AgentError> {
 /// The steps to re-execute: a private random sample (the solver cannot know
 /// it), plus the step this verifier's own fault targets (so that a false
 /// challenger really challenges).
-fn sample_steps(s: &Shared, steps: u64) -> Vec<u64> {
-    let k = ((steps as f64 * s.cfg.sample_rate).ceil() as u64).clamp(1, steps.max(1));
+fn sample_steps(s: &Shared, t: &Task) -> Vec<u64> {
+    let steps = t.steps;
+    // The task's level fixes the rate; --sample-rate only raises it.
+    let level = tasks::Level::from_proto(t.verification_level, t.sample_bps)
+        .unwrap_or(tasks::Level::Sampled { bps: 200 });
+    let k = tasks::level::steps_per_verifier(level, steps)
+        .max((steps as f64 * s.cfg.sample_rate).ceil() as u64)
+        .clamp(1, steps.max(1));
     let all: Vec<u64> = (1..=steps).collect();
     let mut v: Vec<u64> = all
         .choose_multiple(&mut rand::rngs::OsRng, k as usize)
@@ -410,7 +435,7 @@ async fn verify_sampled(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
     };
     let run = Arc::new(Mutex::new(new_run(s, t).await?));
     lock(&s.runs).insert(t.id, run.clone());
-    let sample = sample_steps(s, t.steps);
+    let sample = sample_steps(s, t);
     // One connection for every checkpoint of this task.
     let mut client = agent::solver_client(t).await?;
     tracing::info!(task = t.id, steps = ?sample, "re-executing sampled steps");
@@ -466,16 +491,34 @@ async fn verify_sampled(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
             .await;
         }
     }
-    attest(s, t, sample.len() as u64).await
+    attest(s, t, &hashes, sample.len() as u64).await
 }
 
-async fn attest(s: &Shared, t: &Task, steps_checked: u64) -> Result<(), AgentError> {
+/// Attests with this verifier's evidence: `h_s` of its evidence step (fixed
+/// by the draw) and its proof against the committed trace root, built from
+/// `hashes` (h_0..h_T, which must reproduce the trace root).
+async fn attest(
+    s: &Shared,
+    t: &Task,
+    hashes: &[Hash],
+    steps_checked: u64,
+) -> Result<(), AgentError> {
     s.metrics.inc("tasks_verified", 1);
-    let msg = proto::tasks::v1::MsgAttest {
-        verifier: s.chain.address.to_string(),
+    let seed = h32(&t.selection_seed)
+        .ok_or_else(|| AgentError::Invalid(format!("task {}: no selection seed yet", t.id)))?;
+    let step = tasks::level::evidence_step(&seed, &s.chain.address, t.steps);
+    let proof = train::merkle::proof(hashes, step as usize)
+        .ok_or_else(|| AgentError::Invalid(format!("task {}: no hash of step {step}", t.id)))?;
+    let msg = tasks::msg::MsgAttest {
+        verifier: s.chain.address,
         task_id: t.id,
         steps_checked,
-    };
+        evidence: Some(tasks::msg::Evidence {
+            state_hash: hashes[step as usize],
+            proof,
+        }),
+    }
+    .to_proto();
     let res = s.chain.send(vec![proto::to_any(&msg)], "attest").await?;
     s.metrics.inc("attestations", 1);
     tracing::info!(task = t.id, height = res.height, steps_checked, "attested");
@@ -547,7 +590,7 @@ async fn whistleblow(s: &Arc<Shared>, t: &Task, selected: bool) -> Result<(), Ag
     if train::merkle::root(&mine).as_slice() == t.trace_root.as_slice() {
         tracing::info!(task = t.id, "whistleblower: the whole run reproduces");
         if selected {
-            attest(s, t, t.steps).await?;
+            attest(s, t, &mine, t.steps).await?;
         }
         return Ok(());
     }

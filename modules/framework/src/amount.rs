@@ -36,6 +36,14 @@ impl Amount {
             .ok_or(AmountError::Underflow(self, o))
     }
 
+    /// `self * n`, checked (overflow reported as `self + self*(n-1)`).
+    pub fn checked_mul_u64(self, n: u64) -> Result<Amount, AmountError> {
+        self.0
+            .checked_mul(u128::from(n))
+            .map(Amount)
+            .ok_or(AmountError::Overflow(self, Amount(u128::MAX)))
+    }
+
     /// `self * num / den`, rounded down, with a 256-bit intermediate so it never
     /// overflows for `num <= den`. `den == 0` gives zero.
     pub fn mul_ratio(self, num: u64, den: u64) -> Amount {

@@ -82,6 +82,8 @@ pub enum StakingError {
     InvalidAddress(String),
     #[error("invalid genesis: {0}")]
     InvalidGenesis(String),
+    #[error("{operator} cannot unbond while {obligations} claim(s), selection(s) or dispute(s) it is part of are open")]
+    Locked { operator: String, obligations: u64 },
     #[error(transparent)]
     Bank(#[from] BankError),
     #[error(transparent)]
@@ -107,6 +109,7 @@ impl ModuleError for StakingError {
             StakingError::ZeroAmount => 8,
             StakingError::InvalidAddress(_) => 9,
             StakingError::InvalidGenesis(_) => 10,
+            StakingError::Locked { .. } => 11,
             StakingError::Bank(e) => e.code(),
             StakingError::State(e) => e.code(),
         }
@@ -288,6 +291,11 @@ pub trait StakingRead: StateRead {
         Ok(out)
     }
 
+    /// Open obligations holding `a`'s stake (see [`StakingLocks`]).
+    fn locks(&self, a: &Address) -> Result<u64, StakingError> {
+        Ok(self.get_u64(&state_key::lock(a))?.unwrap_or(0))
+    }
+
     /// Bonded stake of `a` in `role`, zero if it is not such an operator.
     fn bonded_stake(&self, a: &Address, role: Role) -> Result<Amount, StakingError> {
         Ok(match self.operator(a)? {
@@ -297,6 +305,25 @@ pub trait StakingRead: StateRead {
     }
 }
 impl<S: StateRead + ?Sized> StakingRead for S {}
+
+/// Pending obligations that keep an operator's stake bonded: other modules
+/// take a lock for each claim, verifier selection or dispute an operator is
+/// part of and release it when that resolves (after any slash).
+pub trait StakingLocks: StateWrite {
+    fn lock(&mut self, a: &Address) -> Result<(), StakingError> {
+        let n = self.locks(a)?;
+        self.put_u64(state_key::lock(a), n.saturating_add(1));
+        Ok(())
+    }
+    fn unlock(&mut self, a: &Address) -> Result<(), StakingError> {
+        match self.locks(a)? {
+            0 | 1 => self.delete(state_key::lock(a)),
+            n => self.put_u64(state_key::lock(a), n - 1),
+        }
+        Ok(())
+    }
+}
+impl<S: StateWrite + ?Sized> StakingLocks for S {}
 
 pub trait StakingWrite: StateWrite {
     fn put_operator(&mut self, op: &Operator) {
@@ -366,6 +393,16 @@ pub trait StakingWrite: StateWrite {
         let mut op = self
             .operator(&addr)?
             .ok_or_else(|| StakingError::NotRegistered(addr.to_string()))?;
+        // Stake a pending claim, selection or dispute may need stays bonded
+        // until it resolves (slashing an unbonding entry is not enough: it
+        // completes in `unbonding_blocks`, sooner than a dispute may end).
+        let obligations = self.locks(&addr)?;
+        if obligations > 0 {
+            return Err(StakingError::Locked {
+                operator: addr.to_string(),
+                obligations,
+            });
+        }
         let rest = op
             .stake
             .checked_sub(amount)

@@ -6,6 +6,12 @@ pub const PARAMS: &[u8] = b"staking/params";
 pub const OPERATOR_PREFIX: &[u8] = b"staking/operator/";
 pub const ROLE_PREFIX: &[u8] = b"staking/role/";
 pub const UNBONDING_PREFIX: &[u8] = b"staking/unbonding/";
+pub const LOCK_PREFIX: &[u8] = b"staking/lock/";
+
+/// `staking/lock/<addr>` → u64: open obligations that keep the stake bonded.
+pub fn lock(a: &Address) -> Vec<u8> {
+    [LOCK_PREFIX, a.as_bytes()].concat()
+}
 
 /// `staking/operator/<addr>` → `Operator` (protobuf).
 pub fn operator(a: &Address) -> Vec<u8> {

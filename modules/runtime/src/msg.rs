@@ -60,8 +60,7 @@ impl Msg {
             Msg::BankSend(m) => m.from,
             Msg::Staking(m) => m.signer(),
             Msg::Tasks(m) => m.signer(),
-            // An unparsable signer matches no transaction signer.
-            Msg::Verde(m) => m.signer().unwrap_or(Address([0; 20])),
+            Msg::Verde(m) => m.signer(),
         }
     }
 
@@ -103,26 +102,26 @@ fn tasks_msg(any: &prost_types::Any) -> Result<Option<tasks::TasksMsg>, TxFailur
 fn verde_msg(any: &prost_types::Any) -> Result<Option<verde::VerdeMsg>, TxFailure> {
     use proto::verde::v1 as pb;
     use verde::VerdeMsg;
+    let conv =
+        |r: Result<VerdeMsg, verde::VerdeError>| r.map(Some).map_err(|e| TxFailure::from(&e));
     let t = any.type_url.as_str();
-    let m = if t == pb::MsgOpenDispute::TYPE_URL {
-        VerdeMsg::Open(decode(any)?)
+    if t == pb::MsgOpenDispute::TYPE_URL {
+        conv(VerdeMsg::try_from(&decode::<pb::MsgOpenDispute>(any)?))
     } else if t == pb::MsgRevealMid::TYPE_URL {
-        VerdeMsg::RevealMid(decode(any)?)
+        conv(VerdeMsg::try_from(&decode::<pb::MsgRevealMid>(any)?))
     } else if t == pb::MsgRespond::TYPE_URL {
-        VerdeMsg::Respond(decode(any)?)
+        conv(VerdeMsg::try_from(&decode::<pb::MsgRespond>(any)?))
     } else if t == pb::MsgPostOpRoot::TYPE_URL {
-        VerdeMsg::PostOpRoot(decode(any)?)
+        conv(VerdeMsg::try_from(&decode::<pb::MsgPostOpRoot>(any)?))
     } else if t == pb::MsgRevealChildren::TYPE_URL {
-        VerdeMsg::RevealChildren(decode(any)?)
+        conv(VerdeMsg::try_from(&decode::<pb::MsgRevealChildren>(any)?))
     } else if t == pb::MsgProveAssembly::TYPE_URL {
-        VerdeMsg::ProveAssembly(decode(any)?)
+        conv(VerdeMsg::try_from(&decode::<pb::MsgProveAssembly>(any)?))
     } else if t == pb::MsgUploadInput::TYPE_URL {
-        VerdeMsg::Upload(decode(any)?)
+        conv(VerdeMsg::try_from(&decode::<pb::MsgUploadInput>(any)?))
     } else if t == pb::MsgUploadRows::TYPE_URL {
-        VerdeMsg::UploadRows(decode(any)?)
+        conv(VerdeMsg::try_from(&decode::<pb::MsgUploadRows>(any)?))
     } else {
-        return Ok(None);
-    };
-    m.signer().map_err(|e| TxFailure::from(&e))?;
-    Ok(Some(m))
+        Ok(None)
+    }
 }

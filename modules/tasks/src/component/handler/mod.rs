@@ -1,0 +1,6 @@
+//! One file per message: check and execute against the state being written.
+pub mod attest;
+pub mod cancel;
+pub mod claim;
+pub mod commit;
+pub mod submit;

@@ -1,0 +1,281 @@
+//! Domain messages: parsed from protobuf with `TryFrom` (every check that
+//! needs no state happens here), and built back with `to_proto` by every
+//! client (CLI, daemons, tests).
+use framework::{Address, Amount, BlockCtx, StateWrite};
+use proto::tasks::v1 as pb;
+
+use crate::error::{hash32, parse_addr, Result, TasksError};
+use crate::task::{DatasetLayout, Hash, Level};
+
+fn coin(c: &Option<proto::base::v1::Coin>) -> Result<Amount> {
+    match c {
+        None => Ok(Amount::ZERO),
+        Some(c) => Ok(Amount::from_coin(&c.denom, &c.amount)?),
+    }
+}
+
+fn to_coin(a: Amount) -> Option<proto::base::v1::Coin> {
+    Some(proto::base::v1::Coin {
+        denom: framework::DENOM.into(),
+        amount: a.0.to_string(),
+    })
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgSubmitTask {
+    pub submitter: Address,
+    pub program_json: Vec<u8>,
+    pub reward: Amount,
+    pub verification_fee: Amount,
+    /// Required unless the program names a builtin dataset.
+    pub dataset: Option<DatasetLayout>,
+    pub level: Level,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgCancelTask {
+    pub submitter: Address,
+    pub task_id: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgClaimTask {
+    pub solver: Address,
+    pub task_id: u64,
+    /// The solver's gRPC endpoint (truncated to 256 characters).
+    pub endpoint: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgCommitResult {
+    pub solver: Address,
+    pub task_id: u64,
+    pub trace_root: Hash,
+    pub final_state_hash: Hash,
+}
+
+/// Evidence of re-execution: `h_s` of the verifier's evidence step `s` and
+/// its Merkle proof against the task's `trace_root`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    pub state_hash: Hash,
+    pub proof: train::merkle::Proof,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgAttest {
+    pub verifier: Address,
+    pub task_id: u64,
+    pub steps_checked: u64,
+    pub evidence: Option<Evidence>,
+}
+
+/// A Merkle proof from protobuf (at most 64 siblings).
+pub fn proof_from_proto(p: &proto::verde::v1::MerkleProof) -> Result<train::merkle::Proof> {
+    if p.siblings.len() > 64 {
+        return Err(TasksError::BadEvidence(format!(
+            "{} siblings",
+            p.siblings.len()
+        )));
+    }
+    Ok(train::merkle::Proof {
+        index: p.index,
+        leaf_count: p.leaf_count,
+        siblings: p
+            .siblings
+            .iter()
+            .map(|s| hash32(s, "sibling"))
+            .collect::<Result<_>>()?,
+    })
+}
+
+pub fn proof_to_proto(p: &train::merkle::Proof) -> proto::verde::v1::MerkleProof {
+    proto::verde::v1::MerkleProof {
+        index: p.index,
+        leaf_count: p.leaf_count,
+        siblings: p.siblings.iter().map(|s| s.to_vec()).collect(),
+    }
+}
+
+impl TryFrom<&pb::MsgSubmitTask> for MsgSubmitTask {
+    type Error = TasksError;
+    fn try_from(m: &pb::MsgSubmitTask) -> Result<Self> {
+        Ok(MsgSubmitTask {
+            submitter: parse_addr(&m.submitter)?,
+            program_json: m.program_json.clone(),
+            reward: coin(&m.reward)?,
+            verification_fee: coin(&m.verification_fee)?,
+            dataset: m
+                .dataset
+                .as_ref()
+                .map(DatasetLayout::from_proto)
+                .transpose()?,
+            level: Level::from_proto(m.verification_level, m.sample_bps)?,
+        })
+    }
+}
+impl MsgSubmitTask {
+    pub fn to_proto(&self) -> pb::MsgSubmitTask {
+        let (level, bps) = self.level.to_proto();
+        pb::MsgSubmitTask {
+            submitter: self.submitter.to_string(),
+            program_json: self.program_json.clone(),
+            reward: to_coin(self.reward),
+            verification_fee: to_coin(self.verification_fee),
+            dataset: self.dataset.as_ref().map(DatasetLayout::to_proto),
+            verification_level: level as i32,
+            sample_bps: bps,
+        }
+    }
+}
+
+impl TryFrom<&pb::MsgCancelTask> for MsgCancelTask {
+    type Error = TasksError;
+    fn try_from(m: &pb::MsgCancelTask) -> Result<Self> {
+        Ok(MsgCancelTask {
+            submitter: parse_addr(&m.submitter)?,
+            task_id: m.task_id,
+        })
+    }
+}
+impl MsgCancelTask {
+    pub fn to_proto(&self) -> pb::MsgCancelTask {
+        pb::MsgCancelTask {
+            submitter: self.submitter.to_string(),
+            task_id: self.task_id,
+        }
+    }
+}
+
+impl TryFrom<&pb::MsgClaimTask> for MsgClaimTask {
+    type Error = TasksError;
+    fn try_from(m: &pb::MsgClaimTask) -> Result<Self> {
+        Ok(MsgClaimTask {
+            solver: parse_addr(&m.solver)?,
+            task_id: m.task_id,
+            endpoint: m.endpoint.chars().take(256).collect(),
+        })
+    }
+}
+impl MsgClaimTask {
+    pub fn to_proto(&self) -> pb::MsgClaimTask {
+        pb::MsgClaimTask {
+            solver: self.solver.to_string(),
+            task_id: self.task_id,
+            endpoint: self.endpoint.clone(),
+        }
+    }
+}
+
+impl TryFrom<&pb::MsgCommitResult> for MsgCommitResult {
+    type Error = TasksError;
+    fn try_from(m: &pb::MsgCommitResult) -> Result<Self> {
+        Ok(MsgCommitResult {
+            solver: parse_addr(&m.solver)?,
+            task_id: m.task_id,
+            trace_root: hash32(&m.trace_root, "trace_root")?,
+            final_state_hash: hash32(&m.final_state_hash, "final_state_hash")?,
+        })
+    }
+}
+impl MsgCommitResult {
+    pub fn to_proto(&self) -> pb::MsgCommitResult {
+        pb::MsgCommitResult {
+            solver: self.solver.to_string(),
+            task_id: self.task_id,
+            trace_root: self.trace_root.to_vec(),
+            final_state_hash: self.final_state_hash.to_vec(),
+        }
+    }
+}
+
+impl TryFrom<&pb::MsgAttest> for MsgAttest {
+    type Error = TasksError;
+    fn try_from(m: &pb::MsgAttest) -> Result<Self> {
+        let evidence = match (&m.evidence_proof, m.evidence_hash.is_empty()) {
+            (None, true) => None,
+            (Some(p), false) => Some(Evidence {
+                state_hash: hash32(&m.evidence_hash, "evidence_hash")?,
+                proof: proof_from_proto(p)?,
+            }),
+            _ => {
+                return Err(TasksError::BadEvidence(
+                    "evidence_hash and evidence_proof go together".into(),
+                ))
+            }
+        };
+        Ok(MsgAttest {
+            verifier: parse_addr(&m.verifier)?,
+            task_id: m.task_id,
+            steps_checked: m.steps_checked,
+            evidence,
+        })
+    }
+}
+impl MsgAttest {
+    pub fn to_proto(&self) -> pb::MsgAttest {
+        pb::MsgAttest {
+            verifier: self.verifier.to_string(),
+            task_id: self.task_id,
+            steps_checked: self.steps_checked,
+            evidence_hash: self
+                .evidence
+                .as_ref()
+                .map(|e| e.state_hash.to_vec())
+                .unwrap_or_default(),
+            evidence_proof: self.evidence.as_ref().map(|e| proof_to_proto(&e.proof)),
+        }
+    }
+}
+
+/// Every tasks message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TasksMsg {
+    Submit(MsgSubmitTask),
+    Cancel(MsgCancelTask),
+    Claim(MsgClaimTask),
+    Commit(MsgCommitResult),
+    Attest(MsgAttest),
+}
+
+impl TasksMsg {
+    pub fn signer(&self) -> Address {
+        match self {
+            TasksMsg::Submit(m) => m.submitter,
+            TasksMsg::Cancel(m) => m.submitter,
+            TasksMsg::Claim(m) => m.solver,
+            TasksMsg::Commit(m) => m.solver,
+            TasksMsg::Attest(m) => m.verifier,
+        }
+    }
+
+    /// Checks and executes against the state being written.
+    pub fn execute<S: StateWrite + ?Sized>(&self, s: &mut S, ctx: &BlockCtx) -> Result<()> {
+        use crate::component::handler;
+        match self {
+            TasksMsg::Submit(m) => handler::submit::execute(s, ctx, m).map(|_| ()),
+            TasksMsg::Cancel(m) => handler::cancel::execute(s, m),
+            TasksMsg::Claim(m) => handler::claim::execute(s, ctx, m),
+            TasksMsg::Commit(m) => handler::commit::execute(s, ctx, m),
+            TasksMsg::Attest(m) => handler::attest::execute(s, ctx, m),
+        }
+    }
+}
+
+macro_rules! from_proto {
+    ($($pb:ident => $variant:ident($domain:ident)),* $(,)?) => {$(
+        impl TryFrom<&pb::$pb> for TasksMsg {
+            type Error = TasksError;
+            fn try_from(m: &pb::$pb) -> Result<Self> {
+                Ok(TasksMsg::$variant($domain::try_from(m)?))
+            }
+        }
+    )*};
+}
+from_proto!(
+    MsgSubmitTask => Submit(MsgSubmitTask),
+    MsgCancelTask => Cancel(MsgCancelTask),
+    MsgClaimTask => Claim(MsgClaimTask),
+    MsgCommitResult => Commit(MsgCommitResult),
+    MsgAttest => Attest(MsgAttest),
+);

@@ -1,0 +1,146 @@
+//! Program validation at submission: everything a validator will ever
+//! compute for a task (node expansion, h_0, one node in the referee, one
+//! dataset chunk per upload) is bounded here, cheapest checks first, so an
+//! oversized program is refused before anything big is built.
+use crate::error::{Result, TasksError};
+use crate::params::Params;
+use crate::task::{schema_name, DatasetLayout};
+use proto::tasks::v1 as pb;
+
+/// A validated program and what the task records about it.
+pub struct Validated {
+    pub program: train::Program,
+    pub node_count: u64,
+    pub layout: DatasetLayout,
+    /// FLOPs of one training step (sum over its nodes).
+    pub step_flops: u64,
+}
+
+fn big(what: &'static str, got: u64, max: u64) -> Result<()> {
+    if got > max {
+        return Err(TasksError::ProgramTooBig { what, got, max });
+    }
+    Ok(())
+}
+
+/// Parses and validates `json` against the referee bounds and the dataset
+/// layout (the chain's own for a builtin dataset, else the submitter's).
+pub fn validate_program(
+    json: &[u8],
+    p: &Params,
+    info: Option<&pb::DatasetInfo>,
+) -> Result<Validated> {
+    if json.len() as u64 > p.max_program_bytes {
+        return Err(TasksError::ProgramTooLarge {
+            got: json.len() as u64,
+            max: p.max_program_bytes,
+        });
+    }
+    let bad = TasksError::InvalidProgram;
+    let text = std::str::from_utf8(json).map_err(|e| bad(format!("not UTF-8: {e}")))?;
+    let prog = train::Program::from_json(text).map_err(|e| bad(e.to_string()))?;
+    prog.validate().map_err(|e| bad(e.to_string()))?;
+    if prog.steps < 2 || prog.steps > p.max_steps {
+        return Err(bad(format!(
+            "steps must be 2..={}, got {}",
+            p.max_steps, prog.steps
+        )));
+    }
+    // Bounds from the sizes alone, before anything is allocated.
+    let fp = prog.footprint();
+    big("state size (bytes)", fp.state_bytes, p.max_state_bytes)?;
+    big("node count bound", fp.nodes, p.max_nodes)?;
+    let layout = dataset_layout(&prog, info)?;
+    if layout.row_bytes == 0 || layout.chunk_rows == 0 || layout.rows <= prog.dataset.train_rows {
+        return Err(bad(format!(
+            "dataset layout: rows ({}) must exceed train_rows ({}), row_bytes and chunk_rows must be positive",
+            layout.rows, prog.dataset.train_rows
+        )));
+    }
+    // Each row proof carries its whole chunk: it must fit one upload.
+    big(
+        "dataset chunk (bytes)",
+        layout.chunk_rows.saturating_mul(layout.row_bytes),
+        p.max_chunk_bytes,
+    )?;
+    match (&prog.model, layout.schema) {
+        (train::program::Model::Mlp { input, .. }, train::dataset::Schema::Digits8x8)
+            if *input == 64 && layout.row_bytes == 65 => {}
+        (train::program::Model::Transformer { ctx, .. }, train::dataset::Schema::Ascii)
+            if layout.row_bytes > *ctx as u64 + 1 => {}
+        _ => {
+            return Err(bad(format!(
+                "the model family does not fit a {} dataset of {}-byte rows",
+                schema_name(layout.schema),
+                layout.row_bytes
+            )))
+        }
+    }
+    // A dispute may need every row of a batch, each with its whole chunk.
+    let rows_bytes = (prog.batch_size as u64)
+        .saturating_mul(layout.chunk_rows)
+        .saturating_mul(layout.row_bytes);
+    if rows_bytes > p.max_reveal_bytes {
+        return Err(TasksError::NodeTooExpensive {
+            node: 0,
+            label: "batch rows".into(),
+            what: "reveal bytes",
+            got: rows_bytes,
+            max: p.max_reveal_bytes,
+        });
+    }
+    let nodes = prog.nodes().map_err(|e| bad(e.to_string()))?;
+    big("node count", nodes.len() as u64, p.max_nodes)?;
+    let mut step_flops = 0u64;
+    for n in &nodes {
+        let c = n.cost();
+        step_flops = step_flops.saturating_add(c.flops);
+        if c.flops > p.max_referee_flops {
+            return Err(TasksError::NodeTooExpensive {
+                node: n.index,
+                label: n.label.clone(),
+                what: "flops",
+                got: c.flops,
+                max: p.max_referee_flops,
+            });
+        }
+        if c.input_bytes > p.max_reveal_bytes {
+            return Err(TasksError::NodeTooExpensive {
+                node: n.index,
+                label: n.label.clone(),
+                what: "input bytes",
+                got: c.input_bytes,
+                max: p.max_reveal_bytes,
+            });
+        }
+    }
+    Ok(Validated {
+        program: prog,
+        node_count: nodes.len() as u64,
+        layout,
+        step_flops,
+    })
+}
+
+fn dataset_layout(prog: &train::Program, info: Option<&pb::DatasetInfo>) -> Result<DatasetLayout> {
+    let builtin = train::Dataset::builtin(&prog.dataset.name)
+        .ok()
+        .filter(|d| d.root() == prog.dataset.root);
+    match (builtin, info) {
+        (Some(d), _) => {
+            let h = d.header();
+            Ok(DatasetLayout {
+                schema: h.schema,
+                rows: h.rows,
+                row_bytes: h.row_bytes,
+                chunk_rows: h.chunk_rows,
+            })
+        }
+        (None, Some(i)) => DatasetLayout::from_proto(i),
+        (None, None) => Err(TasksError::InvalidProgram(format!(
+            "dataset {:?} is not a builtin with root {}: state its layout (schema, rows, row_bytes, chunk_rows)",
+            prog.dataset.name,
+            hex::encode(prog.dataset.root)
+        ))),
+    }
+}

@@ -1,0 +1,303 @@
+//! Domain messages: parsed from protobuf with `TryFrom` (hash lengths,
+//! proof sizes and addresses checked here), built back with `to_proto`.
+use framework::{Address, Amount, BlockCtx, StateWrite};
+use proto::verde::v1 as pb;
+use tasks::msg::{proof_from_proto, proof_to_proto};
+use train::merkle::Proof;
+use train::Hash;
+
+use crate::error::{h32, parse_addr, Result, VerdeError};
+
+fn proof(p: &Option<pb::MerkleProof>) -> Result<Option<Proof>> {
+    p.as_ref()
+        .map(|p| proof_from_proto(p).map_err(|e| VerdeError::BadProof(e.to_string())))
+        .transpose()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgOpenDispute {
+    pub challenger: Address,
+    pub task_id: u64,
+    pub bond: Amount,
+    pub lo: u64,
+    pub h_lo: Hash,
+    /// Not needed for `lo = 0` with the program's `h_0`.
+    pub proof_lo: Option<Proof>,
+    pub hi: u64,
+    pub h_hi: Hash,
+    /// Not needed for `hi = T` with the committed final hash.
+    pub proof_hi: Option<Proof>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgRevealMid {
+    pub solver: Address,
+    pub dispute_id: u64,
+    pub h_mid: Hash,
+    pub proof: Proof,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgRespond {
+    pub challenger: Address,
+    pub dispute_id: u64,
+    pub agree: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgPostOpRoot {
+    pub sender: Address,
+    pub dispute_id: u64,
+    pub op_root: Hash,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgRevealChildren {
+    pub sender: Address,
+    pub dispute_id: u64,
+    pub left: Hash,
+    /// None at a leaf (level 0), where `left` is the leaf value.
+    pub right: Option<Hash>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateEntry {
+    pub name: String,
+    pub tensor_hash: Hash,
+    pub proof: Proof,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgProveAssembly {
+    pub solver: Address,
+    pub dispute_id: u64,
+    pub entries: Vec<StateEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgUploadInput {
+    pub solver: Address,
+    pub dispute_id: u64,
+    pub input: u32,
+    pub offset: u64,
+    pub data: Vec<u8>,
+    /// Required with the chunk that completes the input.
+    pub proof: Option<Proof>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgUploadRows {
+    pub solver: Address,
+    pub dispute_id: u64,
+    pub rows: Vec<train::RowProof>,
+}
+
+impl TryFrom<&pb::MsgOpenDispute> for MsgOpenDispute {
+    type Error = VerdeError;
+    fn try_from(m: &pb::MsgOpenDispute) -> Result<Self> {
+        Ok(MsgOpenDispute {
+            challenger: parse_addr(&m.challenger)?,
+            task_id: m.task_id,
+            bond: match &m.bond {
+                Some(c) => Amount::from_coin(&c.denom, &c.amount)?,
+                None => Amount::ZERO,
+            },
+            lo: m.lo,
+            h_lo: h32(&m.h_lo, "h_lo")?,
+            proof_lo: proof(&m.proof_lo)?,
+            hi: m.hi,
+            h_hi: h32(&m.h_hi, "h_hi")?,
+            proof_hi: proof(&m.proof_hi)?,
+        })
+    }
+}
+impl MsgOpenDispute {
+    pub fn to_proto(&self) -> pb::MsgOpenDispute {
+        pb::MsgOpenDispute {
+            challenger: self.challenger.to_string(),
+            task_id: self.task_id,
+            bond: Some(proto::base::v1::Coin {
+                denom: framework::DENOM.into(),
+                amount: self.bond.0.to_string(),
+            }),
+            lo: self.lo,
+            h_lo: self.h_lo.to_vec(),
+            proof_lo: self.proof_lo.as_ref().map(proof_to_proto),
+            hi: self.hi,
+            h_hi: self.h_hi.to_vec(),
+            proof_hi: self.proof_hi.as_ref().map(proof_to_proto),
+        }
+    }
+}
+
+impl TryFrom<&pb::MsgRevealMid> for MsgRevealMid {
+    type Error = VerdeError;
+    fn try_from(m: &pb::MsgRevealMid) -> Result<Self> {
+        Ok(MsgRevealMid {
+            solver: parse_addr(&m.solver)?,
+            dispute_id: m.dispute_id,
+            h_mid: h32(&m.h_mid, "h_mid")?,
+            proof: proof(&m.proof)?.ok_or_else(|| VerdeError::BadProof("proof: missing".into()))?,
+        })
+    }
+}
+
+impl TryFrom<&pb::MsgRespond> for MsgRespond {
+    type Error = VerdeError;
+    fn try_from(m: &pb::MsgRespond) -> Result<Self> {
+        Ok(MsgRespond {
+            challenger: parse_addr(&m.challenger)?,
+            dispute_id: m.dispute_id,
+            agree: m.agree,
+        })
+    }
+}
+
+impl TryFrom<&pb::MsgPostOpRoot> for MsgPostOpRoot {
+    type Error = VerdeError;
+    fn try_from(m: &pb::MsgPostOpRoot) -> Result<Self> {
+        Ok(MsgPostOpRoot {
+            sender: parse_addr(&m.sender)?,
+            dispute_id: m.dispute_id,
+            op_root: h32(&m.op_root, "op_root")?,
+        })
+    }
+}
+
+impl TryFrom<&pb::MsgRevealChildren> for MsgRevealChildren {
+    type Error = VerdeError;
+    fn try_from(m: &pb::MsgRevealChildren) -> Result<Self> {
+        Ok(MsgRevealChildren {
+            sender: parse_addr(&m.sender)?,
+            dispute_id: m.dispute_id,
+            left: h32(&m.left, "left")?,
+            right: if m.right.is_empty() {
+                None
+            } else {
+                Some(h32(&m.right, "right")?)
+            },
+        })
+    }
+}
+
+impl TryFrom<&pb::MsgProveAssembly> for MsgProveAssembly {
+    type Error = VerdeError;
+    fn try_from(m: &pb::MsgProveAssembly) -> Result<Self> {
+        Ok(MsgProveAssembly {
+            solver: parse_addr(&m.solver)?,
+            dispute_id: m.dispute_id,
+            entries: m
+                .entries
+                .iter()
+                .map(|e| {
+                    Ok(StateEntry {
+                        name: e.name.clone(),
+                        tensor_hash: h32(&e.tensor_hash, "tensor_hash")?,
+                        proof: proof(&e.proof)?
+                            .ok_or_else(|| VerdeError::BadProof(format!("{}: missing", e.name)))?,
+                    })
+                })
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+impl TryFrom<&pb::MsgUploadInput> for MsgUploadInput {
+    type Error = VerdeError;
+    fn try_from(m: &pb::MsgUploadInput) -> Result<Self> {
+        Ok(MsgUploadInput {
+            solver: parse_addr(&m.solver)?,
+            dispute_id: m.dispute_id,
+            input: m.input,
+            offset: m.offset,
+            data: m.data.clone(),
+            proof: proof(&m.proof)?,
+        })
+    }
+}
+
+impl TryFrom<&pb::MsgUploadRows> for MsgUploadRows {
+    type Error = VerdeError;
+    fn try_from(m: &pb::MsgUploadRows) -> Result<Self> {
+        Ok(MsgUploadRows {
+            solver: parse_addr(&m.solver)?,
+            dispute_id: m.dispute_id,
+            rows: m
+                .rows
+                .iter()
+                .map(|r| {
+                    Ok(train::RowProof {
+                        row: r.row,
+                        chunk: r.chunk.clone(),
+                        proof: proof(&r.proof)?
+                            .ok_or_else(|| VerdeError::BadProof("row proof: missing".into()))?,
+                    })
+                })
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+/// Every verde message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VerdeMsg {
+    Open(MsgOpenDispute),
+    RevealMid(MsgRevealMid),
+    Respond(MsgRespond),
+    PostOpRoot(MsgPostOpRoot),
+    RevealChildren(MsgRevealChildren),
+    ProveAssembly(MsgProveAssembly),
+    Upload(MsgUploadInput),
+    UploadRows(MsgUploadRows),
+}
+
+impl VerdeMsg {
+    pub fn signer(&self) -> Address {
+        match self {
+            VerdeMsg::Open(m) => m.challenger,
+            VerdeMsg::RevealMid(m) => m.solver,
+            VerdeMsg::Respond(m) => m.challenger,
+            VerdeMsg::PostOpRoot(m) => m.sender,
+            VerdeMsg::RevealChildren(m) => m.sender,
+            VerdeMsg::ProveAssembly(m) => m.solver,
+            VerdeMsg::Upload(m) => m.solver,
+            VerdeMsg::UploadRows(m) => m.solver,
+        }
+    }
+
+    /// Checks and executes against the state being written.
+    pub fn execute<S: StateWrite + ?Sized>(&self, s: &mut S, ctx: &BlockCtx) -> Result<()> {
+        use crate::component::handler::*;
+        match self {
+            VerdeMsg::Open(m) => open::execute(s, ctx, m).map(|_| ()),
+            VerdeMsg::RevealMid(m) => reveal_mid::execute(s, ctx, m),
+            VerdeMsg::Respond(m) => respond::execute(s, ctx, m),
+            VerdeMsg::PostOpRoot(m) => post_op_root::execute(s, ctx, m),
+            VerdeMsg::RevealChildren(m) => reveal_children::execute(s, ctx, m),
+            VerdeMsg::ProveAssembly(m) => prove_assembly::execute(s, ctx, m),
+            VerdeMsg::Upload(m) => upload_input::execute(s, ctx, m),
+            VerdeMsg::UploadRows(m) => upload_rows::execute(s, ctx, m),
+        }
+    }
+}
+
+macro_rules! from_proto {
+    ($($pb:ident => $variant:ident($domain:ident)),* $(,)?) => {$(
+        impl TryFrom<&pb::$pb> for VerdeMsg {
+            type Error = VerdeError;
+            fn try_from(m: &pb::$pb) -> Result<Self> {
+                Ok(VerdeMsg::$variant($domain::try_from(m)?))
+            }
+        }
+    )*};
+}
+from_proto!(
+    MsgOpenDispute => Open(MsgOpenDispute),
+    MsgRevealMid => RevealMid(MsgRevealMid),
+    MsgRespond => Respond(MsgRespond),
+    MsgPostOpRoot => PostOpRoot(MsgPostOpRoot),
+    MsgRevealChildren => RevealChildren(MsgRevealChildren),
+    MsgProveAssembly => ProveAssembly(MsgProveAssembly),
+    MsgUploadInput => Upload(MsgUploadInput),
+    MsgUploadRows => UploadRows(MsgUploadRows),
+);
