@@ -3,11 +3,11 @@
 //! the clock, and money is conserved after every block (the runtime test world
 //! checks supply and both escrows after each one).
 use bank::BankRead;
-use framework::{Address, Amount, StateReadExt};
+use framework::{Address, Amount, StateRead, StateReadExt};
 use proptest::prelude::*;
 use proto::verde::v1 as pb;
 use runtime::testkit;
-use staking::{Role, StakingWrite};
+use staking::{Role, StakingRead, StakingWrite};
 use std::collections::BTreeMap;
 use tasks::TasksRead;
 use train::merkle::{self, Hash};
@@ -936,4 +936,140 @@ fn a_challenger_needs_no_proofs_for_h0_and_the_final_hash() {
         .unwrap();
     assert_eq!((d.lo, d.hi), (0, t));
     assert_eq!(d.phase, Phase::BisectReveal);
+}
+
+#[test]
+fn a_silent_sybil_dispute_does_not_shield_a_cheating_solver() {
+    // The solver's own second key opens a proof-less dispute right after the
+    // commit and then stays silent; an honest challenger can still dispute,
+    // wins, and the sybil's dispute ends without shielding anything.
+    let p = program(6);
+    let honest = simulate(&p, None);
+    let j = effective_nodes(&p, &honest, 3)[0];
+    let cheat = simulate(&p, Some((3, j)));
+    let mut w = World::new();
+    let sybil = Address::module("sybil");
+    w.w.fund(&[sybil], 1_000_000);
+    let id = w.task(&p, &cheat);
+    let fin = *cheat.h.last().unwrap();
+    w.open(sybil, id, 100_000, (0, &honest.h[0], None), (6, &fin, None))
+        .unwrap();
+    let before = w.s().balance(&w.challenger).unwrap();
+    let d = play(
+        &mut w,
+        id,
+        &p,
+        &cheat,
+        Behaviour::Honest,
+        &honest,
+        Behaviour::Honest,
+    );
+    // The honest challenger's dispute ran regardless of the sybil's: it
+    // either won or ended moot because the solver (which here never answers
+    // its sybil) lost the sybil's dispute first. Either way the cheat is
+    // not paid, the solver is slashed and the honest challenger loses nothing.
+    assert!(
+        d.outcome.starts_with("challenger wins") || d.outcome.starts_with("moot"),
+        "{}",
+        d.outcome
+    );
+    let t = w.s().task(id).unwrap();
+    assert_eq!(t.status, tasks::Status::Failed);
+    assert!(t.open_disputes.is_empty());
+    assert!(w.s().balance(&w.challenger).unwrap() >= before);
+    assert!(w.s().operator(&w.solver).unwrap().unwrap().stake < Amount(5_000_000));
+    let sybil_d = w.s().dispute(1).unwrap();
+    assert_eq!(sybil_d.phase, Phase::Resolved, "{}", sybil_d.outcome);
+    assert_eq!(w.s().locks(&w.challenger).unwrap(), 0);
+    assert_eq!(w.s().locks(&sybil).unwrap(), 0);
+}
+
+#[test]
+fn an_attester_of_a_result_later_proven_wrong_is_slashed() {
+    let p = program(6);
+    let honest = simulate(&p, None);
+    let j = effective_nodes(&p, &honest, 3)[0];
+    let cheat = simulate(&p, Some((3, j)));
+    let mut w = World::new();
+    // A second verifier, lazy: it attests with the solver's own hashes.
+    let lazy = Address::module("lazy");
+    w.w.fund(&[lazy], 10_000_000);
+    w.w.setup(|s, c| s.register(c, lazy, Role::Verifier, Amount(9_000_000)));
+    w.w.write(|s| {
+        let mut tp = tasks::Params {
+            challenge_window_blocks: 200,
+            verifiers_per_task: 2,
+            ..Default::default()
+        }
+        .to_proto();
+        tp.verifiers_per_task = 2;
+        framework::StateWriteExt::put_proto(s, tasks::state_key::PARAMS.to_vec(), &tp);
+    });
+    let id = w.task(&p, &cheat);
+    w.end_block();
+    let t = w.s().task(id).unwrap();
+    assert!(t.verifiers.contains(&lazy), "{:?}", t.verifiers);
+    let s = tasks::level::evidence_step(&t.selection_seed.unwrap(), &lazy, p.steps) as usize;
+    let attest = tasks::msg::MsgAttest {
+        verifier: lazy,
+        task_id: id,
+        steps_checked: 0,
+        evidence: Some(tasks::msg::Evidence {
+            state_hash: cheat.h[s],
+            proof: merkle::proof(&cheat.h, s).unwrap(),
+        }),
+    };
+    w.w.tx(tasks::TasksMsg::Attest(attest)).unwrap();
+    let stake = w.s().operator(&lazy).unwrap().unwrap().stake;
+    let d = play(
+        &mut w,
+        id,
+        &p,
+        &cheat,
+        Behaviour::Honest,
+        &honest,
+        Behaviour::Honest,
+    );
+    assert!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
+    assert_eq!(
+        w.s().operator(&lazy).unwrap().unwrap().stake,
+        stake.checked_sub(Amount(100_000)).unwrap(),
+        "attester_wrong_slash"
+    );
+    // The honest challenger was drawn too; it challenged, so it is not
+    // slashed for not attesting, and its stake is free again.
+    assert_eq!(
+        w.s().operator(&w.challenger).unwrap().unwrap().stake,
+        Amount(1_000_000)
+    );
+    assert_eq!(w.s().locks(&w.challenger).unwrap(), 0);
+    assert_eq!(w.s().locks(&lazy).unwrap(), 0);
+}
+
+#[test]
+fn uploads_are_stored_apart_and_deleted_when_the_dispute_ends() {
+    let p = program(4);
+    let honest = simulate(&p, None);
+    let nodes = effective_nodes(&p, &honest, 2);
+    let cheat = simulate(&p, Some((2, *nodes.last().unwrap())));
+    let mut w = World::new();
+    let id = w.task(&p, &cheat);
+    let d = play(
+        &mut w,
+        id,
+        &p,
+        &cheat,
+        Behaviour::Honest,
+        &honest,
+        Behaviour::Honest,
+    );
+    assert!(
+        d.transcript.iter().any(|m| m.action.contains("upload input")),
+        "inputs were uploaded"
+    );
+    let left = framework::StateRead::prefix_raw(w.s(), verde::state_key::UPLOAD_PREFIX, &[], 10)
+        .unwrap();
+    assert!(left.is_empty(), "{} upload keys left", left.len());
+    let stored = w.s().get_raw(&verde::state_key::dispute(d.id)).unwrap().unwrap();
+    assert!(stored.len() < 16 << 10, "the record holds no input bytes");
 }
