@@ -75,7 +75,12 @@ impl W {
         self.w.tx(m).map_err(|e| (e.code, e.log))
     }
 
-    fn submit_program(&mut self, p: &train::Program, level: i32, bps: u32) -> Result<u64, (u32, String)> {
+    fn submit_program(
+        &mut self,
+        p: &train::Program,
+        level: i32,
+        bps: u32,
+    ) -> Result<u64, (u32, String)> {
         self.tx(&pb::MsgSubmitTask {
             submitter: self.sub.to_string(),
             program_json: serde_json::to_vec(p).unwrap(),
@@ -85,7 +90,13 @@ impl W {
             verification_level: level,
             sample_bps: bps,
         })?;
-        Ok(self.w.state.get_u64(tasks::state_key::NEXT_ID).unwrap().unwrap() - 1)
+        Ok(self
+            .w
+            .state
+            .get_u64(tasks::state_key::NEXT_ID)
+            .unwrap()
+            .unwrap()
+            - 1)
     }
 
     fn submit(&mut self) -> u64 {
@@ -148,10 +159,17 @@ fn an_honest_job_pays_the_solver_and_the_attesting_verifiers() {
     w.claim(sol, id).unwrap();
     let h = hashes(10, 7);
     w.commit(id, &h).unwrap();
-    assert!(w.task(id).verifiers.is_empty(), "no selection in the commit's own block");
+    assert!(
+        w.task(id).verifiers.is_empty(),
+        "no selection in the commit's own block"
+    );
     w.w.advance(1);
     let t = w.task(id);
-    assert_eq!(t.verifiers.len(), 2, "selected in the block after the commit");
+    assert_eq!(
+        t.verifiers.len(),
+        2,
+        "selected in the block after the commit"
+    );
     let (v0, v1) = (t.verifiers[0], t.verifiers[1]);
     assert_ne!(v0, v1);
     w.attest(v0, id, Some(&h)).unwrap();
@@ -285,7 +303,11 @@ fn a_solver_that_misses_its_commit_deadline_is_slashed_and_the_task_reopens() {
         w.w.state.operator(&sol).unwrap().unwrap().stake,
         Amount(2_000_000 - 200_000)
     );
-    assert_eq!(w.w.state.locks(&sol).unwrap(), 0, "the claim's lock is released");
+    assert_eq!(
+        w.w.state.locks(&sol).unwrap(),
+        0,
+        "the claim's lock is released"
+    );
     // Committing now is too late.
     assert!(w.commit(id, &hashes(10, 1)).is_err());
 }
@@ -409,8 +431,12 @@ fn the_verification_level_and_its_guarantee_are_recorded() {
     let sampled = w.submit_program(&p, 2, 200).unwrap();
     assert_eq!(w.task(full).level, tasks::Level::Full);
     assert_eq!(w.task(sampled).level, tasks::Level::Sampled { bps: 200 });
-    let g = tasks::query::task_view(&w.w.state, &w.task(full)).unwrap().guarantee;
+    let g = tasks::query::task_view(&w.w.state, &w.task(full))
+        .unwrap()
+        .guarantee;
     assert!(g.contains("full re-execution"), "{g}");
-    let g = tasks::query::task_view(&w.w.state, &w.task(sampled)).unwrap().guarantee;
+    let g = tasks::query::task_view(&w.w.state, &w.task(sampled))
+        .unwrap()
+        .guarantee;
     assert!(g.contains("6 of 300 steps") && g.contains("2.00%"), "{g}");
 }

@@ -1064,12 +1064,18 @@ fn uploads_are_stored_apart_and_deleted_when_the_dispute_ends() {
         Behaviour::Honest,
     );
     assert!(
-        d.transcript.iter().any(|m| m.action.contains("upload input")),
+        d.transcript
+            .iter()
+            .any(|m| m.action.contains("upload input")),
         "inputs were uploaded"
     );
-    let left = framework::StateRead::prefix_raw(w.s(), verde::state_key::UPLOAD_PREFIX, &[], 10)
-        .unwrap();
+    let left =
+        framework::StateRead::prefix_raw(w.s(), verde::state_key::UPLOAD_PREFIX, &[], 10).unwrap();
     assert!(left.is_empty(), "{} upload keys left", left.len());
-    let stored = w.s().get_raw(&verde::state_key::dispute(d.id)).unwrap().unwrap();
+    let stored = w
+        .s()
+        .get_raw(&verde::state_key::dispute(d.id))
+        .unwrap()
+        .unwrap();
     assert!(stored.len() < 16 << 10, "the record holds no input bytes");
 }
