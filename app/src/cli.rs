@@ -81,6 +81,8 @@ pub struct TxArgs {
     pub chain_id: Option<String>,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Create a node home: genesis.json and app.toml.

@@ -77,7 +77,7 @@ pub enum Source {
 }
 
 impl Source {
-    fn to_string(&self) -> String {
+    fn label(&self) -> String {
         match self {
             Source::State(n) => format!("state:{n}"),
             Source::Batch(n) => format!("batch:{n}"),
@@ -218,7 +218,7 @@ impl Dispute {
                 .iter()
                 .map(|u| pb::InputUpload {
                     input: u.input,
-                    source: u.source.to_string(),
+                    source: u.source.label(),
                     expected_bytes: u.expected_bytes,
                     data: vec![],
                     tensor_hash: v(&u.tensor_hash),
@@ -280,7 +280,7 @@ impl TryFrom<&pb::Dispute> for Dispute {
             challenger,
             solver,
             bond: Amount::parse_coin(&d.bond)?,
-            phase: Phase::from_proto(d.phase).ok_or_else(|| VerdeError::WrongPhase {
+            phase: Phase::from_proto(d.phase).ok_or(VerdeError::WrongPhase {
                 id: d.id,
                 phase: "unspecified",
             })?,
