@@ -49,6 +49,33 @@ pub fn tree_levels(leaves: &[Hash]) -> Vec<Vec<Hash>> {
     v
 }
 
+/// The two children of node `index` at `level` of the tree over `leaves`
+/// (at level 0: the leaf value itself and nothing).
+fn children(
+    leaves: &[Hash],
+    level: u32,
+    index: u64,
+    what: &str,
+) -> Result<(Vec<u8>, Vec<u8>), AgentError> {
+    if level == 0 {
+        let l = leaves
+            .get(index as usize)
+            .ok_or_else(|| AgentError::Invalid(format!("the {what} has no leaf {index}")))?;
+        return Ok((l.to_vec(), Vec::new()));
+    }
+    let lv = tree_levels(leaves);
+    let below = lv
+        .get(level as usize - 1)
+        .ok_or_else(|| AgentError::Invalid(format!("the {what} has no level {level}")))?;
+    let i = 2 * index as usize;
+    match (below.get(i), below.get(i + 1)) {
+        (Some(l), Some(r)) => Ok((l.to_vec(), r.to_vec())),
+        _ => Err(AgentError::Invalid(format!(
+            "the {what} has no children at level {level} index {index}"
+        ))),
+    }
+}
+
 fn any<M: prost::Message + TypeUrl>(m: M) -> Any {
     to_any(&m)
 }
@@ -67,7 +94,7 @@ pub fn my_turn(d: &pb::Dispute, side: Side) -> bool {
             Side::Solver => d.solver_op_root.is_empty(),
             Side::Challenger => d.challenger_op_root.is_empty(),
         },
-        Phase::Descent => match side {
+        Phase::Descent | Phase::TraceDescent => match side {
             Side::Solver => d.solver_children.is_empty(),
             Side::Challenger => d.challenger_children.is_empty(),
         },
@@ -122,27 +149,25 @@ pub fn moves(
         }
         Phase::Descent => {
             let nh = run.step_out(hi)?.node_hashes();
-            let (left, right) = if d.level == 0 {
-                let l = nh.get(d.index as usize).ok_or_else(|| {
-                    AgentError::Invalid(format!("no node {} in step {hi}", d.index))
-                })?;
-                (l.to_vec(), Vec::new())
-            } else {
-                let lv = tree_levels(&nh);
-                let below = lv.get(d.level as usize - 1).ok_or_else(|| {
-                    AgentError::Invalid(format!("the op tree has no level {}", d.level))
-                })?;
-                let i = 2 * d.index as usize;
-                match (below.get(i), below.get(i + 1)) {
-                    (Some(l), Some(r)) => (l.to_vec(), r.to_vec()),
-                    _ => {
-                        return Err(AgentError::Invalid(format!(
-                            "the op tree has no children at level {} index {}",
-                            d.level, d.index
-                        )))
-                    }
-                }
-            };
+            let (left, right) = children(&nh, d.level, d.index, "op tree")?;
+            vec![any(pb::MsgRevealChildren {
+                sender: me.into(),
+                dispute_id: id,
+                left,
+                right,
+            })]
+        }
+        Phase::TraceDescent => {
+            // The whole trace: a full re-execution (or the solver's run).
+            let hs = run.hashes().to_vec();
+            if hs.len() as u64 != run.program.steps + 1 {
+                return Err(AgentError::Invalid(format!(
+                    "the trace descent needs every h_t; the run has {} of {}",
+                    hs.len(),
+                    run.program.steps + 1
+                )));
+            }
+            let (left, right) = children(&hs, d.level, d.index, "trace tree")?;
             vec![any(pb::MsgRevealChildren {
                 sender: me.into(),
                 dispute_id: id,

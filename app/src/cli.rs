@@ -1422,6 +1422,7 @@ fn verde_tx(keys: &Keyring, v: VerdeTx) -> Result<(TxArgs, prost_types::Any, Str
                 hi,
                 h_hi: hex32(&h_hi, "--h-hi")?,
                 proof_hi: Some(proof_file(&proof_hi)?),
+                trace_root: vec![],
             };
             (
                 tx,

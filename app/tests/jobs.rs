@@ -130,6 +130,7 @@ fn a_job_is_submitted_trained_committed_attested_and_paid_through_transactions()
         hi: 3,
         h_hi: h[3].to_vec(),
         proof_hi: None,
+        trace_root: vec![],
     });
     let (code, space, log) = c.send(&ver, bad);
     assert_eq!((space.as_str(), code), ("verde", 6), "{log}");

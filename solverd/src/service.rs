@@ -8,7 +8,7 @@ use proto::solver::v1::{
     StatusRequest, StatusResponse, StepHashRequest, StepHashResponse, StepHashesRequest,
     StepHashesResponse,
 };
-use proto::tasks::v1::Task;
+use proto::tasks::v1::{Task, TaskStatus, VerificationLevel};
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -55,6 +55,22 @@ impl SolverService {
         Ok(t)
     }
 
+    /// The task, if its trace (step hashes, op traces, checkpoints) may be
+    /// served now. At the full verification level nothing of the trace is
+    /// served until the task has ended: a drawn verifier's evidence must come
+    /// from its own re-execution, not from this service (see
+    /// `modules/tasks/README.md`). At the sampled level verifiers need it.
+    async fn traced_task(&self, id: u64) -> Result<Task, Status> {
+        let t = self.my_task(id).await?;
+        let open = t.status == TaskStatus::Claimed as i32 || t.status == TaskStatus::Committed as i32;
+        if open && t.verification_level != VerificationLevel::Sampled as i32 {
+            return Err(Status::permission_denied(format!(
+                "task {id} is verified by full re-execution: its trace is served once the task has ended"
+            )));
+        }
+        Ok(t)
+    }
+
     /// Runs `f` on the task's run in a blocking thread.
     async fn with_run<T: Send + 'static>(
         &self,
@@ -92,7 +108,7 @@ impl Solver for SolverService {
         &self,
         r: Request<StepHashesRequest>,
     ) -> Result<Response<StepHashesResponse>, Status> {
-        let t = self.my_task(r.get_ref().task_id).await?;
+        let t = self.traced_task(r.get_ref().task_id).await?;
         let hashes = self
             .with_run(&t, |run| {
                 Ok(run.hashes().iter().map(|h| h.to_vec()).collect())
@@ -106,7 +122,7 @@ impl Solver for SolverService {
         r: Request<StepHashRequest>,
     ) -> Result<Response<StepHashResponse>, Status> {
         let step = r.get_ref().step;
-        let t = self.my_task(r.get_ref().task_id).await?;
+        let t = self.traced_task(r.get_ref().task_id).await?;
         let (hash, proof) = self
             .with_run(&t, move |run| {
                 if run.steps_done() < run.program.steps {
@@ -136,7 +152,7 @@ impl Solver for SolverService {
         r: Request<OpTraceRequest>,
     ) -> Result<Response<OpTraceResponse>, Status> {
         let step = r.get_ref().step;
-        let t = self.my_task(r.get_ref().task_id).await?;
+        let t = self.traced_task(r.get_ref().task_id).await?;
         if step == 0 {
             return Err(Status::invalid_argument(
                 "step 0 has no operators; steps start at 1",
@@ -161,7 +177,7 @@ impl Solver for SolverService {
         r: Request<CheckpointRequest>,
     ) -> Result<Response<ChunkStream>, Status> {
         let step = r.get_ref().step;
-        let t = self.my_task(r.get_ref().task_id).await?;
+        let t = self.traced_task(r.get_ref().task_id).await?;
         if self.s.fault.withhold_checkpoints {
             return Err(Status::unavailable(
                 "checkpoints are withheld (fault injection)",
@@ -180,6 +196,13 @@ impl Solver for SolverService {
     type ModelStream = ChunkStream;
     async fn model(&self, r: Request<ModelRequest>) -> Result<Response<ChunkStream>, Status> {
         let t = self.my_task(r.get_ref().task_id).await?;
+        // The submitter paid for the model; nobody gets it before it is final.
+        if t.status != TaskStatus::Finalized as i32 {
+            return Err(Status::failed_precondition(format!(
+                "task {} is not finalized: the model is served once it is",
+                t.id
+            )));
+        }
         let bytes = self
             .with_run(&t, |run| {
                 if run.steps_done() < run.program.steps {

@@ -525,6 +525,17 @@ async fn attest(
     Ok(())
 }
 
+/// The bond this verifier posts: `--bond`, or the chain's minimum.
+async fn dispute_bond(s: &Shared) -> Result<Amount, AgentError> {
+    let bond = match &s.cfg.bond {
+        Some(b) => b.clone(),
+        None => s.chain.verde_params().await?.min_bond,
+    };
+    Amount::parse_coin(&bond)
+        .or_else(|_| bond.parse::<u128>().map(Amount).map_err(|_| ()))
+        .map_err(|_| AgentError::Invalid(format!("bad bond {bond:?}")))
+}
+
 /// Opens a dispute on `(lo, hi]`. With the solver's `hashes` the ends are
 /// proven against its trace root; without them only `lo = 0` (the program's
 /// `h_0`) and `hi = T` (the committed final hash) can be claimed.
@@ -535,13 +546,7 @@ async fn open_dispute(
     (lo, h_lo): (u64, Hash),
     (hi, h_hi): (u64, Hash),
 ) -> Result<(), AgentError> {
-    let bond = match &s.cfg.bond {
-        Some(b) => b.clone(),
-        None => s.chain.verde_params().await?.min_bond,
-    };
-    let bond = Amount::parse_coin(&bond)
-        .or_else(|_| bond.parse::<u128>().map(Amount).map_err(|_| ()))
-        .map_err(|_| AgentError::Invalid(format!("bad bond {bond:?}")))?;
+    let bond = dispute_bond(s).await?;
     let msg = proto::verde::v1::MsgOpenDispute {
         challenger: s.chain.address.to_string(),
         task_id: t.id,
@@ -555,6 +560,7 @@ async fn open_dispute(
         hi,
         h_hi: h_hi.to_vec(),
         proof_hi: hashes.map(|h| pb_proof(h, hi as usize)).transpose()?,
+        trace_root: vec![],
     };
     s.chain
         .send(vec![proto::to_any(&msg)], "open dispute")
@@ -594,43 +600,35 @@ async fn whistleblow(s: &Arc<Shared>, t: &Task, selected: bool) -> Result<(), Ag
         }
         return Ok(());
     }
-    let theirs = match solver_hashes(t).await {
-        Ok(h) => h,
-        Err(e) => {
-            let last = mine[t.steps as usize];
-            if last.as_slice() == t.final_state_hash.as_slice() {
-                tracing::warn!(task = t.id, error = %e, "the final state reproduces but the trace root does not, and the solver's hashes are unavailable: nothing to dispute");
-                return Ok(());
-            }
-            // The chain needs no proof for h_0 and the committed final hash:
-            // bisection makes the solver reveal the rest on chain, or lose.
-            tracing::warn!(task = t.id, error = %e, "the run does not reproduce and the solver serves nothing: disputing (0, T]");
-            let fin = h32(&t.final_state_hash)
-                .ok_or_else(|| AgentError::Invalid("final_state_hash is not 32 bytes".into()))?;
-            return open_dispute(s, t, None, (0, mine[0]), (t.steps, fin)).await;
-        }
-    };
-    let differs: Vec<u64> = (0..=t.steps)
-        .filter(|&i| mine[i as usize] != theirs[i as usize])
-        .collect();
-    let (Some(&first), Some(&last)) = (differs.first(), differs.last()) else {
-        return Ok(());
-    };
-    // Agree with the last hash before the first difference; disagree with the
-    // last differing one (a fault can heal, so a later hash may agree again).
-    let (lo, hi) = if first == 0 {
-        (0, 0)
-    } else {
-        (first - 1, last)
-    };
-    open_dispute(
-        s,
-        t,
-        Some(&theirs),
-        (lo, theirs[lo as usize]),
-        (hi, theirs[hi as usize]),
-    )
-    .await
+    // The run does not reproduce the committed trace. Nothing of the
+    // solver's is needed: the dispute descends both trace trees to the
+    // first differing step (whatever h_T is).
+    tracing::warn!(task = t.id, "the run does not reproduce the committed trace: disputing it");
+    open_trace_dispute(s, t, train::merkle::root(&mine)).await
+}
+
+/// Opens a dispute in trace mode with this verifier's own trace root.
+async fn open_trace_dispute(s: &Shared, t: &Task, root: Hash) -> Result<(), AgentError> {
+    let bond = dispute_bond(s).await?;
+    let msg = verde::msg::MsgOpenDispute {
+        challenger: s.chain.address,
+        task_id: t.id,
+        bond,
+        lo: 0,
+        h_lo: [0; 32],
+        proof_lo: None,
+        hi: 0,
+        h_hi: [0; 32],
+        proof_hi: None,
+        trace_root: Some(root),
+    }
+    .to_proto();
+    s.chain
+        .send(vec![proto::to_any(&msg)], "open dispute")
+        .await?;
+    s.metrics.inc("disputes_opened", 1);
+    tracing::warn!(task = t.id, %bond, "dispute opened on the trace");
+    Ok(())
 }
 
 async fn play(s: &Arc<Shared>, t: &Task, d: &proto::verde::v1::Dispute) -> Result<(), AgentError> {

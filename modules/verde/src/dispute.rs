@@ -15,6 +15,7 @@ pub enum Phase {
     Assembly,
     Reveal,
     Resolved,
+    TraceDescent,
 }
 
 impl Phase {
@@ -27,6 +28,7 @@ impl Phase {
             Phase::Assembly => "assembly",
             Phase::Reveal => "reveal",
             Phase::Resolved => "resolved",
+            Phase::TraceDescent => "trace-descent",
         }
     }
     fn to_proto(self) -> pb::Phase {
@@ -38,6 +40,7 @@ impl Phase {
             Phase::Assembly => pb::Phase::Assembly,
             Phase::Reveal => pb::Phase::Reveal,
             Phase::Resolved => pb::Phase::Resolved,
+            Phase::TraceDescent => pb::Phase::TraceDescent,
         }
     }
     fn from_proto(p: i32) -> Option<Phase> {
@@ -50,6 +53,7 @@ impl Phase {
             pb::Phase::Assembly => Phase::Assembly,
             pb::Phase::Reveal => Phase::Reveal,
             pb::Phase::Resolved => Phase::Resolved,
+            pb::Phase::TraceDescent => Phase::TraceDescent,
         })
     }
 }

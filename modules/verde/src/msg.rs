@@ -27,6 +27,9 @@ pub struct MsgOpenDispute {
     pub h_hi: Hash,
     /// Not needed for `hi = T` with the committed final hash.
     pub proof_hi: Option<Proof>,
+    /// Trace mode: the challenger's own root over h_0..h_T (then the
+    /// interval, hashes and proofs are unused and must be empty).
+    pub trace_root: Option<Hash>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,24 +98,65 @@ pub struct MsgUploadRows {
 impl TryFrom<&pb::MsgOpenDispute> for MsgOpenDispute {
     type Error = VerdeError;
     fn try_from(m: &pb::MsgOpenDispute) -> Result<Self> {
+        let challenger = parse_addr(&m.challenger)?;
+        let bond = match &m.bond {
+            Some(c) => Amount::from_coin(&c.denom, &c.amount)?,
+            None => Amount::ZERO,
+        };
+        if !m.trace_root.is_empty() {
+            if m.lo != 0
+                || m.hi != 0
+                || !m.h_lo.is_empty()
+                || !m.h_hi.is_empty()
+                || m.proof_lo.is_some()
+                || m.proof_hi.is_some()
+            {
+                return Err(VerdeError::BadInterval(
+                    "trace mode takes only trace_root: leave lo, hi, h_lo, h_hi and the proofs empty"
+                        .into(),
+                ));
+            }
+            return Ok(MsgOpenDispute {
+                challenger,
+                task_id: m.task_id,
+                bond,
+                lo: 0,
+                h_lo: [0; 32],
+                proof_lo: None,
+                hi: 0,
+                h_hi: [0; 32],
+                proof_hi: None,
+                trace_root: Some(h32(&m.trace_root, "trace_root")?),
+            });
+        }
         Ok(MsgOpenDispute {
-            challenger: parse_addr(&m.challenger)?,
+            challenger,
             task_id: m.task_id,
-            bond: match &m.bond {
-                Some(c) => Amount::from_coin(&c.denom, &c.amount)?,
-                None => Amount::ZERO,
-            },
+            bond,
             lo: m.lo,
             h_lo: h32(&m.h_lo, "h_lo")?,
             proof_lo: proof(&m.proof_lo)?,
             hi: m.hi,
             h_hi: h32(&m.h_hi, "h_hi")?,
             proof_hi: proof(&m.proof_hi)?,
+            trace_root: None,
         })
     }
 }
 impl MsgOpenDispute {
     pub fn to_proto(&self) -> pb::MsgOpenDispute {
+        if let Some(r) = self.trace_root {
+            return pb::MsgOpenDispute {
+                challenger: self.challenger.to_string(),
+                task_id: self.task_id,
+                bond: Some(proto::base::v1::Coin {
+                    denom: framework::DENOM.into(),
+                    amount: self.bond.0.to_string(),
+                }),
+                trace_root: r.to_vec(),
+                ..Default::default()
+            };
+        }
         pb::MsgOpenDispute {
             challenger: self.challenger.to_string(),
             task_id: self.task_id,
@@ -126,6 +170,7 @@ impl MsgOpenDispute {
             hi: self.hi,
             h_hi: self.h_hi.to_vec(),
             proof_hi: self.proof_hi.as_ref().map(proof_to_proto),
+            trace_root: vec![],
         }
     }
 }

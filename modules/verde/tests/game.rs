@@ -227,6 +227,7 @@ impl World {
             hi,
             h_hi: h_hi.to_vec(),
             proof_hi,
+            trace_root: vec![],
         })
     }
 
@@ -316,7 +317,6 @@ fn play(
     cb: Behaviour,
 ) -> verde::Dispute {
     let t_steps = p.steps as usize;
-    let graph = p.graph().unwrap();
     // An honest challenger only claims steps it really disagrees with: a fault
     // can heal (h_t differs, a later h_t' agrees), so open on (0, last differing].
     let first_diff = (0..=t_steps)
@@ -331,7 +331,7 @@ fn play(
     } else {
         (0, last_diff)
     };
-    let (ch, so) = (w.challenger, w.solver);
+    let ch = w.challenger;
     let sh = solver.h.clone();
     w.open(
         ch,
@@ -342,6 +342,48 @@ fn play(
     )
     .unwrap();
     let did = w.s().get_u64(verde::state_key::NEXT_ID).unwrap().unwrap() - 1;
+    drive(w, did, p, solver, sb, chal, cb)
+}
+
+/// Opens in trace mode (the challenger shows only its own trace root) and
+/// plays to the end.
+fn play_trace(
+    w: &mut World,
+    id: u64,
+    p: &Program,
+    solver: &Trace,
+    sb: Behaviour,
+    chal: &Trace,
+    cb: Behaviour,
+) -> verde::Dispute {
+    let m = pb::MsgOpenDispute {
+        challenger: w.challenger.to_string(),
+        task_id: id,
+        bond: Some(proto::base::v1::Coin {
+            denom: "uvtr".into(),
+            amount: "200000".into(),
+        }),
+        trace_root: merkle::root(&chal.h).to_vec(),
+        ..Default::default()
+    };
+    w.send(&m).unwrap();
+    let did = w.s().get_u64(verde::state_key::NEXT_ID).unwrap().unwrap() - 1;
+    drive(w, did, p, solver, sb, chal, cb)
+}
+
+/// Makes both parties' moves until the dispute ends.
+fn drive(
+    w: &mut World,
+    did: u64,
+    p: &Program,
+    solver: &Trace,
+    sb: Behaviour,
+    chal: &Trace,
+    cb: Behaviour,
+) -> verde::Dispute {
+    let graph = p.graph().unwrap();
+    let (ch, so) = (w.challenger, w.solver);
+    let sh = solver.h.clone();
     for _ in 0..10_000 {
         let d = w.s().dispute(did).unwrap();
         let phase = d.phase;
@@ -391,6 +433,34 @@ fn play(
                         sender: ch.to_string(),
                         dispute_id: did,
                         op_root: r.to_vec(),
+                    })
+                    .unwrap();
+                    moved = true;
+                }
+            }
+            Phase::TraceDescent => {
+                for (who, tr, done, silent) in [
+                    (so, solver, !d.solver_children.is_empty(), solver_silent),
+                    (ch, chal, !d.challenger_children.is_empty(), chal_silent),
+                ] {
+                    if done || silent {
+                        continue;
+                    }
+                    let (l, r) = if d.level == 0 {
+                        (tr.h[d.index as usize].to_vec(), vec![])
+                    } else {
+                        let lv = levels(&tr.h);
+                        let below = &lv[d.level as usize - 1];
+                        (
+                            below[2 * d.index as usize].to_vec(),
+                            below[2 * d.index as usize + 1].to_vec(),
+                        )
+                    };
+                    w.send(&pb::MsgRevealChildren {
+                        sender: who.to_string(),
+                        dispute_id: did,
+                        left: l,
+                        right: r,
                     })
                     .unwrap();
                     moved = true;
@@ -826,26 +896,27 @@ proptest! {
     /// wins, within the move bound, with supply and escrow conserved (checked
     /// after every block inside `World`).
     #[test]
-    fn the_honest_party_always_wins(steps in 2u64..9, fault_step in 1u64..9, pick in 0usize..1000, cheater_is_solver: bool, silent in 0usize..6) {
+    fn the_honest_party_always_wins(steps in 2u64..9, fault_step in 1u64..9, pick in 0usize..1000, cheater_is_solver: bool, silent in 0usize..7, trace_mode: bool) {
         let fault_step = fault_step.min(steps);
         let p = program(steps);
         let honest = simulate(&p, None);
         let nodes = effective_nodes(&p, &honest, fault_step);
         let bad = simulate(&p, Some((fault_step, nodes[pick % nodes.len()])));
-        let phases = [Phase::BisectReveal, Phase::BisectRespond, Phase::OpRoots, Phase::Descent, Phase::Reveal];
+        let phases = [Phase::BisectReveal, Phase::BisectRespond, Phase::OpRoots, Phase::Descent, Phase::Reveal, Phase::TraceDescent];
         let cheater_b = if silent < phases.len() { Behaviour::SilentAt(phases[silent]) } else { Behaviour::Honest };
         let mut w = World::new();
         let m = p.nodes().unwrap().len() as u64;
+        let game = if trace_mode { play_trace } else { play };
         let d = if cheater_is_solver {
             let id = w.task(&p, &bad);
-            play(&mut w, id, &p, &bad, cheater_b, &honest, Behaviour::Honest)
+            game(&mut w, id, &p, &bad, cheater_b, &honest, Behaviour::Honest)
         } else {
             let id = w.task(&p, &honest);
-            play(&mut w, id, &p, &honest, Behaviour::Honest, &bad, cheater_b)
+            game(&mut w, id, &p, &honest, Behaviour::Honest, &bad, cheater_b)
         };
         let winner = if cheater_is_solver { "challenger wins" } else { "solver wins" };
         prop_assert!(d.outcome.starts_with(winner), "{}", d.outcome);
-        prop_assert!(d.rounds <= ceil_log2(steps) + ceil_log2(m) + 4, "{} rounds", d.rounds);
+        prop_assert!(d.rounds <= ceil_log2(steps + 1) + ceil_log2(m) + 5, "{} rounds", d.rounds);
     }
 }
 
@@ -1078,4 +1149,58 @@ fn uploads_are_stored_apart_and_deleted_when_the_dispute_ends() {
         .unwrap()
         .unwrap();
     assert!(stored.len() < 16 << 10, "the record holds no input bytes");
+}
+
+#[test]
+fn a_challenger_with_only_its_own_run_localises_a_cheat_through_the_trace() {
+    let p = program(6);
+    let honest = simulate(&p, None);
+    let j = effective_nodes(&p, &honest, 3)[0];
+    let cheat = simulate(&p, Some((3, j)));
+    let mut w = World::new();
+    let id = w.task(&p, &cheat);
+    let d = play_trace(&mut w, id, &p, &cheat, Behaviour::Honest, &honest, Behaviour::Honest);
+    assert!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
+    assert_eq!((d.hi, d.node), (3, j as u64), "{}", d.outcome);
+    let m = p.nodes().unwrap().len() as u64;
+    assert!(d.rounds <= ceil_log2(p.steps + 1) + ceil_log2(m) + 5, "{} rounds", d.rounds);
+}
+
+#[test]
+fn a_garbage_trace_behind_a_correct_final_hash_is_caught() {
+    // The model is right (h_T matches) but the committed trace is not: no
+    // verifier could attest, so the trace itself must be disputable.
+    let p = program(6);
+    let honest = simulate(&p, None);
+    let mut garbage = simulate(&p, None);
+    garbage.h[2][5] ^= 1;
+    let mut w = World::new();
+    let id = w.task(&p, &garbage);
+    let d = play_trace(&mut w, id, &p, &garbage, Behaviour::Honest, &honest, Behaviour::Honest);
+    assert!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
+    assert_eq!(d.hi, 2, "{}", d.outcome);
+}
+
+#[test]
+fn a_false_trace_challenge_loses_its_bond() {
+    let p = program(5);
+    let honest = simulate(&p, None);
+    let nodes = effective_nodes(&p, &honest, 2);
+    let liar = simulate(&p, Some((2, nodes[0])));
+    let mut w = World::new();
+    let id = w.task(&p, &honest);
+    let d = play_trace(&mut w, id, &p, &honest, Behaviour::Honest, &liar, Behaviour::Honest);
+    assert!(d.outcome.starts_with("solver wins"), "{}", d.outcome);
+    // And a trace root equal to the committed one is refused outright.
+    let m = pb::MsgOpenDispute {
+        challenger: w.challenger.to_string(),
+        task_id: id,
+        bond: Some(proto::base::v1::Coin {
+            denom: "uvtr".into(),
+            amount: "200000".into(),
+        }),
+        trace_root: merkle::root(&honest.h).to_vec(),
+        ..Default::default()
+    };
+    assert!(w.send(&m).unwrap_err().contains("nothing to dispute"));
 }

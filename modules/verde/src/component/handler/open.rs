@@ -5,14 +5,14 @@ use framework::{BlockCtx, StateWrite, StateWriteExt};
 use staking::StakingLocks;
 use tasks::{TaskDisputes, TasksRead};
 
-use crate::component::game::after_interval;
+use crate::component::game::{after_interval, descend_promoted};
 use crate::component::state::{VerdeRead, VerdeWrite};
 use crate::dispute::{Dispute, Phase, Turn};
 use crate::error::{Result, VerdeError};
 use crate::event::EventDisputeOpened;
 use crate::module_address;
 use crate::msg::MsgOpenDispute;
-use crate::proof::{check_proof, initial_hash};
+use crate::proof::{check_proof, initial_hash, level_sizes};
 
 pub fn execute<S: StateWrite + ?Sized>(
     s: &mut S,
@@ -40,6 +40,9 @@ pub fn execute<S: StateWrite + ?Sized>(
         .clone()
         .ok_or(tasks::TasksError::NotFound(t.id))?;
     let solver = t.solver().ok_or(tasks::TasksError::NotFound(t.id))?;
+    if let Some(root) = m.trace_root {
+        return open_trace(s, ctx, m, id, t, c, solver, root);
+    }
     let initial = lo == 0 && hi == 0;
     if !initial && (lo >= hi || hi > t.steps) {
         return Err(VerdeError::BadInterval(format!(
@@ -75,9 +78,98 @@ pub fn execute<S: StateWrite + ?Sized>(
         None => return Err(VerdeError::BadProof("proof_hi: missing".into())),
         Some(pr) => check_proof(&c.trace_root, &m.h_hi, pr, hi, n, "h_hi")?,
     }
+    let mut d = new_dispute(s, ctx, m, id, &t, solver)?;
+    d.lo = lo;
+    d.h_lo = m.h_lo;
+    d.hi = hi;
+    d.h_hi = m.h_hi;
+    d.record(
+        ctx.height,
+        "challenger",
+        format!("open on steps ({lo}, {hi}] with bond {}", m.bond),
+    );
+    if initial {
+        // h_0 follows from the program alone: the referee recomputes it now.
+        let h0 = initial_hash(&t)?;
+        d.referee_output = hex::encode(h0);
+        d.op_kind = "init".into();
+        let solver_right = h0 == m.h_hi;
+        s.resolve(
+            ctx,
+            &mut d,
+            solver_right,
+            if solver_right {
+                "the solver's h_0 is the program's initial state"
+            } else {
+                "the solver's h_0 is not the program's initial state"
+            },
+        )?;
+    } else {
+        after_interval(s, ctx, &mut d)?;
+    }
+    Ok(id)
+}
+
+/// Trace mode: the challenger holds its own run (root `root` over its
+/// h_0..h_T) and nothing of the solver's. Both descend their trace trees to
+/// the leftmost differing step; no assumption about h_T is needed.
+#[allow(clippy::too_many_arguments)]
+fn open_trace<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    m: &MsgOpenDispute,
+    id: u64,
+    t: tasks::Task,
+    c: tasks::task::Commitment,
+    solver: framework::Address,
+    root: train::Hash,
+) -> Result<u64> {
+    if root == c.trace_root {
+        return Err(VerdeError::BadInterval(
+            "your trace root equals the committed one: nothing to dispute".into(),
+        ));
+    }
+    let mut d = new_dispute(s, ctx, m, id, &t, solver)?;
+    d.hi = t.steps;
+    d.h_hi = c.final_state_hash;
+    d.record(
+        ctx.height,
+        "challenger",
+        format!(
+            "open on the trace (challenger's root {}) with bond {}",
+            hex::encode(&root[..8]),
+            m.bond
+        ),
+    );
+    let sizes = level_sizes(t.steps.saturating_add(1));
+    d.level = (sizes.len() - 1) as u32;
+    d.index = 0;
+    d.solver_node = Some(c.trace_root);
+    d.challenger_node = Some(root);
+    descend_promoted(&mut d, &sizes);
+    s.next_move(ctx, &mut d, Phase::TraceDescent, Turn::Both)?;
+    Ok(id)
+}
+
+/// Takes the bond, locks the challenger and builds the dispute record.
+fn new_dispute<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    m: &MsgOpenDispute,
+    id: u64,
+    t: &tasks::Task,
+    solver: framework::Address,
+) -> Result<Dispute> {
     s.transfer(&m.challenger, &module_address(), m.bond)?;
     s.lock(&m.challenger)?;
-    let mut d = Dispute {
+    s.emit_typed(&EventDisputeOpened {
+        dispute_id: id,
+        task_id: t.id,
+        challenger: m.challenger,
+        lo: m.lo,
+        hi: m.hi,
+    });
+    Ok(Dispute {
         id,
         task_id: t.id,
         challenger: m.challenger,
@@ -86,10 +178,10 @@ pub fn execute<S: StateWrite + ?Sized>(
         phase: Phase::BisectReveal,
         turn: Turn::Nobody,
         deadline: 0,
-        lo,
-        h_lo: m.h_lo,
-        hi,
-        h_hi: m.h_hi,
+        lo: 0,
+        h_lo: [0; 32],
+        hi: 0,
+        h_hi: [0; 32],
         mid: 0,
         h_mid: None,
         solver_op_root: None,
@@ -114,37 +206,5 @@ pub fn execute<S: StateWrite + ?Sized>(
         transcript: vec![],
         opened_height: ctx.height,
         resolved_height: 0,
-    };
-    d.record(
-        ctx.height,
-        "challenger",
-        format!("open on steps ({lo}, {hi}] with bond {}", m.bond),
-    );
-    s.emit_typed(&EventDisputeOpened {
-        dispute_id: id,
-        task_id: t.id,
-        challenger: m.challenger,
-        lo,
-        hi,
-    });
-    if initial {
-        // h_0 follows from the program alone: the referee recomputes it now.
-        let h0 = initial_hash(&t)?;
-        d.referee_output = hex::encode(h0);
-        d.op_kind = "init".into();
-        let solver_right = h0 == m.h_hi;
-        s.resolve(
-            ctx,
-            &mut d,
-            solver_right,
-            if solver_right {
-                "the solver's h_0 is the program's initial state"
-            } else {
-                "the solver's h_0 is not the program's initial state"
-            },
-        )?;
-    } else {
-        after_interval(s, ctx, &mut d)?;
-    }
-    Ok(id)
+    })
 }

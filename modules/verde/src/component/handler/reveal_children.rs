@@ -19,7 +19,10 @@ pub fn execute<S: StateWrite + ?Sized>(
 ) -> Result<()> {
     let id = m.dispute_id;
     let mut d = s.dispute(id)?;
-    s.check_phase(ctx, &d, Phase::Descent)?;
+    // The same move serves both descents: over the trace tree (h_0..h_T) and
+    // over one step's operator tree.
+    let trace = d.phase == Phase::TraceDescent;
+    s.check_phase(ctx, &d, if trace { Phase::TraceDescent } else { Phase::Descent })?;
     let who = d.party(&m.sender).ok_or_else(|| {
         VerdeError::NotYourMove(format!("{} is not a party of dispute {id}", m.sender))
     })?;
@@ -71,8 +74,13 @@ pub fn execute<S: StateWrite + ?Sized>(
         return Ok(());
     }
     d.rounds += 1;
+    let t = s.task(d.task_id)?;
     if d.level == 0 {
-        return start_reveal(s, ctx, &mut d);
+        return if trace {
+            trace_leaf(s, ctx, &mut d, &t)
+        } else {
+            start_reveal(s, ctx, &mut d)
+        };
     }
     let (sl, sr) = d.solver_children.split_at(32);
     let (cl, cr) = d.challenger_children.split_at(32);
@@ -85,7 +93,51 @@ pub fn execute<S: StateWrite + ?Sized>(
     d.challenger_node = Some(cn);
     d.index = idx;
     d.level -= 1;
-    let t = s.task(d.task_id)?;
-    descend_promoted(&mut d, &level_sizes(t.node_count));
-    s.next_move(ctx, &mut d, Phase::Descent, Turn::Both)
+    let leaves = if trace { t.steps.saturating_add(1) } else { t.node_count };
+    descend_promoted(&mut d, &level_sizes(leaves));
+    let phase = d.phase;
+    s.next_move(ctx, &mut d, phase, Turn::Both)
+}
+
+/// The trace descent reached step `t`, the leftmost whose hash differs (so
+/// both agree on every earlier one). `t = 0` disputes h_0, which the referee
+/// recomputes; otherwise the solver must reveal `h_{t-1}` with its proof and
+/// the game goes on as a dispute on `(t-1, t]`.
+fn trace_leaf<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    d: &mut crate::dispute::Dispute,
+    task: &tasks::Task,
+) -> Result<()> {
+    let step = d.index;
+    let solver_leaf = h32(&d.solver_children, "leaf")?;
+    d.record(ctx.height, "chain", format!("step {step} is the first whose hash differs"));
+    if step == 0 {
+        let h0 = crate::proof::initial_hash(task)?;
+        d.referee_output = hex::encode(h0);
+        d.op_kind = "init".into();
+        d.lo = 0;
+        d.hi = 0;
+        d.h_hi = solver_leaf;
+        let right = h0 == solver_leaf;
+        return s.resolve(
+            ctx,
+            d,
+            right,
+            if right {
+                "the solver's h_0 is the program's initial state"
+            } else {
+                "the solver's h_0 is not the program's initial state"
+            },
+        );
+    }
+    d.lo = step - 1;
+    d.hi = step;
+    d.h_hi = solver_leaf;
+    // mid = lo marks "reveal the agreed h_lo" (bisection always has lo < mid).
+    d.mid = step - 1;
+    d.h_mid = None;
+    d.solver_children.clear();
+    d.challenger_children.clear();
+    s.next_move(ctx, d, Phase::BisectReveal, Turn::Solver)
 }

@@ -3,6 +3,7 @@
 use framework::{BlockCtx, StateWrite};
 use tasks::TasksRead;
 
+use crate::component::game::after_interval;
 use crate::component::state::VerdeWrite;
 use crate::dispute::{Phase, Turn};
 use crate::error::{Result, VerdeError};
@@ -24,5 +25,12 @@ pub fn execute<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, m: &MsgRevealM
     d.h_mid = Some(m.h_mid);
     let note = format!("reveal h_{} = {}", d.mid, hex::encode(&m.h_mid[..8]));
     d.record(ctx.height, "solver", note);
+    if d.mid == d.lo {
+        // After a trace descent: h_lo is agreed (every leaf left of the
+        // differing one agrees); the dispute is now on (lo, lo + 1].
+        d.h_lo = m.h_mid;
+        d.rounds += 1;
+        return after_interval(s, ctx, &mut d);
+    }
     s.next_move(ctx, &mut d, Phase::BisectRespond, Turn::Challenger)
 }
