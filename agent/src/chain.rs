@@ -78,11 +78,14 @@ impl Chain {
     }
 
     pub fn tasks_query(&self) -> tasks_pb::query_client::QueryClient<tonic::transport::Channel> {
+        // A page of tasks can hold many 64 KiB programs.
         tasks_pb::query_client::QueryClient::new(self.client.channel())
+            .max_decoding_message_size(crate::MAX_MESSAGE)
     }
 
     fn verde_query(&self) -> verde_pb::query_client::QueryClient<tonic::transport::Channel> {
         verde_pb::query_client::QueryClient::new(self.client.channel())
+            .max_decoding_message_size(crate::MAX_MESSAGE)
     }
 
     /// Every task with `status`.
@@ -94,7 +97,8 @@ impl Chain {
                 .tasks_query()
                 .tasks(tasks_pb::QueryTasksRequest {
                     status: status as i32,
-                    pagination: Some(PageRequest { key, limit: 1000 }),
+                    // 64 pages of at most 64 KiB programs stay far below MAX_MESSAGE.
+                    pagination: Some(PageRequest { key, limit: 64 }),
                 })
                 .await?
                 .into_inner();

@@ -1027,6 +1027,7 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
         QueryCmd::Tasks(TasksQuery::Task { task_id, node }) => {
             let c = NodeClient::connect(&node.node).await?;
             let r = proto::tasks::v1::query_client::QueryClient::new(c.channel())
+                .max_decoding_message_size(64 << 20)
                 .task(proto::tasks::v1::QueryTaskRequest { task_id })
                 .await?
                 .into_inner();
@@ -1089,6 +1090,7 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
             };
             let c = NodeClient::connect(&node.node).await?;
             let r = proto::tasks::v1::query_client::QueryClient::new(c.channel())
+                .max_decoding_message_size(64 << 20)
                 .tasks(proto::tasks::v1::QueryTasksRequest {
                     status: st,
                     pagination: Some(proto::base::v1::PageRequest {
@@ -1115,6 +1117,7 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
             } as i32;
             let c = NodeClient::connect(&node.node).await?;
             let r = proto::tasks::v1::query_client::QueryClient::new(c.channel())
+                .max_decoding_message_size(64 << 20)
                 .leaderboard(proto::tasks::v1::QueryLeaderboardRequest {
                     pagination: Some(proto::base::v1::PageRequest { key: vec![], limit }),
                     role,

@@ -171,7 +171,11 @@ fn ante<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, p: &Prepared) -> Resu
             }));
         }
     }
-    let min = s.min_fee().map_err(|e| fail(&e))?;
+    let units = p
+        .msgs
+        .iter()
+        .fold(0u64, |a, m| a.saturating_add(m.work_units()));
+    let min = auth::required_fee(&params, tx.len, units).map_err(|e| fail(&e))?;
     if tx.fee < min {
         return Err(fail(&AuthError::InsufficientFee {
             min: min.to_string(),

@@ -57,6 +57,7 @@ pub async fn submit(
 
 pub async fn task(client: &NodeClient, id: u64) -> anyhow::Result<Task> {
     proto::tasks::v1::query_client::QueryClient::new(client.channel())
+        .max_decoding_message_size(64 << 20)
         .task(pb::QueryTaskRequest { task_id: id })
         .await
         .with_context(|| format!("task {id}"))?

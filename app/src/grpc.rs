@@ -158,6 +158,28 @@ impl Node for NodeService {
         }))
     }
 
+    async fn estimate_fee(
+        &self,
+        req: Request<proto::node::v1::EstimateFeeRequest>,
+    ) -> Result<Response<proto::node::v1::EstimateFeeResponse>, Status> {
+        let r = req.into_inner();
+        let mut units = 0u64;
+        for bytes in &r.messages {
+            let any = prost_types::Any::decode(bytes.as_slice())
+                .map_err(|e| Status::invalid_argument(format!("a message is not an Any: {e}")))?;
+            let m = runtime::Msg::from_any(&any)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            units = units.saturating_add(m.work_units());
+        }
+        let params = self.app.store().auth_params().map_err(internal)?;
+        let len = usize::try_from(r.tx_bytes).unwrap_or(usize::MAX);
+        let fee = auth::required_fee(&params, len, units).map_err(internal)?;
+        Ok(Response::new(proto::node::v1::EstimateFeeResponse {
+            fee: fee.0.to_string(),
+            work_units: units,
+        }))
+    }
+
     type StreamBlocksStream = BlockStream;
 
     async fn stream_blocks(

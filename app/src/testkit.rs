@@ -49,3 +49,33 @@ pub fn unbond_msg(op: &Address, amount: Amount) -> prost_types::Any {
         amount: Some(coin(amount)),
     })
 }
+
+/// Signs `msgs` paying exactly the fee the chain requires of them
+/// (`auth::required_fee` over the signed size and the messages' work units).
+pub fn sign_paying_fee<S: framework::StateRead + ?Sized>(
+    state: &S,
+    signer: &Signer,
+    msgs: Vec<prost_types::Any>,
+    chain_id: &str,
+    account_number: u64,
+    sequence: u64,
+) -> Vec<u8> {
+    use auth::AuthRead;
+    let units = msgs.iter().fold(0u64, |a, m| {
+        a.saturating_add(runtime::Msg::from_any(m).map_or(0, |m| m.work_units()))
+    });
+    let draft = signer.sign_tx(
+        msgs.clone(),
+        "",
+        chain_id,
+        account_number,
+        sequence,
+        Amount(u128::from(u64::MAX)),
+    );
+    let fee = state
+        .auth_params()
+        .ok()
+        .and_then(|p| auth::required_fee(&p, draft.len() + 64, units).ok())
+        .unwrap_or(Amount(1));
+    signer.sign_tx(msgs, "", chain_id, account_number, sequence, fee)
+}

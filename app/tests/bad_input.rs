@@ -284,3 +284,54 @@ proptest::proptest! {
         bank::check_supply(w.app.store()).unwrap();
     }
 }
+
+/// A submission pays for the validator work its program may cause: a huge
+/// program with the minimum fee is refused by the ante, and from a poor
+/// account CheckTx refuses it in milliseconds without building anything.
+#[test]
+fn an_oversized_program_is_refused_by_its_fee_before_anything_is_built() {
+    let w = world();
+    let a = w.alice.address();
+    let n = acct_no(&w.app, &w.alice);
+    let mut lm = train::Program::builtin("tiny-lm").unwrap();
+    if let train::program::Model::Transformer { layers, .. } = &mut lm.model {
+        *layers = 16_384;
+    }
+    let submit = |p: &train::Program| {
+        proto::to_any(&proto::tasks::v1::MsgSubmitTask {
+            submitter: a.to_string(),
+            program_json: serde_json::to_vec(p).unwrap(),
+            reward: Some(coin(Amount(1_000))),
+            ..Default::default()
+        })
+    };
+    let units = runtime::Msg::from_any(&submit(&lm)).unwrap().work_units();
+    assert!(units > 1_000_000, "{units} units");
+    let tx = w
+        .alice
+        .sign_tx(vec![submit(&lm)], "", CHAIN, n, 0, Amount(1));
+    let t0 = std::time::Instant::now();
+    let r = check(&w.app, &tx);
+    let took = t0.elapsed();
+    assert_code(&r, "auth", 6, "fee too low");
+    assert!(took.as_millis() < 100, "CheckTx took {took:?}");
+    // Paying the fee it asks for but holding less: refused by the fee transfer.
+    let fee =
+        auth::required_fee(&w.app.store().auth_params().unwrap(), tx.len() + 64, units).unwrap();
+    let tx = w.alice.sign_tx(vec![submit(&lm)], "", CHAIN, n, 0, fee);
+    let t0 = std::time::Instant::now();
+    let r = check(&w.app, &tx);
+    assert!(
+        t0.elapsed().as_millis() < 100,
+        "CheckTx took {:?}",
+        t0.elapsed()
+    );
+    assert_code(&r, "bank", 2, "insufficient funds");
+    // An ordinary program pays a modest fee.
+    let mut small = train::Program::builtin("mlp-digits").unwrap();
+    small.steps = 10;
+    let units = runtime::Msg::from_any(&submit(&small))
+        .unwrap()
+        .work_units();
+    assert!((100..10_000).contains(&units), "{units} units");
+}

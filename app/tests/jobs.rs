@@ -21,13 +21,13 @@ impl Chain {
     fn send(&self, s: &Signer, msg: prost_types::Any) -> (u32, String, String) {
         let store = self.dev.app().store();
         let a = store.account(&s.address()).unwrap().unwrap();
-        let r = self.dev.submit(s.sign_tx(
+        let r = self.dev.submit(app::testkit::sign_paying_fee(
+            store,
+            s,
             vec![msg],
-            "",
             CHAIN,
             a.account_number,
             a.sequence,
-            Amount(1),
         ));
         if r.code != 0 {
             return (r.code, r.codespace, r.log);

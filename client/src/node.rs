@@ -84,15 +84,36 @@ impl NodeClient {
         }
     }
 
-    pub async fn min_fee(&self) -> Result<Amount, ClientError> {
+    pub async fn auth_params(&self) -> Result<auth_pb::Params, ClientError> {
         let mut c = auth_pb::query_client::QueryClient::new(self.channel.clone());
-        let p = c
-            .params(auth_pb::QueryParamsRequest {})
+        Ok(c.params(auth_pb::QueryParamsRequest {})
             .await?
             .into_inner()
             .params
-            .unwrap_or_default();
+            .unwrap_or_default())
+    }
+
+    pub async fn min_fee(&self) -> Result<Amount, ClientError> {
+        let p = self.auth_params().await?;
         Amount::parse_coin(&p.min_fee).map_err(|e| ClientError::Invalid(e.to_string()))
+    }
+
+    /// The fee the chain requires for `msgs` in a transaction of about
+    /// `tx_len` bytes (the node's `EstimateFee`).
+    pub async fn required_fee(
+        &self,
+        msgs: &[prost_types::Any],
+        tx_len: usize,
+    ) -> Result<Amount, ClientError> {
+        let mut c = proto::node::v1::node_client::NodeClient::new(self.channel.clone());
+        let r = c
+            .estimate_fee(proto::node::v1::EstimateFeeRequest {
+                messages: msgs.iter().map(prost::Message::encode_to_vec).collect(),
+                tx_bytes: tx_len as u64,
+            })
+            .await?
+            .into_inner();
+        Amount::parse_coin(&r.fee).map_err(|e| ClientError::Invalid(e.to_string()))
     }
 
     pub async fn balance(&self, addr: &framework::Address) -> Result<Amount, ClientError> {
@@ -177,7 +198,19 @@ impl NodeClient {
         let status = self.status().await?;
         let fee = match fee {
             Some(f) => f,
-            None => self.min_fee().await?,
+            None => {
+                // The fee depends on the signed size: measure a draft, with a
+                // margin for the fee's own digits.
+                let draft = signer.sign_tx(
+                    msgs.clone(),
+                    memo,
+                    &status.chain_id,
+                    acct.account_number,
+                    acct.sequence,
+                    Amount(u128::from(u64::MAX)),
+                );
+                self.required_fee(&msgs, draft.len() + 64).await?
+            }
         };
         let tx = signer.sign_tx(
             msgs,

@@ -11,6 +11,7 @@
 mod service;
 
 use agent::chain::Chain;
+use agent::datasets::Readiness;
 use agent::dispute::{self, Side};
 use agent::exec::{Fault, FaultPlan};
 use agent::metrics::Metrics;
@@ -82,6 +83,8 @@ pub struct Config {
     /// Log as JSON lines.
     #[arg(long, env = "SOLVERD_LOG_JSON")]
     pub log_json: bool,
+    #[command(flatten)]
+    pub datasets: agent::datasets::DatasetArgs,
 }
 
 impl Config {
@@ -101,6 +104,7 @@ impl Config {
             metrics_address: None,
             inject_fault: Vec::new(),
             log_json: false,
+            datasets: Default::default(),
         }
     }
 }
@@ -115,6 +119,7 @@ pub(crate) struct Shared {
     pub training: Mutex<BTreeSet<u64>>,
     pub metrics: Arc<Metrics>,
     pub stop: watch::Receiver<bool>,
+    pub fetcher: Arc<agent::datasets::Fetcher>,
 }
 
 impl Shared {
@@ -149,7 +154,7 @@ impl Shared {
         }
         let program: Program = serde_json::from_slice(&t.program_json)
             .map_err(|e| AgentError::Invalid(format!("task {}: bad program: {e}", t.id)))?;
-        let dataset = agent::datasets::resolve(&program, &self.datasets_dir()).await?;
+        let dataset = self.fetcher.resolve(&program).await?;
         let dir = self.runs_dir().join(t.id.to_string());
         let (id, fault, every) = (t.id, self.fault.clone(), self.cfg.checkpoint_every);
         let backend = self.backend.clone();
@@ -262,6 +267,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningSolver> {
         training: Mutex::new(BTreeSet::new()),
         metrics: metrics.clone(),
         stop: rx.clone(),
+        fetcher: agent::datasets::Fetcher::new(cfg.datasets.policy(), cfg.home.join("datasets")),
         cfg,
     });
     let listener = tokio::net::TcpListener::bind(shared.cfg.listen)
@@ -302,23 +308,7 @@ async fn work_loop(s: Arc<Shared>, endpoint: String) {
 
 async fn tick(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
     let me = s.chain.address.to_string();
-    // 1. Tasks this solver holds: train, then commit.
-    let claimed: Vec<Task> = s
-        .chain
-        .tasks(TaskStatus::Claimed)
-        .await?
-        .into_iter()
-        .filter(|t| t.solver == me)
-        .collect();
-    // One task's trouble (a dataset that went away, a failed commit) must not
-    // hold up the others, least of all a dispute with a deadline.
-    for t in &claimed {
-        if let Err(e) = advance_claim(s, t, &me).await {
-            s.metrics.inc("errors", 1);
-            tracing::warn!(task = t.id, error = %e, "claimed task: will retry next block");
-        }
-    }
-    // 2. Disputes against this solver.
+    // 1. Disputes against this solver first: they have deadlines.
     let committed = s.chain.tasks(TaskStatus::Committed).await?;
     for t in committed.iter().filter(|t| t.solver == me) {
         if t.open_disputes.is_empty() {
@@ -335,6 +325,21 @@ async fn tick(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
                 s.metrics.inc("errors", 1);
                 tracing::warn!(task = t.id, dispute = did, error = %e, "dispute move failed; retrying next block");
             }
+        }
+    }
+    // 2. Tasks this solver holds: train, then commit. One task's trouble (a dataset that went away, a failed commit) must not
+    // hold up the others.
+    let claimed: Vec<Task> = s
+        .chain
+        .tasks(TaskStatus::Claimed)
+        .await?
+        .into_iter()
+        .filter(|t| t.solver == me)
+        .collect();
+    for t in &claimed {
+        if let Err(e) = advance_claim(s, t, &me).await {
+            s.metrics.inc("errors", 1);
+            tracing::warn!(task = t.id, error = %e, "claimed task: will retry next block");
         }
     }
     // 3. Claim more work.
@@ -443,8 +448,20 @@ async fn claim_one(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
                 continue;
             }
         };
-        if let Err(e) = agent::datasets::resolve(&program, &s.datasets_dir()).await {
-            tracing::warn!(task = t.id, error = %e, "skipping a task whose dataset cannot be fetched");
+        // Fetches run in the background under the dataset policy: a slow or
+        // hostile source never holds up this loop (or any dispute).
+        match s.fetcher.ready(&program) {
+            Readiness::Ready => {}
+            Readiness::Pending => continue,
+            Readiness::Failed(e) => {
+                tracing::debug!(task = t.id, error = %e, "skipping a task whose dataset cannot be fetched");
+                continue;
+            }
+        }
+        // The layout on chain must be the data's, or a dispute could ask for
+        // rows this solver cannot prove.
+        if let Err(e) = check_layout(s, &t, &program).await {
+            tracing::warn!(task = t.id, error = %e, "skipping a task whose stated dataset layout is wrong");
             continue;
         }
         let msg = proto::tasks::v1::MsgClaimTask {
@@ -465,6 +482,25 @@ async fn claim_one(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
             }
             Err(e) => return Err(e),
         }
+    }
+    Ok(())
+}
+
+/// The dataset's real layout must be the one recorded with the task.
+async fn check_layout(s: &Shared, t: &Task, program: &Program) -> Result<(), AgentError> {
+    let d = s.fetcher.resolve(program).await?;
+    let h = d.header();
+    let info = t.dataset.clone().unwrap_or_default();
+    let schema = tasks::parse_schema(&info.schema);
+    if schema != Some(h.schema)
+        || info.rows != h.rows
+        || info.row_bytes != h.row_bytes
+        || info.chunk_rows != h.chunk_rows
+    {
+        return Err(AgentError::Dataset(format!(
+            "the task states {} rows of {} bytes in chunks of {} ({}), the data has {} rows of {} bytes in chunks of {}",
+            info.rows, info.row_bytes, info.chunk_rows, info.schema, h.rows, h.row_bytes, h.chunk_rows
+        )));
     }
     Ok(())
 }

@@ -62,7 +62,8 @@ impl SolverService {
     /// `modules/tasks/README.md`). At the sampled level verifiers need it.
     async fn traced_task(&self, id: u64) -> Result<Task, Status> {
         let t = self.my_task(id).await?;
-        let open = t.status == TaskStatus::Claimed as i32 || t.status == TaskStatus::Committed as i32;
+        let open =
+            t.status == TaskStatus::Claimed as i32 || t.status == TaskStatus::Committed as i32;
         if open && t.verification_level != VerificationLevel::Sampled as i32 {
             return Err(Status::permission_denied(format!(
                 "task {id} is verified by full re-execution: its trace is served once the task has ended"

@@ -63,12 +63,17 @@ async fn datasets_come_from_paths_urls_and_blob_services_and_are_checked() {
     std::fs::write(&path, &bytes).unwrap();
     let url = serve_http(bytes.clone()).await;
     let grpc = format!("grpc://{}", holder.grpc_addr);
+    // Local files only below the directory the operator allows.
+    let allowed = agent::datasets::Policy {
+        allow_dir: Some(tmp.path().to_path_buf()),
+        ..Default::default()
+    };
     for (i, source) in [path.display().to_string(), url.clone(), grpc.clone()]
         .iter()
         .enumerate()
     {
         let cache = tmp.path().join(format!("cache{i}"));
-        let got = agent::datasets::resolve(&program_on(source, &ds, 5), &cache)
+        let got = agent::datasets::resolve_with(&program_on(source, &ds, 5), &cache, &allowed)
             .await
             .unwrap();
         assert_eq!(got.root(), ds.root(), "{source}");
@@ -90,9 +95,10 @@ async fn datasets_come_from_paths_urls_and_blob_services_and_are_checked() {
     .unwrap();
     let bad_path = tmp.path().join("other.vtds");
     std::fs::write(&bad_path, other.to_bytes()).unwrap();
-    let e = agent::datasets::resolve(
+    let e = agent::datasets::resolve_with(
         &program_on(&bad_path.display().to_string(), &ds, 5),
         &tmp.path().join("cache-bad"),
+        &allowed,
     )
     .await
     .unwrap_err();
@@ -142,4 +148,76 @@ async fn datasets_come_from_paths_urls_and_blob_services_and_are_checked() {
     v.shutdown().await;
     holder.shutdown().await;
     n.c.shutdown().await;
+}
+
+/// A task's dataset name comes from a stranger: a daemon reads no local file
+/// it was not allowed to, cuts off a source that sends too much, and gives up
+/// on one that never answers, within its time limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_dataset_sources_are_refused_within_the_daemons_limits() {
+    use agent::datasets::{resolve_with, Policy};
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = Dataset::builtin("digits").unwrap();
+    let bytes = Dataset::build("ext", Schema::Digits8x8, 65, 4, ds.data().to_vec(), "", "")
+        .unwrap()
+        .to_bytes();
+    let ext = Dataset::from_bytes(&bytes, None).unwrap();
+    // A local path with the default policy, and one outside the allowed dir.
+    let secret = tmp.path().join("secret.vtds");
+    std::fs::write(&secret, &bytes).unwrap();
+    let e = resolve_with(
+        &program_on(&secret.display().to_string(), &ext, 5),
+        &tmp.path().join("c1"),
+        &Policy::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("not allowed"), "{e}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let e = resolve_with(
+        &program_on(&secret.display().to_string(), &ext, 5),
+        &tmp.path().join("c2"),
+        &Policy {
+            allow_dir: Some(elsewhere.path().to_path_buf()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("outside"), "{e}");
+    // Too many bytes.
+    let url = serve_http(bytes.clone()).await;
+    let e = resolve_with(
+        &program_on(&url, &ext, 5),
+        &tmp.path().join("c3"),
+        &Policy {
+            max_bytes: 1000,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("limit"), "{e}");
+    // A server that accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((c, _)) = silent.accept().await {
+            held.push(c);
+        }
+    });
+    let t0 = std::time::Instant::now();
+    let e = resolve_with(
+        &program_on(&format!("http://{addr}/data"), &ext, 5),
+        &tmp.path().join("c4"),
+        &Policy {
+            timeout: std::time::Duration::from_secs(2),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("no complete answer"), "{e}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10));
 }

@@ -255,13 +255,29 @@ async fn bad_solver_requests_get_invalid_argument_or_not_found() {
             .map(|_| tonic::Response::new(())),
     );
     assert_eq!(e.0, tonic::Code::NotFound, "{}", e.1);
-    // A task held by this solver, asked for a step it does not have.
+    // A task held by this solver: at the full level nothing of its trace
+    // (nor the model) is served before the task ends, so a verifier's
+    // evidence must come from its own re-execution.
     let (id, _) = n.submit(STEPS).await.unwrap();
     eventually(60, "the solver to commit", || async {
         Ok(!n.task(id).await?.trace_root.is_empty())
     })
     .await
     .unwrap();
+    let e = code(
+        c.step_hashes(StepHashesRequest { task_id: id })
+            .await
+            .map(|_| tonic::Response::new(())),
+    );
+    assert_eq!(e.0, tonic::Code::PermissionDenied, "{}", e.1);
+    let e = code(
+        c.model(ModelRequest { task_id: id })
+            .await
+            .map(|_| tonic::Response::new(())),
+    );
+    assert_eq!(e.0, tonic::Code::FailedPrecondition, "{}", e.1);
+    // Once it has ended: asked for a step it does not have.
+    n.finish(id, 120).await.unwrap();
     let e = code(
         c.checkpoint(CheckpointRequest {
             task_id: id,

@@ -76,6 +76,8 @@ pub struct Config {
     /// Log as JSON lines.
     #[arg(long, env = "VERIFIERD_LOG_JSON")]
     pub log_json: bool,
+    #[command(flatten)]
+    pub datasets: agent::datasets::DatasetArgs,
 }
 
 impl Config {
@@ -93,6 +95,7 @@ impl Config {
             metrics_address: None,
             inject_fault: Vec::new(),
             log_json: false,
+            datasets: Default::default(),
         }
     }
 }
@@ -108,6 +111,7 @@ struct Shared {
     busy: Mutex<BTreeSet<u64>>,
     metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
+    fetcher: Arc<agent::datasets::Fetcher>,
 }
 
 /// A running verifier.
@@ -222,7 +226,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningVerifier> {
         None => None,
     };
     let address = chain.address;
+    let fetcher = agent::datasets::Fetcher::new(cfg.datasets.policy(), cfg.home.join("datasets"));
     let shared = Arc::new(Shared {
+        fetcher,
         chain,
         backend: selected.backend,
         cfg,
@@ -343,7 +349,7 @@ async fn solver_hashes(t: &Task) -> Result<Vec<Hash>, AgentError> {
 async fn new_run(s: &Shared, t: &Task) -> Result<Run, AgentError> {
     let program: Program = serde_json::from_slice(&t.program_json)
         .map_err(|e| AgentError::Invalid(format!("task {}: bad program: {e}", t.id)))?;
-    let dataset = agent::datasets::resolve(&program, &s.cfg.home.join("datasets")).await?;
+    let dataset = s.fetcher.resolve(&program).await?;
     let (id, fault, backend) = (t.id, s.fault.clone(), s.backend.clone());
     tokio::task::spawn_blocking(move || {
         let mut r = Run::in_memory(id, program, dataset, fault)?;
@@ -603,7 +609,10 @@ async fn whistleblow(s: &Arc<Shared>, t: &Task, selected: bool) -> Result<(), Ag
     // The run does not reproduce the committed trace. Nothing of the
     // solver's is needed: the dispute descends both trace trees to the
     // first differing step (whatever h_T is).
-    tracing::warn!(task = t.id, "the run does not reproduce the committed trace: disputing it");
+    tracing::warn!(
+        task = t.id,
+        "the run does not reproduce the committed trace: disputing it"
+    );
     open_trace_dispute(s, t, train::merkle::root(&mine)).await
 }
 
@@ -653,6 +662,24 @@ async fn play(s: &Arc<Shared>, t: &Task, d: &proto::verde::v1::Dispute) -> Resul
             r
         }
     };
+    // A trace descent needs this verifier's whole trace (after a restart the
+    // run holds only h_0): re-execute it first.
+    if d.phase == proto::verde::v1::Phase::TraceDescent as i32 {
+        let r2 = run.clone();
+        let stop = s.stop.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), AgentError> {
+            let mut r = lock(&r2);
+            while r.steps_done() < r.program.steps {
+                if *stop.borrow() {
+                    return Err(AgentError::Invalid("stopping".into()));
+                }
+                r.train_next()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| AgentError::Invalid(e.to_string()))??;
+    }
     let max_chunk = s.chain.verde_params().await?.max_chunk_bytes as usize;
     let me = s.chain.address.to_string();
     let d2 = d.clone();

@@ -49,7 +49,7 @@ async fn verifier_killed_mid_dispute_resumes_and_wins() {
     assert_eq!(status_name(&t), "TASK_STATUS_FAILED", "{}", t.note);
     let d = n.dispute_of(id).await.unwrap().expect("a dispute");
     assert!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
-    assert_eq!((d.hi, d.node), (step, node as u64));
+    assert_eq!((d.hi, d.node), (step, node as u64), "{:#?}", d.transcript);
     s.shutdown().await;
     n.c.shutdown().await;
 }

@@ -100,14 +100,20 @@ class Client:
         """Signs `msgs` (packed Any) with the account's number and sequence,
         broadcasts, and waits for the committed result."""
         acct = self.auth.Account(auth_query.QueryAccountRequest(address=signer.address)).account
-        min_fee = self.auth.Params(auth_query.QueryParamsRequest()).params.min_fee
         status = self.status()
         body = tx_pb2.TxBody(messages=msgs, memo=memo, chain_id=status.chain_id).SerializeToString()
-        amount = min_fee[: -len(DENOM)] if min_fee.endswith(DENOM) else (min_fee or "0")
+        # The fee depends on the transaction's size and the work its messages
+        # may cause: the node computes it (Node/EstimateFee); 256 bytes cover
+        # the auth info and signature.
+        est = self.node.EstimateFee(
+            node_pb2.EstimateFeeRequest(
+                messages=[m.SerializeToString() for m in msgs], tx_bytes=len(body) + 256
+            )
+        )
         auth_info = tx_pb2.AuthInfo(
             public_key=signer.public_key,
             sequence=acct.sequence,
-            fee=tx_pb2.Fee(amount=base_pb2.Coin(denom=DENOM, amount=amount)),
+            fee=tx_pb2.Fee(amount=base_pb2.Coin(denom=DENOM, amount=est.fee)),
         ).SerializeToString()
         doc = tx_pb2.SignDoc(
             body_bytes=body,

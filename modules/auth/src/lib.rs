@@ -29,7 +29,34 @@ pub fn default_params() -> Params {
         max_memo_chars: 256,
         max_tx_bytes: 1 << 20,
         max_msgs_per_tx: 64,
+        fee_per_kib: "10".into(),
+        fee_per_unit: "1".into(),
     }
+}
+
+/// The fee a transaction of `tx_len` bytes whose messages cause `units` of
+/// validator work must pay: `min_fee + fee_per_kib × (⌈tx_len / 1024⌉ − 1) +
+/// fee_per_unit × units`. Clients compute it the same way.
+pub fn required_fee(p: &Params, tx_len: usize, units: u64) -> Result<Amount, AuthError> {
+    let bad = |e: framework::AmountError| AuthError::InvalidParams(e.to_string());
+    let amount = |s: &str, default: u128| -> Result<Amount, AuthError> {
+        if s.is_empty() {
+            Ok(Amount(default))
+        } else {
+            Amount::parse_coin(s).map_err(bad)
+        }
+    };
+    let kib = (tx_len as u64).div_ceil(1024).saturating_sub(1);
+    let bytes = amount(&p.fee_per_kib, 10)?
+        .checked_mul_u64(kib)
+        .map_err(bad)?;
+    let work = amount(&p.fee_per_unit, 1)?
+        .checked_mul_u64(units)
+        .map_err(bad)?;
+    amount(&p.min_fee, 1)?
+        .checked_add(bytes)
+        .and_then(|a| a.checked_add(work))
+        .map_err(bad)
 }
 
 /// Domain view of an account.

@@ -5,6 +5,25 @@ use framework::{Address, BlockCtx, StateWrite};
 use prost::Message;
 use proto::TypeUrl;
 
+/// Work units of opening a dispute: the referee's one node and a possible
+/// `h_0` are bounded by the tasks params; the bond pays for a wrong one.
+pub const DISPUTE_UNITS: u64 = 1_000;
+
+/// Work units of a program: one per node of its expansion bound and per KiB
+/// of its state (what building the node list and `h_0` cost), from its
+/// footprint. An unparsable program costs nothing more: it fails at once.
+fn program_units(json: &[u8]) -> u64 {
+    let Some(p) = std::str::from_utf8(json)
+        .ok()
+        .and_then(|t| train::Program::from_json(t).ok())
+        .filter(|p| p.validate().is_ok())
+    else {
+        return 0;
+    };
+    let f = p.footprint();
+    f.nodes.saturating_add(f.state_bytes / 1024)
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Msg {
     BankSend(bank::Send),
@@ -52,6 +71,22 @@ impl Msg {
             )));
         };
         Ok(m)
+    }
+
+    /// Units of validator work this message may cause beyond decoding and
+    /// its bytes (charged as `fee_per_unit` each, see `auth::required_fee`),
+    /// computed from the message alone so that clients compute the same.
+    /// A submission pays for expanding its program and for `h_0` (bounded by
+    /// its footprint); a dispute for the referee and a possible `h_0`.
+    pub fn work_units(&self) -> u64 {
+        match self {
+            Msg::Tasks(m) => match m.as_ref_submit() {
+                Some(program_json) => program_units(program_json),
+                None => 0,
+            },
+            Msg::Verde(m) if matches!(**m, verde::VerdeMsg::Open(_)) => DISPUTE_UNITS,
+            _ => 0,
+        }
     }
 
     /// The address that must have signed the transaction carrying this message.

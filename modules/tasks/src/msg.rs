@@ -239,6 +239,14 @@ pub enum TasksMsg {
 }
 
 impl TasksMsg {
+    /// The program of a submission (for its fee).
+    pub fn as_ref_submit(&self) -> Option<&[u8]> {
+        match self {
+            TasksMsg::Submit(m) => Some(&m.program_json),
+            _ => None,
+        }
+    }
+
     pub fn signer(&self) -> Address {
         match self {
             TasksMsg::Submit(m) => m.submitter,

@@ -1159,11 +1159,23 @@ fn a_challenger_with_only_its_own_run_localises_a_cheat_through_the_trace() {
     let cheat = simulate(&p, Some((3, j)));
     let mut w = World::new();
     let id = w.task(&p, &cheat);
-    let d = play_trace(&mut w, id, &p, &cheat, Behaviour::Honest, &honest, Behaviour::Honest);
+    let d = play_trace(
+        &mut w,
+        id,
+        &p,
+        &cheat,
+        Behaviour::Honest,
+        &honest,
+        Behaviour::Honest,
+    );
     assert!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
     assert_eq!((d.hi, d.node), (3, j as u64), "{}", d.outcome);
     let m = p.nodes().unwrap().len() as u64;
-    assert!(d.rounds <= ceil_log2(p.steps + 1) + ceil_log2(m) + 5, "{} rounds", d.rounds);
+    assert!(
+        d.rounds <= ceil_log2(p.steps + 1) + ceil_log2(m) + 5,
+        "{} rounds",
+        d.rounds
+    );
 }
 
 #[test]
@@ -1176,7 +1188,15 @@ fn a_garbage_trace_behind_a_correct_final_hash_is_caught() {
     garbage.h[2][5] ^= 1;
     let mut w = World::new();
     let id = w.task(&p, &garbage);
-    let d = play_trace(&mut w, id, &p, &garbage, Behaviour::Honest, &honest, Behaviour::Honest);
+    let d = play_trace(
+        &mut w,
+        id,
+        &p,
+        &garbage,
+        Behaviour::Honest,
+        &honest,
+        Behaviour::Honest,
+    );
     assert!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
     assert_eq!(d.hi, 2, "{}", d.outcome);
 }
@@ -1189,7 +1209,15 @@ fn a_false_trace_challenge_loses_its_bond() {
     let liar = simulate(&p, Some((2, nodes[0])));
     let mut w = World::new();
     let id = w.task(&p, &honest);
-    let d = play_trace(&mut w, id, &p, &honest, Behaviour::Honest, &liar, Behaviour::Honest);
+    let d = play_trace(
+        &mut w,
+        id,
+        &p,
+        &honest,
+        Behaviour::Honest,
+        &liar,
+        Behaviour::Honest,
+    );
     assert!(d.outcome.starts_with("solver wins"), "{}", d.outcome);
     // And a trace root equal to the committed one is refused outright.
     let m = pb::MsgOpenDispute {
@@ -1203,4 +1231,152 @@ fn a_false_trace_challenge_loses_its_bond() {
         ..Default::default()
     };
     assert!(w.send(&m).unwrap_err().contains("nothing to dispute"));
+}
+
+/// The economics of verifying at the default level, simulated on chain over
+/// 1,000 tasks (5% of them cheated on): a verifier that attests only with
+/// evidence it cannot get without re-executing, and a lazy one that does not
+/// re-execute. Prints each party's income; the lazy one must lose money and
+/// the honest ones earn it. `VT_ECONOMICS_TASKS` sets the number of tasks.
+#[test]
+fn a_lazy_verifier_loses_money_and_an_honest_one_earns_it() {
+    let n: u64 = std::env::var("VT_ECONOMICS_TASKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    // A re-execution's cost in uvtr (the operator's compute): an assumption
+    // of the simulation, well below the fee share it earns.
+    const COMPUTE_COST: u128 = 20_000;
+    let p = program(3);
+    let honest = simulate(&p, None);
+    let cheats: Vec<Trace> = effective_nodes(&p, &honest, 2)
+        .into_iter()
+        .take(5)
+        .map(|j| simulate(&p, Some((2, j))))
+        .collect();
+    let mut w = World::new();
+    w.w.check_every = 50;
+    let (hv, lazy) = (
+        Address::module("honest-verifier"),
+        Address::module("lazy-verifier"),
+    );
+    w.w.fund(&[hv, lazy], 100_000_000);
+    let sub = w.submitter;
+    w.w.fund(&[sub], 1_100_000 * n as u128);
+    let sol = w.solver;
+    w.w.fund(&[sol], 1_000_000 * n as u128);
+    w.w.setup(|s, c| -> Result<(), String> {
+        s.register(c, hv, Role::Verifier, Amount(1_000_000))
+            .map_err(|e| e.to_string())?;
+        s.register(c, lazy, Role::Verifier, Amount(1_000_000))
+            .map_err(|e| e.to_string())
+    });
+    w.w.write(|s| {
+        let tp = tasks::Params {
+            challenge_window_blocks: 3,
+            ..Default::default()
+        };
+        framework::StateWriteExt::put_proto(s, tasks::state_key::PARAMS.to_vec(), &tp.to_proto());
+    });
+    let wealth = |w: &World, a: &Address| -> i128 {
+        let st = w.s().operator(a).unwrap().map_or(0, |o| o.stake.0);
+        (w.s().balance(a).unwrap().0 + st) as i128
+    };
+    let parties = [
+        ("honest verifier", hv),
+        ("lazy verifier", lazy),
+        ("whistleblower", w.challenger),
+    ];
+    let before: Vec<i128> = parties.iter().map(|(_, a)| wealth(&w, a)).collect();
+    let mut cost = [0i128; 3];
+    let mut draws = [0u64; 3];
+    let (mut cheated, mut caught, mut cheats_paid) = (0u64, 0u64, 0u64);
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..n {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let cheat = (rng >> 33) % 20 == 0;
+        let trace = if cheat {
+            &cheats[(i % 5) as usize]
+        } else {
+            &honest
+        };
+        cheated += cheat as u64;
+        // The cheater tops its stake up after each slash (it pays for it).
+        if w.s().operator(&sol).unwrap().unwrap().stake < Amount(2_000_000) {
+            w.w.setup(|s, _| s.add_stake(sol, Amount(5_000_000)));
+        }
+        let id = w.task(&p, trace);
+        w.end_block();
+        let t = w.s().task(id).unwrap();
+        let v = t.verifiers[0];
+        let k = parties.iter().position(|(_, a)| *a == v).unwrap();
+        draws[k] += 1;
+        // The whistleblower re-executes every task; the honest verifier the
+        // tasks it is drawn for; the lazy one nothing. Neither is served the
+        // solver's hashes at this level, so evidence needs a re-execution.
+        cost[2] += COMPUTE_COST as i128;
+        if v == hv {
+            cost[0] += COMPUTE_COST as i128;
+        }
+        if cheat {
+            let d = play_trace(
+                &mut w,
+                id,
+                &p,
+                trace,
+                Behaviour::Honest,
+                &honest,
+                Behaviour::Honest,
+            );
+            caught += d.outcome.starts_with("challenger wins") as u64;
+        } else if v != lazy {
+            let s = tasks::level::evidence_step(&t.selection_seed.unwrap(), &v, p.steps) as usize;
+            let m = tasks::msg::MsgAttest {
+                verifier: v,
+                task_id: id,
+                steps_checked: p.steps,
+                evidence: Some(tasks::msg::Evidence {
+                    state_hash: honest.h[s],
+                    proof: merkle::proof(&honest.h, s).unwrap(),
+                }),
+            };
+            w.w.tx(tasks::TasksMsg::Attest(m)).unwrap();
+        } else {
+            // The lazy verifier's best move: an attestation without evidence
+            // is refused, so it cannot earn the fee.
+            let m = tasks::msg::MsgAttest {
+                verifier: lazy,
+                task_id: id,
+                steps_checked: p.steps,
+                evidence: None,
+            };
+            assert!(w.w.tx(tasks::TasksMsg::Attest(m)).is_err());
+        }
+        w.w.advance(6);
+        let t = w.s().task(id).unwrap();
+        assert!(
+            matches!(t.status, tasks::Status::Finalized | tasks::Status::Failed),
+            "task {id}: {:?}",
+            t.status
+        );
+        cheats_paid += (cheat && t.status == tasks::Status::Finalized) as u64;
+    }
+    runtime::check_invariants(w.s()).unwrap();
+    eprintln!("{n} tasks, {cheated} cheated on: {caught} caught, {cheats_paid} paid");
+    let mut income = [0i128; 3];
+    for (k, (name, a)) in parties.iter().enumerate() {
+        income[k] = wealth(&w, a) - before[k] - cost[k];
+        eprintln!(
+            "{name}: drawn {} times, income {} uvtr ({} per task drawn; compute costed at {COMPUTE_COST} per re-execution)",
+            draws[k],
+            income[k],
+            income[k] / draws[k].max(1) as i128
+        );
+    }
+    assert_eq!(cheats_paid, 0);
+    assert!(income[1] < 0, "lazy income {}", income[1]);
+    assert!(income[0] > 0, "honest income {}", income[0]);
+    assert!(income[2] > 0, "whistleblower income {}", income[2]);
 }

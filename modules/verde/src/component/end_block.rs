@@ -23,14 +23,16 @@ pub fn end_block<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx) -> Result<()
             if d.phase == Phase::Resolved || d.deadline.saturating_add(1) != e.height {
                 continue; // a later move reset the clock, or it ended
             }
+            // Exhaustive on purpose: a new phase must say who owes its move.
             let (solver_moved, challenger_moved) = match d.phase {
                 Phase::OpRoots => (d.solver_op_root.is_some(), d.challenger_op_root.is_some()),
-                Phase::Descent => (
+                Phase::Descent | Phase::TraceDescent => (
                     !d.solver_children.is_empty(),
                     !d.challenger_children.is_empty(),
                 ),
                 Phase::BisectRespond => (true, false),
-                _ => (false, true),
+                Phase::BisectReveal | Phase::Assembly | Phase::Reveal => (false, true),
+                Phase::Resolved => continue,
             };
             // The solver wins only if it moved and the challenger did not.
             let solver_right = solver_moved && !challenger_moved;

@@ -22,7 +22,15 @@ pub fn execute<S: StateWrite + ?Sized>(
     // The same move serves both descents: over the trace tree (h_0..h_T) and
     // over one step's operator tree.
     let trace = d.phase == Phase::TraceDescent;
-    s.check_phase(ctx, &d, if trace { Phase::TraceDescent } else { Phase::Descent })?;
+    s.check_phase(
+        ctx,
+        &d,
+        if trace {
+            Phase::TraceDescent
+        } else {
+            Phase::Descent
+        },
+    )?;
     let who = d.party(&m.sender).ok_or_else(|| {
         VerdeError::NotYourMove(format!("{} is not a party of dispute {id}", m.sender))
     })?;
@@ -93,7 +101,11 @@ pub fn execute<S: StateWrite + ?Sized>(
     d.challenger_node = Some(cn);
     d.index = idx;
     d.level -= 1;
-    let leaves = if trace { t.steps.saturating_add(1) } else { t.node_count };
+    let leaves = if trace {
+        t.steps.saturating_add(1)
+    } else {
+        t.node_count
+    };
     descend_promoted(&mut d, &level_sizes(leaves));
     let phase = d.phase;
     s.next_move(ctx, &mut d, phase, Turn::Both)
@@ -111,7 +123,11 @@ fn trace_leaf<S: StateWrite + ?Sized>(
 ) -> Result<()> {
     let step = d.index;
     let solver_leaf = h32(&d.solver_children, "leaf")?;
-    d.record(ctx.height, "chain", format!("step {step} is the first whose hash differs"));
+    d.record(
+        ctx.height,
+        "chain",
+        format!("step {step} is the first whose hash differs"),
+    );
     if step == 0 {
         let h0 = crate::proof::initial_hash(task)?;
         d.referee_output = hex::encode(h0);
