@@ -54,8 +54,9 @@ pub struct Config {
     /// Tasks trained at the same time.
     #[arg(long, env = "SOLVERD_CAPACITY", default_value_t = 1)]
     pub capacity: usize,
-    /// Keep a checkpoint every this many steps (and after the last).
-    #[arg(long, env = "SOLVERD_CHECKPOINT_EVERY", default_value_t = 25)]
+    /// Keep a checkpoint every this many steps (and after the last); at least 1.
+    #[arg(long, env = "SOLVERD_CHECKPOINT_EVERY", default_value_t = 25,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub checkpoint_every: u64,
     /// Register as a solver with this stake (e.g. 5000000uvtr) if not registered yet.
     #[arg(long, env = "SOLVERD_STAKE")]
@@ -202,6 +203,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningSolver> {
     use anyhow::Context;
     if cfg.capacity == 0 {
         anyhow::bail!("--capacity must be at least 1");
+    }
+    if cfg.checkpoint_every == 0 {
+        anyhow::bail!("--checkpoint-every must be at least 1");
     }
     let kind: repops_cuda::BackendKind = cfg
         .backend
