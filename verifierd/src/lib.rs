@@ -284,9 +284,25 @@ async fn tick(s: &Arc<Shared>) -> Result<(), AgentError> {
                 verify_sampled(&s2, &t2).await
             };
             if let Err(e) = r {
-                s2.metrics.inc("errors", 1);
-                tracing::warn!(task = t2.id, error = %e, "verification failed; will retry");
-                lock(&s2.busy).remove(&t2.id);
+                // A task that ended meanwhile (finalized, failed) has nothing
+                // left to verify: say so once, and do not retry it.
+                match s2.chain.task(t2.id).await {
+                    Ok(Some(now)) if now.status != TaskStatus::Committed as i32 => {
+                        tracing::info!(
+                            task = t2.id,
+                            status = TaskStatus::try_from(now.status)
+                                .map(|s| s.as_str_name())
+                                .unwrap_or("?"),
+                            error = %e,
+                            "verification stopped: the task is already final"
+                        );
+                    }
+                    _ => {
+                        s2.metrics.inc("errors", 1);
+                        tracing::warn!(task = t2.id, error = %e, "verification failed; will retry");
+                        lock(&s2.busy).remove(&t2.id);
+                    }
+                }
             }
         });
     }
@@ -333,6 +349,15 @@ async fn new_run(s: &Shared, t: &Task) -> Result<Run, AgentError> {
     })
     .await
     .map_err(|e| AgentError::Invalid(e.to_string()))?
+}
+
+/// A long list for a log line: the first `n` items, then how many more.
+fn summarise(items: &[u64], n: usize) -> String {
+    let head: Vec<String> = items.iter().take(n).map(u64::to_string).collect();
+    match items.len().saturating_sub(n) {
+        0 => format!("[{}]", head.join(", ")),
+        more => format!("[{}, … and {more} more]", head.join(", ")),
+    }
 }
 
 /// The steps to re-execute: a private random sample (the solver cannot know
@@ -413,7 +438,12 @@ async fn verify_sampled(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
     let sample = sample_steps(s, t.steps);
     // One connection for every checkpoint of this task.
     let mut client = agent::solver_client(t).await?;
-    tracing::info!(task = t.id, steps = ?sample, "re-executing sampled steps");
+    tracing::info!(
+        task = t.id,
+        count = sample.len(),
+        steps = %summarise(&sample, 8),
+        "re-executing sampled steps"
+    );
     for &step in &sample {
         let fetched = std::time::Instant::now();
         if let Some(state) =
@@ -639,4 +669,17 @@ async fn play(s: &Arc<Shared>, t: &Task, d: &proto::verde::v1::Dispute) -> Resul
     s.chain.send_all(msgs, "dispute move").await?;
     s.metrics.inc("dispute_moves", n);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_step_lists_are_summarised_in_log_lines() {
+        let many: Vec<u64> = (1..=600).collect();
+        assert_eq!(
+            super::summarise(&many, 8),
+            "[1, 2, 3, 4, 5, 6, 7, 8, … and 592 more]"
+        );
+        assert_eq!(super::summarise(&[3, 9], 8), "[3, 9]");
+    }
 }
