@@ -13,6 +13,7 @@ pub mod demo;
 pub mod devchain;
 pub mod error;
 pub mod exec;
+pub mod explorer;
 pub mod follow;
 pub mod genesis;
 pub mod grpc;
