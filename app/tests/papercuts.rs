@@ -86,7 +86,7 @@ fn a_closed_pipe_ends_the_output_quietly_instead_of_panicking() {
         let out = bin()
             .arg("--home")
             .arg(dir.path())
-            .args(["--node", &format!("http://127.0.0.1:{port}")])
+            .env("VERITRAIND_NODE", format!("http://127.0.0.1:{port}"))
             .args(args)
             .stdout(Stdio::from(w))
             .stderr(Stdio::piped())
