@@ -334,7 +334,7 @@ fn the_pages_show_a_job_and_a_dispute_in_a_real_browser() {
             format!("#/dispute/{d_id}"),
             vec![
                 "Bisection".into(),
-                "round 1".into(),
+                "opened · h".into(),
                 "Node found".into(),
                 "challenger wins".into(),
                 "Slashed".into(),
