@@ -88,7 +88,7 @@ impl HttpArgs {
     fn resolve(
         &self,
         cfg: &crate::home::AppConfig,
-    ) -> Result<(Option<(SocketAddr, bool)>, Option<(SocketAddr, bool)>)> {
+    ) -> Result<(crate::explorer::Serve, crate::explorer::Serve)> {
         let pick = |off: bool, flag: Option<SocketAddr>, conf: &str, what: &str| -> Result<_> {
             Ok(match (off, flag) {
                 (true, _) => None,

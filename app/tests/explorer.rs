@@ -244,24 +244,26 @@ fn the_pages_show_a_job_and_a_dispute_in_a_real_browser() {
         .local_addr()
         .unwrap()
         .port();
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_veritraind"))
+    let child = Command::new(env!("CARGO_BIN_EXE_veritraind"))
         .args(["demo", "--serve", "--steps", "24", "--output", "json"])
         .args(["--explorer-address", &format!("127.0.0.1:{port}")])
         .arg("--dir")
         .arg(dir.path().join("net"))
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    struct Kill(u32);
-    impl Drop for Kill {
+    /// Stops the demo however the test ends.
+    struct Demo(std::process::Child);
+    impl Drop for Demo {
         fn drop(&mut self) {
-            let _ = Command::new("kill").arg(self.0.to_string()).status();
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
     }
-    let _kill = Kill(demo.id());
+    let mut demo = Demo(child);
     // The demo prints its report, then "explorer at … (Ctrl-C to stop)".
-    let stderr = demo.stderr.take().unwrap();
+    let stderr = demo.0.stderr.take().unwrap();
     let mut log = String::new();
     for line in BufReader::new(stderr).lines() {
         let line = line.unwrap();
@@ -388,4 +390,23 @@ fn the_pages_show_a_job_and_a_dispute_in_a_real_browser() {
         );
     }
     eprintln!("screenshots in {}", shots.display());
+    // Ctrl-C (SIGTERM here) ends the serving demo cleanly.
+    let pid = demo.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(st) = demo.0.try_wait().unwrap() {
+            assert!(st.success(), "the demo exited with {st}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -40,6 +40,10 @@ const RECENT_BLOCKS: usize = 100;
 /// Most tasks or disputes one request scans.
 const SCAN_LIMIT: u64 = 1000;
 
+/// Where to serve something, and whether that address was asked for
+/// explicitly (a flag) rather than configured (see [`Http::start`]); `None`: off.
+pub type Serve = Option<(SocketAddr, bool)>;
+
 /// The explorer and metrics servers of one node, stopped together.
 pub struct Http {
     explorer: Option<SocketAddr>,
@@ -54,8 +58,8 @@ impl Http {
     /// address that cannot be bound is an error; a configured default that is
     /// taken (another node on this machine) is a warning, and that server is off.
     pub async fn start(
-        explorer: Option<(SocketAddr, bool)>,
-        metrics: Option<(SocketAddr, bool)>,
+        explorer: Serve,
+        metrics: Serve,
         grpc_url: &str,
         comet_rpc: Option<String>,
     ) -> anyhow::Result<Http> {
@@ -379,16 +383,13 @@ fn query_map(q: Option<String>) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn num_param(q: &BTreeMap<String, String>, key: &str, default: u64) -> Result<u64, Response> {
+fn num_param(q: &BTreeMap<String, String>, key: &str, default: u64) -> Result<u64, String> {
     match q.get(key) {
         None => Ok(default),
         Some(v) if v.is_empty() => Ok(default),
-        Some(v) => v.parse().map_err(|_| {
-            json_err(
-                StatusCode::BAD_REQUEST,
-                format!("{key}={v:?} is not a whole number"),
-            )
-        }),
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("{key}={v:?} is not a whole number")),
     }
 }
 
@@ -552,7 +553,7 @@ async fn api_blocks(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Resp
     let q = query_map(q);
     let limit = match num_param(&q, "limit", 20) {
         Ok(l) => l.clamp(1, RECENT_BLOCKS as u64) as usize,
-        Err(r) => return r,
+        Err(e) => return json_err(StatusCode::BAD_REQUEST, e),
     };
     let blocks: Vec<Value> = lock(&s.recent).iter().take(limit).cloned().collect();
     json_ok(json!({ "blocks": blocks }))
@@ -700,7 +701,7 @@ async fn api_tasks(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Respo
     };
     let (limit, after) = match (num_param(&q, "limit", 100), num_param(&q, "after", 0)) {
         (Ok(l), Ok(a)) => (l.clamp(1, 1000), a),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(e), _) | (_, Err(e)) => return json_err(StatusCode::BAD_REQUEST, e),
     };
     let role_filter = q.get("address").cloned().filter(|a| !a.is_empty());
     let mut tq = tasks_pb::query_client::QueryClient::new(s.client.channel());
@@ -828,9 +829,9 @@ async fn api_task(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Respo
     hexify(&mut v, TASK_BYTES, &["program_json"]);
     v["status"] = json!(status_name(t.status));
     v["program"] = json!(program_name(&t));
-    let zero_reward_why = if t.status == tasks_pb::TaskStatus::Finalized as i32
-        && !t.payouts.iter().any(|p| p.recipient == t.solver)
-        || t.status != tasks_pb::TaskStatus::Finalized as i32
+    // Why the solver's reward is zero: the chain's note, unless it was paid.
+    let zero_reward_why = if t.status != tasks_pb::TaskStatus::Finalized as i32
+        || !t.payouts.iter().any(|p| p.recipient == t.solver)
     {
         t.note.clone()
     } else {
