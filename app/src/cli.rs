@@ -1331,7 +1331,9 @@ async fn query(out: &Out, dn: &str, keys: &Keyring, q: QueryCmd) -> Result<()> {
                 .into_inner()
                 .result
                 .unwrap_or_default();
-            out.print(serde_json::to_value(&r)?, || {
+            let mut v = serde_json::to_value(&r)?;
+            v["hash"] = json!(hex::encode_upper(&r.hash));
+            out.print(v, || {
                 format!(
                     "height: {}\ncode: {} {}\nlog: {}",
                     r.height, r.code, r.codespace, r.log

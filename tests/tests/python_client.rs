@@ -92,7 +92,10 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 fn pip_installs_the_python_client_with_its_generated_typed_code_built_at_install_time() {
     let require = std::env::var("VT_REQUIRE_PYTHON").as_deref() == Ok("1");
     if let Err(why) = python_ready() {
-        assert!(!require, "VT_REQUIRE_PYTHON=1 but packages are missing: {why}");
+        assert!(
+            !require,
+            "VT_REQUIRE_PYTHON=1 but packages are missing: {why}"
+        );
         eprintln!("skipping: python3 with grpcio, grpcio-tools, protobuf, ecdsa is not available");
         return;
     }
@@ -149,8 +152,15 @@ fn pip_installs_the_python_client_with_its_generated_typed_code_built_at_install
     );
     assert!(stdout.contains("site-packages"), "{stdout}");
     let gen = std::path::Path::new(&stdout).parent().unwrap();
-    assert!(gen.join("node_pb2.pyi").exists(), "no type stubs in {}", gen.display());
+    assert!(
+        gen.join("node_pb2.pyi").exists(),
+        "no type stubs in {}",
+        gen.display()
+    );
     assert!(gen.join("py.typed").exists());
-    let pkg = gen.ancestors().find(|p| p.ends_with("veritrain_client")).unwrap();
+    let pkg = gen
+        .ancestors()
+        .find(|p| p.ends_with("veritrain_client"))
+        .unwrap();
     assert!(pkg.join("py.typed").exists());
 }
