@@ -22,7 +22,28 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     )
     .unwrap();
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
+    let mut buf = [0u8; 8192];
+    // Until the server closes, or the body reaches its Content-Length (some
+    // servers, like Chromium's DevTools, keep the connection open).
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&raw);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len = head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())
+                    .flatten()
+            });
+            if len.is_some_and(|len| body.len() >= len) {
+                break;
+            }
+        }
+    }
     let raw = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
     let code = head
@@ -409,4 +430,225 @@ fn the_pages_show_a_job_and_a_dispute_in_a_real_browser() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A minimal WebSocket client (RFC 6455: masked text frames out, unmasked
+/// frames in), enough to speak the Chrome DevTools Protocol to headless Chromium.
+struct Ws {
+    s: TcpStream,
+    next_id: u64,
+}
+
+impl Ws {
+    fn connect(url: &str) -> Ws {
+        let rest = url.strip_prefix("ws://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut s = TcpStream::connect(host).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut b).unwrap();
+            head.push(b[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        Ws { s, next_id: 1 }
+    }
+
+    fn send_text(&mut self, text: &str) {
+        let p = text.as_bytes();
+        let mask = [0x37u8, 0xfa, 0x21, 0x3d];
+        let mut f = vec![0x81u8];
+        match p.len() {
+            n if n < 126 => f.push(0x80 | n as u8),
+            n if n < 65536 => {
+                f.push(0x80 | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                f.push(0x80 | 127);
+                f.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(&mask);
+        f.extend(p.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.s.write_all(&f).unwrap();
+    }
+
+    fn read_message(&mut self) -> String {
+        let mut msg = Vec::new();
+        loop {
+            let mut h = [0u8; 2];
+            self.s.read_exact(&mut h).unwrap();
+            let (fin, op) = (h[0] & 0x80 != 0, h[0] & 0x0f);
+            let mut len = u64::from(h[1] & 0x7f);
+            if len == 126 {
+                let mut l = [0u8; 2];
+                self.s.read_exact(&mut l).unwrap();
+                len = u64::from(u16::from_be_bytes(l));
+            } else if len == 127 {
+                let mut l = [0u8; 8];
+                self.s.read_exact(&mut l).unwrap();
+                len = u64::from_be_bytes(l);
+            }
+            let mut p = vec![0u8; len as usize];
+            self.s.read_exact(&mut p).unwrap();
+            if op == 0x8 {
+                panic!("the browser closed the DevTools connection");
+            }
+            if matches!(op, 0x0..=0x2) {
+                msg.extend_from_slice(&p);
+                if fin {
+                    return String::from_utf8_lossy(&msg).into_owned();
+                }
+            }
+        }
+    }
+
+    /// Sends a CDP command and returns its result (events in between are skipped).
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send_text(
+            &serde_json::json!({"id": id, "method": method, "params": params}).to_string(),
+        );
+        loop {
+            let v: Value = serde_json::from_str(&self.read_message()).unwrap();
+            if v["id"] == id {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    fn eval(&mut self, expr: &str) -> Value {
+        self.call(
+            "Runtime.evaluate",
+            serde_json::json!({"expression": expr, "returnByValue": true}),
+        )["result"]["value"]
+            .clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_blocks_appear_in_an_open_page_without_reloading() {
+    let Some(browser) = chromium() else {
+        if std::env::var("VT_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
+            panic!("VT_REQUIRE_CHROMIUM=1 but no chromium is installed");
+        }
+        eprintln!("skipping: no chromium");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let n = app::node::start_dev(
+        &Home::new(dir.path()),
+        "127.0.0.1:0".parse().unwrap(),
+        Duration::from_millis(200),
+    )
+    .await
+    .unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let web = app::explorer::Http::start(Some((any, true)), None, &n.grpc_url(), None)
+        .await
+        .unwrap();
+    let addr = web.explorer_addr().unwrap();
+    let profile = dir.path().join("profile");
+    tokio::task::spawn_blocking(move || {
+        let child = Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--no-first-run",
+                "--disable-dev-shm-usage",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        struct Browser(std::process::Child);
+        impl Drop for Browser {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let mut b = Browser(child);
+        // "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/…"
+        let mut lines = BufReader::new(b.0.stderr.take().unwrap()).lines();
+        let devtools = loop {
+            let l = lines.next().expect("chromium exited").unwrap();
+            if let Some(u) = l.split("DevTools listening on ").nth(1) {
+                break u.trim().to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        let port: u16 = devtools
+            .trim_start_matches("ws://127.0.0.1:")
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let list = get_json(format!("127.0.0.1:{port}").parse().unwrap(), "/json/list");
+        let page = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["type"] == "page")
+            .expect("a page target");
+        let mut ws = Ws::connect(page["webSocketDebuggerUrl"].as_str().unwrap());
+        ws.call(
+            "Page.navigate",
+            serde_json::json!({"url": format!("http://{addr}/#/")}),
+        );
+        let read = "JSON.stringify({live: document.getElementById('live').className, \
+                    events: Number(document.body.dataset.blockEvents || 0), \
+                    nav: performance.getEntriesByType('navigation').length, \
+                    height: (document.querySelector('#main .card .v a') || {}).textContent || ''})";
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut first: Option<u64> = None;
+        loop {
+            let v: Value = ws
+                .eval(read)
+                .as_str()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or(Value::Null);
+            let h = v["height"].as_str().and_then(|h| h.parse::<u64>().ok());
+            if let (Some(h), None) = (h, first) {
+                first = Some(h);
+            }
+            // The height shown grew, the events came over the open stream, and
+            // the page was never reloaded.
+            if v["live"] == "on"
+                && v["events"].as_u64().unwrap_or(0) >= 2
+                && v["nav"] == 1
+                && h.zip(first).is_some_and(|(h, f)| h > f)
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page did not update live: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        drop(b);
+    })
+    .await
+    .unwrap();
+    web.shutdown().await;
+    n.shutdown().await;
 }

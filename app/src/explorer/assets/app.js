@@ -233,6 +233,7 @@ function live() {
   es.addEventListener("block", ev => {
     const b = JSON.parse(ev.data);
     document.getElementById("tip").textContent = `height ${b.height}`;
+    document.body.dataset.blockEvents = String(Number(document.body.dataset.blockEvents || 0) + 1);
     if (current === "network") soon();
   });
   es.addEventListener("task", ev => {
