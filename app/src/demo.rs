@@ -38,9 +38,41 @@ pub struct DemoArgs {
     pub explorer_address: std::net::SocketAddr,
 }
 
-/// Refuses a `--cheat-step` or `--cheat-node` that cannot make a dispute,
-/// before anything starts: a step outside `1..=steps`, a node the program does
-/// not have, or one whose corruption never reaches the state.
+/// The (step, node) the cheating solver corrupts: the flags' choice, checked
+/// by [`check_cheat`], with a random step and/or node for what they leave
+/// open, always one whose corruption reaches the state.
+pub fn pick_cheat(args: &DemoArgs, program: &train::Program) -> anyhow::Result<(u64, usize)> {
+    check_cheat(args, program)?;
+    let mut rng = rand::thread_rng();
+    let range = (args.steps / 3).max(1)..=(2 * args.steps / 3).max(1);
+    // A fixed step, or a few random ones from the middle third.
+    let steps: Vec<u64> = match args.cheat_step {
+        Some(s) => vec![s],
+        None => (0..5).map(|_| rng.gen_range(range.clone())).collect(),
+    };
+    for &step in &steps {
+        let eff = effective_nodes(program, step)?;
+        match args.cheat_node {
+            Some(n) if eff.contains(&n) => return Ok((step, n)),
+            Some(_) => continue,
+            None if !eff.is_empty() => return Ok((step, eff[rng.gen_range(0..eff.len())])),
+            None => continue,
+        }
+    }
+    match args.cheat_node {
+        Some(n) => bail!(
+            "--cheat-node {n}: corrupting it at step(s) {steps:?} does not change the state (its \
+             error is absorbed), so there is nothing to dispute; pick another node or a --cheat-step"
+        ),
+        None => bail!(
+            "no node of step(s) {steps:?} changes the state when corrupted; pick another --cheat-step"
+        ),
+    }
+}
+
+/// Refuses a `--cheat-step` outside `1..=steps` or a `--cheat-node` the
+/// program does not have (a node whose corruption is absorbed is refused by
+/// [`pick_cheat`]).
 pub fn check_cheat(args: &DemoArgs, program: &train::Program) -> anyhow::Result<()> {
     if let Some(s) = args.cheat_step {
         if s == 0 || s > args.steps {
@@ -58,16 +90,6 @@ pub fn check_cheat(args: &DemoArgs, program: &train::Program) -> anyhow::Result<
                 program.name,
                 count - 1
             );
-        }
-        if let Some(s) = args.cheat_step {
-            let eff = effective_nodes(program, s)?;
-            if !eff.contains(&n) {
-                bail!(
-                    "--cheat-node {n}: corrupting it at step {s} does not change the state \
-                     (its error is absorbed), so there is nothing to dispute; nodes that work at \
-                     that step: {eff:?}"
-                );
-            }
         }
     }
     Ok(())
@@ -145,11 +167,12 @@ pub async fn run_and_keep(args: &DemoArgs, quiet: bool) -> anyhow::Result<(Value
     if args.steps < 3 {
         bail!("--steps must be at least 3");
     }
-    {
+    // The cheat is chosen (and an impossible one refused) before anything starts.
+    let cheat = {
         let mut program = train::Program::builtin("mlp-digits")?;
         program.steps = args.steps;
-        check_cheat(args, &program)?;
-    }
+        pick_cheat(args, &program)?
+    };
     let started = Instant::now();
     let (root, temp) = match &args.dir {
         Some(d) => (d.clone(), false),
@@ -233,28 +256,7 @@ pub async fn run_and_keep(args: &DemoArgs, quiet: bool) -> anyhow::Result<(Value
     solver.shutdown().await;
 
     // 2. A cheating solver.
-    let (step, node) = {
-        // check_cheat has refused a step outside 1..=steps.
-        let step = args.cheat_step.unwrap_or_else(|| {
-            rand::thread_rng().gen_range((args.steps / 3).max(1)..=2 * args.steps / 3)
-        });
-        let node = match args.cheat_node {
-            Some(n) => {
-                if !effective_nodes(&program, step)?.contains(&n) {
-                    bail!("--cheat-node {n}: corrupting it at step {step} does not change the state, so there is nothing to dispute; pick another node or pass --cheat-step");
-                }
-                n
-            }
-            None => {
-                let eff = effective_nodes(&program, step)?;
-                if eff.is_empty() {
-                    bail!("no node of step {step} changes the state when corrupted; pick another --cheat-step");
-                }
-                eff[rand::thread_rng().gen_range(0..eff.len())]
-            }
-        };
-        (step, node)
-    };
+    let (step, node) = cheat;
     let mut ccfg = c.solver_config("cheater");
     ccfg.inject_fault = vec![agent::exec::Fault::Corrupt { step, node }];
     let cheater = solverd::start(ccfg).await?;
