@@ -576,16 +576,32 @@ impl verde_pb::query_server::Query for VerdeQuery {
     }
 }
 
-/// Services this node does not serve: their files stay out of reflection
-/// (`veritrain.solver.v1.Solver` is solverd's).
-const NOT_SERVED: &[&str] = &["veritrain.solver.v1"];
+/// The Veritrain services this node serves; reflection lists only these (with
+/// health and reflection itself). The `Msg` services only define transaction
+/// messages, which go through `Node/BroadcastTx`; `veritrain.solver.v1` is
+/// solverd's, and its file is left out entirely.
+const SERVED: &[&str] = &[
+    "veritrain.node.v1.Node",
+    "veritrain.auth.v1.Query",
+    "veritrain.bank.v1.Query",
+    "veritrain.staking.v1.Query",
+    "veritrain.tasks.v1.Query",
+    "veritrain.verde.v1.Query",
+];
+const NOT_SERVED_PACKAGES: &[&str] = &["veritrain.solver.v1"];
 
-/// The descriptors reflection answers from: every Veritrain file whose services
-/// this node serves, and gRPC health. Reflection's own is added by the builder.
+/// The descriptors reflection answers from: every Veritrain file (messages
+/// included, so clients can decode transactions) with only the services this
+/// node serves, and gRPC health. Reflection's own is added by the builder.
 pub fn reflection_descriptors() -> Result<Vec<prost_types::FileDescriptorSet>, prost::DecodeError> {
     let mut ours = prost_types::FileDescriptorSet::decode(proto::FILE_DESCRIPTOR_SET)?;
     ours.file
-        .retain(|f| !NOT_SERVED.contains(&f.package.as_deref().unwrap_or_default()));
+        .retain(|f| !NOT_SERVED_PACKAGES.contains(&f.package.as_deref().unwrap_or_default()));
+    for f in &mut ours.file {
+        let pkg = f.package.clone().unwrap_or_default();
+        f.service
+            .retain(|s| SERVED.contains(&format!("{pkg}.{}", s.name()).as_str()));
+    }
     let health = prost_types::FileDescriptorSet::decode(tonic_health::pb::FILE_DESCRIPTOR_SET)?;
     Ok(vec![ours, health])
 }

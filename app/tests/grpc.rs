@@ -157,7 +157,7 @@ macro_rules! list_services {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reflection_answers_v1_and_v1alpha_lists_health_and_not_the_solver() {
+async fn reflection_answers_v1_and_v1alpha_and_lists_health_and_only_the_services_served() {
     let dir = tempfile::tempdir().unwrap();
     let n = app::node::start_dev(
         &Home::new(dir.path()),
@@ -181,6 +181,10 @@ async fn reflection_answers_v1_and_v1alpha_lists_health_and_not_the_solver() {
         assert!(
             !names.iter().any(|n| n.starts_with("veritrain.solver")),
             "the node does not serve the Solver: {names:?}"
+        );
+        assert!(
+            !names.iter().any(|n| n.ends_with(".Msg")),
+            "transactions go through Node/BroadcastTx, not Msg services: {names:?}"
         );
     }
     assert!(
