@@ -164,3 +164,55 @@ fn pip_installs_the_python_client_with_its_generated_typed_code_built_at_install
         .unwrap();
     assert!(pkg.join("py.typed").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pythons_stock_reflection_client_lists_and_describes_the_node_services() {
+    let ready = Command::new("python3")
+        .args([
+            "-c",
+            "import grpc, grpc_reflection.v1alpha.proto_reflection_descriptor_database",
+        ])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ready {
+        assert!(
+            std::env::var("VT_REQUIRE_PYTHON").as_deref() != Ok("1"),
+            "VT_REQUIRE_PYTHON=1 but grpcio-reflection is missing"
+        );
+        eprintln!("skipping: python3 with grpcio-reflection is not available");
+        return;
+    }
+    let n = net().await.unwrap();
+    let target = n.c.node.grpc_addr.to_string();
+    let script = "import sys, grpc\n\
+        from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase\n\
+        from google.protobuf.descriptor_pool import DescriptorPool\n\
+        db = ProtoReflectionDescriptorDatabase(grpc.insecure_channel(sys.argv[1]))\n\
+        print(' '.join(sorted(db.get_services())))\n\
+        pool = DescriptorPool(db)\n\
+        print(' '.join(m.name for m in pool.FindServiceByName('veritrain.tasks.v1.Query').methods))\n";
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args(["-c", script, &target])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "veritrain.node.v1.Node",
+        "grpc.health.v1.Health",
+        "Leaderboard",
+    ] {
+        assert!(stdout.contains(want), "{want}: {stdout}");
+    }
+    assert!(!stdout.contains("veritrain.solver"), "{stdout}");
+    n.c.shutdown().await;
+}
