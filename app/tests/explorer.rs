@@ -314,6 +314,25 @@ fn the_pages_show_a_job_and_a_dispute_in_a_real_browser() {
     let (h_id, c_id, d_id) = (honest["id"].clone(), cheat["id"].clone(), d["id"].clone());
     let solver = honest["solver"].as_str().unwrap().to_string();
 
+    // The node's metrics saw the same: tasks by status, a slash, transactions by type.
+    let (code, m) = get(addr, "/metrics");
+    assert_eq!(code, 200);
+    for want in [
+        "veritrain_tasks{status=\"finalized\"} 1",
+        "veritrain_tasks{status=\"failed\"} 1",
+        "veritrain_open_disputes 0",
+        "veritrain_txs_total{type=\"MsgSubmitTask\"} 2",
+        "veritrain_txs_total{type=\"MsgOpenDispute\"} 1",
+    ] {
+        assert!(m.contains(want), "{want} missing:\n{m}");
+    }
+    let slashes = m
+        .lines()
+        .find_map(|l| l.strip_prefix("veritrain_slashes_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(slashes >= 1.0, "no slash counted:\n{m}");
+
     let shots = screenshot_dir();
     std::fs::create_dir_all(&shots).unwrap();
     let base = format!("http://{addr}/?live=0");
