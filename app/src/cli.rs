@@ -624,38 +624,7 @@ pub fn init_tracing(cli: &Cli) {
 
 /// Parses `1000uvtr` (or `1000`), saying exactly what is wrong otherwise.
 pub fn parse_amount(s: &str) -> Result<Amount> {
-    let t = s.trim();
-    let end = t
-        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | ',' | '_')))
-        .unwrap_or(t.len());
-    let (num, denom) = t.split_at(end);
-    if num.is_empty() {
-        bail!(
-            "amount {s:?}: expected a whole number of {0}, e.g. 1000{0}",
-            framework::DENOM
-        );
-    }
-    if !denom.is_empty() && denom != framework::DENOM {
-        bail!(
-            "amount {s:?}: unknown denomination {denom:?}; amounts are in {0}, e.g. 1000{0}",
-            framework::DENOM
-        );
-    }
-    if num.contains(['.', ',', '_']) {
-        bail!(
-            "amount {s:?}: {0} is the smallest unit, so amounts are whole numbers without a \
-             decimal point or separators, e.g. 1500{0}",
-            framework::DENOM
-        );
-    }
-    match num.parse::<u128>() {
-        Ok(n) => Ok(Amount(n)),
-        Err(_) => bail!(
-            "amount {s:?} is too large: the largest amount is {}{}",
-            u128::MAX,
-            framework::DENOM
-        ),
-    }
+    crate::client::parse_amount(s).map_err(|e| anyhow::anyhow!("amount {e}"))
 }
 
 /// Commands that read a home fail clearly when it does not exist.

@@ -217,15 +217,18 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningSolver> {
         tracing::info!(reason = %why, "training on the CPU");
     }
     let backend = selected.backend;
-    Amount::parse_coin(&cfg.min_reward)
-        .map_err(|e| anyhow::anyhow!("--min-reward {:?}: {e}", cfg.min_reward))?;
+    client::parse_amount(&cfg.min_reward).map_err(|e| anyhow::anyhow!("--min-reward {e}"))?;
+    // Checked before anything is dialled.
+    let stake = cfg
+        .stake
+        .as_deref()
+        .map(|s| client::parse_amount(s).map_err(|e| anyhow::anyhow!("--stake {e}")))
+        .transpose()?;
     std::fs::create_dir_all(&cfg.home)
         .with_context(|| format!("creating {}", cfg.home.display()))?;
     let signer = agent::load_signer(&cfg.home, &cfg.from)?;
     let chain = Chain::connect(&cfg.node, signer).await?;
-    if let Some(stake) = &cfg.stake {
-        let amount =
-            Amount::parse_coin(stake).map_err(|e| anyhow::anyhow!("--stake {stake:?}: {e}"))?;
+    if let Some(amount) = stake {
         chain
             .ensure_registered(proto::staking::v1::Role::Solver, amount)
             .await?;

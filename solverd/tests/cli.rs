@@ -39,6 +39,7 @@ fn bad_flags_are_refused_with_the_reason() {
             &["--from", "k", "--checkpoint-every", "0"][..],
             "--checkpoint-every",
         ),
+        (&["--from", "k", "--stake", "1.5uvtr"][..], "whole numbers"),
         (&["--from", "nobody"][..], "no key named \"nobody\""),
         (&[][..], "--from"),
     ] {

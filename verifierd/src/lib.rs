@@ -138,7 +138,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningVerifier> {
         anyhow::bail!("--sample-rate must be in (0, 1], got {}", cfg.sample_rate);
     }
     if let Some(b) = &cfg.bond {
-        Amount::parse_coin(b).map_err(|e| anyhow::anyhow!("--bond {b:?}: {e}"))?;
+        client::parse_amount(b).map_err(|e| anyhow::anyhow!("--bond {e}"))?;
     }
     let kind: repops_cuda::BackendKind = cfg
         .backend
@@ -149,13 +149,17 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningVerifier> {
     if let Some(why) = &selected.fallback_reason {
         tracing::info!(reason = %why, "re-executing on the CPU");
     }
+    // Checked before anything is dialled.
+    let stake = cfg
+        .stake
+        .as_deref()
+        .map(|s| client::parse_amount(s).map_err(|e| anyhow::anyhow!("--stake {e}")))
+        .transpose()?;
     std::fs::create_dir_all(&cfg.home)
         .with_context(|| format!("creating {}", cfg.home.display()))?;
     let signer = agent::load_signer(&cfg.home, &cfg.from)?;
     let chain = Chain::connect(&cfg.node, signer).await?;
-    if let Some(stake) = &cfg.stake {
-        let amount =
-            Amount::parse_coin(stake).map_err(|e| anyhow::anyhow!("--stake {stake:?}: {e}"))?;
+    if let Some(amount) = stake {
         chain
             .ensure_registered(proto::staking::v1::Role::Verifier, amount)
             .await?;
