@@ -557,7 +557,7 @@ impl Ws {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn new_blocks_appear_in_an_open_page_without_reloading() {
+async fn new_blocks_and_tasks_appear_in_an_open_page_without_reloading() {
     let Some(browser) = chromium() else {
         if std::env::var("VT_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
             panic!("VT_REQUIRE_CHROMIUM=1 but no chromium is installed");
@@ -566,19 +566,22 @@ async fn new_blocks_appear_in_an_open_page_without_reloading() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let n = app::node::start_dev(
-        &Home::new(dir.path()),
-        "127.0.0.1:0".parse().unwrap(),
-        Duration::from_millis(200),
-    )
-    .await
-    .unwrap();
+    let timing = app::cluster::Timing {
+        block_ms: 200,
+        ..Default::default()
+    };
+    let c = std::sync::Arc::new(
+        app::cluster::Cluster::start(&dir.path().join("net"), &["submitter"], &timing)
+            .await
+            .unwrap(),
+    );
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let web = app::explorer::Http::start(Some((any, true)), None, &n.grpc_url(), None)
+    let web = app::explorer::Http::start(Some((any, true)), None, &c.node.grpc_url(), None)
         .await
         .unwrap();
     let addr = web.explorer_addr().unwrap();
     let profile = dir.path().join("profile");
+    let (c2, rt) = (c.clone(), tokio::runtime::Handle::current());
     tokio::task::spawn_blocking(move || {
         let child = Command::new(&browser)
             .args([
@@ -664,10 +667,44 @@ async fn new_blocks_appear_in_an_open_page_without_reloading() {
             );
             std::thread::sleep(Duration::from_millis(250));
         }
+        // The tasks page (a fragment change, not a load), then a task is submitted.
+        ws.eval("location.hash = '#/tasks'");
+        let main = "JSON.stringify({text: document.getElementById('main').textContent, \
+                    nav: performance.getEntriesByType('navigation').length})";
+        let mut state = |want: &str| {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let v: Value = ws
+                    .eval(main)
+                    .as_str()
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .unwrap_or(Value::Null);
+                if v["text"].as_str().is_some_and(|t| t.contains(want)) {
+                    assert_eq!(v["nav"], 1, "the page was reloaded");
+                    return;
+                }
+                assert!(Instant::now() < deadline, "{want:?} never appeared: {v}");
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        };
+        state("no tasks match");
+        let mut program = train::Program::builtin("mlp-digits").unwrap();
+        program.steps = 5;
+        let id = rt
+            .block_on(c2.submit(
+                "submitter",
+                &program,
+                framework::Amount(1000),
+                framework::Amount(100),
+            ))
+            .unwrap();
+        state(&format!("Task {id}"));
         drop(b);
     })
     .await
     .unwrap();
     web.shutdown().await;
-    n.shutdown().await;
+    if let Ok(c) = std::sync::Arc::try_unwrap(c) {
+        c.shutdown().await;
+    }
 }
