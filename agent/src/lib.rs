@@ -153,8 +153,21 @@ pub fn load_signer(home: &Path, from: &str) -> Result<auth::Signer, AgentError> 
     let p = Path::new(from);
     if p.is_file() {
         let s = std::fs::read_to_string(p).map_err(|e| AgentError::io(p, e))?;
+        if s.trim().is_empty() {
+            return Err(AgentError::Invalid(format!(
+                "key file {} is empty: it should hold a 64-hex-digit secp256k1 secret",
+                p.display()
+            )));
+        }
         let bytes = hex::decode(s.trim())
             .map_err(|e| AgentError::Invalid(format!("{}: not a hex secret: {e}", p.display())))?;
+        if bytes.len() != 32 {
+            return Err(AgentError::Invalid(format!(
+                "key file {}: the secret is {} bytes, expected 32 (64 hex digits)",
+                p.display(),
+                bytes.len()
+            )));
+        }
         return auth::Signer::from_bytes(&bytes)
             .map_err(|e| AgentError::Invalid(format!("{}: {e}", p.display())));
     }
@@ -208,12 +221,15 @@ pub async fn block_loop<F, Fut>(
     }
 }
 
-/// Logs through `tracing` (`RUST_LOG`, default `info`), as JSON when asked.
+/// Logs through `tracing` (`RUST_LOG`, default `info`), as JSON when asked;
+/// colour codes only when stderr is a terminal.
 pub fn init_logging(json: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if json {
         b.json().try_init()

@@ -1,4 +1,8 @@
 //! Prometheus metrics of a daemon (OpenMetrics text at `GET /metrics`).
+//!
+//! Times are exported in seconds, as Prometheus wants: a counter declared as
+//! `NAME_us` is counted in microseconds in the daemon ([`Metrics::counter`])
+//! and exported as `PREFIX_NAME_seconds_total`.
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -10,6 +14,8 @@ use std::sync::Arc;
 pub struct Metrics {
     registry: Registry,
     counters: BTreeMap<&'static str, Counter>,
+    /// The exported seconds of each `*_us` counter.
+    seconds: BTreeMap<&'static str, Counter<f64, std::sync::atomic::AtomicU64>>,
     gauges: BTreeMap<&'static str, Gauge>,
 }
 
@@ -22,9 +28,17 @@ impl Metrics {
     ) -> Metrics {
         let mut registry = Registry::with_prefix(prefix);
         let mut cs = BTreeMap::new();
+        let mut secs = BTreeMap::new();
         for (name, help) in counters {
             let c = Counter::default();
-            registry.register(*name, *help, c.clone());
+            match name.strip_suffix("_us") {
+                Some(base) => {
+                    let s = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+                    registry.register(format!("{base}_seconds"), *help, s.clone());
+                    secs.insert(*name, s);
+                }
+                None => registry.register(*name, *help, c.clone()),
+            }
             cs.insert(*name, c);
         }
         let mut gs = BTreeMap::new();
@@ -36,6 +50,7 @@ impl Metrics {
         Metrics {
             registry,
             counters: cs,
+            seconds: secs,
             gauges: gs,
         }
     }
@@ -44,6 +59,9 @@ impl Metrics {
         match self.counters.get(name) {
             Some(c) => {
                 c.inc_by(by);
+                if let Some(s) = self.seconds.get(name) {
+                    s.inc_by(by as f64 / 1e6);
+                }
             }
             None => tracing::warn!(metric = name, "unknown counter"),
         }
@@ -116,4 +134,19 @@ pub async fn serve(
         }
     });
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn microsecond_counters_are_exported_in_seconds() {
+        let m = super::Metrics::new("d", &[("compute_us", "Compute"), ("tasks", "Tasks")], &[]);
+        m.inc("compute_us", 1_500_000);
+        m.inc("tasks", 2);
+        assert_eq!(m.counter("compute_us"), 1_500_000);
+        let text = m.render();
+        assert!(text.contains("d_compute_seconds_total 1.5"), "{text}");
+        assert!(text.contains("d_tasks_total 2"), "{text}");
+        assert!(!text.contains("_us"), "{text}");
+    }
 }

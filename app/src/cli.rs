@@ -53,9 +53,70 @@ fn default_home() -> PathBuf {
 
 #[derive(Args, Debug, Clone)]
 pub struct NodeArg {
-    /// gRPC address of the node.
-    #[arg(long, env = "VERITRAIND_NODE", default_value = "http://127.0.0.1:9090")]
-    pub node: String,
+    /// gRPC URL of the node (default: from `--home`: config/client.toml, the
+    /// node running on that home, or its app.toml; else http://127.0.0.1:9090).
+    #[arg(long, env = "VERITRAIND_NODE")]
+    pub node: Option<String>,
+}
+
+impl NodeArg {
+    /// The URL to dial: `--node`, else `home_node` (resolved from `--home`).
+    pub fn url<'a>(&'a self, home_node: &'a str) -> &'a str {
+        self.node.as_deref().unwrap_or(home_node)
+    }
+}
+
+/// The node's HTTP side: the block explorer (with its JSON API) and Prometheus metrics.
+#[derive(Args, Debug, Clone, Default)]
+pub struct HttpArgs {
+    /// Serve the block explorer and its JSON API here (default: app.toml's explorer_address).
+    #[arg(long, env = "VERITRAIND_EXPLORER_ADDRESS")]
+    pub explorer_address: Option<SocketAddr>,
+    /// Do not serve the explorer.
+    #[arg(long, env = "VERITRAIND_NO_EXPLORER")]
+    pub no_explorer: bool,
+    /// Serve Prometheus metrics at /metrics here (default: app.toml's metrics_address).
+    #[arg(long, env = "VERITRAIND_METRICS_ADDRESS")]
+    pub metrics_address: Option<SocketAddr>,
+    /// Do not serve metrics.
+    #[arg(long, env = "VERITRAIND_NO_METRICS")]
+    pub no_metrics: bool,
+}
+
+impl HttpArgs {
+    /// Where to serve each, from the flags and `app.toml`: `(address, explicit)`.
+    fn resolve(
+        &self,
+        cfg: &crate::home::AppConfig,
+    ) -> Result<(crate::explorer::Serve, crate::explorer::Serve)> {
+        let pick = |off: bool, flag: Option<SocketAddr>, conf: &str, what: &str| -> Result<_> {
+            Ok(match (off, flag) {
+                (true, _) => None,
+                (false, Some(a)) => Some((a, true)),
+                (false, None) if conf.trim().is_empty() => None,
+                (false, None) => Some((
+                    conf.trim()
+                        .parse()
+                        .with_context(|| format!("{what} in app.toml: {conf:?}"))?,
+                    false,
+                )),
+            })
+        };
+        Ok((
+            pick(
+                self.no_explorer,
+                self.explorer_address,
+                &cfg.explorer_address,
+                "explorer_address",
+            )?,
+            pick(
+                self.no_metrics,
+                self.metrics_address,
+                &cfg.metrics_address,
+                "metrics_address",
+            )?,
+        ))
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -94,7 +155,7 @@ pub enum Cmd {
         #[arg(long)]
         overwrite: bool,
     },
-    /// Run the ABCI application for CometBFT, and the gRPC API.
+    /// Run the ABCI application for CometBFT, the gRPC API, the explorer and metrics.
     Start {
         #[arg(long, env = "VERITRAIND_ABCI_ADDRESS")]
         abci_address: Option<SocketAddr>,
@@ -102,14 +163,18 @@ pub enum Cmd {
         grpc_address: Option<SocketAddr>,
         #[arg(long, env = "VERITRAIND_COMET_RPC")]
         comet_rpc: Option<String>,
+        #[command(flatten)]
+        http: HttpArgs,
     },
-    /// Run the embedded single-node dev chain and the gRPC API.
+    /// Run the embedded single-node dev chain, the gRPC API, the explorer and metrics.
     Dev {
         #[arg(long, env = "VERITRAIND_GRPC_ADDRESS")]
         grpc_address: Option<SocketAddr>,
         /// Block interval in milliseconds.
         #[arg(long, env = "VERITRAIND_BLOCK_MS")]
         block_ms: Option<u64>,
+        #[command(flatten)]
+        http: HttpArgs,
     },
     /// The node's chain id, height and app hash.
     Status {
@@ -535,11 +600,21 @@ struct Out(Output);
 impl Out {
     fn print(&self, value: serde_json::Value, text: impl FnOnce() -> String) {
         match self.0 {
-            Output::Json => println!(
-                "{}",
-                serde_json::to_string_pretty(&value).unwrap_or_default()
-            ),
-            Output::Text => println!("{}", text()),
+            Output::Json => write_stdout(&serde_json::to_string_pretty(&value).unwrap_or_default()),
+            Output::Text => write_stdout(&text()),
+        }
+    }
+}
+
+/// Writes `s` and a newline to stdout. A reader that went away (`| head -1`)
+/// ends the output quietly, as with other Unix tools, instead of panicking
+/// as `println!` does.
+fn write_stdout(s: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = writeln!(o, "{s}").and_then(|()| o.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            tracing::warn!(error = %e, "cannot write to stdout");
         }
     }
 }
@@ -555,6 +630,7 @@ pub fn init_tracing(cli: &Cli) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if cli.log_json {
         b.json().try_init()
@@ -563,8 +639,21 @@ pub fn init_tracing(cli: &Cli) {
     };
 }
 
-fn parse_amount(s: &str) -> Result<Amount> {
-    Amount::parse_coin(s).with_context(|| format!("amount {s:?}"))
+/// Parses `1000uvtr` (or `1000`), saying exactly what is wrong otherwise.
+pub fn parse_amount(s: &str) -> Result<Amount> {
+    crate::client::parse_amount(s).map_err(|e| anyhow::anyhow!("amount {e}"))
+}
+
+/// Commands that read a home fail clearly when it does not exist.
+fn need_home(root: &std::path::Path) -> Result<()> {
+    if !root.is_dir() {
+        bail!(
+            "home {} does not exist (set --home or VERITRAIND_HOME; `veritraind init` or \
+             `veritraind keys add` creates one)",
+            root.display()
+        );
+    }
+    Ok(())
 }
 
 fn resolve_address(keys: &Keyring, s: &str) -> Result<Address> {
@@ -597,6 +686,7 @@ fn confirm(yes: bool, what: &str) -> Result<()> {
 #[allow(clippy::too_many_arguments)]
 async fn send_tx(
     out: &Out,
+    dn: &str,
     keys: &Keyring,
     tx: &TxArgs,
     msgs: Vec<prost_types::Any>,
@@ -604,13 +694,13 @@ async fn send_tx(
     print: bool,
 ) -> Result<Option<proto::node::v1::TxResult>> {
     let signer = keys.signer(&tx.from)?;
-    let client = NodeClient::connect(&tx.node.node).await?;
+    let client = NodeClient::connect(tx.node.url(dn)).await?;
     if let Some(want) = &tx.chain_id {
         let have = client.status().await?.chain_id;
         if &have != want {
             bail!(
                 "the node at {} runs chain {have:?}, not {want:?}",
-                tx.node.node
+                tx.node.url(dn)
             );
         }
     }
@@ -662,6 +752,14 @@ pub async fn run(cli: Cli) -> Result<()> {
     let out = Out(cli.output);
     let home = Home::new(&cli.home);
     let keys = Keyring::open(&cli.home);
+    // The node `--home` points at, for commands given no --node.
+    let dn = match home.client_node_url() {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring the client config");
+            crate::home::grpc_url_of(&crate::home::AppConfig::default().grpc_address)
+        }
+    };
     match cli.cmd {
         Cmd::Init {
             chain_id,
@@ -683,6 +781,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Cmd::Dev {
             grpc_address,
             block_ms,
+            http,
         } => {
             let cfg = home.read_config()?;
             let grpc: SocketAddr = match grpc_address {
@@ -694,26 +793,40 @@ pub async fn run(cli: Cli) -> Result<()> {
             };
             let interval =
                 Duration::from_millis(block_ms.unwrap_or(cfg.dev_block_interval_ms).max(1));
+            let (explorer, metrics) = http.resolve(&cfg)?;
             let n = node::start_dev(&home, grpc, interval).await?;
+            let web = crate::explorer::Http::start(explorer, metrics, &n.grpc_url(), None).await?;
+            let _ = crate::home::write_atomic(&home.grpc_url_path(), n.grpc_url().as_bytes());
             let dev = keys.get(node::DEV_KEY)?;
             out.print(
-                json!({"grpc": n.grpc_url(), "chain_id": n.app.chain_id(), "dev_key": dev.address}),
+                json!({"grpc": n.grpc_url(), "chain_id": n.app.chain_id(), "dev_key": dev.address,
+                       "explorer": web.explorer_url(), "metrics": web.metrics_url()}),
                 || {
-                    format!(
+                    let mut s = format!(
                         "dev chain {} running; gRPC at {}; key `dev` = {}",
                         n.app.chain_id(),
                         n.grpc_url(),
                         dev.address
-                    )
+                    );
+                    if let Some(u) = web.explorer_url() {
+                        s.push_str(&format!("\nexplorer at {u}"));
+                    }
+                    if let Some(u) = web.metrics_url() {
+                        s.push_str(&format!("\nmetrics at {u}"));
+                    }
+                    s
                 },
             );
             node::shutdown_signal().await;
+            let _ = std::fs::remove_file(home.grpc_url_path());
+            web.shutdown().await;
             n.shutdown().await;
         }
         Cmd::Start {
             abci_address,
             grpc_address,
             comet_rpc,
+            http,
         } => {
             let cfg = home.read_config()?;
             let abci = match abci_address {
@@ -730,15 +843,31 @@ pub async fn run(cli: Cli) -> Result<()> {
                     .parse()
                     .context("grpc_address in app.toml")?,
             };
-            let rpc = comet_rpc.unwrap_or(cfg.comet_rpc);
+            let rpc = comet_rpc.unwrap_or(cfg.comet_rpc.clone());
+            let (explorer, metrics) = http.resolve(&cfg)?;
             let n = node::start_comet(&home, abci, grpc, &rpc).await?;
+            let web =
+                crate::explorer::Http::start(explorer, metrics, &n.grpc_url(), Some(rpc.clone()))
+                    .await?;
+            let _ = crate::home::write_atomic(&home.grpc_url_path(), n.grpc_url().as_bytes());
+            if let Some(u) = web.explorer_url() {
+                tracing::info!(url = %u, "explorer");
+            }
             node::shutdown_signal().await;
+            let _ = std::fs::remove_file(home.grpc_url_path());
+            web.shutdown().await;
             n.shutdown().await;
         }
         Cmd::Status { node } => {
-            let c = NodeClient::connect(&node.node).await?;
+            let c = NodeClient::connect(node.url(&dn)).await?;
             let s = c.status().await?;
-            out.print(serde_json::to_value(&s)?, || {
+            // Hashes in hex, as Cosmos tools print them.
+            let v = json!({
+                "chain_id": s.chain_id, "height": s.height,
+                "app_hash": hex::encode_upper(&s.app_hash), "block_time_ms": s.block_time_ms,
+                "mode": s.mode, "mempool_size": s.mempool_size,
+            });
+            out.print(v, || {
                 format!(
                     "chain_id: {}\nheight: {}\napp_hash: {}\nmode: {}\nmempool: {}",
                     s.chain_id,
@@ -758,6 +887,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 });
             }
             KeysCmd::List => {
+                need_home(&cli.home)?;
                 let l = keys.list()?;
                 out.print(
                     json!(l
@@ -765,6 +895,12 @@ pub async fn run(cli: Cli) -> Result<()> {
                         .map(|e| json!({"name": e.name, "address": e.address}))
                         .collect::<Vec<_>>()),
                     || {
+                        if l.is_empty() {
+                            return format!(
+                                "no keys in {}; `veritraind keys add NAME` creates one",
+                                cli.home.display()
+                            );
+                        }
                         l.iter()
                             .map(|e| format!("{}: {}", e.name, e.address))
                             .collect::<Vec<_>>()
@@ -773,9 +909,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 );
             }
             KeysCmd::Show { name, address } => {
+                need_home(&cli.home)?;
                 let e = keys.get(&name)?;
                 if address && out.0 == Output::Text {
-                    println!("{}", e.address);
+                    write_stdout(&e.address);
                 } else {
                     out.print(json!({"name": e.name, "address": e.address}), || {
                         format!("{}: {}", e.name, e.address)
@@ -783,6 +920,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
             }
             KeysCmd::Export { name } => {
+                need_home(&cli.home)?;
                 let e = keys.get(&name)?;
                 eprintln!("WARNING: anyone with this secret controls {}", e.address);
                 out.print(
@@ -799,7 +937,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         },
         Cmd::Tx(cmd) => {
             let mut follow_submit = None;
-            let (tx, msg, what) = match cmd {
+            let (mut tx, msg, what) = match cmd {
                 TxCmd::Bank(BankTx::Send {
                     from_key,
                     to,
@@ -841,15 +979,23 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
                 TxCmd::Verde(v) => verde_tx(&keys, v)?,
             };
+            if tx.chain_id.is_none() {
+                // client.toml's chain id, if the home has one.
+                tx.chain_id = home
+                    .read_client_config()
+                    .ok()
+                    .map(|c| c.chain_id)
+                    .filter(|c| !c.is_empty());
+            }
             // With --wait and JSON output, one document at the end says it all.
             let print = !(follow_submit.is_some() && matches!(out.0, Output::Json));
-            let res = send_tx(&out, &keys, &tx, vec![msg], what, print).await?;
+            let res = send_tx(&out, &dn, &keys, &tx, vec![msg], what, print).await?;
             if let Some(timeout) = follow_submit {
                 let res =
                     res.context("--wait needs --wait-secs > 0 (the submit must be included)")?;
                 let id = crate::follow::task_id_from(&res)
                     .context("the submit result carries no task id")?;
-                let c = NodeClient::connect(&tx.node.node).await?;
+                let c = NodeClient::connect(tx.node.url(&dn)).await?;
                 let t =
                     crate::follow::follow(&c, id, timeout, matches!(out.0, Output::Json)).await?;
                 let st = proto::tasks::v1::TaskStatus::try_from(t.status)
@@ -864,7 +1010,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Cmd::Query(q) => query(&out, &keys, q).await?,
+        Cmd::Query(q) => query(&out, &dn, &keys, q).await?,
         Cmd::Debug(DebugCmd::Replay { to_height }) => {
             let g = home.read_genesis()?;
             let src = crate::store::Store::open(&home.db_path()).with_context(|| {
@@ -890,7 +1036,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Demo(args) => {
             let json = matches!(out.0, Output::Json);
-            let r = crate::demo::run(&args, json).await?;
+            let (r, kept) = crate::demo::run_and_keep(&args, json).await?;
             let ok = r["honest_job"]["status"] == "TASK_STATUS_FINALIZED"
                 && r["cheating_job"]["status"] == "TASK_STATUS_FAILED"
                 && r["cheating_job"]["localised_to_injected_fault"] == true;
@@ -901,6 +1047,13 @@ pub async fn run(cli: Cli) -> Result<()> {
                     "demo finished with an unexpected outcome (see above)".into()
                 }
             });
+            if let Some(k) = kept {
+                if let Some(u) = k.explorer_url() {
+                    eprintln!("explorer at {u} (Ctrl-C to stop)");
+                }
+                node::shutdown_signal().await;
+                k.shutdown().await;
+            }
             if !ok {
                 bail!("the demo did not end as expected");
             }
@@ -910,7 +1063,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             out: path,
             node,
         }) => {
-            let c = NodeClient::connect(&node.node).await?;
+            let c = NodeClient::connect(node.url(&dn)).await?;
             let t = crate::follow::task(&c, task_id).await?;
             let bytes = crate::follow::fetch_model(&t).await?;
             crate::home::write_atomic(&path, &bytes)?;
@@ -924,16 +1077,16 @@ pub async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
+async fn query(out: &Out, dn: &str, keys: &Keyring, q: QueryCmd) -> Result<()> {
     match q {
         QueryCmd::Bank(BankQuery::Balances { address, node }) => {
             let a = resolve_address(keys, &address)?;
-            let c = NodeClient::connect(&node.node).await?;
+            let c = NodeClient::connect(node.url(dn)).await?;
             let b = c.balance(&a).await?;
             out.print(json!({"address": a.to_string(), "balances": [{"denom": framework::DENOM, "amount": b.0.to_string()}]}), || b.to_string());
         }
         QueryCmd::Bank(BankQuery::TotalSupply { node }) => {
-            let c = NodeClient::connect(&node.node).await?;
+            let c = NodeClient::connect(node.url(dn)).await?;
             let s = c
                 .bank()
                 .total_supply(proto::bank::v1::QueryTotalSupplyRequest {})
@@ -946,7 +1099,7 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
         }
         QueryCmd::Staking(StakingQuery::Operator { address, node }) => {
             let a = resolve_address(keys, &address)?;
-            let c = NodeClient::connect(&node.node).await?;
+            let c = NodeClient::connect(node.url(dn)).await?;
             let op = c
                 .staking()
                 .operator(proto::staking::v1::QueryOperatorRequest {
@@ -974,7 +1127,7 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
                 Some(a) => resolve_address(keys, &a)?.0.to_vec(),
                 None => vec![],
             };
-            let c = NodeClient::connect(&node.node).await?;
+            let c = NodeClient::connect(node.url(dn)).await?;
             let resp = c
                 .staking()
                 .operators(proto::staking::v1::QueryOperatorsRequest {
@@ -1003,7 +1156,7 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
             );
         }
         QueryCmd::Staking(StakingQuery::Params { node }) => {
-            let c = NodeClient::connect(&node.node).await?;
+            let c = NodeClient::connect(node.url(dn)).await?;
             let p = c
                 .staking()
                 .params(proto::staking::v1::QueryParamsRequest {})
@@ -1015,7 +1168,7 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
         }
         QueryCmd::Auth(AuthQuery::Account { address, node }) => {
             let a = resolve_address(keys, &address)?;
-            let c = NodeClient::connect(&node.node).await?;
+            let c = NodeClient::connect(node.url(dn)).await?;
             match c.account(&a).await? {
                 None => bail!("account {a} does not exist"),
                 Some(acc) => out.print(
@@ -1025,7 +1178,7 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
             }
         }
         QueryCmd::Tasks(TasksQuery::Task { task_id, node }) => {
-            let c = NodeClient::connect(&node.node).await?;
+            let c = NodeClient::connect(node.url(dn)).await?;
             let r = proto::tasks::v1::query_client::QueryClient::new(c.channel())
                 .max_decoding_message_size(64 << 20)
                 .task(proto::tasks::v1::QueryTaskRequest { task_id })
@@ -1088,7 +1241,7 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
                     .find(|i| tasks::status_name(*i) == s)
                     .with_context(|| format!("unknown status {s:?}"))?,
             };
-            let c = NodeClient::connect(&node.node).await?;
+            let c = NodeClient::connect(node.url(dn)).await?;
             let r = proto::tasks::v1::query_client::QueryClient::new(c.channel())
                 .max_decoding_message_size(64 << 20)
                 .tasks(proto::tasks::v1::QueryTasksRequest {
@@ -1115,7 +1268,7 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
                     .with_context(|| format!("--role {s:?}: expected solver, verifier or all"))?
                     .to_proto(),
             } as i32;
-            let c = NodeClient::connect(&node.node).await?;
+            let c = NodeClient::connect(node.url(dn)).await?;
             let r = proto::tasks::v1::query_client::QueryClient::new(c.channel())
                 .max_decoding_message_size(64 << 20)
                 .leaderboard(proto::tasks::v1::QueryLeaderboardRequest {
@@ -1133,7 +1286,7 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
             });
         }
         QueryCmd::Verde(VerdeQuery::Dispute { dispute_id, node }) => {
-            let c = NodeClient::connect(&node.node).await?;
+            let c = NodeClient::connect(node.url(dn)).await?;
             let d = proto::verde::v1::query_client::QueryClient::new(c.channel())
                 .dispute(proto::verde::v1::QueryDisputeRequest { dispute_id })
                 .await?
@@ -1159,7 +1312,7 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
         QueryCmd::Tx { hash, node } => {
             let h =
                 hex::decode(hash.trim()).with_context(|| format!("hash {hash:?} is not hex"))?;
-            let c = NodeClient::connect(&node.node).await?;
+            let c = NodeClient::connect(node.url(dn)).await?;
             let r = c
                 .node()
                 .get_tx(proto::node::v1::GetTxRequest { hash: h })
@@ -1167,7 +1320,9 @@ async fn query(out: &Out, keys: &Keyring, q: QueryCmd) -> Result<()> {
                 .into_inner()
                 .result
                 .unwrap_or_default();
-            out.print(serde_json::to_value(&r)?, || {
+            let mut v = serde_json::to_value(&r)?;
+            v["hash"] = json!(hex::encode_upper(&r.hash));
+            out.print(v, || {
                 format!(
                     "height: {}\ncode: {} {}\nlog: {}",
                     r.height, r.code, r.codespace, r.log

@@ -30,6 +30,69 @@ pub struct DemoArgs {
     /// Inject the cheat at this node instead of a random one whose error reaches the state.
     #[arg(long)]
     pub cheat_node: Option<usize>,
+    /// After the demo, keep the network and its block explorer running until Ctrl-C.
+    #[arg(long)]
+    pub serve: bool,
+    /// Where the explorer listens (with --serve; port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub explorer_address: std::net::SocketAddr,
+}
+
+/// The (step, node) the cheating solver corrupts: the flags' choice, checked
+/// by [`check_cheat`], with a random step and/or node for what they leave
+/// open, always one whose corruption reaches the state.
+pub fn pick_cheat(args: &DemoArgs, program: &train::Program) -> anyhow::Result<(u64, usize)> {
+    check_cheat(args, program)?;
+    let mut rng = rand::thread_rng();
+    let range = (args.steps / 3).max(1)..=(2 * args.steps / 3).max(1);
+    // A fixed step, or a few random ones from the middle third.
+    let steps: Vec<u64> = match args.cheat_step {
+        Some(s) => vec![s],
+        None => (0..5).map(|_| rng.gen_range(range.clone())).collect(),
+    };
+    for &step in &steps {
+        let eff = effective_nodes(program, step)?;
+        match args.cheat_node {
+            Some(n) if eff.contains(&n) => return Ok((step, n)),
+            Some(_) => continue,
+            None if !eff.is_empty() => return Ok((step, eff[rng.gen_range(0..eff.len())])),
+            None => continue,
+        }
+    }
+    match args.cheat_node {
+        Some(n) => bail!(
+            "--cheat-node {n}: corrupting it at step(s) {steps:?} does not change the state (its \
+             error is absorbed), so there is nothing to dispute; pick another node or a --cheat-step"
+        ),
+        None => bail!(
+            "no node of step(s) {steps:?} changes the state when corrupted; pick another --cheat-step"
+        ),
+    }
+}
+
+/// Refuses a `--cheat-step` outside `1..=steps` or a `--cheat-node` the
+/// program does not have (a node whose corruption is absorbed is refused by
+/// [`pick_cheat`]).
+pub fn check_cheat(args: &DemoArgs, program: &train::Program) -> anyhow::Result<()> {
+    if let Some(s) = args.cheat_step {
+        if s == 0 || s > args.steps {
+            bail!(
+                "--cheat-step {s} is not a step of this job: steps are 1 to {} (--steps)",
+                args.steps
+            );
+        }
+    }
+    if let Some(n) = args.cheat_node {
+        let count = program.graph()?.nodes.len();
+        if n >= count {
+            bail!(
+                "--cheat-node {n} does not exist: {} has {count} nodes, numbered 0 to {}",
+                program.name,
+                count - 1
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The nodes of step `step` whose corrupted output changes `h_step` (a
@@ -73,9 +136,43 @@ fn payouts(t: &proto::tasks::v1::Task) -> Value {
 
 /// Runs the demo; returns the report (also what `--output json` prints).
 pub async fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<Value> {
+    Ok(run_and_keep(args, quiet).await?.0)
+}
+
+/// What `--serve` keeps running after the demo: the network and its explorer.
+pub struct Kept {
+    cluster: Cluster,
+    web: crate::explorer::Http,
+    root: PathBuf,
+    temp: bool,
+}
+
+impl Kept {
+    pub fn explorer_url(&self) -> Option<String> {
+        self.web.explorer_url()
+    }
+
+    /// Stops the explorer and the network (and removes a temporary directory).
+    pub async fn shutdown(self) {
+        self.web.shutdown().await;
+        self.cluster.shutdown().await;
+        if self.temp {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+/// Runs the demo; with `--serve` the network and explorer stay up in [`Kept`].
+pub async fn run_and_keep(args: &DemoArgs, quiet: bool) -> anyhow::Result<(Value, Option<Kept>)> {
     if args.steps < 3 {
         bail!("--steps must be at least 3");
     }
+    // The cheat is chosen (and an impossible one refused) before anything starts.
+    let cheat = {
+        let mut program = train::Program::builtin("mlp-digits")?;
+        program.steps = args.steps;
+        pick_cheat(args, &program)?
+    };
     let started = Instant::now();
     let (root, temp) = match &args.dir {
         Some(d) => (d.clone(), false),
@@ -108,6 +205,21 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<Value> {
         args.block_ms,
         root.display()
     ));
+    let web = if args.serve {
+        let w = crate::explorer::Http::start(
+            Some((args.explorer_address, true)),
+            None,
+            &c.node.grpc_url(),
+            None,
+        )
+        .await?;
+        if let Some(u) = w.explorer_url() {
+            say(format!("explorer at {u}"));
+        }
+        Some(w)
+    } else {
+        None
+    };
     let mut vcfg = c.verifier_config("verifier");
     vcfg.whistleblower = true;
     let verifier = verifierd::start(vcfg).await?;
@@ -144,23 +256,7 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<Value> {
     solver.shutdown().await;
 
     // 2. A cheating solver.
-    let (step, node) = {
-        let step = args
-            .cheat_step
-            .unwrap_or_else(|| rand::thread_rng().gen_range(args.steps / 3..=2 * args.steps / 3))
-            .clamp(1, args.steps);
-        let node = match args.cheat_node {
-            Some(n) => n,
-            None => {
-                let eff = effective_nodes(&program, step)?;
-                if eff.is_empty() {
-                    bail!("no node of step {step} changes the state when corrupted; pick another --cheat-step");
-                }
-                eff[rand::thread_rng().gen_range(0..eff.len())]
-            }
-        };
-        (step, node)
-    };
+    let (step, node) = cheat;
     let mut ccfg = c.solver_config("cheater");
     ccfg.inject_fault = vec![agent::exec::Fault::Corrupt { step, node }];
     let cheater = solverd::start(ccfg).await?;
@@ -214,6 +310,7 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<Value> {
             "localised_to_injected_fault": localised,
         },
         "seconds": started.elapsed().as_secs_f64(),
+        "explorer": web.as_ref().and_then(|w| w.explorer_url()),
     });
     if let Some(d) = &dispute {
         say(format!("dispute {} transcript:", d.id));
@@ -232,9 +329,20 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<Value> {
     } else {
         say(format!("job {id2}: no dispute was found"));
     }
+    if let Some(web) = web {
+        return Ok((
+            report,
+            Some(Kept {
+                cluster: c,
+                web,
+                root,
+                temp,
+            }),
+        ));
+    }
     c.shutdown().await;
     if temp {
         let _ = std::fs::remove_dir_all(&root);
     }
-    Ok(report)
+    Ok((report, None))
 }

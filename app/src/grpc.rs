@@ -573,6 +573,46 @@ impl verde_pb::query_server::Query for VerdeQuery {
     }
 }
 
+/// The Veritrain services this node serves; reflection lists only these (with
+/// health and reflection itself). The `Msg` services only define transaction
+/// messages, which go through `Node/BroadcastTx`; `veritrain.solver.v1` is
+/// solverd's, and its file is left out entirely.
+const SERVED: &[&str] = &[
+    "veritrain.node.v1.Node",
+    "veritrain.auth.v1.Query",
+    "veritrain.bank.v1.Query",
+    "veritrain.staking.v1.Query",
+    "veritrain.tasks.v1.Query",
+    "veritrain.verde.v1.Query",
+];
+const NOT_SERVED_PACKAGES: &[&str] = &["veritrain.solver.v1"];
+
+/// The descriptors reflection answers from: every Veritrain file (messages
+/// included, so clients can decode transactions) with only the services this
+/// node serves, and gRPC health. Reflection's own is added by the builder.
+pub fn reflection_descriptors() -> Result<Vec<prost_types::FileDescriptorSet>, prost::DecodeError> {
+    let mut ours = prost_types::FileDescriptorSet::decode(proto::FILE_DESCRIPTOR_SET)?;
+    ours.file
+        .retain(|f| !NOT_SERVED_PACKAGES.contains(&f.package.as_deref().unwrap_or_default()));
+    for f in &mut ours.file {
+        let pkg = f.package.clone().unwrap_or_default();
+        f.service
+            .retain(|s| SERVED.contains(&format!("{pkg}.{}", s.name()).as_str()));
+    }
+    let health = prost_types::FileDescriptorSet::decode(tonic_health::pb::FILE_DESCRIPTOR_SET)?;
+    Ok(vec![ours, health])
+}
+
+fn reflection_builder(
+) -> Result<tonic_reflection::server::Builder<'static>, tonic_reflection::server::Error> {
+    let sets = reflection_descriptors().map_err(tonic_reflection::server::Error::DecodeError)?;
+    let mut b = tonic_reflection::server::Builder::configure();
+    for s in sets {
+        b = b.register_file_descriptor_set(s);
+    }
+    Ok(b)
+}
+
 /// Serves every service on `addr` until `stop` resolves. `bound` receives the
 /// actual address (useful with port 0).
 pub async fn serve(
@@ -581,9 +621,10 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), tonic::transport::Error> {
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .build_v1();
+    // v1 and v1alpha: grpcurl speaks v1, Python's grpcio-reflection v1alpha.
+    let reflection = reflection_builder()
+        .and_then(|b| b.build_v1())
+        .and_then(|v1| Ok((v1, reflection_builder()?.build_v1alpha()?)));
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<NodeServer<NodeService>>().await;
     let node = NodeService {
@@ -613,7 +654,7 @@ pub async fn serve(
             app.clone(),
         )));
     let router = match reflection {
-        Ok(r) => router.add_service(r),
+        Ok((v1, v1alpha)) => router.add_service(v1).add_service(v1alpha),
         Err(e) => {
             tracing::warn!(error = %e, "gRPC reflection unavailable");
             router

@@ -2,7 +2,10 @@
 //!
 //! ```text
 //! HOME/config/genesis.json   CometBFT genesis; `app_state` is this app's genesis
-//! HOME/config/app.toml       gRPC, ABCI and CometBFT RPC addresses, dev block time
+//! HOME/config/app.toml       gRPC, ABCI and CometBFT RPC addresses, dev block time,
+//!                            explorer and metrics addresses
+//! HOME/config/client.toml    what the CLI talks to with `--home` (Cosmos's client.toml)
+//! HOME/data/grpc.url         the gRPC URL of the node running on this home (while it runs)
 //! HOME/data/app.db/          the sled store
 //! HOME/keyring.json          keys (mode 0600)
 //! ```
@@ -35,6 +38,22 @@ pub struct AppConfig {
     pub comet_rpc: String,
     /// Block interval of the embedded dev chain, in milliseconds.
     pub dev_block_interval_ms: u64,
+    /// Where the block explorer and its JSON API are served ("" = off).
+    pub explorer_address: String,
+    /// Where Prometheus metrics are served at `/metrics` ("" = off).
+    pub metrics_address: String,
+}
+
+/// `config/client.toml`: what the CLI uses when given `--home` and no
+/// `--node`. Every field is optional.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientConfig {
+    /// The node's gRPC URL. Empty: the node running on this home
+    /// (`data/grpc.url`), else `grpc_address` of this home's `app.toml`.
+    pub node: String,
+    /// The chain id transactions must be for (checked against the node).
+    pub chain_id: String,
 }
 
 impl Default for AppConfig {
@@ -44,6 +63,8 @@ impl Default for AppConfig {
             abci_address: "127.0.0.1:26658".into(),
             comet_rpc: "http://127.0.0.1:26657".into(),
             dev_block_interval_ms: 500,
+            explorer_address: "127.0.0.1:8080".into(),
+            metrics_address: "127.0.0.1:26660".into(),
         }
     }
 }
@@ -108,7 +129,88 @@ impl Home {
     pub fn db_path(&self) -> PathBuf {
         self.root.join("data/app.db")
     }
+    pub fn client_config_path(&self) -> PathBuf {
+        self.root.join("config/client.toml")
+    }
+    /// Written by a running node: its gRPC URL, for the CLI's `--home`.
+    pub fn grpc_url_path(&self) -> PathBuf {
+        self.root.join("data/grpc.url")
+    }
 
+    pub fn read_client_config(&self) -> Result<ClientConfig, HomeError> {
+        let p = self.client_config_path();
+        match std::fs::read_to_string(&p) {
+            Ok(s) => toml::from_str(&s).map_err(|e| HomeError::Invalid {
+                path: p.display().to_string(),
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ClientConfig::default()),
+            Err(e) => Err(io(&p)(e)),
+        }
+    }
+
+    pub fn write_client_config(&self, c: &ClientConfig) -> Result<(), HomeError> {
+        let p = self.client_config_path();
+        let body = toml::to_string_pretty(c).map_err(|e| HomeError::Invalid {
+            path: p.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let doc = format!(
+            "# The CLI's settings for this home (`veritraind --home {}`).\n\
+             # node: the node's gRPC URL; empty means the node running on this home,\n\
+             # else grpc_address in app.toml.\n{body}",
+            self.root.display()
+        );
+        write_atomic(&p, doc.as_bytes())
+    }
+
+    /// The gRPC URL the CLI dials with `--home` and no `--node`: client.toml's
+    /// `node`, else the URL the node running on this home recorded, else
+    /// `app.toml`'s `grpc_address`, else the default.
+    pub fn client_node_url(&self) -> Result<String, HomeError> {
+        let c = self.read_client_config()?;
+        if !c.node.trim().is_empty() {
+            return Ok(c.node.trim().to_string());
+        }
+        // A node killed without cleaning up leaves the file: use it only if
+        // something listens there.
+        if let Ok(s) = std::fs::read_to_string(self.grpc_url_path()) {
+            if listening(s.trim()) {
+                return Ok(s.trim().to_string());
+            }
+        }
+        let a = self.read_config()?.grpc_address;
+        Ok(grpc_url_of(&a))
+    }
+}
+
+/// Whether something accepts TCP connections at `http://host:port`.
+fn listening(url: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    let hostport = url.split("://").nth(1).unwrap_or(url).trim_end_matches('/');
+    hostport
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| {
+            std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_millis(300)).is_ok()
+        })
+}
+
+/// `http://host:port` for a listen address; a wildcard host becomes 127.0.0.1.
+pub fn grpc_url_of(listen: &str) -> String {
+    if listen.contains("://") {
+        return listen.to_string();
+    }
+    let a = listen
+        .strip_prefix("0.0.0.0:")
+        .map(|p| format!("127.0.0.1:{p}"))
+        .or_else(|| listen.strip_prefix("[::]:").map(|p| format!("[::1]:{p}")))
+        .unwrap_or_else(|| listen.to_string());
+    format!("http://{a}")
+}
+
+impl Home {
     pub fn is_initialised(&self) -> bool {
         self.genesis_path().exists()
     }
@@ -174,6 +276,10 @@ impl Home {
         let g = GenesisDoc::new(chain_id, app_state);
         self.write_genesis(&g)?;
         self.write_config(&AppConfig::default())?;
+        self.write_client_config(&ClientConfig {
+            node: String::new(),
+            chain_id: chain_id.to_string(),
+        })?;
         let m = self.root.join("config/moniker");
         write_atomic(&m, moniker.as_bytes())?;
         Ok(g)

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod demo;
 pub mod devchain;
 pub mod exec;
+pub mod explorer;
 pub mod follow;
 pub mod genesis;
 pub mod grpc;

@@ -562,6 +562,9 @@ fn write_node(
         grpc_address: format!("127.0.0.1:{}", p.grpc),
         abci_address: format!("127.0.0.1:{}", p.abci),
         comet_rpc: format!("http://127.0.0.1:{}", p.rpc),
+        // Several nodes share the machine: no fixed HTTP ports.
+        explorer_address: String::new(),
+        metrics_address: String::new(),
         ..AppConfig::default()
     })?;
     write_atomic(&home.root.join("config/moniker"), moniker.as_bytes())?;

@@ -127,3 +127,70 @@ async fn bad_grpc_requests_get_clear_status_codes() {
     assert_eq!((b1.height, b2.height), (1, 2));
     n.shutdown().await;
 }
+
+/// Lists services over one reflection version (both have the same shape).
+macro_rules! list_services {
+    ($pb:path, $channel:expr) => {{
+        use $pb as r;
+        let mut c = r::server_reflection_client::ServerReflectionClient::new($channel);
+        let req = r::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(r::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            )),
+        };
+        let mut resp = c
+            .server_reflection_info(tokio_stream::iter(vec![req]))
+            .await
+            .unwrap()
+            .into_inner();
+        let m = resp.message().await.unwrap().unwrap();
+        match m.message_response.unwrap() {
+            r::server_reflection_response::MessageResponse::ListServicesResponse(l) => l
+                .service
+                .into_iter()
+                .map(|s| s.name)
+                .collect::<Vec<String>>(),
+            other => panic!("unexpected reflection answer {other:?}"),
+        }
+    }};
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_answers_v1_and_v1alpha_and_lists_health_and_only_the_services_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = app::node::start_dev(
+        &Home::new(dir.path()),
+        "127.0.0.1:0".parse().unwrap(),
+        std::time::Duration::from_millis(50),
+    )
+    .await
+    .unwrap();
+    let c = NodeClient::connect(&n.grpc_url()).await.unwrap();
+    let v1 = list_services!(tonic_reflection::pb::v1, c.channel());
+    let v1alpha = list_services!(tonic_reflection::pb::v1alpha, c.channel());
+    for names in [&v1, &v1alpha] {
+        for want in [
+            "veritrain.node.v1.Node",
+            "veritrain.tasks.v1.Query",
+            "veritrain.verde.v1.Query",
+            "grpc.health.v1.Health",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+        }
+        assert!(
+            !names.iter().any(|n| n.starts_with("veritrain.solver")),
+            "the node does not serve the Solver: {names:?}"
+        );
+        assert!(
+            !names.iter().any(|n| n.ends_with(".Msg")),
+            "transactions go through Node/BroadcastTx, not Msg services: {names:?}"
+        );
+    }
+    assert!(
+        v1.iter()
+            .any(|n| n == "grpc.reflection.v1.ServerReflection"),
+        "{v1:?}"
+    );
+    n.shutdown().await;
+}

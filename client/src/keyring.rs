@@ -115,8 +115,19 @@ impl Keyring {
     }
 
     pub fn import(&self, name: &str, secret_hex: &str) -> Result<KeyEntry, KeyringError> {
+        if secret_hex.trim().is_empty() {
+            return Err(KeyringError::BadSecret(
+                "the secret is empty: expected 64 hex digits".into(),
+            ));
+        }
         let bytes =
             hex::decode(secret_hex.trim()).map_err(|e| KeyringError::BadSecret(e.to_string()))?;
+        if bytes.len() != 32 {
+            return Err(KeyringError::BadSecret(format!(
+                "the secret is {} bytes, expected 32 (64 hex digits)",
+                bytes.len()
+            )));
+        }
         let s = Signer::from_bytes(&bytes).map_err(|e| KeyringError::BadSecret(e.to_string()))?;
         self.add(name, &s)
     }

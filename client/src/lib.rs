@@ -6,7 +6,9 @@
 //! It knows nothing of the ABCI application or of the state machine: it
 //! speaks only the node's public gRPC API.
 
+mod amount;
 pub mod keyring;
 mod node;
 
+pub use amount::{parse_amount, AmountError};
 pub use node::{ClientError, NodeClient};

@@ -55,8 +55,9 @@ pub struct Config {
     /// Tasks trained at the same time.
     #[arg(long, env = "SOLVERD_CAPACITY", default_value_t = 1)]
     pub capacity: usize,
-    /// Keep a checkpoint every this many steps (and after the last).
-    #[arg(long, env = "SOLVERD_CHECKPOINT_EVERY", default_value_t = 25)]
+    /// Keep a checkpoint every this many steps (and after the last); at least 1.
+    #[arg(long, env = "SOLVERD_CHECKPOINT_EVERY", default_value_t = 25,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub checkpoint_every: u64,
     /// Register as a solver with this stake (e.g. 5000000uvtr) if not registered yet.
     #[arg(long, env = "SOLVERD_STAKE")]
@@ -208,6 +209,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningSolver> {
     if cfg.capacity == 0 {
         anyhow::bail!("--capacity must be at least 1");
     }
+    if cfg.checkpoint_every == 0 {
+        anyhow::bail!("--checkpoint-every must be at least 1");
+    }
     let kind: repops_cuda::BackendKind = cfg
         .backend
         .parse()
@@ -218,15 +222,18 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningSolver> {
         tracing::info!(reason = %why, "training on the CPU");
     }
     let backend = selected.backend;
-    Amount::parse_coin(&cfg.min_reward)
-        .map_err(|e| anyhow::anyhow!("--min-reward {:?}: {e}", cfg.min_reward))?;
+    client::parse_amount(&cfg.min_reward).map_err(|e| anyhow::anyhow!("--min-reward {e}"))?;
+    // Checked before anything is dialled.
+    let stake = cfg
+        .stake
+        .as_deref()
+        .map(|s| client::parse_amount(s).map_err(|e| anyhow::anyhow!("--stake {e}")))
+        .transpose()?;
     std::fs::create_dir_all(&cfg.home)
         .with_context(|| format!("creating {}", cfg.home.display()))?;
     let signer = agent::load_signer(&cfg.home, &cfg.from)?;
     let chain = Chain::connect(&cfg.node, signer).await?;
-    if let Some(stake) = &cfg.stake {
-        let amount =
-            Amount::parse_coin(stake).map_err(|e| anyhow::anyhow!("--stake {stake:?}: {e}"))?;
+    if let Some(amount) = stake {
         chain
             .ensure_registered(proto::staking::v1::Role::Solver, amount)
             .await?;

@@ -35,6 +35,11 @@ fn bad_flags_are_refused_with_the_reason() {
             "--capacity must be at least 1",
         ),
         (&["--from", "k", "--min-reward", "lots"][..], "--min-reward"),
+        (
+            &["--from", "k", "--checkpoint-every", "0"][..],
+            "--checkpoint-every",
+        ),
+        (&["--from", "k", "--stake", "1.5uvtr"][..], "whole numbers"),
         (&["--from", "nobody"][..], "no key named \"nobody\""),
         (&[][..], "--from"),
     ] {
@@ -69,4 +74,38 @@ fn an_unreachable_node_is_a_clear_error() {
     ]);
     assert!(!ok);
     assert!(err.contains("cannot connect to the node"), "{err}");
+}
+
+#[test]
+fn a_checkpoint_interval_of_zero_is_refused_not_silently_every_step() {
+    let (ok, err) = run(&["--from", "k", "--checkpoint-every", "0"]);
+    assert!(!ok);
+    assert!(err.contains("--checkpoint-every"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // A config built in code gets the same check.
+    let mut cfg = solverd::Config::new("http://127.0.0.1:1", "k", std::env::temp_dir());
+    cfg.checkpoint_every = 0;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let e = rt.block_on(solverd::start(cfg)).err().unwrap();
+    assert!(
+        e.to_string()
+            .contains("--checkpoint-every must be at least 1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_empty_or_short_key_file_is_called_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.key");
+    std::fs::write(&empty, "\n").unwrap();
+    let (ok, err) = run(&["--from", empty.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("is empty"), "{err}");
+    assert!(!err.contains("scalar"), "{err}");
+    let short = dir.path().join("short.key");
+    std::fs::write(&short, "abcd").unwrap();
+    let (ok, err) = run(&["--from", short.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("2 bytes, expected 32"), "{err}");
 }

@@ -142,7 +142,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningVerifier> {
         anyhow::bail!("--sample-rate must be in (0, 1], got {}", cfg.sample_rate);
     }
     if let Some(b) = &cfg.bond {
-        Amount::parse_coin(b).map_err(|e| anyhow::anyhow!("--bond {b:?}: {e}"))?;
+        client::parse_amount(b).map_err(|e| anyhow::anyhow!("--bond {e}"))?;
     }
     let kind: repops_cuda::BackendKind = cfg
         .backend
@@ -153,13 +153,17 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningVerifier> {
     if let Some(why) = &selected.fallback_reason {
         tracing::info!(reason = %why, "re-executing on the CPU");
     }
+    // Checked before anything is dialled.
+    let stake = cfg
+        .stake
+        .as_deref()
+        .map(|s| client::parse_amount(s).map_err(|e| anyhow::anyhow!("--stake {e}")))
+        .transpose()?;
     std::fs::create_dir_all(&cfg.home)
         .with_context(|| format!("creating {}", cfg.home.display()))?;
     let signer = agent::load_signer(&cfg.home, &cfg.from)?;
     let chain = Chain::connect(&cfg.node, signer).await?;
-    if let Some(stake) = &cfg.stake {
-        let amount =
-            Amount::parse_coin(stake).map_err(|e| anyhow::anyhow!("--stake {stake:?}: {e}"))?;
+    if let Some(amount) = stake {
         chain
             .ensure_registered(proto::staking::v1::Role::Verifier, amount)
             .await?;
@@ -301,9 +305,25 @@ async fn tick(s: &Arc<Shared>) -> Result<(), AgentError> {
                 verify_sampled(&s2, &t2).await
             };
             if let Err(e) = r {
-                s2.metrics.inc("errors", 1);
-                tracing::warn!(task = t2.id, error = %e, "verification failed; will retry");
-                lock(&s2.busy).remove(&t2.id);
+                // A task that ended meanwhile (finalized, failed) has nothing
+                // left to verify: say so once, and do not retry it.
+                match s2.chain.task(t2.id).await {
+                    Ok(Some(now)) if now.status != TaskStatus::Committed as i32 => {
+                        tracing::info!(
+                            task = t2.id,
+                            status = TaskStatus::try_from(now.status)
+                                .map(|s| s.as_str_name())
+                                .unwrap_or("?"),
+                            error = %e,
+                            "verification stopped: the task is already final"
+                        );
+                    }
+                    _ => {
+                        s2.metrics.inc("errors", 1);
+                        tracing::warn!(task = t2.id, error = %e, "verification failed; will retry");
+                        lock(&s2.busy).remove(&t2.id);
+                    }
+                }
             }
         });
     }
@@ -358,6 +378,15 @@ async fn new_run(s: &Shared, t: &Task) -> Result<Run, AgentError> {
     })
     .await
     .map_err(|e| AgentError::Invalid(e.to_string()))?
+}
+
+/// A long list for a log line: the first `n` items, then how many more.
+fn summarise(items: &[u64], n: usize) -> String {
+    let head: Vec<String> = items.iter().take(n).map(u64::to_string).collect();
+    match items.len().saturating_sub(n) {
+        0 => format!("[{}]", head.join(", ")),
+        more => format!("[{}, … and {more} more]", head.join(", ")),
+    }
 }
 
 /// The steps to re-execute: a private random sample (the solver cannot know
@@ -444,7 +473,12 @@ async fn verify_sampled(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
     let sample = sample_steps(s, t);
     // One connection for every checkpoint of this task.
     let mut client = agent::solver_client(t).await?;
-    tracing::info!(task = t.id, steps = ?sample, "re-executing sampled steps");
+    tracing::info!(
+        task = t.id,
+        count = sample.len(),
+        steps = %summarise(&sample, 8),
+        "re-executing sampled steps"
+    );
     for &step in &sample {
         let fetched = std::time::Instant::now();
         if let Some(state) =
@@ -707,4 +741,17 @@ async fn play(s: &Arc<Shared>, t: &Task, d: &proto::verde::v1::Dispute) -> Resul
     s.chain.send_all(msgs, "dispute move").await?;
     s.metrics.inc("dispute_moves", n);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_step_lists_are_summarised_in_log_lines() {
+        let many: Vec<u64> = (1..=600).collect();
+        assert_eq!(
+            super::summarise(&many, 8),
+            "[1, 2, 3, 4, 5, 6, 7, 8, … and 592 more]"
+        );
+        assert_eq!(super::summarise(&[3, 9], 8), "[3, 9]");
+    }
 }

@@ -3,6 +3,7 @@ training tasks and following them to the end."""
 import hashlib
 import sys
 import time
+from typing import Any, Callable, Iterable, Optional
 
 import grpc
 from ecdsa import SECP256k1, SigningKey
@@ -27,7 +28,7 @@ DENOM = "uvtr"
 _CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 
 
-def _bech32_polymod(values):
+def _bech32_polymod(values: Iterable[int]) -> int:
     gen = [0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3]
     chk = 1
     for v in values:
@@ -58,7 +59,9 @@ def bech32_encode(hrp: str, data: bytes) -> str:
 class Signer:
     """A secp256k1 key; its address is bech32("vt", sha256(pubkey)[:20])."""
 
-    def __init__(self, secret: bytes):
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) != 32:
+            raise ValueError(f"a secret key is 32 bytes (64 hex digits), got {len(secret)}")
         self.key = SigningKey.from_string(secret, curve=SECP256k1, hashfunc=hashlib.sha256)
         self.public_key = self.key.get_verifying_key().to_string("compressed")
         self.address = bech32_encode("vt", hashlib.sha256(self.public_key).digest()[:20])
@@ -66,7 +69,10 @@ class Signer:
     @classmethod
     def from_file(cls, path: str) -> "Signer":
         with open(path) as f:
-            return cls(bytes.fromhex(f.read().strip()))
+            text = f.read().strip()
+        if not text:
+            raise ValueError(f"key file {path} is empty: it should hold a 64-hex-digit secret")
+        return cls(bytes.fromhex(text))
 
     def sign(self, doc: bytes) -> bytes:
         return self.key.sign_deterministic(
@@ -78,7 +84,7 @@ class TaskEnded(Exception):
     pass
 
 
-def _any(msg, type_url: str) -> any_pb2.Any:
+def _any(msg: Any, type_url: str) -> any_pb2.Any:
     a = any_pb2.Any()
     a.type_url = type_url
     a.value = msg.SerializeToString()
@@ -86,17 +92,19 @@ def _any(msg, type_url: str) -> any_pb2.Any:
 
 
 class Client:
-    def __init__(self, url: str):
+    def __init__(self, url: str) -> None:
         target = url.split("://", 1)[-1]
         self.channel = grpc.insecure_channel(target)
         self.node = node_pb2_grpc.NodeStub(self.channel)
         self.auth = auth_query_grpc.QueryStub(self.channel)
         self.tasks = tasks_query_grpc.QueryStub(self.channel)
 
-    def status(self):
+    def status(self) -> node_pb2.StatusResponse:
         return self.node.Status(node_pb2.StatusRequest())
 
-    def sign_and_send(self, signer: Signer, msgs, memo: str = "", timeout: float = 60.0):
+    def sign_and_send(
+        self, signer: Signer, msgs: "list[any_pb2.Any]", memo: str = "", timeout: float = 60.0
+    ) -> node_pb2.TxResult:
         """Signs `msgs` (packed Any) with the account's number and sequence,
         broadcasts, and waits for the committed result."""
         acct = self.auth.Account(auth_query.QueryAccountRequest(address=signer.address)).account
@@ -154,10 +162,15 @@ class Client:
                         return int(a.value)
         raise RuntimeError("no task id in the result")
 
-    def task(self, task_id: int):
+    def task(self, task_id: int) -> tasks_query.QueryTaskResponse:
         return self.tasks.Task(tasks_query.QueryTaskRequest(task_id=task_id))
 
-    def follow(self, task_id: int, timeout: float = 600.0, on_change=print):
+    def follow(
+        self,
+        task_id: int,
+        timeout: float = 600.0,
+        on_change: Optional[Callable[[str], Any]] = print,
+    ) -> tasks_pb2.Task:
         """Polls the task until it ends; calls `on_change` with each new summary line."""
         ended = {
             tasks_pb2.TASK_STATUS_FINALIZED,
@@ -171,7 +184,8 @@ class Client:
             r = self.task(task_id)
             if r.summary != last:
                 last = r.summary
-                on_change(f"task {task_id}: {r.summary}")
+                if on_change is not None:
+                    on_change(f"task {task_id}: {r.summary}")
             if r.task.status in ended:
                 return r.task
             if time.time() > end:

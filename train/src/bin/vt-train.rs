@@ -36,8 +36,9 @@ struct Args {
     /// Write a checkpoint here every `--checkpoint-every` steps and at the end.
     #[arg(long, env = "VT_CHECKPOINT_DIR")]
     checkpoint_dir: Option<PathBuf>,
-    /// Checkpoint interval in steps.
-    #[arg(long, env = "VT_CHECKPOINT_EVERY", default_value_t = 100)]
+    /// Checkpoint interval in steps (at least 1).
+    #[arg(long, env = "VT_CHECKPOINT_EVERY", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..))]
     checkpoint_every: u64,
     /// Also compute per-step op roots (trace mode).
     #[arg(long, env = "VT_TRACE")]
