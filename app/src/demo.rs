@@ -125,6 +125,32 @@ pub fn effective_nodes(program: &train::Program, step: u64) -> anyhow::Result<Ve
     Ok(out)
 }
 
+/// Bonded stake of each address (zero if not an operator).
+async fn stakes(
+    client: &client::NodeClient,
+    addrs: &[framework::Address],
+) -> anyhow::Result<Vec<u128>> {
+    let mut out = Vec::new();
+    for a in addrs {
+        let r = client
+            .staking()
+            .operator(proto::staking::v1::QueryOperatorRequest {
+                address: a.to_string(),
+            })
+            .await;
+        let stake = match r {
+            Ok(r) => r
+                .into_inner()
+                .operator
+                .map(|o| o.stake.parse::<u128>().unwrap_or(0))
+                .unwrap_or(0),
+            Err(_) => 0,
+        };
+        out.push(stake);
+    }
+    Ok(out)
+}
+
 fn payouts(t: &proto::tasks::v1::Task) -> Value {
     Value::Array(
         t.payouts
@@ -239,7 +265,11 @@ pub async fn run_and_keep(args: &DemoArgs, quiet: bool) -> anyhow::Result<(Value
         "job {id1}: {} for {} steps, reward {reward}",
         program.name, program.steps
     ));
-    let t1 = follow::follow(&c.client, id1, Duration::from_secs(600), quiet).await?;
+    let honest = [verifier.address, solver.address];
+    let stakes_before = stakes(&c.client, &honest).await?;
+    follow::follow(&c.client, id1, Duration::from_secs(600), quiet).await?;
+    let t1 = follow::task(&c.client, id1).await?;
+    say(format!("job {id1}: verification — {}", t1.guarantee));
     let model = follow::fetch_model(&t1)
         .await
         .context("fetching the model")?;
@@ -268,6 +298,19 @@ pub async fn run_and_keep(args: &DemoArgs, quiet: bool) -> anyhow::Result<(Value
     let dispute = follow::dispute_of(&c.client, id2).await?;
     cheater.shutdown().await;
     verifier.shutdown().await;
+    // Honesty never costs stake: the honest verifier and solver keep theirs.
+    let stakes_after = stakes(&c.client, &honest).await?;
+    let honest_slashed: Vec<String> = honest
+        .iter()
+        .zip(stakes_before.iter().zip(&stakes_after))
+        .filter(|(_, (b, a))| a < b)
+        .map(|(addr, _)| addr.to_string())
+        .collect();
+    say(if honest_slashed.is_empty() {
+        "no honest party lost stake".to_string()
+    } else {
+        format!("HONEST PARTIES SLASHED: {honest_slashed:?}")
+    });
 
     let op_kind = dispute
         .as_ref()
@@ -288,7 +331,10 @@ pub async fn run_and_keep(args: &DemoArgs, quiet: bool) -> anyhow::Result<(Value
             "solver": t1.solver,
             "verifiers": t1.verifiers,
             "payouts": payouts(&t1),
+            "verification_level": if t1.verification_level == proto::tasks::v1::VerificationLevel::Sampled as i32 { "sampled" } else { "full" },
+            "guarantee": t1.guarantee,
         },
+        "honest_parties_slashed": honest_slashed,
         "cheating_job": {
             "task_id": id2,
             "status": proto::tasks::v1::TaskStatus::try_from(t2.status).map(|s| s.as_str_name()).unwrap_or("?"),

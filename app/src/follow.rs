@@ -22,7 +22,8 @@ pub fn task_id_from(res: &TxResult) -> Option<u64> {
         .and_then(|a| a.value.parse().ok())
 }
 
-/// Submits `program` and waits for inclusion; returns the task id.
+/// Submits `program` at the default verification level (full
+/// re-execution) and waits for inclusion; returns the task id.
 pub async fn submit(
     client: &NodeClient,
     signer: &Signer,
@@ -31,14 +32,31 @@ pub async fn submit(
     reward: Amount,
     fee: Amount,
 ) -> anyhow::Result<u64> {
+    submit_at(client, signer, program, dataset, reward, fee, None).await
+}
+
+/// [`submit`] at a verification level: `Some(bps)` samples `bps` basis
+/// points of the steps per drawn verifier, `None` is full re-execution.
+pub async fn submit_at(
+    client: &NodeClient,
+    signer: &Signer,
+    program: &train::Program,
+    dataset: Option<pb::DatasetInfo>,
+    reward: Amount,
+    fee: Amount,
+    sample_bps: Option<u32>,
+) -> anyhow::Result<u64> {
     let msg = proto::to_any(&pb::MsgSubmitTask {
         submitter: signer.address().to_string(),
         program_json: serde_json::to_vec(program)?,
         reward: Some(crate::testkit::coin(reward)),
         verification_fee: Some(crate::testkit::coin(fee)),
         dataset,
-        // The default level: full re-execution.
-        ..Default::default()
+        verification_level: match sample_bps {
+            Some(_) => pb::VerificationLevel::Sampled as i32,
+            None => pb::VerificationLevel::Full as i32,
+        },
+        sample_bps: sample_bps.unwrap_or(0),
     });
     let (_, res) = client
         .sign_and_send(signer, vec![msg], "", None, Some(Duration::from_secs(60)))

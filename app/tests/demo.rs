@@ -23,6 +23,16 @@ fn demo_reports_a_verified_job_and_a_localised_slashed_cheat() {
         honest["model_hash"],
         "038b8cca3cb28546e2473b7eda689b5c169896438d74499913ff678139ab59f8"
     );
+    // The job states its level and what it guarantees; honesty cost nothing.
+    assert_eq!(honest["verification_level"], "full", "{r:#}");
+    assert!(
+        honest["guarantee"]
+            .as_str()
+            .unwrap()
+            .contains("full re-execution"),
+        "{r:#}"
+    );
+    assert_eq!(r["honest_parties_slashed"], serde_json::json!([]), "{r:#}");
     let cheat = &r["cheating_job"];
     assert_eq!(cheat["status"], "TASK_STATUS_FAILED", "{r:#}");
     assert_eq!(cheat["localised_to_injected_fault"], true, "{r:#}");

@@ -364,6 +364,8 @@ fn the_pages_show_a_job_and_a_dispute_in_a_real_browser() {
                 "Timeline".into(),
                 "verified".into(),
                 "Payouts".into(),
+                "full re-execution".into(),
+                "Guarantee".into(),
             ],
         ),
         (

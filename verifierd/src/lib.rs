@@ -286,6 +286,12 @@ async fn tick(s: &Arc<Shared>) -> Result<(), AgentError> {
         if challenged || t.challengers.contains(&me) {
             continue;
         }
+        // Wait for the draw (the block after the commit): whether this
+        // verifier was drawn, and its evidence step, are known only then. A
+        // whistleblower that started earlier would never attest when drawn.
+        if t.selection_seed.is_empty() {
+            continue;
+        }
         let selected = t.verifiers.contains(&me)
             && !t.selection_seed.is_empty()
             && !t.attestations.iter().any(|a| a.verifier == me);

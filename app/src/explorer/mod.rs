@@ -664,25 +664,23 @@ fn program_name(t: &tasks_pb::Task) -> String {
         .unwrap_or_default()
 }
 
-/// Fields the other parts of the protobuf `Task` may or may not carry (newer
-/// nodes add a verification level and guarantee): shown when present.
-const OPTIONAL_TASK_FIELDS: &[&str] = &["verification_level", "guarantee"];
+/// The task's verification level in words ("full", "sampled 200 bps").
+fn level_name(t: &tasks_pb::Task) -> String {
+    if t.verification_level == tasks_pb::VerificationLevel::Sampled as i32 {
+        format!("sampled ({} bps of the steps)", t.sample_bps)
+    } else {
+        "full re-execution".into()
+    }
+}
 
 fn task_row(t: &tasks_pb::Task) -> Value {
-    let mut v = json!({
+    json!({
         "id": t.id, "status": status_name(t.status), "program": program_name(t),
         "steps": t.steps, "submitter": t.submitter, "solver": t.solver, "reward": t.reward,
         "verification_fee": t.verification_fee, "submitted_height": t.submitted_height,
-        "open_dispute": t.open_dispute, "note": t.note,
-    });
-    if let Ok(full) = serde_json::to_value(t) {
-        for k in OPTIONAL_TASK_FIELDS {
-            if let Some(x) = full.get(*k) {
-                v[*k] = x.clone();
-            }
-        }
-    }
-    v
+        "open_dispute": t.open_dispute, "open_disputes": t.open_disputes, "note": t.note,
+        "verification_level": level_name(t), "guarantee": t.guarantee,
+    })
 }
 
 async fn api_tasks(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
@@ -829,6 +827,7 @@ async fn api_task(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Respo
     hexify(&mut v, TASK_BYTES, &["program_json"]);
     v["status"] = json!(status_name(t.status));
     v["program"] = json!(program_name(&t));
+    v["verification_level"] = json!(level_name(&t));
     // Why the solver's reward is zero: the chain's note, unless it was paid.
     let zero_reward_why = if t.status != tasks_pb::TaskStatus::Finalized as i32
         || !t.payouts.iter().any(|p| p.recipient == t.solver)
@@ -838,11 +837,6 @@ async fn api_task(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Respo
         String::new()
     };
     v["reward_note"] = json!(zero_reward_why);
-    for k in OPTIONAL_TASK_FIELDS {
-        if v.get(*k).is_none() {
-            v[*k] = Value::Null;
-        }
-    }
     json_ok(json!({
         "task": v,
         "summary": r.summary,

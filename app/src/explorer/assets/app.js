@@ -114,8 +114,10 @@ async function task(id) {
     ${card("Program", esc(t.program) + ` (${t.steps} steps)`)}
     ${card("Reward", uvtr(t.reward))}${card("Verification fee", uvtr(t.verification_fee))}
     ${card("Submitter", addr(t.submitter))}${card("Solver", addr(t.solver))}
-    ${level != null ? card("Verification level", esc(typeof level === "object" ? JSON.stringify(level) : level)) : ""}
-    ${guarantee != null ? card("Guarantee", esc(typeof guarantee === "object" ? JSON.stringify(guarantee) : guarantee)) : ""}
+    ${card("Verification level", esc(level || "—"))}
+  </div>
+  <p><b>Guarantee:</b> ${esc(guarantee || "—")}</p>
+  <div class="cards">
     ${card("Final state hash", `<span class="mono">${esc(short(t.final_state_hash, 12)) || "—"}</span>`)}
   </div>
   <h2>Timeline</h2>

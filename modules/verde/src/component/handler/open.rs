@@ -136,9 +136,10 @@ fn open_trace<S: StateWrite + ?Sized>(
         ctx.height,
         "challenger",
         format!(
-            "open on the trace (challenger's root {}) with bond {}",
-            hex::encode(&root[..8]),
-            m.bond
+            "open on the trace of steps (0, {}] with bond {}; challenger's trace root {}",
+            t.steps,
+            m.bond,
+            hex::encode(&root[..8])
         ),
     );
     let sizes = level_sizes(t.steps.saturating_add(1));

@@ -70,7 +70,12 @@ pub fn execute<S: StateWrite + ?Sized>(
         *slot = [l, r].concat();
     }
     let actor = if is_solver { "solver" } else { "challenger" };
-    let note = format!("reveal level {} node {}", d.level, d.index);
+    let note = format!(
+        "reveal {}level {} node {}",
+        if trace { "trace " } else { "" },
+        d.level,
+        d.index
+    );
     d.record(ctx.height, actor, note);
     if d.solver_children.is_empty() || d.challenger_children.is_empty() {
         d.turn = if d.solver_children.is_empty() {
