@@ -1296,7 +1296,7 @@ fn a_lazy_verifier_loses_money_and_an_honest_one_earns_it() {
         rng = rng
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let cheat = (rng >> 33) % 20 == 0;
+        let cheat = (rng >> 33).is_multiple_of(20);
         let trace = if cheat {
             &cheats[(i % 5) as usize]
         } else {
