@@ -303,6 +303,8 @@ enum Behaviour {
     Honest,
     /// Stops answering once the dispute reaches this phase.
     SilentAt(Phase),
+    /// Never moves.
+    Silent,
 }
 
 /// Plays a dispute to the end. The challenger opens on (lo, T] where lo is the
@@ -381,216 +383,235 @@ fn drive(
     chal: &Trace,
     cb: Behaviour,
 ) -> verde::Dispute {
-    let graph = p.graph().unwrap();
-    let (ch, so) = (w.challenger, w.solver);
-    let sh = solver.h.clone();
     for _ in 0..10_000 {
-        let d = w.s().dispute(did).unwrap();
-        let phase = d.phase;
-        if phase == Phase::Resolved {
+        let (done, moved) = step(w, did, p, solver, sb, chal, cb);
+        if let Some(d) = done {
             return d;
-        }
-        let solver_silent = sb == Behaviour::SilentAt(phase);
-        let chal_silent = cb == Behaviour::SilentAt(phase);
-        let hi = d.hi as usize;
-        let mut moved = false;
-        match phase {
-            Phase::BisectReveal if !solver_silent => {
-                let m = d.mid as usize;
-                w.send(&pb::MsgRevealMid {
-                    solver: so.to_string(),
-                    dispute_id: did,
-                    h_mid: sh[m].to_vec(),
-                    proof: pproof(&sh, m),
-                })
-                .unwrap();
-                moved = true;
-            }
-            Phase::BisectRespond if !chal_silent => {
-                let agree = Some(chal.h[d.mid as usize]) == d.h_mid;
-                w.send(&pb::MsgRespond {
-                    challenger: ch.to_string(),
-                    dispute_id: did,
-                    agree,
-                })
-                .unwrap();
-                moved = true;
-            }
-            Phase::OpRoots => {
-                if d.solver_op_root.is_none() && !solver_silent {
-                    let r = merkle::root(&solver.node_hashes[hi]);
-                    w.send(&pb::MsgPostOpRoot {
-                        sender: so.to_string(),
-                        dispute_id: did,
-                        op_root: r.to_vec(),
-                    })
-                    .unwrap();
-                    moved = true;
-                }
-                if d.challenger_op_root.is_none() && !chal_silent {
-                    let r = merkle::root(&chal.node_hashes[hi]);
-                    w.send(&pb::MsgPostOpRoot {
-                        sender: ch.to_string(),
-                        dispute_id: did,
-                        op_root: r.to_vec(),
-                    })
-                    .unwrap();
-                    moved = true;
-                }
-            }
-            Phase::TraceDescent => {
-                for (who, tr, done, silent) in [
-                    (so, solver, !d.solver_children.is_empty(), solver_silent),
-                    (ch, chal, !d.challenger_children.is_empty(), chal_silent),
-                ] {
-                    if done || silent {
-                        continue;
-                    }
-                    let (l, r) = if d.level == 0 {
-                        (tr.h[d.index as usize].to_vec(), vec![])
-                    } else {
-                        let lv = levels(&tr.h);
-                        let below = &lv[d.level as usize - 1];
-                        (
-                            below[2 * d.index as usize].to_vec(),
-                            below[2 * d.index as usize + 1].to_vec(),
-                        )
-                    };
-                    w.send(&pb::MsgRevealChildren {
-                        sender: who.to_string(),
-                        dispute_id: did,
-                        left: l,
-                        right: r,
-                    })
-                    .unwrap();
-                    moved = true;
-                }
-            }
-            Phase::Descent => {
-                for (who, tr, done, silent) in [
-                    (so, solver, !d.solver_children.is_empty(), solver_silent),
-                    (ch, chal, !d.challenger_children.is_empty(), chal_silent),
-                ] {
-                    if done || silent {
-                        continue;
-                    }
-                    let (l, r) = if d.level == 0 {
-                        (tr.node_hashes[hi][d.index as usize].to_vec(), vec![])
-                    } else {
-                        let lv = levels(&tr.node_hashes[hi]);
-                        let below = &lv[d.level as usize - 1];
-                        (
-                            below[2 * d.index as usize].to_vec(),
-                            below[2 * d.index as usize + 1].to_vec(),
-                        )
-                    };
-                    w.send(&pb::MsgRevealChildren {
-                        sender: who.to_string(),
-                        dispute_id: did,
-                        left: l,
-                        right: r,
-                    })
-                    .unwrap();
-                    moved = true;
-                }
-            }
-            Phase::Assembly if !solver_silent => {
-                let entries = graph
-                    .updates
-                    .iter()
-                    .map(|(name, &k)| pb::StateEntry {
-                        name: name.clone(),
-                        tensor_hash: solver.node_hashes[hi][k].to_vec(),
-                        proof: pproof(&solver.node_hashes[hi], k),
-                    })
-                    .collect::<Vec<_>>();
-                // A solver whose h_hi does not assemble gets a clean error and stays silent.
-                moved = w
-                    .send(&pb::MsgProveAssembly {
-                        solver: so.to_string(),
-                        dispute_id: did,
-                        entries,
-                    })
-                    .is_ok();
-            }
-            Phase::Reveal if !solver_silent => {
-                let node = &graph.nodes[d.node as usize];
-                if !d.rows_needed.is_empty() && (d.rows_proven as usize) < d.rows_needed.len() {
-                    let ds = dataset_for(p);
-                    let rows: Vec<pb::RowProof> = d
-                        .rows_needed
-                        .iter()
-                        .map(|&r| {
-                            let rp = ds.row_proof(r).unwrap();
-                            pb::RowProof {
-                                row: r,
-                                chunk: rp.chunk,
-                                proof: Some(pb::MerkleProof {
-                                    index: rp.proof.index,
-                                    leaf_count: rp.proof.leaf_count,
-                                    siblings: rp
-                                        .proof
-                                        .siblings
-                                        .iter()
-                                        .map(|s| s.to_vec())
-                                        .collect(),
-                                }),
-                            }
-                        })
-                        .collect();
-                    w.send(&pb::MsgUploadRows {
-                        solver: so.to_string(),
-                        dispute_id: did,
-                        rows,
-                    })
-                    .unwrap();
-                    continue;
-                }
-                for (i, u) in d.inputs.iter().enumerate() {
-                    if u.complete {
-                        continue;
-                    }
-                    let (data, proof) = match &node.inputs[i] {
-                        train::Input::State(name) => {
-                            let st = &solver.states[hi - 1];
-                            let leaves: Vec<Hash> = st
-                                .iter()
-                                .map(|(n, t)| train::exec::state_leaf(n, &repops::tensor_hash(t)))
-                                .collect();
-                            let pos = st.keys().position(|n| n == name).unwrap();
-                            (bytes(&st[name]), pproof(&leaves, pos))
-                        }
-                        train::Input::Node(k) => (
-                            bytes(&solver.outputs[hi][*k]),
-                            pproof(&solver.node_hashes[hi], *k),
-                        ),
-                        train::Input::Batch(_) => continue,
-                    };
-                    let chunks: Vec<&[u8]> = data.chunks(4096).collect();
-                    for (ci, chunk) in chunks.iter().enumerate() {
-                        let last = ci + 1 == chunks.len();
-                        let pr = if last { proof.clone() } else { None };
-                        let off = (ci * 4096) as u64;
-                        w.send(&pb::MsgUploadInput {
-                            solver: so.to_string(),
-                            dispute_id: did,
-                            input: i as u32,
-                            offset: off,
-                            data: chunk.to_vec(),
-                            proof: pr,
-                        })
-                        .unwrap();
-                    }
-                }
-                moved = true;
-            }
-            _ => {}
         }
         if !moved {
             w.end_block(); // let the clock run
         }
     }
     panic!("dispute did not end")
+}
+
+/// One round of both parties' moves in dispute `did` (the challenger is
+/// whoever opened it): the dispute if it has ended, and whether anyone moved.
+fn step(
+    w: &mut World,
+    did: u64,
+    p: &Program,
+    solver: &Trace,
+    sb: Behaviour,
+    chal: &Trace,
+    cb: Behaviour,
+) -> (Option<verde::Dispute>, bool) {
+    let graph = p.graph().unwrap();
+    let so = w.solver;
+    let ch = w.s().dispute(did).unwrap().challenger;
+    let sh = solver.h.clone();
+    // Another dispute's moves may have let this one's clock run out: a move
+    // on an ended dispute is refused, and that is the end of it.
+    macro_rules! send {
+        ($m:expr) => {
+            if let Err(e) = w.send(&$m) {
+                let d = w.s().dispute(did).unwrap();
+                if d.phase == Phase::Resolved {
+                    return (Some(d), true);
+                }
+                panic!("{e}");
+            }
+        };
+    }
+    let d = w.s().dispute(did).unwrap();
+    let phase = d.phase;
+    if phase == Phase::Resolved {
+        return (Some(d), false);
+    }
+    let solver_silent = sb == Behaviour::SilentAt(phase);
+    let chal_silent = cb == Behaviour::SilentAt(phase);
+    let hi = d.hi as usize;
+    let mut moved = false;
+    match phase {
+        Phase::BisectReveal if !solver_silent => {
+            let m = d.mid as usize;
+            send!(pb::MsgRevealMid {
+                solver: so.to_string(),
+                dispute_id: did,
+                h_mid: sh[m].to_vec(),
+                proof: pproof(&sh, m),
+            });
+            moved = true;
+        }
+        Phase::BisectRespond if !chal_silent => {
+            let agree = Some(chal.h[d.mid as usize]) == d.h_mid;
+            send!(pb::MsgRespond {
+                challenger: ch.to_string(),
+                dispute_id: did,
+                agree,
+            });
+            moved = true;
+        }
+        Phase::OpRoots => {
+            if d.solver_op_root.is_none() && !solver_silent {
+                let r = merkle::root(&solver.node_hashes[hi]);
+                send!(pb::MsgPostOpRoot {
+                    sender: so.to_string(),
+                    dispute_id: did,
+                    op_root: r.to_vec(),
+                });
+                moved = true;
+            }
+            if d.challenger_op_root.is_none() && !chal_silent {
+                let r = merkle::root(&chal.node_hashes[hi]);
+                send!(pb::MsgPostOpRoot {
+                    sender: ch.to_string(),
+                    dispute_id: did,
+                    op_root: r.to_vec(),
+                });
+                moved = true;
+            }
+        }
+        Phase::TraceDescent => {
+            for (who, tr, done, silent) in [
+                (so, solver, !d.solver_children.is_empty(), solver_silent),
+                (ch, chal, !d.challenger_children.is_empty(), chal_silent),
+            ] {
+                if done || silent {
+                    continue;
+                }
+                let (l, r) = if d.level == 0 {
+                    (tr.h[d.index as usize].to_vec(), vec![])
+                } else {
+                    let lv = levels(&tr.h);
+                    let below = &lv[d.level as usize - 1];
+                    (
+                        below[2 * d.index as usize].to_vec(),
+                        below[2 * d.index as usize + 1].to_vec(),
+                    )
+                };
+                send!(pb::MsgRevealChildren {
+                    sender: who.to_string(),
+                    dispute_id: did,
+                    left: l,
+                    right: r,
+                });
+                moved = true;
+            }
+        }
+        Phase::Descent => {
+            for (who, tr, done, silent) in [
+                (so, solver, !d.solver_children.is_empty(), solver_silent),
+                (ch, chal, !d.challenger_children.is_empty(), chal_silent),
+            ] {
+                if done || silent {
+                    continue;
+                }
+                let (l, r) = if d.level == 0 {
+                    (tr.node_hashes[hi][d.index as usize].to_vec(), vec![])
+                } else {
+                    let lv = levels(&tr.node_hashes[hi]);
+                    let below = &lv[d.level as usize - 1];
+                    (
+                        below[2 * d.index as usize].to_vec(),
+                        below[2 * d.index as usize + 1].to_vec(),
+                    )
+                };
+                send!(pb::MsgRevealChildren {
+                    sender: who.to_string(),
+                    dispute_id: did,
+                    left: l,
+                    right: r,
+                });
+                moved = true;
+            }
+        }
+        Phase::Assembly if !solver_silent => {
+            let entries = graph
+                .updates
+                .iter()
+                .map(|(name, &k)| pb::StateEntry {
+                    name: name.clone(),
+                    tensor_hash: solver.node_hashes[hi][k].to_vec(),
+                    proof: pproof(&solver.node_hashes[hi], k),
+                })
+                .collect::<Vec<_>>();
+            // A solver whose h_hi does not assemble gets a clean error and stays silent.
+            moved = w
+                .send(&pb::MsgProveAssembly {
+                    solver: so.to_string(),
+                    dispute_id: did,
+                    entries,
+                })
+                .is_ok();
+        }
+        Phase::Reveal if !solver_silent => {
+            let node = &graph.nodes[d.node as usize];
+            if !d.rows_needed.is_empty() && (d.rows_proven as usize) < d.rows_needed.len() {
+                let ds = dataset_for(p);
+                let rows: Vec<pb::RowProof> = d
+                    .rows_needed
+                    .iter()
+                    .map(|&r| {
+                        let rp = ds.row_proof(r).unwrap();
+                        pb::RowProof {
+                            row: r,
+                            chunk: rp.chunk,
+                            proof: Some(pb::MerkleProof {
+                                index: rp.proof.index,
+                                leaf_count: rp.proof.leaf_count,
+                                siblings: rp.proof.siblings.iter().map(|s| s.to_vec()).collect(),
+                            }),
+                        }
+                    })
+                    .collect();
+                send!(pb::MsgUploadRows {
+                    solver: so.to_string(),
+                    dispute_id: did,
+                    rows,
+                });
+                return (None, true);
+            }
+            for (i, u) in d.inputs.iter().enumerate() {
+                if u.complete {
+                    continue;
+                }
+                let (data, proof) = match &node.inputs[i] {
+                    train::Input::State(name) => {
+                        let st = &solver.states[hi - 1];
+                        let leaves: Vec<Hash> = st
+                            .iter()
+                            .map(|(n, t)| train::exec::state_leaf(n, &repops::tensor_hash(t)))
+                            .collect();
+                        let pos = st.keys().position(|n| n == name).unwrap();
+                        (bytes(&st[name]), pproof(&leaves, pos))
+                    }
+                    train::Input::Node(k) => (
+                        bytes(&solver.outputs[hi][*k]),
+                        pproof(&solver.node_hashes[hi], *k),
+                    ),
+                    train::Input::Batch(_) => continue,
+                };
+                let chunks: Vec<&[u8]> = data.chunks(4096).collect();
+                for (ci, chunk) in chunks.iter().enumerate() {
+                    let last = ci + 1 == chunks.len();
+                    let pr = if last { proof.clone() } else { None };
+                    let off = (ci * 4096) as u64;
+                    send!(pb::MsgUploadInput {
+                        solver: so.to_string(),
+                        dispute_id: did,
+                        input: i as u32,
+                        offset: off,
+                        data: chunk.to_vec(),
+                        proof: pr,
+                    });
+                }
+            }
+            moved = true;
+        }
+        _ => {}
+    }
+    (None, moved)
 }
 
 fn ceil_log2(n: u64) -> u32 {
@@ -1379,4 +1400,174 @@ fn a_lazy_verifier_loses_money_and_an_honest_one_earns_it() {
     assert!(income[1] < 0, "lazy income {}", income[1]);
     assert!(income[0] > 0, "honest income {}", income[0]);
     assert!(income[2] > 0, "whistleblower income {}", income[2]);
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Verifier {
+    Honest,
+    Lazy,
+    Silent,
+}
+
+fn verifier_strategy() -> impl Strategy<Value = Verifier> {
+    prop_oneof![
+        Just(Verifier::Honest),
+        Just(Verifier::Lazy),
+        Just(Verifier::Silent)
+    ]
+}
+
+/// Opens a trace-mode dispute on task `id` from `who`, holding `chal`'s run.
+fn open_trace(w: &mut World, who: Address, id: u64, chal: &Trace) -> Option<u64> {
+    let m = pb::MsgOpenDispute {
+        challenger: who.to_string(),
+        task_id: id,
+        bond: Some(proto::base::v1::Coin {
+            denom: "uvtr".into(),
+            amount: "200000".into(),
+        }),
+        trace_root: merkle::root(&chal.h).to_vec(),
+        ..Default::default()
+    };
+    w.send(&m).ok()?;
+    Some(w.s().get_u64(verde::state_key::NEXT_ID).unwrap().unwrap() - 1)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+    /// Any mix of an honest, cheating or silent solver, honest, lazy or
+    /// silent drawn verifiers, a silent sybil dispute and an honest
+    /// whistleblower: no cheat is paid, no honest party loses stake, laziness
+    /// and silence cost the drawn verifier, and supply and escrow hold after
+    /// every block (checked inside the test world).
+    #[test]
+    fn no_mix_of_parties_pays_a_cheat_or_slashes_an_honest_one(
+        steps in 2u64..6,
+        fault_step in 1u64..6,
+        pick in 0usize..1000,
+        solver_kind in 0u8..3,
+        a in verifier_strategy(),
+        b in verifier_strategy(),
+        sybil: bool,
+    ) {
+        let fault_step = fault_step.min(steps);
+        let p = program(steps);
+        let honest = simulate(&p, None);
+        let nodes = effective_nodes(&p, &honest, fault_step);
+        let cheat = solver_kind == 1;
+        let trace = if cheat {
+            simulate(&p, Some((fault_step, nodes[pick % nodes.len()])))
+        } else {
+            simulate(&p, None)
+        };
+        let sb = if solver_kind == 2 { Behaviour::Silent } else { Behaviour::Honest };
+        let mut w = World::new();
+        let (va, vb, syb) = (Address::module("va"), Address::module("vb"), Address::module("sybil"));
+        w.w.fund(&[va, vb, syb], 10_000_000);
+        w.w.setup(|s, c| -> Result<(), String> {
+            s.register(c, va, Role::Verifier, Amount(1_000_000)).map_err(|e| e.to_string())?;
+            s.register(c, vb, Role::Verifier, Amount(1_000_000)).map_err(|e| e.to_string())
+        });
+        w.w.write(|s| {
+            let tp = tasks::Params {
+                challenge_window_blocks: 40,
+                verifiers_per_task: 2,
+                ..Default::default()
+            };
+            framework::StateWriteExt::put_proto(s, tasks::state_key::PARAMS.to_vec(), &tp.to_proto());
+            // The test plays the disputes one after another (daemons play
+            // them side by side in the same blocks): clocks long enough for that.
+            let vp = verde::Params { move_blocks: 1_000, max_chunk_bytes: 4096, ..Default::default() };
+            framework::StateWriteExt::put_proto(s, verde::state_key::PARAMS.to_vec(), &vp.to_proto());
+        });
+        let wb = w.challenger; // the whistleblower: honest, re-executes everything
+        let kinds = [(va, a), (vb, b), (wb, Verifier::Honest)];
+        let stake = |w: &World, x: &Address| w.s().operator(x).unwrap().map_or(Amount::ZERO, |o| o.stake);
+        let before: Vec<Amount> = kinds.iter().map(|(x, _)| stake(&w, x)).collect();
+        let solver_before = stake(&w, &w.solver);
+        let id = w.task(&p, &trace);
+        let mut disputes: Vec<(u64, Behaviour)> = Vec::new();
+        if sybil {
+            let fin = *trace.h.last().unwrap();
+            w.open(syb, id, 100_000, (0, &honest.h[0], None), (steps, &fin, None)).unwrap();
+            disputes.push((w.s().get_u64(verde::state_key::NEXT_ID).unwrap().unwrap() - 1, Behaviour::Silent));
+        }
+        w.end_block();
+        let t = w.s().task(id).unwrap();
+        let drawn: Vec<(Address, Verifier)> = kinds.iter().filter(|(x, _)| t.verifiers.contains(x)).copied().collect();
+        let mut challenged = false;
+        for (v, kind) in &drawn {
+            match kind {
+                Verifier::Honest if cheat => {
+                    if let Some(d) = open_trace(&mut w, *v, id, &honest) {
+                        disputes.push((d, Behaviour::Honest));
+                        challenged |= *v == wb;
+                    }
+                }
+                Verifier::Honest => {
+                    let s = tasks::level::evidence_step(&t.selection_seed.unwrap(), v, steps) as usize;
+                    let m = tasks::msg::MsgAttest {
+                        verifier: *v,
+                        task_id: id,
+                        steps_checked: steps,
+                        evidence: Some(tasks::msg::Evidence {
+                            state_hash: trace.h[s],
+                            proof: merkle::proof(&trace.h, s).unwrap(),
+                        }),
+                    };
+                    w.w.tx(tasks::TasksMsg::Attest(m)).unwrap();
+                }
+                // Nothing to attest with at the full level (the solver serves
+                // no hashes): an evidence-less attestation would be refused.
+                Verifier::Lazy | Verifier::Silent => {}
+            }
+        }
+        // The whistleblower disputes a cheat whatever the draw.
+        if cheat && !challenged {
+            if let Some(d) = open_trace(&mut w, wb, id, &honest) {
+                disputes.push((d, Behaviour::Honest));
+            }
+        }
+        // Play every open dispute until all have ended.
+        for _ in 0..5_000 {
+            let mut moved = false;
+            let mut open = false;
+            for &(did, cb) in &disputes {
+                let (done, m) = step(&mut w, did, &p, &trace, sb, &honest, cb);
+                moved |= m;
+                open |= done.is_none();
+            }
+            if !open {
+                break;
+            }
+            if !moved {
+                w.end_block();
+            }
+        }
+        for _ in 0..1_200 {
+            if w.s().task(id).unwrap().status != tasks::Status::Committed {
+                break;
+            }
+            w.end_block();
+        }
+        let t = w.s().task(id).unwrap();
+        prop_assert!(t.status != tasks::Status::Committed, "task never ended");
+        if cheat {
+            prop_assert_eq!(t.status, tasks::Status::Failed, "{}", t.note);
+        }
+        for (k, (x, kind)) in kinds.iter().enumerate() {
+            let after = stake(&w, x);
+            match kind {
+                Verifier::Honest => prop_assert!(after >= before[k], "honest verifier {k} lost stake: {}", t.note),
+                _ if t.status == tasks::Status::Finalized && t.verifiers.contains(x) => {
+                    prop_assert!(after < before[k], "a drawn {kind:?} verifier was not slashed")
+                }
+                _ => {}
+            }
+        }
+        if solver_kind == 0 {
+            prop_assert_eq!(t.status, tasks::Status::Finalized, "{}", t.note);
+            prop_assert!(stake(&w, &w.solver) >= solver_before, "the honest solver lost stake");
+        }
+    }
 }
