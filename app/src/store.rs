@@ -8,6 +8,11 @@
 //! - `0x04 "last"` → [`Meta`]: last committed height, JMT version, app hash, time.
 //! - `0x05 tx hash` → `TxResult` (protobuf): the transaction index.
 //! - `0x06 height:u64be` → `Block` (protobuf): committed blocks and their events.
+//! - `0x07 stale_since:u64be borsh(NodeKey)` → empty: JMT nodes replaced at
+//!   `stale_since`; each is deleted [`KEEP_VERSIONS`] versions later, so the
+//!   tree's nodes stay bounded by the live state plus a recent window. The
+//!   value history (`0x03`) keeps one entry per write: bounded by the bytes
+//!   written, which every transaction pays for per KiB.
 //!
 //! A block's writes of all kinds go into one `sled::Batch`, applied atomically
 //! and flushed at Commit: after a crash the store is at the last committed
@@ -29,6 +34,10 @@ const VALUE: u8 = 0x03;
 const META: u8 = 0x04;
 const TX: u8 = 0x05;
 const BLOCK: u8 = 0x06;
+const STALE: u8 = 0x07;
+
+/// JMT versions whose nodes are kept (proofs at older versions fail).
+pub const KEEP_VERSIONS: u64 = 1_000;
 
 /// What is known about the last commit.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -159,6 +168,22 @@ impl Store {
             };
             b.insert(k, val);
         }
+        for st in &c.tree.stale_node_index_batch {
+            let mut k = vec![STALE];
+            k.extend_from_slice(&st.stale_since_version.to_be_bytes());
+            k.extend_from_slice(&borsh::to_vec(&st.node_key).map_err(storage)?);
+            b.insert(k, &[][..]);
+        }
+        // Nodes replaced KEEP_VERSIONS ago or earlier are unreachable from
+        // every root still kept: delete them and their index entries.
+        if let Some(bound) = c.meta.version.checked_sub(KEEP_VERSIONS) {
+            let end = [&[STALE][..], &bound.saturating_add(1).to_be_bytes()].concat();
+            for kv in self.db.range(vec![STALE]..end) {
+                let (k, _) = kv.map_err(storage)?;
+                b.remove(pk(NODE, &k[9..]));
+                b.remove(k);
+            }
+        }
         for (h, r) in &c.txs {
             b.insert(pk(TX, h), r.as_slice());
         }
@@ -167,6 +192,11 @@ impl Store {
         self.db.apply_batch(b).map_err(storage)?;
         self.db.flush().map_err(storage)?;
         Ok(())
+    }
+
+    /// Stored JMT nodes (for tests and operators watching growth).
+    pub fn jmt_node_count(&self) -> usize {
+        self.db.scan_prefix([NODE]).count()
     }
 
     pub fn tx_result(&self, hash: &[u8]) -> Result<Option<Vec<u8>>, StateError> {

@@ -335,3 +335,51 @@ fn an_oversized_program_is_refused_by_its_fee_before_anything_is_built() {
         .work_units();
     assert!((100..10_000).contains(&units), "{units} units");
 }
+
+/// Old JMT versions are pruned: after many blocks that keep rewriting the
+/// same keys, the stored tree nodes stay bounded (the live tree plus the
+/// last `KEEP_VERSIONS` versions' replaced nodes), and the state still
+/// proves against the app hash.
+#[test]
+fn replaced_tree_nodes_are_pruned_after_the_kept_versions() {
+    let w = world();
+    let (a, b) = (w.alice.address(), w.bob.address());
+    let n = acct_no(&w.app, &w.alice);
+    let blocks = app::store::KEEP_VERSIONS + 300;
+    let mut counts = Vec::new();
+    for h in 1..=blocks {
+        let tx = w.alice.sign_tx(
+            vec![send_msg(&a, &b, Amount(1))],
+            "",
+            CHAIN,
+            n,
+            h - 1,
+            Amount(1),
+        );
+        let r = block(&w.app, h, h as i64 * 1000, vec![tx]);
+        assert_eq!(r.tx_results[0].code, 0, "{}", r.tx_results[0].log);
+        if h % 100 == 0 {
+            counts.push(w.app.store().jmt_node_count());
+        }
+    }
+    // Growth stops once pruning starts (each block replaces about as many
+    // nodes as it writes).
+    let at_keep = counts[(app::store::KEEP_VERSIONS / 100) as usize - 1];
+    let end = *counts.last().unwrap();
+    assert!(
+        end <= at_keep + at_keep / 50,
+        "nodes kept growing: {counts:?}"
+    );
+    assert!(
+        counts[1] > counts[0],
+        "nodes grow until pruning starts: {counts:?}"
+    );
+    let meta = w.app.last_commit().unwrap();
+    let (v, _proof) = w
+        .app
+        .store()
+        .get_with_proof(&bank::state_key::balance(&b), meta.version)
+        .unwrap();
+    assert!(v.is_some());
+    assert_eq!(w.app.store().balance(&b).unwrap(), Amount(blocks as u128));
+}
