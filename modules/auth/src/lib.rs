@@ -10,6 +10,9 @@
 //! machine); the rest is the module's state logic. Nothing here knows about
 //! ABCI, tonic or storage engines.
 
+// Consensus code never panics: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod error;
 pub mod state_key;
 pub mod tx;

@@ -7,6 +7,9 @@
 //!
 //! Depends on `auth` (a credited address gets an account) and nothing of ABCI.
 
+// Consensus code never panics: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod state_key;
 
 use auth::{AuthError, AuthWrite};

@@ -14,6 +14,9 @@
 //! This crate must not depend on ABCI, tonic, sled or any floating point: it is
 //! consensus code.
 
+// Consensus code never panics: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod address;
 mod amount;
 mod event;

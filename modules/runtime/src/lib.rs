@@ -6,6 +6,9 @@
 //! Knows nothing of ABCI, tonic, sled or tokio (the node in `app/` maps
 //! ABCI onto this).
 
+// Consensus code never panics: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod error;
 pub mod msg;
 pub mod testkit;

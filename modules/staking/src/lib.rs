@@ -8,6 +8,9 @@
 //!
 //! Depends on `auth` and `bank`; knows nothing of ABCI.
 
+// Consensus code never panics: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod state_key;
 
 use bank::{BankError, BankRead, BankWrite};

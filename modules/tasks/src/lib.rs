@@ -25,6 +25,9 @@
 //! floats are parsed but never computed with here. Must not depend on ABCI,
 //! tonic, sled or tokio.
 
+// Consensus code never panics: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod component;
 pub mod error;
 pub mod event;

@@ -31,6 +31,9 @@
 //! Challengers' stake is locked while their dispute is open. Must not depend
 //! on ABCI, tonic, sled or tokio.
 
+// Consensus code never panics: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod component;
 pub mod dispute;
 pub mod error;
