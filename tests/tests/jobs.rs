@@ -55,6 +55,7 @@ async fn cheating_solver_is_slashed_at_the_injected_step_and_node() {
     let mut vc = n.c.verifier_config("verifier");
     vc.whistleblower = true;
     let v = verifierd::start(vc).await.unwrap();
+    let verifier_stake = n.stake("verifier").await.unwrap().0;
     let p = tests::program(STEPS);
     for round in 0..rounds {
         let step = rand::thread_rng().gen_range(1..=STEPS);
@@ -98,6 +99,8 @@ async fn cheating_solver_is_slashed_at_the_injected_step_and_node() {
             assert!(stake1 < stake0, "stake {stake0} -> {stake1}");
         }
     }
+    // The honest whistleblower never lost stake, whichever way each went.
+    assert_eq!(n.stake("verifier").await.unwrap().0, verifier_stake);
     v.shutdown().await;
     n.c.shutdown().await;
 }
