@@ -16,6 +16,12 @@ use tonic::{Request, Response, Status};
 
 pub(crate) struct SolverService {
     s: Arc<Shared>,
+    /// Two replays at a time for outside callers: a checkpoint or op trace
+    /// replays up to `--checkpoint-every` steps while holding the task's
+    /// run, which the solver's own dispute moves also need. A caller that
+    /// finds both busy gets RESOURCE_EXHAUSTED and retries (verifiers replay
+    /// from their own states meanwhile), so no caller can starve the solver.
+    replays: tokio::sync::Semaphore,
 }
 
 type ChunkStream = Pin<Box<dyn futures::Stream<Item = Result<Chunk, Status>> + Send>>;
@@ -70,6 +76,13 @@ impl SolverService {
             )));
         }
         Ok(t)
+    }
+
+    /// The replay permit, or RESOURCE_EXHAUSTED while another caller holds it.
+    fn replay_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Status> {
+        self.replays.try_acquire().map_err(|_| {
+            Status::resource_exhausted("this solver is replaying for another caller; retry shortly")
+        })
     }
 
     /// Runs `f` on the task's run in a blocking thread.
@@ -159,6 +172,7 @@ impl Solver for SolverService {
                 "step 0 has no operators; steps start at 1",
             ));
         }
+        let _permit = self.replay_permit()?;
         let nh = self
             .with_run(&t, move |run| {
                 check_step(step, run.steps_done(), "step")
@@ -184,6 +198,7 @@ impl Solver for SolverService {
                 "checkpoints are withheld (fault injection)",
             ));
         }
+        let _permit = self.replay_permit()?;
         let bytes = self
             .with_run(&t, move |run| {
                 check_step(step, run.steps_done(), "step")
@@ -255,9 +270,12 @@ pub(crate) async fn spawn(
 ) -> JoinHandle<()> {
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<SolverServer<SolverService>>().await;
-    let svc = SolverServer::new(SolverService { s })
-        .max_decoding_message_size(agent::MAX_MESSAGE)
-        .max_encoding_message_size(agent::MAX_MESSAGE);
+    let svc = SolverServer::new(SolverService {
+        s,
+        replays: tokio::sync::Semaphore::new(2),
+    })
+    .max_decoding_message_size(agent::MAX_MESSAGE)
+    .max_encoding_message_size(agent::MAX_MESSAGE);
     // TCP_NODELAY: small HTTP/2 frames must not wait for delayed ACKs (40 ms stalls).
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tokio::spawn(async move {

@@ -659,19 +659,7 @@ async fn whistleblow(s: &Arc<Shared>, t: &Task, selected: bool) -> Result<(), Ag
 /// Opens a dispute in trace mode with this verifier's own trace root.
 async fn open_trace_dispute(s: &Shared, t: &Task, root: Hash) -> Result<(), AgentError> {
     let bond = dispute_bond(s).await?;
-    let msg = verde::msg::MsgOpenDispute {
-        challenger: s.chain.address,
-        task_id: t.id,
-        bond,
-        lo: 0,
-        h_lo: [0; 32],
-        proof_lo: None,
-        hi: 0,
-        h_hi: [0; 32],
-        proof_hi: None,
-        trace_root: Some(root),
-    }
-    .to_proto();
+    let msg = verde::msg::MsgOpenDispute::trace(s.chain.address, t.id, bond, root).to_proto();
     s.chain
         .send(vec![proto::to_any(&msg)], "open dispute")
         .await?;

@@ -116,18 +116,12 @@ impl TryFrom<&pb::MsgOpenDispute> for MsgOpenDispute {
                         .into(),
                 ));
             }
-            return Ok(MsgOpenDispute {
+            return Ok(MsgOpenDispute::trace(
                 challenger,
-                task_id: m.task_id,
+                m.task_id,
                 bond,
-                lo: 0,
-                h_lo: [0; 32],
-                proof_lo: None,
-                hi: 0,
-                h_hi: [0; 32],
-                proof_hi: None,
-                trace_root: Some(h32(&m.trace_root, "trace_root")?),
-            });
+                h32(&m.trace_root, "trace_root")?,
+            ));
         }
         Ok(MsgOpenDispute {
             challenger,
@@ -144,6 +138,22 @@ impl TryFrom<&pb::MsgOpenDispute> for MsgOpenDispute {
     }
 }
 impl MsgOpenDispute {
+    /// A trace-mode opening: the challenger's own root over h_0..h_T.
+    pub fn trace(challenger: Address, task_id: u64, bond: Amount, root: Hash) -> MsgOpenDispute {
+        MsgOpenDispute {
+            challenger,
+            task_id,
+            bond,
+            lo: 0,
+            h_lo: [0; 32],
+            proof_lo: None,
+            hi: 0,
+            h_hi: [0; 32],
+            proof_hi: None,
+            trace_root: Some(root),
+        }
+    }
+
     pub fn to_proto(&self) -> pb::MsgOpenDispute {
         if let Some(r) = self.trace_root {
             return pb::MsgOpenDispute {

@@ -272,6 +272,17 @@ pub(crate) trait VerdeWrite: StateWrite {
         self.delete_uploads(d.id)
     }
 
+    /// In a two-party phase where one party has moved: it is now the other's
+    /// turn (the clock is unchanged).
+    fn await_other(&mut self, d: &mut Dispute, solver_pending: bool) {
+        d.turn = if solver_pending {
+            Turn::Solver
+        } else {
+            Turn::Challenger
+        };
+        self.put_dispute(d);
+    }
+
     fn check_phase(&self, ctx: &BlockCtx, d: &Dispute, phase: Phase) -> Result<()> {
         if d.phase != phase {
             return Err(VerdeError::WrongPhase {

@@ -40,12 +40,8 @@ pub fn execute<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, m: &MsgPostOpR
     );
     d.record(ctx.height, actor, note);
     let (Some(so), Some(co)) = (d.solver_op_root, d.challenger_op_root) else {
-        d.turn = if d.solver_op_root.is_none() {
-            Turn::Solver
-        } else {
-            Turn::Challenger
-        };
-        s.put_dispute(&d);
+        let pending = d.solver_op_root.is_none();
+        s.await_other(&mut d, pending);
         return Ok(());
     };
     d.rounds += 1;

@@ -78,12 +78,8 @@ pub fn execute<S: StateWrite + ?Sized>(
     );
     d.record(ctx.height, actor, note);
     if d.solver_children.is_empty() || d.challenger_children.is_empty() {
-        d.turn = if d.solver_children.is_empty() {
-            Turn::Solver
-        } else {
-            Turn::Challenger
-        };
-        s.put_dispute(&d);
+        let pending = d.solver_children.is_empty();
+        s.await_other(&mut d, pending);
         return Ok(());
     }
     d.rounds += 1;
