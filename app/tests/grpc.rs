@@ -113,6 +113,36 @@ async fn bad_grpc_requests_get_clear_status_codes() {
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
 
+    // The fee of a submission covers its program's work; garbage is refused.
+    let mut p = train::Program::builtin("mlp-digits").unwrap();
+    p.steps = 10;
+    let submit = proto::to_any(&proto::tasks::v1::MsgSubmitTask {
+        submitter: framework::Address::module("x").to_string(),
+        program_json: serde_json::to_vec(&p).unwrap(),
+        ..Default::default()
+    });
+    let est = c
+        .node()
+        .estimate_fee(proto::node::v1::EstimateFeeRequest {
+            messages: vec![prost::Message::encode_to_vec(&submit)],
+            tx_bytes: 3000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(est.work_units > 100, "{est:?}");
+    let fee: u128 = est.fee.parse().unwrap();
+    assert_eq!(fee, 1 + 10 * 2 + u128::from(est.work_units));
+    let e = c
+        .node()
+        .estimate_fee(proto::node::v1::EstimateFeeRequest {
+            messages: vec![b"junk".to_vec()],
+            tx_bytes: 10,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+
     // Status and the block stream work.
     let s = c.status().await.unwrap();
     assert_eq!(s.chain_id, app::node::DEV_CHAIN_ID);
