@@ -58,6 +58,11 @@ async fn python_client_submits_a_job_and_follows_it_to_the_end() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("TASK_STATUS_FINALIZED"), "{stdout}");
+    // The job's level and what it guarantees reach Python too.
+    assert!(
+        stdout.contains("verification: full re-execution"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains(&format!("as {}", n.addr("submitter"))),
         "the Python client derives the same address: {stdout}"

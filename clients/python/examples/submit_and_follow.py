@@ -23,13 +23,22 @@ def main() -> int:
     ap.add_argument("--reward", type=int, default=1_000_000)
     ap.add_argument("--fee", type=int, default=100_000)
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument(
+        "--sample-bps",
+        type=int,
+        default=None,
+        help="verify by sampling this many basis points of the steps (default: full re-execution)",
+    )
     a = ap.parse_args()
     c = Client(a.node)
     signer = Signer.from_file(a.key)
     st = c.status()
     print(f"connected to {st.chain_id} at height {st.height} as {signer.address}")
-    task_id = c.submit_task(signer, pathlib.Path(a.program).read_bytes(), a.reward, a.fee)
+    task_id = c.submit_task(
+        signer, pathlib.Path(a.program).read_bytes(), a.reward, a.fee, sample_bps=a.sample_bps
+    )
     print(f"submitted task {task_id}")
+    print(f"verification: {c.task(task_id).task.guarantee}")
     t = c.follow(task_id, timeout=a.timeout)
     status = tasks_pb2.TaskStatus.Name(t.status)
     print(f"task {task_id} ended: {status}")

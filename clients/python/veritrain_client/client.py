@@ -147,12 +147,29 @@ class Client:
                 raise TimeoutError(f"transaction {r.hash.hex()} not included in {timeout} s")
             time.sleep(0.1)
 
-    def submit_task(self, signer: Signer, program_json: bytes, reward: int, fee: int) -> int:
+    def submit_task(
+        self,
+        signer: Signer,
+        program_json: bytes,
+        reward: int,
+        fee: int,
+        sample_bps: Optional[int] = None,
+    ) -> int:
+        """Submits a job. By default every drawn verifier re-executes it in
+        full; `sample_bps` asks for the cheaper sampled level instead (that
+        many basis points of the steps per verifier). The task's `guarantee`
+        (see `task`) says what the level catches."""
         msg = tasks_tx.MsgSubmitTask(
             submitter=signer.address,
             program_json=program_json,
             reward=base_pb2.Coin(denom=DENOM, amount=str(reward)),
             verification_fee=base_pb2.Coin(denom=DENOM, amount=str(fee)),
+            verification_level=(
+                tasks_pb2.VERIFICATION_LEVEL_FULL
+                if sample_bps is None
+                else tasks_pb2.VERIFICATION_LEVEL_SAMPLED
+            ),
+            sample_bps=sample_bps or 0,
         )
         res = self.sign_and_send(signer, [_any(msg, "/veritrain.tasks.v1.MsgSubmitTask")])
         for ev in res.events:
