@@ -127,7 +127,10 @@ fn trace_leaf<S: StateWrite + ?Sized>(
     d.record(
         ctx.height,
         "chain",
-        format!("step {step} is the first whose hash differs"),
+        format!(
+            "step {step} is the first whose hash differs: interval ({}, {step}]",
+            step.saturating_sub(1)
+        ),
     );
     if step == 0 {
         let h0 = crate::proof::initial_hash(task)?;
