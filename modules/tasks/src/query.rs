@@ -44,6 +44,7 @@ pub fn summary(t: &Task, height: u64) -> String {
             t.attestations.len(),
             t.verifiers.len()
         ),
+        st if t.note.starts_with(st.name()) => t.note.clone(),
         st => format!("{}: {}", st.name(), t.note),
     }
 }
