@@ -213,3 +213,29 @@ async fn a_hanging_dataset_url_does_not_hold_up_the_solver() {
     v.shutdown().await;
     n.c.shutdown().await;
 }
+
+/// 71 tasks whose programs carry 60 KB names push the task list past a
+/// default 4 MiB gRPC message: the daemons page the list and raise their
+/// decode limit, so the solver still sees and claims the task it wants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bulky_tasks_does_not_blind_the_solver() {
+    let n = net().await.unwrap();
+    let mut bulky = tests::program(2);
+    bulky.name = "x".repeat(60_000);
+    for _ in 0..71 {
+        n.c.submit("submitter", &bulky, Amount(1_000), Amount(0))
+            .await
+            .unwrap();
+    }
+    let mut sc = n.c.solver_config("solver");
+    sc.min_reward = "500000uvtr".into(); // not worth claiming the bulky ones
+    let s = solverd::start(sc).await.unwrap();
+    let (id, _) = n.submit(STEPS).await.unwrap();
+    eventually(60, "the claim", || async {
+        Ok(!n.task(id).await?.solver.is_empty())
+    })
+    .await
+    .unwrap();
+    s.shutdown().await;
+    n.c.shutdown().await;
+}
