@@ -129,6 +129,8 @@ fn tasks_msg(any: &prost_types::Any) -> Result<Option<tasks::TasksMsg>, TxFailur
         conv(TasksMsg::try_from(&decode::<pb::MsgCommitResult>(any)?))
     } else if t == pb::MsgAttest::TYPE_URL {
         conv(TasksMsg::try_from(&decode::<pb::MsgAttest>(any)?))
+    } else if t == pb::MsgRevealSeed::TYPE_URL {
+        conv(TasksMsg::try_from(&decode::<pb::MsgRevealSeed>(any)?))
     } else {
         Ok(None)
     }

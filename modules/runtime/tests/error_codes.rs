@@ -215,6 +215,7 @@ fn tasks_codes_are_pinned() {
                 19,
             ),
             (InvalidLevel(s()), 20),
+            (BadSeed(s()), 21),
         ],
     );
 }

@@ -68,6 +68,8 @@ pub enum TasksError {
     },
     #[error("invalid verification level: {0}")]
     InvalidLevel(String),
+    #[error("seed reveal rejected: {0}")]
+    BadSeed(String),
     #[error(transparent)]
     Bank(#[from] BankError),
     #[error(transparent)]
@@ -106,6 +108,7 @@ impl ModuleError for TasksError {
             TasksError::BadEvidence(_) => 18,
             TasksError::StakeTooLow { .. } => 19,
             TasksError::InvalidLevel(_) => 20,
+            TasksError::BadSeed(_) => 21,
             TasksError::Bank(e) => e.code(),
             TasksError::Staking(e) => e.code(),
             TasksError::State(e) => e.code(),

@@ -30,6 +30,16 @@ pub struct MsgSubmitTask {
     /// Required unless the program names a builtin dataset.
     pub dataset: Option<DatasetLayout>,
     pub level: Level,
+    /// SHA-256 of a secret revealed after the commit (seeds the draw).
+    pub seed_commitment: Option<Hash>,
+}
+
+/// Reveals the secret behind a task's seed commitment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgRevealSeed {
+    pub submitter: Address,
+    pub task_id: u64,
+    pub secret: Hash,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,7 +121,32 @@ impl TryFrom<&pb::MsgSubmitTask> for MsgSubmitTask {
                 .map(DatasetLayout::from_proto)
                 .transpose()?,
             level: Level::from_proto(m.verification_level, m.sample_bps)?,
+            seed_commitment: if m.seed_commitment.is_empty() {
+                None
+            } else {
+                Some(hash32(&m.seed_commitment, "seed_commitment")?)
+            },
         })
+    }
+}
+
+impl TryFrom<&pb::MsgRevealSeed> for MsgRevealSeed {
+    type Error = TasksError;
+    fn try_from(m: &pb::MsgRevealSeed) -> Result<Self> {
+        Ok(MsgRevealSeed {
+            submitter: parse_addr(&m.submitter)?,
+            task_id: m.task_id,
+            secret: hash32(&m.secret, "secret")?,
+        })
+    }
+}
+impl MsgRevealSeed {
+    pub fn to_proto(&self) -> pb::MsgRevealSeed {
+        pb::MsgRevealSeed {
+            submitter: self.submitter.to_string(),
+            task_id: self.task_id,
+            secret: self.secret.to_vec(),
+        }
     }
 }
 impl MsgSubmitTask {
@@ -125,6 +160,7 @@ impl MsgSubmitTask {
             dataset: self.dataset.as_ref().map(DatasetLayout::to_proto),
             verification_level: level as i32,
             sample_bps: bps,
+            seed_commitment: self.seed_commitment.map(|h| h.to_vec()).unwrap_or_default(),
         }
     }
 }
@@ -236,6 +272,7 @@ pub enum TasksMsg {
     Claim(MsgClaimTask),
     Commit(MsgCommitResult),
     Attest(MsgAttest),
+    RevealSeed(MsgRevealSeed),
 }
 
 impl TasksMsg {
@@ -254,6 +291,7 @@ impl TasksMsg {
             TasksMsg::Claim(m) => m.solver,
             TasksMsg::Commit(m) => m.solver,
             TasksMsg::Attest(m) => m.verifier,
+            TasksMsg::RevealSeed(m) => m.submitter,
         }
     }
 
@@ -266,6 +304,7 @@ impl TasksMsg {
             TasksMsg::Claim(m) => handler::claim::execute(s, ctx, m),
             TasksMsg::Commit(m) => handler::commit::execute(s, ctx, m),
             TasksMsg::Attest(m) => handler::attest::execute(s, ctx, m),
+            TasksMsg::RevealSeed(m) => handler::reveal_seed::execute(s, ctx, m),
         }
     }
 }
@@ -286,4 +325,5 @@ from_proto!(
     MsgClaimTask => Claim(MsgClaimTask),
     MsgCommitResult => Commit(MsgCommitResult),
     MsgAttest => Attest(MsgAttest),
+    MsgRevealSeed => RevealSeed(MsgRevealSeed),
 );

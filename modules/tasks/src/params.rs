@@ -26,6 +26,7 @@ pub struct Params {
     pub max_nodes: u64,
     pub max_chunk_bytes: u64,
     pub default_sample_bps: u32,
+    pub reveal_blocks: u64,
 }
 
 impl Default for Params {
@@ -51,6 +52,7 @@ impl Default for Params {
             max_nodes: 1 << 16,
             max_chunk_bytes: 256 << 10,
             default_sample_bps: 200,
+            reveal_blocks: 10,
         }
     }
 }
@@ -94,6 +96,7 @@ impl Params {
             max_nodes: self.max_nodes,
             max_chunk_bytes: self.max_chunk_bytes,
             default_sample_bps: self.default_sample_bps,
+            reveal_blocks: self.reveal_blocks,
         }
     }
 
@@ -124,6 +127,7 @@ impl Params {
                 0 => d.default_sample_bps,
                 b => b.min(10_000),
             },
+            reveal_blocks: or(p.reveal_blocks, d.reveal_blocks),
         })
     }
 }

@@ -209,6 +209,8 @@ pub struct Task {
     pub commitment: Option<Commitment>,
     pub verifiers: Vec<Address>,
     pub selection_seed: Option<Hash>,
+    /// SHA-256 of the submitter's secret, if it chose to seed the draw.
+    pub seed_commitment: Option<Hash>,
     pub attestations: Vec<Attestation>,
     /// Drawn verifiers that opened a dispute on this task.
     pub challengers: Vec<Address>,
@@ -299,6 +301,7 @@ impl Task {
             challengers: self.challengers.iter().map(|a| a.to_string()).collect(),
             guarantee: String::new(),
             window_blocks: self.window_blocks,
+            seed_commitment: self.seed_commitment.map(|h| h.to_vec()).unwrap_or_default(),
         }
     }
 }
@@ -375,6 +378,7 @@ impl TryFrom<&pb::Task> for Task {
                 .map(|v| parse_addr(v))
                 .collect::<Result<_>>()?,
             selection_seed: opt_hash(&t.selection_seed, "selection_seed")?,
+            seed_commitment: opt_hash(&t.seed_commitment, "seed_commitment")?,
             attestations: t
                 .attestations
                 .iter()

@@ -89,6 +89,7 @@ impl W {
             dataset: None,
             verification_level: level,
             sample_bps: bps,
+            seed_commitment: vec![],
         })?;
         Ok(self
             .w
@@ -439,4 +440,72 @@ fn the_verification_level_and_its_guarantee_are_recorded() {
         .unwrap()
         .guarantee;
     assert!(g.contains("6 of 300 steps") && g.contains("2.00%"), "{g}");
+}
+
+/// The verifier draw from a submitter's committed secret: nothing is drawn
+/// at the commit; the reveal (only after the commit, only the right secret,
+/// only by the submitter) draws at once from the secret and the trace root,
+/// which no block proposer can grind; without a reveal the block hash is the
+/// fallback after `reveal_blocks`.
+#[test]
+fn a_committed_seed_draws_the_verifiers_when_revealed() {
+    use sha2::Digest;
+    let mut w = W::new(Params {
+        verifiers_per_task: 2,
+        challenge_window_blocks: 30,
+        ..Default::default()
+    });
+    let secret = [42u8; 32];
+    let commitment: [u8; 32] = sha2::Sha256::digest(secret).into();
+    let mut p = train::Program::builtin("mlp-digits").unwrap();
+    p.steps = 10;
+    let submit = |w: &mut W| {
+        w.tx(&pb::MsgSubmitTask {
+            submitter: w.sub.to_string(),
+            program_json: serde_json::to_vec(&p).unwrap(),
+            reward: coin(1_000_000),
+            verification_fee: coin(90_000),
+            seed_commitment: commitment.to_vec(),
+            ..Default::default()
+        })
+        .unwrap();
+        w.w.state.get_u64(tasks::state_key::NEXT_ID).unwrap().unwrap() - 1
+    };
+    let reveal = |w: &mut W, who: Address, id: u64, secret: [u8; 32]| {
+        w.tx(&pb::MsgRevealSeed {
+            submitter: who.to_string(),
+            task_id: id,
+            secret: secret.to_vec(),
+        })
+    };
+    let id = submit(&mut w);
+    let (sub, sol) = (w.sub, w.sol);
+    w.claim(sol, id).unwrap();
+    // Before the commit the secret stays hidden: a reveal is refused.
+    assert_eq!(reveal(&mut w, sub, id, secret).unwrap_err().0, 3);
+    let h = hashes(10, 7);
+    w.commit(id, &h).unwrap();
+    w.w.advance(2);
+    assert!(w.task(id).verifiers.is_empty(), "no draw before the reveal");
+    assert_eq!(reveal(&mut w, sub, id, [1; 32]).unwrap_err().0, 21);
+    assert_eq!(reveal(&mut w, sol, id, secret).unwrap_err().0, 9);
+    reveal(&mut w, sub, id, secret).unwrap();
+    let t = w.task(id);
+    assert_eq!(t.verifiers.len(), 2);
+    let mut seed = sha2::Sha256::new();
+    seed.update(b"veritrain/tasks/selection-revealed");
+    seed.update(secret);
+    seed.update(merkle::root(&h));
+    seed.update(id.to_be_bytes());
+    let want: [u8; 32] = seed.finalize().into();
+    assert_eq!(t.selection_seed, Some(want));
+    assert_eq!(reveal(&mut w, sub, id, secret).unwrap_err().0, 21, "drawn once");
+    // No reveal at all: the block hash draws after reveal_blocks.
+    let id2 = submit(&mut w);
+    w.claim(sol, id2).unwrap();
+    w.commit(id2, &hashes(10, 9)).unwrap();
+    w.w.advance(Params::default().reveal_blocks);
+    assert!(w.task(id2).verifiers.is_empty());
+    w.w.advance(1);
+    assert_eq!(w.task(id2).verifiers.len(), 2, "fallback draw");
 }

@@ -9,7 +9,7 @@ use crate::component::state::{TasksRead, TasksWrite};
 use crate::error::{Result, TasksError};
 use crate::event::{EventTaskFinalized, EventVerifiersSelected};
 use crate::state_key;
-use crate::task::{Status, Task};
+use crate::task::{Hash, Status, Task};
 use crate::{module_address, Deadline};
 
 pub fn end_block<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx) -> Result<()> {
@@ -36,8 +36,12 @@ pub fn end_block<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx) -> Result<()
             match (kind, t.status) {
                 (Deadline::Claim, Status::Open) => expire(s, &mut t)?,
                 (Deadline::Commit, Status::Claimed) => commit_timeout(s, ctx, &mut t)?,
-                (Deadline::Select, Status::Committed) if t.verifiers.is_empty() => {
-                    select(s, ctx, &mut t)?
+                (Deadline::Select, Status::Committed) if t.selection_seed.is_none() => {
+                    let mut h = Sha256::new();
+                    h.update(b"veritrain/tasks/selection");
+                    h.update(ctx.block_hash);
+                    h.update(t.id.to_be_bytes());
+                    select(s, &mut t, h.finalize().into())?
                 }
                 (Deadline::Finalize, Status::Committed) if t.open_disputes.is_empty() => {
                     finalize(s, ctx, &mut t)?
@@ -87,10 +91,10 @@ fn commit_timeout<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, t: &mut Tas
 }
 
 /// Draws `verifiers_per_task` verifiers, weighted by bonded stake, from
-/// SHA-256(block hash || task id || round), without replacement; never the
-/// solver or the submitter. The draw's seed also fixes each verifier's
-/// evidence step. Each drawn verifier's stake is locked until the task ends.
-fn select<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, t: &mut Task) -> Result<()> {
+/// SHA-256(seed || round), without replacement; never the solver or the
+/// submitter. The seed also fixes each verifier's evidence step. Each drawn
+/// verifier's stake is locked until the task ends.
+pub(crate) fn select<S: StateWrite + ?Sized>(s: &mut S, t: &mut Task, seed: Hash) -> Result<()> {
     let p = s.tasks_params()?;
     let solver = t.solver();
     let mut pool: Vec<(Address, Amount)> = Vec::new();
@@ -118,8 +122,7 @@ fn select<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, t: &mut Task) -> Re
             break;
         }
         let mut h = Sha256::new();
-        h.update(ctx.block_hash);
-        h.update(t.id.to_be_bytes());
+        h.update(seed);
         h.update(round.to_be_bytes());
         let d = h.finalize();
         let mut r16 = [0u8; 16];
@@ -137,11 +140,7 @@ fn select<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, t: &mut Task) -> Re
         total = total.checked_sub(st)?;
         chosen.push(a);
     }
-    let mut seed = Sha256::new();
-    seed.update(b"veritrain/tasks/selection");
-    seed.update(ctx.block_hash);
-    seed.update(t.id.to_be_bytes());
-    t.selection_seed = Some(seed.finalize().into());
+    t.selection_seed = Some(seed);
     for v in &chosen {
         s.lock(v)?;
     }

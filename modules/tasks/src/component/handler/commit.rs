@@ -39,7 +39,15 @@ pub fn execute<S: StateWrite + ?Sized>(
         challenge_end,
     });
     s.put_task(&t);
-    s.schedule(ctx.height.saturating_add(1), t.id, Deadline::Select);
+    // The draw: in the next block from its hash, or, when the submitter
+    // committed to a seed, as soon as it reveals it (MsgRevealSeed), with the
+    // block hash only as the fallback once reveal_blocks have passed.
+    let p = s.tasks_params()?;
+    let select_at = match t.seed_commitment {
+        None => ctx.height.saturating_add(1),
+        Some(_) => ctx.height.saturating_add(p.reveal_blocks).saturating_add(1),
+    };
+    s.schedule(select_at, t.id, Deadline::Select);
     s.schedule(challenge_end.saturating_add(1), t.id, Deadline::Finalize);
     s.emit_typed(&EventResultCommitted {
         task_id: t.id,

@@ -3,4 +3,5 @@ pub mod attest;
 pub mod cancel;
 pub mod claim;
 pub mod commit;
+pub mod reveal_seed;
 pub mod submit;

@@ -64,6 +64,7 @@ pub fn execute<S: StateWrite + ?Sized>(
         commitment: None,
         verifiers: vec![],
         selection_seed: None,
+        seed_commitment: m.seed_commitment,
         attestations: vec![],
         challengers: vec![],
         open_disputes: vec![],
