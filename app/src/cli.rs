@@ -937,6 +937,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         },
         Cmd::Tx(cmd) => {
             let mut follow_submit = None;
+            let mut seed_secret: Option<[u8; 32]> = None;
             let (mut tx, msg, what) = match cmd {
                 TxCmd::Bank(BankTx::Send {
                     from_key,
@@ -974,8 +975,12 @@ pub async fn run(cli: Cli) -> Result<()> {
                     } = &t
                     {
                         follow_submit = Some(Duration::from_secs(*wait_timeout));
+                        // Following the job, this process can reveal a seed
+                        // after the commit: the verifier draw is then one no
+                        // block proposer can grind.
+                        seed_secret = Some(rand::random::<[u8; 32]>());
                     }
-                    tasks_tx(&keys, t)?
+                    tasks_tx(&keys, t, seed_secret)?
                 }
                 TxCmd::Verde(v) => verde_tx(&keys, v)?,
             };
@@ -989,6 +994,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             // With --wait and JSON output, one document at the end says it all.
             let print = !(follow_submit.is_some() && matches!(out.0, Output::Json));
+            let signer = keys.signer(&tx.from).ok();
             let res = send_tx(&out, &dn, &keys, &tx, vec![msg], what, print).await?;
             if let Some(timeout) = follow_submit {
                 let res =
@@ -996,8 +1002,22 @@ pub async fn run(cli: Cli) -> Result<()> {
                 let id = crate::follow::task_id_from(&res)
                     .context("the submit result carries no task id")?;
                 let c = NodeClient::connect(tx.node.url(&dn)).await?;
-                let t =
-                    crate::follow::follow(&c, id, timeout, matches!(out.0, Output::Json)).await?;
+                let reveal = async {
+                    match (seed_secret, &signer) {
+                        (Some(secret), Some(s)) => {
+                            crate::follow::reveal_seed(&c, s, id, secret, timeout).await
+                        }
+                        _ => Ok(()),
+                    }
+                };
+                let (t, revealed) = tokio::join!(
+                    crate::follow::follow(&c, id, timeout, matches!(out.0, Output::Json)),
+                    reveal
+                );
+                if let Err(e) = revealed {
+                    tracing::warn!(task = id, error = %e, "the seed was not revealed: the draw fell back to the block hash");
+                }
+                let t = t?;
                 let st = proto::tasks::v1::TaskStatus::try_from(t.status)
                     .map(|s| s.as_str_name())
                     .unwrap_or("?");
@@ -1398,7 +1418,13 @@ fn staking_tx(keys: &Keyring, s: StakingTx) -> Result<(TxArgs, prost_types::Any,
     })
 }
 
-fn tasks_tx(keys: &Keyring, t: TasksTx) -> Result<(TxArgs, prost_types::Any, String)> {
+/// `seed_secret`: with `submit`, commit to this secret's SHA-256 (the
+/// caller reveals it after the commit).
+fn tasks_tx(
+    keys: &Keyring,
+    t: TasksTx,
+    seed_secret: Option<[u8; 32]>,
+) -> Result<(TxArgs, prost_types::Any, String)> {
     use proto::tasks::v1 as pb;
     Ok(match t {
         TasksTx::Submit {
@@ -1453,6 +1479,9 @@ fn tasks_tx(keys: &Keyring, t: TasksTx) -> Result<(TxArgs, prost_types::Any, Str
                 } else {
                     0
                 },
+                seed_commitment: seed_secret
+                    .map(|x| <sha2::Sha256 as sha2::Digest>::digest(x).to_vec())
+                    .unwrap_or_default(),
             });
             (
                 tx,

@@ -57,6 +57,9 @@ pub async fn submit_at(
             None => pb::VerificationLevel::Full as i32,
         },
         sample_bps: sample_bps.unwrap_or(0),
+        // No seed commitment: this caller may not stay to reveal it (the
+        // CLI's `submit --wait` does; see `reveal_seed`).
+        seed_commitment: vec![],
     });
     let (_, res) = client
         .sign_and_send(signer, vec![msg], "", None, Some(Duration::from_secs(60)))
@@ -241,4 +244,50 @@ pub async fn dispute_of(
         }
     }
     Ok(found)
+}
+
+/// Waits (up to `timeout`) for task `id` to be committed, then reveals the
+/// secret behind its seed commitment (`MsgRevealSeed`), which draws its
+/// verifiers. Returns early if the task ends or is drawn without it.
+pub async fn reveal_seed(
+    client: &NodeClient,
+    signer: &Signer,
+    id: u64,
+    secret: [u8; 32],
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        let t = task(client, id).await?;
+        if t.status == TaskStatus::Committed as i32 {
+            if !t.selection_seed.is_empty() {
+                return Ok(());
+            }
+            let msg = proto::to_any(&pb::MsgRevealSeed {
+                submitter: signer.address().to_string(),
+                task_id: id,
+                secret: secret.to_vec(),
+            });
+            let (_, res) = client
+                .sign_and_send(signer, vec![msg], "", None, Some(Duration::from_secs(60)))
+                .await?;
+            let res = res.context("no result")?;
+            if res.code != 0 {
+                bail!(
+                    "reveal failed: {} code {}: {}",
+                    res.codespace,
+                    res.code,
+                    res.log
+                );
+            }
+            return Ok(());
+        }
+        if t.status != TaskStatus::Open as i32 && t.status != TaskStatus::Claimed as i32 {
+            return Ok(());
+        }
+        if std::time::Instant::now() > end {
+            bail!("task {id} was not committed within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -74,6 +74,12 @@ async fn submit_wait_follows_the_job_and_model_fetch_checks_it() {
     assert_eq!(r["status"], "TASK_STATUS_FINALIZED", "{r:#}");
     let id = r["task_id"].as_u64().unwrap();
     assert_eq!(r["final_state_hash"].as_str().unwrap().len(), 64);
+    // `--wait` committed to a seed and revealed it after the commit: the
+    // verifiers were drawn from it (the block-hash fallback would have come
+    // reveal_blocks later).
+    let t = app::follow::task(&c.client, id).await.unwrap();
+    assert_eq!(t.seed_commitment.len(), 32);
+    assert_eq!(t.selection_seed.len(), 32);
 
     let model = dir.path().join("model.safetensors");
     let (home2, node2, m2) = (home.clone(), node.clone(), model.clone());

@@ -469,7 +469,11 @@ fn a_committed_seed_draws_the_verifiers_when_revealed() {
             ..Default::default()
         })
         .unwrap();
-        w.w.state.get_u64(tasks::state_key::NEXT_ID).unwrap().unwrap() - 1
+        w.w.state
+            .get_u64(tasks::state_key::NEXT_ID)
+            .unwrap()
+            .unwrap()
+            - 1
     };
     let reveal = |w: &mut W, who: Address, id: u64, secret: [u8; 32]| {
         w.tx(&pb::MsgRevealSeed {
@@ -499,7 +503,11 @@ fn a_committed_seed_draws_the_verifiers_when_revealed() {
     seed.update(id.to_be_bytes());
     let want: [u8; 32] = seed.finalize().into();
     assert_eq!(t.selection_seed, Some(want));
-    assert_eq!(reveal(&mut w, sub, id, secret).unwrap_err().0, 21, "drawn once");
+    assert_eq!(
+        reveal(&mut w, sub, id, secret).unwrap_err().0,
+        21,
+        "drawn once"
+    );
     // No reveal at all: the block hash draws after reveal_blocks.
     let id2 = submit(&mut w);
     w.claim(sol, id2).unwrap();

@@ -27,7 +27,9 @@ pub fn execute<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, m: &MsgRevealS
         .seed_commitment
         .ok_or_else(|| TasksError::BadSeed("the task has no seed commitment".into()))?;
     if t.selection_seed.is_some() {
-        return Err(TasksError::BadSeed("the verifiers are already drawn".into()));
+        return Err(TasksError::BadSeed(
+            "the verifiers are already drawn".into(),
+        ));
     }
     let c = t.commitment.clone().ok_or(TasksError::NotFound(t.id))?;
     let deadline = c.height.saturating_add(s.tasks_params()?.reveal_blocks);
