@@ -260,16 +260,57 @@ pub async fn run_and_keep(args: &DemoArgs, quiet: bool) -> anyhow::Result<(Value
     program.steps = args.steps;
     let reward = Amount(1_000_000);
     let fee = Amount(100_000);
-    let id1 = c.submit("submitter", &program, reward, fee).await?;
+    // The submitter commits to a secret and reveals it once the result is
+    // committed: the verifier draw is one no block proposer can grind.
+    let submitter = c.signer("submitter")?.clone();
+    let submit = |seed: [u8; 32]| {
+        let (client, submitter, program) = (c.client.clone(), submitter.clone(), program.clone());
+        async move {
+            follow::submit_at(
+                &client,
+                &submitter,
+                &program,
+                None,
+                reward,
+                fee,
+                None,
+                Some(seed),
+            )
+            .await
+        }
+    };
+    let seed1 = rand::random::<[u8; 32]>();
+    let id1 = submit(seed1).await?;
     say(format!(
         "job {id1}: {} for {} steps, reward {reward}",
         program.name, program.steps
     ));
     let honest = [verifier.address, solver.address];
     let stakes_before = stakes(&c.client, &honest).await?;
-    follow::follow(&c.client, id1, Duration::from_secs(600), quiet).await?;
+    let (followed, revealed) = tokio::join!(
+        follow::follow(&c.client, id1, Duration::from_secs(600), quiet),
+        follow::reveal_seed(&c.client, &submitter, id1, seed1, Duration::from_secs(600))
+    );
+    followed?;
+    revealed?;
     let t1 = follow::task(&c.client, id1).await?;
     say(format!("job {id1}: verification — {}", t1.guarantee));
+    let drawn_from_reveal = {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"veritrain/tasks/selection-revealed");
+        h.update(seed1);
+        h.update(&t1.trace_root);
+        h.update(id1.to_be_bytes());
+        h.finalize()[..] == t1.selection_seed[..]
+    };
+    say(if drawn_from_reveal {
+        format!("job {id1}: verifiers drawn from the submitter's revealed seed")
+    } else {
+        format!(
+            "job {id1}: verifiers drawn from the block hash (the seed was not revealed in time)"
+        )
+    });
     let model = follow::fetch_model(&t1)
         .await
         .context("fetching the model")?;
@@ -290,11 +331,17 @@ pub async fn run_and_keep(args: &DemoArgs, quiet: bool) -> anyhow::Result<(Value
     let mut ccfg = c.solver_config("cheater");
     ccfg.inject_fault = vec![agent::exec::Fault::Corrupt { step, node }];
     let cheater = solverd::start(ccfg).await?;
-    let id2 = c.submit("submitter", &program, reward, fee).await?;
+    let seed2 = rand::random::<[u8; 32]>();
+    let id2 = submit(seed2).await?;
     say(format!(
         "job {id2}: the same program, taken by a solver that corrupts node {node} at step {step} (fault injection)"
     ));
-    let t2 = follow::follow(&c.client, id2, Duration::from_secs(600), quiet).await?;
+    let (t2, revealed) = tokio::join!(
+        follow::follow(&c.client, id2, Duration::from_secs(600), quiet),
+        follow::reveal_seed(&c.client, &submitter, id2, seed2, Duration::from_secs(600))
+    );
+    let t2 = t2?;
+    revealed?;
     let dispute = follow::dispute_of(&c.client, id2).await?;
     cheater.shutdown().await;
     verifier.shutdown().await;
@@ -333,6 +380,7 @@ pub async fn run_and_keep(args: &DemoArgs, quiet: bool) -> anyhow::Result<(Value
             "payouts": payouts(&t1),
             "verification_level": if t1.verification_level == proto::tasks::v1::VerificationLevel::Sampled as i32 { "sampled" } else { "full" },
             "guarantee": t1.guarantee,
+            "draw": if drawn_from_reveal { "revealed seed" } else { "block hash" },
         },
         "honest_parties_slashed": honest_slashed,
         "cheating_job": {

@@ -32,11 +32,14 @@ pub async fn submit(
     reward: Amount,
     fee: Amount,
 ) -> anyhow::Result<u64> {
-    submit_at(client, signer, program, dataset, reward, fee, None).await
+    submit_at(client, signer, program, dataset, reward, fee, None, None).await
 }
 
 /// [`submit`] at a verification level: `Some(bps)` samples `bps` basis
 /// points of the steps per drawn verifier, `None` is full re-execution.
+/// `seed_secret`: commit to its SHA-256 for the verifier draw (the caller
+/// then reveals it with [`reveal_seed`] after the commit).
+#[allow(clippy::too_many_arguments)]
 pub async fn submit_at(
     client: &NodeClient,
     signer: &Signer,
@@ -45,6 +48,7 @@ pub async fn submit_at(
     reward: Amount,
     fee: Amount,
     sample_bps: Option<u32>,
+    seed_secret: Option<[u8; 32]>,
 ) -> anyhow::Result<u64> {
     let msg = proto::to_any(&pb::MsgSubmitTask {
         submitter: signer.address().to_string(),
@@ -57,9 +61,9 @@ pub async fn submit_at(
             None => pb::VerificationLevel::Full as i32,
         },
         sample_bps: sample_bps.unwrap_or(0),
-        // No seed commitment: this caller may not stay to reveal it (the
-        // CLI's `submit --wait` does; see `reveal_seed`).
-        seed_commitment: vec![],
+        seed_commitment: seed_secret
+            .map(|x| <sha2::Sha256 as sha2::Digest>::digest(x).to_vec())
+            .unwrap_or_default(),
     });
     let (_, res) = client
         .sign_and_send(signer, vec![msg], "", None, Some(Duration::from_secs(60)))

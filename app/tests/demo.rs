@@ -33,6 +33,7 @@ fn demo_reports_a_verified_job_and_a_localised_slashed_cheat() {
         "{r:#}"
     );
     assert_eq!(r["honest_parties_slashed"], serde_json::json!([]), "{r:#}");
+    assert_eq!(honest["draw"], "revealed seed", "{r:#}");
     let cheat = &r["cheating_job"];
     assert_eq!(cheat["status"], "TASK_STATUS_FAILED", "{r:#}");
     assert_eq!(cheat["localised_to_injected_fault"], true, "{r:#}");

@@ -61,6 +61,7 @@ async fn run() -> anyhow::Result<()> {
         framework::Amount(1_000_000),
         framework::Amount(100_000),
         Some(200),
+        None,
     )
     .await?;
     let ts = n.finish(id_s, 600).await?;
