@@ -63,6 +63,11 @@ async fn python_client_submits_a_job_and_follows_it_to_the_end() {
         stdout.contains("verification: full re-execution"),
         "{stdout}"
     );
+    // It committed to a seed and revealed it after the commit.
+    assert!(
+        stdout.contains("verifiers drawn from the revealed seed"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains(&format!("as {}", n.addr("submitter"))),
         "the Python client derives the same address: {stdout}"

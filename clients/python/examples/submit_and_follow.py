@@ -43,6 +43,8 @@ def main() -> int:
     status = tasks_pb2.TaskStatus.Name(t.status)
     print(f"task {task_id} ended: {status}")
     print(f"final_state_hash {t.final_state_hash.hex()}")
+    draw = "revealed seed" if c.drawn_from_revealed_seed(t) else "block hash"
+    print(f"verifiers drawn from the {draw}")
     for p in t.payouts:
         print(f"payout {p.amount} to {p.recipient}: {p.reason}")
     return 0 if t.status == tasks_pb2.TASK_STATUS_FINALIZED else 1

@@ -1,6 +1,7 @@
 """A small gRPC client of a Veritrain node: accounts, signing, submitting
 training tasks and following them to the end."""
 import hashlib
+import os
 import sys
 import time
 from typing import Any, Callable, Iterable, Optional
@@ -98,6 +99,10 @@ class Client:
         self.node = node_pb2_grpc.NodeStub(self.channel)
         self.auth = auth_query_grpc.QueryStub(self.channel)
         self.tasks = tasks_query_grpc.QueryStub(self.channel)
+        # Seed secrets of tasks this client submitted, revealed by `follow`
+        # once each result is committed (task id -> (signer, secret)).
+        self._seeds: dict = {}
+        self._revealed: dict = {}
 
     def status(self) -> node_pb2.StatusResponse:
         return self.node.Status(node_pb2.StatusRequest())
@@ -154,11 +159,15 @@ class Client:
         reward: int,
         fee: int,
         sample_bps: Optional[int] = None,
+        seed: bool = True,
     ) -> int:
         """Submits a job. By default every drawn verifier re-executes it in
         full; `sample_bps` asks for the cheaper sampled level instead (that
         many basis points of the steps per verifier). The task's `guarantee`
-        (see `task`) says what the level catches."""
+        (see `task`) says what the level catches. With `seed` (the default)
+        the job commits to a random secret that `follow` reveals after the
+        commit, so no block proposer can steer which verifiers are drawn."""
+        secret = os.urandom(32) if seed else None
         msg = tasks_tx.MsgSubmitTask(
             submitter=signer.address,
             program_json=program_json,
@@ -170,17 +179,32 @@ class Client:
                 else tasks_pb2.VERIFICATION_LEVEL_SAMPLED
             ),
             sample_bps=sample_bps or 0,
+            seed_commitment=hashlib.sha256(secret).digest() if secret else b"",
         )
         res = self.sign_and_send(signer, [_any(msg, "/veritrain.tasks.v1.MsgSubmitTask")])
         for ev in res.events:
             if ev.type == "veritrain.tasks.v1.EventTaskSubmitted":
                 for a in ev.attributes:
                     if a.key == "task_id":
-                        return int(a.value)
+                        task_id = int(a.value)
+                        if secret is not None:
+                            self._seeds[task_id] = (signer, secret)
+                        return task_id
         raise RuntimeError("no task id in the result")
 
     def task(self, task_id: int) -> tasks_query.QueryTaskResponse:
         return self.tasks.Task(tasks_query.QueryTaskRequest(task_id=task_id))
+
+    def drawn_from_revealed_seed(self, t: tasks_pb2.Task) -> bool:
+        """Whether task `t`'s verifiers were drawn from the seed this client
+        revealed (and not from the block-hash fallback)."""
+        secret = self._revealed.get(t.id)
+        if secret is None:
+            return False
+        h = hashlib.sha256(
+            b"veritrain/tasks/selection-revealed" + secret + t.trace_root + t.id.to_bytes(8, "big")
+        ).digest()
+        return h == t.selection_seed
 
     def follow(
         self,
@@ -199,6 +223,16 @@ class Client:
         end = time.time() + timeout
         while True:
             r = self.task(task_id)
+            pending = self._seeds.get(task_id)
+            if (
+                pending is not None
+                and r.task.status == tasks_pb2.TASK_STATUS_COMMITTED
+                and not r.task.selection_seed
+            ):
+                signer, secret = self._seeds.pop(task_id)
+                msg = tasks_tx.MsgRevealSeed(submitter=signer.address, task_id=task_id, secret=secret)
+                self.sign_and_send(signer, [_any(msg, "/veritrain.tasks.v1.MsgRevealSeed")])
+                self._revealed[task_id] = secret
             if r.summary != last:
                 last = r.summary
                 if on_change is not None:
