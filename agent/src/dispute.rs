@@ -213,19 +213,15 @@ fn reveal(
     let hi = d.hi;
     if !d.rows_needed.is_empty() && (d.rows_proven as usize) < d.rows_needed.len() {
         // One transaction must hold the move: send the rows the chain still
-        // lacks in groups of at most `max_chunk` bytes of chunks, one group a
-        // block (the chain keeps what was proven).
-        let mut budget = 0usize;
+        // lacks, as many as fit `max_chunk` bytes of chunks (at least one), one
+        // group a block (the chain keeps what was proven).
+        let h = run.dataset.header();
+        let per_move = (max_chunk / (h.row_bytes * h.chunk_rows).max(1) as usize).max(1);
         let rows = d
             .rows_needed
             .iter()
             .skip(d.rows_proven as usize)
-            .take_while(|_| {
-                let fits = budget < max_chunk.max(1);
-                budget +=
-                    (run.dataset.header().row_bytes * run.dataset.header().chunk_rows) as usize;
-                fits
-            })
+            .take(per_move)
             .map(|&r| {
                 let rp = run
                     .dataset

@@ -171,10 +171,7 @@ fn ante<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, p: &Prepared) -> Resu
             }));
         }
     }
-    let units = p
-        .msgs
-        .iter()
-        .fold(0u64, |a, m| a.saturating_add(m.work_units()));
+    let units = Msg::total_work_units(&p.msgs);
     let min = auth::required_fee(&params, tx.len, units).map_err(|e| fail(&e))?;
     if tx.fee < min {
         return Err(fail(&AuthError::InsufficientFee {

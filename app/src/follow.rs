@@ -22,6 +22,29 @@ pub fn task_id_from(res: &TxResult) -> Option<u64> {
         .and_then(|a| a.value.parse().ok())
 }
 
+/// Signs and sends one message, waits for its block, and fails on a
+/// non-zero code (`what` names it in the error).
+async fn send_one(
+    client: &NodeClient,
+    signer: &Signer,
+    msg: prost_types::Any,
+    what: &str,
+) -> anyhow::Result<TxResult> {
+    let (_, res) = client
+        .sign_and_send(signer, vec![msg], "", None, Some(Duration::from_secs(60)))
+        .await?;
+    let res = res.context("no result")?;
+    if res.code != 0 {
+        bail!(
+            "{what} failed: {} code {}: {}",
+            res.codespace,
+            res.code,
+            res.log
+        );
+    }
+    Ok(res)
+}
+
 /// Submits `program` at the default verification level (full
 /// re-execution) and waits for inclusion; returns the task id.
 pub async fn submit(
@@ -65,18 +88,7 @@ pub async fn submit_at(
             .map(|x| <sha2::Sha256 as sha2::Digest>::digest(x).to_vec())
             .unwrap_or_default(),
     });
-    let (_, res) = client
-        .sign_and_send(signer, vec![msg], "", None, Some(Duration::from_secs(60)))
-        .await?;
-    let res = res.context("no result")?;
-    if res.code != 0 {
-        bail!(
-            "submit failed: {} code {}: {}",
-            res.codespace,
-            res.code,
-            res.log
-        );
-    }
+    let res = send_one(client, signer, msg, "submit").await?;
     task_id_from(&res).context("the submit result carries no task id")
 }
 
@@ -272,18 +284,7 @@ pub async fn reveal_seed(
                 task_id: id,
                 secret: secret.to_vec(),
             });
-            let (_, res) = client
-                .sign_and_send(signer, vec![msg], "", None, Some(Duration::from_secs(60)))
-                .await?;
-            let res = res.context("no result")?;
-            if res.code != 0 {
-                bail!(
-                    "reveal failed: {} code {}: {}",
-                    res.codespace,
-                    res.code,
-                    res.log
-                );
-            }
+            send_one(client, signer, msg, "reveal").await?;
             return Ok(());
         }
         if t.status != TaskStatus::Open as i32 && t.status != TaskStatus::Claimed as i32 {

@@ -163,14 +163,17 @@ impl Node for NodeService {
         req: Request<proto::node::v1::EstimateFeeRequest>,
     ) -> Result<Response<proto::node::v1::EstimateFeeResponse>, Status> {
         let r = req.into_inner();
-        let mut units = 0u64;
-        for bytes in &r.messages {
-            let any = prost_types::Any::decode(bytes.as_slice())
-                .map_err(|e| Status::invalid_argument(format!("a message is not an Any: {e}")))?;
-            let m = runtime::Msg::from_any(&any)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
-            units = units.saturating_add(m.work_units());
-        }
+        let msgs = r
+            .messages
+            .iter()
+            .map(|bytes| {
+                let any = prost_types::Any::decode(bytes.as_slice()).map_err(|e| {
+                    Status::invalid_argument(format!("a message is not an Any: {e}"))
+                })?;
+                runtime::Msg::from_any(&any).map_err(|e| Status::invalid_argument(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let units = runtime::Msg::total_work_units(&msgs);
         let params = self.app.store().auth_params().map_err(internal)?;
         let len = usize::try_from(r.tx_bytes).unwrap_or(usize::MAX);
         let fee = auth::required_fee(&params, len, units).map_err(internal)?;

@@ -61,9 +61,11 @@ pub fn sign_paying_fee<S: framework::StateRead + ?Sized>(
     sequence: u64,
 ) -> Vec<u8> {
     use auth::AuthRead;
-    let units = msgs.iter().fold(0u64, |a, m| {
-        a.saturating_add(runtime::Msg::from_any(m).map_or(0, |m| m.work_units()))
-    });
+    let decoded: Vec<runtime::Msg> = msgs
+        .iter()
+        .filter_map(|m| runtime::Msg::from_any(m).ok())
+        .collect();
+    let units = runtime::Msg::total_work_units(&decoded);
     let draft = signer.sign_tx(
         msgs.clone(),
         "",

@@ -121,6 +121,8 @@ pub(crate) struct Shared {
     pub metrics: Arc<Metrics>,
     pub stop: watch::Receiver<bool>,
     pub fetcher: Arc<agent::datasets::Fetcher>,
+    /// Whether each open task's stated dataset layout matched its data.
+    pub layouts: Mutex<BTreeMap<u64, Result<(), String>>>,
 }
 
 impl Shared {
@@ -275,6 +277,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningSolver> {
         metrics: metrics.clone(),
         stop: rx.clone(),
         fetcher: agent::datasets::Fetcher::new(cfg.datasets.policy(), cfg.home.join("datasets")),
+        layouts: Mutex::new(BTreeMap::new()),
         cfg,
     });
     let listener = tokio::net::TcpListener::bind(shared.cfg.listen)
@@ -467,8 +470,23 @@ async fn claim_one(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
         }
         // The layout on chain must be the data's, or a dispute could ask for
         // rows this solver cannot prove.
-        if let Err(e) = check_layout(s, &t, &program).await {
-            tracing::warn!(task = t.id, error = %e, "skipping a task whose stated dataset layout is wrong");
+        // Loading and re-hashing the dataset is not for every block: the
+        // verdict per task is kept.
+        let verdict = lock(&s.layouts).get(&t.id).cloned();
+        let verdict = match verdict {
+            Some(v) => v,
+            None => {
+                let v = check_layout(s, &t, &program)
+                    .await
+                    .map_err(|e| e.to_string());
+                if let Err(e) = &v {
+                    tracing::warn!(task = t.id, error = %e, "skipping a task whose stated dataset layout is wrong");
+                }
+                lock(&s.layouts).insert(t.id, v.clone());
+                v
+            }
+        };
+        if verdict.is_err() {
             continue;
         }
         let msg = proto::tasks::v1::MsgClaimTask {

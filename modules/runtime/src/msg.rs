@@ -89,6 +89,14 @@ impl Msg {
         }
     }
 
+    /// Work units of a transaction's messages (what `auth::required_fee`
+    /// charges for): the one sum the ante, the node's `EstimateFee` and the
+    /// test kit share.
+    pub fn total_work_units<'a>(msgs: impl IntoIterator<Item = &'a Msg>) -> u64 {
+        msgs.into_iter()
+            .fold(0u64, |a, m| a.saturating_add(m.work_units()))
+    }
+
     /// The address that must have signed the transaction carrying this message.
     pub fn signer(&self) -> Address {
         match self {

@@ -127,3 +127,13 @@ pub(crate) fn hash32(b: &[u8], what: &str) -> Result<[u8; 32]> {
     <[u8; 32]>::try_from(b)
         .map_err(|_| TasksError::InvalidHash(format!("{what} is {} bytes, expected 32", b.len())))
 }
+
+/// A decimal amount where empty means `default` (fields absent from older
+/// records and genesis files).
+pub(crate) fn amount_or(s: &str, default: framework::Amount) -> Result<framework::Amount> {
+    if s.is_empty() {
+        Ok(default)
+    } else {
+        Ok(framework::Amount::parse_coin(s)?)
+    }
+}

@@ -14,7 +14,8 @@ fn coin(c: &Option<proto::base::v1::Coin>) -> Result<Amount> {
     }
 }
 
-fn to_coin(a: Amount) -> Option<proto::base::v1::Coin> {
+/// `a` as the protobuf coin every message carries.
+pub fn to_coin(a: Amount) -> Option<proto::base::v1::Coin> {
     Some(proto::base::v1::Coin {
         denom: framework::DENOM.into(),
         amount: a.0.to_string(),

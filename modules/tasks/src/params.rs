@@ -2,7 +2,7 @@
 use framework::Amount;
 use proto::tasks::v1 as pb;
 
-use crate::error::Result;
+use crate::error::{amount_or, Result};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Params {
@@ -57,14 +57,6 @@ impl Default for Params {
     }
 }
 
-fn opt_amount(s: &str, default: Amount) -> Result<Amount> {
-    if s.is_empty() {
-        Ok(default)
-    } else {
-        Ok(Amount::parse_coin(s)?)
-    }
-}
-
 /// Zero means "not set" for the parameters added after the first release, so
 /// that older genesis files keep their meaning.
 fn or(v: u64, default: u64) -> u64 {
@@ -115,11 +107,8 @@ impl Params {
             max_program_bytes: p.max_program_bytes,
             max_steps: p.max_steps,
             reexec_flops_per_block: or(p.reexec_flops_per_block, d.reexec_flops_per_block),
-            attester_wrong_slash: opt_amount(&p.attester_wrong_slash, d.attester_wrong_slash)?,
-            solver_stake_per_claim: opt_amount(
-                &p.solver_stake_per_claim,
-                d.solver_stake_per_claim,
-            )?,
+            attester_wrong_slash: amount_or(&p.attester_wrong_slash, d.attester_wrong_slash)?,
+            solver_stake_per_claim: amount_or(&p.solver_stake_per_claim, d.solver_stake_per_claim)?,
             max_state_bytes: or(p.max_state_bytes, d.max_state_bytes),
             max_nodes: or(p.max_nodes, d.max_nodes),
             max_chunk_bytes: or(p.max_chunk_bytes, d.max_chunk_bytes),

@@ -2,7 +2,7 @@
 use framework::{Address, Amount};
 use proto::tasks::v1 as pb;
 
-use crate::error::Result;
+use crate::error::{amount_or, Result};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stats {
@@ -42,13 +42,7 @@ impl Stats {
         }
     }
     pub fn from_proto(operator: Address, p: &pb::OperatorStats) -> Result<Stats> {
-        let amt = |s: &str| -> Result<Amount> {
-            if s.is_empty() {
-                Ok(Amount::ZERO)
-            } else {
-                Ok(Amount::parse_coin(s)?)
-            }
-        };
+        let amt = |s: &str| amount_or(s, Amount::ZERO);
         Ok(Stats {
             operator,
             tasks_solved: p.tasks_solved,

@@ -3,7 +3,7 @@
 use framework::{Address, Amount};
 use proto::tasks::v1 as pb;
 
-use crate::error::{hash32, parse_addr, Result, TasksError};
+use crate::error::{amount_or, hash32, parse_addr, Result, TasksError};
 
 pub type Hash = [u8; 32];
 
@@ -306,14 +306,6 @@ impl Task {
     }
 }
 
-fn amount(s: &str) -> Result<Amount> {
-    if s.is_empty() {
-        Ok(Amount::ZERO)
-    } else {
-        Ok(Amount::parse_coin(s)?)
-    }
-}
-
 fn opt_hash(b: &[u8], what: &str) -> Result<Option<Hash>> {
     if b.is_empty() {
         Ok(None)
@@ -333,7 +325,7 @@ impl TryFrom<&pb::Task> for Task {
             Some(Claim {
                 solver: parse_addr(&t.solver)?,
                 endpoint: t.solver_endpoint.clone(),
-                bond: amount(&t.claim_bond)?,
+                bond: amount_or(&t.claim_bond, Amount::ZERO)?,
                 height: t.claimed_height,
                 commit_deadline: t.commit_deadline,
             })
@@ -363,8 +355,8 @@ impl TryFrom<&pb::Task> for Task {
             dataset: DatasetLayout::from_proto(&t.dataset.clone().unwrap_or_default())?,
             steps: t.steps,
             node_count: t.node_count,
-            reward: amount(&t.reward)?,
-            verification_fee: amount(&t.verification_fee)?,
+            reward: amount_or(&t.reward, Amount::ZERO)?,
+            verification_fee: amount_or(&t.verification_fee, Amount::ZERO)?,
             level: Level::from_proto(t.verification_level, t.sample_bps)?,
             window_blocks: t.window_blocks,
             status,
@@ -402,7 +394,7 @@ impl TryFrom<&pb::Task> for Task {
                 .map(|p| {
                     Ok(Payout {
                         recipient: parse_addr(&p.recipient)?,
-                        amount: amount(&p.amount)?,
+                        amount: amount_or(&p.amount, Amount::ZERO)?,
                         reason: p.reason.clone(),
                     })
                 })

@@ -2,7 +2,7 @@
 //! proof sizes and addresses checked here), built back with `to_proto`.
 use framework::{Address, Amount, BlockCtx, StateWrite};
 use proto::verde::v1 as pb;
-use tasks::msg::{proof_from_proto, proof_to_proto};
+use tasks::msg::{proof_from_proto, proof_to_proto, to_coin};
 use train::merkle::Proof;
 use train::Hash;
 
@@ -159,10 +159,7 @@ impl MsgOpenDispute {
             return pb::MsgOpenDispute {
                 challenger: self.challenger.to_string(),
                 task_id: self.task_id,
-                bond: Some(proto::base::v1::Coin {
-                    denom: framework::DENOM.into(),
-                    amount: self.bond.0.to_string(),
-                }),
+                bond: to_coin(self.bond),
                 trace_root: r.to_vec(),
                 ..Default::default()
             };
@@ -170,10 +167,7 @@ impl MsgOpenDispute {
         pb::MsgOpenDispute {
             challenger: self.challenger.to_string(),
             task_id: self.task_id,
-            bond: Some(proto::base::v1::Coin {
-                denom: framework::DENOM.into(),
-                amount: self.bond.0.to_string(),
-            }),
+            bond: to_coin(self.bond),
             lo: self.lo,
             h_lo: self.h_lo.to_vec(),
             proof_lo: self.proof_lo.as_ref().map(proof_to_proto),

@@ -358,18 +358,8 @@ fn play_trace(
     chal: &Trace,
     cb: Behaviour,
 ) -> verde::Dispute {
-    let m = pb::MsgOpenDispute {
-        challenger: w.challenger.to_string(),
-        task_id: id,
-        bond: Some(proto::base::v1::Coin {
-            denom: "uvtr".into(),
-            amount: "200000".into(),
-        }),
-        trace_root: merkle::root(&chal.h).to_vec(),
-        ..Default::default()
-    };
-    w.send(&m).unwrap();
-    let did = w.s().get_u64(verde::state_key::NEXT_ID).unwrap().unwrap() - 1;
+    let who = w.challenger;
+    let did = open_trace(w, who, id, chal).expect("the trace dispute opens");
     drive(w, did, p, solver, sb, chal, cb)
 }
 
