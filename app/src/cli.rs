@@ -425,18 +425,32 @@ pub enum TasksTx {
         #[command(flatten)]
         tx: TxArgs,
     },
+    /// Reveal the seed committed at submission, once the solver has
+    /// committed: the verifiers are drawn from it at once. `tx tasks submit`
+    /// without --wait keeps the secret under --home for this.
+    RevealSeed {
+        task_id: u64,
+        /// The secret (64 hex digits); default: the one `tx tasks submit`
+        /// kept in <home>/seeds/TASK_ID.secret.
+        #[arg(long)]
+        secret: Option<String>,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
     /// Attest a task as one of its selected verifiers.
     Attest {
         task_id: u64,
         #[arg(long, default_value_t = 0)]
         steps_checked: u64,
-        /// Evidence of re-execution: h_s (hex) of this verifier's evidence step
-        /// (see `query tasks task`), ...
-        #[arg(long)]
-        evidence_hash: String,
-        /// ... and its Merkle proof against trace_root (a JSON file).
-        #[arg(long)]
-        evidence_proof: PathBuf,
+        /// Evidence of re-execution: h_s (hex) of each of this verifier's
+        /// evidence steps, ascending (one at the full level; every sampled
+        /// step below T at the sampled level), ...
+        #[arg(long, required = true)]
+        evidence_hash: Vec<String>,
+        /// ... and, in the same order, each one's Merkle proof against
+        /// trace_root (a JSON file).
+        #[arg(long, required = true)]
+        evidence_proof: Vec<PathBuf>,
         #[command(flatten)]
         tx: TxArgs,
     },
@@ -969,18 +983,19 @@ pub async fn run(cli: Cli) -> Result<()> {
                 TxCmd::Staking(s) => staking_tx(&keys, s)?,
                 TxCmd::Tasks(t) => {
                     if let TasksTx::Submit {
-                        wait: true,
-                        wait_timeout,
-                        ..
+                        wait, wait_timeout, ..
                     } = &t
                     {
-                        follow_submit = Some(Duration::from_secs(*wait_timeout));
-                        // Following the job, this process can reveal a seed
-                        // after the commit: the verifier draw is then one no
-                        // block proposer can grind.
+                        if *wait {
+                            follow_submit = Some(Duration::from_secs(*wait_timeout));
+                        }
+                        // Every submission commits to a seed, revealed after
+                        // the commit (by this process with --wait, else by
+                        // `tx tasks reveal-seed`): the verifier draw is then
+                        // one no block proposer can grind.
                         seed_secret = Some(rand::random::<[u8; 32]>());
                     }
-                    tasks_tx(&keys, t, seed_secret)?
+                    tasks_tx(&keys, &home, t, seed_secret)?
                 }
                 TxCmd::Verde(v) => verde_tx(&keys, v)?,
             };
@@ -996,6 +1011,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             let print = !(follow_submit.is_some() && matches!(out.0, Output::Json));
             let signer = keys.signer(&tx.from).ok();
             let res = send_tx(&out, &dn, &keys, &tx, vec![msg], what, print).await?;
+            if let (Some(secret), None) = (seed_secret, follow_submit) {
+                keep_seed(&home, res.as_ref(), secret, &tx.from)?;
+            }
             if let Some(timeout) = follow_submit {
                 let res =
                     res.context("--wait needs --wait-secs > 0 (the submit must be included)")?;
@@ -1418,10 +1436,41 @@ fn staking_tx(keys: &Keyring, s: StakingTx) -> Result<(TxArgs, prost_types::Any,
     })
 }
 
+/// Keeps a submission's seed secret under the home for `tx tasks
+/// reveal-seed`, and says what to do with it.
+fn keep_seed(
+    home: &Home,
+    res: Option<&proto::node::v1::TxResult>,
+    secret: [u8; 32],
+    from: &str,
+) -> Result<()> {
+    let Some(id) = res.and_then(crate::follow::task_id_from) else {
+        eprintln!(
+            "the verifier draw waits for the seed secret {}: once the task is committed, run \
+             `veritraind tx tasks reveal-seed TASK_ID --secret <that hex> --from {from}`",
+            hex::encode(secret)
+        );
+        return Ok(());
+    };
+    let p = home.seed_path(id);
+    if let Some(dir) = p.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    crate::home::write_atomic(&p, hex::encode(secret).as_bytes())?;
+    eprintln!(
+        "task {id}: once the solver has committed, reveal the seed so the verifiers are drawn: \
+         `veritraind tx tasks reveal-seed {id} --from {from}` (secret kept in {}; without a reveal \
+         the draw falls back to a block hash after the reveal window)",
+        p.display()
+    );
+    Ok(())
+}
+
 /// `seed_secret`: with `submit`, commit to this secret's SHA-256 (the
 /// caller reveals it after the commit).
 fn tasks_tx(
     keys: &Keyring,
+    home: &Home,
     t: TasksTx,
     seed_secret: Option<[u8; 32]>,
 ) -> Result<(TxArgs, prost_types::Any, String)> {
@@ -1538,6 +1587,38 @@ fn tasks_tx(
                 format!("commit the result of task {task_id}"),
             )
         }
+        TasksTx::RevealSeed {
+            task_id,
+            secret,
+            tx,
+        } => {
+            let a = keys.signer(&tx.from)?.address().to_string();
+            let hex_secret = match secret {
+                Some(s) => s,
+                None => {
+                    let p = home.seed_path(task_id);
+                    std::fs::read_to_string(&p).with_context(|| {
+                        format!(
+                            "no kept secret for task {task_id} at {} (give --secret)",
+                            p.display()
+                        )
+                    })?
+                }
+            };
+            let secret = hex::decode(hex_secret.trim())
+                .ok()
+                .filter(|h| h.len() == 32)
+                .context("the seed secret must be 32 bytes of hex")?;
+            (
+                tx,
+                proto::to_any(&pb::MsgRevealSeed {
+                    submitter: a,
+                    task_id,
+                    secret,
+                }),
+                format!("reveal the seed of task {task_id}"),
+            )
+        }
         TasksTx::Attest {
             task_id,
             steps_checked,
@@ -1546,18 +1627,34 @@ fn tasks_tx(
             tx,
         } => {
             let a = keys.signer(&tx.from)?.address().to_string();
-            let h = hex::decode(evidence_hash.trim())
-                .ok()
-                .filter(|h| h.len() == 32)
-                .context("--evidence-hash must be 32 bytes of hex")?;
+            if evidence_hash.len() != evidence_proof.len() {
+                bail!(
+                    "{} --evidence-hash but {} --evidence-proof: give one proof per hash",
+                    evidence_hash.len(),
+                    evidence_proof.len()
+                );
+            }
+            let evidence = evidence_hash
+                .iter()
+                .zip(&evidence_proof)
+                .map(|(h, p)| {
+                    let h = hex::decode(h.trim())
+                        .ok()
+                        .filter(|h| h.len() == 32)
+                        .context("--evidence-hash must be 32 bytes of hex")?;
+                    Ok(pb::StepEvidence {
+                        state_hash: h,
+                        proof: Some(proof_file(p)?),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
             (
                 tx,
                 proto::to_any(&pb::MsgAttest {
                     verifier: a,
                     task_id,
                     steps_checked,
-                    evidence_hash: h,
-                    evidence_proof: Some(proof_file(&evidence_proof)?),
+                    evidence,
                 }),
                 format!("attest task {task_id}"),
             )

@@ -126,6 +126,12 @@ impl Home {
     pub fn config_path(&self) -> PathBuf {
         self.root.join("config/app.toml")
     }
+    /// Where `tx tasks submit` keeps each task's seed secret until it is
+    /// revealed (`seeds/<task id>.secret`, hex).
+    pub fn seed_path(&self, task_id: u64) -> PathBuf {
+        self.root.join("seeds").join(format!("{task_id}.secret"))
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.root.join("data/app.db")
     }

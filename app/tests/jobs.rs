@@ -146,18 +146,8 @@ fn a_job_is_submitted_trained_committed_attested_and_paid_through_transactions()
     let (code, space, _) = c.send(&ver, lazy);
     assert_eq!((space.as_str(), code), ("tasks", 18));
     let seed = t.selection_seed.unwrap();
-    let s = tasks::level::evidence_step(&seed, &ver.address(), p.steps);
     let attest = proto::to_any(
-        &tasks::msg::MsgAttest {
-            verifier: ver.address(),
-            task_id: id,
-            steps_checked: 3,
-            evidence: Some(tasks::msg::Evidence {
-                state_hash: h[s as usize],
-                proof: train::merkle::proof(&h, s as usize).unwrap(),
-            }),
-        }
-        .to_proto(),
+        &tasks::msg::MsgAttest::from_trace(ver.address(), id, t.level, &seed, &h, 3).to_proto(),
     );
     assert_eq!(c.send(&ver, attest).0, 0);
     let sol_before = store.balance(&sol.address()).unwrap();

@@ -6,9 +6,10 @@ use proto::solver::v1::{
     solver_server::{Solver, SolverServer},
     CheckpointRequest, Chunk, DatasetRequest, ModelRequest, OpTraceRequest, OpTraceResponse,
     StatusRequest, StatusResponse, StepHashRequest, StepHashResponse, StepHashesRequest,
-    StepHashesResponse,
+    StepHashesResponse, WithheldLeaf,
 };
 use proto::tasks::v1::{Task, TaskStatus, VerificationLevel};
+use std::collections::BTreeSet;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -62,20 +63,37 @@ impl SolverService {
     }
 
     /// The task, if its trace (step hashes, op traces, checkpoints) may be
-    /// served now. At the full verification level nothing of the trace is
-    /// served until the task has ended: a drawn verifier's evidence must come
-    /// from its own re-execution, not from this service (see
-    /// `modules/tasks/README.md`). At the sampled level verifiers need it.
-    async fn traced_task(&self, id: u64) -> Result<Task, Status> {
+    /// served now, and the steps withheld from it. A drawn verifier's
+    /// evidence must come from its own re-execution, not from this service
+    /// (see `modules/tasks/README.md`): at the full level nothing of the
+    /// trace is served until the task has ended; at the sampled level
+    /// nothing before the draw, then everything but the steps the drawn
+    /// verifiers must prove (`tasks::level::withheld_steps`).
+    async fn traced_task(&self, id: u64) -> Result<(Task, BTreeSet<u64>), Status> {
         let t = self.my_task(id).await?;
         let open =
             t.status == TaskStatus::Claimed as i32 || t.status == TaskStatus::Committed as i32;
-        if open && t.verification_level != VerificationLevel::Sampled as i32 {
+        if !open {
+            return Ok((t, BTreeSet::new()));
+        }
+        if t.verification_level != VerificationLevel::Sampled as i32 {
             return Err(Status::permission_denied(format!(
                 "task {id} is verified by full re-execution: its trace is served once the task has ended"
             )));
         }
-        Ok(t)
+        let seed: Option<tasks::task::Hash> = t.selection_seed.as_slice().try_into().ok();
+        let (Some(seed), Ok(level)) = (
+            seed,
+            tasks::Level::from_proto(t.verification_level, t.sample_bps),
+        ) else {
+            return Err(Status::permission_denied(format!(
+                "task {id}: its verifiers are not drawn yet; the trace is served after the draw"
+            )));
+        };
+        let verifiers: Vec<framework::Address> =
+            t.verifiers.iter().filter_map(|v| v.parse().ok()).collect();
+        let withheld = tasks::level::withheld_steps(level, &seed, &verifiers, t.steps);
+        Ok((t, withheld))
     }
 
     /// The replay permit, or RESOURCE_EXHAUSTED while another caller holds it.
@@ -96,6 +114,16 @@ impl SolverService {
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(to_status)
+    }
+}
+
+/// PERMISSION_DENIED if any of `steps` is withheld.
+fn deny_withheld(withheld: &BTreeSet<u64>, steps: &[u64]) -> Result<(), Status> {
+    match steps.iter().find(|s| withheld.contains(s)) {
+        Some(s) => Err(Status::permission_denied(format!(
+            "step {s} is a drawn verifier's evidence step: it is served once the task has ended"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -122,13 +150,21 @@ impl Solver for SolverService {
         &self,
         r: Request<StepHashesRequest>,
     ) -> Result<Response<StepHashesResponse>, Status> {
-        let t = self.traced_task(r.get_ref().task_id).await?;
-        let hashes = self
-            .with_run(&t, |run| {
-                Ok(run.hashes().iter().map(|h| h.to_vec()).collect())
-            })
-            .await?;
-        Ok(Response::new(StepHashesResponse { hashes }))
+        let (t, withheld) = self.traced_task(r.get_ref().task_id).await?;
+        let all = self.with_run(&t, |run| Ok(run.hashes().to_vec())).await?;
+        let mut out = StepHashesResponse::default();
+        for (k, h) in all.iter().enumerate() {
+            if withheld.contains(&(k as u64)) {
+                out.hashes.push(vec![]);
+                out.withheld.push(WithheldLeaf {
+                    step: k as u64,
+                    leaf_node: train::merkle::leaf_node(h).to_vec(),
+                });
+            } else {
+                out.hashes.push(h.to_vec());
+            }
+        }
+        Ok(Response::new(out))
     }
 
     async fn step_hash(
@@ -136,7 +172,8 @@ impl Solver for SolverService {
         r: Request<StepHashRequest>,
     ) -> Result<Response<StepHashResponse>, Status> {
         let step = r.get_ref().step;
-        let t = self.traced_task(r.get_ref().task_id).await?;
+        let (t, withheld) = self.traced_task(r.get_ref().task_id).await?;
+        deny_withheld(&withheld, &[step])?;
         let (hash, proof) = self
             .with_run(&t, move |run| {
                 if run.steps_done() < run.program.steps {
@@ -166,7 +203,8 @@ impl Solver for SolverService {
         r: Request<OpTraceRequest>,
     ) -> Result<Response<OpTraceResponse>, Status> {
         let step = r.get_ref().step;
-        let t = self.traced_task(r.get_ref().task_id).await?;
+        let (t, withheld) = self.traced_task(r.get_ref().task_id).await?;
+        deny_withheld(&withheld, &[step, step.saturating_sub(1)])?;
         if step == 0 {
             return Err(Status::invalid_argument(
                 "step 0 has no operators; steps start at 1",
@@ -192,7 +230,8 @@ impl Solver for SolverService {
         r: Request<CheckpointRequest>,
     ) -> Result<Response<ChunkStream>, Status> {
         let step = r.get_ref().step;
-        let t = self.traced_task(r.get_ref().task_id).await?;
+        let (t, withheld) = self.traced_task(r.get_ref().task_id).await?;
+        deny_withheld(&withheld, &[step])?;
         if self.s.fault.withhold_checkpoints {
             return Err(Status::unavailable(
                 "checkpoints are withheld (fault injection)",

@@ -61,6 +61,15 @@ impl Net {
         Ok((id, p))
     }
 
+    /// [`Net::submit`] at the sampled level: `bps` basis points of the
+    /// steps per drawn verifier.
+    pub async fn submit_sampled(&self, steps: u64, bps: u32) -> anyhow::Result<u64> {
+        let p = program(steps);
+        let s = self.c.signer("submitter")?;
+        let (reward, fee) = (Amount(1_000_000), Amount(100_000));
+        app::follow::submit_at(&self.c.client, s, &p, None, reward, fee, Some(bps), None).await
+    }
+
     /// Waits (up to `secs`) for task `id` to end.
     pub async fn finish(&self, id: u64, secs: u64) -> anyhow::Result<Task> {
         app::follow::follow(&self.c.client, id, Duration::from_secs(secs), true).await

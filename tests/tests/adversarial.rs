@@ -45,6 +45,96 @@ async fn a_lazy_verifier_cannot_attest_and_is_slashed() {
     n.c.shutdown().await;
 }
 
+/// At the sampled level the solver withholds exactly the hashes each drawn
+/// verifier must prove (and the checkpoints and op traces that would give
+/// them away) until the task ends: a lazy verifier cannot attest and is
+/// slashed; the same verifier re-executing honestly proves its sample and
+/// keeps its stake. (A lazy verifier used to attest from the served hashes.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_sampled_level_only_re_execution_proves_the_drawn_steps() {
+    use proto::solver::v1::{solver_client::SolverClient, *};
+    let n = net().await.unwrap();
+    let mut vc = n.c.verifier_config("verifier");
+    vc.inject_fault = vec![Fault::Lazy];
+    let lazy = verifierd::start(vc).await.unwrap();
+    let s = solverd::start(n.c.solver_config("solver")).await.unwrap();
+    let (before, _) = n.stake("verifier").await.unwrap();
+    let id = n.submit_sampled(STEPS, 1_000).await.unwrap();
+    eventually(60, "the draw", || async {
+        Ok(!n.task(id).await?.selection_seed.is_empty())
+    })
+    .await
+    .unwrap();
+    let t = n.task(id).await.unwrap();
+    let level = tasks::Level::from_proto(t.verification_level, t.sample_bps).unwrap();
+    let seed: [u8; 32] = t.selection_seed.as_slice().try_into().unwrap();
+    let ev = tasks::level::evidence_steps(level, &seed, &n.addr("verifier"), STEPS);
+    let mut c = SolverClient::connect(s.endpoint()).await.unwrap();
+    let hs = c
+        .step_hashes(StepHashesRequest { task_id: id })
+        .await
+        .unwrap()
+        .into_inner();
+    let withheld: Vec<u64> = hs.withheld.iter().map(|w| w.step).collect();
+    assert_eq!(withheld, ev);
+    for &k in &ev {
+        assert!(hs.hashes[k as usize].is_empty());
+        let denied = |r: Result<(), tonic::Status>| r.unwrap_err().code();
+        let e = denied(
+            c.checkpoint(CheckpointRequest {
+                task_id: id,
+                step: k,
+            })
+            .await
+            .map(|_| ()),
+        );
+        assert_eq!(e, tonic::Code::PermissionDenied);
+        let e = denied(
+            c.step_hash(StepHashRequest {
+                task_id: id,
+                step: k,
+            })
+            .await
+            .map(|_| ()),
+        );
+        assert_eq!(e, tonic::Code::PermissionDenied);
+        let e = denied(
+            c.op_trace(OpTraceRequest {
+                task_id: id,
+                step: k + 1,
+            })
+            .await
+            .map(|_| ()),
+        );
+        assert_eq!(e, tonic::Code::PermissionDenied);
+    }
+    let t = n.finish(id, 120).await.unwrap();
+    assert_eq!(status_name(&t), "TASK_STATUS_FINALIZED", "{}", t.note);
+    assert!(t.attestations.is_empty(), "{:?}", t.attestations);
+    let (mid, _) = n.stake("verifier").await.unwrap();
+    assert_eq!(mid, before.checked_sub(Amount(10_000)).unwrap());
+    // Once the task has ended everything is served.
+    let hs = c
+        .step_hashes(StepHashesRequest { task_id: id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(hs.withheld.is_empty() && hs.hashes.iter().all(|h| h.len() == 32));
+    lazy.shutdown().await;
+    // The same key, re-executing: proves its sample, keeps its stake.
+    let honest = verifierd::start(n.c.verifier_config("verifier"))
+        .await
+        .unwrap();
+    let id = n.submit_sampled(STEPS, 1_000).await.unwrap();
+    let t = n.finish(id, 120).await.unwrap();
+    assert_eq!(status_name(&t), "TASK_STATUS_FINALIZED", "{}", t.note);
+    assert_eq!(t.attestations.len(), 1, "{}", t.note);
+    assert_eq!(n.stake("verifier").await.unwrap().0, mid);
+    s.shutdown().await;
+    honest.shutdown().await;
+    n.c.shutdown().await;
+}
+
 /// A whistleblower drawn as a task's verifier attests (it used to re-execute,
 /// log that the run reproduces, never attest, and be slashed on every task).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,10 +52,16 @@ fn next_level(level: &[Hash]) -> Vec<Hash> {
 
 /// Merkle root over leaf values.
 pub fn root(leaves: &[Hash]) -> Hash {
-    if leaves.is_empty() {
+    root_of_nodes(leaves.iter().map(leaf_node).collect())
+}
+
+/// Merkle root over leaf *nodes* (`leaf_node(v)` each): a party that knows
+/// some leaves only by their node (withheld values) can still check a root.
+pub fn root_of_nodes(nodes: Vec<Hash>) -> Hash {
+    if nodes.is_empty() {
         return empty_root();
     }
-    let mut level: Vec<Hash> = leaves.iter().map(leaf_node).collect();
+    let mut level = nodes;
     while level.len() > 1 {
         level = next_level(&level);
     }
@@ -76,25 +82,61 @@ pub struct Proof {
 
 /// Proof for leaf `index`, or `None` if out of range.
 pub fn proof(leaves: &[Hash], index: usize) -> Option<Proof> {
-    if index >= leaves.len() {
-        return None;
-    }
-    let mut level: Vec<Hash> = leaves.iter().map(leaf_node).collect();
-    let mut idx = index;
-    let mut siblings = Vec::new();
-    while level.len() > 1 {
-        let sib = idx ^ 1;
-        if sib < level.len() {
-            siblings.push(level[sib]);
+    proof_of_nodes(leaves.iter().map(leaf_node).collect(), index)
+}
+
+/// Proof for leaf `index` from leaf *nodes* (see [`root_of_nodes`]): the
+/// proof needs only the other leaves' nodes, never their values.
+pub fn proof_of_nodes(nodes: Vec<Hash>, index: usize) -> Option<Proof> {
+    Tree::from_nodes(nodes).proof(index)
+}
+
+/// Every level of a tree, for many proofs out of one build.
+#[derive(Clone, Debug)]
+pub struct Tree {
+    /// Level 0 is the leaf nodes; the last level is the root alone.
+    levels: Vec<Vec<Hash>>,
+}
+
+impl Tree {
+    /// The tree over leaf nodes (`leaf_node(v)` each).
+    pub fn from_nodes(nodes: Vec<Hash>) -> Tree {
+        let mut levels = vec![nodes];
+        while levels.last().is_some_and(|l| l.len() > 1) {
+            let next = levels.last().map(|l| next_level(l)).unwrap_or_default();
+            levels.push(next);
         }
-        level = next_level(&level);
-        idx /= 2;
+        Tree { levels }
     }
-    Some(Proof {
-        index: index as u64,
-        leaf_count: leaves.len() as u64,
-        siblings,
-    })
+
+    /// The root (of zero leaves: [`empty_root`]).
+    pub fn root(&self) -> Hash {
+        self.levels
+            .last()
+            .and_then(|l| l.first().copied())
+            .unwrap_or_else(empty_root)
+    }
+
+    /// Proof for leaf `index`, or `None` if out of range.
+    pub fn proof(&self, index: usize) -> Option<Proof> {
+        let leaf_count = self.levels.first().map_or(0, Vec::len);
+        if index >= leaf_count {
+            return None;
+        }
+        let mut idx = index;
+        let mut siblings = Vec::new();
+        for level in &self.levels[..self.levels.len() - 1] {
+            if let Some(s) = level.get(idx ^ 1) {
+                siblings.push(*s);
+            }
+            idx /= 2;
+        }
+        Some(Proof {
+            index: index as u64,
+            leaf_count: leaf_count as u64,
+            siblings,
+        })
+    }
 }
 
 /// Check that `leaf` is at `proof.index` of a tree with root `root`.
@@ -208,6 +250,22 @@ mod tests {
         h.update(&l[0]);
         h.update(&l[1]);
         assert_eq!(internal_node(&l[0], &l[1]), *h.finalize().as_bytes());
+    }
+
+    #[test]
+    fn proofs_from_leaf_nodes_match_proofs_from_values() {
+        for n in 1..=33 {
+            let l = leaves(n);
+            let nodes: Vec<Hash> = l.iter().map(leaf_node).collect();
+            let tree = Tree::from_nodes(nodes.clone());
+            assert_eq!(tree.root(), root(&l));
+            assert_eq!(root_of_nodes(nodes), root(&l));
+            for i in 0..n {
+                assert_eq!(tree.proof(i), proof(&l, i), "n={n} i={i}");
+            }
+            assert_eq!(tree.proof(n), None);
+        }
+        assert_eq!(Tree::from_nodes(vec![]).root(), empty_root());
     }
 
     #[test]

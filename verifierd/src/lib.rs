@@ -9,7 +9,7 @@
 //! Library + thin binary: [`Config`] is the command line, [`start`] runs it.
 
 use agent::chain::Chain;
-use agent::dispute::{self, pb_proof, Side};
+use agent::dispute::{self, Side};
 use agent::exec::{Fault, FaultPlan};
 use agent::metrics::Metrics;
 use agent::run::Run;
@@ -265,6 +265,7 @@ async fn tick(s: &Arc<Shared>) -> Result<(), AgentError> {
     }
     let me = s.chain.address.to_string();
     let committed = s.chain.tasks(TaskStatus::Committed).await?;
+    prune_runs(s, &committed);
     for t in &committed {
         if t.solver == me {
             continue;
@@ -336,49 +337,121 @@ async fn tick(s: &Arc<Shared>) -> Result<(), AgentError> {
     Ok(())
 }
 
+/// Deletes the kept runs of tasks that are no longer committed (nothing
+/// left to verify or dispute), so a whistleblower's disk does not grow with
+/// every task it ever checked.
+fn prune_runs(s: &Shared, committed: &[Task]) {
+    let live: BTreeSet<u64> = committed.iter().map(|t| t.id).collect();
+    let dir = s.cfg.home.join("runs");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Some(id) = e.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else {
+            continue;
+        };
+        if live.contains(&id) {
+            continue;
+        }
+        lock(&s.runs).remove(&id);
+        if let Err(err) = std::fs::remove_dir_all(e.path()) {
+            tracing::warn!(task = id, error = %err, "could not delete a finished run");
+        }
+    }
+}
+
 /// FAULT `lazy`: attests with evidence built from the solver's served hashes,
-/// without re-executing anything.
+/// without re-executing anything. The solver withholds exactly the hashes
+/// the evidence needs, so this fails (and the lazy verifier is slashed for
+/// not attesting); that it fails is what the tests check.
 async fn attest_lazily(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
     tracing::warn!(task = t.id, "lazy verifier: attesting without re-executing");
-    let hashes = solver_hashes(t).await?;
-    attest(s, t, &hashes, 0).await
+    let served = solver_trace(t).await?;
+    let own: BTreeMap<u64, Hash> = served
+        .hashes
+        .iter()
+        .enumerate()
+        .filter_map(|(k, h)| Some((k as u64, (*h)?)))
+        .collect();
+    attest(s, t, &own, served.nodes, 0).await
 }
 
 fn h32(b: &[u8]) -> Option<Hash> {
     b.try_into().ok()
 }
 
-/// The solver's hashes h_0..h_T, checked against the task's commitment.
-async fn solver_hashes(t: &Task) -> Result<Vec<Hash>, AgentError> {
+/// The solver's trace as served at the sampled level: `h_k` where served,
+/// `None` where withheld (the drawn verifiers' evidence steps), and every
+/// leaf node `H(0x00 || h_k)`, which is what proofs need.
+struct Served {
+    hashes: Vec<Option<Hash>>,
+    nodes: Vec<Hash>,
+}
+
+/// The solver's served trace, checked against the task's commitment.
+async fn solver_trace(t: &Task) -> Result<Served, AgentError> {
     let mut c = agent::solver_client(t).await?;
     let r = c
         .step_hashes(StepHashesRequest { task_id: t.id })
         .await?
         .into_inner();
-    let hs: Vec<Hash> = r
-        .hashes
+    let bad =
+        |why: &str| AgentError::Invalid(format!("task {}: the solver's step hashes {why}", t.id));
+    let withheld: BTreeMap<u64, Hash> = r
+        .withheld
         .iter()
-        .map(|h| h32(h).ok_or_else(|| AgentError::Invalid("a hash is not 32 bytes".into())))
-        .collect::<Result<_, _>>()?;
-    if hs.len() as u64 != t.steps + 1
-        || train::merkle::root(&hs).as_slice() != t.trace_root.as_slice()
-        || hs.last().map(|h| h.as_slice()) != Some(t.final_state_hash.as_slice())
-    {
-        return Err(AgentError::Invalid(format!(
-            "task {}: the solver's step hashes do not match its committed trace root",
-            t.id
-        )));
+        .map(|w| {
+            Ok((
+                w.step,
+                h32(&w.leaf_node).ok_or_else(|| bad("have a bad leaf node"))?,
+            ))
+        })
+        .collect::<Result<_, AgentError>>()?;
+    let mut served = Served {
+        hashes: Vec::with_capacity(r.hashes.len()),
+        nodes: Vec::with_capacity(r.hashes.len()),
+    };
+    for (k, h) in r.hashes.iter().enumerate() {
+        match (h32(h), withheld.get(&(k as u64))) {
+            (Some(h), None) => {
+                served.nodes.push(train::merkle::leaf_node(&h));
+                served.hashes.push(Some(h));
+            }
+            (None, Some(node)) if h.is_empty() => {
+                served.nodes.push(*node);
+                served.hashes.push(None);
+            }
+            _ => return Err(bad("are malformed")),
+        }
     }
-    Ok(hs)
+    if served.nodes.len() as u64 != t.steps + 1
+        || train::merkle::root_of_nodes(served.nodes.clone()).as_slice() != t.trace_root.as_slice()
+        || served.hashes.last().copied().flatten().map(|h| h.to_vec())
+            != Some(t.final_state_hash.clone())
+    {
+        return Err(bad("do not match its committed trace root"));
+    }
+    Ok(served)
 }
 
-async fn new_run(s: &Shared, t: &Task) -> Result<Run, AgentError> {
+/// Checkpoint interval of this verifier's own full re-executions.
+const CHECKPOINT_EVERY: u64 = 50;
+
+/// A run for task `t`. `persist`: kept under `--home` with checkpoints and
+/// hashes (full re-executions: after a restart mid-dispute the verifier
+/// resumes from its newest checkpoint instead of redoing the whole run, so
+/// long jobs still make the move deadlines); otherwise in memory.
+async fn new_run(s: &Shared, t: &Task, persist: bool) -> Result<Run, AgentError> {
     let program: Program = serde_json::from_slice(&t.program_json)
         .map_err(|e| AgentError::Invalid(format!("task {}: bad program: {e}", t.id)))?;
     let dataset = s.fetcher.resolve(&program).await?;
     let (id, fault, backend) = (t.id, s.fault.clone(), s.backend.clone());
+    let dir = persist.then(|| s.cfg.home.join("runs").join(t.id.to_string()));
     tokio::task::spawn_blocking(move || {
-        let mut r = Run::in_memory(id, program, dataset, fault)?;
+        let mut r = match dir {
+            Some(dir) => Run::on_disk(id, program, dataset, fault, &dir, CHECKPOINT_EVERY)?,
+            None => Run::in_memory(id, program, dataset, fault)?,
+        };
         r.set_backend(backend);
         Ok(r)
     })
@@ -395,30 +468,39 @@ fn summarise(items: &[u64], n: usize) -> String {
     }
 }
 
-/// The steps to re-execute: a private random sample (the solver cannot know
-/// it), plus the step this verifier's own fault targets (so that a false
-/// challenger really challenges).
-fn sample_steps(s: &Shared, t: &Task) -> Vec<u64> {
-    let steps = t.steps;
-    // The task's level fixes the rate; --sample-rate only raises it.
+/// This verifier's level, draw seed and address for task `t`.
+fn drawn(t: &Task) -> Result<(tasks::Level, tasks::task::Hash), AgentError> {
     let level = tasks::Level::from_proto(t.verification_level, t.sample_bps)
-        .unwrap_or(tasks::Level::Sampled { bps: 200 });
-    let k = tasks::level::steps_per_verifier(level, steps)
-        .max((steps as f64 * s.cfg.sample_rate).ceil() as u64)
-        .clamp(1, steps.max(1));
-    let all: Vec<u64> = (1..=steps).collect();
-    let mut v: Vec<u64> = all
-        .choose_multiple(&mut rand::rngs::OsRng, k as usize)
-        .copied()
+        .map_err(|e| AgentError::Invalid(format!("task {}: {e}", t.id)))?;
+    let seed = h32(&t.selection_seed)
+        .ok_or_else(|| AgentError::Invalid(format!("task {}: no selection seed yet", t.id)))?;
+    Ok((level, seed))
+}
+
+/// The steps to re-execute: the sample the chain drew for this verifier
+/// after the commit (it must prove each), more private random steps when
+/// `--sample-rate` asks for more, and the step this verifier's own fault
+/// targets (so that a false challenger really challenges).
+fn sample_steps(s: &Shared, t: &Task) -> Result<Vec<u64>, AgentError> {
+    let steps = t.steps;
+    let (level, seed) = drawn(t)?;
+    let me = &s.chain.address;
+    let mut v: BTreeSet<u64> = tasks::level::sample_steps(level, &seed, me, steps)
+        .into_iter()
+        .chain(tasks::level::evidence_steps(level, &seed, me, steps))
         .collect();
+    let want = ((steps as f64 * s.cfg.sample_rate).ceil() as u64).min(steps);
+    if want > v.len() as u64 {
+        let rest: Vec<u64> = (1..=steps).filter(|k| !v.contains(k)).collect();
+        let more = (want - v.len() as u64) as usize;
+        v.extend(rest.choose_multiple(&mut rand::rngs::OsRng, more).copied());
+    }
     if let Some((st, _)) = s.fault.corrupt {
-        if st <= steps && !v.contains(&st) {
-            v.pop();
-            v.push(st);
+        if (1..=steps).contains(&st) {
+            v.insert(st);
         }
     }
-    v.sort_unstable();
-    v
+    Ok(v.into_iter().collect())
 }
 
 /// The state after step `t - 1` from the solver's checkpoint, if it is served
@@ -466,7 +548,7 @@ async fn fetch_checkpoint(
 }
 
 async fn verify_sampled(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
-    let hashes = match solver_hashes(t).await {
+    let served = match solver_trace(t).await {
         Ok(h) => h,
         Err(e) => {
             // Nothing to sample against: check every step instead.
@@ -474,9 +556,10 @@ async fn verify_sampled(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
             return whistleblow(s, t, true).await;
         }
     };
-    let run = Arc::new(Mutex::new(new_run(s, t).await?));
+    let run = Arc::new(Mutex::new(new_run(s, t, false).await?));
     lock(&s.runs).insert(t.id, run.clone());
-    let sample = sample_steps(s, t);
+    let sample = sample_steps(s, t)?;
+    let mut own = BTreeMap::new();
     // One connection for every checkpoint of this task.
     let mut client = agent::solver_client(t).await?;
     tracing::info!(
@@ -487,10 +570,12 @@ async fn verify_sampled(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
     );
     for &step in &sample {
         let fetched = std::time::Instant::now();
-        if let Some(state) =
-            fetch_checkpoint(&mut client, t, &run, step - 1, &hashes[step as usize - 1]).await
-        {
-            lock(&run).add_state(step - 1, state);
+        // A withheld step's checkpoint is not served either: replay from
+        // an earlier state then.
+        if let Some(want) = served.hashes[step as usize - 1] {
+            if let Some(state) = fetch_checkpoint(&mut client, t, &run, step - 1, &want).await {
+                lock(&run).add_state(step - 1, state);
+            }
         }
         s.metrics
             .inc("checkpoint_us", fetched.elapsed().as_micros() as u64);
@@ -506,63 +591,59 @@ async fn verify_sampled(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
         .await
         .map_err(|e| AgentError::Invalid(e.to_string()))??;
         s.metrics.inc("steps_reexecuted", 1);
-        if mine != hashes[step as usize] {
+        if train::merkle::leaf_node(&mine) != served.nodes[step as usize] {
+            // The solver's h_step may be withheld (only its leaf node is
+            // known), so no range dispute can name it: re-execute the whole
+            // run and dispute the trace, which needs nothing of the solver's.
+            // The challenge window covers a full re-execution.
             tracing::warn!(
                 task = t.id,
                 step,
-                "step does not reproduce: opening a dispute"
+                "step does not reproduce: re-executing the whole run to dispute the trace"
             );
-            // The previous state is the solver's (checkpoint checked against h_{step-1}) or,
-            // if it was withheld, this verifier's own; in both cases it agrees on h_{step-1}
-            // unless an earlier step is already wrong, which bisection sorts out.
-            let lo = {
-                let r2 = run.clone();
-                let want = hashes[step as usize - 1];
-                let own = tokio::task::spawn_blocking(move || lock(&r2).hash(step - 1))
-                    .await
-                    .map_err(|e| AgentError::Invalid(e.to_string()))??;
-                if own == want {
-                    step - 1
-                } else {
-                    0
-                }
-            };
-            return open_dispute(
-                s,
-                t,
-                Some(&hashes),
-                (lo, hashes[lo as usize]),
-                (step, hashes[step as usize]),
-            )
-            .await;
+            lock(&s.runs).remove(&t.id);
+            return whistleblow(s, t, true).await;
         }
+        own.insert(step, mine);
     }
-    attest(s, t, &hashes, sample.len() as u64).await
+    attest(s, t, &own, served.nodes, sample.len() as u64).await
 }
 
-/// Attests with this verifier's evidence: `h_s` of its evidence step (fixed
-/// by the draw) and its proof against the committed trace root, built from
-/// `hashes` (h_0..h_T, which must reproduce the trace root).
+/// Attests with this verifier's evidence: `h_s` of each of its evidence
+/// steps (fixed by the draw), from `own` (hashes this verifier computed),
+/// with proofs built from `nodes` (every leaf node of the trace, which must
+/// reproduce the trace root).
 async fn attest(
     s: &Shared,
     t: &Task,
-    hashes: &[Hash],
+    own: &BTreeMap<u64, Hash>,
+    nodes: Vec<Hash>,
     steps_checked: u64,
 ) -> Result<(), AgentError> {
     s.metrics.inc("tasks_verified", 1);
-    let seed = h32(&t.selection_seed)
-        .ok_or_else(|| AgentError::Invalid(format!("task {}: no selection seed yet", t.id)))?;
-    let step = tasks::level::evidence_step(&seed, &s.chain.address, t.steps);
-    let proof = train::merkle::proof(hashes, step as usize)
-        .ok_or_else(|| AgentError::Invalid(format!("task {}: no hash of step {step}", t.id)))?;
+    let (level, seed) = drawn(t)?;
+    let steps = tasks::level::evidence_steps(level, &seed, &s.chain.address, t.steps);
+    let tree = train::merkle::Tree::from_nodes(nodes);
+    let evidence = steps
+        .iter()
+        .map(|&step| {
+            let state_hash = *own.get(&step).ok_or_else(|| {
+                AgentError::Invalid(format!(
+                    "task {}: h_{step} (an evidence step) was not re-executed",
+                    t.id
+                ))
+            })?;
+            let proof = tree.proof(step as usize).ok_or_else(|| {
+                AgentError::Invalid(format!("task {}: no leaf for step {step}", t.id))
+            })?;
+            Ok(tasks::msg::Evidence { state_hash, proof })
+        })
+        .collect::<Result<Vec<_>, AgentError>>()?;
     let msg = tasks::msg::MsgAttest {
         verifier: s.chain.address,
         task_id: t.id,
         steps_checked,
-        evidence: Some(tasks::msg::Evidence {
-            state_hash: hashes[step as usize],
-            proof,
-        }),
+        evidence,
     }
     .to_proto();
     let res = s.chain.send(vec![proto::to_any(&msg)], "attest").await?;
@@ -582,44 +663,10 @@ async fn dispute_bond(s: &Shared) -> Result<Amount, AgentError> {
         .map_err(|_| AgentError::Invalid(format!("bad bond {bond:?}")))
 }
 
-/// Opens a dispute on `(lo, hi]`. With the solver's `hashes` the ends are
-/// proven against its trace root; without them only `lo = 0` (the program's
-/// `h_0`) and `hi = T` (the committed final hash) can be claimed.
-async fn open_dispute(
-    s: &Shared,
-    t: &Task,
-    hashes: Option<&[Hash]>,
-    (lo, h_lo): (u64, Hash),
-    (hi, h_hi): (u64, Hash),
-) -> Result<(), AgentError> {
-    let bond = dispute_bond(s).await?;
-    let msg = proto::verde::v1::MsgOpenDispute {
-        challenger: s.chain.address.to_string(),
-        task_id: t.id,
-        bond: Some(proto::base::v1::Coin {
-            denom: framework::DENOM.into(),
-            amount: bond.0.to_string(),
-        }),
-        lo,
-        h_lo: h_lo.to_vec(),
-        proof_lo: hashes.map(|h| pb_proof(h, lo as usize)).transpose()?,
-        hi,
-        h_hi: h_hi.to_vec(),
-        proof_hi: hashes.map(|h| pb_proof(h, hi as usize)).transpose()?,
-        trace_root: vec![],
-    };
-    s.chain
-        .send(vec![proto::to_any(&msg)], "open dispute")
-        .await?;
-    s.metrics.inc("disputes_opened", 1);
-    tracing::warn!(task = t.id, lo, hi, %bond, "dispute opened");
-    Ok(())
-}
-
 /// Re-executes the whole task; challenges the first run of wrong steps, or
 /// attests (all steps checked) when `selected`.
 async fn whistleblow(s: &Arc<Shared>, t: &Task, selected: bool) -> Result<(), AgentError> {
-    let run = Arc::new(Mutex::new(new_run(s, t).await?));
+    let run = Arc::new(Mutex::new(new_run(s, t, true).await?));
     lock(&s.runs).insert(t.id, run.clone());
     let r2 = run.clone();
     let stop = s.stop.clone();
@@ -641,8 +688,17 @@ async fn whistleblow(s: &Arc<Shared>, t: &Task, selected: bool) -> Result<(), Ag
     s.metrics.inc("steps_reexecuted", t.steps);
     if train::merkle::root(&mine).as_slice() == t.trace_root.as_slice() {
         tracing::info!(task = t.id, "whistleblower: the whole run reproduces");
+        // Nothing to dispute: the run is not needed any more.
+        lock(&s.runs).remove(&t.id);
+        let _ = std::fs::remove_dir_all(s.cfg.home.join("runs").join(t.id.to_string()));
         if selected {
-            attest(s, t, &mine, t.steps).await?;
+            let own = mine
+                .iter()
+                .enumerate()
+                .map(|(k, h)| (k as u64, *h))
+                .collect();
+            let nodes = mine.iter().map(train::merkle::leaf_node).collect();
+            attest(s, t, &own, nodes, t.steps).await?;
         }
         return Ok(());
     }
@@ -678,7 +734,7 @@ async fn play(s: &Arc<Shared>, t: &Task, d: &proto::verde::v1::Dispute) -> Resul
         None => {
             // After a restart: start from the solver's checkpoint of the agreed step if it
             // is served and matches h_lo, else replay from h_0.
-            let r = Arc::new(Mutex::new(new_run(s, t).await?));
+            let r = Arc::new(Mutex::new(new_run(s, t, true).await?));
             if let Some(h_lo) = h32(&d.h_lo) {
                 if let Ok(mut c) = agent::solver_client(t).await {
                     if let Some(state) = fetch_checkpoint(&mut c, t, &r, d.lo, &h_lo).await {
@@ -690,8 +746,8 @@ async fn play(s: &Arc<Shared>, t: &Task, d: &proto::verde::v1::Dispute) -> Resul
             r
         }
     };
-    // A trace descent needs this verifier's whole trace (after a restart the
-    // run holds only h_0): re-execute it first.
+    // A trace descent needs this verifier's whole trace: after a restart
+    // the kept run resumes from its newest checkpoint; finish it first.
     if d.phase == proto::verde::v1::Phase::TraceDescent as i32 {
         let r2 = run.clone();
         let stop = s.stop.clone();

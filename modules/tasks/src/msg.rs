@@ -65,8 +65,8 @@ pub struct MsgCommitResult {
     pub final_state_hash: Hash,
 }
 
-/// Evidence of re-execution: `h_s` of the verifier's evidence step `s` and
-/// its Merkle proof against the task's `trace_root`.
+/// Evidence of re-execution: `h_s` of one of the verifier's evidence steps
+/// and its Merkle proof against the task's `trace_root`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Evidence {
     pub state_hash: Hash,
@@ -78,7 +78,8 @@ pub struct MsgAttest {
     pub verifier: Address,
     pub task_id: u64,
     pub steps_checked: u64,
-    pub evidence: Option<Evidence>,
+    /// One per evidence step, ascending (`level::evidence_steps`).
+    pub evidence: Vec<Evidence>,
 }
 
 /// A Merkle proof from protobuf (at most 64 siblings).
@@ -229,18 +230,25 @@ impl MsgCommitResult {
 impl TryFrom<&pb::MsgAttest> for MsgAttest {
     type Error = TasksError;
     fn try_from(m: &pb::MsgAttest) -> Result<Self> {
-        let evidence = match (&m.evidence_proof, m.evidence_hash.is_empty()) {
-            (None, true) => None,
-            (Some(p), false) => Some(Evidence {
-                state_hash: hash32(&m.evidence_hash, "evidence_hash")?,
-                proof: proof_from_proto(p)?,
-            }),
-            _ => {
-                return Err(TasksError::BadEvidence(
-                    "evidence_hash and evidence_proof go together".into(),
-                ))
-            }
-        };
+        if m.evidence.len() as u64 > crate::level::MAX_SAMPLED_STEPS {
+            return Err(TasksError::BadEvidence(format!(
+                "{} evidence entries; at most {}",
+                m.evidence.len(),
+                crate::level::MAX_SAMPLED_STEPS
+            )));
+        }
+        let evidence = m
+            .evidence
+            .iter()
+            .map(|e| {
+                Ok(Evidence {
+                    state_hash: hash32(&e.state_hash, "evidence state_hash")?,
+                    proof: proof_from_proto(e.proof.as_ref().ok_or_else(|| {
+                        TasksError::BadEvidence("an evidence entry has no proof".into())
+                    })?)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(MsgAttest {
             verifier: parse_addr(&m.verifier)?,
             task_id: m.task_id,
@@ -250,17 +258,51 @@ impl TryFrom<&pb::MsgAttest> for MsgAttest {
     }
 }
 impl MsgAttest {
+    /// The attestation of `verifier`, which holds the whole trace `hashes`
+    /// (h_0..h_T): evidence for each of its evidence steps at `level` under
+    /// the draw's `seed`. Steps beyond `hashes` are left out (the chain then
+    /// refuses the attestation, which is what a test of it may want).
+    pub fn from_trace(
+        verifier: Address,
+        task_id: u64,
+        level: crate::task::Level,
+        seed: &Hash,
+        hashes: &[Hash],
+        steps_checked: u64,
+    ) -> MsgAttest {
+        let steps = hashes.len().saturating_sub(1) as u64;
+        let tree =
+            train::merkle::Tree::from_nodes(hashes.iter().map(train::merkle::leaf_node).collect());
+        let evidence = crate::level::evidence_steps(level, seed, &verifier, steps)
+            .into_iter()
+            .filter_map(|k| {
+                Some(Evidence {
+                    state_hash: *hashes.get(k as usize)?,
+                    proof: tree.proof(k as usize)?,
+                })
+            })
+            .collect();
+        MsgAttest {
+            verifier,
+            task_id,
+            steps_checked,
+            evidence,
+        }
+    }
+
     pub fn to_proto(&self) -> pb::MsgAttest {
         pb::MsgAttest {
             verifier: self.verifier.to_string(),
             task_id: self.task_id,
             steps_checked: self.steps_checked,
-            evidence_hash: self
+            evidence: self
                 .evidence
-                .as_ref()
-                .map(|e| e.state_hash.to_vec())
-                .unwrap_or_default(),
-            evidence_proof: self.evidence.as_ref().map(|e| proof_to_proto(&e.proof)),
+                .iter()
+                .map(|e| pb::StepEvidence {
+                    state_hash: e.state_hash.to_vec(),
+                    proof: Some(proof_to_proto(&e.proof)),
+                })
+                .collect(),
         }
     }
 }

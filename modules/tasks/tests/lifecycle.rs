@@ -126,18 +126,21 @@ impl W {
     /// Attests with the evidence `h` yields for `v` (None: no evidence).
     fn attest(&mut self, v: Address, id: u64, h: Option<&[Hash]>) -> Result<(), (u32, String)> {
         let t = self.w.state.task(id).unwrap();
-        let evidence = h.map(|h| {
-            let s = tasks::level::evidence_step(&t.selection_seed.unwrap(), &v, t.steps) as usize;
-            tasks::msg::Evidence {
-                state_hash: h[s],
-                proof: merkle::proof(h, s).unwrap(),
-            }
-        });
-        let m = tasks::msg::MsgAttest {
-            verifier: v,
-            task_id: id,
-            steps_checked: t.steps,
-            evidence,
+        let m = match h {
+            Some(h) => tasks::msg::MsgAttest::from_trace(
+                v,
+                id,
+                t.level,
+                &t.selection_seed.unwrap(),
+                h,
+                t.steps,
+            ),
+            None => tasks::msg::MsgAttest {
+                verifier: v,
+                task_id: id,
+                steps_checked: t.steps,
+                evidence: vec![],
+            },
         }
         .to_proto();
         self.tx(&m)
@@ -223,10 +226,10 @@ fn an_attestation_without_evidence_of_re_execution_is_refused() {
         verifier: v,
         task_id: id,
         steps_checked: 10,
-        evidence: Some(tasks::msg::Evidence {
+        evidence: vec![tasks::msg::Evidence {
             state_hash: h[other],
             proof: merkle::proof(&h, other).unwrap(),
-        }),
+        }],
     }
     .to_proto();
     assert_eq!(w.tx(&m).unwrap_err().0, 18);
@@ -440,6 +443,61 @@ fn the_verification_level_and_its_guarantee_are_recorded() {
         .unwrap()
         .guarantee;
     assert!(g.contains("6 of 300 steps") && g.contains("2.00%"), "{g}");
+}
+
+/// At the sampled level a drawn verifier proves every step the chain drew
+/// for it (the solver withholds exactly those hashes): one proof, or a
+/// proof of a step it was not drawn for, is refused; a sample too large for
+/// one attestation is refused at submission.
+#[test]
+fn a_sampled_attestation_proves_every_drawn_step() {
+    let mut w = W::new(Params {
+        challenge_window_blocks: 5,
+        ..Default::default()
+    });
+    let mut p = train::Program::builtin("mlp-digits").unwrap();
+    p.steps = 300;
+    let id = w.submit_program(&p, 2, 200).unwrap();
+    let sol = w.sol;
+    w.claim(sol, id).unwrap();
+    let h = hashes(300, 3);
+    w.commit(id, &h).unwrap();
+    w.w.advance(1);
+    let t = w.task(id);
+    let seed = t.selection_seed.unwrap();
+    let v = t.verifiers[0];
+    let steps = tasks::level::evidence_steps(t.level, &seed, &v, 300);
+    assert_eq!(
+        tasks::level::sample_steps(t.level, &seed, &v, 300).len(),
+        6,
+        "2% of 300"
+    );
+    assert!(!steps.is_empty() && steps.iter().all(|&k| (1..300).contains(&k)));
+    let full = tasks::msg::MsgAttest::from_trace(v, id, t.level, &seed, &h, 6);
+    assert_eq!(full.evidence.len(), steps.len());
+    // Only the first proof: refused.
+    let mut short = full.clone();
+    short.evidence.truncate(1);
+    if steps.len() > 1 {
+        assert_eq!(w.tx(&short.to_proto()).unwrap_err().0, 18);
+    }
+    // A valid proof of a step it was not drawn for, in place of a drawn one.
+    let other = (1..300u64).find(|k| !steps.contains(k)).unwrap();
+    let mut swapped = full.clone();
+    swapped.evidence[0] = tasks::msg::Evidence {
+        state_hash: h[other as usize],
+        proof: merkle::proof(&h, other as usize).unwrap(),
+    };
+    assert_eq!(w.tx(&swapped.to_proto()).unwrap_err().0, 18);
+    // Everything drawn, each proven: accepted.
+    w.tx(&full.to_proto()).unwrap();
+    assert_eq!(w.task(id).attestations.len(), 1);
+    // 2% of 20,000 steps is 400 per verifier: more than an attestation holds.
+    p.steps = 20_000;
+    let e = w.submit_program(&p, 2, 200).unwrap_err();
+    assert_eq!(e.0, 20, "{}", e.1);
+    assert!(e.1.contains("256"), "{}", e.1);
+    w.submit_program(&p, 2, 100).unwrap();
 }
 
 /// The verifier draw from a submitter's committed secret: nothing is drawn

@@ -1091,16 +1091,14 @@ fn an_attester_of_a_result_later_proven_wrong_is_slashed() {
     w.end_block();
     let t = w.s().task(id).unwrap();
     assert!(t.verifiers.contains(&lazy), "{:?}", t.verifiers);
-    let s = tasks::level::evidence_step(&t.selection_seed.unwrap(), &lazy, p.steps) as usize;
-    let attest = tasks::msg::MsgAttest {
-        verifier: lazy,
-        task_id: id,
-        steps_checked: 0,
-        evidence: Some(tasks::msg::Evidence {
-            state_hash: cheat.h[s],
-            proof: merkle::proof(&cheat.h, s).unwrap(),
-        }),
-    };
+    let attest = tasks::msg::MsgAttest::from_trace(
+        lazy,
+        id,
+        t.level,
+        &t.selection_seed.unwrap(),
+        &cheat.h,
+        0,
+    );
     w.w.tx(tasks::TasksMsg::Attest(attest)).unwrap();
     let stake = w.s().operator(&lazy).unwrap().unwrap().stake;
     let d = play(
@@ -1343,16 +1341,14 @@ fn a_lazy_verifier_loses_money_and_an_honest_one_earns_it() {
             );
             caught += d.outcome.starts_with("challenger wins") as u64;
         } else if v != lazy {
-            let s = tasks::level::evidence_step(&t.selection_seed.unwrap(), &v, p.steps) as usize;
-            let m = tasks::msg::MsgAttest {
-                verifier: v,
-                task_id: id,
-                steps_checked: p.steps,
-                evidence: Some(tasks::msg::Evidence {
-                    state_hash: honest.h[s],
-                    proof: merkle::proof(&honest.h, s).unwrap(),
-                }),
-            };
+            let m = tasks::msg::MsgAttest::from_trace(
+                v,
+                id,
+                t.level,
+                &t.selection_seed.unwrap(),
+                &honest.h,
+                p.steps,
+            );
             w.w.tx(tasks::TasksMsg::Attest(m)).unwrap();
         } else {
             // The lazy verifier's best move: an attestation without evidence
@@ -1361,7 +1357,7 @@ fn a_lazy_verifier_loses_money_and_an_honest_one_earns_it() {
                 verifier: lazy,
                 task_id: id,
                 steps_checked: p.steps,
-                evidence: None,
+                evidence: vec![],
             };
             assert!(w.w.tx(tasks::TasksMsg::Attest(m)).is_err());
         }
@@ -1495,16 +1491,14 @@ proptest! {
                     }
                 }
                 Verifier::Honest => {
-                    let s = tasks::level::evidence_step(&t.selection_seed.unwrap(), v, steps) as usize;
-                    let m = tasks::msg::MsgAttest {
-                        verifier: *v,
-                        task_id: id,
-                        steps_checked: steps,
-                        evidence: Some(tasks::msg::Evidence {
-                            state_hash: trace.h[s],
-                            proof: merkle::proof(&trace.h, s).unwrap(),
-                        }),
-                    };
+                    let m = tasks::msg::MsgAttest::from_trace(
+                        *v,
+                        id,
+                        t.level,
+                        &t.selection_seed.unwrap(),
+                        &trace.h,
+                        steps,
+                    );
                     w.w.tx(tasks::TasksMsg::Attest(m)).unwrap();
                 }
                 // Nothing to attest with at the full level (the solver serves

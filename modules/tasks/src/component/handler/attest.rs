@@ -1,11 +1,14 @@
 //! `MsgAttest`: a drawn verifier vouches for the result, with evidence that it
-//! re-executed: `h_s` of its evidence step with a proof against `trace_root`.
+//! re-executed: `h_s` of each of its evidence steps (`level::evidence_steps`)
+//! with a proof against `trace_root`. At the full level the solver serves no
+//! hash before the task ends; at the sampled level it withholds the drawn
+//! verifiers' sampled steps, so either way the hashes come from re-execution.
 use framework::{BlockCtx, StateWrite, StateWriteExt};
 
 use crate::component::state::{expect_status, TasksRead, TasksWrite};
 use crate::error::{Result, TasksError};
 use crate::event::EventAttested;
-use crate::level::evidence_step;
+use crate::level::evidence_steps;
 use crate::msg::MsgAttest;
 use crate::task::{Attestation, Status};
 
@@ -26,26 +29,31 @@ pub fn execute<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, m: &MsgAttest)
     let seed = t
         .selection_seed
         .ok_or_else(|| TasksError::NotSelected(v.to_string()))?;
-    let step = evidence_step(&seed, &v, t.steps);
-    let e = m.evidence.as_ref().ok_or_else(|| {
-        TasksError::BadEvidence(format!("missing: prove h_{step} against trace_root"))
-    })?;
-    let leaves = t.steps.saturating_add(1);
-    if e.proof.index != step || e.proof.leaf_count != leaves {
+    let steps = evidence_steps(t.level, &seed, &v, t.steps);
+    if m.evidence.len() != steps.len() {
         return Err(TasksError::BadEvidence(format!(
-            "proof is for leaf {} of {}; this verifier's evidence step is {step} of {leaves}",
-            e.proof.index, e.proof.leaf_count
+            "{} evidence entries; this verifier must prove h_s for steps {steps:?}",
+            m.evidence.len()
         )));
     }
-    if !train::merkle::verify(&c.trace_root, &e.state_hash, &e.proof) {
-        return Err(TasksError::BadEvidence(format!(
-            "h_{step} does not hash to the committed trace_root"
-        )));
+    let leaves = t.steps.saturating_add(1);
+    for (&step, e) in steps.iter().zip(&m.evidence) {
+        if e.proof.index != step || e.proof.leaf_count != leaves {
+            return Err(TasksError::BadEvidence(format!(
+                "proof is for leaf {} of {}; this verifier's evidence steps are {steps:?} of {leaves}",
+                e.proof.index, e.proof.leaf_count
+            )));
+        }
+        if !train::merkle::verify(&c.trace_root, &e.state_hash, &e.proof) {
+            return Err(TasksError::BadEvidence(format!(
+                "h_{step} does not hash to the committed trace_root"
+            )));
+        }
     }
     t.attestations.push(Attestation {
         verifier: v,
         height: ctx.height,
-        evidence_step: step,
+        evidence_step: steps.first().copied().unwrap_or_default(),
     });
     s.put_task(&t);
     let checked = m.steps_checked.min(t.steps);

@@ -36,6 +36,7 @@ pub fn execute<S: StateWrite + ?Sized>(
     }
     let info = m.dataset.as_ref().map(|d| d.to_proto());
     let v = validate_program(&m.program_json, &p, info.as_ref())?;
+    level::check_level(m.level, v.program.steps)?;
     s.transfer(&m.submitter, &module_address(), escrow)?;
     let id = s.next_task_id()?;
     let claim_deadline = ctx.height.saturating_add(p.claim_timeout_blocks);
