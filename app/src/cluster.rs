@@ -64,6 +64,9 @@ impl Cluster {
             g.app_state.tasks.params = Some(
                 tasks::Params {
                     challenge_window_blocks: timing.challenge_window_blocks,
+                    // A submitter reacts to the commit as fast as a
+                    // disputant to a move.
+                    reveal_blocks: timing.move_blocks,
                     ..Default::default()
                 }
                 .to_proto(),

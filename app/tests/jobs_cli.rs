@@ -118,6 +118,70 @@ async fn submit_wait_follows_the_job_and_model_fetch_checks_it() {
         r["final_state_hash"].as_str().unwrap()
     );
 
+    // Without --wait the submission still commits to a seed: the secret is
+    // kept under --home and `tx tasks reveal-seed` draws from it.
+    let (home2, node2) = (home.clone(), node.clone());
+    let base: Vec<String> = args[..14].iter().map(|s| s.to_string()).collect();
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        let mut a: Vec<&str> = base.iter().map(|s| s.as_str()).collect();
+        a.extend(["--node", &node2, "--output", "json"]);
+        veritraind(&home2, &a)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stderr.contains("reveal-seed"), "{stderr}");
+    let id = id + 1;
+    let kept = home.join("seeds").join(format!("{id}.secret"));
+    let secret = hex::decode(std::fs::read_to_string(&kept).unwrap()).unwrap();
+    let t = app::follow::task(&c.client, id).await.unwrap();
+    assert_eq!(
+        t.seed_commitment,
+        <sha2::Sha256 as sha2::Digest>::digest(&secret).to_vec()
+    );
+    let t = loop {
+        let t = app::follow::task(&c.client, id).await.unwrap();
+        if !t.trace_root.is_empty() {
+            break t;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        t.selection_seed.is_empty(),
+        "nothing drawn before the reveal"
+    );
+    let (home2, node2) = (home.clone(), node.clone());
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        veritraind(
+            &home2,
+            &[
+                "tx",
+                "tasks",
+                "reveal-seed",
+                &id.to_string(),
+                "--from",
+                "sub",
+                "--yes",
+                "--node",
+                &node2,
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let t = app::follow::task(&c.client, id).await.unwrap();
+    let mut h = <sha2::Sha256 as sha2::Digest>::new();
+    sha2::Digest::update(&mut h, b"veritrain/tasks/selection-revealed");
+    sha2::Digest::update(&mut h, &secret);
+    sha2::Digest::update(&mut h, &t.trace_root);
+    sha2::Digest::update(&mut h, id.to_be_bytes());
+    assert_eq!(
+        t.selection_seed,
+        sha2::Digest::finalize(h).to_vec(),
+        "drawn from the revealed secret"
+    );
+
     // Failures say what is wrong.
     let (home2, node2) = (home.clone(), node.clone());
     let (ok, _, stderr) = tokio::task::spawn_blocking(move || {
