@@ -144,7 +144,8 @@ async fn withheld_checkpoints_do_not_stop_verification() {
     let mut sc = n.c.solver_config("solver");
     sc.inject_fault = vec![Fault::WithholdCheckpoints];
     let s = solverd::start(sc).await.unwrap();
-    let (id, _) = n.submit(STEPS).await.unwrap();
+    // The sampled level is the one that fetches checkpoints.
+    let id = n.submit_sampled(STEPS, 1_000).await.unwrap();
     let t = n.finish(id, 120).await.unwrap();
     assert_eq!(status_name(&t), "TASK_STATUS_FINALIZED", "{}", t.note);
     assert_eq!(
@@ -152,6 +153,39 @@ async fn withheld_checkpoints_do_not_stop_verification() {
         1,
         "the verifier replayed and attested"
     );
+    s.shutdown().await;
+    v.shutdown().await;
+    n.c.shutdown().await;
+}
+
+/// A cheat at the last step behind withheld checkpoints, at the sampled
+/// level with every step sampled: the verifier replays from h_0, finds the
+/// step that does not reproduce, re-executes the whole run and disputes the
+/// trace within the window (which covers a full re-execution); the cheater
+/// is slashed, the verifier keeps its stake. (With a fixed window and a long
+/// job the verifier used to miss the window and be slashed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cheat_behind_withheld_checkpoints_is_caught_within_the_window() {
+    let n = net().await.unwrap();
+    let v = verifierd::start(n.c.verifier_config("verifier"))
+        .await
+        .unwrap();
+    let p = tests::program(STEPS);
+    let node = app::demo::effective_nodes(&p, STEPS).unwrap()[0];
+    let mut sc = n.c.solver_config("cheater");
+    sc.inject_fault = vec![
+        Fault::WithholdCheckpoints,
+        Fault::Corrupt { step: STEPS, node },
+    ];
+    let s = solverd::start(sc).await.unwrap();
+    let (stake, _) = n.stake("verifier").await.unwrap();
+    let id = n.submit_sampled(STEPS, 10_000).await.unwrap();
+    let t = n.finish(id, 180).await.unwrap();
+    assert_eq!(status_name(&t), "TASK_STATUS_FAILED", "{}", t.note);
+    let d = n.dispute_of(id).await.unwrap().expect("a dispute");
+    assert!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
+    assert_eq!(d.challenger, n.addr("verifier").to_string());
+    assert_eq!(n.stake("verifier").await.unwrap().0, stake);
     s.shutdown().await;
     v.shutdown().await;
     n.c.shutdown().await;
@@ -168,6 +202,7 @@ async fn false_challenger_loses_its_bond() {
     let v = verifierd::start(vc).await.unwrap();
     let s = solverd::start(n.c.solver_config("solver")).await.unwrap();
     let before = n.balance("verifier").await.unwrap();
+    let (stake_before, _) = n.stake("verifier").await.unwrap();
     let (id, _) = n.submit(STEPS).await.unwrap();
     let t = n.finish(id, 180).await.unwrap();
     assert_eq!(status_name(&t), "TASK_STATUS_FINALIZED", "{}", t.note);
@@ -178,6 +213,11 @@ async fn false_challenger_loses_its_bond() {
         after < before,
         "the challenger lost its bond: {before} -> {after}"
     );
+    // It was the drawn verifier and did not attest, but it challenged: it
+    // pays with its bond, not also with the missed-attestation slash.
+    assert_eq!(t.verifiers, vec![n.addr("verifier").to_string()]);
+    assert!(t.attestations.is_empty());
+    assert_eq!(n.stake("verifier").await.unwrap().0, stake_before);
     s.shutdown().await;
     v.shutdown().await;
     n.c.shutdown().await;
