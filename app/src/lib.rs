@@ -1,33 +1,22 @@
-//! The Veritrain node: the ABCI application ([`abci::App`]), its sled/JMT
-//! store, the embedded dev chain that drives the same application in
-//! CometBFT 0.38's call order, the node's gRPC services and the `veritraind`
-//! command line.
-//!
-//! Consensus logic is in [`exec`] and the modules; everything else here is
-//! plumbing that must not change what a block does.
+//! `veritraind`: the command line by module ([`cli`]), the testnet
+//! generator, the demo, the in-process cluster used by tests and the job
+//! follower, around the node (crate `veritrain-node`, lib `node`), which
+//! holds everything consensus runs and nothing of the daemons.
 
-pub mod abci;
 pub mod cli;
 pub mod cluster;
 pub mod demo;
-pub mod devchain;
-pub mod exec;
-pub mod explorer;
 pub mod follow;
-pub mod genesis;
-pub mod grpc;
-pub mod home;
-pub mod node;
-pub mod query;
-pub mod replay;
-pub mod store;
-pub mod testkit;
 pub mod testnet;
+
+/// The node's start functions (`app::node::start_dev`, ...).
+pub use ::node::service as node;
+/// The node's parts under their old paths (`app::abci`, `app::store`, ...).
+pub use ::node::{
+    abci, devchain, error, exec, explorer, genesis, grpc, home, msg, query, replay, store, testkit,
+    App,
+};
 
 /// The node client and keyring live in their own crate so the daemons can use
 /// them without the state machine; re-exported under their old paths.
 pub use ::client::{self as client, keyring};
-pub use abci::App;
-
-/// The message set and its failure type live in `runtime` (shared with the module tests).
-pub use runtime::{error, msg};

@@ -11,13 +11,13 @@
 //! metrics.
 pub mod metrics;
 
-use crate::client::NodeClient;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use client::NodeClient;
 use metrics::NodeMetrics;
 use prost::Message;
 use proto::node::v1::Block;

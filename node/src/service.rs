@@ -4,9 +4,9 @@ use crate::abci::App;
 use crate::devchain::DevChain;
 use crate::grpc::{self, Broadcaster, CometBroadcaster};
 use crate::home::{GenesisDoc, Home};
-use crate::keyring::Keyring;
 use crate::store::Store;
 use anyhow::Context;
+use client::keyring::Keyring;
 use framework::Amount;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,7 +59,7 @@ pub fn prepare_dev_home(home: &Home) -> anyhow::Result<GenesisDoc> {
     let keys = Keyring::open(&home.root);
     let dev = match keys.signer(DEV_KEY) {
         Ok(s) => s,
-        Err(crate::keyring::KeyringError::Missing(..)) => {
+        Err(client::keyring::KeyringError::Missing(..)) => {
             let s = auth::Signer::generate(&mut rand::rngs::OsRng);
             keys.add(DEV_KEY, &s)?;
             s
