@@ -417,6 +417,23 @@ fn tasks_status(e: tasks::TasksError) -> Status {
 
 #[tonic::async_trait]
 impl tasks_pb::query_server::Query for TasksQuery {
+    async fn posted_checkpoint(
+        &self,
+        req: Request<tasks_pb::QueryPostedCheckpointRequest>,
+    ) -> Result<Response<tasks_pb::QueryPostedCheckpointResponse>, Status> {
+        let r = req.into_inner();
+        let store = self.0.store();
+        match tasks::query::posted_checkpoint(store, r.task_id, r.step).map_err(tasks_status)? {
+            Some(checkpoint) => Ok(Response::new(tasks_pb::QueryPostedCheckpointResponse {
+                checkpoint,
+            })),
+            None => Err(Status::not_found(format!(
+                "task {} has no posted checkpoint of step {}",
+                r.task_id, r.step
+            ))),
+        }
+    }
+
     async fn task(
         &self,
         req: Request<tasks_pb::QueryTaskRequest>,

@@ -88,6 +88,8 @@ type_urls! {
     tasks::v1::MsgCommitResult => "/veritrain.tasks.v1.MsgCommitResult",
     tasks::v1::MsgAttest => "/veritrain.tasks.v1.MsgAttest",
     tasks::v1::MsgRevealSeed => "/veritrain.tasks.v1.MsgRevealSeed",
+    tasks::v1::MsgRequestCheckpoint => "/veritrain.tasks.v1.MsgRequestCheckpoint",
+    tasks::v1::MsgPostCheckpoint => "/veritrain.tasks.v1.MsgPostCheckpoint",
     verde::v1::MsgOpenDispute => "/veritrain.verde.v1.MsgOpenDispute",
     verde::v1::MsgRevealMid => "/veritrain.verde.v1.MsgRevealMid",
     verde::v1::MsgRespond => "/veritrain.verde.v1.MsgRespond",

@@ -80,9 +80,12 @@ impl Msg {
     /// its footprint); a dispute for the referee and a possible `h_0`.
     pub fn work_units(&self) -> u64 {
         match self {
-            Msg::Tasks(m) => match m.as_ref_submit() {
-                Some(program_json) => program_units(program_json),
-                None => 0,
+            Msg::Tasks(m) => match (m.as_ref_submit(), m) {
+                (Some(program_json), _) => program_units(program_json),
+                // Expands the task's program and decodes and hashes the
+                // checkpoint: as much as opening a dispute (h_0).
+                (None, tasks::TasksMsg::PostCheckpoint(_)) => DISPUTE_UNITS,
+                (None, _) => 0,
             },
             Msg::Verde(m) if matches!(**m, verde::VerdeMsg::Open(_)) => DISPUTE_UNITS,
             _ => 0,
@@ -139,6 +142,12 @@ fn tasks_msg(any: &prost_types::Any) -> Result<Option<tasks::TasksMsg>, TxFailur
         conv(TasksMsg::try_from(&decode::<pb::MsgAttest>(any)?))
     } else if t == pb::MsgRevealSeed::TYPE_URL {
         conv(TasksMsg::try_from(&decode::<pb::MsgRevealSeed>(any)?))
+    } else if t == pb::MsgRequestCheckpoint::TYPE_URL {
+        conv(TasksMsg::try_from(&decode::<pb::MsgRequestCheckpoint>(
+            any,
+        )?))
+    } else if t == pb::MsgPostCheckpoint::TYPE_URL {
+        conv(TasksMsg::try_from(&decode::<pb::MsgPostCheckpoint>(any)?))
     } else {
         Ok(None)
     }

@@ -216,6 +216,7 @@ fn tasks_codes_are_pinned() {
             ),
             (InvalidLevel(s()), 20),
             (BadSeed(s()), 21),
+            (BadCheckpoint(s()), 22),
         ],
     );
 }

@@ -70,6 +70,8 @@ pub enum TasksError {
     InvalidLevel(String),
     #[error("seed reveal rejected: {0}")]
     BadSeed(String),
+    #[error("checkpoint request or post rejected: {0}")]
+    BadCheckpoint(String),
     #[error(transparent)]
     Bank(#[from] BankError),
     #[error(transparent)]
@@ -109,6 +111,7 @@ impl ModuleError for TasksError {
             TasksError::StakeTooLow { .. } => 19,
             TasksError::InvalidLevel(_) => 20,
             TasksError::BadSeed(_) => 21,
+            TasksError::BadCheckpoint(_) => 22,
             TasksError::Bank(e) => e.code(),
             TasksError::Staking(e) => e.code(),
             TasksError::State(e) => e.code(),

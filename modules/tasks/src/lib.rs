@@ -68,6 +68,7 @@ pub enum Deadline {
     Commit = 2,
     Select = 3,
     Finalize = 4,
+    Availability = 5,
 }
 
 impl Deadline {
@@ -76,6 +77,7 @@ impl Deadline {
             1 => Deadline::Claim,
             2 => Deadline::Commit,
             3 => Deadline::Select,
+            5 => Deadline::Availability,
             4 => Deadline::Finalize,
             _ => return None,
         })

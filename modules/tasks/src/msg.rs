@@ -43,6 +43,24 @@ pub struct MsgRevealSeed {
     pub secret: Hash,
 }
 
+/// Sampled level: a drawn verifier asks the solver to post a checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgRequestCheckpoint {
+    pub verifier: Address,
+    pub task_id: u64,
+    pub step: u64,
+}
+
+/// The solver posts a requested checkpoint with the proof of `h_step`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgPostCheckpoint {
+    pub solver: Address,
+    pub task_id: u64,
+    pub step: u64,
+    pub checkpoint: Vec<u8>,
+    pub proof: train::merkle::Proof,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MsgCancelTask {
     pub submitter: Address,
@@ -140,6 +158,52 @@ impl TryFrom<&pb::MsgRevealSeed> for MsgRevealSeed {
             task_id: m.task_id,
             secret: hash32(&m.secret, "secret")?,
         })
+    }
+}
+impl TryFrom<&pb::MsgRequestCheckpoint> for MsgRequestCheckpoint {
+    type Error = TasksError;
+    fn try_from(m: &pb::MsgRequestCheckpoint) -> Result<Self> {
+        Ok(MsgRequestCheckpoint {
+            verifier: parse_addr(&m.verifier)?,
+            task_id: m.task_id,
+            step: m.step,
+        })
+    }
+}
+impl MsgRequestCheckpoint {
+    pub fn to_proto(&self) -> pb::MsgRequestCheckpoint {
+        pb::MsgRequestCheckpoint {
+            verifier: self.verifier.to_string(),
+            task_id: self.task_id,
+            step: self.step,
+        }
+    }
+}
+impl TryFrom<&pb::MsgPostCheckpoint> for MsgPostCheckpoint {
+    type Error = TasksError;
+    fn try_from(m: &pb::MsgPostCheckpoint) -> Result<Self> {
+        let proof = m
+            .proof
+            .as_ref()
+            .ok_or_else(|| TasksError::BadCheckpoint("the post has no proof of h_step".into()))?;
+        Ok(MsgPostCheckpoint {
+            solver: parse_addr(&m.solver)?,
+            task_id: m.task_id,
+            step: m.step,
+            checkpoint: m.checkpoint.clone(),
+            proof: proof_from_proto(proof)?,
+        })
+    }
+}
+impl MsgPostCheckpoint {
+    pub fn to_proto(&self) -> pb::MsgPostCheckpoint {
+        pb::MsgPostCheckpoint {
+            solver: self.solver.to_string(),
+            task_id: self.task_id,
+            step: self.step,
+            checkpoint: self.checkpoint.clone(),
+            proof: Some(proof_to_proto(&self.proof)),
+        }
     }
 }
 impl MsgRevealSeed {
@@ -316,6 +380,8 @@ pub enum TasksMsg {
     Commit(MsgCommitResult),
     Attest(MsgAttest),
     RevealSeed(MsgRevealSeed),
+    RequestCheckpoint(MsgRequestCheckpoint),
+    PostCheckpoint(MsgPostCheckpoint),
 }
 
 impl TasksMsg {
@@ -335,6 +401,8 @@ impl TasksMsg {
             TasksMsg::Commit(m) => m.solver,
             TasksMsg::Attest(m) => m.verifier,
             TasksMsg::RevealSeed(m) => m.submitter,
+            TasksMsg::RequestCheckpoint(m) => m.verifier,
+            TasksMsg::PostCheckpoint(m) => m.solver,
         }
     }
 
@@ -348,6 +416,8 @@ impl TasksMsg {
             TasksMsg::Commit(m) => handler::commit::execute(s, ctx, m),
             TasksMsg::Attest(m) => handler::attest::execute(s, ctx, m),
             TasksMsg::RevealSeed(m) => handler::reveal_seed::execute(s, ctx, m),
+            TasksMsg::RequestCheckpoint(m) => handler::request_checkpoint::execute(s, ctx, m),
+            TasksMsg::PostCheckpoint(m) => handler::post_checkpoint::execute(s, ctx, m),
         }
     }
 }
@@ -369,4 +439,6 @@ from_proto!(
     MsgCommitResult => Commit(MsgCommitResult),
     MsgAttest => Attest(MsgAttest),
     MsgRevealSeed => RevealSeed(MsgRevealSeed),
+    MsgRequestCheckpoint => RequestCheckpoint(MsgRequestCheckpoint),
+    MsgPostCheckpoint => PostCheckpoint(MsgPostCheckpoint),
 );

@@ -27,6 +27,10 @@ pub struct Params {
     pub max_chunk_bytes: u64,
     pub default_sample_bps: u32,
     pub reveal_blocks: u64,
+    pub availability_blocks: u64,
+    pub availability_bond: Amount,
+    pub withhold_slash: Amount,
+    pub max_posted_checkpoint_bytes: u64,
 }
 
 impl Default for Params {
@@ -53,6 +57,12 @@ impl Default for Params {
             max_chunk_bytes: 256 << 10,
             default_sample_bps: 200,
             reveal_blocks: 10,
+            availability_blocks: 10,
+            // Covers the solver's fee for posting when the request was needless.
+            availability_bond: Amount(20_000),
+            // Covers a forced replay of the whole run (the verifier's cost).
+            withhold_slash: Amount(100_000),
+            max_posted_checkpoint_bytes: 768 << 10,
         }
     }
 }
@@ -89,6 +99,10 @@ impl Params {
             max_chunk_bytes: self.max_chunk_bytes,
             default_sample_bps: self.default_sample_bps,
             reveal_blocks: self.reveal_blocks,
+            availability_blocks: self.availability_blocks,
+            availability_bond: self.availability_bond.0.to_string(),
+            withhold_slash: self.withhold_slash.0.to_string(),
+            max_posted_checkpoint_bytes: self.max_posted_checkpoint_bytes,
         }
     }
 
@@ -117,6 +131,13 @@ impl Params {
                 b => b.min(10_000),
             },
             reveal_blocks: or(p.reveal_blocks, d.reveal_blocks),
+            availability_blocks: or(p.availability_blocks, d.availability_blocks),
+            availability_bond: amount_or(&p.availability_bond, d.availability_bond)?,
+            withhold_slash: amount_or(&p.withhold_slash, d.withhold_slash)?,
+            max_posted_checkpoint_bytes: or(
+                p.max_posted_checkpoint_bytes,
+                d.max_posted_checkpoint_bytes,
+            ),
         })
     }
 }

@@ -103,3 +103,13 @@ pub fn check_escrow<S: StateRead + ?Sized>(s: &S) -> Result<Amount> {
     }
     Ok(owed)
 }
+
+/// The checkpoint the solver of task `id` posted for `step`, if any (kept
+/// until the task ends).
+pub fn posted_checkpoint<S: StateRead + ?Sized>(
+    s: &S,
+    id: u64,
+    step: u64,
+) -> Result<Option<Vec<u8>>> {
+    Ok(s.get_raw(&crate::state_key::posted_checkpoint(id, step))?)
+}

@@ -6,6 +6,19 @@ pub const NEXT_ID: &[u8] = b"tasks/next_id";
 pub const TASK_PREFIX: &[u8] = b"tasks/task/";
 pub const DEADLINE_PREFIX: &[u8] = b"tasks/deadline/";
 pub const STATS_PREFIX: &[u8] = b"tasks/stats/";
+pub const CHECKPOINT_PREFIX: &[u8] = b"tasks/checkpoint/";
+
+/// `tasks/checkpoint/<id u64 BE>/<step u64 BE>` → the checkpoint bytes a
+/// solver posted on request (deleted when the task ends).
+pub fn posted_checkpoint(id: u64, step: u64) -> Vec<u8> {
+    [
+        CHECKPOINT_PREFIX,
+        &id.to_be_bytes(),
+        b"/",
+        &step.to_be_bytes(),
+    ]
+    .concat()
+}
 
 /// `tasks/task/<id u64 BE>` → `Task`.
 pub fn task(id: u64) -> Vec<u8> {

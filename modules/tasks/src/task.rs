@@ -179,6 +179,54 @@ pub struct Attestation {
     pub evidence_step: u64,
 }
 
+/// Where a checkpoint request stands (see `MsgRequestCheckpoint`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestState {
+    Open,
+    Posted,
+    Missed,
+}
+
+/// A drawn verifier's request that the solver post a checkpoint on chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointRequest {
+    pub requester: Address,
+    pub step: u64,
+    pub deadline: u64,
+    /// Held in escrow while open.
+    pub bond: Amount,
+    pub state: RequestState,
+}
+
+impl CheckpointRequest {
+    fn to_proto(&self) -> pb::CheckpointRequest {
+        pb::CheckpointRequest {
+            requester: self.requester.to_string(),
+            step: self.step,
+            deadline: self.deadline,
+            bond: self.bond.0.to_string(),
+            state: match self.state {
+                RequestState::Open => pb::CheckpointRequestState::Open,
+                RequestState::Posted => pb::CheckpointRequestState::Posted,
+                RequestState::Missed => pb::CheckpointRequestState::Missed,
+            } as i32,
+        }
+    }
+    fn from_proto(r: &pb::CheckpointRequest) -> Result<CheckpointRequest> {
+        Ok(CheckpointRequest {
+            requester: parse_addr(&r.requester)?,
+            step: r.step,
+            deadline: r.deadline,
+            bond: amount_or(&r.bond, Amount::ZERO)?,
+            state: match pb::CheckpointRequestState::try_from(r.state) {
+                Ok(pb::CheckpointRequestState::Posted) => RequestState::Posted,
+                Ok(pb::CheckpointRequestState::Missed) => RequestState::Missed,
+                _ => RequestState::Open,
+            },
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Payout {
     pub recipient: Address,
@@ -215,6 +263,7 @@ pub struct Task {
     /// Drawn verifiers that opened a dispute on this task.
     pub challengers: Vec<Address>,
     pub open_disputes: Vec<u64>,
+    pub checkpoint_requests: Vec<CheckpointRequest>,
     pub payouts: Vec<Payout>,
     pub note: String,
 }
@@ -235,10 +284,16 @@ impl Task {
         if !self.status.is_open() {
             return Ok(Amount::ZERO);
         }
-        Ok(self
+        let mut owed = self
             .reward
             .checked_add(self.verification_fee)?
-            .checked_add(self.bond_held())?)
+            .checked_add(self.bond_held())?;
+        for r in &self.checkpoint_requests {
+            if r.state == RequestState::Open {
+                owed = owed.checked_add(r.bond)?;
+            }
+        }
+        Ok(owed)
     }
     pub fn program(&self) -> Result<train::Program> {
         let s = std::str::from_utf8(&self.program_json)
@@ -302,6 +357,11 @@ impl Task {
             guarantee: String::new(),
             window_blocks: self.window_blocks,
             seed_commitment: self.seed_commitment.map(|h| h.to_vec()).unwrap_or_default(),
+            checkpoint_requests: self
+                .checkpoint_requests
+                .iter()
+                .map(CheckpointRequest::to_proto)
+                .collect(),
         }
     }
 }
@@ -388,6 +448,11 @@ impl TryFrom<&pb::Task> for Task {
                 .map(|v| parse_addr(v))
                 .collect::<Result<_>>()?,
             open_disputes,
+            checkpoint_requests: t
+                .checkpoint_requests
+                .iter()
+                .map(CheckpointRequest::from_proto)
+                .collect::<Result<_>>()?,
             payouts: t
                 .payouts
                 .iter()

@@ -500,6 +500,154 @@ fn a_sampled_attestation_proves_every_drawn_step() {
     w.submit_program(&p, 2, 100).unwrap();
 }
 
+/// A real 20-step mlp-digits run: its hashes h_0..h_T and each state's
+/// checkpoint bytes.
+fn real_run(p: &train::Program) -> (Vec<Hash>, Vec<Vec<u8>>) {
+    let mut tr =
+        train::Trainer::new(p.clone(), train::Dataset::builtin("digits").unwrap()).unwrap();
+    let mut h = vec![tr.state_hash()];
+    let mut ck = vec![train::checkpoint::encode(p, 0, tr.state()).unwrap()];
+    for t in 1..=p.steps {
+        tr.step(t).unwrap();
+        h.push(tr.state_hash());
+        ck.push(train::checkpoint::encode(p, t, tr.state()).unwrap());
+    }
+    (h, ck)
+}
+
+/// Checkpoint availability at the sampled level: a drawn verifier asks for a
+/// checkpoint on chain (bond); a solver that posts it (checked against its
+/// trace root) gets the bond; one that does not is slashed for the
+/// requester. Requests of withheld steps, by others, at the full level, and
+/// posts that are not the committed state are refused; a sampled job whose
+/// state could not be posted is refused at submission.
+#[test]
+fn a_withheld_checkpoint_costs_the_solver_and_a_posted_one_pays_it() {
+    let mut w = W::new(Params {
+        challenge_window_blocks: 60,
+        ..Default::default()
+    });
+    let mut p = train::Program::builtin("mlp-digits").unwrap();
+    p.steps = 20;
+    let (h, ck) = real_run(&p);
+    let id = w.submit_program(&p, 2, 2_000).unwrap();
+    let sol = w.sol;
+    w.claim(sol, id).unwrap();
+    w.commit(id, &h).unwrap();
+    w.w.advance(1);
+    let t = w.task(id);
+    let v = t.verifiers[0];
+    let withheld =
+        tasks::level::withheld_steps(t.level, &t.selection_seed.unwrap(), &t.verifiers, 20);
+    let free: Vec<u64> = (1..20).filter(|k| !withheld.contains(k)).collect();
+    let req = |v: Address, step: u64| {
+        tasks::msg::MsgRequestCheckpoint {
+            verifier: v,
+            task_id: id,
+            step,
+        }
+        .to_proto()
+    };
+    // Refused: a withheld step, step 0 and T, a verifier not drawn.
+    let k = *withheld.iter().next().unwrap();
+    assert_eq!(w.tx(&req(v, k)).unwrap_err().0, 22);
+    assert_eq!(w.tx(&req(v, 0)).unwrap_err().0, 22);
+    assert_eq!(w.tx(&req(v, 20)).unwrap_err().0, 22);
+    let other = *w.vers.iter().find(|x| **x != v).unwrap();
+    assert_eq!(w.tx(&req(other, free[0])).unwrap_err().0, 11);
+    // Two requests; the solver posts the first.
+    let (bal_v, stake_s) = (
+        w.w.state.balance(&v).unwrap(),
+        w.w.state.operator(&sol).unwrap().unwrap().stake,
+    );
+    w.tx(&req(v, free[0])).unwrap();
+    w.tx(&req(v, free[1])).unwrap();
+    assert_eq!(w.tx(&req(v, free[0])).unwrap_err().0, 22, "twice");
+    let post = |step: u64, bytes: Vec<u8>| {
+        tasks::msg::MsgPostCheckpoint {
+            solver: sol,
+            task_id: id,
+            step,
+            checkpoint: bytes,
+            proof: merkle::proof(&h, step as usize).unwrap(),
+        }
+        .to_proto()
+    };
+    // Not the committed state: another step's bytes, corrupt bytes.
+    let a = free[0];
+    assert_eq!(
+        w.tx(&post(a, ck[a as usize + 1].clone())).unwrap_err().0,
+        22
+    );
+    let mut bad = ck[a as usize].clone();
+    let n = bad.len();
+    bad[n - 3] ^= 1;
+    assert_eq!(w.tx(&post(a, bad)).unwrap_err().0, 22);
+    // No request for it.
+    assert_eq!(
+        w.tx(&post(free[2], ck[free[2] as usize].clone()))
+            .unwrap_err()
+            .0,
+        22
+    );
+    w.tx(&post(a, ck[a as usize].clone())).unwrap();
+    assert_eq!(
+        tasks::query::posted_checkpoint(&w.w.state, id, a).unwrap(),
+        Some(ck[a as usize].clone())
+    );
+    // The second request's deadline passes unanswered.
+    w.w.advance(12);
+    let t = w.task(id);
+    use tasks::task::RequestState;
+    let states: Vec<RequestState> = t.checkpoint_requests.iter().map(|r| r.state).collect();
+    assert_eq!(states, vec![RequestState::Posted, RequestState::Missed]);
+    let pr = tasks::Params::default();
+    assert_eq!(
+        w.w.state.operator(&sol).unwrap().unwrap().stake,
+        stake_s.checked_sub(pr.withhold_slash).unwrap()
+    );
+    // The verifier paid two bonds, got one back and the slash.
+    assert_eq!(
+        w.w.state.balance(&v).unwrap(),
+        bal_v
+            .checked_sub(pr.availability_bond)
+            .unwrap()
+            .checked_add(pr.withhold_slash)
+            .unwrap()
+    );
+    // The task ends: the posted checkpoint is deleted.
+    w.w.advance(80);
+    assert_eq!(w.task(id).status, Status::Finalized);
+    assert_eq!(
+        tasks::query::posted_checkpoint(&w.w.state, id, a).unwrap(),
+        None
+    );
+    // At the full level there is nothing to request.
+    let full = w.submit_program(&p, 0, 0).unwrap();
+    w.claim(sol, full).unwrap();
+    w.commit(full, &h).unwrap();
+    w.w.advance(1);
+    let v = w.task(full).verifiers[0];
+    let e = w
+        .tx(&tasks::msg::MsgRequestCheckpoint {
+            verifier: v,
+            task_id: full,
+            step: 3,
+        }
+        .to_proto())
+        .unwrap_err();
+    assert_eq!(e.0, 22, "{}", e.1);
+    // A sampled job whose state could not be posted is refused.
+    let mut big = train::Program::builtin("tiny-lm").unwrap();
+    big.steps = 10;
+    let mut w2 = W::new(Params {
+        max_posted_checkpoint_bytes: 1024,
+        ..Default::default()
+    });
+    let e = w2.submit_program(&big, 2, 2_000).unwrap_err();
+    assert_eq!(e.0, 20, "{}", e.1);
+}
+
 /// The verifier draw from a submitter's committed secret: nothing is drawn
 /// at the commit; the reveal (only after the commit, only the right secret,
 /// only by the submitter) draws at once from the secret and the trace root,

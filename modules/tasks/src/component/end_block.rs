@@ -46,6 +46,7 @@ pub fn end_block<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx) -> Result<()
                 (Deadline::Finalize, Status::Committed) if t.open_disputes.is_empty() => {
                     finalize(s, ctx, &mut t)?
                 }
+                (Deadline::Availability, Status::Committed) => missed_checkpoints(s, ctx, &mut t)?,
                 _ => {}
             }
         }
@@ -87,6 +88,56 @@ fn commit_timeout<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, t: &mut Tas
     t.claim_deadline = ctx.height.saturating_add(p.claim_timeout_blocks);
     s.put_task(t);
     s.schedule(t.claim_deadline.saturating_add(1), t.id, Deadline::Claim);
+    Ok(())
+}
+
+/// Checkpoint requests past their deadline and still open: the solver is
+/// slashed `withhold_slash` per request, paid to the requester with its
+/// bond back (the replay it was forced into is paid for).
+fn missed_checkpoints<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    t: &mut Task,
+) -> Result<()> {
+    let solver = t.solver().ok_or(TasksError::NotFound(t.id))?;
+    let p = s.tasks_params()?;
+    let due: Vec<usize> = (0..t.checkpoint_requests.len())
+        .filter(|&i| {
+            let r = &t.checkpoint_requests[i];
+            r.state == crate::task::RequestState::Open && r.deadline < ctx.height
+        })
+        .collect();
+    for i in due {
+        let (requester, bond, step) = {
+            let r = &mut t.checkpoint_requests[i];
+            r.state = crate::task::RequestState::Missed;
+            (r.requester, r.bond, r.step)
+        };
+        let cut = s.slash(
+            &solver,
+            p.withhold_slash,
+            "did not post a requested checkpoint",
+            &module_address(),
+        )?;
+        s.update_stats(&solver, ctx.height, |st| {
+            st.slashed = st.slashed.checked_add(cut)?;
+            Ok(())
+        })?;
+        s.pay(
+            t,
+            &requester,
+            cut,
+            "the solver withheld a requested checkpoint",
+        )?;
+        s.pay(t, &requester, bond, "checkpoint request bond returned")?;
+        let line = format!("solver {solver} did not post the checkpoint of step {step} requested by {requester}: {cut} of its stake went to the requester");
+        t.note = if t.note.is_empty() {
+            line
+        } else {
+            format!("{}; {line}", t.note)
+        };
+    }
+    s.put_task(t);
     Ok(())
 }
 

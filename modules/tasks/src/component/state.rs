@@ -125,6 +125,28 @@ pub(crate) trait TasksWrite: StateWrite {
     /// Ends the task with `status` (escrow must already be paid out) and
     /// releases the stake locks its solver and drawn verifiers hold.
     fn end(&mut self, t: &mut Task, status: Status, note: String) -> Result<()> {
+        // Requests still open when the task ends (a dispute ended it first)
+        // get their bonds back; posted checkpoints are deleted.
+        let mut refunds = Vec::new();
+        for r in t.checkpoint_requests.iter_mut() {
+            if r.state == crate::task::RequestState::Open {
+                r.state = crate::task::RequestState::Missed;
+                refunds.push((r.requester, r.bond));
+            }
+        }
+        for (to, bond) in refunds {
+            self.pay(
+                t,
+                &to,
+                bond,
+                "checkpoint request bond returned: the task ended",
+            )?;
+        }
+        let steps: std::collections::BTreeSet<u64> =
+            t.checkpoint_requests.iter().map(|r| r.step).collect();
+        for k in steps {
+            self.delete(state_key::posted_checkpoint(t.id, k));
+        }
         if let (Some(c), Status::Claimed | Status::Committed) = (&t.claim, t.status) {
             self.unlock(&c.solver)?;
             for v in &t.verifiers {

@@ -37,6 +37,16 @@ pub fn execute<S: StateWrite + ?Sized>(
     let info = m.dataset.as_ref().map(|d| d.to_proto());
     let v = validate_program(&m.program_json, &p, info.as_ref())?;
     level::check_level(m.level, v.program.steps)?;
+    // At the sampled level checkpoint availability is enforced on chain
+    // (MsgRequestCheckpoint): the state must fit a posted checkpoint.
+    let state_bytes = v.program.footprint().state_bytes;
+    if m.level != crate::task::Level::Full && state_bytes > p.max_posted_checkpoint_bytes {
+        return Err(TasksError::InvalidLevel(format!(
+            "the sampled level needs a state of at most {} bytes (its checkpoints can be posted on \
+             chain); this program's is {state_bytes}: use the full level",
+            p.max_posted_checkpoint_bytes
+        )));
+    }
     s.transfer(&m.submitter, &module_address(), escrow)?;
     let id = s.next_task_id()?;
     let claim_deadline = ctx.height.saturating_add(p.claim_timeout_blocks);
@@ -69,6 +79,7 @@ pub fn execute<S: StateWrite + ?Sized>(
         attestations: vec![],
         challengers: vec![],
         open_disputes: vec![],
+        checkpoint_requests: vec![],
         payouts: vec![],
         note: String::new(),
     };
