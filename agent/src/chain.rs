@@ -122,6 +122,23 @@ impl Chain {
         }
     }
 
+    /// The checkpoint of `step` the solver of task `id` posted on chain.
+    pub async fn posted_checkpoint(
+        &self,
+        id: u64,
+        step: u64,
+    ) -> Result<Option<Vec<u8>>, AgentError> {
+        match self
+            .tasks_query()
+            .posted_checkpoint(tasks_pb::QueryPostedCheckpointRequest { task_id: id, step })
+            .await
+        {
+            Ok(r) => Ok(Some(r.into_inner().checkpoint)),
+            Err(s) if s.code() == Code::NotFound => Ok(None),
+            Err(s) => Err(s.into()),
+        }
+    }
+
     pub async fn dispute(&self, id: u64) -> Result<Option<verde_pb::Dispute>, AgentError> {
         match self
             .verde_query()

@@ -228,6 +228,12 @@ impl Run {
         }
     }
 
+    /// The newest step at or before `t` whose state is held in memory (a
+    /// replay to `t` starts there).
+    pub fn nearest_state(&self, t: u64) -> u64 {
+        self.anchors.range(..=t).next_back().map_or(0, |(k, _)| *k)
+    }
+
     /// Adds a state this party trusts (e.g. a checkpoint whose hash it checked).
     pub fn add_state(&mut self, t: u64, state: State) {
         self.remember(t, Arc::new(state));

@@ -253,6 +253,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningSolver> {
             ("tasks_claimed", "Tasks claimed"),
             ("steps_trained", "Training steps run"),
             ("results_committed", "Results committed"),
+            (
+                "checkpoints_posted",
+                "Checkpoints posted on chain on request",
+            ),
             ("dispute_moves", "Dispute moves sent"),
             ("errors", "Errors in the work loop"),
             (
@@ -321,6 +325,10 @@ async fn tick(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
     // 1. Disputes against this solver first: they have deadlines.
     let committed = s.chain.tasks(TaskStatus::Committed).await?;
     for t in committed.iter().filter(|t| t.solver == me) {
+        if let Err(e) = post_requested_checkpoints(s, t).await {
+            s.metrics.inc("errors", 1);
+            tracing::warn!(task = t.id, error = %e, "posting a requested checkpoint failed; retrying next block");
+        }
         if t.open_disputes.is_empty() {
             s.set_progress(t, "committed", None);
             continue;
@@ -355,6 +363,50 @@ async fn tick(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
     // 3. Claim more work.
     if claimed.len() < s.cfg.capacity {
         claim_one(s, endpoint).await?;
+    }
+    Ok(())
+}
+
+/// Posts on chain every checkpoint a drawn verifier requested (it did not get
+/// it from this service): a request left unanswered costs `withhold_slash`.
+async fn post_requested_checkpoints(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
+    use proto::tasks::v1::CheckpointRequestState;
+    let mut steps: Vec<u64> = t
+        .checkpoint_requests
+        .iter()
+        .filter(|r| r.state == CheckpointRequestState::Open as i32)
+        .map(|r| r.step)
+        .collect();
+    steps.dedup();
+    if steps.is_empty() || s.fault.silent || s.fault.withhold_checkpoints {
+        return Ok(());
+    }
+    let solver = s.chain.address;
+    let run = s.run_for(t).await?;
+    for step in steps {
+        let r2 = run.clone();
+        let (checkpoint, proof) = tokio::task::spawn_blocking(move || {
+            let mut r = lock(&r2);
+            let bytes = r.checkpoint(step)?;
+            let proof = train::merkle::proof(r.hashes(), step as usize)
+                .ok_or_else(|| AgentError::Invalid(format!("no hash of step {step}")))?;
+            Ok::<_, AgentError>((bytes, proof))
+        })
+        .await
+        .map_err(|e| AgentError::Invalid(e.to_string()))??;
+        let msg = tasks::msg::MsgPostCheckpoint {
+            solver,
+            task_id: t.id,
+            step,
+            checkpoint,
+            proof,
+        }
+        .to_proto();
+        s.chain
+            .send(vec![proto::to_any(&msg)], "post checkpoint")
+            .await?;
+        s.metrics.inc("checkpoints_posted", 1);
+        tracing::info!(task = t.id, step, "posted a requested checkpoint on chain");
     }
     Ok(())
 }

@@ -135,6 +135,110 @@ async fn at_the_sampled_level_only_re_execution_proves_the_drawn_steps() {
     n.c.shutdown().await;
 }
 
+/// At the sampled level a solver that withholds its checkpoints forces the
+/// verifier to replay from earlier states. The verifier asks for them on
+/// chain; the withholding solver does not post and pays `withhold_slash` per
+/// request to the verifier, which still replays, attests and keeps its
+/// stake. An honest solver asked the same posts the checkpoint (checked
+/// against its trace root) and gets the request's bond. (Withholding used to
+/// cost the solver nothing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withholding_checkpoints_pays_for_the_replay_it_forces() {
+    use proto::tasks::v1::CheckpointRequestState as St;
+    let n = net().await.unwrap();
+    let v = verifierd::start(n.c.verifier_config("verifier"))
+        .await
+        .unwrap();
+    let mut cc = n.c.solver_config("cheater");
+    cc.inject_fault = vec![Fault::WithholdCheckpoints];
+    let s = solverd::start(cc).await.unwrap();
+    let (stake_v, _) = n.stake("verifier").await.unwrap();
+    let (stake_s, _) = n.stake("cheater").await.unwrap();
+    let id = n.submit_sampled(60, 500).await.unwrap();
+    let t = n.finish(id, 180).await.unwrap();
+    assert_eq!(status_name(&t), "TASK_STATUS_FINALIZED", "{}", t.note);
+    assert_eq!(t.attestations.len(), 1, "{}", t.note);
+    let missed = t
+        .checkpoint_requests
+        .iter()
+        .filter(|r| r.state == St::Missed as i32 && r.requester == n.addr("verifier").to_string())
+        .count() as u128;
+    assert!(missed >= 1, "{:?}", t.checkpoint_requests);
+    let paid: u128 = t
+        .payouts
+        .iter()
+        .filter(|p| p.reason == "the solver withheld a requested checkpoint")
+        .map(|p| p.amount.parse::<u128>().unwrap())
+        .sum();
+    assert_eq!(paid, missed * 100_000);
+    assert_eq!(
+        n.stake("cheater").await.unwrap().0,
+        stake_s.checked_sub(Amount(missed * 100_000)).unwrap()
+    );
+    assert_eq!(n.stake("verifier").await.unwrap().0, stake_v);
+    s.shutdown().await;
+    v.shutdown().await;
+    // An honest solver answers a request by posting the checkpoint. (The
+    // verifier, registered above, has no daemon now: the request is sent by
+    // hand.)
+    let s = solverd::start(n.c.solver_config("solver")).await.unwrap();
+    let id = n.submit_sampled(60, 500).await.unwrap();
+    eventually(60, "the draw", || async {
+        Ok(!n.task(id).await?.selection_seed.is_empty())
+    })
+    .await
+    .unwrap();
+    let t = n.task(id).await.unwrap();
+    let level = tasks::Level::from_proto(t.verification_level, t.sample_bps).unwrap();
+    let seed: [u8; 32] = t.selection_seed.as_slice().try_into().unwrap();
+    let drawn: Vec<framework::Address> = t.verifiers.iter().map(|v| v.parse().unwrap()).collect();
+    let withheld = tasks::level::withheld_steps(level, &seed, &drawn, 60);
+    let step = (10..60).find(|k| !withheld.contains(k)).unwrap();
+    let req = tasks::msg::MsgRequestCheckpoint {
+        verifier: n.addr("verifier"),
+        task_id: id,
+        step,
+    }
+    .to_proto();
+    let r = send(&n, "verifier", proto::to_any(&req)).await.unwrap();
+    assert_eq!(r.code, 0, "{}", r.log);
+    eventually(60, "the solver to post", || async {
+        Ok(n.task(id).await?.checkpoint_requests[0].state == St::Posted as i32)
+    })
+    .await
+    .unwrap();
+    let bytes = proto::tasks::v1::query_client::QueryClient::new(n.c.client.channel())
+        .posted_checkpoint(proto::tasks::v1::QueryPostedCheckpointRequest { task_id: id, step })
+        .await
+        .unwrap()
+        .into_inner()
+        .checkpoint;
+    let p = tests::program(60);
+    let (st, _, h) =
+        train::checkpoint::decode_hashed(&p, &p.graph().unwrap().state_shapes, &bytes).unwrap();
+    assert_eq!(st, step);
+    let t = n.finish(id, 180).await.unwrap();
+    assert!(
+        t.payouts
+            .iter()
+            .any(|p| p.reason == "checkpoint posted on request"
+                && p.recipient == n.addr("solver").to_string()),
+        "{:?}",
+        t.payouts
+    );
+    // What was posted is the state the solver committed to.
+    let hs = proto::solver::v1::solver_client::SolverClient::connect(s.endpoint())
+        .await
+        .unwrap()
+        .step_hashes(proto::solver::v1::StepHashesRequest { task_id: id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(hs.hashes[step as usize], h.to_vec());
+    s.shutdown().await;
+    n.c.shutdown().await;
+}
+
 /// A whistleblower drawn as a task's verifier attests (it used to re-execute,
 /// log that the run reproduces, never attest, and be slashed on every task).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

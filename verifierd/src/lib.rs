@@ -185,6 +185,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningVerifier> {
             ("steps_reexecuted", "Training steps re-executed"),
             ("attestations", "Attestations sent"),
             ("disputes_opened", "Disputes opened"),
+            (
+                "checkpoints_requested",
+                "Checkpoints requested on chain (not served by the solver)",
+            ),
             ("dispute_moves", "Dispute moves sent"),
             ("errors", "Errors in the work loop"),
             (
@@ -547,6 +551,73 @@ async fn fetch_checkpoint(
     }
 }
 
+/// A missing checkpoint is requested on chain only when replaying to it
+/// would take more than this many steps.
+const REQUEST_AFTER_STEPS: u64 = 8;
+
+/// The solver did not serve the checkpoint of `step` (or served a wrong
+/// one): ask for it on chain (`MsgRequestCheckpoint`, a bond) and wait for
+/// the solver to post it. If it does not, it is slashed for this verifier,
+/// which replays from an earlier state: the replay it forced is paid for.
+async fn checkpoint_on_chain(
+    s: &Shared,
+    t: &Task,
+    run: &Arc<Mutex<Run>>,
+    step: u64,
+    want: &Hash,
+) -> Option<agent::exec::State> {
+    use proto::tasks::v1::CheckpointRequestState as St;
+    let msg = tasks::msg::MsgRequestCheckpoint {
+        verifier: s.chain.address,
+        task_id: t.id,
+        step,
+    }
+    .to_proto();
+    if let Err(e) = s
+        .chain
+        .send(vec![proto::to_any(&msg)], "request checkpoint")
+        .await
+    {
+        tracing::info!(task = t.id, step, error = %e, "could not request the checkpoint on chain; replaying");
+        return None;
+    }
+    s.metrics.inc("checkpoints_requested", 1);
+    tracing::warn!(
+        task = t.id,
+        step,
+        "checkpoint not served: requested on chain"
+    );
+    let me = s.chain.address.to_string();
+    loop {
+        if *s.stop.borrow() {
+            return None;
+        }
+        let now = s.chain.task(t.id).await.ok().flatten()?;
+        let state = now
+            .checkpoint_requests
+            .iter()
+            .find(|r| r.requester == me && r.step == step)
+            .map(|r| r.state)?;
+        if state == St::Missed as i32 {
+            tracing::warn!(task = t.id, step, "the solver did not post the checkpoint: it was slashed for this verifier; replaying");
+            return None;
+        }
+        if state == St::Posted as i32 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let bytes = s.chain.posted_checkpoint(t.id, step).await.ok().flatten()?;
+    let (program, shapes) = {
+        let r = lock(run);
+        (r.program.clone(), r.graph.state_shapes.clone())
+    };
+    match train::checkpoint::decode_hashed(&program, &shapes, &bytes) {
+        Ok((st, state, h)) if st == step && h == *want => Some(state),
+        _ => None,
+    }
+}
+
 async fn verify_sampled(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
     let served = match solver_trace(t).await {
         Ok(h) => h,
@@ -573,7 +644,13 @@ async fn verify_sampled(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
         // A withheld step's checkpoint is not served either: replay from
         // an earlier state then.
         if let Some(want) = served.hashes[step as usize - 1] {
-            if let Some(state) = fetch_checkpoint(&mut client, t, &run, step - 1, &want).await {
+            let mut got = fetch_checkpoint(&mut client, t, &run, step - 1, &want).await;
+            // Worth a bond only when the replay it saves is long.
+            let gap = step - 1 - lock(&run).nearest_state(step - 1);
+            if got.is_none() && gap > REQUEST_AFTER_STEPS {
+                got = checkpoint_on_chain(s, t, &run, step - 1, &want).await;
+            }
+            if let Some(state) = got {
                 lock(&run).add_state(step - 1, state);
             }
         }
