@@ -99,6 +99,19 @@ pub fn run_nodes_shared(
     nodes: &[Node],
     state: &BTreeMap<String, Tensor>,
     batch: &BTreeMap<String, Tensor>,
+    on_node: impl FnMut(usize, &Arc<Tensor>),
+) -> Result<Vec<Arc<Tensor>>> {
+    run_nodes_altered(backend, nodes, state, batch, |_, _| Ok(()), on_node)
+}
+
+/// [`run_nodes_shared`] with `alter` applied to each output before later nodes read it
+/// and before `on_node` sees it (the step executor's fault hook).
+pub(crate) fn run_nodes_altered(
+    backend: &dyn Backend,
+    nodes: &[Node],
+    state: &BTreeMap<String, Tensor>,
+    batch: &BTreeMap<String, Tensor>,
+    mut alter: impl FnMut(usize, &mut Tensor) -> Result<()>,
     mut on_node: impl FnMut(usize, &Arc<Tensor>),
 ) -> Result<Vec<Arc<Tensor>>> {
     let mut outs: Vec<Arc<Tensor>> = Vec::with_capacity(nodes.len());
@@ -116,7 +129,9 @@ pub fn run_nodes_shared(
                 detail: format!("input {i:?} is not available"),
             })?);
         }
-        let out = Arc::new(execute_node_on(backend, node, &ins)?);
+        let mut out = execute_node_on(backend, node, &ins)?;
+        alter(node.index, &mut out)?;
+        let out = Arc::new(out);
         on_node(node.index, &out);
         outs.push(out);
     }
