@@ -296,8 +296,8 @@ pub fn fuzz(backend: &dyn Backend, cases: usize, seed: u64) -> Vec<Mismatch> {
             .wrapping_add(i as u64);
         let (op, ins) = fuzz_case(i % FUZZ_KINDS, case_seed);
         let refs: Vec<&Tensor> = ins.iter().collect();
-        let want = outcome(CpuBackend.execute(&op, &refs));
-        let got = outcome(backend.execute(&op, &refs));
+        let want = outcome(CpuBackend.execute_host(&op, &refs));
+        let got = outcome(backend.execute_host(&op, &refs));
         if want != got {
             let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape()).collect();
             bad.push(Mismatch {
@@ -336,7 +336,9 @@ pub fn elementary(
         let s = start.wrapping_add(done as u32);
         cuda.eval_bits(fi, s, n, &mut out)
             .map_err(|e| e.to_string())?;
-        let got = cuda.download(&out, n as usize).map_err(|e| e.to_string())?;
+        let got = cuda
+            .download_f32(&out, n as usize)
+            .map_err(|e| e.to_string())?;
         // The CPU side in parallel; the list of mismatching inputs stays in input order.
         let wrong: Vec<u32> = got
             .par_iter()
@@ -424,7 +426,7 @@ mod tests {
             for seed in 0..2 {
                 let (op, ins) = fuzz_case(kind, seed);
                 let refs: Vec<&Tensor> = ins.iter().collect();
-                if let Err(e) = CpuBackend.execute(&op, &refs) {
+                if let Err(e) = CpuBackend.execute_host(&op, &refs) {
                     panic!("kind {kind} seed {seed} {}: {e}", op.name());
                 }
             }

@@ -3,26 +3,32 @@
 //! [`StepHook`]) and, through [`crate::execute_node`], by the referee.
 //!
 //! A step builds the batch of `t`, runs every node of the [`StepGraph`] in order on a
-//! backend, takes the update nodes' outputs as the new state, refuses a state that
+//! backend with the step's tensors in the backend's memory ([`repops::DeviceTensor`]),
+//! takes the update nodes' outputs as the new state, refuses a state that
 //! [`crate::checkpoint::decode`] would refuse (NaN or infinity anywhere:
 //! [`crate::checkpoint::check_finite`]), and hashes what the caller asks for
-//! ([`Record`]). Each output that is hashed is hashed right after its node runs, while it
-//! is still in cache, and with more than one thread on rayon tasks that overlap the next
-//! nodes.
+//! ([`Record`]). It downloads only what it must: the new state (hashes, checkpoints),
+//! the loss, and node outputs when the trace or the outputs are recorded. Each output
+//! that is hashed is hashed right after it is downloaded, while it is still in cache,
+//! and with more than one thread on rayon tasks that overlap the next nodes. On the CPU
+//! backend "upload" and "download" share the tensors; nothing is copied.
 
 use crate::checkpoint;
 use crate::dataset::Dataset;
 use crate::error::{Result, TrainError};
-use crate::exec::{run_nodes_altered, state_hash, state_leaf, unshare};
+use crate::exec::{run_graph, state_hash, state_leaf, upload_all};
 use crate::merkle::{self, Hash};
 use crate::program::{Program, StepGraph};
-use repops::{Backend, Tensor};
+use repops::{Backend, DeviceTensor, Tensor};
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 /// The named state tensors (parameters, optimizer moments, counters).
 pub type State = BTreeMap<String, Tensor>;
+
+/// A [`State`] in a backend's memory.
+pub type DeviceState = BTreeMap<String, DeviceTensor>;
 
 /// Tensors with fewer elements are hashed inline rather than in a rayon task.
 const SPAWN_MIN_ELEMS: usize = 1024;
@@ -170,65 +176,116 @@ impl<'a> StepExecutor<'a> {
         record: Record,
         hook: &dyn StepHook,
     ) -> Result<StepOutput> {
+        self.run_resident(t, state, None, record, hook)
+            .map(|(o, _)| o)
+    }
+
+    /// [`StepExecutor::run`] with `resident`, when given, being `state` already in the
+    /// backend's memory (the previous step's [`DeviceState`]), so that the state is not
+    /// uploaded again. Also returns the new state in the backend's memory.
+    ///
+    /// The step's tensors stay in the backend's memory; what is downloaded is the new
+    /// state (for its hash, checkpoints and the next step's caller), the loss, and, when
+    /// recorded, every node output (for the op trace or a dispute).
+    pub fn run_resident(
+        &self,
+        t: u64,
+        state: &State,
+        resident: Option<&DeviceState>,
+        record: Record,
+        hook: &dyn StepHook,
+    ) -> Result<(StepOutput, DeviceState)> {
         let started = Instant::now();
+        let backend = self.backend;
+        let device = |source| TrainError::Op {
+            node: usize::MAX,
+            label: format!("moving tensors to or from {}", backend.name()),
+            source,
+        };
         let batch = crate::trainer::batch_for_step(self.program, self.dataset, hook.batch_step(t))?;
+        let batch = upload_all(backend, &batch).map_err(device)?;
+        let uploaded;
+        let dev_state = match resident {
+            Some(r) => r,
+            None => {
+                uploaded = upload_all(backend, state).map_err(device)?;
+                &uploaded
+            }
+        };
         let n = self.graph.nodes.len();
-        let mut wanted = vec![record.node_hashes; n];
-        if record.state_hash {
-            for &i in self.graph.updates.values() {
-                if let Some(w) = wanted.get_mut(i) {
-                    *w = true;
-                }
+        let mut hashed = vec![record.node_hashes; n];
+        let mut needed = vec![record.node_hashes || record.outputs; n];
+        for &i in self.graph.updates.values() {
+            if let Some(w) = hashed.get_mut(i) {
+                *w |= record.state_hash;
+            }
+            if let Some(w) = needed.get_mut(i) {
+                *w = true;
             }
         }
-        // With more than one thread the hashes are computed by rayon tasks while the
-        // next nodes run (the update nodes come last, so the other thread hashes one
-        // parameter's new tensors while this one updates the next); the scope waits for
-        // all of them. With one thread they are computed inline, still in cache.
-        let slots: Vec<OnceLock<Hash>> = (0..n).map(|_| OnceLock::new()).collect();
-        let slot = |i: usize| {
-            slots
+        if let Some(w) = needed.get_mut(self.graph.loss) {
+            *w = true;
+        }
+        let op_err = |i: usize, source| TrainError::Op {
+            node: i,
+            label: self
+                .graph
+                .nodes
                 .get(i)
-                .filter(|_| wanted.get(i).copied().unwrap_or(false))
+                .map(|n| n.label.clone())
+                .unwrap_or_default(),
+            source,
         };
-        let alter = |i: usize, o: &mut Tensor| -> Result<()> {
-            if hook.alters_output(t, i) {
-                hook.alter_output(t, i, o)?;
+        let alter = |i: usize, o: DeviceTensor| -> Result<DeviceTensor> {
+            if !hook.alters_output(t, i) {
+                return Ok(o);
             }
-            Ok(())
+            let mut h = backend.download(&o).map_err(|e| op_err(i, e))?;
+            hook.alter_output(t, i, &mut h)?;
+            backend.upload(&h).map_err(|e| op_err(i, e))
         };
+        // Each output that is needed on the host is downloaded right after its node
+        // runs, and hashed while it is still in cache: with more than one thread by
+        // rayon tasks while the next nodes run (the update nodes come last, so the other
+        // thread hashes one parameter's new tensors while this one updates the next);
+        // the scope waits for all of them. With one thread, inline.
+        let slots: Vec<OnceLock<Hash>> = (0..n).map(|_| OnceLock::new()).collect();
+        let mut hosts: Vec<Option<Tensor>> = vec![None; n];
         let nodes = &self.graph.nodes;
-        let outs = if rayon::current_num_threads() > 1 {
-            rayon::scope(|scope| {
-                run_nodes_altered(self.backend, nodes, state, &batch, alter, |i, o| {
-                    if let Some(slot) = slot(i) {
-                        // A task costs more than hashing a few hundred bytes.
-                        if o.len() < SPAWN_MIN_ELEMS {
-                            let _ = slot.set(repops::tensor_hash(o));
-                            return;
-                        }
-                        let o = Arc::clone(o);
+        let parallel = rayon::current_num_threads() > 1;
+        let outs = rayon::scope(|scope| {
+            run_graph(backend, nodes, dev_state, &batch, alter, |i, o| {
+                if !needed.get(i).copied().unwrap_or(false) {
+                    return Ok(());
+                }
+                let h = backend.download(o).map_err(|e| op_err(i, e))?;
+                if let Some(slot) = slots
+                    .get(i)
+                    .filter(|_| hashed.get(i).copied().unwrap_or(false))
+                {
+                    // A task costs more than hashing a few hundred bytes.
+                    if !parallel || h.len() < SPAWN_MIN_ELEMS {
+                        let _ = slot.set(repops::tensor_hash(&h));
+                    } else {
+                        let h = h.clone();
                         scope.spawn(move |_| {
-                            let _ = slot.set(repops::tensor_hash(&o));
+                            let _ = slot.set(repops::tensor_hash(&h));
                         });
                     }
-                })
-            })
-        } else {
-            run_nodes_altered(self.backend, nodes, state, &batch, alter, |i, o| {
-                if let Some(slot) = slot(i) {
-                    let _ = slot.set(repops::tensor_hash(o));
                 }
+                hosts[i] = Some(h);
+                Ok(())
             })
-        }?;
+        })?;
         let hashing = Instant::now();
         let node_hashes: Vec<Option<Hash>> = slots.into_iter().map(|s| s.into_inner()).collect();
-        let loss = outs
+        let loss = hosts
             .get(self.graph.loss)
+            .and_then(|o| o.as_ref())
             .and_then(|o| o.data().first().copied())
             .unwrap_or(f32::NAN);
-        let mut outs: Vec<Option<Arc<Tensor>>> = outs.into_iter().map(Some).collect();
         let mut new_state = State::new();
+        let mut new_dev = DeviceState::new();
         let mut leaves = Vec::with_capacity(self.graph.updates.len());
         let no_update =
             |name: &str| TrainError::Program(format!("state {name} has no update node"));
@@ -241,15 +298,16 @@ impl<'a> StepExecutor<'a> {
                     .ok_or_else(|| no_update(name))?;
                 leaves.push(state_leaf(name, &th));
             }
-            let o = outs.get_mut(i).ok_or_else(|| no_update(name))?;
-            // Kept outputs share the tensor with the state; otherwise it moves.
-            let t_new = if record.outputs {
-                o.as_deref().cloned()
-            } else {
-                o.take().map(unshare)
-            };
-            new_state.insert(name.clone(), t_new.ok_or_else(|| no_update(name))?);
+            let h = hosts.get_mut(i).ok_or_else(|| no_update(name))?;
+            // Kept outputs share their elements with the state.
+            let h = if record.outputs { h.clone() } else { h.take() };
+            new_state.insert(name.clone(), h.ok_or_else(|| no_update(name))?);
+            new_dev.insert(
+                name.clone(),
+                outs.get(i).cloned().ok_or_else(|| no_update(name))?,
+            );
         }
+        drop(outs);
         if new_state.len() != state.len() {
             return Err(TrainError::Program(
                 "update set does not cover the state".into(),
@@ -258,6 +316,7 @@ impl<'a> StepExecutor<'a> {
         let altered = hook.alters_state(t);
         if altered {
             hook.alter_state(t, state, &mut new_state)?;
+            new_dev = upload_all(backend, &new_state).map_err(device)?;
         }
         checkpoint::check_finite(&new_state).map_err(|e| TrainError::NonFinite {
             step: t,
@@ -275,18 +334,21 @@ impl<'a> StepExecutor<'a> {
             Vec::new()
         };
         let outputs = if record.outputs {
-            outs.into_iter().flatten().map(unshare).collect()
+            hosts.into_iter().flatten().collect()
         } else {
             Vec::new()
         };
-        Ok(StepOutput {
-            state: new_state,
-            state_hash,
-            loss,
-            node_hashes,
-            outputs,
-            compute_ns: started.elapsed().as_nanos() as u64,
-            hash_ns: hashing.elapsed().as_nanos() as u64,
-        })
+        Ok((
+            StepOutput {
+                state: new_state,
+                state_hash,
+                loss,
+                node_hashes,
+                outputs,
+                compute_ns: started.elapsed().as_nanos() as u64,
+                hash_ns: hashing.elapsed().as_nanos() as u64,
+            },
+            new_dev,
+        ))
     }
 }

@@ -6,7 +6,7 @@ use crate::error::{Result, TrainError};
 use crate::exec::{run_nodes_on, state_hash};
 use crate::merkle::Hash;
 use crate::program::{Init, Model, Program, StepGraph};
-use crate::step::{Honest, Record, StepExecutor, StepOutput};
+use crate::step::{DeviceState, Honest, Record, StepExecutor, StepOutput};
 use repops::{Backend, CpuBackend, Philox, Tensor};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -68,6 +68,8 @@ pub struct Trainer {
     graph: StepGraph,
     dataset: Dataset,
     state: BTreeMap<String, Tensor>,
+    /// `state` in the backend's memory, when the last step left it there.
+    resident: Option<DeviceState>,
     step: u64,
     backend: Arc<dyn Backend>,
 }
@@ -133,6 +135,7 @@ impl Trainer {
             graph,
             dataset,
             state,
+            resident: None,
             step: 0,
             backend,
         })
@@ -141,6 +144,7 @@ impl Trainer {
     /// Run later steps and evaluations on `backend` (the state is kept).
     pub fn set_backend(&mut self, backend: Arc<dyn Backend>) {
         self.backend = backend;
+        self.resident = None;
     }
 
     /// The backend ops run on.
@@ -324,8 +328,12 @@ impl Trainer {
                 current: self.step,
             });
         }
-        let mut out = self.executor().run(t, &self.state, record, &Honest)?;
+        let resident = self.resident.take();
+        let exec = self.executor();
+        let (mut out, dev) =
+            exec.run_resident(t, &self.state, resident.as_ref(), record, &Honest)?;
         self.state = std::mem::take(&mut out.state);
+        self.resident = Some(dev);
         self.step = t;
         Ok(out)
     }
@@ -467,6 +475,7 @@ impl Trainer {
         let mut tr = Trainer::new(program, dataset)?;
         let (step, state) = checkpoint::decode(&tr.program, &tr.graph.state_shapes, bytes)?;
         tr.state = state;
+        tr.resident = None;
         tr.step = step;
         Ok(tr)
     }
