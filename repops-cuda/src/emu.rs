@@ -5,9 +5,8 @@
 //! keep IEEE binary32 — is the PTX audit's and the GPU tests' job. Skips without `c++`.
 
 use crate::exec::{self, Arg, Device, TransferCounter, R};
-use crate::parity;
 use cudarc::driver::LaunchConfig;
-use repops::{Backend, DeviceTensor, Op, Tensor};
+use repops::{conformance, Backend, DeviceTensor, Op, Tensor};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -180,7 +179,7 @@ fn backend(sm: u32) -> Option<EmuBackend> {
     }
 }
 
-fn report(bad: &[parity::Mismatch]) -> String {
+fn report(bad: &[conformance::Mismatch]) -> String {
     bad.iter()
         .map(|m| format!("{}: {}", m.what, m.detail))
         .collect::<Vec<_>>()
@@ -192,7 +191,7 @@ fn every_golden_vector_passes_on_the_emulated_device_with_both_gemm_tiles() {
     // sm = 1: every GEMM uses 128x128 tiles; sm = u32::MAX: every GEMM uses 32x32.
     for sm in [1, u32::MAX] {
         let Some(b) = backend(sm) else { return };
-        let (n, bad) = parity::golden(&b).unwrap();
+        let (n, bad) = conformance::golden(&b).unwrap();
         assert!(n >= 58);
         assert!(bad.is_empty(), "sm {sm}:\n{}", report(&bad));
     }
@@ -201,7 +200,7 @@ fn every_golden_vector_passes_on_the_emulated_device_with_both_gemm_tiles() {
 #[test]
 fn random_shapes_give_the_cpu_bits_on_the_emulated_device() {
     let Some(b) = backend(4) else { return };
-    let bad = parity::fuzz(&b, parity::FUZZ_KINDS, 7);
+    let bad = conformance::fuzz(&b, conformance::FUZZ_KINDS, 7);
     assert!(bad.is_empty(), "{}", report(&bad));
 }
 
@@ -284,7 +283,7 @@ fn op_outputs_stay_on_the_device_until_downloaded() {
 fn train_on_emu(program: &str, steps: u64) {
     let Some(b) = backend(4) else { return };
     let b = std::sync::Arc::new(b);
-    let r = parity::training(b.clone(), program, steps).unwrap();
+    let r = train::conformance::training(b.clone(), program, steps).unwrap();
     assert_eq!(r.steps, steps);
     assert_eq!(r.first_divergence, None, "{program}");
     assert_eq!(r.cpu_trace_root, r.backend_trace_root, "{program}");

@@ -16,6 +16,7 @@
 //! computation on host memory. `unsafe` appears only in [`matmul`] for SIMD intrinsics.
 
 pub mod backend;
+pub mod conformance;
 pub mod error;
 pub mod golden;
 pub mod math;

@@ -14,6 +14,7 @@
 //! op, except report-only figures (accuracy, unigram entropy) which never reach a hash.
 
 pub mod checkpoint;
+pub mod conformance;
 pub mod dataset;
 pub mod error;
 pub mod exec;
