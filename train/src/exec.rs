@@ -19,19 +19,14 @@ pub fn execute_node(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
 pub fn execute_node_on(backend: &dyn Backend, node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
     let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
     check_inputs(node, &shapes)?;
-    let op_err = |source| TrainError::Op {
-        node: node.index,
-        label: node.label.clone(),
-        source,
-    };
     let ins = inputs
         .iter()
         .map(|t| backend.upload(t))
         .collect::<repops::Result<Vec<_>>>()
-        .map_err(op_err)?;
+        .map_err(TrainError::Transfer)?;
     let refs: Vec<&DeviceTensor> = ins.iter().collect();
     let out = execute_node_device(backend, node, &refs)?;
-    backend.download(&out).map_err(op_err)
+    backend.download(&out).map_err(TrainError::Transfer)
 }
 
 /// [`execute_node_on`] on tensors in the backend's memory; the output stays there.
@@ -127,7 +122,7 @@ pub fn run_nodes_on(
     batch: &BTreeMap<String, Tensor>,
     mut on_node: impl FnMut(usize, &Tensor),
 ) -> Result<Vec<Tensor>> {
-    let up = |m| upload_all(backend, m).map_err(|e| TrainError::Program(e.to_string()));
+    let up = |m| upload_all(backend, m).map_err(TrainError::Transfer);
     let (state, batch) = (up(state)?, up(batch)?);
     let mut outs = Vec::with_capacity(nodes.len());
     run_graph(
@@ -137,11 +132,7 @@ pub fn run_nodes_on(
         &batch,
         |_, o| Ok(o),
         |i, o| {
-            let h = backend.download(o).map_err(|source| TrainError::Op {
-                node: i,
-                label: nodes.get(i).map(|n| n.label.clone()).unwrap_or_default(),
-                source,
-            })?;
+            let h = backend.download(o).map_err(TrainError::Transfer)?;
             on_node(i, &h);
             outs.push(h);
             Ok(())

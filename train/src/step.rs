@@ -197,18 +197,13 @@ impl<'a> StepExecutor<'a> {
     ) -> Result<(StepOutput, DeviceState)> {
         let started = Instant::now();
         let backend = self.backend;
-        let device = |source| TrainError::Op {
-            node: usize::MAX,
-            label: format!("moving tensors to or from {}", backend.name()),
-            source,
-        };
         let batch = crate::trainer::batch_for_step(self.program, self.dataset, hook.batch_step(t))?;
-        let batch = upload_all(backend, &batch).map_err(device)?;
+        let batch = upload_all(backend, &batch).map_err(TrainError::Transfer)?;
         let uploaded;
         let dev_state = match resident {
             Some(r) => r,
             None => {
-                uploaded = upload_all(backend, state).map_err(device)?;
+                uploaded = upload_all(backend, state).map_err(TrainError::Transfer)?;
                 &uploaded
             }
         };
@@ -226,23 +221,13 @@ impl<'a> StepExecutor<'a> {
         if let Some(w) = needed.get_mut(self.graph.loss) {
             *w = true;
         }
-        let op_err = |i: usize, source| TrainError::Op {
-            node: i,
-            label: self
-                .graph
-                .nodes
-                .get(i)
-                .map(|n| n.label.clone())
-                .unwrap_or_default(),
-            source,
-        };
         let alter = |i: usize, o: DeviceTensor| -> Result<DeviceTensor> {
             if !hook.alters_output(t, i) {
                 return Ok(o);
             }
-            let mut h = backend.download(&o).map_err(|e| op_err(i, e))?;
+            let mut h = backend.download(&o).map_err(TrainError::Transfer)?;
             hook.alter_output(t, i, &mut h)?;
-            backend.upload(&h).map_err(|e| op_err(i, e))
+            backend.upload(&h).map_err(TrainError::Transfer)
         };
         // Each output that is needed on the host is downloaded right after its node
         // runs, and hashed while it is still in cache: with more than one thread by
@@ -258,7 +243,7 @@ impl<'a> StepExecutor<'a> {
                 if !needed.get(i).copied().unwrap_or(false) {
                     return Ok(());
                 }
-                let h = backend.download(o).map_err(|e| op_err(i, e))?;
+                let h = backend.download(o).map_err(TrainError::Transfer)?;
                 if let Some(slot) = slots
                     .get(i)
                     .filter(|_| hashed.get(i).copied().unwrap_or(false))
@@ -316,7 +301,7 @@ impl<'a> StepExecutor<'a> {
         let altered = hook.alters_state(t);
         if altered {
             hook.alter_state(t, state, &mut new_state)?;
-            new_dev = upload_all(backend, &new_state).map_err(device)?;
+            new_dev = upload_all(backend, &new_state).map_err(TrainError::Transfer)?;
         }
         checkpoint::check_finite(&new_state).map_err(|e| TrainError::NonFinite {
             step: t,
