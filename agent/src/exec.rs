@@ -1,17 +1,18 @@
 //! One training step with every node output kept (the dispute game needs
 //! them), and the fault injector used by tests and `veritraind demo`.
 //!
-//! Honest execution here is bit-identical to [`train::Trainer`]: the same
-//! nodes through [`train::execute_node`] in the same order, and the same
-//! state hash.
+//! There is no step logic here: a step is [`train::StepExecutor::run`], the
+//! one executor the trainer also uses, and a [`FaultPlan`] is its
+//! [`train::StepHook`]. Honest execution is therefore the trainer's, bit for
+//! bit, and a diverged state is refused exactly as checkpoint decoding
+//! refuses it.
 use repops::Tensor;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-use train::{Hash, Input, Program, StepGraph};
+use train::{Hash, Program, Record, StepExecutor, StepGraph};
 
 /// The named state tensors after a step.
-pub type State = BTreeMap<String, Tensor>;
+pub use train::step::State;
 
 /// A deliberately wrong solver, for tests and the demo. **Fault injection**:
 /// never configure one on a real network; the solver will be slashed.
@@ -132,32 +133,87 @@ impl FromIterator<Fault> for FaultPlan {
     }
 }
 
+impl train::StepHook for FaultPlan {
+    fn batch_step(&self, t: u64) -> u64 {
+        if self.wrong_batch == Some(t) {
+            t + 1
+        } else {
+            t
+        }
+    }
+
+    fn alters_output(&self, t: u64, node: usize) -> bool {
+        self.corrupt == Some((t, node))
+    }
+
+    /// Flips the lowest bit of element 0.
+    fn alter_output(&self, _t: u64, _node: usize, out: &mut Tensor) -> train::Result<()> {
+        if let Some(x) = out.data_mut().first_mut() {
+            *x = f32::from_bits(x.to_bits() ^ 1);
+        }
+        Ok(())
+    }
+
+    fn alters_state(&self, t: u64) -> bool {
+        self.skip_step == Some(t)
+    }
+
+    /// Keeps the previous parameters and moments; only the step counter advances.
+    fn alter_state(&self, t: u64, before: &State, after: &mut State) -> train::Result<()> {
+        let mut s = before.clone();
+        if let Some(c) = s.get_mut("opt.step") {
+            c.data_mut().fill(t as f32);
+        }
+        *after = s;
+        Ok(())
+    }
+}
+
 /// What one step produced.
 pub struct StepOut {
     /// The state after the step.
     pub state: State,
-    /// Every node's output, in node order.
+    /// Every node's output, in node order (empty unless recorded).
     pub outputs: Vec<Tensor>,
     /// `h_t`.
     pub state_hash: Hash,
     /// The loss node's value (reporting only).
     pub loss: f32,
-    /// Time spent running the nodes and hashing the new state (nanoseconds).
+    /// Time spent running the nodes and hashing (nanoseconds).
     pub compute_ns: u64,
-    /// Of which hashing the new state.
+    /// Of which after the last node: finishing the hashes.
     pub hash_ns: u64,
+    node_hashes: Vec<Hash>,
 }
 
 impl StepOut {
     /// The node output hashes `o_1..o_M` (the op trace).
     pub fn node_hashes(&self) -> Vec<Hash> {
+        if self.node_hashes.len() == self.outputs.len() {
+            return self.node_hashes.clone();
+        }
         use rayon::prelude::*;
         self.outputs.par_iter().map(repops::tensor_hash).collect()
     }
 }
 
-/// Runs step `t` of `program` from `state` on `backend` (the CPU reference,
-/// or a backend that must return its bits), applying `fault` if it targets `t`.
+impl From<train::StepOutput> for StepOut {
+    fn from(o: train::StepOutput) -> Self {
+        StepOut {
+            state: o.state,
+            outputs: o.outputs,
+            state_hash: o.state_hash,
+            loss: o.loss,
+            compute_ns: o.compute_ns,
+            hash_ns: o.hash_ns,
+            node_hashes: o.node_hashes,
+        }
+    }
+}
+
+/// Runs step `t` of `program` from `state` on `backend` (the CPU reference, or a backend
+/// that must return its bits) through [`train::StepExecutor`], applying `fault` if it
+/// targets `t`, and keeps every node output and hash.
 pub fn run_step(
     backend: &dyn repops::Backend,
     program: &Program,
@@ -167,75 +223,9 @@ pub fn run_step(
     t: u64,
     fault: &FaultPlan,
 ) -> train::Result<StepOut> {
-    let started = std::time::Instant::now();
-    let batch_step = if fault.wrong_batch == Some(t) {
-        t + 1
-    } else {
-        t
-    };
-    let batch = train::batch_for_step(program, dataset, batch_step)?;
-    let mut outputs: Vec<Tensor> = Vec::with_capacity(graph.nodes.len());
-    for node in &graph.nodes {
-        let mut ins: Vec<&Tensor> = Vec::with_capacity(node.inputs.len());
-        for i in &node.inputs {
-            let x = match i {
-                Input::State(s) => state.get(s),
-                Input::Batch(b) => batch.get(b),
-                Input::Node(k) => outputs.get(*k),
-            };
-            ins.push(x.ok_or_else(|| train::TrainError::NodeInputs {
-                node: node.index,
-                detail: format!("input {i:?} is not available"),
-            })?);
-        }
-        let mut out = train::exec::execute_node_on(backend, node, &ins)?;
-        if fault.corrupt == Some((t, node.index)) {
-            let mut d = out.data().to_vec();
-            if let Some(x) = d.first_mut() {
-                *x = f32::from_bits(x.to_bits() ^ 1);
-            }
-            out = Tensor::new(out.shape().to_vec(), d)
-                .map_err(|e| train::TrainError::Program(e.to_string()))?;
-        }
-        outputs.push(out);
-    }
-    let loss = outputs
-        .get(graph.loss)
-        .and_then(|o| o.data().first().copied())
-        .unwrap_or(f32::NAN);
-    let new_state: State = if fault.skip_step == Some(t) {
-        let mut s = state.clone();
-        if let Some(c) = s.get_mut("opt.step") {
-            *c = Tensor::new(c.shape().to_vec(), vec![t as f32; c.data().len()])
-                .map_err(|e| train::TrainError::Program(e.to_string()))?;
-        }
-        s
-    } else {
-        graph
-            .updates
-            .iter()
-            .map(|(name, &k)| {
-                outputs
-                    .get(k)
-                    .cloned()
-                    .map(|o| (name.clone(), o))
-                    .ok_or_else(|| {
-                        train::TrainError::Program(format!("state {name} has no update node"))
-                    })
-            })
-            .collect::<train::Result<State>>()?
-    };
-    let hashing = std::time::Instant::now();
-    let state_hash = train::state_hash(&new_state);
-    let hash_ns = hashing.elapsed().as_nanos() as u64;
-    Ok(StepOut {
-        state_hash,
-        state: new_state,
-        outputs,
-        loss,
-        compute_ns: started.elapsed().as_nanos() as u64,
-        hash_ns,
-    })
+    StepExecutor::new(program, graph, dataset, backend)
+        .run(t, state, Record::ALL, fault)
+        .map(StepOut::from)
 }
 
 #[cfg(test)]

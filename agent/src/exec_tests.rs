@@ -1,13 +1,19 @@
 use super::*;
 use train::{Dataset, Trainer};
 
-#[test]
-fn honest_steps_match_the_trainer_bit_for_bit() {
+/// mlp-digits changed by `edit`, its dataset, graph and a trainer at `h_0`.
+fn mlp(edit: impl FnOnce(&mut Program)) -> (Program, Dataset, StepGraph, Trainer) {
     let mut p = Program::builtin("mlp-digits").unwrap();
-    p.steps = 5;
+    edit(&mut p);
     let ds = Dataset::builtin(&p.dataset.name).unwrap();
     let graph = p.graph().unwrap();
-    let mut tr = Trainer::new(p.clone(), ds.clone()).unwrap();
+    let tr = Trainer::new(p.clone(), ds.clone()).unwrap();
+    (p, ds, graph, tr)
+}
+
+#[test]
+fn honest_steps_match_the_trainer_bit_for_bit() {
+    let (p, ds, graph, mut tr) = mlp(|p| p.steps = 5);
     let mut state = tr.state().clone();
     for t in 1..=5 {
         let out = run_step(
@@ -62,6 +68,47 @@ fn each_fault_changes_exactly_its_step() {
         let ok = run_step(&repops::CpuBackend, &p, &graph, &ds, &s0, 1, &later).unwrap();
         assert_eq!(ok.state_hash, honest.state_hash, "{f}");
     }
+}
+
+#[test]
+fn a_diverged_state_is_refused_like_the_trainer_and_checkpoint_decode_refuse_it() {
+    let (p, ds, graph, mut tr) = mlp(|p| {
+        p.optimizer = train::program::Optimizer::Sgd {
+            lr: 1e30,
+            momentum: 0.9,
+        }
+    });
+    let mut state = tr.state().clone();
+    for t in 1..=50 {
+        let ours = run_step(
+            &repops::CpuBackend,
+            &p,
+            &graph,
+            &ds,
+            &state,
+            t,
+            &FaultPlan::default(),
+        );
+        let theirs = tr.step(t);
+        match (ours, theirs) {
+            (Ok(o), Ok(r)) => {
+                assert_eq!(o.state_hash, r.state_hash, "step {t}");
+                let bytes = train::checkpoint::encode(&p, t, &o.state).unwrap();
+                train::checkpoint::decode(&p, &graph.state_shapes, &bytes).unwrap();
+                state = o.state;
+            }
+            (Err(a), Err(b)) => {
+                assert_eq!(a.to_string(), b.to_string());
+                assert!(a.to_string().contains("training diverged"), "{a}");
+                return;
+            }
+            (a, b) => panic!(
+                "step {t}: agent {:?} vs trainer {b:?}",
+                a.map(|o| o.state_hash)
+            ),
+        }
+    }
+    panic!("lr 1e30 must diverge within 50 steps");
 }
 
 #[test]

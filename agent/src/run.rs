@@ -5,13 +5,13 @@
 //! The solver's run lives in a directory (`hashes.bin`, 32 bytes per step,
 //! and `ckpt-<step>.safetensors` every `k` steps) and resumes after a crash
 //! from its newest valid checkpoint; a verifier's run is in memory.
-use crate::exec::{run_step, FaultPlan, State, StepOut};
+use crate::exec::{FaultPlan, State, StepOut};
 use crate::AgentError;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use train::{Dataset, Hash, Program, StepGraph, Trainer};
+use train::{Dataset, Hash, Program, Record, StepExecutor, StepGraph, Trainer};
 
 /// In-memory states kept besides `h_0` (the newest ones).
 const MAX_ANCHORS: usize = 8;
@@ -162,6 +162,12 @@ impl Run {
         std::fs::rename(&tmp, &hp).map_err(|e| AgentError::io(&hp, e))
     }
 
+    /// Step `t` from `state` (the state after `t - 1`), with this run's fault plan.
+    fn step(&self, t: u64, state: &State, record: Record) -> Result<StepOut, AgentError> {
+        let exec = StepExecutor::new(&self.program, &self.graph, &self.dataset, &*self.backend);
+        Ok(exec.run(t, state, record, &self.fault)?.into())
+    }
+
     /// Runs the steps on `backend` from now on (the CPU reference by default).
     pub fn set_backend(&mut self, backend: Arc<dyn repops::Backend>) {
         self.backend = backend;
@@ -191,15 +197,7 @@ impl Run {
             )));
         }
         let prev = self.state_at(t - 1)?;
-        let out = run_step(
-            &*self.backend,
-            &self.program,
-            &self.graph,
-            &self.dataset,
-            &prev,
-            t,
-            &self.fault,
-        )?;
+        let out = self.step(t, &prev, Record::STATE)?;
         let h = out.state_hash;
         self.stats.add(&out);
         self.last_loss = out.loss;
@@ -271,15 +269,7 @@ impl Run {
             }
         }
         for s in from + 1..=t {
-            let out = run_step(
-                &*self.backend,
-                &self.program,
-                &self.graph,
-                &self.dataset,
-                &state,
-                s,
-                &self.fault,
-            )?;
+            let out = self.step(s, &state, Record::NOTHING)?;
             self.stats.add(&out);
             state = Arc::new(out.state);
         }
@@ -300,15 +290,7 @@ impl Run {
             }
         }
         let prev = self.state_at(t - 1)?;
-        let out = Arc::new(run_step(
-            &*self.backend,
-            &self.program,
-            &self.graph,
-            &self.dataset,
-            &prev,
-            t,
-            &self.fault,
-        )?);
+        let out = Arc::new(self.step(t, &prev, Record::ALL)?);
         self.stats.add(&out);
         self.last_out = Some((t, out.clone()));
         Ok(out)

@@ -163,7 +163,7 @@ int main() {
       K(rp_cross_entropy_rows), K(rp_cross_entropy_backward), K(rp_sum_last), K(rp_layer_norm),
       K(rp_layer_norm_backward_input), K(rp_layer_norm_stats), K(rp_gemm_128), K(rp_gemm_32),
       K(rp_sum_axis0), K(rp_layer_norm_backward_gamma), K(rp_embedding),
-      K(rp_embedding_backward), K(rp_transpose), K(rp_permute),
+      K(rp_embedding_backward), K(rp_transpose), K(rp_permute), K(rp_canonicalize),
   };
   uint32_t len;
   read(&len, 4);

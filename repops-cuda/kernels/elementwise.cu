@@ -94,3 +94,12 @@ extern "C" __global__ void rp_eval_bits(int f, u32 start, u64 n, float* __restri
     y[i] = r;
   }
 }
+
+// R1 on the device, in place: every NaN becomes the canonical 0x7fc00000. Run after each
+// op, so that an output kept on the device feeds the next op exactly as the CPU's
+// canonicalised output does. Integer compares only.
+extern "C" __global__ void rp_canonicalize(float* __restrict__ y, u64 n) {
+  GRID_STRIDE(i, n) {
+    if ((__float_as_uint(y[i]) & 0x7fffffffu) > 0x7f800000u) y[i] = __uint_as_float(0x7fc00000u);
+  }
+}

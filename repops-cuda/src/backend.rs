@@ -1,23 +1,25 @@
 //! [`CudaBackend`]: `repops::Backend` on one CUDA device.
 //!
-//! `execute` checks the op exactly as the CPU reference does (`Op::check`, and index
-//! inputs with `repops::ops::index`), uploads the inputs, runs the op's kernels on the
-//! device's stream, downloads the output and canonicalises its NaNs (R1) on the host
-//! (`exec.rs`, shared with the host emulation the unit tests run).
+//! Tensors live in device memory ([`repops::DeviceTensor`] holding an `exec::Resident`
+//! buffer): `upload` copies a host tensor up once, `execute` checks the op exactly as the
+//! CPU reference does (`Op::output_shape` and `Op::check_params`, and index inputs with
+//! `repops::ops::index`), runs its kernels on the device's stream and canonicalises the
+//! output's NaNs (R1) there, and only `download` copies back (`exec.rs`, shared with the
+//! host emulation the unit tests run). [`CudaBackend::transfers`] counts the bytes moved.
 
 // Kernel launches are `unsafe` in cudarc: the argument list must match the kernel's
 // parameters. `exec.rs` builds every argument list from the `.cu` signature it names,
 // and the host emulation (`emu/emu.cpp`) checks the count of every launch in the tests.
 #![allow(unsafe_code)]
 
-use crate::exec::{self, Arg, Device, R};
+use crate::exec::{self, Arg, Device, TransferCounter, Transfers, R};
 use crate::kernels::{self, MODULES};
 use crate::{probe, Error};
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
 };
 use cudarc::nvrtc::Ptx;
-use repops::{Backend, Op, Tensor};
+use repops::{Backend, DeviceTensor, Op, Tensor};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -30,6 +32,7 @@ struct Gpu {
     stream: Arc<CudaStream>,
     funcs: HashMap<&'static str, CudaFunction>,
     sm_count: u32,
+    transfers: TransferCounter,
 }
 
 impl Device for Gpu {
@@ -83,6 +86,10 @@ impl Device for Gpu {
 
     fn sm_count(&self) -> u32 {
         self.sm_count
+    }
+
+    fn transfers(&self) -> &TransferCounter {
+        &self.transfers
     }
 }
 
@@ -163,6 +170,7 @@ impl CudaBackend {
                 stream: ctx.default_stream(),
                 funcs,
                 sm_count,
+                transfers: TransferCounter::default(),
             },
             device: ctx.name()?,
             arch,
@@ -184,14 +192,15 @@ impl CudaBackend {
         &self.gpu.stream
     }
 
-    /// Upload f32 data (for benchmarks and the exhaustive check).
-    pub fn upload(&self, data: &[f32]) -> repops::Result<CudaSlice<u8>> {
-        self.gpu.upload(
-            &data
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect::<Vec<u8>>(),
-        )
+    /// Bytes moved between host and device so far, by every upload and download
+    /// (tensors, index lists, launch metadata).
+    pub fn transfers(&self) -> Transfers {
+        self.gpu.transfers.get()
+    }
+
+    /// Upload f32 data as a raw buffer (for benchmarks and the exhaustive check).
+    pub fn upload_f32(&self, data: &[f32]) -> repops::Result<CudaSlice<u8>> {
+        exec::up_f32(&self.gpu, data)
     }
 
     /// A device buffer of `n` f32 zeros.
@@ -199,8 +208,8 @@ impl CudaBackend {
         exec::zeros_f32(&self.gpu, n)
     }
 
-    /// The first `n` f32 of a device buffer.
-    pub fn download(&self, d: &CudaSlice<u8>, n: usize) -> repops::Result<Vec<f32>> {
+    /// The first `n` f32 of a raw device buffer.
+    pub fn download_f32(&self, d: &CudaSlice<u8>, n: usize) -> repops::Result<Vec<f32>> {
         exec::down_f32(&self.gpu, d, n)
     }
 
@@ -241,7 +250,15 @@ impl Backend for CudaBackend {
         &self.gpu.name
     }
 
-    fn execute(&self, op: &Op, inputs: &[&Tensor]) -> repops::Result<Tensor> {
+    fn upload(&self, t: &Tensor) -> repops::Result<DeviceTensor> {
+        exec::upload(&self.gpu, t)
+    }
+
+    fn execute(&self, op: &Op, inputs: &[&DeviceTensor]) -> repops::Result<DeviceTensor> {
         exec::execute(&self.gpu, op, inputs)
+    }
+
+    fn download(&self, t: &DeviceTensor) -> repops::Result<Tensor> {
+        exec::download(&self.gpu, t)
     }
 }

@@ -4,10 +4,9 @@
 //! the CPU reference, bit for bit. What this cannot show — that NVRTC, ptxas and the GPU
 //! keep IEEE binary32 — is the PTX audit's and the GPU tests' job. Skips without `c++`.
 
-use crate::exec::{self, Arg, Device, R};
-use crate::parity;
+use crate::exec::{self, Arg, Device, TransferCounter, R};
 use cudarc::driver::LaunchConfig;
-use repops::{Backend, Op, Tensor};
+use repops::{conformance, Backend, DeviceTensor, Op, Tensor};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -43,6 +42,7 @@ fn emulator() -> Result<PathBuf, String> {
 struct Emu {
     exe: PathBuf,
     sm: u32,
+    transfers: TransferCounter,
 }
 
 impl Device for Emu {
@@ -62,6 +62,21 @@ impl Device for Emu {
     }
     fn sm_count(&self) -> u32 {
         self.sm
+    }
+    fn transfers(&self) -> &TransferCounter {
+        &self.transfers
+    }
+    /// The emulator's buffers are host memory: canonicalise them in place rather than
+    /// spawning a launch per op (`rp_canonicalize` itself is tested through a launch in
+    /// `the_canonicalize_kernel_replaces_every_nan_and_nothing_else`).
+    fn canonicalize(&self, buf: &mut Vec<u8>, n: usize) -> R<()> {
+        for c in buf.chunks_exact_mut(4).take(n) {
+            let bits = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            if bits & 0x7fff_ffff > 0x7f80_0000 {
+                c.copy_from_slice(&repops::tensor::CANONICAL_NAN_BITS.to_le_bytes());
+            }
+        }
+        Ok(())
     }
 
     fn launch(&self, kernel: &str, cfg: LaunchConfig, args: &mut [Arg<'_, Vec<u8>>]) -> R<()> {
@@ -139,14 +154,24 @@ impl Backend for EmuBackend {
     fn name(&self) -> &str {
         "emu"
     }
-    fn execute(&self, op: &Op, inputs: &[&Tensor]) -> repops::Result<Tensor> {
+    fn upload(&self, t: &Tensor) -> repops::Result<DeviceTensor> {
+        exec::upload(&self.0, t)
+    }
+    fn execute(&self, op: &Op, inputs: &[&DeviceTensor]) -> repops::Result<DeviceTensor> {
         exec::execute(&self.0, op, inputs)
+    }
+    fn download(&self, t: &DeviceTensor) -> repops::Result<Tensor> {
+        exec::download(&self.0, t)
     }
 }
 
 fn backend(sm: u32) -> Option<EmuBackend> {
     match emulator() {
-        Ok(exe) => Some(EmuBackend(Emu { exe, sm })),
+        Ok(exe) => Some(EmuBackend(Emu {
+            exe,
+            sm,
+            transfers: TransferCounter::default(),
+        })),
         Err(e) => {
             eprintln!("skipped: {e}");
             None
@@ -154,7 +179,7 @@ fn backend(sm: u32) -> Option<EmuBackend> {
     }
 }
 
-fn report(bad: &[parity::Mismatch]) -> String {
+fn report(bad: &[conformance::Mismatch]) -> String {
     bad.iter()
         .map(|m| format!("{}: {}", m.what, m.detail))
         .collect::<Vec<_>>()
@@ -166,7 +191,7 @@ fn every_golden_vector_passes_on_the_emulated_device_with_both_gemm_tiles() {
     // sm = 1: every GEMM uses 128x128 tiles; sm = u32::MAX: every GEMM uses 32x32.
     for sm in [1, u32::MAX] {
         let Some(b) = backend(sm) else { return };
-        let (n, bad) = parity::golden(&b).unwrap();
+        let (n, bad) = conformance::golden(&b).unwrap();
         assert!(n >= 58);
         assert!(bad.is_empty(), "sm {sm}:\n{}", report(&bad));
     }
@@ -175,7 +200,7 @@ fn every_golden_vector_passes_on_the_emulated_device_with_both_gemm_tiles() {
 #[test]
 fn random_shapes_give_the_cpu_bits_on_the_emulated_device() {
     let Some(b) = backend(4) else { return };
-    let bad = parity::fuzz(&b, parity::FUZZ_KINDS, 7);
+    let bad = conformance::fuzz(&b, conformance::FUZZ_KINDS, 7);
     assert!(bad.is_empty(), "{}", report(&bad));
 }
 
@@ -194,12 +219,93 @@ fn the_exhaustive_check_kernel_evaluates_every_function() {
     }
 }
 
+#[test]
+fn the_canonicalize_kernel_replaces_every_nan_and_nothing_else() {
+    let Some(b) = backend(4) else { return };
+    let specials = [
+        0x7fc0_0001u32,
+        0xffc0_0000,
+        0x7f80_0001,
+        0xffff_ffff,
+        0x7f80_0000,
+        0xff80_0000,
+        0x8000_0000,
+        0x0000_0001,
+        0x3f80_0000,
+    ];
+    let v: Vec<f32> = specials.iter().map(|&x| f32::from_bits(x)).collect();
+    let mut buf = exec::up_f32(&b.0, &v).unwrap();
+    exec::canonicalize_kernel(&b.0, &mut buf, v.len()).unwrap();
+    let got = exec::down_f32(&b.0, &buf, v.len()).unwrap();
+    for (x, g) in v.iter().zip(&got) {
+        let want = if x.is_nan() {
+            repops::tensor::CANONICAL_NAN_BITS
+        } else {
+            x.to_bits()
+        };
+        assert_eq!(g.to_bits(), want, "{:08x}", x.to_bits());
+    }
+}
+
+#[test]
+fn op_outputs_stay_on_the_device_until_downloaded() {
+    let Some(b) = backend(4) else { return };
+    let x = Tensor::new(vec![2, 3], vec![1.0, -2.0, 3.0, -4.0, 5.0, f32::NAN]).unwrap();
+    let dx = b.upload(&x).unwrap();
+    let up = b.0.transfers.get();
+    assert_eq!((up.host_to_device, up.device_to_host), (24, 0));
+    // relu, then a reshape (the same buffer), then add: nothing comes back.
+    let r = b.execute(&Op::Relu, &[&dx]).unwrap();
+    let r = b
+        .execute(&Op::Reshape { shape: vec![3, 2] }, &[&r])
+        .unwrap();
+    let y = b.execute(&Op::Add, &[&r, &r]).unwrap();
+    assert_eq!(y.device_name(), Some("emu"));
+    assert_eq!(b.0.transfers.get(), up);
+    let got = b.download(&y).unwrap();
+    let cpu = {
+        let r = repops::CpuBackend.execute_host(&Op::Relu, &[&x]).unwrap();
+        let r = r.reshape(&[3, 2]).unwrap();
+        repops::CpuBackend
+            .execute_host(&Op::Add, &[&r, &r])
+            .unwrap()
+    };
+    assert_eq!(got.hash(), cpu.hash());
+    assert_eq!(b.0.transfers.get().device_to_host, 24);
+    // A second download is the host copy the first one kept.
+    b.download(&y).unwrap();
+    assert_eq!(b.0.transfers.get().device_to_host, 24);
+    // Another backend's tensor is an error, not a panic.
+    let cpu_tensor = DeviceTensor::device("cuda:7", vec![1], std::sync::Arc::new(0u8));
+    assert!(b.execute(&Op::Relu, &[&cpu_tensor]).is_err());
+}
+
 fn train_on_emu(program: &str, steps: u64) {
     let Some(b) = backend(4) else { return };
-    let r = parity::training(std::sync::Arc::new(b), program, steps).unwrap();
+    let b = std::sync::Arc::new(b);
+    let r = train::conformance::training(b.clone(), program, steps).unwrap();
     assert_eq!(r.steps, steps);
     assert_eq!(r.first_divergence, None, "{program}");
     assert_eq!(r.cpu_trace_root, r.backend_trace_root, "{program}");
+    // Resident state: after the first upload, a step uploads its batch (and the
+    // labels' and ids' index lists) but not the state; it downloads the new state and
+    // the loss, not every node output.
+    let p = train::Program::builtin(program).unwrap();
+    let g = p.graph().unwrap();
+    let state_bytes: u64 = g
+        .state_shapes
+        .values()
+        .map(|s| 4 * s.iter().product::<usize>() as u64)
+        .sum();
+    let all_outputs: u64 = g
+        .nodes
+        .iter()
+        .map(|n| 4 * n.shape.iter().product::<usize>() as u64)
+        .sum();
+    let moved = b.0.transfers.get();
+    eprintln!("{program}: {steps} steps moved {moved:?}; state {state_bytes} bytes, all outputs {all_outputs} bytes");
+    assert!(moved.device_to_host >= steps * state_bytes);
+    assert!(moved.device_to_host < steps * all_outputs);
 }
 
 #[test]

@@ -1,11 +1,14 @@
 //! Running RepOps ops as kernels on a [`Device`]: argument marshalling, launch shapes and
-//! the host-side preparation (index checks, `embedding_backward`'s position lists). The
-//! CUDA backend is this code on the GPU; the unit tests run the same code on a host
-//! emulation of the CUDA execution model (`emu/emu.cpp`).
+//! the host-side preparation (index checks, `embedding_backward`'s position lists), over
+//! tensors that stay in device memory between ops ([`Resident`], carried by a
+//! [`repops::DeviceTensor`]). The CUDA backend is this code on the GPU; the unit tests
+//! run the same code on a host emulation of the CUDA execution model (`emu/emu.cpp`).
 
 use cudarc::driver::LaunchConfig;
 use repops::ops::index;
-use repops::{MaskFill, Op, RepOpsError, Tensor};
+use repops::{DeviceTensor, MaskFill, Op, RepOpsError, Tensor};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 pub(crate) type R<T> = repops::Result<T>;
 
@@ -34,6 +37,13 @@ pub(crate) trait Device {
     fn launch(&self, kernel: &str, cfg: LaunchConfig, args: &mut [Arg<'_, Self::Buf>]) -> R<()>;
     /// Streaming multiprocessors (picks the GEMM tile size; never changes bits).
     fn sm_count(&self) -> u32;
+    /// Where the bytes moved by [`up_f32`] and [`down_f32`] are counted.
+    fn transfers(&self) -> &TransferCounter;
+    /// R1 on the device: every NaN among the first `n` f32 of `buf` becomes `0x7fc00000`,
+    /// so that an op's output feeds the next op exactly as the CPU's canonical output.
+    fn canonicalize(&self, buf: &mut Self::Buf, n: usize) -> R<()> {
+        canonicalize_kernel(self, buf, n)
+    }
 
     fn err(&self, e: impl std::fmt::Display) -> RepOpsError {
         RepOpsError::Device {
@@ -78,23 +88,50 @@ fn columns(cols: u64) -> LaunchConfig {
     }
 }
 
-/// `(rows, last)` of a tensor, as the CPU reference's `rows_cols`.
-fn rows_cols(t: &Tensor) -> (u64, u64) {
-    let c = t.last_dim();
-    let r = t.len().checked_div(c).unwrap_or(0);
-    (r as u64, c as u64)
+/// Bytes moved between host and device, counted by every upload and download.
+#[derive(Debug, Default)]
+pub struct TransferCounter {
+    host_to_device: AtomicU64,
+    device_to_host: AtomicU64,
 }
 
-fn up_f32<D: Device>(d: &D, v: &[f32]) -> R<D::Buf> {
-    d.upload(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+/// A snapshot of a [`TransferCounter`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Transfers {
+    /// Bytes uploaded (tensors, index lists, launch metadata).
+    pub host_to_device: u64,
+    /// Bytes downloaded.
+    pub device_to_host: u64,
+}
+
+impl TransferCounter {
+    /// The bytes moved so far.
+    pub fn get(&self) -> Transfers {
+        Transfers {
+            host_to_device: self.host_to_device.load(Ordering::Relaxed),
+            device_to_host: self.device_to_host.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn up_bytes<D: Device>(d: &D, bytes: &[u8]) -> R<D::Buf> {
+    let b = d.upload(bytes)?;
+    d.transfers()
+        .host_to_device
+        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    Ok(b)
+}
+
+pub(crate) fn up_f32<D: Device>(d: &D, v: &[f32]) -> R<D::Buf> {
+    up_bytes(d, bytemuck::cast_slice(v))
 }
 
 fn up_u32<D: Device>(d: &D, v: &[u32]) -> R<D::Buf> {
-    d.upload(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+    up_bytes(d, bytemuck::cast_slice(v))
 }
 
 fn up_u64<D: Device>(d: &D, v: &[u64]) -> R<D::Buf> {
-    d.upload(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+    up_bytes(d, bytemuck::cast_slice(v))
 }
 
 /// A buffer of `n` f32 zeros (at least one element: no zero-size allocations).
@@ -105,6 +142,9 @@ pub(crate) fn zeros_f32<D: Device>(d: &D, n: usize) -> R<D::Buf> {
 /// The first `n` f32 of a buffer.
 pub(crate) fn down_f32<D: Device>(d: &D, b: &D::Buf, n: usize) -> R<Vec<f32>> {
     let bytes = d.download(b)?;
+    d.transfers()
+        .device_to_host
+        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
     if bytes.len() < 4 * n {
         return Err(d.err(format!("short download: {} bytes for {n} f32", bytes.len())));
     }
@@ -115,11 +155,12 @@ pub(crate) fn down_f32<D: Device>(d: &D, b: &D::Buf, n: usize) -> R<Vec<f32>> {
 }
 
 /// Index inputs as u32 after the CPU reference's checks.
-fn indices<D: Device>(d: &D, op: &'static str, t: &Tensor, limit: usize) -> R<Vec<u32>> {
+fn indices<D: Device>(d: &D, op: &'static str, t: &In<'_, D::Buf>, limit: usize) -> R<Vec<u32>> {
     if limit > u32::MAX as usize {
         return Err(d.err(format!("{op}: index range {limit} exceeds u32")));
     }
-    t.data()
+    host(d, t)?
+        .data()
         .iter()
         .enumerate()
         .map(|(i, v)| index(op, *v, i, limit).map(|x| x as u32))
@@ -136,57 +177,236 @@ pub(crate) fn eval_bits<D: Device>(d: &D, f: i32, start: u32, n: u64, out: &mut 
     )
 }
 
+/// The `rp_canonicalize` kernel: `(float* y, u64 n)`, in place.
+pub(crate) fn canonicalize_kernel<D: Device + ?Sized>(d: &D, buf: &mut D::Buf, n: usize) -> R<()> {
+    let n = n as u64;
+    d.launch(
+        "rp_canonicalize",
+        elementwise(n),
+        &mut [Arg::Out(buf), Arg::U64(n)],
+    )
+}
+
+/// A tensor in a device's memory: the buffer (at least 4 bytes, f32 little-endian) and,
+/// once known, the same elements on the host (what was uploaded, or what a download
+/// returned), so that index inputs and repeated downloads cost no transfer.
+pub(crate) struct Resident<B> {
+    buf: B,
+    host: OnceLock<Tensor>,
+}
+
+/// One input of an op: its device buffer and shape.
+struct In<'a, B> {
+    r: &'a Resident<B>,
+    shape: &'a [usize],
+}
+
+impl<B> In<'_, B> {
+    fn buf(&self) -> &B {
+        &self.r.buf
+    }
+    fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    fn last_dim(&self) -> usize {
+        self.shape.last().copied().unwrap_or(1)
+    }
+    /// `(rows, last)`, as the CPU reference's `rows_cols`.
+    fn rows_cols(&self) -> (u64, u64) {
+        let c = self.last_dim();
+        let r = self.len().checked_div(c).unwrap_or(0);
+        (r as u64, c as u64)
+    }
+}
+
+/// The elements of an input on the host (its mirror, or a download that fills it).
+fn host<'a, D: Device>(d: &D, x: &In<'a, D::Buf>) -> R<&'a Tensor> {
+    if x.r.host.get().is_none() {
+        let data = down_f32(d, &x.r.buf, x.len())?;
+        let _ = x.r.host.set(Tensor::new(x.shape.to_vec(), data)?);
+    }
+    x.r.host
+        .get()
+        .ok_or_else(|| d.err("host copy of a device tensor is missing"))
+}
+
+/// Upload a host tensor; the device tensor keeps the host tensor as its mirror.
+pub(crate) fn upload<D: Device>(d: &D, t: &Tensor) -> R<DeviceTensor>
+where
+    D::Buf: Send + Sync + 'static,
+{
+    let r = resident_of(d, t)?;
+    Ok(DeviceTensor::device(
+        d.label(),
+        t.shape().to_vec(),
+        Arc::new(r),
+    ))
+}
+
+fn resident_of<D: Device>(d: &D, t: &Tensor) -> R<Resident<D::Buf>> {
+    let buf = if t.is_empty() {
+        zeros_f32(d, 0)?
+    } else {
+        up_f32(d, t.data())?
+    };
+    let host = OnceLock::new();
+    let _ = host.set(t.clone());
+    Ok(Resident { buf, host })
+}
+
+fn resident<'a, D: Device>(d: &D, t: &'a DeviceTensor) -> Option<&'a Resident<D::Buf>>
+where
+    D::Buf: 'static,
+{
+    t.buffer::<Resident<D::Buf>>()
+        .filter(|_| t.device_name() == Some(d.label()))
+}
+
+/// A device tensor on the host: the mirror if there is one, else a download.
+pub(crate) fn download<D: Device>(d: &D, t: &DeviceTensor) -> R<Tensor>
+where
+    D::Buf: 'static,
+{
+    if let Some(h) = t.as_host() {
+        return Ok(h.clone());
+    }
+    let r = resident(d, t).ok_or_else(|| foreign(d, t))?;
+    let h = host(
+        d,
+        &In {
+            r,
+            shape: t.shape(),
+        },
+    )?;
+    // A reshaped view shares the buffer (and its host copy) under another shape.
+    if h.shape() == t.shape() {
+        Ok(h.clone())
+    } else {
+        h.clone().reshape(t.shape())
+    }
+}
+
+fn foreign<D: Device>(d: &D, t: &DeviceTensor) -> RepOpsError {
+    d.err(format!(
+        "tensor {:?} is in {}'s memory, not {}'s",
+        t.shape(),
+        t.device_name().unwrap_or("the host"),
+        d.label()
+    ))
+}
+
+/// `Backend::execute` on a device: the CPU's checks, the kernels, NaNs canonicalised on
+/// the device; the output stays there. Host tensors among the inputs are uploaded.
+/// `reshape` shares its input's buffer. Ops with an empty input or output have nothing
+/// to compute and are answered by the CPU reference (zeros or a copy, and the same
+/// index checks).
+pub(crate) fn execute<D: Device>(d: &D, op: &Op, inputs: &[&DeviceTensor]) -> R<DeviceTensor>
+where
+    D::Buf: Send + Sync + 'static,
+{
+    let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+    let out_shape = op.output_shape(&shapes)?;
+    op.check_params()?;
+    if let Op::Reshape { .. } = op {
+        if let Some(x) = inputs.first() {
+            return x.reshaped(&out_shape);
+        }
+    }
+    let out_len: usize = out_shape.iter().product();
+    if out_len == 0 || inputs.iter().any(|t| t.is_empty()) {
+        let host = inputs
+            .iter()
+            .map(|t| download(d, t))
+            .collect::<R<Vec<_>>>()?;
+        let refs: Vec<&Tensor> = host.iter().collect();
+        return upload(d, &op.execute(&refs)?);
+    }
+    // Host tensors (not uploaded by this backend) go up first.
+    let uploaded = inputs
+        .iter()
+        .map(|t| match (resident(d, t), t.as_host()) {
+            (Some(_), _) => Ok(None),
+            (None, Some(h)) => resident_of(d, h).map(Some),
+            (None, None) => Err(foreign(d, t)),
+        })
+        .collect::<R<Vec<_>>>()?;
+    let ins = inputs
+        .iter()
+        .zip(&uploaded)
+        .map(|(t, u)| {
+            let r = u
+                .as_ref()
+                .or_else(|| resident(d, t))
+                .ok_or_else(|| foreign(d, t))?;
+            Ok(In {
+                r,
+                shape: t.shape(),
+            })
+        })
+        .collect::<R<Vec<_>>>()?;
+    let mut buf = compute(d, op, &ins, &out_shape)?;
+    d.canonicalize(&mut buf, out_len)?;
+    let r = Resident {
+        buf,
+        host: OnceLock::new(),
+    };
+    Ok(DeviceTensor::device(d.label(), out_shape, Arc::new(r)))
+}
+
 /// `MAP1` kernels: `(const float* x, float* y, u64 n, float s)`.
-fn map1<D: Device>(d: &D, kernel: &str, x: &Tensor, s: f32) -> R<Vec<f32>> {
+fn map1<D: Device>(d: &D, kernel: &str, x: &In<'_, D::Buf>, s: f32) -> R<D::Buf> {
     let n = x.len() as u64;
-    let dx = up_f32(d, x.data())?;
     let mut y = zeros_f32(d, x.len())?;
-    let args = &mut [Arg::In(&dx), Arg::Out(&mut y), Arg::U64(n), Arg::F32(s)];
+    let args = &mut [Arg::In(x.buf()), Arg::Out(&mut y), Arg::U64(n), Arg::F32(s)];
     d.launch(kernel, elementwise(n), args)?;
-    down_f32(d, &y, x.len())
+    Ok(y)
 }
 
 /// `MAP2` kernels: `(const float* a, const float* b, float* y, u64 n, float s, float t)`.
-fn map2<D: Device>(d: &D, kernel: &str, a: &Tensor, b: &Tensor, s: f32, t: f32) -> R<Vec<f32>> {
+fn map2<D: Device>(
+    d: &D,
+    kernel: &str,
+    a: &In<'_, D::Buf>,
+    b: &In<'_, D::Buf>,
+    s: f32,
+    t: f32,
+) -> R<D::Buf> {
     let n = a.len() as u64;
-    let (da, db) = (up_f32(d, a.data())?, up_f32(d, b.data())?);
     let mut y = zeros_f32(d, a.len())?;
     let args = &mut [
-        Arg::In(&da),
-        Arg::In(&db),
+        Arg::In(a.buf()),
+        Arg::In(b.buf()),
         Arg::Out(&mut y),
         Arg::U64(n),
         Arg::F32(s),
         Arg::F32(t),
     ];
     d.launch(kernel, elementwise(n), args)?;
-    down_f32(d, &y, a.len())
+    Ok(y)
 }
 
 /// Row kernels `(const float* x, float* y, u64 rows, u64 c)`.
-fn rows1<D: Device>(d: &D, kernel: &str, x: &Tensor) -> R<Vec<f32>> {
-    let (r, c) = rows_cols(x);
-    let dx = up_f32(d, x.data())?;
+fn rows1<D: Device>(d: &D, kernel: &str, x: &In<'_, D::Buf>) -> R<D::Buf> {
+    let (r, c) = x.rows_cols();
     let mut y = zeros_f32(d, x.len())?;
-    let args = &mut [Arg::In(&dx), Arg::Out(&mut y), Arg::U64(r), Arg::U64(c)];
+    let args = &mut [Arg::In(x.buf()), Arg::Out(&mut y), Arg::U64(r), Arg::U64(c)];
     d.launch(kernel, per_row(r), args)?;
-    down_f32(d, &y, x.len())
+    Ok(y)
 }
 
 /// Row kernels `(const float* y, const float* dy, float* dx, u64 rows, u64 c)`.
-fn rows2<D: Device>(d: &D, kernel: &str, y: &Tensor, dy: &Tensor) -> R<Vec<f32>> {
-    let (r, c) = rows_cols(y);
-    let (d0, d1) = (up_f32(d, y.data())?, up_f32(d, dy.data())?);
+fn rows2<D: Device>(d: &D, kernel: &str, y: &In<'_, D::Buf>, dy: &In<'_, D::Buf>) -> R<D::Buf> {
+    let (r, c) = y.rows_cols();
     let mut o = zeros_f32(d, y.len())?;
     let args = &mut [
-        Arg::In(&d0),
-        Arg::In(&d1),
+        Arg::In(y.buf()),
+        Arg::In(dy.buf()),
         Arg::Out(&mut o),
         Arg::U64(r),
         Arg::U64(c),
     ];
     d.launch(kernel, per_row(r), args)?;
-    down_f32(d, &o, y.len())
+    Ok(o)
 }
 
 /// `rp_sum_last(const float* x, float* y, u64 rows, u64 c, int mean, float cf)`.
@@ -248,101 +468,77 @@ pub(crate) fn gemm<D: Device>(
     d.launch(kernel, cfg, args)
 }
 
-fn gemm_host<D: Device>(
+fn gemm_dev<D: Device>(
     d: &D,
-    a: &Tensor,
-    b: &Tensor,
+    a: &In<'_, D::Buf>,
+    b: &In<'_, D::Buf>,
     dims: (u64, u64, u64, u64),
     trans: (bool, bool),
-) -> R<Vec<f32>> {
-    let (da, db) = (up_f32(d, a.data())?, up_f32(d, b.data())?);
+) -> R<D::Buf> {
     let len = (dims.0 * dims.1 * dims.2) as usize;
     let mut c = zeros_f32(d, len)?;
-    gemm(d, (&da, &db, &mut c), dims, trans)?;
-    down_f32(d, &c, len)
+    gemm(d, (a.buf(), b.buf(), &mut c), dims, trans)?;
+    Ok(c)
 }
 
-/// `Backend::execute` on a device: the CPU's checks, the kernels, NaNs canonicalised.
-/// Ops with an empty input or output have nothing to compute and are answered by the CPU
-/// reference (zeros or a copy, and the same index checks).
-pub(crate) fn execute<D: Device>(d: &D, op: &Op, inputs: &[&Tensor]) -> R<Tensor> {
-    let out_shape = op.check(inputs)?;
-    let out_len: usize = out_shape.iter().product();
-    if out_len == 0 || inputs.iter().any(|t| t.is_empty()) {
-        return op.execute(inputs);
-    }
-    let data = compute(d, op, inputs, &out_shape)?;
-    let mut out = Tensor::new(out_shape, data)?;
-    out.canonicalize();
-    Ok(out)
-}
-
-fn compute<D: Device>(d: &D, op: &Op, x: &[&Tensor], out_shape: &[usize]) -> R<Vec<f32>> {
+fn compute<D: Device>(d: &D, op: &Op, x: &[In<'_, D::Buf>], out_shape: &[usize]) -> R<D::Buf> {
     let name = op.name();
     let out_len: usize = out_shape.iter().product();
     match op {
         Op::MatMul { ta, tb } => {
             let (m, n) = (out_shape[0] as u64, out_shape[1] as u64);
-            let k = if *ta {
-                x[0].shape()[0]
-            } else {
-                x[0].shape()[1]
-            } as u64;
-            gemm_host(d, x[0], x[1], (1, m, n, k), (*ta, *tb))
+            let k = if *ta { x[0].shape[0] } else { x[0].shape[1] } as u64;
+            gemm_dev(d, &x[0], &x[1], (1, m, n, k), (*ta, *tb))
         }
         Op::BatchedMatMul { ta, tb } => {
             let s = out_shape;
-            let k = if *ta {
-                x[0].shape()[1]
-            } else {
-                x[0].shape()[2]
-            } as u64;
+            let k = if *ta { x[0].shape[1] } else { x[0].shape[2] } as u64;
             let dims = (s[0] as u64, s[1] as u64, s[2] as u64, k);
-            gemm_host(d, x[0], x[1], dims, (*ta, *tb))
+            gemm_dev(d, &x[0], &x[1], dims, (*ta, *tb))
         }
         Op::AddBias => {
             let (n, c) = (x[0].len() as u64, x[0].last_dim() as u64);
-            let (dx, db) = (up_f32(d, x[0].data())?, up_f32(d, x[1].data())?);
+            let (dx, db) = (x[0].buf(), x[1].buf());
             let mut y = zeros_f32(d, x[0].len())?;
             let args = &mut [
-                Arg::In(&dx),
-                Arg::In(&db),
+                Arg::In(dx),
+                Arg::In(db),
                 Arg::Out(&mut y),
                 Arg::U64(n),
                 Arg::U64(c),
             ];
             d.launch("rp_add_bias", elementwise(n), args)?;
-            down_f32(d, &y, x[0].len())
+            Ok(y)
         }
-        Op::Add => map2(d, "rp_add", x[0], x[1], 0.0, 0.0),
-        Op::Sub => map2(d, "rp_sub", x[0], x[1], 0.0, 0.0),
-        Op::Mul => map2(d, "rp_mul", x[0], x[1], 0.0, 0.0),
-        Op::Scale { s } => map1(d, "rp_scale", x[0], *s),
-        Op::AddScalar { s } => map1(d, "rp_add_scalar", x[0], *s),
-        Op::Relu => map1(d, "rp_relu", x[0], 0.0),
-        Op::ReluBackward => map2(d, "rp_relu_backward", x[0], x[1], 0.0, 0.0),
-        Op::Gelu => map1(d, "rp_gelu_k", x[0], 0.0),
-        Op::GeluBackward => map2(d, "rp_gelu_backward", x[0], x[1], 0.0, 0.0),
-        Op::Tanh => map1(d, "rp_tanh_k", x[0], 0.0),
-        Op::TanhBackward => map2(d, "rp_tanh_backward", x[0], x[1], 0.0, 0.0),
-        Op::Sigmoid => map1(d, "rp_sigmoid_k", x[0], 0.0),
-        Op::SigmoidBackward => map2(d, "rp_sigmoid_backward", x[0], x[1], 0.0, 0.0),
-        Op::Exp => map1(d, "rp_exp_k", x[0], 0.0),
-        Op::Log => map1(d, "rp_log_k", x[0], 0.0),
-        Op::Rsqrt => map1(d, "rp_rsqrt_k", x[0], 0.0),
-        Op::Softmax => rows1(d, "rp_softmax", x[0]),
-        Op::SoftmaxBackward => rows2(d, "rp_softmax_backward", x[0], x[1]),
-        Op::LogSoftmax => rows1(d, "rp_log_softmax", x[0]),
-        Op::LogSoftmaxBackward => rows2(d, "rp_log_softmax_backward", x[0], x[1]),
+        Op::Add => map2(d, "rp_add", &x[0], &x[1], 0.0, 0.0),
+        Op::Sub => map2(d, "rp_sub", &x[0], &x[1], 0.0, 0.0),
+        Op::Mul => map2(d, "rp_mul", &x[0], &x[1], 0.0, 0.0),
+        Op::Scale { s } => map1(d, "rp_scale", &x[0], *s),
+        Op::AddScalar { s } => map1(d, "rp_add_scalar", &x[0], *s),
+        Op::Relu => map1(d, "rp_relu", &x[0], 0.0),
+        Op::ReluBackward => map2(d, "rp_relu_backward", &x[0], &x[1], 0.0, 0.0),
+        Op::Gelu => map1(d, "rp_gelu_k", &x[0], 0.0),
+        Op::GeluBackward => map2(d, "rp_gelu_backward", &x[0], &x[1], 0.0, 0.0),
+        Op::Tanh => map1(d, "rp_tanh_k", &x[0], 0.0),
+        Op::TanhBackward => map2(d, "rp_tanh_backward", &x[0], &x[1], 0.0, 0.0),
+        Op::Sigmoid => map1(d, "rp_sigmoid_k", &x[0], 0.0),
+        Op::SigmoidBackward => map2(d, "rp_sigmoid_backward", &x[0], &x[1], 0.0, 0.0),
+        Op::Exp => map1(d, "rp_exp_k", &x[0], 0.0),
+        Op::Log => map1(d, "rp_log_k", &x[0], 0.0),
+        Op::Rsqrt => map1(d, "rp_rsqrt_k", &x[0], 0.0),
+        Op::Softmax => rows1(d, "rp_softmax", &x[0]),
+        Op::SoftmaxBackward => rows2(d, "rp_softmax_backward", &x[0], &x[1]),
+        Op::LogSoftmax => rows1(d, "rp_log_softmax", &x[0]),
+        Op::LogSoftmaxBackward => rows2(d, "rp_log_softmax_backward", &x[0], &x[1]),
         Op::CrossEntropy | Op::CrossEntropyBackward => {
-            let (n, c) = (x[0].shape()[0] as u64, x[0].shape()[1] as u64);
-            let labels = up_u32(d, &indices(d, name, x[1], c as usize)?)?;
-            let dx = up_f32(d, x[0].data())?;
+            let (n, c) = (x[0].shape[0] as u64, x[0].shape[1] as u64);
+            let labels = up_u32(d, &indices(d, name, &x[1], c as usize)?)?;
+            let dx = x[0].buf();
             if matches!(op, Op::CrossEntropy) {
                 let mut loss = zeros_f32(d, n as usize)?;
                 // (const float* x, const u32* labels, float* loss, u64 rows, u64 c)
                 let args = &mut [
-                    Arg::In(&dx),
+                    Arg::In(dx),
                     Arg::In(&labels),
                     Arg::Out(&mut loss),
                     Arg::U64(n),
@@ -352,12 +548,12 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[&Tensor], out_shape: &[usize]) -> R<V
                 // sum(L) / N: the R3 sum of the loss vector as one row, divided by N.
                 let mut y = zeros_f32(d, 1)?;
                 sum_last(d, &loss, &mut y, 1, n, true)?;
-                down_f32(d, &y, 1)
+                Ok(y)
             } else {
                 let mut y = zeros_f32(d, x[0].len())?;
                 // (const float* x, const u32* labels, float* y, u64 rows, u64 c, float nf)
                 let args = &mut [
-                    Arg::In(&dx),
+                    Arg::In(dx),
                     Arg::In(&labels),
                     Arg::Out(&mut y),
                     Arg::U64(n),
@@ -365,16 +561,12 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[&Tensor], out_shape: &[usize]) -> R<V
                     Arg::F32(n as f32),
                 ];
                 d.launch("rp_cross_entropy_backward", per_row(n), args)?;
-                down_f32(d, &y, x[0].len())
+                Ok(y)
             }
         }
         Op::LayerNorm { eps } | Op::LayerNormBackwardInput { eps } => {
-            let (r, dd) = rows_cols(x[0]);
-            let ins = [
-                up_f32(d, x[0].data())?,
-                up_f32(d, x[1].data())?,
-                up_f32(d, x[2].data())?,
-            ];
+            let (r, dd) = x[0].rows_cols();
+            let ins = [x[0].buf(), x[1].buf(), x[2].buf()];
             let mut y = zeros_f32(d, x[0].len())?;
             let kernel = if matches!(op, Op::LayerNorm { .. }) {
                 "rp_layer_norm"
@@ -384,9 +576,9 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[&Tensor], out_shape: &[usize]) -> R<V
             // (const float*, const float*, const float*, float* y, u64 rows, u64 d,
             // float df, float eps)
             let args = &mut [
-                Arg::In(&ins[0]),
-                Arg::In(&ins[1]),
-                Arg::In(&ins[2]),
+                Arg::In(ins[0]),
+                Arg::In(ins[1]),
+                Arg::In(ins[2]),
                 Arg::Out(&mut y),
                 Arg::U64(r),
                 Arg::U64(dd),
@@ -394,16 +586,16 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[&Tensor], out_shape: &[usize]) -> R<V
                 Arg::F32(*eps),
             ];
             d.launch(kernel, per_row(r), args)?;
-            down_f32(d, &y, x[0].len())
+            Ok(y)
         }
         Op::LayerNormBackwardGamma { eps } => {
-            let (r, dd) = rows_cols(x[0]);
-            let (dx, ddy) = (up_f32(d, x[0].data())?, up_f32(d, x[1].data())?);
+            let (r, dd) = x[0].rows_cols();
+            let (dx, ddy) = (x[0].buf(), x[1].buf());
             let mut mean = zeros_f32(d, r as usize)?;
             let mut rstd = zeros_f32(d, r as usize)?;
             // (const float* x, float* mean, float* rstd, u64 rows, u64 d, float df, float eps)
             let args = &mut [
-                Arg::In(&dx),
+                Arg::In(dx),
                 Arg::Out(&mut mean),
                 Arg::Out(&mut rstd),
                 Arg::U64(r),
@@ -415,8 +607,8 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[&Tensor], out_shape: &[usize]) -> R<V
             let mut y = zeros_f32(d, dd as usize)?;
             // (x, dy, mean, rstd, float* y, u64 rows, u64 cols)
             let args = &mut [
-                Arg::In(&dx),
-                Arg::In(&ddy),
+                Arg::In(dx),
+                Arg::In(ddy),
                 Arg::In(&mean),
                 Arg::In(&rstd),
                 Arg::Out(&mut y),
@@ -424,28 +616,28 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[&Tensor], out_shape: &[usize]) -> R<V
                 Arg::U64(dd),
             ];
             d.launch("rp_layer_norm_backward_gamma", columns(dd), args)?;
-            down_f32(d, &y, dd as usize)
+            Ok(y)
         }
         Op::Embedding => {
-            let (v, dd) = (x[0].shape()[0], x[0].shape()[1] as u64);
-            let ids = indices(d, name, x[1], v)?;
+            let (v, dd) = (x[0].shape[0], x[0].shape[1] as u64);
+            let ids = indices(d, name, &x[1], v)?;
             let n = ids.len() as u64;
-            let (tab, dids) = (up_f32(d, x[0].data())?, up_u32(d, &ids)?);
+            let (tab, dids) = (x[0].buf(), up_u32(d, &ids)?);
             let mut y = zeros_f32(d, out_len)?;
             // (const float* table, const u32* ids, float* y, u64 n, u64 d)
             let args = &mut [
-                Arg::In(&tab),
+                Arg::In(tab),
                 Arg::In(&dids),
                 Arg::Out(&mut y),
                 Arg::U64(n),
                 Arg::U64(dd),
             ];
             d.launch("rp_embedding", elementwise(n * dd), args)?;
-            down_f32(d, &y, out_len)
+            Ok(y)
         }
         Op::EmbeddingBackward { vocab } => {
             let dd = out_shape[1] as u64;
-            let ids = indices(d, name, x[0], *vocab)?;
+            let ids = indices(d, name, &x[0], *vocab)?;
             if ids.len() > u32::MAX as usize {
                 return Err(d.err("embedding_backward: too many positions"));
             }
@@ -463,14 +655,14 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[&Tensor], out_shape: &[usize]) -> R<V
                 positions[fill[id as usize] as usize] = p as u32;
                 fill[id as usize] += 1;
             }
-            let ddy = up_f32(d, x[1].data())?;
+            let ddy = x[1].buf();
             let (dst, dpos) = (up_u32(d, &starts)?, up_u32(d, &positions)?);
             let vocab = *vocab as u64;
             let mut y = zeros_f32(d, out_len)?;
             // (const float* dy, const u32* starts, const u32* positions, float* y,
             // u64 vocab, u64 d)
             let args = &mut [
-                Arg::In(&ddy),
+                Arg::In(ddy),
                 Arg::In(&dst),
                 Arg::In(&dpos),
                 Arg::Out(&mut y),
@@ -478,7 +670,7 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[&Tensor], out_shape: &[usize]) -> R<V
                 Arg::U64(dd),
             ];
             d.launch("rp_embedding_backward", elementwise(vocab * dd), args)?;
-            down_f32(d, &y, out_len)
+            Ok(y)
         }
         Op::CausalMask { fill } => {
             let t = x[0].last_dim() as u64;
@@ -487,26 +679,26 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[&Tensor], out_shape: &[usize]) -> R<V
                 MaskFill::Zero => 0.0,
             };
             let n = x[0].len() as u64;
-            let dx = up_f32(d, x[0].data())?;
+            let dx = x[0].buf();
             let mut y = zeros_f32(d, x[0].len())?;
             // (const float* x, float* y, u64 n, u64 t, float fill)
             let args = &mut [
-                Arg::In(&dx),
+                Arg::In(dx),
                 Arg::Out(&mut y),
                 Arg::U64(n),
                 Arg::U64(t),
                 Arg::F32(fv),
             ];
             d.launch("rp_causal_mask", elementwise(n), args)?;
-            down_f32(d, &y, x[0].len())
+            Ok(y)
         }
         Op::SumAxis0 | Op::MeanAxis0 => {
-            let (r, c) = rows_cols(x[0]);
-            let dx = up_f32(d, x[0].data())?;
+            let (r, c) = x[0].rows_cols();
+            let dx = x[0].buf();
             let mut y = zeros_f32(d, c as usize)?;
             // (const float* x, float* y, u64 rows, u64 cols, int mean, float rf)
             let args = &mut [
-                Arg::In(&dx),
+                Arg::In(dx),
                 Arg::Out(&mut y),
                 Arg::U64(r),
                 Arg::U64(c),
@@ -514,21 +706,21 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[&Tensor], out_shape: &[usize]) -> R<V
                 Arg::F32(r as f32),
             ];
             d.launch("rp_sum_axis0", columns(c), args)?;
-            down_f32(d, &y, c as usize)
+            Ok(y)
         }
         Op::SumLast | Op::MeanLast => {
-            let (r, c) = rows_cols(x[0]);
-            let dx = up_f32(d, x[0].data())?;
+            let (r, c) = x[0].rows_cols();
+            let dx = x[0].buf();
             let mut y = zeros_f32(d, r as usize)?;
-            sum_last(d, &dx, &mut y, r, c, matches!(op, Op::MeanLast))?;
-            down_f32(d, &y, r as usize)
+            sum_last(d, dx, &mut y, r, c, matches!(op, Op::MeanLast))?;
+            Ok(y)
         }
         Op::Transpose => {
-            let (r, c) = (x[0].shape()[0] as u64, x[0].shape()[1] as u64);
+            let (r, c) = (x[0].shape[0] as u64, x[0].shape[1] as u64);
             if r.div_ceil(32) > MAX_BLOCKS {
                 return Err(d.err(format!("transpose: {r} rows is too many")));
             }
-            let dx = up_f32(d, x[0].data())?;
+            let dx = x[0].buf();
             let mut y = zeros_f32(d, x[0].len())?;
             let cfg = LaunchConfig {
                 grid_dim: (c.div_ceil(32) as u32, r.div_ceil(32) as u32, 1),
@@ -536,13 +728,14 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[&Tensor], out_shape: &[usize]) -> R<V
                 shared_mem_bytes: 0,
             };
             // (const float* x, float* y, u64 r, u64 c)
-            let args = &mut [Arg::In(&dx), Arg::Out(&mut y), Arg::U64(r), Arg::U64(c)];
+            let args = &mut [Arg::In(dx), Arg::Out(&mut y), Arg::U64(r), Arg::U64(c)];
             d.launch("rp_transpose", cfg, args)?;
-            down_f32(d, &y, x[0].len())
+            Ok(y)
         }
-        Op::Reshape { .. } => Ok(x[0].data().to_vec()),
+        // Answered in `execute` by sharing the buffer; a copy here for completeness.
+        Op::Reshape { .. } => up_f32(d, host(d, &x[0])?.data()),
         Op::Permute { perm } => {
-            let s = x[0].shape();
+            let s = x[0].shape;
             let rank = s.len();
             let mut in_strides = vec![1u64; rank];
             for k in (0..rank.saturating_sub(1)).rev() {
@@ -551,53 +744,49 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[&Tensor], out_shape: &[usize]) -> R<V
             let mut meta: Vec<u64> = out_shape.iter().map(|&v| v as u64).collect();
             meta.extend(perm.iter().map(|&p| in_strides[p]));
             let n = x[0].len() as u64;
-            let (dx, dmeta) = (up_f32(d, x[0].data())?, up_u64(d, &meta)?);
+            let (dx, dmeta) = (x[0].buf(), up_u64(d, &meta)?);
             let mut y = zeros_f32(d, x[0].len())?;
             // (const float* x, float* y, const u64* meta, u64 n, int rank)
             let args = &mut [
-                Arg::In(&dx),
+                Arg::In(dx),
                 Arg::Out(&mut y),
                 Arg::In(&dmeta),
                 Arg::U64(n),
                 Arg::I32(rank as i32),
             ];
             d.launch("rp_permute", elementwise(n), args)?;
-            down_f32(d, &y, x[0].len())
+            Ok(y)
         }
         Op::SgdMomentumBuf { momentum } => {
-            map2(d, "rp_sgd_momentum_buf", x[0], x[1], *momentum, 0.0)
+            map2(d, "rp_sgd_momentum_buf", &x[0], &x[1], *momentum, 0.0)
         }
-        Op::SgdUpdate { lr } => map2(d, "rp_sgd_update", x[0], x[1], *lr, 0.0),
-        Op::AdamM { beta1 } => map2(d, "rp_adam_m", x[0], x[1], *beta1, 1.0 - *beta1),
-        Op::AdamV { beta2 } => map2(d, "rp_adam_v", x[0], x[1], *beta2, 1.0 - *beta2),
+        Op::SgdUpdate { lr } => map2(d, "rp_sgd_update", &x[0], &x[1], *lr, 0.0),
+        Op::AdamM { beta1 } => map2(d, "rp_adam_m", &x[0], &x[1], *beta1, 1.0 - *beta1),
+        Op::AdamV { beta2 } => map2(d, "rp_adam_v", &x[0], &x[1], *beta2, 1.0 - *beta2),
         Op::AdamWUpdate {
             lr,
             eps,
             weight_decay,
         } => {
             let n = x[0].len() as u64;
-            let ins = [
-                up_f32(d, x[0].data())?,
-                up_f32(d, x[1].data())?,
-                up_f32(d, x[2].data())?,
-            ];
+            let ins = [x[0].buf(), x[1].buf(), x[2].buf()];
             let mut y = zeros_f32(d, x[0].len())?;
             // (p, m, v, float* y, u64 n, float bc1, float bc2, float lr, float eps, float wd)
             // with the bias corrections 1 - beta^t in f32, as the CPU.
             let args = &mut [
-                Arg::In(&ins[0]),
-                Arg::In(&ins[1]),
-                Arg::In(&ins[2]),
+                Arg::In(ins[0]),
+                Arg::In(ins[1]),
+                Arg::In(ins[2]),
                 Arg::Out(&mut y),
                 Arg::U64(n),
-                Arg::F32(1.0 - x[3].data()[0]),
-                Arg::F32(1.0 - x[4].data()[0]),
+                Arg::F32(1.0 - host(d, &x[3])?.data()[0]),
+                Arg::F32(1.0 - host(d, &x[4])?.data()[0]),
                 Arg::F32(*lr),
                 Arg::F32(*eps),
                 Arg::F32(*weight_decay),
             ];
             d.launch("rp_adamw_update", elementwise(n), args)?;
-            down_f32(d, &y, x[0].len())
+            Ok(y)
         }
     }
 }

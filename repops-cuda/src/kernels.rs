@@ -61,6 +61,7 @@ pub const MODULES: [Module; 4] = [
             "rp_adamw_update",
             "rp_causal_mask",
             "rp_eval_bits",
+            "rp_canonicalize",
         ],
     },
     Module {

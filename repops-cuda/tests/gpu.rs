@@ -4,6 +4,7 @@
 //! `REPOPS_REQUIRE_CUDA=1` a missing device fails them. The long versions (2^32 inputs,
 //! 1,000 steps) are `cargo run --release -p repops-cuda --bin cuda-parity -- --all`.
 
+use repops::conformance;
 use repops::math::Func;
 use repops_cuda::{parity, CudaBackend};
 use std::sync::{Arc, OnceLock};
@@ -22,7 +23,7 @@ fn device(test: &str) -> Option<Arc<CudaBackend>> {
     }
 }
 
-fn report(bad: &[parity::Mismatch]) -> String {
+fn report(bad: &[conformance::Mismatch]) -> String {
     bad.iter()
         .take(20)
         .map(|m| format!("{}: {}", m.what, m.detail))
@@ -35,7 +36,7 @@ fn every_golden_vector_has_the_same_hash_on_the_gpu() {
     let Some(cuda) = device("every_golden_vector_has_the_same_hash_on_the_gpu") else {
         return;
     };
-    let (n, bad) = parity::golden(&*cuda).unwrap();
+    let (n, bad) = conformance::golden(&*cuda).unwrap();
     assert!(n >= 58);
     assert!(bad.is_empty(), "{}", report(&bad));
 }
@@ -45,7 +46,7 @@ fn random_shapes_give_the_cpu_bits_for_every_op() {
     let Some(cuda) = device("random_shapes_give_the_cpu_bits_for_every_op") else {
         return;
     };
-    let bad = parity::fuzz(&*cuda, 4 * parity::FUZZ_KINDS, 1);
+    let bad = conformance::fuzz(&*cuda, 4 * conformance::FUZZ_KINDS, 1);
     assert!(bad.is_empty(), "{}", report(&bad));
 }
 
@@ -70,7 +71,7 @@ fn both_model_families_train_to_the_cpu_state_hashes_on_the_gpu() {
         return;
     };
     for program in ["mlp-digits", "tiny-lm"] {
-        let r = parity::training(cuda.clone(), program, 10).unwrap();
+        let r = train::conformance::training(cuda.clone(), program, 10).unwrap();
         assert_eq!(r.first_divergence, None, "{program}");
         assert_eq!(r.cpu_trace_root, r.backend_trace_root, "{program}");
     }

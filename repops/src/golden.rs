@@ -4,8 +4,9 @@
 //! by Philox (input `j` of a case uses `Philox::new(case.seed, j)`), plus the R6 hashes
 //! of the inputs and of the expected output. The committed file
 //! `repops/golden/ops.json` is produced once by
-//! `cargo run -p repops --example gen_golden -- repops/golden/ops.json`; tests (and every
-//! other backend's conformance suite) regenerate the inputs, run the op and compare hashes.
+//! `cargo run -p repops --example gen_golden -- repops/golden/ops.json`; the conformance
+//! suite ([`crate::conformance`], which embeds the file) regenerates the inputs on any
+//! backend, runs the op and compares hashes.
 
 use crate::backend::Backend;
 use crate::error::Result;
@@ -122,7 +123,7 @@ pub fn case_inputs(c: &Case) -> Result<Vec<Tensor>> {
 pub fn run_case(b: &dyn Backend, c: &Case) -> Result<(Vec<String>, Vec<usize>, String)> {
     let ins = case_inputs(c)?;
     let refs: Vec<&Tensor> = ins.iter().collect();
-    let out = b.execute(&c.op, &refs)?;
+    let out = b.execute_host(&c.op, &refs)?;
     Ok((
         ins.iter().map(|t| hex(&t.hash())).collect(),
         out.shape().to_vec(),
@@ -130,7 +131,7 @@ pub fn run_case(b: &dyn Backend, c: &Case) -> Result<(Vec<String>, Vec<usize>, S
     ))
 }
 
-fn hex(h: &[u8; 32]) -> String {
+pub(crate) fn hex(h: &[u8; 32]) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -7,11 +7,16 @@
 //! reductions follow the 32-lane order ([`reduce`]), matrix products the ascending fma
 //! fold ([`matmul`]), randomness is Philox ([`philox`]), hashes are R6 ([`tensor_hash`]).
 //!
+//! Other devices implement [`Backend`] (upload, execute, download over a
+//! [`DeviceTensor`]); the CPU reference is [`CpuBackend`], whose device tensors are host
+//! tensors.
+//!
 //! This crate must not depend on anything chain-related (no tendermint, no prost, no
 //! tokio), on any platform libm for elementary functions, or on any BLAS; it is pure
 //! computation on host memory. `unsafe` appears only in [`matmul`] for SIMD intrinsics.
 
 pub mod backend;
+pub mod conformance;
 pub mod error;
 pub mod golden;
 pub mod math;
@@ -21,7 +26,7 @@ pub mod philox;
 pub mod reduce;
 pub mod tensor;
 
-pub use backend::{Backend, CpuBackend};
+pub use backend::{Backend, CpuBackend, DeviceTensor};
 pub use error::{RepOpsError, Result};
 pub use ops::{MaskFill, Op, OP_VERSION};
 pub use philox::Philox;

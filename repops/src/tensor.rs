@@ -1,6 +1,7 @@
 //! Host tensors (f32, row-major) and the R6 tensor hash.
 
 use crate::error::{RepOpsError, Result};
+use std::sync::Arc;
 
 /// Canonical quiet NaN bit pattern (R1).
 pub const CANONICAL_NAN_BITS: u32 = 0x7fc0_0000;
@@ -15,10 +16,14 @@ pub const DTYPE_F32: u8 = 0;
 ///
 /// Integer data (token ids, class labels, positions) is carried as exact f32 integers
 /// below 2^24. Rank 0 (a scalar) has shape `[]` and one element.
+///
+/// Clones share the elements (copy on write: [`Tensor::data_mut`] copies them first if
+/// another clone holds them), so handing a tensor to a backend, keeping it in a state
+/// map and hashing it on another thread copy nothing.
 #[derive(Clone, PartialEq)]
 pub struct Tensor {
     shape: Vec<usize>,
-    data: Vec<f32>,
+    data: Arc<Vec<f32>>,
 }
 
 impl std::fmt::Debug for Tensor {
@@ -57,7 +62,10 @@ impl Tensor {
                 detail: format!("rank {} exceeds 255", shape.len()),
             });
         }
-        Ok(Tensor { shape, data })
+        Ok(Tensor {
+            shape,
+            data: Arc::new(data),
+        })
     }
 
     /// A tensor of `+0.0`.
@@ -65,7 +73,7 @@ impl Tensor {
         let n = numel(shape).unwrap_or(0);
         Tensor {
             shape: shape.to_vec(),
-            data: vec![0.0; n],
+            data: Arc::new(vec![0.0; n]),
         }
     }
 
@@ -73,7 +81,7 @@ impl Tensor {
     pub fn scalar(v: f32) -> Self {
         Tensor {
             shape: vec![],
-            data: vec![v],
+            data: Arc::new(vec![v]),
         }
     }
 
@@ -97,13 +105,13 @@ impl Tensor {
     pub fn data(&self) -> &[f32] {
         &self.data
     }
-    /// Mutable row-major elements.
+    /// Mutable row-major elements (copied first if a clone shares them).
     pub fn data_mut(&mut self) -> &mut [f32] {
-        &mut self.data
+        Arc::make_mut(&mut self.data).as_mut_slice()
     }
-    /// Consume into the element vector.
+    /// Consume into the element vector (copied if a clone shares it).
     pub fn into_data(self) -> Vec<f32> {
-        self.data
+        Arc::try_unwrap(self.data).unwrap_or_else(|d| (*d).clone())
     }
     /// Rank (number of dims).
     pub fn rank(&self) -> usize {
@@ -124,7 +132,10 @@ impl Tensor {
 
     /// Replace every NaN with the canonical quiet NaN (R1).
     pub fn canonicalize(&mut self) {
-        for v in &mut self.data {
+        if !self.data.iter().any(|v| v.is_nan()) {
+            return;
+        }
+        for v in self.data_mut() {
             if v.is_nan() {
                 *v = f32::from_bits(CANONICAL_NAN_BITS);
             }
@@ -190,7 +201,7 @@ pub fn tensor_hash(t: &Tensor) -> [u8; 32] {
         }
         let mut h = blake3::Hasher::new();
         if in_place {
-            let bytes: &[u8] = bytemuck::cast_slice(&t.data);
+            let bytes: &[u8] = bytemuck::cast_slice(t.data.as_slice());
             let take = PREFIX.saturating_sub(buf.len()).min(bytes.len());
             buf.extend_from_slice(&bytes[..take]);
             h.update(buf);
@@ -291,6 +302,17 @@ mod tests {
         let a = Tensor::new(vec![2, 3], vec![0.0; 6]).unwrap();
         let b = Tensor::new(vec![3, 2], vec![0.0; 6]).unwrap();
         assert_ne!(tensor_hash(&a), tensor_hash(&b));
+    }
+
+    #[test]
+    fn clones_share_their_elements_until_one_is_written() {
+        let a = Tensor::new(vec![3], vec![1.0, 2.0, 3.0]).unwrap();
+        let mut b = a.clone();
+        assert!(std::ptr::eq(a.data(), b.data()));
+        b.data_mut()[0] = 9.0;
+        assert_eq!(a.data(), &[1.0, 2.0, 3.0]);
+        assert_eq!(b.data(), &[9.0, 2.0, 3.0]);
+        assert_eq!(a.clone().into_data(), vec![1.0, 2.0, 3.0]);
     }
 
     #[test]

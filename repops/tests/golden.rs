@@ -1,12 +1,12 @@
 //! Conformance: every op against the committed golden vectors, on every CPU code path.
 
+use repops::conformance::golden_file;
 use repops::golden::{all_op_names, case_specs, run_case, GoldenFile};
 use repops::matmul::{self, Kernel};
 use repops::CpuBackend;
 
 fn golden() -> GoldenFile {
-    let s = include_str!("../golden/ops.json");
-    serde_json::from_str(s).expect("golden/ops.json parses")
+    golden_file().expect("golden/ops.json parses")
 }
 
 #[test]

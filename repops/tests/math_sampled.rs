@@ -16,8 +16,7 @@ fn bound(f: Func) -> f64 {
 
 #[test]
 fn sampled_elementary_functions_have_the_committed_bits_and_stay_within_their_ulp_bounds() {
-    let want: Vec<MathSample> =
-        serde_json::from_str(include_str!("../golden/math_sampled.json")).unwrap();
+    let want: Vec<MathSample> = serde_json::from_str(repops::conformance::MATH_SAMPLED).unwrap();
     for f in Func::ALL {
         let w = want.iter().find(|m| m.func == f.name()).unwrap();
         let (hash, ulp, worst, n) = math_sample(f, MATH_SAMPLE_STEP);

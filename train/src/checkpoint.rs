@@ -44,6 +44,14 @@ pub fn encode(program: &Program, step: u64, state: &BTreeMap<String, Tensor>) ->
     safetensors::serialize(views, &Some(meta)).map_err(|e| TrainError::Checkpoint(e.to_string()))
 }
 
+/// What [`decode`] requires of every state tensor's values: no NaN and no infinity
+/// (the first offender in name order is the error). The step executor refuses a new
+/// state by this same function, so a diverged run stops at the step whose checkpoint
+/// would be refused, and is never committed.
+pub fn check_finite(state: &BTreeMap<String, Tensor>) -> repops::Result<()> {
+    state.iter().try_for_each(|(name, t)| t.check_finite(name))
+}
+
 /// Parses checkpoint bytes for `program` (whose state tensors have
 /// `state_shapes`). Rejects: unparsable files, missing metadata, another
 /// program, missing, extra or mis-shaped tensors, non-finite values, a state
@@ -110,9 +118,9 @@ pub fn decode_hashed(
             .collect();
         let t =
             Tensor::new(want_shape.clone(), data).map_err(|e| ck(format!("tensor {name}: {e}")))?;
-        t.check_finite(&name).map_err(|e| ck(e.to_string()))?;
         state.insert(name, t);
     }
+    check_finite(&state).map_err(|e| ck(e.to_string()))?;
     if let Some(missing) = state_shapes.keys().find(|k| !state.contains_key(*k)) {
         return Err(ck(format!("tensor {missing:?} is missing")));
     }

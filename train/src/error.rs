@@ -22,6 +22,9 @@ pub enum TrainError {
     /// A checkpoint file is malformed, or does not match its state hash or program.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// A backend failed to move a tensor between host and device memory.
+    #[error("{0}")]
+    Transfer(#[source] repops::RepOpsError),
     /// A node was given inputs that do not match its declaration.
     #[error("node {node}: {detail}")]
     NodeInputs { node: usize, detail: String },

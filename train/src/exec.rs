@@ -1,11 +1,10 @@
-//! Executing nodes: the referee's single-node entry point and the whole-step runner.
+//! Executing nodes: the referee's single-node entry point and the whole-graph runner.
 
 use crate::error::{Result, TrainError};
 use crate::merkle::Hash;
 use crate::program::{Input, Node};
-use repops::{Backend, CpuBackend, Tensor, OP_VERSION};
+use repops::{Backend, CpuBackend, DeviceTensor, Tensor, OP_VERSION};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// Run one node on its input tensors (in the node's input order) with the CPU
 /// reference. Checks the op version, the number and shapes of the inputs, and that the
@@ -14,42 +13,30 @@ pub fn execute_node(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
     execute_node_on(&CpuBackend, node, inputs)
 }
 
-/// [`execute_node`] on another backend (a solver's GPU). Same checks; the backend must
-/// return the CPU reference's bits (its conformance suite's job).
+/// [`execute_node`] on another backend (a solver's GPU): host tensors in and out. Same
+/// checks; the backend must return the CPU reference's bits (its conformance suite's
+/// job).
 pub fn execute_node_on(backend: &dyn Backend, node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
-    if node.version != OP_VERSION {
-        return Err(TrainError::NodeInputs {
-            node: node.index,
-            detail: format!(
-                "op {} version {} is not implemented (this build: {OP_VERSION})",
-                node.op.name(),
-                node.version
-            ),
-        });
-    }
-    if inputs.len() != node.inputs.len() {
-        return Err(TrainError::NodeInputs {
-            node: node.index,
-            detail: format!(
-                "expected {} inputs, got {}",
-                node.inputs.len(),
-                inputs.len()
-            ),
-        });
-    }
-    for (i, (t, want)) in inputs.iter().zip(&node.input_shapes).enumerate() {
-        if t.shape() != want.as_slice() {
-            return Err(TrainError::NodeInputs {
-                node: node.index,
-                detail: format!(
-                    "input {i} ({:?}) has shape {:?}, the node declares {:?}",
-                    node.inputs[i],
-                    t.shape(),
-                    want
-                ),
-            });
-        }
-    }
+    let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+    check_inputs(node, &shapes)?;
+    let ins = inputs
+        .iter()
+        .map(|t| backend.upload(t))
+        .collect::<repops::Result<Vec<_>>>()
+        .map_err(TrainError::Transfer)?;
+    let refs: Vec<&DeviceTensor> = ins.iter().collect();
+    let out = execute_node_device(backend, node, &refs)?;
+    backend.download(&out).map_err(TrainError::Transfer)
+}
+
+/// [`execute_node_on`] on tensors in the backend's memory; the output stays there.
+pub fn execute_node_device(
+    backend: &dyn Backend,
+    node: &Node,
+    inputs: &[&DeviceTensor],
+) -> Result<DeviceTensor> {
+    let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+    check_inputs(node, &shapes)?;
     let out = backend
         .execute(&node.op, inputs)
         .map_err(|source| TrainError::Op {
@@ -70,6 +57,53 @@ pub fn execute_node_on(backend: &dyn Backend, node: &Node, inputs: &[&Tensor]) -
     Ok(out)
 }
 
+/// The op version, the number of inputs and their shapes against the node's declaration.
+fn check_inputs(node: &Node, shapes: &[&[usize]]) -> Result<()> {
+    if node.version != OP_VERSION {
+        return Err(TrainError::NodeInputs {
+            node: node.index,
+            detail: format!(
+                "op {} version {} is not implemented (this build: {OP_VERSION})",
+                node.op.name(),
+                node.version
+            ),
+        });
+    }
+    if shapes.len() != node.inputs.len() {
+        return Err(TrainError::NodeInputs {
+            node: node.index,
+            detail: format!(
+                "expected {} inputs, got {}",
+                node.inputs.len(),
+                shapes.len()
+            ),
+        });
+    }
+    for (i, (s, want)) in shapes.iter().zip(&node.input_shapes).enumerate() {
+        if *s != want.as_slice() {
+            return Err(TrainError::NodeInputs {
+                node: node.index,
+                detail: format!(
+                    "input {i} ({:?}) has shape {:?}, the node declares {:?}",
+                    node.inputs[i], s, want
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Upload every tensor of a named map.
+pub fn upload_all(
+    backend: &dyn Backend,
+    tensors: &BTreeMap<String, Tensor>,
+) -> repops::Result<BTreeMap<String, DeviceTensor>> {
+    tensors
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), backend.upload(t)?)))
+        .collect()
+}
+
 /// Run every node in order on the CPU reference. Returns all node outputs.
 pub fn run_nodes(
     nodes: &[Node],
@@ -80,7 +114,7 @@ pub fn run_nodes(
     run_nodes_on(&CpuBackend, nodes, state, batch, on_node)
 }
 
-/// [`run_nodes`] on `backend`.
+/// [`run_nodes`] on `backend`: host tensors in, every output downloaded.
 pub fn run_nodes_on(
     backend: &dyn Backend,
     nodes: &[Node],
@@ -88,44 +122,55 @@ pub fn run_nodes_on(
     batch: &BTreeMap<String, Tensor>,
     mut on_node: impl FnMut(usize, &Tensor),
 ) -> Result<Vec<Tensor>> {
-    let outs = run_nodes_shared(backend, nodes, state, batch, |i, o| on_node(i, o))?;
-    Ok(outs.into_iter().map(unshare).collect())
+    let up = |m| upload_all(backend, m).map_err(TrainError::Transfer);
+    let (state, batch) = (up(state)?, up(batch)?);
+    let mut outs = Vec::with_capacity(nodes.len());
+    run_graph(
+        backend,
+        nodes,
+        &state,
+        &batch,
+        |_, o| Ok(o),
+        |i, o| {
+            let h = backend.download(o).map_err(TrainError::Transfer)?;
+            on_node(i, &h);
+            outs.push(h);
+            Ok(())
+        },
+    )?;
+    Ok(outs)
 }
 
-/// [`run_nodes_on`] with the outputs behind `Arc`s, so that `on_node` can hand one to
-/// another thread (to hash it while the next nodes run).
-pub fn run_nodes_shared(
+/// Run every node in order on `backend` over tensors in its memory. `alter` gets each
+/// output first and returns the one later nodes read (the step executor's fault hook;
+/// the identity otherwise); `on_node` then sees it. Returns all outputs, on the device.
+pub fn run_graph(
     backend: &dyn Backend,
     nodes: &[Node],
-    state: &BTreeMap<String, Tensor>,
-    batch: &BTreeMap<String, Tensor>,
-    mut on_node: impl FnMut(usize, &Arc<Tensor>),
-) -> Result<Vec<Arc<Tensor>>> {
-    let mut outs: Vec<Arc<Tensor>> = Vec::with_capacity(nodes.len());
+    state: &BTreeMap<String, DeviceTensor>,
+    batch: &BTreeMap<String, DeviceTensor>,
+    mut alter: impl FnMut(usize, DeviceTensor) -> Result<DeviceTensor>,
+    mut on_node: impl FnMut(usize, &DeviceTensor) -> Result<()>,
+) -> Result<Vec<DeviceTensor>> {
+    let mut outs: Vec<DeviceTensor> = Vec::with_capacity(nodes.len());
     for node in nodes {
-        let mut ins: Vec<&Tensor> = Vec::with_capacity(node.inputs.len());
+        let mut ins: Vec<&DeviceTensor> = Vec::with_capacity(node.inputs.len());
         for i in &node.inputs {
             let t = match i {
                 Input::State(s) => state.get(s),
                 Input::Batch(s) => batch.get(s),
-                Input::Node(n) if *n < outs.len() => outs.get(*n).map(|t| &**t),
-                Input::Node(_) => None,
+                Input::Node(n) => outs.get(*n),
             };
             ins.push(t.ok_or_else(|| TrainError::NodeInputs {
                 node: node.index,
                 detail: format!("input {i:?} is not available"),
             })?);
         }
-        let out = Arc::new(execute_node_on(backend, node, &ins)?);
-        on_node(node.index, &out);
+        let out = alter(node.index, execute_node_device(backend, node, &ins)?)?;
+        on_node(node.index, &out)?;
         outs.push(out);
     }
     Ok(outs)
-}
-
-/// The tensor of an `Arc` nobody else holds (a copy if someone does).
-pub(crate) fn unshare(t: Arc<Tensor>) -> Tensor {
-    Arc::try_unwrap(t).unwrap_or_else(|t| (*t).clone())
 }
 
 /// Domain tag of a state leaf.

@@ -3,16 +3,14 @@
 use crate::checkpoint;
 use crate::dataset::{Dataset, Schema};
 use crate::error::{Result, TrainError};
-use crate::exec::{run_nodes_on, run_nodes_shared, state_hash};
-use crate::merkle::{self, Hash};
+use crate::exec::{run_nodes_on, state_hash};
+use crate::merkle::Hash;
 use crate::program::{Init, Model, Program, StepGraph};
+use crate::step::{DeviceState, Honest, Record, StepExecutor, StepOutput};
 use repops::{Backend, CpuBackend, Philox, Tensor};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
-
-/// Tensors with fewer elements are hashed inline rather than in a rayon task.
-const SPAWN_MIN_ELEMS: usize = 1024;
+use std::sync::Arc;
 
 /// Philox stream of batch row indices.
 pub const STREAM_ROWS: u64 = 1;
@@ -70,6 +68,8 @@ pub struct Trainer {
     graph: StepGraph,
     dataset: Dataset,
     state: BTreeMap<String, Tensor>,
+    /// `state` in the backend's memory, when the last step left it there.
+    resident: Option<DeviceState>,
     step: u64,
     backend: Arc<dyn Backend>,
 }
@@ -135,6 +135,7 @@ impl Trainer {
             graph,
             dataset,
             state,
+            resident: None,
             step: 0,
             backend,
         })
@@ -143,6 +144,7 @@ impl Trainer {
     /// Run later steps and evaluations on `backend` (the state is kept).
     pub fn set_backend(&mut self, backend: Arc<dyn Backend>) {
         self.backend = backend;
+        self.resident = None;
     }
 
     /// The backend ops run on.
@@ -313,143 +315,57 @@ fn make_batch<'a>(
     }
 }
 
-/// What a step hashes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Hashing {
-    /// No hash at all (benchmark baseline).
-    None,
-    /// The new state tensors, for `h_t`.
-    State,
-    /// The state and every node output.
-    Trace,
-}
-
 impl Trainer {
-    fn run(&mut self, t: u64, mode: Hashing) -> Result<(StepResult, Vec<Hash>)> {
-        let trace = mode == Hashing::Trace;
+    /// The step executor over this trainer's program, dataset and backend.
+    pub fn executor(&self) -> StepExecutor<'_> {
+        StepExecutor::new(&self.program, &self.graph, &self.dataset, &*self.backend)
+    }
+
+    fn run(&mut self, t: u64, record: Record) -> Result<StepOutput> {
         if t != self.step + 1 {
             return Err(TrainError::StepOrder {
                 requested: t,
                 current: self.step,
             });
         }
-        let batch = self.batch(t)?;
-        // Hash each new state tensor (and, in trace mode, every node output) right after
-        // its node runs, while it is still in cache.
-        let n = self.graph.nodes.len();
-        let mut wanted = vec![trace; n];
-        if mode != Hashing::None {
-            for &i in self.graph.updates.values() {
-                if i < n {
-                    wanted[i] = true;
-                }
-            }
-        }
-        // With more than one thread the hashes are computed by rayon tasks while the
-        // next nodes run (the update nodes come last, so the other thread hashes one
-        // parameter's new tensors while this one updates the next); the scope waits
-        // for all of them. With one thread they are computed inline, still in cache.
-        let slots: Vec<OnceLock<Hash>> = (0..n).map(|_| OnceLock::new()).collect();
-        let slot = |i: usize| {
-            slots
-                .get(i)
-                .filter(|_| wanted.get(i).copied().unwrap_or(false))
-        };
-        let (nodes, state) = (&self.graph.nodes, &self.state);
-        let backend = self.backend.clone();
-        let outs = if rayon::current_num_threads() > 1 {
-            rayon::scope(|scope| {
-                run_nodes_shared(&*backend, nodes, state, &batch, |i, o| {
-                    if let Some(slot) = slot(i) {
-                        // A task costs more than hashing a few hundred bytes.
-                        if o.len() < SPAWN_MIN_ELEMS {
-                            let _ = slot.set(repops::tensor_hash(o));
-                            return;
-                        }
-                        let o = Arc::clone(o);
-                        scope.spawn(move |_| {
-                            let _ = slot.set(repops::tensor_hash(&o));
-                        });
-                    }
-                })
-            })
-        } else {
-            run_nodes_shared(&*backend, nodes, state, &batch, |i, o| {
-                if let Some(slot) = slot(i) {
-                    let _ = slot.set(repops::tensor_hash(o));
-                }
-            })
-        }?;
-        let node_hashes: Vec<Option<Hash>> = slots.into_iter().map(|s| s.into_inner()).collect();
-        let outs: Vec<Tensor> = outs.into_iter().map(crate::exec::unshare).collect();
-        let hashes: Vec<Hash> = if trace {
-            node_hashes.iter().map(|h| h.unwrap_or_default()).collect()
-        } else {
-            Vec::new()
-        };
-        let loss = outs[self.graph.loss]
-            .data()
-            .first()
-            .copied()
-            .unwrap_or(f32::NAN);
-        let mut outs: Vec<Option<Tensor>> = outs.into_iter().map(Some).collect();
-        let mut new_state = BTreeMap::new();
-        let mut leaves = Vec::with_capacity(self.graph.updates.len());
-        for (name, &i) in &self.graph.updates {
-            if mode != Hashing::None {
-                let th = node_hashes.get(i).copied().flatten().ok_or_else(|| {
-                    TrainError::Program(format!("state {name} has no update node"))
-                })?;
-                leaves.push(crate::exec::state_leaf(name, &th));
-            }
-            let t_new = outs
-                .get_mut(i)
-                .and_then(|o| o.take())
-                .ok_or_else(|| TrainError::Program(format!("state {name} has no update node")))?;
-            if let Err(e) = t_new.check_finite(name) {
-                return Err(TrainError::NonFinite {
-                    step: t,
-                    detail: format!("training diverged: {e}"),
-                });
-            }
-            new_state.insert(name.clone(), t_new);
-        }
-        if new_state.len() != self.state.len() {
-            return Err(TrainError::Program(
-                "update set does not cover the state".into(),
-            ));
-        }
-        self.state = new_state;
+        let resident = self.resident.take();
+        let exec = self.executor();
+        let (mut out, dev) =
+            exec.run_resident(t, &self.state, resident.as_ref(), record, &Honest)?;
+        self.state = std::mem::take(&mut out.state);
+        self.resident = Some(dev);
         self.step = t;
-        // Same leaves, same (name) order as `state_hash(&self.state)`.
-        let state_hash = if mode == Hashing::None {
-            Hash::default()
-        } else {
-            merkle::root(&leaves)
-        };
-        Ok((StepResult { state_hash, loss }, hashes))
+        Ok(out)
     }
 
     /// Run step `t` (must be `current_step() + 1`); returns `h_t`.
     pub fn step(&mut self, t: u64) -> Result<StepResult> {
-        Ok(self.run(t, Hashing::State)?.0)
+        let o = self.run(t, Record::STATE)?;
+        Ok(StepResult {
+            state_hash: o.state_hash,
+            loss: o.loss,
+        })
     }
 
     /// Run step `t` exactly like [`Trainer::step`] but without hashing anything; the
     /// returned `state_hash` is all zeros. For measuring the hashing overhead only.
     #[doc(hidden)]
     pub fn step_unhashed(&mut self, t: u64) -> Result<StepResult> {
-        Ok(self.run(t, Hashing::None)?.0)
+        let o = self.run(t, Record::NOTHING)?;
+        Ok(StepResult {
+            state_hash: o.state_hash,
+            loss: o.loss,
+        })
     }
 
     /// Run step `t` and also return every node's output hash and the op root `r_t`.
     pub fn step_traced(&mut self, t: u64) -> Result<TracedStep> {
-        let (r, node_hashes) = self.run(t, Hashing::Trace)?;
+        let o = self.run(t, Record::TRACE)?;
         Ok(TracedStep {
-            state_hash: r.state_hash,
-            loss: r.loss,
-            op_root: merkle::root(&node_hashes),
-            node_hashes,
+            state_hash: o.state_hash,
+            loss: o.loss,
+            op_root: o.op_root(),
+            node_hashes: o.node_hashes,
         })
     }
 
@@ -559,6 +475,7 @@ impl Trainer {
         let mut tr = Trainer::new(program, dataset)?;
         let (step, state) = checkpoint::decode(&tr.program, &tr.graph.state_shapes, bytes)?;
         tr.state = state;
+        tr.resident = None;
         tr.step = step;
         Ok(tr)
     }

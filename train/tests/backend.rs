@@ -1,7 +1,7 @@
 //! The trainer runs every op on the backend it is given, and a backend with the CPU
 //! reference's bits gives the CPU's state hashes.
 
-use repops::{Backend, CpuBackend, Op, Tensor};
+use repops::{Backend, CpuBackend, DeviceTensor, Op, Tensor};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use train::Trainer;
@@ -14,9 +14,15 @@ impl Backend for Counting {
     fn name(&self) -> &str {
         "counting-cpu"
     }
-    fn execute(&self, op: &Op, inputs: &[&Tensor]) -> repops::Result<Tensor> {
+    fn upload(&self, t: &Tensor) -> repops::Result<DeviceTensor> {
+        CpuBackend.upload(t)
+    }
+    fn execute(&self, op: &Op, inputs: &[&DeviceTensor]) -> repops::Result<DeviceTensor> {
         self.0.fetch_add(1, Ordering::Relaxed);
         CpuBackend.execute(op, inputs)
+    }
+    fn download(&self, t: &DeviceTensor) -> repops::Result<Tensor> {
+        CpuBackend.download(t)
     }
 }
 

@@ -136,14 +136,19 @@ fn a_tampered_or_foreign_checkpoint_is_refused() {
     assert!(e.contains("checkpoint is for program"), "{e}");
 }
 
-#[test]
-fn a_diverging_program_stops_with_a_non_finite_error() {
+/// mlp-digits with a learning rate that overflows within a few steps.
+fn diverging() -> Program {
     let mut p = Program::builtin("mlp-digits").unwrap();
     p.optimizer = train::program::Optimizer::Sgd {
         lr: 1e30,
         momentum: 0.9,
     };
-    let mut tr = Trainer::new(p, Dataset::builtin("digits").unwrap()).unwrap();
+    p
+}
+
+#[test]
+fn a_diverging_program_stops_with_a_non_finite_error() {
+    let mut tr = Trainer::new(diverging(), Dataset::builtin("digits").unwrap()).unwrap();
     let mut err = None;
     for t in 1..=50 {
         if let Err(e) = tr.step(t) {
@@ -153,4 +158,41 @@ fn a_diverging_program_stops_with_a_non_finite_error() {
     }
     let e = err.expect("lr 1e30 must diverge");
     assert!(e.contains("training diverged"), "{e}");
+}
+
+#[test]
+fn a_diverging_run_is_refused_by_the_executor_at_the_step_whose_checkpoint_decode_refuses() {
+    use train::{checkpoint, Honest, Record, StepExecutor};
+    let p = diverging();
+    let ds = Dataset::builtin("digits").unwrap();
+    let graph = p.graph().unwrap();
+    let exec = StepExecutor::new(&p, &graph, &ds, &repops::CpuBackend);
+    let mut state = Trainer::new(p.clone(), ds.clone()).unwrap().state().clone();
+    for t in 1..=50 {
+        match exec.run(t, &state, Record::STATE, &Honest) {
+            Ok(out) => {
+                // Every state the executor accepts has a checkpoint that loads.
+                let bytes = checkpoint::encode(&p, t, &out.state).unwrap();
+                checkpoint::decode(&p, &graph.state_shapes, &bytes).unwrap();
+                state = out.state;
+            }
+            Err(e) => {
+                assert!(e.to_string().contains("training diverged"), "{e}");
+                // The state it refused, computed without the executor, has a checkpoint
+                // that decode refuses for the same reason.
+                let batch = train::batch_for_step(&p, &ds, t).unwrap();
+                let outs = train::exec::run_nodes(&graph.nodes, &state, &batch, |_, _| {}).unwrap();
+                let refused: std::collections::BTreeMap<String, repops::Tensor> = graph
+                    .updates
+                    .iter()
+                    .map(|(name, &i)| (name.clone(), outs[i].clone()))
+                    .collect();
+                let bytes = checkpoint::encode(&p, t, &refused).unwrap();
+                let e = err_of(checkpoint::decode(&p, &graph.state_shapes, &bytes));
+                assert!(e.contains("non-finite value"), "{e}");
+                return;
+            }
+        }
+    }
+    panic!("lr 1e30 must diverge within 50 steps");
 }

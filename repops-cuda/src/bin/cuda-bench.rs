@@ -84,8 +84,8 @@ fn main() -> Result<()> {
         let host: Vec<f32> = (0..n * n)
             .map(|i| ((i % 97) as f32 - 48.0) / 64.0)
             .collect();
-        let da = cuda.upload(&host)?;
-        let db = cuda.upload(&host)?;
+        let da = cuda.upload_f32(&host)?;
+        let db = cuda.upload_f32(&host)?;
         let mut dc = cuda.alloc_zeros(n * n)?;
         let nn = n as u64;
         let ours = time(a.reps, &sync, &mut || {
@@ -123,7 +123,7 @@ fn main() -> Result<()> {
         );
     }
     if a.train_steps > 0 {
-        println!("training step (host tensors in and out per op, as the Backend trait does):");
+        println!("training step (tensors resident on the device; state downloaded each step):");
         for program in ["mlp-digits", "tiny-lm"] {
             for (label, backend) in [
                 ("cpu", Arc::new(CpuBackend) as Arc<dyn Backend>),
@@ -132,13 +132,28 @@ fn main() -> Result<()> {
                 let p = train::Program::builtin(program)?;
                 let d = train::Dataset::builtin(&p.dataset.name)?;
                 let mut tr = Trainer::with_backend(p, d, backend)?;
+                let before = cuda.transfers();
                 let t = Instant::now();
                 for s in 1..=a.train_steps {
                     tr.step(s)?;
                 }
                 let per = t.elapsed().as_secs_f64() / a.train_steps as f64;
+                let after = cuda.transfers();
+                let moved = if label == "cuda" {
+                    format!(
+                        ", {:.1} KiB up and {:.1} KiB down per step",
+                        (after.host_to_device - before.host_to_device) as f64
+                            / 1024.0
+                            / a.train_steps as f64,
+                        (after.device_to_host - before.device_to_host) as f64
+                            / 1024.0
+                            / a.train_steps as f64
+                    )
+                } else {
+                    String::new()
+                };
                 println!(
-                    "  {program:>10} {label:>4}: {:.3} ms/step, state hash {}",
+                    "  {program:>10} {label:>4}: {:.3} ms/step, state hash {}{moved}",
                     per * 1e3,
                     hex::encode(tr.state_hash())
                 );

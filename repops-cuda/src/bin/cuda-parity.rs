@@ -8,6 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use repops::conformance;
 use repops::math::Func;
 use repops_cuda::{parity, CudaBackend};
 use std::sync::Arc;
@@ -63,7 +64,7 @@ fn main() -> Result<()> {
     );
     let mut failures = 0usize;
     if a.golden {
-        let (n, bad) = parity::golden(&*cuda).map_err(anyhow::Error::msg)?;
+        let (n, bad) = conformance::golden(&*cuda).map_err(anyhow::Error::msg)?;
         println!("golden: {n} cases, {} mismatches", bad.len());
         for m in &bad {
             println!("  {}: {}", m.what, m.detail);
@@ -72,7 +73,7 @@ fn main() -> Result<()> {
     }
     if let Some(cases) = a.fuzz {
         let t = Instant::now();
-        let bad = parity::fuzz(&*cuda, cases, a.seed);
+        let bad = conformance::fuzz(&*cuda, cases, a.seed);
         println!(
             "fuzz: {cases} cases (seed {}), {} mismatches, {:.1}s",
             a.seed,
@@ -104,7 +105,8 @@ fn main() -> Result<()> {
     }
     if let Some(steps) = a.train {
         for program in ["mlp-digits", "tiny-lm"] {
-            let r = parity::training(cuda.clone(), program, steps).map_err(anyhow::Error::msg)?;
+            let r = train::conformance::training(cuda.clone(), program, steps)
+                .map_err(anyhow::Error::msg)?;
             println!(
                 "train {program}: {} steps, cpu trace root {}, gpu trace root {}, {} (cpu {:.1}s, gpu {:.1}s)",
                 r.steps,
