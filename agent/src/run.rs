@@ -252,17 +252,24 @@ impl Run {
         };
         if let Some(dir) = &self.dir {
             // A checkpoint on disk may be nearer than anything in memory.
+            // Only one whose state hashes to the recorded h_c counts: a file
+            // corrupted on disk must not become a wrong state this party
+            // serves, posts or disputes with (it replays instead).
             let mut c = t - t % self.every;
             while c > from {
                 if let Ok(bytes) = std::fs::read(ckpt_path(dir, c)) {
-                    if let Ok((step, s)) =
-                        train::checkpoint::decode(&self.program, &self.graph.state_shapes, &bytes)
-                    {
-                        if step == c {
+                    match train::checkpoint::decode_hashed(
+                        &self.program,
+                        &self.graph.state_shapes,
+                        &bytes,
+                    ) {
+                        Ok((step, s, h)) if step == c && self.hashes.get(c as usize) == Some(&h) => {
                             from = c;
                             state = Arc::new(s);
                             break;
                         }
+                        _ => tracing::warn!(task = self.task_id, step = c,
+                            "checkpoint on disk does not match its recorded hash; replaying past it"),
                     }
                 }
                 c = c.saturating_sub(self.every);
@@ -308,5 +315,48 @@ impl Run {
     pub fn checkpoint(&mut self, t: u64) -> Result<Vec<u8>, AgentError> {
         let s = self.state_at(t)?;
         Ok(train::checkpoint::encode(&self.program, t, &s)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checkpoint file corrupted on disk (a value flipped, still finite)
+    /// is not used: the run replays past it and serves the committed state.
+    #[test]
+    fn a_checkpoint_corrupted_on_disk_is_replayed_past_not_served() {
+        let mut p = Program::builtin("mlp-digits").unwrap();
+        p.steps = 12;
+        let ds = Dataset::builtin("digits").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Run::on_disk(
+            1,
+            p.clone(),
+            ds.clone(),
+            FaultPlan::default(),
+            dir.path(),
+            5,
+        )
+        .unwrap();
+        while r.steps_done() < 12 {
+            r.train_next().unwrap();
+        }
+        let want = r.hashes()[7];
+        let f = ckpt_path(dir.path(), 5);
+        let mut bytes = std::fs::read(&f).unwrap();
+        let n = bytes.len();
+        bytes[n - 5] ^= 0x01;
+        std::fs::write(&f, &bytes).unwrap();
+        // A fresh view of the same directory (as after a restart) holds only
+        // h_0 in memory, so step 7 comes from disk or replay.
+        let mut fresh = Run::in_memory(1, p.clone(), ds, FaultPlan::default()).unwrap();
+        fresh.dir = Some(dir.path().to_path_buf());
+        fresh.every = 5;
+        fresh.hashes = r.hashes().to_vec();
+        let ck = fresh.checkpoint(7).unwrap();
+        let (step, _, h) =
+            train::checkpoint::decode_hashed(&p, &p.graph().unwrap().state_shapes, &ck).unwrap();
+        assert_eq!((step, h), (7, want));
     }
 }
