@@ -1282,17 +1282,7 @@ async fn query(out: &Out, dn: &str, keys: &Keyring, q: QueryCmd) -> Result<()> {
             let c = NodeClient::connect(node.url(dn)).await?;
             let r = proto::tasks::v1::query_client::QueryClient::new(c.channel())
                 .max_decoding_message_size(64 << 20)
-                .tasks(proto::tasks::v1::QueryTasksRequest {
-                    status: st,
-                    pagination: Some(proto::base::v1::PageRequest {
-                        key: if after == 0 {
-                            vec![]
-                        } else {
-                            after.to_be_bytes().to_vec()
-                        },
-                        limit,
-                    }),
-                })
+                .tasks(crate::client::tasks_page(st, after, limit))
                 .await?
                 .into_inner();
             out.print(json!(r.tasks.iter().map(|t| json!({"id": t.id, "status": tasks::status_name(t.status), "submitter": t.submitter, "solver": t.solver, "reward": t.reward, "steps": t.steps})).collect::<Vec<_>>()), || {

@@ -338,20 +338,8 @@ impl staking_pb::query_server::Query for StakingQuery {
         req: Request<staking_pb::QueryOperatorsRequest>,
     ) -> Result<Response<staking_pb::QueryOperatorsResponse>, Status> {
         let r = req.into_inner();
-        let role = match staking_pb::Role::try_from(r.role) {
-            Ok(staking_pb::Role::Unspecified) => None,
-            Ok(_) => staking::Role::from_proto(r.role),
-            Err(_) => return Err(Status::invalid_argument(format!("unknown role {}", r.role))),
-        };
-        let page = r.pagination.unwrap_or_default();
-        let limit = page_limit(page.limit)?;
-        let after = if page.key.is_empty() {
-            None
-        } else {
-            Some(Address::from_slice(&page.key).ok_or_else(|| {
-                Status::invalid_argument("pagination key is not an address (20 bytes)")
-            })?)
-        };
+        let role = role_filter(r.role)?;
+        let (limit, after) = address_page(r.pagination)?;
         // One more than asked tells whether there is a next page.
         let mut ops = self
             .0
@@ -397,6 +385,29 @@ fn page_limit(limit: u64) -> Result<usize, Status> {
         ))),
         n => Ok(n as usize),
     }
+}
+
+/// A role filter from a query (unspecified: every role).
+fn role_filter(role: i32) -> Result<Option<staking::Role>, Status> {
+    match staking_pb::Role::try_from(role) {
+        Ok(staking_pb::Role::Unspecified) => Ok(None),
+        Ok(_) => Ok(staking::Role::from_proto(role)),
+        Err(_) => Err(Status::invalid_argument(format!("unknown role {role}"))),
+    }
+}
+
+/// The limit and the address to continue after, of a page keyed by address.
+fn address_page(
+    p: Option<proto::base::v1::PageRequest>,
+) -> Result<(usize, Option<Address>), Status> {
+    let page = p.unwrap_or_default();
+    let limit = page_limit(page.limit)?;
+    if page.key.is_empty() {
+        return Ok((limit, None));
+    }
+    let after = Address::from_slice(&page.key)
+        .ok_or_else(|| Status::invalid_argument("pagination key is not an address (20 bytes)"))?;
+    Ok((limit, Some(after)))
 }
 
 fn after_id(key: &[u8]) -> Result<u64, Status> {
@@ -517,20 +528,8 @@ impl tasks_pb::query_server::Query for TasksQuery {
         req: Request<tasks_pb::QueryLeaderboardRequest>,
     ) -> Result<Response<tasks_pb::QueryLeaderboardResponse>, Status> {
         let r = req.into_inner();
-        let role = match staking_pb::Role::try_from(r.role) {
-            Ok(staking_pb::Role::Unspecified) => None,
-            Ok(_) => staking::Role::from_proto(r.role),
-            Err(_) => return Err(Status::invalid_argument(format!("unknown role {}", r.role))),
-        };
-        let page = r.pagination.unwrap_or_default();
-        let limit = page_limit(page.limit)?;
-        let after = if page.key.is_empty() {
-            None
-        } else {
-            Some(Address::from_slice(&page.key).ok_or_else(|| {
-                Status::invalid_argument("pagination key is not an address (20 bytes)")
-            })?)
-        };
+        let role = role_filter(r.role)?;
+        let (limit, after) = address_page(r.pagination)?;
         let (stats, next) = tasks::query::leaderboard(self.0.store(), role, after.as_ref(), limit)
             .map_err(tasks_status)?;
         let ops: Vec<tasks_pb::OperatorStats> = stats.iter().map(|s| s.to_proto()).collect();

@@ -387,6 +387,25 @@ impl Op {
             Ok(())
         };
         let last = |i: usize| s[i].last().copied().unwrap_or(1);
+        // (m, n) of a product over the last two dims, transposed as asked.
+        let contract = |a: &[usize], b: &[usize], ta: bool, tb: bool| -> Result<(usize, usize)> {
+            let two = |x: &[usize], t: bool| {
+                let (r, c) = (x[x.len() - 2], x[x.len() - 1]);
+                if t {
+                    (c, r)
+                } else {
+                    (r, c)
+                }
+            };
+            let ((m, k), (k2, n)) = (two(a, ta), two(b, tb));
+            if k != k2 {
+                return Err(shape_err(
+                    name,
+                    format!("contracted dims differ: {a:?} (ta={ta}) vs {b:?} (tb={tb})"),
+                ));
+            }
+            Ok((m, n))
+        };
         let vec_of = |i: usize, d: usize| -> Result<()> {
             if s[i] != [d] {
                 return Err(shape_err(
@@ -400,25 +419,7 @@ impl Op {
             Op::MatMul { ta, tb } => {
                 rank(0, 2)?;
                 rank(1, 2)?;
-                let (m, k) = if *ta {
-                    (s[0][1], s[0][0])
-                } else {
-                    (s[0][0], s[0][1])
-                };
-                let (k2, n) = if *tb {
-                    (s[1][1], s[1][0])
-                } else {
-                    (s[1][0], s[1][1])
-                };
-                if k != k2 {
-                    return Err(shape_err(
-                        name,
-                        format!(
-                            "contracted dims differ: {:?} (ta={ta}) vs {:?} (tb={tb})",
-                            s[0], s[1]
-                        ),
-                    ));
-                }
+                let (m, n) = contract(s[0], s[1], *ta, *tb)?;
                 vec![m, n]
             }
             Op::BatchedMatMul { ta, tb } => {
@@ -430,25 +431,7 @@ impl Op {
                         format!("batch dims differ: {:?} vs {:?}", s[0], s[1]),
                     ));
                 }
-                let (m, k) = if *ta {
-                    (s[0][2], s[0][1])
-                } else {
-                    (s[0][1], s[0][2])
-                };
-                let (k2, n) = if *tb {
-                    (s[1][2], s[1][1])
-                } else {
-                    (s[1][1], s[1][2])
-                };
-                if k != k2 {
-                    return Err(shape_err(
-                        name,
-                        format!(
-                            "contracted dims differ: {:?} (ta={ta}) vs {:?} (tb={tb})",
-                            s[0], s[1]
-                        ),
-                    ));
-                }
+                let (m, n) = contract(s[0], s[1], *ta, *tb)?;
                 vec![s[0][0], m, n]
             }
             Op::AddBias => {

@@ -15,7 +15,7 @@ pub mod state_key;
 use auth::{AuthError, AuthWrite};
 use framework::{
     Address, Amount, AmountError, ModuleError, StateError, StateRead, StateReadExt, StateWrite,
-    StateWriteExt, TypedEvent,
+    StateWriteExt,
 };
 use proto::bank::v1::{GenesisState, MsgSend};
 
@@ -70,37 +70,8 @@ impl ModuleError for BankError {
     }
 }
 
-/// `veritrain.bank.v1.EventTransfer`.
-pub struct EventTransfer {
-    pub sender: Address,
-    pub recipient: Address,
-    pub amount: Amount,
-}
-impl TypedEvent for EventTransfer {
-    const KIND: &'static str = "veritrain.bank.v1.EventTransfer";
-    fn attributes(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("sender", self.sender.to_string()),
-            ("recipient", self.recipient.to_string()),
-            ("amount", self.amount.to_string()),
-        ]
-    }
-}
-
-/// `veritrain.bank.v1.EventBurn`.
-pub struct EventBurn {
-    pub burner: Address,
-    pub amount: Amount,
-}
-impl TypedEvent for EventBurn {
-    const KIND: &'static str = "veritrain.bank.v1.EventBurn";
-    fn attributes(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("burner", self.burner.to_string()),
-            ("amount", self.amount.to_string()),
-        ]
-    }
-}
+framework::typed_event!(EventTransfer, "veritrain.bank.v1.EventTransfer", { sender: Address, recipient: Address, amount: Amount });
+framework::typed_event!(EventBurn, "veritrain.bank.v1.EventBurn", { burner: Address, amount: Amount });
 
 pub trait BankRead: StateRead {
     fn balance(&self, a: &Address) -> Result<Amount, BankError> {

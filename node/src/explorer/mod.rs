@@ -703,19 +703,7 @@ async fn api_tasks(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Respo
     };
     let role_filter = q.get("address").cloned().filter(|a| !a.is_empty());
     let mut tq = tasks_pb::query_client::QueryClient::new(s.client.channel());
-    let r = tq
-        .tasks(tasks_pb::QueryTasksRequest {
-            status,
-            pagination: Some(proto::base::v1::PageRequest {
-                key: if after == 0 {
-                    vec![]
-                } else {
-                    after.to_be_bytes().to_vec()
-                },
-                limit,
-            }),
-        })
-        .await;
+    let r = tq.tasks(client::tasks_page(status, after, limit)).await;
     match r {
         Ok(r) => {
             let r = r.into_inner();

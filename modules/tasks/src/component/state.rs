@@ -166,6 +166,18 @@ pub(crate) trait TasksWrite: StateWrite {
 }
 impl<S: StateWrite + ?Sized> TasksWrite for S {}
 
+/// NotAllowed unless `who` submitted `t`.
+pub(crate) fn expect_submitter(t: &Task, who: &framework::Address) -> Result<()> {
+    if t.submitter != *who {
+        return Err(TasksError::NotAllowed {
+            role: "submitter",
+            expected: t.submitter.to_string(),
+            got: who.to_string(),
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn expect_status(t: &Task, want: Status) -> Result<()> {
     if t.status != want {
         return Err(TasksError::WrongStatus {

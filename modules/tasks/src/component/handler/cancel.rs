@@ -1,20 +1,14 @@
 //! `MsgCancelTask`: the submitter takes back an unclaimed task's escrow.
 use framework::StateWrite;
 
-use crate::component::state::{expect_status, TasksRead, TasksWrite};
-use crate::error::{Result, TasksError};
+use crate::component::state::{expect_status, expect_submitter, TasksRead, TasksWrite};
+use crate::error::Result;
 use crate::msg::MsgCancelTask;
 use crate::task::Status;
 
 pub fn execute<S: StateWrite + ?Sized>(s: &mut S, m: &MsgCancelTask) -> Result<()> {
     let mut t = s.task(m.task_id)?;
-    if t.submitter != m.submitter {
-        return Err(TasksError::NotAllowed {
-            role: "submitter",
-            expected: t.submitter.to_string(),
-            got: m.submitter.to_string(),
-        });
-    }
+    expect_submitter(&t, &m.submitter)?;
     expect_status(&t, Status::Open)?;
     let refund = t.reward.checked_add(t.verification_fee)?;
     s.pay(&mut t, &m.submitter, refund, "refund: cancelled")?;

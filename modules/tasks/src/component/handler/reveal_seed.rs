@@ -7,20 +7,14 @@ use framework::{BlockCtx, StateWrite};
 use sha2::{Digest, Sha256};
 
 use crate::component::end_block::select;
-use crate::component::state::{expect_status, TasksRead};
+use crate::component::state::{expect_status, expect_submitter, TasksRead};
 use crate::error::{Result, TasksError};
 use crate::msg::MsgRevealSeed;
 use crate::task::Status;
 
 pub fn execute<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, m: &MsgRevealSeed) -> Result<()> {
     let mut t = s.task(m.task_id)?;
-    if t.submitter != m.submitter {
-        return Err(TasksError::NotAllowed {
-            role: "submitter",
-            expected: t.submitter.to_string(),
-            got: m.submitter.to_string(),
-        });
-    }
+    expect_submitter(&t, &m.submitter)?;
     // Before the commit the secret would let the solver aim its trace.
     expect_status(&t, Status::Committed)?;
     let commitment = t
