@@ -147,27 +147,22 @@ pub fn moves(
                 op_root: root.to_vec(),
             })]
         }
-        Phase::Descent => {
-            let nh = run.step_out(hi)?.node_hashes();
-            let (left, right) = children(&nh, d.level, d.index, "op tree")?;
-            vec![any(pb::MsgRevealChildren {
-                sender: me.into(),
-                dispute_id: id,
-                left,
-                right,
-            })]
-        }
-        Phase::TraceDescent => {
-            // The whole trace: a full re-execution (or the solver's run).
-            let hs = run.hashes().to_vec();
-            if hs.len() as u64 != run.program.steps + 1 {
-                return Err(AgentError::Invalid(format!(
-                    "the trace descent needs every h_t; the run has {} of {}",
-                    hs.len(),
-                    run.program.steps + 1
-                )));
-            }
-            let (left, right) = children(&hs, d.level, d.index, "trace tree")?;
+        Phase::Descent | Phase::TraceDescent => {
+            let (leaves, what) = if phase == Phase::Descent {
+                (run.step_out(hi)?.node_hashes(), "op tree")
+            } else {
+                // The whole trace: a full re-execution (or the solver's run).
+                let hs = run.hashes().to_vec();
+                if hs.len() as u64 != run.program.steps + 1 {
+                    return Err(AgentError::Invalid(format!(
+                        "the trace descent needs every h_t; the run has {} of {}",
+                        hs.len(),
+                        run.program.steps + 1
+                    )));
+                }
+                (hs, "trace tree")
+            };
+            let (left, right) = children(&leaves, d.level, d.index, what)?;
             vec![any(pb::MsgRevealChildren {
                 sender: me.into(),
                 dispute_id: id,

@@ -85,6 +85,25 @@ pub trait BankRead: StateRead {
 }
 impl<S: StateRead + ?Sized> BankRead for S {}
 
+/// Takes `amount` out of `from`'s balance, or fails with what it holds
+/// (private: every caller moves or burns what it takes).
+fn debit<S: BankWrite + ?Sized>(
+    s: &mut S,
+    from: &Address,
+    amount: Amount,
+) -> Result<(), BankError> {
+    let fb = s.balance(from)?;
+    let nf = fb
+        .checked_sub(amount)
+        .map_err(|_| BankError::InsufficientFunds {
+            address: from.to_string(),
+            balance: fb,
+            needed: amount,
+        })?;
+    s.set_balance(from, nf);
+    Ok(())
+}
+
 pub trait BankWrite: StateWrite {
     fn set_balance(&mut self, a: &Address, v: Amount) {
         if v.is_zero() {
@@ -96,15 +115,7 @@ pub trait BankWrite: StateWrite {
 
     /// Moves `amount` from `from` to `to` (creating `to`'s account if needed).
     fn transfer(&mut self, from: &Address, to: &Address, amount: Amount) -> Result<(), BankError> {
-        let fb = self.balance(from)?;
-        let nf = fb
-            .checked_sub(amount)
-            .map_err(|_| BankError::InsufficientFunds {
-                address: from.to_string(),
-                balance: fb,
-                needed: amount,
-            })?;
-        self.set_balance(from, nf);
+        debit(self, from, amount)?;
         let tb = self.balance(to)?;
         self.set_balance(to, tb.checked_add(amount)?);
         self.ensure_account(to)?;
@@ -118,15 +129,7 @@ pub trait BankWrite: StateWrite {
 
     /// Destroys `amount` held by `from`, lowering the total supply.
     fn burn(&mut self, from: &Address, amount: Amount) -> Result<(), BankError> {
-        let fb = self.balance(from)?;
-        let nf = fb
-            .checked_sub(amount)
-            .map_err(|_| BankError::InsufficientFunds {
-                address: from.to_string(),
-                balance: fb,
-                needed: amount,
-            })?;
-        self.set_balance(from, nf);
+        debit(self, from, amount)?;
         let supply = self.total_supply()?.checked_sub(amount)?;
         self.put_amount(state_key::SUPPLY.to_vec(), supply);
         self.emit_typed(&EventBurn {

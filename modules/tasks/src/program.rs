@@ -95,23 +95,19 @@ pub fn validate_program(
     for n in &nodes {
         let c = n.cost();
         step_flops = step_flops.saturating_add(c.flops);
-        if c.flops > p.max_referee_flops {
-            return Err(TasksError::NodeTooExpensive {
-                node: n.index,
-                label: n.label.clone(),
-                what: "flops",
-                got: c.flops,
-                max: p.max_referee_flops,
-            });
-        }
-        if c.input_bytes > p.max_reveal_bytes {
-            return Err(TasksError::NodeTooExpensive {
-                node: n.index,
-                label: n.label.clone(),
-                what: "input bytes",
-                got: c.input_bytes,
-                max: p.max_reveal_bytes,
-            });
+        for (what, got, max) in [
+            ("flops", c.flops, p.max_referee_flops),
+            ("input bytes", c.input_bytes, p.max_reveal_bytes),
+        ] {
+            if got > max {
+                return Err(TasksError::NodeTooExpensive {
+                    node: n.index,
+                    label: n.label.clone(),
+                    what,
+                    got,
+                    max,
+                });
+            }
         }
     }
     Ok(Validated {
