@@ -723,3 +723,85 @@ fn a_committed_seed_draws_the_verifiers_when_revealed() {
     w.w.advance(1);
     assert_eq!(w.task(id2).verifiers.len(), 2, "fallback draw");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    /// Any mix of checkpoint requests (valid or not, from drawn verifiers or
+    /// not) against a solver that posts, posts garbage, or withholds: the
+    /// solver loses exactly `withhold_slash` per request it left unanswered
+    /// and nothing else; a requester loses exactly the bonds of answered
+    /// requests and gains the slashes; supply and escrow hold after every
+    /// block (the test world checks them).
+    #[test]
+    fn checkpoint_availability_pays_exactly_what_each_party_owes(
+        requests in proptest::collection::vec((0usize..3, 0u64..21), 0..6),
+        solver in 0u8..3,
+    ) {
+        let mut w = W::new(Params {
+            challenge_window_blocks: 60,
+            verifiers_per_task: 2,
+            ..Default::default()
+        });
+        let mut p = train::Program::builtin("mlp-digits").unwrap();
+        p.steps = 20;
+        let (h, ck) = real_run(&p);
+        let id = w.submit_program(&p, 2, 1_000).unwrap();
+        let sol = w.sol;
+        w.claim(sol, id).unwrap();
+        w.commit(id, &h).unwrap();
+        w.w.advance(1);
+        let vers = w.vers.clone();
+        let stake = |w: &W, a: &Address| w.w.state.operator(a).unwrap().unwrap().stake;
+        let bal = |w: &W, a: &Address| w.w.state.balance(a).unwrap();
+        let (s0, b0): (Vec<Amount>, Vec<Amount>) =
+            vers.iter().map(|v| (stake(&w, v), bal(&w, v))).unzip();
+        let sol_stake = stake(&w, &sol);
+        let mut accepted = Vec::new();
+        for (who, step) in requests {
+            let m = tasks::msg::MsgRequestCheckpoint { verifier: vers[who], task_id: id, step }.to_proto();
+            if w.tx(&m).is_ok() {
+                accepted.push((who, step));
+            }
+            // The solver acts on what is open, as solverd does each block.
+            let open: Vec<u64> = w.task(id).checkpoint_requests.iter()
+                .filter(|r| r.state == tasks::task::RequestState::Open).map(|r| r.step).collect();
+            for k in open {
+                let bytes = match solver {
+                    0 => ck[k as usize].clone(),
+                    1 => ck[(k as usize + 1) % ck.len()].clone(),
+                    _ => continue,
+                };
+                let post = tasks::msg::MsgPostCheckpoint {
+                    solver: sol, task_id: id, step: k, checkpoint: bytes,
+                    proof: merkle::proof(&h, k as usize).unwrap(),
+                }.to_proto();
+                let r = w.tx(&post);
+                proptest::prop_assert_eq!(r.is_ok(), solver == 0, "{:?}", r);
+            }
+        }
+        w.w.advance(100);
+        let t = w.task(id);
+        proptest::prop_assert_eq!(t.status, Status::Finalized);
+        let pr = Params::default();
+        let missed = t.checkpoint_requests.iter()
+            .filter(|r| r.state == tasks::task::RequestState::Missed).count() as u128;
+        proptest::prop_assert_eq!(missed, if solver == 0 { 0 } else { accepted.len() as u128 });
+        proptest::prop_assert_eq!(
+            stake(&w, &sol),
+            sol_stake.checked_sub(Amount(missed * pr.withhold_slash.0)).unwrap()
+        );
+        for (i, v) in vers.iter().enumerate() {
+            let mine = accepted.iter().filter(|(who, _)| *who == i).count() as u128;
+            // Drawn verifiers here never attest: each loses the miss slash.
+            let drawn = t.verifiers.contains(v);
+            let miss = if drawn { pr.verifier_miss_slash.0 } else { 0 };
+            proptest::prop_assert_eq!(stake(&w, v), Amount(s0[i].0 - miss));
+            let expected = if solver == 0 {
+                b0[i].0 - mine * pr.availability_bond.0
+            } else {
+                b0[i].0 + mine * pr.withhold_slash.0
+            };
+            proptest::prop_assert_eq!(bal(&w, v), Amount(expected));
+        }
+    }
+}
