@@ -555,58 +555,46 @@ async fn fetch_checkpoint(
 /// would take more than this many steps.
 const REQUEST_AFTER_STEPS: u64 = 8;
 
-/// The solver did not serve the checkpoint of `step` (or served a wrong
-/// one): ask for it on chain (`MsgRequestCheckpoint`, a bond) and wait for
-/// the solver to post it. If it does not, it is slashed for this verifier,
-/// which replays from an earlier state: the replay it forced is paid for.
-async fn checkpoint_on_chain(
+/// Asks on chain for the checkpoints of `steps`, which the solver did not
+/// serve (or served wrong): `MsgRequestCheckpoint` each, in one transaction.
+async fn request_checkpoints(s: &Shared, t: &Task, steps: &[(u64, Hash)]) {
+    if steps.is_empty() {
+        return;
+    }
+    let msgs = steps
+        .iter()
+        .map(|(step, _)| {
+            proto::to_any(
+                &tasks::msg::MsgRequestCheckpoint {
+                    verifier: s.chain.address,
+                    task_id: t.id,
+                    step: *step,
+                }
+                .to_proto(),
+            )
+        })
+        .collect();
+    let list: Vec<u64> = steps.iter().map(|(k, _)| *k).collect();
+    match s.chain.send(msgs, "request checkpoints").await {
+        Ok(_) => {
+            s.metrics.inc("checkpoints_requested", steps.len() as u64);
+            tracing::warn!(task = t.id, steps = %summarise(&list, 8), "checkpoints not served: requested on chain");
+        }
+        Err(e) => {
+            tracing::info!(task = t.id, error = %e, "could not request the checkpoints on chain; replaying")
+        }
+    }
+}
+
+/// The checkpoint of `step` if the solver has posted it on chain by now and
+/// it hashes to `want` (no waiting: the caller replays otherwise).
+async fn posted_checkpoint(
     s: &Shared,
     t: &Task,
     run: &Arc<Mutex<Run>>,
     step: u64,
     want: &Hash,
 ) -> Option<agent::exec::State> {
-    use proto::tasks::v1::CheckpointRequestState as St;
-    let msg = tasks::msg::MsgRequestCheckpoint {
-        verifier: s.chain.address,
-        task_id: t.id,
-        step,
-    }
-    .to_proto();
-    if let Err(e) = s
-        .chain
-        .send(vec![proto::to_any(&msg)], "request checkpoint")
-        .await
-    {
-        tracing::info!(task = t.id, step, error = %e, "could not request the checkpoint on chain; replaying");
-        return None;
-    }
-    s.metrics.inc("checkpoints_requested", 1);
-    tracing::warn!(
-        task = t.id,
-        step,
-        "checkpoint not served: requested on chain"
-    );
-    let me = s.chain.address.to_string();
-    loop {
-        if *s.stop.borrow() {
-            return None;
-        }
-        let now = s.chain.task(t.id).await.ok().flatten()?;
-        let state = now
-            .checkpoint_requests
-            .iter()
-            .find(|r| r.requester == me && r.step == step)
-            .map(|r| r.state)?;
-        if state == St::Missed as i32 {
-            tracing::warn!(task = t.id, step, "the solver did not post the checkpoint: it was slashed for this verifier; replaying");
-            return None;
-        }
-        if state == St::Posted as i32 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
     let bytes = s.chain.posted_checkpoint(t.id, step).await.ok().flatten()?;
     let (program, shapes) = {
         let r = lock(run);
@@ -639,23 +627,36 @@ async fn verify_sampled(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
         steps = %summarise(&sample, 8),
         "re-executing sampled steps"
     );
+    // Every checkpoint first. A withheld step's checkpoint is not served
+    // either (replay from an earlier state then). What the solver does not
+    // serve, and would cost a long replay, is requested on chain in one
+    // transaction; the verifier never waits for it (it must make the
+    // window): a posting that arrives in time is used, and a solver that
+    // does not post pays for the replay.
+    let fetched = std::time::Instant::now();
+    let mut missing = Vec::new();
     for &step in &sample {
-        let fetched = std::time::Instant::now();
-        // A withheld step's checkpoint is not served either: replay from
-        // an earlier state then.
         if let Some(want) = served.hashes[step as usize - 1] {
-            let mut got = fetch_checkpoint(&mut client, t, &run, step - 1, &want).await;
-            // Worth a bond only when the replay it saves is long.
-            let gap = step - 1 - lock(&run).nearest_state(step - 1);
-            if got.is_none() && gap > REQUEST_AFTER_STEPS {
-                got = checkpoint_on_chain(s, t, &run, step - 1, &want).await;
-            }
-            if let Some(state) = got {
-                lock(&run).add_state(step - 1, state);
+            match fetch_checkpoint(&mut client, t, &run, step - 1, &want).await {
+                Some(state) => lock(&run).add_state(step - 1, state),
+                None if step > 1 => missing.push((step - 1, want)),
+                None => {}
             }
         }
-        s.metrics
-            .inc("checkpoint_us", fetched.elapsed().as_micros() as u64);
+    }
+    let far: Vec<(u64, Hash)> = missing
+        .into_iter()
+        .filter(|(k, _)| k - lock(&run).nearest_state(*k) > REQUEST_AFTER_STEPS)
+        .collect();
+    request_checkpoints(s, t, &far).await;
+    s.metrics
+        .inc("checkpoint_us", fetched.elapsed().as_micros() as u64);
+    for &step in &sample {
+        if let Some((k, want)) = far.iter().find(|(k, _)| *k == step - 1) {
+            if let Some(state) = posted_checkpoint(s, t, &run, *k, want).await {
+                lock(&run).add_state(*k, state);
+            }
+        }
         let r2 = run.clone();
         let m2 = s.metrics.clone();
         let mine = tokio::task::spawn_blocking(move || -> Result<Hash, AgentError> {

@@ -84,7 +84,7 @@ impl Msg {
                 (Some(program_json), _) => program_units(program_json),
                 // Expands the task's program and decodes and hashes the
                 // checkpoint: as much as opening a dispute (h_0).
-                (None, tasks::TasksMsg::PostCheckpoint(_)) => DISPUTE_UNITS,
+                (None, tasks::TasksMsg::PostCheckpoint(_)) => tasks::POST_CHECKPOINT_UNITS,
                 (None, _) => 0,
             },
             Msg::Verde(m) if matches!(**m, verde::VerdeMsg::Open(_)) => DISPUTE_UNITS,

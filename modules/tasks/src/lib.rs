@@ -42,6 +42,14 @@ pub mod stats;
 pub mod task;
 
 pub use component::dispute::{Settlement, TaskDisputes, Verdict};
+
+/// Work units of `MsgPostCheckpoint` (the program's expansion and the
+/// checkpoint's decoding and hashing): as much as opening a dispute.
+pub const POST_CHECKPOINT_UNITS: u64 = 1_000;
+
+/// Bytes of a transaction carrying a posted checkpoint beyond the
+/// checkpoint itself (signature, proof, envelope), for its fee.
+pub const POST_CHECKPOINT_OVERHEAD: usize = 4096;
 pub use component::end_block::end_block;
 pub use component::state::TasksRead;
 pub use error::TasksError;

@@ -2,8 +2,12 @@
 //! the checkpoint on chain, checked against its commitment: it decodes under
 //! the program's state shapes, is the state after `step`, and its state hash
 //! is `h_step` under the trace root. Every open request for that step is
-//! then answered; their bonds go to the solver. The bytes stay readable
+//! then answered. The solver gets back what posting cost it (the fee of a
+//! transaction carrying these bytes) out of the requests' bonds, never more:
+//! not serving off chain and posting on request must not pay. The rest of
+//! the bonds goes back to the requesters. The bytes stay readable
 //! (`Query/PostedCheckpoint`) until the task ends.
+use auth::AuthRead;
 use framework::{BlockCtx, StateWrite, StateWriteExt};
 
 use crate::component::state::{expect_status, TasksRead, TasksWrite};
@@ -67,13 +71,32 @@ pub fn execute<S: StateWrite + ?Sized>(
         state_key::posted_checkpoint(t.id, m.step),
         m.checkpoint.clone(),
     );
+    let ap = s
+        .auth_params()
+        .map_err(|e| TasksError::BadCheckpoint(format!("auth params: {e}")))?;
+    let mut owed = auth::required_fee(
+        &ap,
+        m.checkpoint
+            .len()
+            .saturating_add(crate::POST_CHECKPOINT_OVERHEAD),
+        crate::POST_CHECKPOINT_UNITS,
+    )
+    .map_err(|e| TasksError::BadCheckpoint(format!("posting fee: {e}")))?;
     let mut bonds = Vec::new();
     for r in t.checkpoint_requests.iter_mut().filter(|r| open(r)) {
         r.state = RequestState::Posted;
-        bonds.push(r.bond);
+        bonds.push((r.requester, r.bond));
     }
-    for b in bonds {
-        s.pay(&mut t, &solver, b, "checkpoint posted on request")?;
+    for (requester, bond) in bonds {
+        let fee = bond.min(owed);
+        owed = owed.checked_sub(fee)?;
+        s.pay(&mut t, &solver, fee, "checkpoint posted on request")?;
+        s.pay(
+            &mut t,
+            &requester,
+            bond.checked_sub(fee)?,
+            "checkpoint request bond returned (less the posting fee)",
+        )?;
     }
     s.put_task(&t);
     s.emit_typed(&EventCheckpointPosted {
