@@ -271,3 +271,41 @@ fn verde_codes_are_pinned() {
     let e = verde::VerdeError::Tasks(tasks::TasksError::NotFound(3));
     assert_eq!((e.codespace(), e.code()), ("tasks", 2));
 }
+
+/// Malformed checkpoint messages decode to a clear error with a stable code,
+/// never a panic: no proof, a proof with too many siblings, a bad address,
+/// bytes that are not the message.
+#[test]
+fn malformed_checkpoint_messages_get_stable_codes() {
+    use proto::tasks::v1 as pb;
+    let code = |any: prost_types::Any| {
+        let e = runtime::Msg::from_any(&any).unwrap_err();
+        (e.codespace.to_string(), e.code)
+    };
+    let post = pb::MsgPostCheckpoint {
+        solver: framework::Address::module("s").to_string(),
+        task_id: 1,
+        step: 1,
+        checkpoint: vec![1, 2, 3],
+        proof: None,
+    };
+    assert_eq!(code(proto::to_any(&post)), ("tasks".to_string(), 22));
+    let mut deep = post.clone();
+    deep.proof = Some(proto::verde::v1::MerkleProof {
+        index: 1,
+        leaf_count: 2,
+        siblings: vec![vec![0; 32]; 65],
+    });
+    assert_eq!(code(proto::to_any(&deep)), ("tasks".to_string(), 18));
+    let req = pb::MsgRequestCheckpoint {
+        verifier: "not an address".into(),
+        task_id: 1,
+        step: 1,
+    };
+    assert_eq!(code(proto::to_any(&req)), ("tasks".to_string(), 14));
+    let garbage = prost_types::Any {
+        type_url: "/veritrain.tasks.v1.MsgPostCheckpoint".into(),
+        value: vec![0xff; 7],
+    };
+    assert_eq!(code(garbage), ("auth".to_string(), 2));
+}
