@@ -189,6 +189,64 @@ fn importing_an_empty_secret_says_it_is_empty() {
     assert!(!err.contains("scalar"), "{err}");
 }
 
+/// Attestation evidence and seed reveals by hand: a proof missing for a
+/// hash, or a reveal with no kept secret, says what is wrong before anything
+/// is sent.
+#[test]
+fn mismatched_evidence_flags_and_a_missing_seed_secret_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = bin()
+            .arg("--home")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.success(), text(&out).1)
+    };
+    assert!(run(&["keys", "add", "v"]).0);
+    let proof = dir.path().join("proof.json");
+    std::fs::write(&proof, r#"{"index":1,"leaf_count":2,"siblings":[]}"#).unwrap();
+    let p = proof.to_str().unwrap();
+    let h = "00".repeat(32);
+    let (ok, err) = run(&[
+        "tx",
+        "tasks",
+        "attest",
+        "1",
+        "--evidence-hash",
+        &h,
+        "--evidence-hash",
+        &h,
+        "--evidence-proof",
+        p,
+        "--from",
+        "v",
+        "--yes",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("2 --evidence-hash but 1 --evidence-proof"),
+        "{err}"
+    );
+    let (ok, err) = run(&["tx", "tasks", "reveal-seed", "5", "--from", "v", "--yes"]);
+    assert!(!ok);
+    assert!(err.contains("no kept secret for task 5"), "{err}");
+    let (ok, err) = run(&[
+        "tx",
+        "tasks",
+        "reveal-seed",
+        "5",
+        "--secret",
+        "abc",
+        "--from",
+        "v",
+        "--yes",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("32 bytes of hex"), "{err}");
+}
+
 #[test]
 fn impossible_demo_cheats_are_refused_before_anything_runs() {
     for (args, want) in [
