@@ -35,6 +35,9 @@ struct Args {
     /// Train mlp-digits and tiny-lm for this many steps on both backends.
     #[arg(long, value_name = "STEPS")]
     train: Option<u64>,
+    /// With --train: only these programs (default: mlp-digits and tiny-lm).
+    #[arg(long, value_delimiter = ',', value_parser = ["mlp-digits", "tiny-lm"])]
+    programs: Vec<String>,
     /// CUDA device ordinal.
     #[arg(long, default_value_t = 0)]
     device: usize,
@@ -104,7 +107,12 @@ fn main() -> Result<()> {
         }
     }
     if let Some(steps) = a.train {
-        for program in ["mlp-digits", "tiny-lm"] {
+        let programs = if a.programs.is_empty() {
+            vec!["mlp-digits".to_string(), "tiny-lm".to_string()]
+        } else {
+            a.programs.clone()
+        };
+        for program in &programs {
             let r = train::conformance::training(cuda.clone(), program, steps)
                 .map_err(anyhow::Error::msg)?;
             println!(
