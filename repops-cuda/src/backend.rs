@@ -250,6 +250,11 @@ impl Backend for CudaBackend {
         &self.gpu.name
     }
 
+    fn free_memory(&self) -> Option<u64> {
+        let (free, _total) = self.gpu.stream.context().mem_get_info().ok()?;
+        Some(free as u64)
+    }
+
     fn upload(&self, t: &Tensor) -> repops::Result<DeviceTensor> {
         exec::upload(&self.gpu, t)
     }

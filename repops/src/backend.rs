@@ -153,6 +153,13 @@ pub trait Backend: Send + Sync {
     /// A tensor of this backend in host memory, NaNs canonical (R1).
     fn download(&self, t: &DeviceTensor) -> Result<Tensor>;
 
+    /// Free memory of the device in bytes, when the backend can tell (the CPU
+    /// cannot: `None`). A solver compares it with a program's planned peak
+    /// before claiming a task.
+    fn free_memory(&self) -> Option<u64> {
+        None
+    }
+
     /// Host in, host out: upload the inputs, run `op`, download the output.
     fn execute_host(&self, op: &Op, inputs: &[&Tensor]) -> Result<Tensor> {
         let ins = inputs

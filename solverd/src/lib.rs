@@ -123,6 +123,10 @@ pub(crate) struct Shared {
     pub fetcher: Arc<agent::datasets::Fetcher>,
     /// Whether each open task's stated dataset layout matched its data.
     pub layouts: Mutex<BTreeMap<u64, Result<(), String>>>,
+    /// Each open task's planned peak memory (bytes), for the preflight.
+    pub peaks: Mutex<BTreeMap<u64, u64>>,
+    /// Tasks skipped for not fitting the device (logged once).
+    pub too_big: Mutex<BTreeSet<u64>>,
 }
 
 impl Shared {
@@ -282,6 +286,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningSolver> {
         stop: rx.clone(),
         fetcher: agent::datasets::Fetcher::new(cfg.datasets.policy(), cfg.home.join("datasets")),
         layouts: Mutex::new(BTreeMap::new()),
+        peaks: Mutex::new(BTreeMap::new()),
+        too_big: Mutex::new(BTreeSet::new()),
         cfg,
     });
     let listener = tokio::net::TcpListener::bind(shared.cfg.listen)
@@ -493,6 +499,33 @@ fn verde_phase(p: i32) -> &'static str {
         .unwrap_or("PHASE_UNSPECIFIED")
 }
 
+/// Preflight before a claim: the program's planned peak (every tensor of
+/// one step, the batch, the state twice) must fit the device's free memory,
+/// so that a task it cannot hold is never claimed (and its bond lost). The
+/// peak is computed once per task; backends that cannot tell (the CPU) pass.
+fn preflight_memory(s: &Shared, t: &Task, program: &Program) -> Result<(), String> {
+    let peak = match lock(&s.peaks).get(&t.id).copied() {
+        Some(p) => p,
+        None => {
+            let p = program.graph().map_or(u64::MAX, |g| g.planned_peak_bytes());
+            lock(&s.peaks).insert(t.id, p);
+            p
+        }
+    };
+    fits_device(&*s.backend, peak)
+}
+
+/// Whether `peak` bytes fit what `backend` has free (when it can tell).
+pub fn fits_device(backend: &dyn repops::Backend, peak: u64) -> Result<(), String> {
+    match backend.free_memory() {
+        Some(free) if peak > free => Err(format!(
+            "the program's planned peak is {peak} bytes; {} has {free} bytes free",
+            backend.name()
+        )),
+        _ => Ok(()),
+    }
+}
+
 async fn claim_one(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
     let min = Amount::parse_coin(&s.cfg.min_reward).unwrap_or(Amount::ZERO);
     let open = s.chain.tasks(TaskStatus::Open).await?;
@@ -539,6 +572,12 @@ async fn claim_one(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
             }
         };
         if verdict.is_err() {
+            continue;
+        }
+        if let Err(why) = preflight_memory(s, &t, &program) {
+            if lock(&s.too_big).insert(t.id) {
+                tracing::warn!(task = t.id, "not claiming: {why}");
+            }
             continue;
         }
         let msg = proto::tasks::v1::MsgClaimTask {
@@ -635,5 +674,50 @@ fn train_task(s: &Shared, t: &Task, run: &Mutex<Run>) -> Result<(), AgentError> 
         if let Some(ms) = s.fault.slow_ms {
             std::thread::sleep(Duration::from_millis(ms));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use repops::{Backend, DeviceTensor, Op, Tensor};
+
+    /// A backend that reports `free` bytes and runs on the CPU.
+    struct Small(u64);
+    impl Backend for Small {
+        fn name(&self) -> &str {
+            "small-gpu"
+        }
+        fn upload(&self, t: &Tensor) -> repops::Result<DeviceTensor> {
+            repops::CpuBackend.upload(t)
+        }
+        fn execute(&self, op: &Op, inputs: &[&DeviceTensor]) -> repops::Result<DeviceTensor> {
+            repops::CpuBackend.execute(op, inputs)
+        }
+        fn download(&self, t: &DeviceTensor) -> repops::Result<Tensor> {
+            repops::CpuBackend.download(t)
+        }
+        fn free_memory(&self) -> Option<u64> {
+            Some(self.0)
+        }
+    }
+
+    #[test]
+    fn a_program_whose_peak_does_not_fit_the_device_is_refused_before_the_claim() {
+        let g = train::Program::builtin("tiny-lm").unwrap().graph().unwrap();
+        let peak = g.planned_peak_bytes();
+        let state: u64 = g
+            .state_shapes
+            .values()
+            .map(|s| 4 * s.iter().product::<usize>() as u64)
+            .sum();
+        assert!(peak > 2 * state, "the peak counts the step's tensors too");
+        let e = super::fits_device(&Small(peak - 1), peak).unwrap_err();
+        assert!(
+            e.contains("small-gpu") && e.contains(&peak.to_string()),
+            "{e}"
+        );
+        assert!(super::fits_device(&Small(peak), peak).is_ok());
+        // The CPU cannot tell: it never refuses.
+        assert!(super::fits_device(&repops::CpuBackend, u64::MAX).is_ok());
     }
 }

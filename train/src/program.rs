@@ -226,6 +226,30 @@ pub struct StepGraph {
     pub batch_shapes: BTreeMap<String, Vec<usize>>,
 }
 
+impl StepGraph {
+    /// Bytes one step can hold at once, as an upper bound: every node's
+    /// output (backward reads the forward's), the batch, and the state twice
+    /// (before and after the update). What a device must have free to run it.
+    pub fn planned_peak_bytes(&self) -> u64 {
+        let bytes = |s: &Vec<usize>| 4u64.saturating_mul(s.iter().map(|&d| d as u64).product());
+        let outputs = self
+            .nodes
+            .iter()
+            .fold(0u64, |a, n| a.saturating_add(bytes(&n.shape)));
+        let batch = self
+            .batch_shapes
+            .values()
+            .fold(0u64, |a, s| a.saturating_add(bytes(s)));
+        let state = self
+            .state_shapes
+            .values()
+            .fold(0u64, |a, s| a.saturating_add(bytes(s)));
+        outputs
+            .saturating_add(batch)
+            .saturating_add(state.saturating_mul(2))
+    }
+}
+
 /// How a state tensor is initialised (R5).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
