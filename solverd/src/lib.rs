@@ -504,7 +504,10 @@ fn verde_phase(p: i32) -> &'static str {
 /// so that a task it cannot hold is never claimed (and its bond lost). The
 /// peak is computed once per task; backends that cannot tell (the CPU) pass.
 fn preflight_memory(s: &Shared, t: &Task, program: &Program) -> Result<(), String> {
-    let peak = match lock(&s.peaks).get(&t.id).copied() {
+    // Two statements: a guard held by a `match` scrutinee lives through its
+    // arms, and locking again inside one would deadlock.
+    let known = lock(&s.peaks).get(&t.id).copied();
+    let peak = match known {
         Some(p) => p,
         None => {
             let p = program.graph().map_or(u64::MAX, |g| g.planned_peak_bytes());
