@@ -377,13 +377,14 @@ async fn tick(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
 /// it from this service): a request left unanswered costs `withhold_slash`.
 async fn post_requested_checkpoints(s: &Arc<Shared>, t: &Task) -> Result<(), AgentError> {
     use proto::tasks::v1::CheckpointRequestState;
-    let mut steps: Vec<u64> = t
+    // One post answers every open request for its step: each step once
+    // (requests are in arrival order, not by step).
+    let steps: BTreeSet<u64> = t
         .checkpoint_requests
         .iter()
         .filter(|r| r.state == CheckpointRequestState::Open as i32)
         .map(|r| r.step)
         .collect();
-    steps.dedup();
     if steps.is_empty() || s.fault.silent || s.fault.withhold_checkpoints {
         return Ok(());
     }

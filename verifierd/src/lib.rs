@@ -341,6 +341,17 @@ async fn tick(s: &Arc<Shared>) -> Result<(), AgentError> {
     Ok(())
 }
 
+/// Drops task `id`'s run, in memory and on disk.
+fn forget_run(s: &Shared, id: u64) {
+    lock(&s.runs).remove(&id);
+    let dir = s.cfg.home.join("runs").join(id.to_string());
+    if let Err(err) = std::fs::remove_dir_all(&dir) {
+        if err.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(task = id, error = %err, "could not delete a finished run");
+        }
+    }
+}
+
 /// Deletes the kept runs of tasks that are no longer committed (nothing
 /// left to verify or dispute), so a whistleblower's disk does not grow with
 /// every task it ever checked.
@@ -357,10 +368,7 @@ fn prune_runs(s: &Shared, committed: &[Task]) {
         if live.contains(&id) {
             continue;
         }
-        lock(&s.runs).remove(&id);
-        if let Err(err) = std::fs::remove_dir_all(e.path()) {
-            tracing::warn!(task = id, error = %err, "could not delete a finished run");
-        }
+        forget_run(s, id);
     }
 }
 
@@ -530,13 +538,9 @@ async fn fetch_checkpoint(
         }
     };
     let bytes = agent::collect_chunks(stream, 1 << 31).await.ok()?;
-    let (program, shapes) = {
-        let r = lock(run);
-        (r.program.clone(), r.graph.state_shapes.clone())
-    };
-    match train::checkpoint::decode_hashed(&program, &shapes, &bytes) {
-        Ok((st, state, h)) if st == step && h == *want => Some(state),
-        Ok(_) => {
+    match decode_checked(run, &bytes, step, want) {
+        Ok(state) => Some(state),
+        Err(None) => {
             tracing::warn!(
                 task = t.id,
                 step,
@@ -544,7 +548,7 @@ async fn fetch_checkpoint(
             );
             None
         }
-        Err(e) => {
+        Err(Some(e)) => {
             tracing::warn!(task = t.id, step, error = %e, "corrupt checkpoint; ignoring it");
             None
         }
@@ -596,13 +600,26 @@ async fn posted_checkpoint(
     want: &Hash,
 ) -> Option<agent::exec::State> {
     let bytes = s.chain.posted_checkpoint(t.id, step).await.ok().flatten()?;
+    decode_checked(run, &bytes, step, want).ok()
+}
+
+/// The state in checkpoint `bytes` if it is the state after `step` and
+/// hashes to `want`; else `Err(Some(why))` (it does not decode) or
+/// `Err(None)` (another state).
+fn decode_checked(
+    run: &Arc<Mutex<Run>>,
+    bytes: &[u8],
+    step: u64,
+    want: &Hash,
+) -> Result<agent::exec::State, Option<train::TrainError>> {
     let (program, shapes) = {
         let r = lock(run);
         (r.program.clone(), r.graph.state_shapes.clone())
     };
-    match train::checkpoint::decode_hashed(&program, &shapes, &bytes) {
-        Ok((st, state, h)) if st == step && h == *want => Some(state),
-        _ => None,
+    match train::checkpoint::decode_hashed(&program, &shapes, bytes) {
+        Ok((st, state, h)) if st == step && h == *want => Ok(state),
+        Ok(_) => Err(None),
+        Err(e) => Err(Some(e)),
     }
 }
 
@@ -767,8 +784,7 @@ async fn whistleblow(s: &Arc<Shared>, t: &Task, selected: bool) -> Result<(), Ag
     if train::merkle::root(&mine).as_slice() == t.trace_root.as_slice() {
         tracing::info!(task = t.id, "whistleblower: the whole run reproduces");
         // Nothing to dispute: the run is not needed any more.
-        lock(&s.runs).remove(&t.id);
-        let _ = std::fs::remove_dir_all(s.cfg.home.join("runs").join(t.id.to_string()));
+        forget_run(s, t.id);
         if selected {
             let own = mine
                 .iter()
