@@ -26,6 +26,7 @@ const SERDE_PACKAGES: &[&str] = &[
     ".veritrain.node",
     ".veritrain.tasks",
     ".veritrain.verde",
+    ".veritrain.swarm",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

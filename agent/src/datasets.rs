@@ -1,8 +1,10 @@
-//! Datasets by content: a program names its dataset (a builtin name, an
+//! Task inputs by content: a program names its dataset (a builtin name, an
 //! `http(s)://` URL, a `grpc://host:port` blob service of another daemon, or
 //! a local path when the operator allows a directory) and commits to its
 //! Merkle root; whatever is fetched is checked against that root before use
-//! and cached under the root's hex.
+//! and cached under the root's hex. A fine-tuning program's initial state
+//! (`init_state`) is fetched from the same kinds of source, checked against
+//! its state hash and cached beside the datasets (`<root>.vtstate`).
 //!
 //! The names come from strangers (submitters), so every fetch runs under a
 //! [`Policy`]: a time limit, a size limit, and no local file outside the one
@@ -15,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use train::step::State;
 use train::{Dataset, Program};
 
 /// What a daemon may do to fetch a dataset a task names.
@@ -103,37 +106,117 @@ impl Fetcher {
         resolve_with(program, &self.cache_dir, &self.policy).await
     }
 
-    /// Whether `program`'s dataset is at hand, without waiting: the first call
-    /// starts a background fetch and says `Pending`; a failed fetch is
-    /// remembered (and not retried by this process: its name is the
-    /// submitter's, who can submit another task).
+    /// The program's initial state if it fine-tunes one (`init_state`), waiting for
+    /// it (under the policy's limits); `None` for a program that starts from its seed.
+    pub async fn resolve_initial(&self, program: &Program) -> Result<Option<State>, AgentError> {
+        resolve_initial_with(program, &self.cache_dir, &self.policy).await
+    }
+
+    /// Whether `program`'s inputs (its dataset and any initial state) are at hand,
+    /// without waiting: the first call starts background fetches and says `Pending`;
+    /// a failed fetch is remembered (and not retried by this process: the name is
+    /// the submitter's, who can submit another task).
     pub fn ready(self: &Arc<Self>, program: &Program) -> Readiness {
-        let root = program.dataset.root;
+        let data = self.ready_one(program, program.dataset.root, Input::Dataset);
+        let Some(init) = &program.init_state else {
+            return data;
+        };
+        let state = self.ready_one(program, init.root, Input::State);
+        match (data, state) {
+            (Readiness::Failed(e), _) | (_, Readiness::Failed(e)) => Readiness::Failed(e),
+            (Readiness::Ready, Readiness::Ready) => Readiness::Ready,
+            _ => Readiness::Pending,
+        }
+    }
+
+    fn ready_one(self: &Arc<Self>, program: &Program, root: [u8; 32], what: Input) -> Readiness {
         // Known answers first: this runs for every open task every block.
         let mut st = lock(&self.state);
         if let Some(r) = st.get(&root) {
             return r.clone();
         }
-        if Dataset::builtin(&program.dataset.name).is_ok_and(|d| d.root() == root)
-            || cache_path(&self.cache_dir, &root).exists()
-        {
+        let at_hand = match what {
+            Input::Dataset => {
+                Dataset::builtin(&program.dataset.name).is_ok_and(|d| d.root() == root)
+                    || cache_path(&self.cache_dir, &root).exists()
+            }
+            // A `seed:` state is computed and checked in the background like a fetch.
+            Input::State => state_cache_path(&self.cache_dir, &root).exists(),
+        };
+        if at_hand {
             st.insert(root, Readiness::Ready);
             return Readiness::Ready;
         }
         st.insert(root, Readiness::Pending);
         let (me, program) = (self.clone(), program.clone());
         tokio::spawn(async move {
-            let r = match me.resolve(&program).await {
-                Ok(_) => Readiness::Ready,
+            let got = match what {
+                Input::Dataset => me.resolve(&program).await.map(|_| ()),
+                Input::State => me.resolve_initial(&program).await.map(|_| ()),
+            };
+            let r = match got {
+                Ok(()) => Readiness::Ready,
                 Err(e) => {
-                    tracing::warn!(dataset = %program.dataset.name, error = %e, "dataset fetch failed");
+                    tracing::warn!(program = %program.name, input = ?what, error = %e, "task input fetch failed");
                     Readiness::Failed(e.to_string())
                 }
             };
-            lock(&me.state).insert(program.dataset.root, r);
+            lock(&me.state).insert(root, r);
         });
         Readiness::Pending
     }
+}
+
+/// The kinds of task input fetched by content.
+#[derive(Clone, Copy, Debug)]
+enum Input {
+    Dataset,
+    State,
+}
+
+/// The initial state of a fine-tuning `program` (its `init_state`) under `policy`,
+/// from the cache in `cache_dir` or its source; `None` for a seed program.
+pub async fn resolve_initial_with(
+    program: &Program,
+    cache_dir: &Path,
+    policy: &Policy,
+) -> Result<Option<State>, AgentError> {
+    let Some(init) = &program.init_state else {
+        return Ok(None);
+    };
+    if init.name.starts_with(train::trainer::SEED_SOURCE) {
+        let p = program.clone();
+        return tokio::task::spawn_blocking(move || train::trainer::seeded_initial(&p))
+            .await
+            .map_err(|e| AgentError::Invalid(e.to_string()))?
+            .map_err(AgentError::from);
+    }
+    let shapes: BTreeMap<String, Vec<usize>> = program
+        .state_spec()?
+        .into_iter()
+        .map(|(k, (shape, _))| (k, shape))
+        .collect();
+    let decode = |b: &[u8]| train::checkpoint::decode_initial(program, &shapes, b);
+    let cached = state_cache_path(cache_dir, &init.root);
+    if let Ok(b) = std::fs::read(&cached) {
+        match decode(&b) {
+            Ok(s) => return Ok(Some(s)),
+            Err(e) => {
+                tracing::warn!(path = %cached.display(), error = %e, "cached initial state is bad; fetching again")
+            }
+        }
+    }
+    let bytes = fetch_source(&init.name, &init.root, policy).await?;
+    let state = decode(&bytes).map_err(|e| AgentError::Dataset(format!("{}: {e}", init.name)))?;
+    std::fs::create_dir_all(cache_dir).map_err(|e| AgentError::io(cache_dir, e))?;
+    crate::write_file_atomic(&cached, &bytes)?;
+    tracing::info!(source = %init.name, root = %hex::encode(init.root), bytes = bytes.len(), "initial state fetched and checked");
+    Ok(Some(state))
+}
+
+/// Where a fetched initial state (a safetensors file) is cached.
+pub fn state_cache_path(dir: &Path, root: &[u8; 32]) -> PathBuf {
+    dir.join(format!("{}.vtstate", hex::encode(root)))
 }
 
 fn cache_path(dir: &Path, root: &[u8; 32]) -> PathBuf {
@@ -175,29 +258,36 @@ pub async fn resolve_with(
         }
     }
     let name = r.name.as_str();
-    let fetch = async {
-        if let Some(addr) = name.strip_prefix("grpc://") {
-            fetch_grpc(&format!("http://{addr}"), &root, policy.max_bytes).await
-        } else if name.starts_with("http://") || name.starts_with("https://") {
-            fetch_http(name, policy.max_bytes).await
-        } else {
-            read_local(name, policy)
-        }
-    };
-    let bytes = tokio::time::timeout(policy.timeout, fetch)
-        .await
-        .map_err(|_| {
-            AgentError::Dataset(format!(
-                "{name}: no complete answer within {:?}",
-                policy.timeout
-            ))
-        })??;
+    let bytes = fetch_source(name, &root, policy).await?;
     let d = Dataset::from_bytes(&bytes, Some(&root))
         .map_err(|e| AgentError::Dataset(format!("{name}: {e}")))?;
     std::fs::create_dir_all(cache_dir).map_err(|e| AgentError::io(cache_dir, e))?;
     crate::write_file_atomic(&cached, &bytes)?;
     tracing::info!(dataset = name, root = %hex::encode(root), bytes = bytes.len(), "dataset fetched and checked");
     Ok(d)
+}
+
+/// The bytes `name` points to (a `grpc://` blob service asked for `root`, an
+/// `http(s)://` URL, or an allowed local file), within the policy's time and size.
+/// The caller checks them against `root`.
+async fn fetch_source(name: &str, root: &[u8; 32], policy: &Policy) -> Result<Vec<u8>, AgentError> {
+    let fetch = async {
+        if let Some(addr) = name.strip_prefix("grpc://") {
+            fetch_grpc(&format!("http://{addr}"), root, policy.max_bytes).await
+        } else if name.starts_with("http://") || name.starts_with("https://") {
+            fetch_http(name, policy.max_bytes).await
+        } else {
+            read_local(name, policy)
+        }
+    };
+    tokio::time::timeout(policy.timeout, fetch)
+        .await
+        .map_err(|_| {
+            AgentError::Dataset(format!(
+                "{name}: no complete answer within {:?}",
+                policy.timeout
+            ))
+        })?
 }
 
 /// A local file, only below the operator's allowed directory.

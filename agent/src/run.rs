@@ -63,17 +63,23 @@ fn ckpt_path(dir: &Path, t: u64) -> PathBuf {
 }
 
 impl Run {
-    /// A run at `h_0`, in memory only.
+    /// A run at `h_0`, in memory only. `initial`: the committed state a fine-tune
+    /// starts from (`Fetcher::resolve_initial`); `None` for a seed program.
     pub fn in_memory(
         task_id: u64,
         program: Program,
         dataset: Dataset,
+        initial: Option<State>,
         fault: FaultPlan,
     ) -> Result<Run, AgentError> {
         let graph = program.graph()?;
-        let s0 = Trainer::new(program.clone(), dataset.clone())?
-            .state()
-            .clone();
+        let cpu: Arc<dyn repops::Backend> = Arc::new(repops::CpuBackend);
+        let s0 = match initial {
+            Some(s) => Trainer::from_initial(program.clone(), dataset.clone(), cpu, s)?,
+            None => Trainer::with_backend(program.clone(), dataset.clone(), cpu)?,
+        }
+        .state()
+        .clone();
         let h0 = train::state_hash(&s0);
         Ok(Run {
             task_id,
@@ -99,12 +105,13 @@ impl Run {
         task_id: u64,
         program: Program,
         dataset: Dataset,
+        initial: Option<State>,
         fault: FaultPlan,
         dir: &Path,
         every: u64,
     ) -> Result<Run, AgentError> {
         std::fs::create_dir_all(dir).map_err(|e| AgentError::io(dir, e))?;
-        let mut run = Run::in_memory(task_id, program, dataset, fault)?;
+        let mut run = Run::in_memory(task_id, program, dataset, initial, fault)?;
         run.dir = Some(dir.to_path_buf());
         run.every = every.max(1);
         let hp = dir.join("hashes.bin");
@@ -334,6 +341,7 @@ mod tests {
             1,
             p.clone(),
             ds.clone(),
+            None,
             FaultPlan::default(),
             dir.path(),
             5,
@@ -350,7 +358,7 @@ mod tests {
         std::fs::write(&f, &bytes).unwrap();
         // A fresh view of the same directory (as after a restart) holds only
         // h_0 in memory, so step 7 comes from disk or replay.
-        let mut fresh = Run::in_memory(1, p.clone(), ds, FaultPlan::default()).unwrap();
+        let mut fresh = Run::in_memory(1, p.clone(), ds, None, FaultPlan::default()).unwrap();
         fresh.dir = Some(dir.path().to_path_buf());
         fresh.every = 5;
         fresh.hashes = r.hashes().to_vec();

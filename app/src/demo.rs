@@ -98,8 +98,18 @@ pub fn check_cheat(args: &DemoArgs, program: &train::Program) -> anyhow::Result<
 /// The nodes of step `step` whose corrupted output changes `h_step` (a
 /// corruption that is absorbed, e.g. by a ReLU, leaves nothing to dispute).
 pub fn effective_nodes(program: &train::Program, step: u64) -> anyhow::Result<Vec<usize>> {
+    effective_nodes_from(program, None, step)
+}
+
+/// [`effective_nodes`] of a fine-tune that starts from `initial`.
+pub fn effective_nodes_from(
+    program: &train::Program,
+    initial: Option<train::step::State>,
+    step: u64,
+) -> anyhow::Result<Vec<usize>> {
     let ds = train::Dataset::builtin(&program.dataset.name)?;
-    let mut run = agent::run::Run::in_memory(0, program.clone(), ds.clone(), Default::default())?;
+    let mut run =
+        agent::run::Run::in_memory(0, program.clone(), ds.clone(), initial, Default::default())?;
     let prev = run.state_at(step - 1)?;
     let honest = run.step_out(step)?.state_hash;
     let graph = program.graph()?;

@@ -10,6 +10,7 @@ pub struct AppState {
     pub staking: proto::staking::v1::GenesisState,
     pub tasks: proto::tasks::v1::GenesisState,
     pub verde: proto::verde::v1::GenesisState,
+    pub swarm: proto::swarm::v1::GenesisState,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,8 @@ pub enum GenesisError {
     Tasks(#[from] tasks::TasksError),
     #[error("verde genesis: {0}")]
     Verde(#[from] verde::VerdeError),
+    #[error("swarm genesis: {0}")]
+    Swarm(#[from] swarm::SwarmError),
 }
 
 /// Imports `app_state` into `delta` in module order auth, bank, staking, then
@@ -46,6 +49,7 @@ pub fn init<B: StateRead>(
     staking::init_genesis(&mut s, &g.staking)?;
     tasks::init_genesis(&mut s, &g.tasks)?;
     verde::init_genesis(&mut s, &g.verde)?;
+    swarm::init_genesis(&mut s, &g.swarm)?;
     bank::check_supply(&s)?;
     Ok(())
 }
@@ -57,6 +61,7 @@ pub fn export<S: StateRead>(s: &S) -> Result<AppState, GenesisError> {
         staking: staking::export_genesis(s)?,
         tasks: tasks::export_genesis(s)?,
         verde: verde::export_genesis(s)?,
+        swarm: swarm::export_genesis(s)?,
     })
 }
 

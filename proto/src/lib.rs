@@ -62,6 +62,11 @@ pub mod veritrain {
             include!(concat!(env!("OUT_DIR"), "/veritrain.solver.v1.rs"));
         }
     }
+    pub mod swarm {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/veritrain.swarm.v1.rs"));
+        }
+    }
 }
 
 pub use veritrain::*;
@@ -98,6 +103,9 @@ type_urls! {
     verde::v1::MsgProveAssembly => "/veritrain.verde.v1.MsgProveAssembly",
     verde::v1::MsgUploadInput => "/veritrain.verde.v1.MsgUploadInput",
     verde::v1::MsgUploadRows => "/veritrain.verde.v1.MsgUploadRows",
+    swarm::v1::MsgCreateSwarm => "/veritrain.swarm.v1.MsgCreateSwarm",
+    swarm::v1::MsgJoinRound => "/veritrain.swarm.v1.MsgJoinRound",
+    swarm::v1::MsgReportLoss => "/veritrain.swarm.v1.MsgReportLoss",
 }
 
 /// Packs a message into `Any` under its type URL.

@@ -162,11 +162,12 @@ impl Shared {
         let program: Program = serde_json::from_slice(&t.program_json)
             .map_err(|e| AgentError::Invalid(format!("task {}: bad program: {e}", t.id)))?;
         let dataset = self.fetcher.resolve(&program).await?;
+        let initial = self.fetcher.resolve_initial(&program).await?;
         let dir = self.runs_dir().join(t.id.to_string());
         let (id, fault, every) = (t.id, self.fault.clone(), self.cfg.checkpoint_every);
         let backend = self.backend.clone();
         let run = tokio::task::spawn_blocking(move || {
-            let mut r = Run::on_disk(id, program, dataset, fault, &dir, every)?;
+            let mut r = Run::on_disk(id, program, dataset, initial, fault, &dir, every)?;
             r.set_backend(backend);
             Ok::<_, AgentError>(r)
         })

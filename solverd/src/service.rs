@@ -288,14 +288,16 @@ impl Solver for SolverService {
                 }
             }
         }
-        let p = self
-            .s
-            .datasets_dir()
-            .join(format!("{}.vtds", hex::encode(root)));
-        match std::fs::read(&p) {
-            Ok(b) => Ok(Response::new(chunk_stream(b))),
-            Err(_) => Err(Status::not_found(format!(
-                "no dataset with root {}",
+        // Datasets and fine-tunes' initial states this solver fetched, both by content.
+        let dir = self.s.datasets_dir();
+        let files = [
+            dir.join(format!("{}.vtds", hex::encode(root))),
+            agent::datasets::state_cache_path(&dir, &root),
+        ];
+        match files.iter().find_map(|p| std::fs::read(p).ok()) {
+            Some(b) => Ok(Response::new(chunk_stream(b))),
+            None => Err(Status::not_found(format!(
+                "no dataset or state with root {}",
                 hex::encode(root)
             ))),
         }

@@ -71,12 +71,7 @@ pub fn decode_hashed(
     state_shapes: &BTreeMap<String, Vec<usize>>,
     bytes: &[u8],
 ) -> Result<(u64, BTreeMap<String, Tensor>, crate::merkle::Hash)> {
-    let ck = |m: String| TrainError::Checkpoint(m);
-    let (_, md) = safetensors::SafeTensors::read_metadata(bytes)
-        .map_err(|e| ck(format!("not a safetensors file: {e}")))?;
-    let st = safetensors::SafeTensors::deserialize(bytes)
-        .map_err(|e| ck(format!("not a safetensors file: {e}")))?;
-    let meta = md.metadata().clone().unwrap_or_default();
+    let (meta, state, got) = decode_state(state_shapes, bytes)?;
     let get = |k: &str| {
         meta.get(k)
             .cloned()
@@ -93,6 +88,127 @@ pub fn decode_hashed(
             hex::encode(program.hash())
         )));
     }
+    if got != want_hash {
+        return Err(ck(format!(
+            "state hash {} does not match the recorded {}",
+            hex::encode(got),
+            hex::encode(want_hash)
+        )));
+    }
+    // A run from a committed state counts on from that state's counter.
+    let first = program.init_state.as_ref().map_or(0, |i| i.step);
+    let counter = step_counter(&state);
+    if counter != first.saturating_add(step) as f32 {
+        return Err(ck(format!(
+            "opt.step = {counter} disagrees with metadata step {step} (first counter {first})"
+        )));
+    }
+    Ok((step, state, got))
+}
+
+/// The committed state a program starts from (`program.init_state`): the file's
+/// tensors must have exactly `state_shapes`, be finite, hash to the program's
+/// `init_state.root` and carry `opt.step = init_state.step` (so the run's
+/// checkpoints decode like any other). The file is addressed by its content
+/// alone: its metadata (another program's hash, a step) is not consulted.
+pub fn decode_initial(
+    program: &Program,
+    state_shapes: &BTreeMap<String, Vec<usize>>,
+    bytes: &[u8],
+) -> Result<BTreeMap<String, Tensor>> {
+    let Some(init) = &program.init_state else {
+        return Err(ck(
+            "the program starts from its seed, not a committed state".into(),
+        ));
+    };
+    let (_, state, got) = decode_state(state_shapes, bytes)?;
+    if got != init.root {
+        return Err(ck(format!(
+            "initial state hashes to {}, the program commits to {}",
+            hex::encode(got),
+            hex::encode(init.root)
+        )));
+    }
+    let counter = step_counter(&state);
+    if counter != init.step as f32 {
+        return Err(ck(format!(
+            "the initial state must have opt.step = {} (init_state.step), this one has {counter}",
+            init.step
+        )));
+    }
+    Ok(state)
+}
+
+/// The state a fine-tune of `program` starts from, made from a trained state (e.g. a
+/// pretraining checkpoint's): every parameter of `program` taken from `trained` (same
+/// name and shape), every optimizer slot fresh (its initialiser), so `opt.step = 0`.
+/// Write it with [`encode`] and put its [`crate::state_hash`] in `init_state.root`.
+pub fn fine_tune_state(
+    program: &Program,
+    trained: &BTreeMap<String, Tensor>,
+) -> Result<BTreeMap<String, Tensor>> {
+    let mut seed_program = program.clone();
+    seed_program.init_state = None;
+    let mut state = crate::trainer::initial_state(&seed_program)?;
+    for (name, t) in state.iter_mut() {
+        if name.starts_with("opt.") {
+            continue;
+        }
+        let Some(src) = trained.get(name) else {
+            return Err(ck(format!("the trained state has no parameter {name:?}")));
+        };
+        if src.shape() != t.shape() {
+            return Err(ck(format!(
+                "parameter {name} has shape {:?} in the trained state, the program wants {:?}",
+                src.shape(),
+                t.shape()
+            )));
+        }
+        *t = src.clone();
+    }
+    check_finite(&state).map_err(|e| ck(e.to_string()))?;
+    Ok(state)
+}
+
+/// Every tensor of a safetensors state file, whatever program wrote it (finite f32
+/// only; nothing is checked against a program). For [`fine_tune_state`]'s input.
+pub fn read_tensors(bytes: &[u8]) -> Result<BTreeMap<String, Tensor>> {
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| ck(format!("not a safetensors file: {e}")))?;
+    let shapes = st
+        .tensors()
+        .into_iter()
+        .map(|(k, v)| (k, v.shape().to_vec()))
+        .collect();
+    decode_state(&shapes, bytes).map(|(_, state, _)| state)
+}
+
+fn ck(m: String) -> TrainError {
+    TrainError::Checkpoint(m)
+}
+
+fn step_counter(state: &BTreeMap<String, Tensor>) -> f32 {
+    state
+        .get("opt.step")
+        .and_then(|t| t.data().first().copied())
+        .unwrap_or(-1.0)
+}
+
+/// Parses a safetensors file into exactly the tensors `state_shapes` names (f32, those
+/// shapes, finite) and returns its metadata, the state and the state's hash.
+fn decode_state(
+    state_shapes: &BTreeMap<String, Vec<usize>>,
+    bytes: &[u8],
+) -> Result<(
+    HashMap<String, String>,
+    BTreeMap<String, Tensor>,
+    crate::merkle::Hash,
+)> {
+    let (_, md) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| ck(format!("not a safetensors file: {e}")))?;
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| ck(format!("not a safetensors file: {e}")))?;
+    let meta = md.metadata().clone().unwrap_or_default();
     let mut state = BTreeMap::new();
     for (name, view) in st.tensors() {
         let Some(want_shape) = state_shapes.get(&name) else {
@@ -125,21 +241,5 @@ pub fn decode_hashed(
         return Err(ck(format!("tensor {missing:?} is missing")));
     }
     let got = state_hash(&state);
-    if got != want_hash {
-        return Err(ck(format!(
-            "state hash {} does not match the recorded {}",
-            hex::encode(got),
-            hex::encode(want_hash)
-        )));
-    }
-    let counter = state
-        .get("opt.step")
-        .and_then(|t| t.data().first().copied())
-        .unwrap_or(-1.0);
-    if counter != step as f32 {
-        return Err(ck(format!(
-            "opt.step = {counter} disagrees with metadata step {step}"
-        )));
-    }
-    Ok((step, state, got))
+    Ok((meta, state, got))
 }

@@ -36,7 +36,77 @@ pub struct Program {
     pub dataset: DatasetRef,
     /// RepOps op version used by every node.
     pub op_version: u32,
+    /// Start from a committed state instead of the seed (fine-tuning): `h_0` is
+    /// this state's hash. Absent from seed programs' JSON, so their hashes are
+    /// unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_state: Option<StateRef>,
+    /// What each step does: train (the default, absent from the JSON) or evaluate.
+    #[serde(default, skip_serializing_if = "Mode::is_train")]
+    pub mode: Mode,
+    /// Keep each step's loss in the state as the scalar `loss` (0 before step 1), so
+    /// `h_t` commits to it: an evaluation's result is provable from its trace.
+    /// Absent from the JSON when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record_loss: bool,
 }
+
+/// What each step of a program does.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Mode {
+    /// Forward, backward and the optimizer's update on training rows.
+    #[default]
+    Train,
+    /// Forward only, on a batch drawn from rows `rows_from..rows_to` (a held-out
+    /// pool): every parameter and optimizer tensor is carried unchanged, `opt.step`
+    /// counts the step and `loss` records the batch's loss (so `record_loss` is
+    /// required). With `init_state`, this measures a committed model.
+    Evaluate {
+        /// First row of the pool.
+        rows_from: u64,
+        /// One past the last row of the pool.
+        rows_to: u64,
+    },
+}
+
+impl Mode {
+    /// Whether this is [`Mode::Train`].
+    pub fn is_train(&self) -> bool {
+        matches!(self, Mode::Train)
+    }
+}
+
+/// Name of the state scalar a `record_loss` program keeps its last step's loss in.
+pub const LOSS_STATE: &str = "loss";
+
+/// Largest `opt.step` a run may reach: the counter is an f32 (exact up to 2^24).
+pub const MAX_STEP_COUNTER: u64 = 1 << 24;
+
+/// A committed state a program starts from, by content: the file is fetched from
+/// `name` (the sources a dataset may name) and used only if its tensors hash to
+/// `root` (see [`crate::checkpoint::decode_initial`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateRef {
+    /// Where to fetch the safetensors file (an `http(s)://` URL, `grpc://host:port`, or
+    /// a local path a daemon allows).
+    pub name: String,
+    /// The state hash (`h_0`) the file's tensors must have.
+    #[serde(with = "merkle::hex32")]
+    pub root: Hash,
+    /// The file's `opt.step` (0 for a fresh optimizer; a continued run's count
+    /// otherwise): step `t`'s state then has `opt.step = step + t`. Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub step: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// Longest `init_state.name` a program may carry.
+pub const MAX_SOURCE_NAME_BYTES: usize = 1024;
 
 /// Model family and sizes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -326,6 +396,9 @@ impl Program {
                     train_rows: 1500,
                 },
                 op_version: OP_VERSION,
+                init_state: None,
+                mode: Mode::Train,
+                record_loss: false,
             },
             "tiny-lm" => Program {
                 name: name.into(),
@@ -355,6 +428,9 @@ impl Program {
                     train_rows: 190,
                 },
                 op_version: OP_VERSION,
+                init_state: None,
+                mode: Mode::Train,
+                record_loss: false,
             },
             _ => {
                 return Err(perr(format!(
@@ -394,6 +470,32 @@ impl Program {
         }
         if self.dataset.train_rows == 0 {
             return Err(perr("dataset.train_rows must be > 0"));
+        }
+        if let Some(init) = &self.init_state {
+            if init.name.is_empty() || init.name.len() > MAX_SOURCE_NAME_BYTES {
+                return Err(perr(format!(
+                    "init_state.name must have 1..={MAX_SOURCE_NAME_BYTES} bytes"
+                )));
+            }
+        }
+        let first = self.init_state.as_ref().map_or(0, |i| i.step);
+        if first.saturating_add(self.steps) > MAX_STEP_COUNTER {
+            return Err(perr(format!(
+                "init_state.step + steps = {} exceeds {MAX_STEP_COUNTER} (opt.step is an f32)",
+                first.saturating_add(self.steps)
+            )));
+        }
+        if let Mode::Evaluate { rows_from, rows_to } = self.mode {
+            if !self.record_loss {
+                return Err(perr(
+                    "mode evaluate needs record_loss (its result is the loss)",
+                ));
+            }
+            if rows_from >= rows_to || rows_to - rows_from > u32::MAX as u64 {
+                return Err(perr(format!(
+                    "mode evaluate needs rows_from < rows_to (at most 2^32 rows), got {rows_from}..{rows_to}"
+                )));
+            }
         }
         let dim = |n: &str, v: usize| -> Result<()> {
             if v == 0 || v > MAX_DIM {
@@ -467,6 +569,24 @@ impl Program {
         Ok(())
     }
 
+    /// The rows the program draws from exist in a dataset of `rows` rows.
+    pub fn validate_rows(&self, rows: u64) -> Result<()> {
+        if self.dataset.train_rows > rows {
+            return Err(perr(format!(
+                "dataset.train_rows = {} exceeds the dataset's {rows} rows",
+                self.dataset.train_rows
+            )));
+        }
+        if let Mode::Evaluate { rows_to, .. } = self.mode {
+            if rows_to > rows {
+                return Err(perr(format!(
+                    "mode evaluate reads rows up to {rows_to}, the dataset has {rows}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Validate against a loaded dataset's header.
     pub fn validate_dataset(&self, d: &crate::dataset::Dataset) -> Result<()> {
         use crate::dataset::Schema;
@@ -478,12 +598,7 @@ impl Program {
                 hex::encode(self.dataset.root)
             )));
         }
-        if self.dataset.train_rows > h.rows {
-            return Err(perr(format!(
-                "dataset.train_rows = {} exceeds the dataset's {} rows",
-                self.dataset.train_rows, h.rows
-            )));
-        }
+        self.validate_rows(h.rows)?;
         match (&self.model, h.schema) {
             (Model::Mlp { input, classes, .. }, Schema::Digits8x8) => {
                 if *input != 64 || *classes < 10 {
@@ -524,10 +639,15 @@ impl Program {
         Ok(self.graph()?.nodes)
     }
 
-    /// The full step graph (training: forward, backward, update).
+    /// The full step graph (training: forward, backward, update; evaluation:
+    /// forward and the carried state).
     pub fn graph(&self) -> Result<StepGraph> {
         self.validate()?;
-        build(self, self.batch_size, true)
+        let kind = match self.mode {
+            Mode::Train => Kind::Train,
+            Mode::Evaluate { .. } => Kind::Evaluate,
+        };
+        build(self, self.batch_size, kind)
     }
 
     /// A forward-only graph for `batch` examples (evaluation).
@@ -536,7 +656,7 @@ impl Program {
         if batch == 0 {
             return Err(perr("evaluation batch must be > 0"));
         }
-        build(self, batch, false)
+        build(self, batch, Kind::Forward)
     }
 
     /// Upper bounds on what expanding this program costs, computed from its
@@ -614,6 +734,9 @@ impl Program {
             }
         }
         s.insert("opt.step".into(), (vec![], Init::Zeros));
+        if self.record_loss {
+            s.insert(LOSS_STATE.into(), (vec![], Init::Zeros));
+        }
         if let Optimizer::Adamw { .. } = self.optimizer {
             s.insert("opt.beta1_pow".into(), (vec![], Init::Ones));
             s.insert("opt.beta2_pow".into(), (vec![], Init::Ones));
@@ -1038,7 +1161,18 @@ impl Builder {
     }
 }
 
-fn build(p: &Program, batch: usize, train: bool) -> Result<StepGraph> {
+/// What [`build`] expands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A training step.
+    Train,
+    /// An evaluation step ([`Mode::Evaluate`]).
+    Evaluate,
+    /// The forward pass alone (held-out metrics; no state update).
+    Forward,
+}
+
+fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
     let params = param_spec(&p.model);
     let mut b = Builder {
         nodes: vec![],
@@ -1242,7 +1376,28 @@ fn build(p: &Program, batch: usize, train: bool) -> Result<StepGraph> {
         return Err(perr("no loss node"));
     };
     let mut updates = BTreeMap::new();
-    if train {
+    if kind != Kind::Forward && p.record_loss {
+        updates.insert(LOSS_STATE.to_string(), loss_idx);
+    }
+    if kind == Kind::Evaluate {
+        let step = b.op("opt.step", Op::AddScalar { s: 1.0 }, vec![b.st("opt.step")])?;
+        updates.insert("opt.step".to_string(), idx(&step));
+        // Every other tensor is carried as is (an identity node, so that h_t is the
+        // root over update nodes like a training step's).
+        for (name, shape) in &state_shapes {
+            if !updates.contains_key(name) {
+                let kept = b.op(
+                    format!("{name}.kept"),
+                    Op::Reshape {
+                        shape: shape.clone(),
+                    },
+                    vec![b.st(name)],
+                )?;
+                updates.insert(name.clone(), idx(&kept));
+            }
+        }
+    }
+    if kind == Kind::Train {
         let grads = b.backward(loss_idx)?;
         let step = b.op("opt.step", Op::AddScalar { s: 1.0 }, vec![b.st("opt.step")])?;
         updates.insert("opt.step".to_string(), idx(&step));

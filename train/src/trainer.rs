@@ -5,7 +5,7 @@ use crate::dataset::{Dataset, Schema};
 use crate::error::{Result, TrainError};
 use crate::exec::{run_nodes_on, state_hash};
 use crate::merkle::Hash;
-use crate::program::{Init, Model, Program, StepGraph};
+use crate::program::{Init, Mode, Model, Program, StepGraph};
 use crate::step::{DeviceState, Honest, Record, StepExecutor, StepOutput};
 use repops::{Backend, CpuBackend, Philox, Tensor};
 use std::collections::BTreeMap;
@@ -101,15 +101,52 @@ fn init_tensor(seed: u64, name: &str, shape: &[usize], init: Init) -> Result<Ten
 }
 
 /// The state before step 1 (R5 initialisation), whose hash is `h_0`. It
-/// depends on the program alone, not on the dataset.
+/// depends on the program alone, not on the dataset. A fine-tuning program
+/// (`init_state`) starts from its committed file instead
+/// ([`crate::checkpoint::decode_initial`]).
 pub fn initial_state(program: &Program) -> Result<BTreeMap<String, Tensor>> {
     program.validate()?;
+    if program.init_state.is_some() {
+        return Err(TrainError::Program(
+            "the program starts from a committed state (init_state): load its file".into(),
+        ));
+    }
     let mut state = BTreeMap::new();
     for (name, (shape, init)) in program.state_spec()? {
         let t = init_tensor(program.seed, &name, &shape, init)?;
         state.insert(name, t);
     }
     Ok(state)
+}
+
+/// An `init_state.name` of the form `seed:N` names the state R5 initialises from
+/// seed `N` under the program's own state spec: no file to fetch (a swarm starting
+/// from scratch commits to it so that every round starts from a committed state).
+pub const SEED_SOURCE: &str = "seed:";
+
+/// The initial state a program's `init_state` names when it is a [`SEED_SOURCE`]
+/// (checked against `init_state.root` and `.step`); `None` when it names a file.
+pub fn seeded_initial(program: &Program) -> Result<Option<BTreeMap<String, Tensor>>> {
+    let Some(init) = &program.init_state else {
+        return Ok(None);
+    };
+    let Some(n) = init.name.strip_prefix(SEED_SOURCE) else {
+        return Ok(None);
+    };
+    let seed: u64 = n
+        .parse()
+        .map_err(|e| TrainError::Program(format!("init_state.name {:?}: {e}", init.name)))?;
+    let mut p = program.clone();
+    p.init_state = None;
+    p.seed = seed;
+    let state = initial_state(&p)?;
+    if crate::state_hash(&state) != init.root || init.step != 0 {
+        return Err(TrainError::Program(format!(
+            "the state of {} is not the one init_state commits to",
+            init.name
+        )));
+    }
+    Ok(Some(state))
 }
 
 impl Trainer {
@@ -127,9 +164,32 @@ impl Trainer {
         dataset: Dataset,
         backend: Arc<dyn Backend>,
     ) -> Result<Self> {
-        program.validate_dataset(&dataset)?;
         let state = initial_state(&program)?;
+        Self::from_initial(program, dataset, backend, state)
+    }
+
+    /// A trainer at `h_0` = `state`: the program's seed state, or the committed state
+    /// a fine-tune starts from (checked against `init_state.root`; decode the file with
+    /// [`crate::checkpoint::decode_initial`]).
+    pub fn from_initial(
+        program: Program,
+        dataset: Dataset,
+        backend: Arc<dyn Backend>,
+        state: BTreeMap<String, Tensor>,
+    ) -> Result<Self> {
+        program.validate_dataset(&dataset)?;
         let graph = program.graph()?;
+        if let Some(init) = &program.init_state {
+            let shapes: BTreeMap<String, Vec<usize>> = state
+                .iter()
+                .map(|(k, t)| (k.clone(), t.shape().to_vec()))
+                .collect();
+            if shapes != graph.state_shapes || crate::state_hash(&state) != init.root {
+                return Err(TrainError::Program(
+                    "the initial state is not the one the program commits to".into(),
+                ));
+            }
+        }
         Ok(Trainer {
             program,
             graph,
@@ -206,13 +266,18 @@ impl Trainer {
 }
 
 /// Dataset rows of step `t`'s batch (t >= 1): `below(train_rows)` on stream
-/// [`STREAM_ROWS`] at counter `(t-1)*B + b`.
+/// [`STREAM_ROWS`] at counter `(t-1)*B + b`; an evaluation draws
+/// `rows_from + below(rows_to - rows_from)` the same way.
 pub fn batch_rows(program: &Program, t: u64) -> Vec<u64> {
     let b = program.batch_size as u64;
     let p = Philox::new(program.seed, STREAM_ROWS);
-    let n = program.dataset.train_rows.min(u32::MAX as u64) as u32;
+    let (from, n) = match program.mode {
+        Mode::Train => (0, program.dataset.train_rows),
+        Mode::Evaluate { rows_from, rows_to } => (rows_from, rows_to.saturating_sub(rows_from)),
+    };
+    let n = n.min(u32::MAX as u64) as u32;
     (0..b)
-        .map(|i| p.below_at(t.wrapping_sub(1).wrapping_mul(b).wrapping_add(i), n) as u64)
+        .map(|i| from + p.below_at(t.wrapping_sub(1).wrapping_mul(b).wrapping_add(i), n) as u64)
         .collect()
 }
 
@@ -472,11 +537,17 @@ impl Trainer {
 
     /// [`Trainer::load_checkpoint`] from the file's bytes.
     pub fn from_checkpoint_bytes(program: Program, dataset: Dataset, bytes: &[u8]) -> Result<Self> {
-        let mut tr = Trainer::new(program, dataset)?;
-        let (step, state) = checkpoint::decode(&tr.program, &tr.graph.state_shapes, bytes)?;
-        tr.state = state;
-        tr.resident = None;
-        tr.step = step;
-        Ok(tr)
+        program.validate_dataset(&dataset)?;
+        let graph = program.graph()?;
+        let (step, state) = checkpoint::decode(&program, &graph.state_shapes, bytes)?;
+        Ok(Trainer {
+            program,
+            graph,
+            dataset,
+            state,
+            resident: None,
+            step,
+            backend: Arc::new(CpuBackend),
+        })
     }
 }

@@ -457,12 +457,15 @@ async fn new_run(s: &Shared, t: &Task, persist: bool) -> Result<Run, AgentError>
     let program: Program = serde_json::from_slice(&t.program_json)
         .map_err(|e| AgentError::Invalid(format!("task {}: bad program: {e}", t.id)))?;
     let dataset = s.fetcher.resolve(&program).await?;
+    let initial = s.fetcher.resolve_initial(&program).await?;
     let (id, fault, backend) = (t.id, s.fault.clone(), s.backend.clone());
     let dir = persist.then(|| s.cfg.home.join("runs").join(t.id.to_string()));
     tokio::task::spawn_blocking(move || {
         let mut r = match dir {
-            Some(dir) => Run::on_disk(id, program, dataset, fault, &dir, CHECKPOINT_EVERY)?,
-            None => Run::in_memory(id, program, dataset, fault)?,
+            Some(dir) => {
+                Run::on_disk(id, program, dataset, initial, fault, &dir, CHECKPOINT_EVERY)?
+            }
+            None => Run::in_memory(id, program, dataset, initial, fault)?,
         };
         r.set_backend(backend);
         Ok(r)

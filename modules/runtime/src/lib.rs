@@ -20,14 +20,16 @@ use framework::{BlockCtx, Delta, Event, Layered, StateRead, StateWrite};
 
 /// The end-block hooks, in the order they run: unbondings pay out first,
 /// then dispute clocks (a dispute decided here settles its task), then task
-/// deadlines (finalization sees every dispute of this block settled).
-pub const END_BLOCK_ORDER: [&str; 3] = ["staking", "verde", "tasks"];
+/// deadlines (finalization sees every dispute of this block settled), then
+/// swarm rounds (they see every task that ended in this block).
+pub const END_BLOCK_ORDER: [&str; 4] = ["staking", "verde", "tasks", "swarm"];
 
 fn run_hook<S: StateWrite + ?Sized>(name: &str, s: &mut S, ctx: &BlockCtx) -> Result<(), String> {
     match name {
         "staking" => staking::StakingWrite::end_block(s, ctx).map_err(|e| e.to_string()),
         "verde" => verde::end_block(s, ctx).map_err(|e| e.to_string()),
         "tasks" => tasks::end_block(s, ctx).map_err(|e| e.to_string()),
+        "swarm" => swarm::end_block(s, ctx).map_err(|e| e.to_string()),
         other => Err(format!("unknown end-block hook {other}")),
     }
 }
@@ -74,5 +76,6 @@ pub fn check_invariants<S: StateRead + ?Sized>(s: &S) -> Result<(), String> {
     bank::check_supply(s).map_err(|e| format!("supply: {e}"))?;
     tasks::check_escrow(s).map_err(|e| format!("tasks escrow: {e}"))?;
     verde::check_escrow(s).map_err(|e| format!("verde escrow: {e}"))?;
+    swarm::check_escrow(s).map_err(|e| format!("swarm escrow: {e}"))?;
     Ok(())
 }

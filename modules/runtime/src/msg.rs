@@ -30,7 +30,12 @@ pub enum Msg {
     Staking(staking::StakingMsg),
     Tasks(tasks::TasksMsg),
     Verde(Box<verde::VerdeMsg>),
+    Swarm(swarm::SwarmMsg),
 }
+
+/// Work units of `MsgReportLoss` beyond its bytes: reading the swarm's program
+/// for its state layout, and at most `max_eval_steps` pairs of proofs.
+pub const REPORT_LOSS_UNITS: u64 = 100;
 
 fn decode<M: Message + Default>(any: &prost_types::Any) -> Result<M, TxFailure> {
     M::decode(any.value.as_slice())
@@ -65,6 +70,8 @@ impl Msg {
             Msg::Tasks(m)
         } else if let Some(m) = verde_msg(any)? {
             Msg::Verde(Box::new(m))
+        } else if let Some(m) = swarm_msg(any)? {
+            Msg::Swarm(m)
         } else {
             return Err(TxFailure::from(&auth::AuthError::UnknownMessage(
                 t.to_string(),
@@ -88,6 +95,15 @@ impl Msg {
                 (None, _) => 0,
             },
             Msg::Verde(m) if matches!(**m, verde::VerdeMsg::Open(_)) => DISPUTE_UNITS,
+            // A swarm's creation pays for validating its base and derived programs
+            // and for every evaluation task its rounds will submit in end blocks
+            // (rounds x (slots + 1)); a join for its contribution task.
+            Msg::Swarm(swarm::SwarmMsg::Create(c)) => program_units(&c.program_json)
+                .saturating_mul(
+                    3u64.saturating_add(c.rounds.saturating_mul(c.slots.saturating_add(1))),
+                ),
+            Msg::Swarm(swarm::SwarmMsg::Join(_)) => DISPUTE_UNITS,
+            Msg::Swarm(swarm::SwarmMsg::ReportLoss(_)) => REPORT_LOSS_UNITS,
             _ => 0,
         }
     }
@@ -107,6 +123,7 @@ impl Msg {
             Msg::Staking(m) => m.signer(),
             Msg::Tasks(m) => m.signer(),
             Msg::Verde(m) => m.signer(),
+            Msg::Swarm(m) => m.signer(),
         }
     }
 
@@ -120,6 +137,7 @@ impl Msg {
             Msg::Staking(m) => staking::execute(s, ctx, m).map_err(|e| TxFailure::from(&e)),
             Msg::Tasks(m) => m.execute(s, ctx).map_err(|e| TxFailure::from(&e)),
             Msg::Verde(m) => m.execute(s, ctx).map_err(|e| TxFailure::from(&e)),
+            Msg::Swarm(m) => m.execute(s, ctx).map_err(|e| TxFailure::from(&e)),
         }
     }
 }
@@ -175,6 +193,23 @@ fn verde_msg(any: &prost_types::Any) -> Result<Option<verde::VerdeMsg>, TxFailur
         conv(VerdeMsg::try_from(&decode::<pb::MsgUploadInput>(any)?))
     } else if t == pb::MsgUploadRows::TYPE_URL {
         conv(VerdeMsg::try_from(&decode::<pb::MsgUploadRows>(any)?))
+    } else {
+        Ok(None)
+    }
+}
+
+fn swarm_msg(any: &prost_types::Any) -> Result<Option<swarm::SwarmMsg>, TxFailure> {
+    use proto::swarm::v1 as pb;
+    use swarm::SwarmMsg;
+    let conv =
+        |r: Result<SwarmMsg, swarm::SwarmError>| r.map(Some).map_err(|e| TxFailure::from(&e));
+    let t = any.type_url.as_str();
+    if t == pb::MsgCreateSwarm::TYPE_URL {
+        conv(SwarmMsg::try_from(&decode::<pb::MsgCreateSwarm>(any)?))
+    } else if t == pb::MsgJoinRound::TYPE_URL {
+        conv(SwarmMsg::try_from(&decode::<pb::MsgJoinRound>(any)?))
+    } else if t == pb::MsgReportLoss::TYPE_URL {
+        conv(SwarmMsg::try_from(&decode::<pb::MsgReportLoss>(any)?))
     } else {
         Ok(None)
     }

@@ -43,6 +43,11 @@ impl From<verde::VerdeMsg> for Msg {
         Msg::Verde(Box::new(m))
     }
 }
+impl From<swarm::SwarmMsg> for Msg {
+    fn from(m: swarm::SwarmMsg) -> Msg {
+        Msg::Swarm(m)
+    }
+}
 
 impl World {
     pub fn new() -> World {

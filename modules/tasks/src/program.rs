@@ -57,6 +57,8 @@ pub fn validate_program(
             layout.rows, prog.dataset.train_rows
         )));
     }
+    prog.validate_rows(layout.rows)
+        .map_err(|e| bad(e.to_string()))?;
     // Each row proof carries its whole chunk: it must fit one upload.
     big(
         "dataset chunk (bytes)",

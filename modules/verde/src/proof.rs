@@ -63,10 +63,14 @@ pub(crate) fn disputed_node<S: StateRead + ?Sized>(
     Ok((t, prog, node))
 }
 
-/// `h_0` of the task's program (initialisation reads no dataset). Its cost is
-/// bounded at submission (`max_state_bytes`).
+/// `h_0` of the task's program: the committed state's hash for a fine-tune (free),
+/// otherwise the seed initialisation's (reads no dataset; its cost is bounded at
+/// submission by `max_state_bytes`).
 pub(crate) fn initial_hash(t: &Task) -> Result<Hash> {
     let prog = program_of(t)?;
+    if let Some(init) = &prog.init_state {
+        return Ok(init.root);
+    }
     let s = train::trainer::initial_state(&prog).map_err(|e| VerdeError::Referee(e.to_string()))?;
     Ok(train::state_hash(&s))
 }

@@ -43,6 +43,23 @@ struct Args {
     /// Also compute per-step op roots (trace mode).
     #[arg(long, env = "VT_TRACE")]
     trace: bool,
+    /// The committed initial state file of a fine-tuning program (`init_state`);
+    /// default: the file its `init_state.name` names.
+    #[arg(long, env = "VT_INIT_STATE")]
+    init_state: Option<PathBuf>,
+    /// Make a fine-tune instead of training: take PROGRAM's parameters from this
+    /// trained checkpoint (any program's, same names and shapes), start its optimizer
+    /// afresh, write the state to `--init-state-out`, and print PROGRAM's JSON with
+    /// `init_state` set to it.
+    #[arg(long, requires = "init_state_out")]
+    fine_tune_from: Option<PathBuf>,
+    /// Where `--fine-tune-from` writes the initial state file.
+    #[arg(long, requires = "fine_tune_from")]
+    init_state_out: Option<PathBuf>,
+    /// The source name daemons fetch the initial state from (an http(s):// URL,
+    /// grpc://host:port or a path); default: `--init-state-out` as given.
+    #[arg(long, requires = "fine_tune_from")]
+    init_state_source: Option<String>,
 }
 
 fn main() -> Result<()> {
@@ -73,6 +90,9 @@ fn main() -> Result<()> {
         program.steps = s;
     }
     program.validate()?;
+    if let (Some(from), Some(out)) = (&args.fine_tune_from, &args.init_state_out) {
+        return make_fine_tune(&args, program, from, out);
+    }
     let dataset = match &args.dataset {
         Some(p) => Dataset::load(p, Some(&program.dataset.root))
             .with_context(|| format!("dataset {}", p.display()))?,
@@ -84,10 +104,55 @@ fn main() -> Result<()> {
     pool.install(|| run(&args, program, dataset))
 }
 
+/// `--fine-tune-from`: the initial state file and the program that commits to it.
+fn make_fine_tune(
+    args: &Args,
+    mut program: Program,
+    from: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<()> {
+    let bytes = std::fs::read(from).with_context(|| from.display().to_string())?;
+    let trained =
+        train::checkpoint::read_tensors(&bytes).with_context(|| from.display().to_string())?;
+    let state = train::checkpoint::fine_tune_state(&program, &trained)?;
+    let name = args
+        .init_state_source
+        .clone()
+        .unwrap_or_else(|| out.display().to_string());
+    program.init_state = Some(train::StateRef {
+        name,
+        root: train::state_hash(&state),
+        step: 0,
+    });
+    let file = train::checkpoint::encode(&program, 0, &state)?;
+    std::fs::write(out, file).with_context(|| out.display().to_string())?;
+    println!("{}", serde_json::to_string_pretty(&program)?);
+    Ok(())
+}
+
 fn run(args: &Args, program: Program, dataset: Dataset) -> Result<()> {
     let t0 = Instant::now();
     let steps = program.steps;
-    let mut tr = Trainer::new(program, dataset)?;
+    let mut tr = match &program.init_state {
+        None => Trainer::new(program, dataset)?,
+        Some(_) if train::trainer::seeded_initial(&program)?.is_some() => {
+            let state = train::trainer::seeded_initial(&program)?.unwrap_or_default();
+            let cpu: std::sync::Arc<dyn repops::Backend> = std::sync::Arc::new(repops::CpuBackend);
+            Trainer::from_initial(program, dataset, cpu, state)?
+        }
+        Some(init) => {
+            let path = args
+                .init_state
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(&init.name));
+            let bytes = std::fs::read(&path).with_context(|| path.display().to_string())?;
+            let shapes = program.graph()?.state_shapes;
+            let state = train::checkpoint::decode_initial(&program, &shapes, &bytes)
+                .with_context(|| path.display().to_string())?;
+            let cpu: std::sync::Arc<dyn repops::Backend> = std::sync::Arc::new(repops::CpuBackend);
+            Trainer::from_initial(program, dataset, cpu, state)?
+        }
+    };
     if let Some(d) = &args.checkpoint_dir {
         std::fs::create_dir_all(d).with_context(|| d.display().to_string())?;
     }

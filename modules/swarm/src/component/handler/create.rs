@@ -1,0 +1,157 @@
+//! `MsgCreateSwarm`: validate the base program and the programs every round
+//! derives from it, escrow `rounds × budget_per_round`, open round 0.
+use bank::{BankError, BankRead, BankWrite};
+use framework::{BlockCtx, StateWrite, StateWriteExt};
+use tasks::TasksRead;
+
+use crate::component::round::{contribution_program, evaluation_program, open_round, task_msg};
+use crate::component::state::{SwarmRead, SwarmWrite};
+use crate::error::{Result, SwarmError};
+use crate::event::EventSwarmCreated;
+use crate::msg::MsgCreateSwarm;
+use crate::swarm::{GlobalState, Swarm};
+
+pub fn execute<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    m: &MsgCreateSwarm,
+) -> Result<u64> {
+    let p = s.swarm_params()?;
+    let tp = s.tasks_params()?;
+    let bad = |w: String| Err(SwarmError::Invalid(w));
+    if m.rounds == 0 || m.rounds > p.max_rounds {
+        return bad(format!(
+            "rounds must be 1..={}, got {}",
+            p.max_rounds, m.rounds
+        ));
+    }
+    if m.slots == 0 || m.slots > p.max_slots {
+        return bad(format!(
+            "slots must be 1..={}, got {}",
+            p.max_slots, m.slots
+        ));
+    }
+    if m.inner_steps < 2 || m.inner_steps > tp.max_steps {
+        return bad(format!(
+            "inner_steps must be 2..={}, got {}",
+            tp.max_steps, m.inner_steps
+        ));
+    }
+    if m.eval_steps < 2 || m.eval_steps > p.max_eval_steps {
+        return bad(format!(
+            "eval_steps must be 2..={}, got {}",
+            p.max_eval_steps, m.eval_steps
+        ));
+    }
+    for (what, r) in [
+        ("contribution_reward", m.contribution_reward),
+        ("evaluation_reward", m.evaluation_reward),
+    ] {
+        if r < tp.min_reward {
+            return bad(format!(
+                "{what} {r} is below the tasks minimum {}",
+                tp.min_reward
+            ));
+        }
+    }
+    let mut sw = Swarm {
+        id: 0,
+        creator: m.creator,
+        program_json: m.program_json.clone(),
+        rounds: m.rounds,
+        slots: m.slots,
+        inner_steps: m.inner_steps,
+        eval_steps: m.eval_steps,
+        eval_batch: m.eval_batch,
+        budget_per_round: m.budget_per_round,
+        contribution_reward: m.contribution_reward,
+        evaluation_reward: m.evaluation_reward,
+        verification_fee: m.verification_fee,
+        min_stake: m.min_stake,
+        round: 0,
+        global: GlobalState {
+            root: [0; 32],
+            step: 0,
+            source: String::new(),
+            task_id: 0,
+        },
+        done: false,
+        created_height: ctx.height,
+        escrow: m.budget_per_round.checked_mul_u64(m.rounds)?,
+        eval_from: 0,
+        eval_to: 0,
+        dataset: tasks::DatasetLayout {
+            schema: train::dataset::Schema::Ascii,
+            rows: 0,
+            row_bytes: 0,
+            chunk_rows: 0,
+        },
+    };
+    let tasks_cost = sw.task_budget()?;
+    if m.budget_per_round < tasks_cost {
+        return bad(format!(
+            "budget_per_round {} does not cover the round's tasks ({} = slots x (contribution_reward + fee) + (slots + 1) x (evaluation_reward + fee))",
+            m.budget_per_round, tasks_cost
+        ));
+    }
+    // Funds first: validating programs is the expensive check.
+    let balance = s.balance(&m.creator)?;
+    if balance < sw.escrow {
+        return Err(BankError::InsufficientFunds {
+            address: m.creator.to_string(),
+            balance,
+            needed: sw.escrow,
+        }
+        .into());
+    }
+    let info = m.dataset.as_ref().map(tasks::DatasetLayout::to_proto);
+    let v = tasks::validate_program(&m.program_json, &tp, info.as_ref())?;
+    let base = v.program;
+    if !base.mode.is_train() || !base.record_loss {
+        return bad("the base program must train (mode train) with record_loss: true".into());
+    }
+    sw.eval_from = base.dataset.train_rows;
+    sw.eval_to = v.layout.rows;
+    sw.dataset = v.layout;
+    // Round 0 starts from the base's committed state, or from its seed state,
+    // whose hash the chain computes once here (bounded by max_state_bytes).
+    sw.global = match &base.init_state {
+        Some(init) => GlobalState {
+            root: init.root,
+            step: init.step,
+            source: init.name.clone(),
+            task_id: 0,
+        },
+        None => {
+            let s0 = train::trainer::initial_state(&base)
+                .map_err(|e| SwarmError::Invalid(e.to_string()))?;
+            GlobalState {
+                root: train::state_hash(&s0),
+                step: 0,
+                source: format!("{}{}", train::trainer::SEED_SOURCE, base.seed),
+                task_id: 0,
+            }
+        }
+    };
+    // Every task a round creates must pass the tasks module's bounds: check the
+    // shapes of both programs now (seeds and states do not change the bounds).
+    for prog in [
+        contribution_program(&sw, &base, &sw.global, 0, 0)?,
+        evaluation_program(&sw, &base, &sw.global, &[0; 32])?,
+    ] {
+        let json = task_msg(&prog)?;
+        tasks::validate_program(&json, &tp, info.as_ref())?;
+    }
+    s.transfer(&m.creator, &crate::module_address(), sw.escrow)?;
+    sw.id = s.next_swarm_id()?;
+    open_round(s, ctx, &mut sw)?;
+    // One check chain per swarm: each look schedules the next (end_block).
+    s.schedule_check(ctx.height.saturating_add(p.check_blocks.max(1)), sw.id);
+    s.emit_typed(&EventSwarmCreated {
+        swarm_id: sw.id,
+        creator: m.creator,
+        escrow: sw.escrow,
+    });
+    s.put_swarm(&sw);
+    Ok(sw.id)
+}

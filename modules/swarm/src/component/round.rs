@@ -1,0 +1,420 @@
+//! A round's life: the programs it derives from the base, the tasks it
+//! creates, and its progress, looked at every `check_blocks` by the end-block
+//! hook (joining → training → evaluating → scoring → settled → next round).
+use framework::{Address, Amount, BlockCtx, StateWrite, StateWriteExt};
+use sha2::{Digest, Sha256};
+use tasks::{Status, TasksRead};
+
+use crate::component::state::{SwarmRead, SwarmWrite};
+use crate::error::{Result, SwarmError};
+use crate::event::{EventEvaluationStarted, EventRoundSettled};
+use crate::swarm::{GlobalState, Measurement, Phase, Round, Swarm};
+
+fn seed_of(tag: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(tag);
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+fn u64_of(h: &[u8; 32]) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h[..8]);
+    u64::from_be_bytes(b)
+}
+
+/// The program of slot `slot` in round `round`: `inner_steps` training steps from
+/// `start`, with the slot's own batch seed (its shard of the training rows).
+pub fn contribution_program(
+    sw: &Swarm,
+    base: &train::Program,
+    start: &GlobalState,
+    round: u64,
+    slot: u64,
+) -> Result<train::Program> {
+    let mut p = base.clone();
+    p.steps = sw.inner_steps;
+    p.seed = u64_of(&seed_of(
+        b"veritrain/swarm/shard",
+        &[
+            &sw.id.to_be_bytes(),
+            &round.to_be_bytes(),
+            &slot.to_be_bytes(),
+        ],
+    ));
+    p.init_state = Some(start.as_init());
+    Ok(p)
+}
+
+/// The evaluation of `state`: `eval_steps` forward batches of `eval_batch` rows
+/// drawn by `eval_seed` from the held-out pool, the loss of each recorded in `h_t`.
+pub fn evaluation_program(
+    sw: &Swarm,
+    base: &train::Program,
+    state: &GlobalState,
+    eval_seed: &[u8; 32],
+) -> Result<train::Program> {
+    let mut p = base.clone();
+    p.mode = train::program::Mode::Evaluate {
+        rows_from: sw.eval_from,
+        rows_to: sw.eval_to,
+    };
+    p.batch_size = usize::try_from(sw.eval_batch)
+        .map_err(|_| SwarmError::Invalid("eval_batch is too large".into()))?;
+    p.steps = sw.eval_steps;
+    p.seed = u64_of(eval_seed);
+    p.init_state = Some(state.as_init());
+    Ok(p)
+}
+
+/// A program as the JSON a task carries.
+pub fn task_msg(p: &train::Program) -> Result<Vec<u8>> {
+    serde_json::to_vec(p).map_err(|e| SwarmError::Invalid(e.to_string()))
+}
+
+/// Which of the swarm's rewards a task pays.
+#[derive(Clone, Copy)]
+pub(crate) enum Reward {
+    Contribution,
+    Evaluation,
+}
+
+/// Submits `prog` as a task paid by the swarm (the reward and the verification
+/// fee out of its escrow); the task is verified like any other.
+pub(crate) fn submit_task<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    sw: &mut Swarm,
+    prog: &train::Program,
+    reward: Reward,
+) -> Result<u64> {
+    let reward = match reward {
+        Reward::Contribution => sw.contribution_reward,
+        Reward::Evaluation => sw.evaluation_reward,
+    };
+    sw.escrow = sw
+        .escrow
+        .checked_sub(reward.checked_add(sw.verification_fee)?)?;
+    let id = tasks::component::handler::submit::execute(
+        s,
+        ctx,
+        &tasks::msg::MsgSubmitTask {
+            submitter: crate::module_address(),
+            program_json: task_msg(prog)?,
+            reward,
+            verification_fee: sw.verification_fee,
+            dataset: Some(sw.dataset.clone()),
+            level: tasks::Level::Full,
+            seed_commitment: None,
+        },
+    )?;
+    s.own_task(id, sw.id);
+    Ok(id)
+}
+
+/// Opens round `sw.round` from `sw.global`.
+pub(crate) fn open_round<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    sw: &mut Swarm,
+) -> Result<()> {
+    let p = s.swarm_params()?;
+    let join_deadline = ctx.height.saturating_add(p.join_blocks);
+    s.put_round(&Round {
+        swarm_id: sw.id,
+        round: sw.round,
+        phase: Phase::Joining,
+        start: sw.global.clone(),
+        started_height: ctx.height,
+        join_deadline,
+        contributions: vec![],
+        eval_seed: None,
+        base: None,
+        report_deadline: 0,
+        quality_pool: Amount::ZERO,
+        quality_paid: Amount::ZERO,
+        merged_slot: None,
+        settled_height: 0,
+        note: String::new(),
+    });
+    Ok(())
+}
+
+/// What task `id` returned to the swarm account (refunds of unused reward and
+/// fee), once it ended; `None` while it runs.
+fn ended<S: TasksRead + ?Sized>(s: &S, id: u64) -> Result<Option<(tasks::Task, Amount)>> {
+    let t = s.task(id)?;
+    if t.status.is_open() {
+        return Ok(None);
+    }
+    let me = crate::module_address();
+    let back = t
+        .payouts
+        .iter()
+        .filter(|p| p.recipient == me)
+        .try_fold(Amount::ZERO, |a, p| a.checked_add(p.amount))?;
+    Ok(Some((t, back)))
+}
+
+/// Looks at swarm `id`'s round and moves it on as far as its tasks allow.
+/// Returns whether to look again later.
+pub(crate) fn advance<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, id: u64) -> Result<bool> {
+    let mut sw = s.swarm(id)?;
+    if sw.done {
+        return Ok(false);
+    }
+    let mut r = s.round(id, sw.round)?;
+    if r.phase == Phase::Joining && ctx.height > r.join_deadline {
+        r.phase = Phase::Training;
+    }
+    if r.phase == Phase::Training {
+        let mut running = false;
+        for c in r
+            .contributions
+            .iter_mut()
+            .filter(|c| c.task_status.is_empty())
+        {
+            match ended(s, c.task_id)? {
+                None => running = true,
+                Some((t, back)) => {
+                    sw.escrow = sw.escrow.checked_add(back)?;
+                    c.task_status = t.status.name().to_string();
+                    if t.status == Status::Finalized {
+                        c.final_state_hash = t.commitment.map(|k| k.final_state_hash);
+                        c.solver = t.claim.as_ref().map(|k| k.solver);
+                        c.endpoint = t.claim.map(|k| k.endpoint).unwrap_or_default();
+                    }
+                }
+            }
+        }
+        if !running {
+            start_evaluation(s, ctx, &mut sw, &mut r)?;
+        }
+    }
+    if r.phase == Phase::Evaluating {
+        let mut running = false;
+        let ids: Vec<u64> = r.measurements().map(|m| m.task_id).collect();
+        for task_id in ids {
+            let Some(m) = measurement_mut(&mut r, task_id) else {
+                continue;
+            };
+            if !m.task_status.is_empty() {
+                continue;
+            }
+            match ended(s, task_id)? {
+                None => running = true,
+                Some((t, back)) => {
+                    sw.escrow = sw.escrow.checked_add(back)?;
+                    if let Some(m) = measurement_mut(&mut r, task_id) {
+                        m.task_status = t.status.name().to_string();
+                    }
+                }
+            }
+        }
+        if !running {
+            r.phase = Phase::Scoring;
+            r.report_deadline = ctx.height.saturating_add(s.swarm_params()?.report_blocks);
+        }
+    }
+    if r.phase == Phase::Scoring {
+        let waiting = r
+            .measurements()
+            .any(|m| m.task_status == Status::Finalized.name() && !m.reported);
+        if !waiting || ctx.height > r.report_deadline {
+            settle(s, ctx, &mut sw, &mut r)?;
+        }
+    }
+    s.put_round(&r);
+    s.put_swarm(&sw);
+    Ok(!sw.done)
+}
+
+/// The measurement of task `task_id` in round `r`.
+pub(crate) fn measurement_mut(r: &mut Round, task_id: u64) -> Option<&mut Measurement> {
+    if r.base.as_ref().is_some_and(|m| m.task_id == task_id) {
+        return r.base.as_mut();
+    }
+    r.contributions
+        .iter_mut()
+        .filter_map(|c| c.eval.as_mut())
+        .find(|m| m.task_id == task_id)
+}
+
+/// Every contribution has ended: draw the evaluation seed (after every commit,
+/// so no contributor knew which held-out rows would measure it) and submit one
+/// evaluation of `G_r` and one of each verified, distinct contribution.
+fn start_evaluation<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    sw: &mut Swarm,
+    r: &mut Round,
+) -> Result<()> {
+    let mut seen: Vec<[u8; 32]> = vec![r.start.root];
+    let mut any = false;
+    for c in r.contributions.iter_mut() {
+        let Some(h) = c.final_state_hash else {
+            continue;
+        };
+        // A copy of an earlier slot's state (or of G_r) measures nothing new.
+        if seen.contains(&h) {
+            c.duplicate = true;
+        } else {
+            seen.push(h);
+            any = true;
+        }
+    }
+    if !any {
+        r.note = "no verified contribution to evaluate".into();
+        return settle(s, ctx, sw, r);
+    }
+    let seed = seed_of(
+        b"veritrain/swarm/eval",
+        &[
+            &ctx.block_hash,
+            &sw.id.to_be_bytes(),
+            &r.round.to_be_bytes(),
+        ],
+    );
+    r.eval_seed = Some(seed);
+    let base = sw.program()?;
+    let start = r.start.clone();
+    let prog = evaluation_program(sw, &base, &start, &seed)?;
+    let id = submit_task(s, ctx, sw, &prog, Reward::Evaluation)?;
+    r.base = Some(Measurement {
+        task_id: id,
+        ..Default::default()
+    });
+    let mut n = 1u64;
+    for c in r.contributions.iter_mut().filter(|c| !c.duplicate) {
+        let Some(root) = c.final_state_hash else {
+            continue;
+        };
+        let state = GlobalState {
+            root,
+            step: start.step.saturating_add(sw.inner_steps),
+            source: state_source(&c.endpoint),
+            task_id: c.task_id,
+        };
+        let prog = evaluation_program(sw, &base, &state, &seed)?;
+        let id = submit_task(s, ctx, sw, &prog, Reward::Evaluation)?;
+        c.eval = Some(Measurement {
+            task_id: id,
+            ..Default::default()
+        });
+        n += 1;
+    }
+    r.phase = Phase::Evaluating;
+    s.emit_typed(&EventEvaluationStarted {
+        swarm_id: sw.id,
+        round: r.round,
+        eval_seed: hex::encode(seed),
+        tasks: n,
+    });
+    Ok(())
+}
+
+/// Where a contribution's final state is fetched: the contributing solver's
+/// blob service (solverd serves its runs' states by root).
+fn state_source(endpoint: &str) -> String {
+    let host = endpoint
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
+    format!("grpc://{host}")
+}
+
+/// Pays the round's quality shares, in proportion to each verified
+/// contribution's measured improvement over `G_r`, merges (the best improving
+/// contribution becomes `G_{r+1}`), updates the leaderboard and opens the next
+/// round, or ends the swarm and refunds what is left to its creator.
+fn settle<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    sw: &mut Swarm,
+    r: &mut Round,
+) -> Result<()> {
+    // Everything the escrow holds beyond the later rounds' budgets is this
+    // round's quality pool: its own share, refunds of failed or unused tasks and
+    // earlier rounds' unpaid pools.
+    let later = sw
+        .budget_per_round
+        .checked_mul_u64(sw.rounds.saturating_sub(r.round + 1))?;
+    let pool = sw.escrow.checked_sub(later).unwrap_or(Amount::ZERO);
+    r.quality_pool = pool;
+    let base_loss = r.base.as_ref().filter(|m| m.reported).map(|m| m.loss_fixed);
+    if base_loss.is_none() && r.base.is_some() {
+        r.note = "G_r's evaluation was not verified and reported: no quality share".into();
+    }
+    let mut total: u64 = 0;
+    for c in r.contributions.iter_mut() {
+        c.improvement = match (base_loss, c.eval.as_ref().filter(|m| m.reported)) {
+            (Some(b), Some(m)) => b.saturating_sub(m.loss_fixed),
+            _ => 0,
+        };
+        total = total.saturating_add(c.improvement);
+    }
+    let mut paid = Amount::ZERO;
+    let mut best: Option<(u64, usize)> = None;
+    for (i, c) in r.contributions.iter_mut().enumerate() {
+        if c.improvement > 0 && total > 0 {
+            c.quality_paid = pool.mul_ratio(c.improvement, total);
+            paid = paid.checked_add(c.quality_paid)?;
+            if best.is_none_or(|(b, _)| c.improvement > b) {
+                best = Some((c.improvement, i));
+            }
+        }
+    }
+    let mut credits: Vec<(Address, u64, Amount, bool)> = vec![];
+    for c in &r.contributions {
+        // Only verified work is credited, to the solver whose state it is.
+        let (Some(solver), true) = (c.solver, c.task_status == Status::Finalized.name()) else {
+            continue;
+        };
+        s.pay(sw, &solver, c.quality_paid, "quality share")?;
+        credits.push((
+            solver,
+            c.improvement,
+            sw.contribution_reward.checked_add(c.quality_paid)?,
+            c.improvement > 0,
+        ));
+    }
+    for (a, q, reward, improved) in credits {
+        s.credit(sw.id, &a, q, reward, improved)?;
+    }
+    r.quality_paid = paid;
+    r.merged_slot = None;
+    if let Some((_, i)) = best {
+        let c = &r.contributions[i];
+        if let Some(root) = c.final_state_hash {
+            sw.global = GlobalState {
+                root,
+                step: r.start.step.saturating_add(sw.inner_steps),
+                source: state_source(&c.endpoint),
+                task_id: c.task_id,
+            };
+            r.merged_slot = Some(c.slot);
+        }
+    }
+    r.phase = Phase::Settled;
+    r.settled_height = ctx.height;
+    s.emit_typed(&EventRoundSettled {
+        swarm_id: sw.id,
+        round: r.round,
+        quality_paid: paid,
+        merged_slot: r.merged_slot.unwrap_or(0),
+    });
+    s.put_round(r);
+    sw.round = sw.round.saturating_add(1);
+    if sw.round >= sw.rounds {
+        let left = sw.escrow;
+        let creator = sw.creator;
+        s.pay(sw, &creator, left, "refund of the unspent budget")?;
+        sw.done = true;
+        return Ok(());
+    }
+    open_round(s, ctx, sw)?;
+    // The next round's record replaces this one's only in `r` (already stored).
+    *r = s.round(sw.id, sw.round)?;
+    Ok(())
+}
