@@ -194,16 +194,16 @@ fn step_counter(state: &BTreeMap<String, Tensor>) -> f32 {
         .unwrap_or(-1.0)
 }
 
-/// Parses a safetensors file into exactly the tensors `state_shapes` names (f32, those
-/// shapes, finite) and returns its metadata, the state and the state's hash.
-fn decode_state(
-    state_shapes: &BTreeMap<String, Vec<usize>>,
-    bytes: &[u8],
-) -> Result<(
+/// A decoded state file: its metadata, its tensors and their state hash.
+type Decoded = (
     HashMap<String, String>,
     BTreeMap<String, Tensor>,
     crate::merkle::Hash,
-)> {
+);
+
+/// Parses a safetensors file into exactly the tensors `state_shapes` names (f32, those
+/// shapes, finite) and returns its metadata, the state and the state's hash.
+fn decode_state(state_shapes: &BTreeMap<String, Vec<usize>>, bytes: &[u8]) -> Result<Decoded> {
     let (_, md) = safetensors::SafeTensors::read_metadata(bytes)
         .map_err(|e| ck(format!("not a safetensors file: {e}")))?;
     let st = safetensors::SafeTensors::deserialize(bytes)

@@ -209,6 +209,20 @@ pub fn state_hash(state: &BTreeMap<String, Tensor>) -> Hash {
     crate::merkle::root(&leaves)
 }
 
+/// The proof that tensor `name` of `state` is a leaf of [`state_hash`]`(state)`
+/// (its leaf is `state_leaf(name, tensor_hash)`); `None` if there is no such tensor.
+pub fn state_tensor_proof(
+    state: &BTreeMap<String, Tensor>,
+    name: &str,
+) -> Option<crate::merkle::Proof> {
+    let index = state.keys().position(|k| k == name)?;
+    let leaves: Vec<Hash> = state
+        .iter()
+        .map(|(k, t)| state_leaf(k, &repops::tensor_hash(t)))
+        .collect();
+    crate::merkle::proof(&leaves, index)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,7 +56,7 @@ mod tests {
         assert_eq!(f(f32::from_bits(1)), 0, "the smallest subnormal");
         assert_eq!(f(1e30), MAX_FIXED);
         // Every loss a model reports converts to the f64 value, truncated.
-        for x in [4.852_03f32, 0.123_456, 2.302_585, 1e-5, 12_345.678] {
+        for x in [4.852_03f32, 0.123_456, 2.171_9, 1e-5, 12_345.678] {
             assert_eq!(f(x), (x as f64 * 4_294_967_296.0).floor() as u64, "{x}");
         }
         for bad in [-1.0f32, f32::INFINITY, f32::NAN, f32::NEG_INFINITY] {

@@ -228,3 +228,26 @@ from_proto!(
     MsgJoinRound => Join(MsgJoinRound),
     MsgReportLoss => ReportLoss(MsgReportLoss),
 );
+
+impl StepLoss {
+    /// Step `step`'s entry of a report, from the evaluation's step hashes
+    /// `h_0..h_T` and its state after step `step`.
+    pub fn from_run(
+        step: u64,
+        hashes: &[train::Hash],
+        state: &std::collections::BTreeMap<String, repops::Tensor>,
+    ) -> Option<StepLoss> {
+        let loss = state
+            .get(train::program::LOSS_STATE)?
+            .data()
+            .first()?
+            .to_bits();
+        Some(StepLoss {
+            step,
+            state_hash: *hashes.get(step as usize)?,
+            trace_proof: train::merkle::proof(hashes, step as usize)?,
+            loss_bits: loss,
+            state_proof: train::exec::state_tensor_proof(state, train::program::LOSS_STATE)?,
+        })
+    }
+}
