@@ -264,6 +264,61 @@ pub enum TxCmd {
     Tasks(TasksTx),
     #[command(subcommand)]
     Verde(VerdeTx),
+    #[command(subcommand)]
+    Swarm(SwarmTx),
+}
+
+/// Swarms: rounds of verified contributions, paid for measured improvement.
+#[derive(Subcommand, Debug)]
+pub enum SwarmTx {
+    /// Create a swarm: escrows ROUNDS x BUDGET_PER_ROUND. The program must train
+    /// with `record_loss: true`; rows after its `train_rows` are the held-out pool.
+    Create {
+        /// A builtin program (mlp-digits, tiny-lm) or a program JSON file.
+        #[arg(long)]
+        program: String,
+        #[arg(long, default_value_t = 5)]
+        rounds: u64,
+        #[arg(long, default_value_t = 4)]
+        slots: u64,
+        /// Training steps of each contribution.
+        #[arg(long, default_value_t = 20)]
+        inner_steps: u64,
+        /// Batches of each measurement.
+        #[arg(long, default_value_t = 4)]
+        eval_steps: u64,
+        /// Rows per measurement batch.
+        #[arg(long, default_value_t = 64)]
+        eval_batch: u64,
+        #[arg(long)]
+        budget_per_round: String,
+        #[arg(long, default_value = "200000uvtr")]
+        contribution_reward: String,
+        #[arg(long, default_value = "50000uvtr")]
+        evaluation_reward: String,
+        #[arg(long, default_value = "20000uvtr")]
+        verification_fee: String,
+        /// Bonded solver stake a contributor needs.
+        #[arg(long, default_value = "0uvtr")]
+        min_stake: String,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Take a slot of a swarm's current round (a registered solver; solverd
+    /// --swarm does this and trains it).
+    Join {
+        swarm_id: u64,
+        /// The round to join (default: the current one).
+        #[arg(long)]
+        round: Option<u64>,
+        /// Where this solver serves its states.
+        #[arg(long, default_value = "")]
+        endpoint: String,
+        #[arg(long, default_value = "http://127.0.0.1:26658")]
+        node: String,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
 }
 
 /// Dispute moves. Hashes are hex; proofs are JSON files in train::merkle's
@@ -513,6 +568,8 @@ pub enum QueryCmd {
     Tasks(TasksQuery),
     #[command(subcommand)]
     Verde(VerdeQuery),
+    #[command(subcommand)]
+    Swarm(SwarmQuery),
     /// A committed transaction by hash (hex).
     Tx {
         hash: String,
@@ -585,6 +642,41 @@ pub enum TasksQuery {
         role: String,
         #[arg(long, default_value_t = 100)]
         limit: u64,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SwarmQuery {
+    /// A swarm: its program, budget, current round and global model.
+    Swarm {
+        swarm_id: u64,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Swarms in id order.
+    List {
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// One round: contributions, measurements, improvements and payouts.
+    Round {
+        swarm_id: u64,
+        round: u64,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Contributors ranked by verified quality (of one swarm, or of all with 0).
+    Leaderboard {
+        #[arg(default_value_t = 0)]
+        swarm_id: u64,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
         #[command(flatten)]
         node: NodeArg,
     },
@@ -998,6 +1090,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     tasks_tx(&keys, &home, t, seed_secret)?
                 }
                 TxCmd::Verde(v) => verde_tx(&keys, v)?,
+                TxCmd::Swarm(sw) => swarm_tx(&keys, sw).await?,
             };
             if tx.chain_id.is_none() {
                 // client.toml's chain id, if the home has one.
@@ -1072,6 +1165,29 @@ pub async fn run(cli: Cli) -> Result<()> {
             let s = crate::testnet::init_files(&o)?;
             out.print(serde_json::to_value(&s)?, || s.to_text());
         }
+        Cmd::Demo(args) if args.scenario == crate::demo::Scenario::Swarm => {
+            let json = matches!(out.0, Output::Json);
+            let d = crate::swarm_demo::SwarmDemo {
+                rounds: args.rounds,
+                inner_steps: args.inner_steps,
+                block_ms: args.block_ms,
+                dir: args.dir.clone(),
+            };
+            let r = crate::swarm_demo::run(&d, json).await?;
+            let ok = r["mallory_slashed"]
+                .as_str()
+                .is_some_and(|s| s != "0" && !s.is_empty());
+            out.print(r, || {
+                if ok {
+                    "swarm demo finished: contributions verified and paid for measured improvement; the cheater was slashed".into()
+                } else {
+                    "swarm demo finished with an unexpected outcome (see above)".into()
+                }
+            });
+            if !ok {
+                bail!("the swarm demo did not end as expected");
+            }
+        }
         Cmd::Demo(args) => {
             let json = matches!(out.0, Output::Json);
             let (r, kept) = crate::demo::run_and_keep(&args, json).await?;
@@ -1110,6 +1226,140 @@ pub async fn run(cli: Cli) -> Result<()> {
                 json!({"task_id": task_id, "out": path, "bytes": bytes.len(), "final_state_hash": h}),
                 || format!("wrote {} ({} bytes); state hash {h} matches the chain", path.display(), bytes.len()),
             );
+        }
+    }
+    Ok(())
+}
+
+async fn swarm_query(out: &Out, dn: &str, q: SwarmQuery) -> Result<()> {
+    use proto::swarm::v1 as pb;
+    match q {
+        SwarmQuery::Swarm { swarm_id, node } => {
+            let c = NodeClient::connect(node.url(dn)).await?;
+            let s = c
+                .swarm()
+                .swarm(pb::QuerySwarmRequest { swarm_id })
+                .await?
+                .into_inner()
+                .swarm
+                .unwrap_or_default();
+            let mut v = serde_json::to_value(&s)?;
+            if let Some(o) = v.as_object_mut() {
+                o.remove("program_json");
+            }
+            out.print(v, || {
+                let g = s.global.clone().unwrap_or_default();
+                format!(
+                    "swarm {} by {} — round {}/{}{}\nslots {} · inner steps {} · budget {}uvtr per round · escrow {}uvtr\nglobal model {} (step {}, from task {})",
+                    s.id, s.creator, s.round, s.rounds,
+                    if s.status == pb::SwarmStatus::Done as i32 { " (done)" } else { "" },
+                    s.slots, s.inner_steps, s.budget_per_round, s.escrow,
+                    hex::encode(&g.root), g.step, g.task_id
+                )
+            });
+        }
+        SwarmQuery::List { after, limit, node } => {
+            let c = NodeClient::connect(node.url(dn)).await?;
+            let r = c
+                .swarm()
+                .swarms(pb::QuerySwarmsRequest { after, limit })
+                .await?
+                .into_inner();
+            let rows: Vec<String> = r
+                .swarms
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{}\tround {}/{}\tslots {}\tescrow {}uvtr\t{}",
+                        s.id, s.round, s.rounds, s.slots, s.escrow, s.creator
+                    )
+                })
+                .collect();
+            let mut v = serde_json::to_value(&r.swarms)?;
+            if let Some(a) = v.as_array_mut() {
+                a.iter_mut()
+                    .filter_map(|s| s.as_object_mut())
+                    .for_each(|o| {
+                        o.remove("program_json");
+                    });
+            }
+            out.print(v, || rows.join("\n"));
+        }
+        SwarmQuery::Round {
+            swarm_id,
+            round,
+            node,
+        } => {
+            let c = NodeClient::connect(node.url(dn)).await?;
+            let r = c
+                .swarm()
+                .round(pb::QueryRoundRequest { swarm_id, round })
+                .await?
+                .into_inner()
+                .round
+                .unwrap_or_default();
+            let loss = |m: &Option<pb::Measurement>| match m {
+                Some(m) if m.reported => format!(
+                    "{:.4}",
+                    m.loss_fixed as f64 / 4_294_967_296.0 / m.loss_bits.len().max(1) as f64
+                ),
+                Some(m) if !m.task_status.is_empty() => format!("unmeasured ({})", m.task_status),
+                Some(_) => "measuring".into(),
+                None => "-".into(),
+            };
+            out.print(serde_json::to_value(&r)?, || {
+                let mut s = format!(
+                    "round {} of swarm {} — {}\nheld-out loss of G_r: {}\nquality pool {}uvtr, paid {}uvtr{}",
+                    r.round,
+                    r.swarm_id,
+                    swarm::Phase::name(match pb::RoundPhase::try_from(r.phase) {
+                        Ok(pb::RoundPhase::Joining) => swarm::Phase::Joining,
+                        Ok(pb::RoundPhase::Training) => swarm::Phase::Training,
+                        Ok(pb::RoundPhase::Evaluating) => swarm::Phase::Evaluating,
+                        Ok(pb::RoundPhase::Scoring) => swarm::Phase::Scoring,
+                        _ => swarm::Phase::Settled,
+                    }),
+                    loss(&r.base),
+                    r.quality_pool,
+                    r.quality_paid,
+                    if r.merged { format!(", slot {} merged", r.merged_slot) } else { String::new() }
+                );
+                for c in &r.contributions {
+                    s.push_str(&format!(
+                        "\n  slot {} {} task {} {}{}: loss {} improvement {} quality {}uvtr",
+                        c.slot, c.contributor, c.task_id, c.task_status,
+                        if c.duplicate { " (duplicate)" } else { "" },
+                        loss(&c.eval), c.improvement, c.quality_paid
+                    ));
+                }
+                if !r.note.is_empty() {
+                    s.push_str(&format!("\nnote: {}", r.note));
+                }
+                s
+            });
+        }
+        SwarmQuery::Leaderboard {
+            swarm_id,
+            limit,
+            node,
+        } => {
+            let c = NodeClient::connect(node.url(dn)).await?;
+            let r = c
+                .swarm()
+                .leaderboard(pb::QueryLeaderboardRequest { swarm_id, limit })
+                .await?
+                .into_inner();
+            out.print(serde_json::to_value(&r.entries)?, || {
+                r.entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| {
+                        let q = e.quality.parse::<u128>().unwrap_or(0) as f64 / 4_294_967_296.0;
+                        format!("{}\t{}\tquality {q:.4} nats\trewards {}uvtr\tcontributions {} ({} improved)", i + 1, e.address, e.rewards, e.contributions, e.improvements)
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
         }
     }
     Ok(())
@@ -1313,6 +1563,7 @@ async fn query(out: &Out, dn: &str, keys: &Keyring, q: QueryCmd) -> Result<()> {
                     .join("\n")
             });
         }
+        QueryCmd::Swarm(q) => swarm_query(out, dn, q).await?,
         QueryCmd::Verde(VerdeQuery::Dispute { dispute_id, node }) => {
             let c = NodeClient::connect(node.url(dn)).await?;
             let d = proto::verde::v1::query_client::QueryClient::new(c.channel())
@@ -1668,6 +1919,81 @@ struct EntryJson {
     name: String,
     tensor_hash: String,
     proof: train::merkle::Proof,
+}
+
+async fn swarm_tx(keys: &Keyring, t: SwarmTx) -> Result<(TxArgs, prost_types::Any, String)> {
+    use proto::swarm::v1 as pb;
+    Ok(match t {
+        SwarmTx::Create {
+            program,
+            rounds,
+            slots,
+            inner_steps,
+            eval_steps,
+            eval_batch,
+            budget_per_round,
+            contribution_reward,
+            evaluation_reward,
+            verification_fee,
+            min_stake,
+            tx,
+        } => {
+            let signer = keys.signer(&tx.from)?;
+            let (mut p, _) = load_program(&program, None)?;
+            // Swarm programs record each step's loss (what evaluations prove).
+            p.record_loss = true;
+            let m = pb::MsgCreateSwarm {
+                creator: signer.address().to_string(),
+                program_json: serde_json::to_vec(&p)?,
+                rounds,
+                slots,
+                inner_steps,
+                eval_steps,
+                eval_batch,
+                budget_per_round: parse_amount(&budget_per_round)?.0.to_string(),
+                contribution_reward: parse_amount(&contribution_reward)?.0.to_string(),
+                evaluation_reward: parse_amount(&evaluation_reward)?.0.to_string(),
+                verification_fee: parse_amount(&verification_fee)?.0.to_string(),
+                min_stake: parse_amount(&min_stake)?.0.to_string(),
+                dataset: None,
+            };
+            let what = format!("create a swarm of {rounds} rounds x {slots} slots");
+            (tx, proto::to_any(&m), what)
+        }
+        SwarmTx::Join {
+            swarm_id,
+            round,
+            endpoint,
+            node,
+            tx,
+        } => {
+            let signer = keys.signer(&tx.from)?;
+            let round = match round {
+                Some(r) => r,
+                None => {
+                    let c = NodeClient::connect(&node).await?;
+                    c.swarm()
+                        .swarm(pb::QuerySwarmRequest { swarm_id })
+                        .await?
+                        .into_inner()
+                        .swarm
+                        .map(|s| s.round)
+                        .unwrap_or_default()
+                }
+            };
+            let m = pb::MsgJoinRound {
+                contributor: signer.address().to_string(),
+                swarm_id,
+                round,
+                endpoint,
+            };
+            (
+                tx,
+                proto::to_any(&m),
+                format!("join round {round} of swarm {swarm_id}"),
+            )
+        }
+    })
 }
 
 fn verde_tx(keys: &Keyring, v: VerdeTx) -> Result<(TxArgs, prost_types::Any, String)> {

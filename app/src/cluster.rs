@@ -71,6 +71,17 @@ impl Cluster {
                 }
                 .to_proto(),
             );
+            // Rounds move on every other block and wait for late parties as
+            // long as for a dispute move.
+            g.app_state.swarm.params = Some(
+                swarm::Params {
+                    join_blocks: timing.move_blocks,
+                    report_blocks: timing.move_blocks,
+                    check_blocks: 2,
+                    ..Default::default()
+                }
+                .to_proto(),
+            );
             g.app_state.verde.params = Some(
                 verde::Params {
                     move_blocks: timing.move_blocks,

@@ -13,8 +13,28 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// What `veritraind demo` shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// An honest job verified and paid, then a cheat localised and slashed.
+    #[default]
+    Job,
+    /// Four contributors training one model in rounds (one cheating), paid for
+    /// measured improvement, with a leaderboard.
+    Swarm,
+}
+
 #[derive(Clone, Debug, clap::Args)]
 pub struct DemoArgs {
+    /// `job` (the default) or `swarm`.
+    #[arg(value_enum, default_value_t = Scenario::Job)]
+    pub scenario: Scenario,
+    /// Swarm: rounds to run.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: u64,
+    /// Swarm: training steps of each contribution.
+    #[arg(long, default_value_t = 20)]
+    pub inner_steps: u64,
     /// Training steps of each job.
     #[arg(long, default_value_t = 300)]
     pub steps: u64,

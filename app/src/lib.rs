@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cluster;
 pub mod demo;
 pub mod follow;
+pub mod swarm_demo;
 pub mod testnet;
 
 /// The node's start functions (`app::node::start_dev`, ...).

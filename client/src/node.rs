@@ -133,6 +133,10 @@ impl NodeClient {
         staking_pb::query_client::QueryClient::new(self.channel.clone())
     }
 
+    pub fn swarm(&self) -> proto::swarm::v1::query_client::QueryClient<Channel> {
+        proto::swarm::v1::query_client::QueryClient::new(self.channel.clone())
+    }
+
     pub fn bank(&self) -> bank_pb::query_client::QueryClient<Channel> {
         bank_pb::query_client::QueryClient::new(self.channel.clone())
     }

@@ -14,6 +14,7 @@ use proto::node::v1::{
     Block, BroadcastTxRequest, BroadcastTxResponse, GetTxRequest, GetTxResponse, StatusRequest,
     StatusResponse, StreamBlocksRequest, TxResult,
 };
+use proto::swarm::v1 as swarm_pb;
 use proto::{
     auth::v1 as auth_pb, bank::v1 as bank_pb, staking::v1 as staking_pb, tasks::v1 as tasks_pb,
     verde::v1 as verde_pb,
@@ -22,6 +23,7 @@ use staking::StakingRead;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use swarm::SwarmRead;
 use tasks::TasksRead;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -671,6 +673,9 @@ pub async fn serve(
         )))
         .add_service(verde_pb::query_server::QueryServer::new(VerdeQuery(
             app.clone(),
+        )))
+        .add_service(swarm_pb::query_server::QueryServer::new(SwarmQuery(
+            app.clone(),
         )));
     let router = match reflection {
         Ok((v1, v1alpha)) => router.add_service(v1).add_service(v1alpha),
@@ -685,6 +690,98 @@ pub async fn serve(
             let _ = stop.wait_for(|s| *s).await;
         })
         .await
+}
+
+#[derive(Clone)]
+pub struct SwarmQuery(App);
+
+fn swarm_status(e: swarm::SwarmError) -> Status {
+    match e {
+        swarm::SwarmError::NotFound(_) => Status::not_found(e.to_string()),
+        e => Status::internal(e.to_string()),
+    }
+}
+
+/// Most entries one swarm query returns.
+const MAX_SWARM_PAGE: u32 = 200;
+
+#[tonic::async_trait]
+impl swarm_pb::query_server::Query for SwarmQuery {
+    async fn swarm(
+        &self,
+        req: Request<swarm_pb::QuerySwarmRequest>,
+    ) -> Result<Response<swarm_pb::QuerySwarmResponse>, Status> {
+        let sw = self
+            .0
+            .store()
+            .swarm(req.get_ref().swarm_id)
+            .map_err(swarm_status)?;
+        Ok(Response::new(swarm_pb::QuerySwarmResponse {
+            swarm: Some(sw.to_proto()),
+        }))
+    }
+
+    async fn swarms(
+        &self,
+        req: Request<swarm_pb::QuerySwarmsRequest>,
+    ) -> Result<Response<swarm_pb::QuerySwarmsResponse>, Status> {
+        let r = req.get_ref();
+        let limit = r.limit.clamp(1, MAX_SWARM_PAGE) as usize;
+        let swarms = self
+            .0
+            .store()
+            .swarms(r.after, limit)
+            .map_err(swarm_status)?;
+        Ok(Response::new(swarm_pb::QuerySwarmsResponse {
+            swarms: swarms.iter().map(|s| s.to_proto()).collect(),
+        }))
+    }
+
+    async fn round(
+        &self,
+        req: Request<swarm_pb::QueryRoundRequest>,
+    ) -> Result<Response<swarm_pb::QueryRoundResponse>, Status> {
+        let r = req.get_ref();
+        let round = self
+            .0
+            .store()
+            .round(r.swarm_id, r.round)
+            .map_err(swarm_status)?;
+        Ok(Response::new(swarm_pb::QueryRoundResponse {
+            round: Some(round.to_proto()),
+        }))
+    }
+
+    async fn leaderboard(
+        &self,
+        req: Request<swarm_pb::QueryLeaderboardRequest>,
+    ) -> Result<Response<swarm_pb::QueryLeaderboardResponse>, Status> {
+        let r = req.get_ref();
+        let limit = r.limit.clamp(1, MAX_SWARM_PAGE) as usize;
+        let entries = self
+            .0
+            .store()
+            .leaderboard(r.swarm_id, limit)
+            .map_err(swarm_status)?;
+        Ok(Response::new(swarm_pb::QueryLeaderboardResponse {
+            entries,
+        }))
+    }
+
+    async fn params(
+        &self,
+        _req: Request<swarm_pb::QueryParamsRequest>,
+    ) -> Result<Response<swarm_pb::QueryParamsResponse>, Status> {
+        Ok(Response::new(swarm_pb::QueryParamsResponse {
+            params: Some(
+                self.0
+                    .store()
+                    .swarm_params()
+                    .map_err(swarm_status)?
+                    .to_proto(),
+            ),
+        }))
+    }
 }
 
 /// Binds a listener, with a clear error.

@@ -9,6 +9,7 @@
 //! Depends on the node only through its gRPC API.
 
 mod service;
+mod swarms;
 
 use agent::chain::Chain;
 use agent::datasets::Readiness;
@@ -81,6 +82,10 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub inject_fault: Vec<Fault>,
+    /// Contribute to these swarms (comma-separated ids): take a slot of each
+    /// round while it is open, and train it like any claimed task.
+    #[arg(long, env = "SOLVERD_SWARM", value_delimiter = ',')]
+    pub swarm: Vec<u64>,
     /// Log as JSON lines.
     #[arg(long, env = "SOLVERD_LOG_JSON")]
     pub log_json: bool,
@@ -104,6 +109,7 @@ impl Config {
             backend: "auto".into(),
             metrics_address: None,
             inject_fault: Vec::new(),
+            swarm: Vec::new(),
             log_json: false,
             datasets: Default::default(),
         }
@@ -263,6 +269,11 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningSolver> {
                 "Checkpoints posted on chain on request",
             ),
             ("dispute_moves", "Dispute moves sent"),
+            ("swarm_slots_taken", "Swarm round slots taken (--swarm)"),
+            (
+                "swarm_losses_reported",
+                "Losses of verified swarm evaluations reported on chain",
+            ),
             ("errors", "Errors in the work loop"),
             (
                 "compute_us",
@@ -367,7 +378,13 @@ async fn tick(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
             tracing::warn!(task = t.id, error = %e, "claimed task: will retry next block");
         }
     }
-    // 3. Claim more work.
+    // 3. Swarms: report the losses of this solver's verified evaluations, and
+    // take a slot of each followed swarm's open round.
+    if let Err(e) = swarms::work(s, endpoint, claimed.len()).await {
+        s.metrics.inc("errors", 1);
+        tracing::warn!(error = %e, "swarm work failed; retrying next block");
+    }
+    // 4. Claim more work.
     if claimed.len() < s.cfg.capacity {
         claim_one(s, endpoint).await?;
     }
@@ -451,6 +468,7 @@ async fn advance_claim(s: &Arc<Shared>, t: &Task, me: &str) -> Result<(), AgentE
         .send(vec![proto::to_any(&msg)], "commit result")
         .await?;
     s.metrics.inc("results_committed", 1);
+    swarms::keep_final_state(s, &run, &fin)?;
     s.set_progress(t, "committed", Some(&lock(&run)));
     tracing::info!(task = t.id, height = res.height, trace_root = %hex::encode(root), final_state_hash = %hex::encode(fin), "result committed");
     Ok(())
@@ -598,7 +616,8 @@ async fn claim_one(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
                 return Ok(());
             }
             // Someone else was faster, or the task changed: try the next one.
-            Err(AgentError::TxFailed { log, .. }) => {
+            Err(AgentError::TxFailed { log, .. })
+            | Err(AgentError::Client(client::ClientError::Rejected { log, .. })) => {
                 tracing::info!(task = t.id, reason = %log, "claim refused");
             }
             Err(e) => return Err(e),

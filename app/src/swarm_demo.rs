@@ -1,0 +1,271 @@
+//! `veritraind demo swarm`: a swarm of four contributors training the digits
+//! MLP together for several rounds, in one process over real gRPC: the dev
+//! chain, a solverd per contributor (`--swarm`), a verifier that re-executes
+//! every task, and one contributor (`mallory`) that corrupts its contributions.
+//! Each round prints the held-out loss of the global model and what every
+//! contribution earned; at the end, the leaderboard.
+use crate::cluster::{Cluster, Timing};
+use anyhow::{bail, Context};
+use framework::Amount;
+use proto::swarm::v1 as pb;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// Contributors of the demo; the last one cheats.
+pub const CONTRIBUTORS: [&str; 4] = ["alice", "bob", "carol", "mallory"];
+
+/// What the demo's swarm runs.
+pub struct SwarmDemo {
+    pub rounds: u64,
+    pub inner_steps: u64,
+    pub block_ms: u64,
+    pub dir: Option<std::path::PathBuf>,
+}
+
+/// The loss a measurement reports, per step, in nats.
+fn mean_loss(m: &Option<pb::Measurement>) -> Option<f64> {
+    m.as_ref()
+        .filter(|m| m.reported)
+        .map(|m| m.loss_fixed as f64 / 4_294_967_296.0 / m.loss_bits.len().max(1) as f64)
+}
+
+pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
+    if d.rounds == 0 || d.inner_steps < 2 {
+        bail!("a swarm demo needs at least 1 round and 2 inner steps");
+    }
+    let say = |m: String| {
+        if !quiet {
+            eprintln!("{m}");
+        }
+    };
+    let started = Instant::now();
+    let (root, temp) = match &d.dir {
+        Some(p) => (p.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("veritrain-swarm-demo-{}", std::process::id())),
+            true,
+        ),
+    };
+    if temp {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    let timing = Timing {
+        block_ms: d.block_ms,
+        challenge_window_blocks: 20,
+        move_blocks: 40,
+    };
+    let mut accounts = vec!["creator", "verifier"];
+    accounts.extend(CONTRIBUTORS);
+    let c = Cluster::start(&root, &accounts, &timing).await?;
+    say(format!(
+        "dev chain at {} ({} ms blocks); network files in {}",
+        c.node.grpc_url(),
+        d.block_ms,
+        root.display()
+    ));
+    let mut vcfg = c.verifier_config("verifier");
+    vcfg.whistleblower = true;
+    let verifier = verifierd::start(vcfg).await?;
+
+    // The swarm: mlp-digits recording its loss; rows after train_rows are the pool.
+    let mut program = train::Program::builtin("mlp-digits")?;
+    program.record_loss = true;
+    let create = pb::MsgCreateSwarm {
+        creator: c.signer("creator")?.address().to_string(),
+        program_json: serde_json::to_vec(&program)?,
+        rounds: d.rounds,
+        slots: CONTRIBUTORS.len() as u64,
+        inner_steps: d.inner_steps,
+        eval_steps: 2,
+        eval_batch: 128,
+        budget_per_round: "3000000".into(),
+        contribution_reward: "200000".into(),
+        evaluation_reward: "50000".into(),
+        verification_fee: "20000".into(),
+        min_stake: "1000000".into(),
+        dataset: None,
+    };
+    let (_, res) = c
+        .client
+        .sign_and_send(
+            c.signer("creator")?,
+            vec![proto::to_any(&create)],
+            "",
+            None,
+            Some(Duration::from_secs(30)),
+        )
+        .await?;
+    let res = res.context("the swarm's creation was not included")?;
+    if res.code != 0 {
+        bail!("creating the swarm failed: {}", res.log);
+    }
+    let mut q = c.client.swarm();
+    let id = q
+        .swarms(pb::QuerySwarmsRequest { after: 0, limit: 1 })
+        .await?
+        .into_inner()
+        .swarms
+        .first()
+        .map(|s| s.id)
+        .context("no swarm after its creation")?;
+    say(format!(
+        "swarm {id}: {} rounds of {} contributions x {} steps of {}; budget 3000000uvtr per round",
+        d.rounds,
+        CONTRIBUTORS.len(),
+        d.inner_steps,
+        program.name
+    ));
+
+    // Mallory corrupts an optimizer update of every contribution it trains
+    // (an update node's output is a state tensor, so the result is wrong).
+    let graph = program.graph()?;
+    let node = *graph.updates.get("l0.w").context("no update of l0.w")?;
+    let mut solvers = Vec::new();
+    for name in CONTRIBUTORS {
+        let mut cfg = c.solver_config(name);
+        cfg.swarm = vec![id];
+        if name == "mallory" {
+            cfg.inject_fault = vec![agent::exec::Fault::Corrupt {
+                step: d.inner_steps.min(3),
+                node,
+            }];
+        }
+        solvers.push(solverd::start(cfg).await?);
+    }
+    let stake_of = |name: &'static str| {
+        let (client, addr) = (c.client.clone(), c.keys[name].address().to_string());
+        async move {
+            let op = client
+                .staking()
+                .operator(proto::staking::v1::QueryOperatorRequest { address: addr })
+                .await?
+                .into_inner()
+                .operator
+                .unwrap_or_default();
+            anyhow::Ok(op.slashed_total)
+        }
+    };
+
+    let mut rounds = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    for r in 0..d.rounds {
+        let round = loop {
+            if Instant::now() > deadline {
+                bail!("round {r} did not settle within 10 minutes");
+            }
+            let got = q
+                .round(pb::QueryRoundRequest {
+                    swarm_id: id,
+                    round: r,
+                })
+                .await;
+            if let Ok(resp) = got {
+                let round = resp.into_inner().round.unwrap_or_default();
+                if round.phase == pb::RoundPhase::Settled as i32 {
+                    break round;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(d.block_ms * 2)).await;
+        };
+        let name_of = |addr: &str| {
+            c.keys
+                .iter()
+                .find(|(_, k)| k.address().to_string() == addr)
+                .map_or(addr.to_string(), |(n, _)| n.clone())
+        };
+        let base = mean_loss(&round.base);
+        say(format!(
+            "round {r}: held-out loss of the global model {}",
+            base.map_or("unmeasured".into(), |l| format!("{l:.4}"))
+        ));
+        let mut contributions = Vec::new();
+        for k in &round.contributions {
+            let loss = mean_loss(&k.eval);
+            say(format!(
+                "  {:8} task {:3} {:10} loss {:>10} improvement {:>8.4} quality share {}uvtr",
+                name_of(&k.contributor),
+                k.task_id,
+                k.task_status,
+                loss.map_or("-".into(), |l| format!("{l:.4}")),
+                k.improvement as f64 / 4_294_967_296.0,
+                k.quality_paid
+            ));
+            contributions.push(json!({
+                "contributor": name_of(&k.contributor),
+                "task_id": k.task_id,
+                "status": k.task_status,
+                "loss": loss,
+                "improvement": k.improvement,
+                "quality_paid": k.quality_paid,
+            }));
+        }
+        if round.merged {
+            say(format!(
+                "  merged: {}'s state is the next global model",
+                name_of(&round.contributions[round.merged_slot as usize].contributor)
+            ));
+        }
+        rounds.push(json!({
+            "round": r,
+            "heldout_loss": base,
+            "contributions": contributions,
+            "merged": round.merged.then_some(round.merged_slot),
+            "quality_paid": round.quality_paid,
+            "note": round.note,
+        }));
+    }
+    let board = q
+        .leaderboard(pb::QueryLeaderboardRequest {
+            swarm_id: id,
+            limit: 10,
+        })
+        .await?
+        .into_inner()
+        .entries;
+    say("leaderboard (verified quality):".into());
+    let mut leaderboard = Vec::new();
+    for (i, e) in board.iter().enumerate() {
+        let name = c
+            .keys
+            .iter()
+            .find(|(_, k)| k.address().to_string() == e.address)
+            .map_or(e.address.clone(), |(n, _)| n.clone());
+        let quality = e.quality.parse::<u128>().unwrap_or(0) as f64 / 4_294_967_296.0;
+        say(format!(
+            "  {}. {name:8} quality {quality:.4} nats  rewards {}uvtr  contributions {} ({} improved)",
+            i + 1,
+            e.rewards,
+            e.contributions,
+            e.improvements
+        ));
+        leaderboard.push(json!({
+            "contributor": name,
+            "quality": e.quality,
+            "rewards": e.rewards,
+            "contributions": e.contributions,
+            "improvements": e.improvements,
+        }));
+    }
+    let mallory_slashed = stake_of("mallory").await?;
+    say(format!(
+        "mallory (corrupting its contributions) was slashed {mallory_slashed}uvtr"
+    ));
+    for s in solvers {
+        s.shutdown().await;
+    }
+    verifier.shutdown().await;
+    c.shutdown().await;
+    if temp {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    let losses: Vec<Option<f64>> = rounds.iter().map(|r| r["heldout_loss"].as_f64()).collect();
+    Ok(json!({
+        "swarm_id": id,
+        "rounds": rounds,
+        "heldout_loss_by_round": losses,
+        "leaderboard": leaderboard,
+        "mallory_slashed": mallory_slashed,
+        "seconds": started.elapsed().as_secs_f64(),
+        "funds_per_round": Amount(3_000_000).0,
+    }))
+}
