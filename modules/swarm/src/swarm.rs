@@ -201,6 +201,8 @@ pub struct Measurement {
     pub reported: bool,
     pub loss_fixed: u64,
     pub loss_bits: Vec<u32>,
+    /// Evaluation tasks submitted for it so far.
+    pub attempts: u32,
 }
 
 impl Measurement {
@@ -211,6 +213,7 @@ impl Measurement {
             loss_fixed: self.loss_fixed,
             loss_bits: self.loss_bits.clone(),
             task_status: self.task_status.clone(),
+            attempts: self.attempts,
         }
     }
     fn from_proto(p: &pb::Measurement) -> Measurement {
@@ -220,6 +223,7 @@ impl Measurement {
             reported: p.reported,
             loss_fixed: p.loss_fixed,
             loss_bits: p.loss_bits.clone(),
+            attempts: p.attempts,
         }
     }
 }

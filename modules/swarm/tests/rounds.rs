@@ -25,6 +25,8 @@ struct W {
     states: BTreeMap<Hash, State>,
     /// Each committed task's step hashes and states (for evidence and reports).
     runs: BTreeMap<u64, (Vec<Hash>, Vec<State>)>,
+    /// Open tasks nobody claims (an evaluation left undone).
+    shunned: Vec<u64>,
 }
 
 fn base() -> Program {
@@ -69,6 +71,7 @@ impl W {
         w.setup(|s, c| -> Result<(), String> {
             let tp = tasks::Params {
                 challenge_window_blocks: 3,
+                claim_timeout_blocks: 5,
                 ..Default::default()
             };
             tasks::init_genesis(
@@ -108,6 +111,7 @@ impl W {
             evaluator,
             states: BTreeMap::new(),
             runs: BTreeMap::new(),
+            shunned: Vec::new(),
         }
     }
 
@@ -188,6 +192,7 @@ impl W {
         for tid in ids {
             let t = self.w.state.task(tid).unwrap();
             match t.status {
+                Status::Open if self.shunned.contains(&tid) => {}
                 Status::Open => {
                     let e = self.evaluator;
                     self.tasks_tx(TasksMsg::Claim(tasks::msg::MsgClaimTask {
@@ -592,4 +597,28 @@ fn bad_swarms_are_refused_with_clear_errors_and_cost_nothing() {
     }
     assert_eq!(w.w.state.balance(&w.creator).unwrap(), before);
     assert!(w.w.state.swarms(0, 10).unwrap().is_empty());
+}
+
+#[test]
+fn an_evaluation_left_undone_is_submitted_again_so_no_evaluator_can_deny_a_measurement() {
+    let mut w = W::new();
+    let id = w.create(1, 1);
+    w.join(w.contributors[0], id).unwrap();
+    // Play until the evaluations exist, then shun the base's first one.
+    let first = loop {
+        let r = w.w.state.round(id, 0).unwrap();
+        if let Some(m) = r.base.as_ref() {
+            break m.task_id;
+        }
+        w.play(id);
+    };
+    w.shunned.push(first);
+    let r = w.until_settled(id, 0);
+    let base = r.base.as_ref().unwrap();
+    assert_ne!(base.task_id, first, "a new evaluation task");
+    assert_eq!(base.attempts, 2);
+    assert!(base.reported);
+    assert_eq!(w.w.state.task(first).unwrap().status, Status::Expired);
+    assert!(r.contributions[0].improvement > 0, "{r:?}");
+    assert!(r.contributions[0].quality_paid > Amount::ZERO);
 }

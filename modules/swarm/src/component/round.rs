@@ -10,6 +10,9 @@ use crate::error::{Result, SwarmError};
 use crate::event::{EventEvaluationStarted, EventRoundSettled};
 use crate::swarm::{GlobalState, Measurement, Phase, Round, Swarm};
 
+/// Evaluation tasks one measurement may take (the first and the resubmissions).
+pub const MAX_EVAL_ATTEMPTS: u32 = 3;
+
 fn seed_of(tag: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(tag);
@@ -94,6 +97,17 @@ pub(crate) fn submit_task<S: StateWrite + ?Sized>(
         Reward::Contribution => sw.contribution_reward,
         Reward::Evaluation => sw.evaluation_reward,
     };
+    submit_json(s, ctx, sw, task_msg(prog)?, reward)
+}
+
+/// [`submit_task`] of a program already in task JSON.
+fn submit_json<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    sw: &mut Swarm,
+    program_json: Vec<u8>,
+    reward: Amount,
+) -> Result<u64> {
     sw.escrow = sw
         .escrow
         .checked_sub(reward.checked_add(sw.verification_fee)?)?;
@@ -102,7 +116,7 @@ pub(crate) fn submit_task<S: StateWrite + ?Sized>(
         ctx,
         &tasks::msg::MsgSubmitTask {
             submitter: crate::module_address(),
-            program_json: task_msg(prog)?,
+            program_json,
             reward,
             verification_fee: sw.verification_fee,
             dataset: Some(sw.dataset.clone()),
@@ -207,7 +221,20 @@ pub(crate) fn advance<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, id: u64
                 None => running = true,
                 Some((t, back)) => {
                     sw.escrow = sw.escrow.checked_add(back)?;
-                    if let Some(m) = measurement_mut(&mut r, task_id) {
+                    let attempts = measurement_mut(&mut r, task_id).map_or(0, |m| m.attempts);
+                    if t.status != Status::Finalized && attempts < MAX_EVAL_ATTEMPTS {
+                        // An evaluation that failed verification (its evaluator
+                        // was slashed) or that nobody did: the same program
+                        // again, so one evaluator cannot deny a contribution
+                        // its measurement.
+                        let reward = sw.evaluation_reward;
+                        let again = submit_json(s, ctx, &mut sw, t.program_json, reward)?;
+                        if let Some(m) = measurement_mut(&mut r, task_id) {
+                            m.task_id = again;
+                            m.attempts = attempts + 1;
+                        }
+                        running = true;
+                    } else if let Some(m) = measurement_mut(&mut r, task_id) {
                         m.task_status = t.status.name().to_string();
                     }
                 }
@@ -284,6 +311,7 @@ fn start_evaluation<S: StateWrite + ?Sized>(
     let id = submit_task(s, ctx, sw, &prog, Reward::Evaluation)?;
     r.base = Some(Measurement {
         task_id: id,
+        attempts: 1,
         ..Default::default()
     });
     let mut n = 1u64;
@@ -301,6 +329,7 @@ fn start_evaluation<S: StateWrite + ?Sized>(
         let id = submit_task(s, ctx, sw, &prog, Reward::Evaluation)?;
         c.eval = Some(Measurement {
             task_id: id,
+            attempts: 1,
             ..Default::default()
         });
         n += 1;

@@ -1,0 +1,191 @@
+//! Swarms over real gRPC: the dev chain, a solverd per contributor (`--swarm`),
+//! evaluators (solverds claiming the rounds' evaluation tasks) and a verifier
+//! re-executing every task.
+use agent::exec::Fault;
+use framework::Amount;
+use proto::swarm::v1 as pb;
+use std::time::Duration;
+use tests::{eventually, net};
+
+/// The demo's swarm: a contributor corrupting its contributions is slashed every
+/// round and earns nothing; the others are paid for measured improvement, the
+/// held-out loss falls round over round, and the leaderboard is sorted by
+/// verified quality.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swarm_pays_measured_improvement_and_slashes_a_corrupting_contributor() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = app::swarm_demo::SwarmDemo {
+        rounds: 2,
+        inner_steps: 10,
+        block_ms: 100,
+        dir: Some(dir.path().join("net")),
+    };
+    let r = app::swarm_demo::run(&d, true).await.unwrap();
+    assert_ne!(r["mallory_slashed"], "0", "{r:#}");
+    let rounds = r["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2);
+    for round in rounds {
+        for c in round["contributions"].as_array().unwrap() {
+            if c["contributor"] == "mallory" {
+                assert_eq!(c["status"], "failed", "{c}");
+                assert_eq!(c["quality_paid"], "0", "{c}");
+            } else {
+                assert_eq!(c["status"], "finalized", "{c}");
+                assert!(c["improvement"].as_u64().unwrap() > 0, "{c}");
+            }
+        }
+    }
+    let losses: Vec<f64> = r["heldout_loss_by_round"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_f64().unwrap())
+        .collect();
+    assert!(losses[1] < losses[0], "{losses:?}");
+    let board = r["leaderboard"].as_array().unwrap();
+    assert_eq!(
+        board.len(),
+        3,
+        "mallory has no verified contribution: {board:?}"
+    );
+    let q: Vec<u128> = board
+        .iter()
+        .map(|e| e["quality"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(q.windows(2).all(|w| w[0] >= w[1]), "{q:?}");
+}
+
+/// An evaluator that corrupts an evaluation (a better loss for a contribution
+/// than it has) is disputed and slashed; the evaluation is submitted again and
+/// an honest evaluator measures it, so the contribution is still paid for its
+/// real improvement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_evaluation_is_slashed_and_measured_again() {
+    let n = net().await.unwrap();
+    let c = &n.c;
+    let mut vc = c.verifier_config("verifier");
+    vc.whistleblower = true;
+    let v = verifierd::start(vc).await.unwrap();
+    // Contributors: "solver" and "verifier2" (any funded key can stake as a
+    // solver); they leave the evaluations to others.
+    let mut contributors = Vec::new();
+    let mut program = train::Program::builtin("mlp-digits").unwrap();
+    program.record_loss = true;
+    let create = pb::MsgCreateSwarm {
+        creator: n.addr("submitter").to_string(),
+        program_json: serde_json::to_vec(&program).unwrap(),
+        rounds: 1,
+        slots: 2,
+        inner_steps: 8,
+        eval_steps: 2,
+        eval_batch: 64,
+        budget_per_round: "3000000".into(),
+        contribution_reward: "200000".into(),
+        evaluation_reward: "50000".into(),
+        verification_fee: "20000".into(),
+        min_stake: "0".into(),
+        dataset: None,
+    };
+    let (_, res) = c
+        .client
+        .sign_and_send(
+            c.signer("submitter").unwrap(),
+            vec![proto::to_any(&create)],
+            "",
+            None,
+            Some(Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.unwrap().code, 0);
+    let id = 1;
+    for name in ["solver", "verifier2"] {
+        let mut cfg = c.solver_config(name);
+        cfg.swarm = vec![id];
+        cfg.min_reward = "1000000uvtr".into();
+        contributors.push(solverd::start(cfg).await.unwrap());
+    }
+    // The cheater ("cheater") evaluates first, alone: it corrupts the loss of
+    // every evaluation's first step.
+    let mut eval_prog = program.clone();
+    eval_prog.mode = train::program::Mode::Evaluate {
+        rows_from: 1500,
+        rows_to: 1797,
+    };
+    eval_prog.batch_size = 64;
+    let loss_node = eval_prog.graph().unwrap().loss;
+    let mut ec = c.solver_config("cheater");
+    ec.inject_fault = vec![Fault::Corrupt {
+        step: 1,
+        node: loss_node,
+    }];
+    let eve = solverd::start(ec).await.unwrap();
+    eventually(240, "the corrupting evaluator is slashed", || async {
+        Ok(n.stake("cheater").await?.1 > Amount::ZERO)
+    })
+    .await
+    .unwrap();
+    eve.shutdown().await;
+    // An honest evaluator ("submitter" also stakes as a solver) takes over.
+    let honest = solverd::start(c.solver_config("submitter")).await.unwrap();
+    let mut q = c.client.swarm();
+    eventually(300, "the round settles", || {
+        let mut q = q.clone();
+        async move {
+            let r = q
+                .round(pb::QueryRoundRequest {
+                    swarm_id: id,
+                    round: 0,
+                })
+                .await?
+                .into_inner()
+                .round
+                .unwrap_or_default();
+            Ok(r.phase == pb::RoundPhase::Settled as i32)
+        }
+    })
+    .await
+    .unwrap();
+    let r = q
+        .round(pb::QueryRoundRequest {
+            swarm_id: id,
+            round: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .round
+        .unwrap();
+    let ms: Vec<&pb::Measurement> = r
+        .base
+        .iter()
+        .chain(r.contributions.iter().filter_map(|k| k.eval.as_ref()))
+        .collect();
+    assert!(ms.iter().all(|m| m.reported), "{r:?}");
+    assert!(
+        ms.iter().any(|m| m.attempts >= 2),
+        "an evaluation was redone: {r:?}"
+    );
+    for k in &r.contributions {
+        assert!(k.improvement > 0, "{k:?}");
+        assert_ne!(k.quality_paid, "0", "{k:?}");
+    }
+    let board = q
+        .leaderboard(pb::QueryLeaderboardRequest {
+            swarm_id: id,
+            limit: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert!(board
+        .iter()
+        .all(|e| e.address != n.addr("cheater").to_string()));
+    honest.shutdown().await;
+    for s in contributors {
+        s.shutdown().await;
+    }
+    v.shutdown().await;
+    n.c.shutdown().await;
+}
