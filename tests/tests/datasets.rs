@@ -109,7 +109,10 @@ async fn datasets_come_from_paths_urls_and_blob_services_and_are_checked() {
     )
     .await
     .unwrap_err();
-    assert!(e.to_string().contains("no dataset with root"), "{e}");
+    assert!(
+        e.to_string().contains("no dataset or state with root"),
+        "{e}"
+    );
 
     // A whole job on the external dataset: solver and verifier fetch it from the holder.
     holder.shutdown().await;

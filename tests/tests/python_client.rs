@@ -77,6 +77,107 @@ async fn python_client_submits_a_job_and_follows_it_to_the_end() {
     n.c.shutdown().await;
 }
 
+/// The swarm leaderboard reaches Python: a one-round swarm with one contributor
+/// settles over real gRPC, and the client reads the round and the ranking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_reads_a_swarm_round_and_its_leaderboard() {
+    if let Err(why) = python_ready() {
+        if std::env::var("VT_REQUIRE_PYTHON").as_deref() == Ok("1") {
+            panic!("VT_REQUIRE_PYTHON=1 but the Python client's packages are missing: {why}");
+        }
+        eprintln!("skipping: python3 with the client's packages is not available ({why})");
+        return;
+    }
+    let n = net().await.unwrap();
+    let v = verifierd::start(n.c.verifier_config("verifier"))
+        .await
+        .unwrap();
+    let mut p = train::Program::builtin("mlp-digits").unwrap();
+    p.record_loss = true;
+    let create = proto::swarm::v1::MsgCreateSwarm {
+        creator: n.addr("submitter").to_string(),
+        program_json: serde_json_vec(&p),
+        rounds: 1,
+        slots: 1,
+        inner_steps: 6,
+        eval_steps: 2,
+        eval_batch: 64,
+        budget_per_round: "1000000".into(),
+        contribution_reward: "200000".into(),
+        evaluation_reward: "50000".into(),
+        verification_fee: "20000".into(),
+        min_stake: "0".into(),
+        dataset: None,
+    };
+    let (_, r) =
+        n.c.client
+            .sign_and_send(
+                n.c.signer("submitter").unwrap(),
+                vec![proto::to_any(&create)],
+                "",
+                None,
+                Some(std::time::Duration::from_secs(30)),
+            )
+            .await
+            .unwrap();
+    assert_eq!(r.unwrap().code, 0);
+    let mut sc = n.c.solver_config("solver");
+    sc.swarm = vec![1];
+    let s = solverd::start(sc).await.unwrap();
+    let mut q = n.c.client.swarm();
+    tests::eventually(240, "the swarm ends", || {
+        let mut q = q.clone();
+        async move {
+            let sw = q
+                .swarm(proto::swarm::v1::QuerySwarmRequest { swarm_id: 1 })
+                .await?
+                .into_inner()
+                .swarm
+                .unwrap_or_default();
+            Ok(sw.status == proto::swarm::v1::SwarmStatus::Done as i32)
+        }
+    })
+    .await
+    .unwrap();
+    let _ = q
+        .params(proto::swarm::v1::QueryParamsRequest {})
+        .await
+        .unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let code = r#"
+import sys
+sys.path.insert(0, sys.argv[2])
+from veritrain_client.client import Client
+c = Client(sys.argv[1])
+r = c.swarm_round(1, 0)
+print("round", r.round, "base loss", r.base.loss_fixed, "contributions", len(r.contributions))
+for e in c.swarm_leaderboard(1):
+    print("rank", e.address, e.quality, e.contributions)
+print("swarm done", c.swarm(1).status)
+"#;
+    let (node, py) = (n.c.node.grpc_url(), root.join("clients/python"));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args(["-c", code, &node])
+            .arg(py)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("contributions 1"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("rank {} ", n.addr("solver"))),
+        "{stdout}"
+    );
+    s.shutdown().await;
+    v.shutdown().await;
+    n.c.shutdown().await;
+}
+
 fn serde_json_vec(p: &train::Program) -> Vec<u8> {
     serde_json::to_vec(p).unwrap()
 }

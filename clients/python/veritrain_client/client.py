@@ -19,6 +19,9 @@ from veritrain.auth.v1 import query_pb2 as auth_query  # noqa: E402
 from veritrain.auth.v1 import query_pb2_grpc as auth_query_grpc  # noqa: E402
 from veritrain.base.v1 import base_pb2  # noqa: E402
 from veritrain.node.v1 import node_pb2, node_pb2_grpc  # noqa: E402
+from veritrain.swarm.v1 import query_pb2 as swarm_query  # noqa: E402
+from veritrain.swarm.v1 import query_pb2_grpc as swarm_query_grpc  # noqa: E402
+from veritrain.swarm.v1 import swarm_pb2  # noqa: E402
 from veritrain.tasks.v1 import query_pb2 as tasks_query  # noqa: E402
 from veritrain.tasks.v1 import query_pb2_grpc as tasks_query_grpc  # noqa: E402
 from veritrain.tasks.v1 import tasks_pb2  # noqa: E402
@@ -99,6 +102,7 @@ class Client:
         self.node = node_pb2_grpc.NodeStub(self.channel)
         self.auth = auth_query_grpc.QueryStub(self.channel)
         self.tasks = tasks_query_grpc.QueryStub(self.channel)
+        self.swarms = swarm_query_grpc.QueryStub(self.channel)
         # Seed secrets of tasks this client submitted, revealed by `follow`
         # once each result is committed (task id -> (signer, secret)).
         self._seeds: dict = {}
@@ -191,6 +195,20 @@ class Client:
                             self._seeds[task_id] = (signer, secret)
                         return task_id
         raise RuntimeError("no task id in the result")
+
+    def swarm(self, swarm_id: int) -> swarm_pb2.Swarm:
+        """A swarm: its program, budget, current round and global model."""
+        return self.swarms.Swarm(swarm_query.QuerySwarmRequest(swarm_id=swarm_id)).swarm
+
+    def swarm_round(self, swarm_id: int, round: int) -> swarm_pb2.Round:
+        """One round: contributions, measurements, improvements and payouts."""
+        return self.swarms.Round(swarm_query.QueryRoundRequest(swarm_id=swarm_id, round=round)).round
+
+    def swarm_leaderboard(self, swarm_id: int = 0, limit: int = 20) -> list:
+        """Contributors ranked by verified quality (swarm 0: over all swarms), best
+        first; `quality` is in units of 2^-32 nats of held-out loss improvement."""
+        r = self.swarms.Leaderboard(swarm_query.QueryLeaderboardRequest(swarm_id=swarm_id, limit=limit))
+        return list(r.entries)
 
     def task(self, task_id: int) -> tasks_query.QueryTaskResponse:
         return self.tasks.Task(tasks_query.QueryTaskRequest(task_id=task_id))

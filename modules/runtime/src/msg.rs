@@ -96,12 +96,16 @@ impl Msg {
             },
             Msg::Verde(m) if matches!(**m, verde::VerdeMsg::Open(_)) => DISPUTE_UNITS,
             // A swarm's creation pays for validating its base and derived programs
-            // and for every evaluation task its rounds will submit in end blocks
-            // (rounds x (slots + 1)); a join for its contribution task.
-            Msg::Swarm(swarm::SwarmMsg::Create(c)) => program_units(&c.program_json)
-                .saturating_mul(
-                    3u64.saturating_add(c.rounds.saturating_mul(c.slots.saturating_add(1))),
-                ),
+            // and for every evaluation task its rounds may submit in end blocks
+            // (rounds x (slots + 1) measurements, each up to MAX_EVAL_ATTEMPTS
+            // tasks); a join for its contribution task.
+            Msg::Swarm(swarm::SwarmMsg::Create(c)) => {
+                let evals = c
+                    .rounds
+                    .saturating_mul(c.slots.saturating_add(1))
+                    .saturating_mul(swarm::component::round::MAX_EVAL_ATTEMPTS as u64);
+                program_units(&c.program_json).saturating_mul(3u64.saturating_add(evals))
+            }
             Msg::Swarm(swarm::SwarmMsg::Join(_)) => DISPUTE_UNITS,
             Msg::Swarm(swarm::SwarmMsg::ReportLoss(_)) => REPORT_LOSS_UNITS,
             _ => 0,

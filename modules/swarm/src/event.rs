@@ -7,3 +7,4 @@ framework::typed_event!(EventEvaluationStarted, "veritrain.swarm.v1.EventEvaluat
 framework::typed_event!(EventLossReported, "veritrain.swarm.v1.EventLossReported", { swarm_id: u64, round: u64, task_id: u64, loss_fixed: u64 });
 framework::typed_event!(EventRoundSettled, "veritrain.swarm.v1.EventRoundSettled", { swarm_id: u64, round: u64, quality_paid: Amount, merged_slot: u64 });
 framework::typed_event!(EventSwarmPayout, "veritrain.swarm.v1.EventSwarmPayout", { swarm_id: u64, recipient: Address, amount: Amount, reason: &'static str });
+framework::typed_event!(EventSwarmStalled, "veritrain.swarm.v1.EventSwarmStalled", { swarm_id: u64, error: String });

@@ -1,11 +1,12 @@
 //! End block (after `tasks`): every swarm whose check is due looks at its round's
 //! tasks and moves on (`round::advance`), then checks again `check_blocks` later.
-use framework::{take_due, BlockCtx, StateWrite};
+use framework::{take_due, BlockCtx, Delta, Layered, StateWrite};
 
 use crate::component::round::advance;
 use crate::component::state::{SwarmRead, SwarmWrite};
 use crate::error::Result;
 use crate::state_key;
+use framework::StateWriteExt;
 
 /// Checks handled per block at most; the rest stay due for the next block.
 const MAX_CHECKS_PER_BLOCK: usize = 64;
@@ -26,9 +27,40 @@ pub fn end_block<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx) -> Result<()
             continue;
         }
         seen.push(id);
-        if advance(s, ctx, id)? {
-            s.schedule_check(ctx.height.saturating_add(every), id);
+        // Each swarm moves on in its own delta: one whose round cannot move
+        // (an error, the same on every node) changes nothing and is looked at
+        // again later, without holding up the other swarms.
+        let mut d = Delta::default();
+        let r = {
+            let mut l = Layered::new(&*s, &mut d);
+            advance(&mut l, ctx, id)
+        };
+        match r {
+            Ok(false) => apply(s, d),
+            Ok(true) => {
+                apply(s, d);
+                s.schedule_check(ctx.height.saturating_add(every), id);
+            }
+            Err(e) => {
+                s.emit_typed(&crate::event::EventSwarmStalled {
+                    swarm_id: id,
+                    error: e.to_string(),
+                });
+                s.schedule_check(ctx.height.saturating_add(every), id);
+            }
         }
     }
     Ok(())
+}
+
+fn apply<S: StateWrite + ?Sized>(s: &mut S, d: Delta) {
+    for (k, v) in d.writes {
+        match v {
+            Some(v) => s.put_raw(k, v),
+            None => s.delete(k),
+        }
+    }
+    for e in d.events {
+        s.emit(e);
+    }
 }

@@ -222,7 +222,13 @@ pub(crate) fn advance<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, id: u64
                 Some((t, back)) => {
                     sw.escrow = sw.escrow.checked_add(back)?;
                     let attempts = measurement_mut(&mut r, task_id).map_or(0, |m| m.attempts);
-                    if t.status != Status::Finalized && attempts < MAX_EVAL_ATTEMPTS {
+                    // Only out of this round's own funds: later rounds keep their budgets.
+                    let later = sw
+                        .budget_per_round
+                        .checked_mul_u64(sw.rounds.saturating_sub(r.round + 1))?;
+                    let cost = sw.evaluation_reward.checked_add(sw.verification_fee)?;
+                    let affordable = sw.escrow.checked_sub(later).is_ok_and(|free| free >= cost);
+                    if t.status != Status::Finalized && attempts < MAX_EVAL_ATTEMPTS && affordable {
                         // An evaluation that failed verification (its evaluator
                         // was slashed) or that nobody did: the same program
                         // again, so one evaluator cannot deny a contribution
