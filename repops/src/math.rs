@@ -358,7 +358,9 @@ pub fn gelu_grad(x: f32) -> f32 {
 /// `1 / sqrt(x)`. For finite `x > 0`: `s = sqrt(x)`, `sqrt(x) = s + s_lo` with
 /// `s_lo = fma(-s, s, x) / (s + s)`, result `div_dd(1, s, s_lo)`. Otherwise (0, inf,
 /// negative, NaN) `1 / sqrt(x)` with IEEE semantics. `x < 2^-100` is scaled by 2^24
-/// first and the result by 2^12 (both exact).
+/// first and the result by 2^12 (both exact). Faithful, not correctly rounded: 132
+/// inputs misround (worst 0.50013 ulp, at `0x00000211`), where `fma(-s, s, x)` is
+/// subnormal; see `SPEC.md` §4.
 #[inline(always)]
 pub fn rsqrt(x: f32) -> f32 {
     if x.is_nan() || x <= 0.0 || x == f32::INFINITY {
