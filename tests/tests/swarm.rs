@@ -189,3 +189,192 @@ async fn a_corrupt_evaluation_is_slashed_and_measured_again() {
     v.shutdown().await;
     n.c.shutdown().await;
 }
+
+/// A contributor that copies another's result instead of training its own slot
+/// (whose program has its own batch seed): the verifier re-executes the copier's
+/// program, disputes the copy and wins; the copier is slashed, earns neither the
+/// work share nor a quality share, and the honest contributor is paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copied_contribution_is_disputed_and_slashed() {
+    let n = net().await.unwrap();
+    let c = &n.c;
+    let mut vc = c.verifier_config("verifier");
+    vc.whistleblower = true;
+    let v = verifierd::start(vc).await.unwrap();
+    let mut program = train::Program::builtin("mlp-digits").unwrap();
+    program.record_loss = true;
+    let create = pb::MsgCreateSwarm {
+        creator: n.addr("submitter").to_string(),
+        program_json: serde_json::to_vec(&program).unwrap(),
+        rounds: 1,
+        slots: 2,
+        inner_steps: 8,
+        eval_steps: 2,
+        eval_batch: 64,
+        budget_per_round: "3000000".into(),
+        contribution_reward: "200000".into(),
+        evaluation_reward: "50000".into(),
+        verification_fee: "20000".into(),
+        min_stake: "0".into(),
+        dataset: None,
+    };
+    let send = |who: &'static str, msg: prost_types::Any| {
+        let c = &n.c;
+        async move {
+            let (_, r) = c
+                .client
+                .sign_and_send(
+                    c.signer(who)?,
+                    vec![msg],
+                    "",
+                    None,
+                    Some(Duration::from_secs(30)),
+                )
+                .await?;
+            anyhow::Ok(r.ok_or_else(|| anyhow::anyhow!("no result"))?)
+        }
+    };
+    assert_eq!(
+        send("submitter", proto::to_any(&create))
+            .await
+            .unwrap()
+            .code,
+        0
+    );
+    let id = 1;
+    // The honest contributor ("solver") trains its slot and evaluates.
+    let mut sc = c.solver_config("solver");
+    sc.swarm = vec![id];
+    let honest = solverd::start(sc).await.unwrap();
+    // The copier ("cheater") stakes, takes the other slot by hand, and commits
+    // the honest contributor's result as its own.
+    let stake =
+        app::testkit::register_msg(&n.addr("cheater"), staking::Role::Solver, Amount(5_000_000));
+    assert_eq!(send("cheater", stake).await.unwrap().code, 0);
+    let join = pb::MsgJoinRound {
+        contributor: n.addr("cheater").to_string(),
+        swarm_id: id,
+        round: 0,
+        endpoint: "http://127.0.0.1:1".into(),
+    };
+    let mut q = c.client.swarm();
+    eventually(60, "a slot to copy into", || {
+        let q = q.clone();
+        let join = join.clone();
+        let send = &send;
+        async move {
+            let mut q = q;
+            let r = q
+                .round(pb::QueryRoundRequest {
+                    swarm_id: id,
+                    round: 0,
+                })
+                .await?
+                .into_inner()
+                .round
+                .unwrap_or_default();
+            if r.contributions
+                .iter()
+                .any(|k| k.contributor == join.contributor)
+            {
+                return Ok(true);
+            }
+            let _ = send("cheater", proto::to_any(&join)).await;
+            Ok(false)
+        }
+    })
+    .await
+    .unwrap();
+    let r = q
+        .round(pb::QueryRoundRequest {
+            swarm_id: id,
+            round: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .round
+        .unwrap();
+    let task_of = |who: &str| {
+        r.contributions
+            .iter()
+            .find(|k| k.contributor == n.addr(who).to_string())
+            .unwrap()
+            .task_id
+    };
+    let (honest_task, copy_task) = (task_of("solver"), task_of("cheater"));
+    eventually(120, "the honest contribution's commit", || async {
+        Ok(!n.task(honest_task).await?.trace_root.is_empty())
+    })
+    .await
+    .unwrap();
+    let t = n.task(honest_task).await.unwrap();
+    let (root, fin) = (t.trace_root.clone(), t.final_state_hash.clone());
+    let commit = proto::tasks::v1::MsgCommitResult {
+        solver: n.addr("cheater").to_string(),
+        task_id: copy_task,
+        trace_root: root,
+        final_state_hash: fin,
+    };
+    assert_eq!(
+        send("cheater", proto::to_any(&commit)).await.unwrap().code,
+        0
+    );
+    eventually(300, "the round settles", || {
+        let q = q.clone();
+        async move {
+            let mut q = q;
+            let r = q
+                .round(pb::QueryRoundRequest {
+                    swarm_id: id,
+                    round: 0,
+                })
+                .await?
+                .into_inner()
+                .round
+                .unwrap_or_default();
+            Ok(r.phase == pb::RoundPhase::Settled as i32)
+        }
+    })
+    .await
+    .unwrap();
+    let r = q
+        .round(pb::QueryRoundRequest {
+            swarm_id: id,
+            round: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .round
+        .unwrap();
+    let copy = r
+        .contributions
+        .iter()
+        .find(|k| k.task_id == copy_task)
+        .unwrap();
+    assert_eq!(copy.task_status, "failed", "{copy:?}");
+    assert_eq!(copy.quality_paid, "0");
+    let t = n.task(copy_task).await.unwrap();
+    assert!(
+        !t.payouts
+            .iter()
+            .any(|p| p.recipient == n.addr("cheater").to_string()),
+        "{:?}",
+        t.payouts
+    );
+    assert!(
+        n.stake("cheater").await.unwrap().1 > Amount::ZERO,
+        "slashed"
+    );
+    let orig = r
+        .contributions
+        .iter()
+        .find(|k| k.task_id == honest_task)
+        .unwrap();
+    assert_eq!(orig.task_status, "finalized");
+    assert_ne!(orig.quality_paid, "0", "{orig:?}");
+    honest.shutdown().await;
+    v.shutdown().await;
+    n.c.shutdown().await;
+}
