@@ -1747,12 +1747,8 @@ fn tasks_tx(
                         let d = train::Dataset::load(path, Some(&p.dataset.root))
                             .with_context(|| format!("dataset file {}", path.display()))?;
                         let h = d.header();
-                        let schema = match h.schema {
-                            train::dataset::Schema::Digits8x8 => "digits8x8",
-                            train::dataset::Schema::Ascii => "ascii",
-                        };
                         Some(pb::DatasetInfo {
-                            schema: schema.into(),
+                            schema: h.schema.name().into(),
                             rows: h.rows,
                             row_bytes: h.row_bytes,
                             chunk_rows: h.chunk_rows,

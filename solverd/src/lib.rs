@@ -642,6 +642,9 @@ async fn check_layout(s: &Shared, t: &Task, program: &Program) -> Result<(), Age
             info.rows, info.row_bytes, info.chunk_rows, info.schema, h.rows, h.row_bytes, h.chunk_rows
         )));
     }
+    // The program must be able to train on every row (e.g. token ids within its
+    // vocabulary) before this solver stakes a claim on it.
+    program.validate_dataset(&d)?;
     Ok(())
 }
 

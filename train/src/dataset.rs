@@ -16,7 +16,9 @@
 //! program expects.
 //!
 //! Schemas: `digits8x8` (row = 64 pixel bytes in `0..=16`, then the label in `0..=9`),
-//! `ascii` (row = `row_bytes` bytes of 7-bit text, vocabulary 128).
+//! `ascii` (row = `row_bytes` bytes of 7-bit text, vocabulary 128), `tokens_u16` and
+//! `tokens_u32` (row = `row_bytes / 2` or `/ 4` token ids, little-endian; a program
+//! trains on them only if every id is below its vocabulary).
 
 use crate::error::{Result, TrainError};
 use crate::merkle::{self, Hash, Proof};
@@ -34,6 +36,63 @@ pub enum Schema {
     Digits8x8,
     /// 7-bit ASCII text.
     Ascii,
+    /// Token ids, u16 little-endian.
+    TokensU16,
+    /// Token ids, u32 little-endian.
+    TokensU32,
+}
+
+impl Schema {
+    /// Bytes per token of a token schema (`None`: not tokens).
+    pub fn token_bytes(self) -> Option<usize> {
+        match self {
+            Schema::TokensU16 => Some(2),
+            Schema::TokensU32 => Some(4),
+            Schema::Digits8x8 | Schema::Ascii => None,
+        }
+    }
+
+    /// Tokens per row for a language model: bytes for `ascii`, ids for token schemas.
+    pub fn row_tokens(self, row_bytes: u64) -> u64 {
+        match self.token_bytes() {
+            Some(w) => row_bytes / w as u64,
+            None => row_bytes,
+        }
+    }
+
+    /// Token `i` of `row` (an ASCII byte, or a little-endian id); `None` past the end.
+    pub fn token(self, row: &[u8], i: usize) -> Option<u32> {
+        match self {
+            Schema::TokensU16 => row
+                .get(2 * i..2 * i + 2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]) as u32),
+            Schema::TokensU32 => row
+                .get(4 * i..4 * i + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            Schema::Ascii | Schema::Digits8x8 => row.get(i).map(|&b| b as u32),
+        }
+    }
+
+    /// The schema's name in layouts and on chain.
+    pub fn name(self) -> &'static str {
+        match self {
+            Schema::Digits8x8 => "digits8x8",
+            Schema::Ascii => "ascii",
+            Schema::TokensU16 => "tokens_u16",
+            Schema::TokensU32 => "tokens_u32",
+        }
+    }
+
+    /// [`Schema::name`] parsed back.
+    pub fn parse(s: &str) -> Option<Schema> {
+        Some(match s {
+            "digits8x8" => Schema::Digits8x8,
+            "ascii" => Schema::Ascii,
+            "tokens_u16" => Schema::TokensU16,
+            "tokens_u32" => Schema::TokensU32,
+            _ => return None,
+        })
+    }
 }
 
 /// The JSON header of a dataset file.
@@ -132,6 +191,15 @@ fn check_schema(schema: Schema, row_bytes: u64, data: &[u8]) -> Result<()> {
         Schema::Ascii => {
             if let Some(p) = data.iter().position(|&b| b >= 128) {
                 return Err(bad(format!("byte {p} = {} is not 7-bit ASCII", data[p])));
+            }
+        }
+        Schema::TokensU16 | Schema::TokensU32 => {
+            let w = schema.token_bytes().unwrap_or(1) as u64;
+            if !row_bytes.is_multiple_of(w) || row_bytes / w < 2 {
+                return Err(bad(format!(
+                    "schema {} needs rows of at least 2 tokens of {w} bytes, header says {row_bytes} bytes",
+                    schema.name()
+                )));
             }
         }
     }

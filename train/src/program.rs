@@ -607,18 +607,36 @@ impl Program {
                     )));
                 }
             }
-            (Model::Transformer { vocab, ctx, .. }, Schema::Ascii) => {
-                if *vocab < 128 {
+            (Model::Transformer { vocab, ctx, .. }, s)
+                if s == Schema::Ascii || s.token_bytes().is_some() =>
+            {
+                if s == Schema::Ascii && *vocab < 128 {
                     return Err(perr(format!(
                         "ascii data needs vocab >= 128, model has {vocab}"
                     )));
                 }
-                if (*ctx as u64) + 1 > h.row_bytes {
+                let tokens = s.row_tokens(h.row_bytes);
+                if (*ctx as u64) + 1 > tokens {
                     return Err(perr(format!(
-                        "ctx + 1 = {} exceeds the dataset's {}-byte rows",
-                        ctx + 1,
-                        h.row_bytes
+                        "ctx + 1 = {} exceeds the dataset's {tokens}-token rows",
+                        ctx + 1
                     )));
+                }
+                // Every id must be an embedding row: refused before anyone trains (a
+                // solver checks this before it claims), not at the step that reads it.
+                if s.token_bytes().is_some() {
+                    let per_row = tokens as usize;
+                    let rb = h.row_bytes as usize;
+                    for (r, row) in d.data().chunks(rb).enumerate() {
+                        if let Some(t) = (0..per_row)
+                            .filter_map(|i| s.token(row, i))
+                            .find(|&t| t as usize >= *vocab)
+                        {
+                            return Err(perr(format!(
+                                "row {r} has token {t}, outside the model's vocabulary of {vocab}"
+                            )));
+                        }
+                    }
                 }
             }
             (m, s) => {

@@ -306,12 +306,13 @@ pub fn batch_from_rows<'a>(
     let po = Philox::new(program.seed, STREAM_OFFSETS);
     let offsets: Vec<usize> = match &program.model {
         Model::Transformer { ctx, .. } => {
-            let span = (row_bytes as usize)
+            let span = (schema.row_tokens(row_bytes) as usize)
                 .checked_sub(*ctx)
                 .filter(|s| *s > 0)
                 .ok_or_else(|| {
                     TrainError::Dataset(format!(
-                        "rows of {row_bytes} bytes are too short for ctx {ctx}"
+                        "rows of {} tokens are too short for ctx {ctx}",
+                        schema.row_tokens(row_bytes)
                     ))
                 })? as u32;
             (0..b)
@@ -351,18 +352,30 @@ fn make_batch<'a>(
                 out.insert("x".to_string(), mk(vec![rows.len(), *input], x)?);
                 out.insert("y".to_string(), mk(vec![rows.len()], y)?);
             }
-            (Model::Transformer { ctx, .. }, Schema::Ascii) => {
+            (Model::Transformer { ctx, vocab, .. }, s)
+                if s == Schema::Ascii || s.token_bytes().is_some() =>
+            {
                 let n = rows.len() * ctx;
                 let (mut tok, mut tgt, mut pos) = (
                     Vec::with_capacity(n),
                     Vec::with_capacity(n),
                     Vec::with_capacity(n),
                 );
+                // Ids are below the vocabulary (at most 2^24, so exact as f32).
+                let id = |d: &[u8], i: usize| -> Result<f32> {
+                    match s.token(d, i) {
+                        Some(t) if (t as usize) < *vocab => Ok(t as f32),
+                        Some(t) => Err(TrainError::Dataset(format!(
+                            "token {t} is outside the vocabulary of {vocab}"
+                        ))),
+                        None => Err(TrainError::Dataset(format!("token {i} past the row's end"))),
+                    }
+                };
                 for (&r, &o) in rows.iter().zip(offsets) {
                     let d = row(r)?;
                     for i in 0..*ctx {
-                        tok.push(d[o + i] as f32);
-                        tgt.push(d[o + i + 1] as f32);
+                        tok.push(id(d, o + i)?);
+                        tgt.push(id(d, o + i + 1)?);
                         pos.push(i as f32);
                     }
                 }

@@ -68,8 +68,11 @@ pub fn validate_program(
     match (&prog.model, layout.schema) {
         (train::program::Model::Mlp { input, .. }, train::dataset::Schema::Digits8x8)
             if *input == 64 && layout.row_bytes == 65 => {}
-        (train::program::Model::Transformer { ctx, .. }, train::dataset::Schema::Ascii)
-            if layout.row_bytes > *ctx as u64 + 1 => {}
+        (train::program::Model::Transformer { ctx, .. }, s)
+            if (s == train::dataset::Schema::Ascii || s.token_bytes().is_some())
+                && s.row_tokens(layout.row_bytes) > *ctx as u64 + 1
+                && s.token_bytes()
+                    .is_none_or(|w| layout.row_bytes.is_multiple_of(w as u64)) => {}
         _ => {
             return Err(bad(format!(
                 "the model family does not fit a {} dataset of {}-byte rows",

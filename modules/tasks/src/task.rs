@@ -126,7 +126,7 @@ impl DatasetLayout {
     pub fn from_proto(i: &pb::DatasetInfo) -> Result<DatasetLayout> {
         let schema = parse_schema(&i.schema).ok_or_else(|| {
             TasksError::InvalidProgram(format!(
-                "unknown dataset schema {:?}; expected digits8x8 or ascii",
+                "unknown dataset schema {:?}; expected digits8x8, ascii, tokens_u16 or tokens_u32",
                 i.schema
             ))
         })?;
@@ -141,18 +141,11 @@ impl DatasetLayout {
 
 /// `train::dataset::Schema` by its name in [`pb::DatasetInfo`].
 pub fn parse_schema(s: &str) -> Option<train::dataset::Schema> {
-    match s {
-        "digits8x8" => Some(train::dataset::Schema::Digits8x8),
-        "ascii" => Some(train::dataset::Schema::Ascii),
-        _ => None,
-    }
+    train::dataset::Schema::parse(s)
 }
 
 pub fn schema_name(s: train::dataset::Schema) -> &'static str {
-    match s {
-        train::dataset::Schema::Digits8x8 => "digits8x8",
-        train::dataset::Schema::Ascii => "ascii",
-    }
+    s.name()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

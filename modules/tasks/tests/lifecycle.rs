@@ -825,3 +825,44 @@ proptest::proptest! {
         proptest::prop_assert_eq!(lost, posted.len() as u128 * fee);
     }
 }
+
+#[test]
+fn token_dataset_layouts_are_checked_at_submission() {
+    let mut w = W::new(Params::default());
+    let mut p = train::Program::builtin("tiny-lm").unwrap();
+    if let train::program::Model::Transformer { vocab, ctx, .. } = &mut p.model {
+        *vocab = 1000;
+        *ctx = 16;
+    }
+    p.steps = 10;
+    p.dataset.name = "https://example.invalid/words.vtds".into();
+    p.dataset.root = [7; 32];
+    p.dataset.train_rows = 100;
+    let submit = |w: &mut W, schema: &str, row_bytes: u64| {
+        w.tx(&pb::MsgSubmitTask {
+            submitter: w.sub.to_string(),
+            program_json: serde_json::to_vec(&p).unwrap(),
+            reward: coin(1_000_000),
+            verification_fee: coin(90_000),
+            dataset: Some(pb::DatasetInfo {
+                schema: schema.into(),
+                rows: 200,
+                row_bytes,
+                chunk_rows: 8,
+            }),
+            verification_level: 0,
+            sample_bps: 0,
+            seed_commitment: vec![],
+        })
+    };
+    // 32 u16 ids per row, 32 u32 ids per row: accepted.
+    submit(&mut w, "tokens_u16", 64).unwrap();
+    submit(&mut w, "tokens_u32", 128).unwrap();
+    // Rows that are not whole tokens, or too short for the context, are refused.
+    for (schema, rb) in [("tokens_u16", 63), ("tokens_u16", 34), ("tokens_u32", 66)] {
+        let e = submit(&mut w, schema, rb).unwrap_err();
+        assert_eq!(e.0, 4, "{schema} {rb}: {e:?}");
+    }
+    let e = submit(&mut w, "tokens_u8", 64).unwrap_err();
+    assert!(e.1.contains("tokens_u16 or tokens_u32"), "{e:?}");
+}
