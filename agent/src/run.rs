@@ -47,6 +47,8 @@ pub struct Run {
     /// Compute spent so far.
     pub stats: RunStats,
     backend: Arc<dyn repops::Backend>,
+    /// Hashes `h_0..` already in `hashes.bin` (a prefix of `hashes`).
+    persisted: usize,
 }
 
 impl std::fmt::Debug for Run {
@@ -95,6 +97,7 @@ impl Run {
             last_loss: f32::NAN,
             stats: RunStats::default(),
             backend: Arc::new(repops::CpuBackend),
+            persisted: 0,
         })
     }
 
@@ -149,6 +152,8 @@ impl Run {
                 }
             }
             run.hashes = stored[..=resumed as usize].to_vec();
+            // The file's first records are these hashes: keep them, cut the rest.
+            run.persisted = run.hashes.len();
         }
         run.write_hashes()?;
         if resumed > 0 {
@@ -157,16 +162,31 @@ impl Run {
         Ok(run)
     }
 
-    fn write_hashes(&self) -> Result<(), AgentError> {
+    /// Appends the hashes not yet on disk to `hashes.bin` (O(T) bytes written over
+    /// a run, not a rewrite per checkpoint). Whatever the file holds past what this
+    /// run persisted is cut first: a record torn by a crash, or hashes of steps
+    /// redone after resuming from an older checkpoint.
+    fn write_hashes(&mut self) -> Result<(), AgentError> {
+        use std::io::{Seek, SeekFrom};
         let Some(dir) = &self.dir else { return Ok(()) };
         let hp = dir.join("hashes.bin");
-        let tmp = dir.join("hashes.bin.tmp");
-        let body: Vec<u8> = self.hashes.iter().flatten().copied().collect();
-        let mut f = std::fs::File::create(&tmp).map_err(|e| AgentError::io(&tmp, e))?;
-        f.write_all(&body)
-            .and_then(|_| f.sync_data())
-            .map_err(|e| AgentError::io(&tmp, e))?;
-        std::fs::rename(&tmp, &hp).map_err(|e| AgentError::io(&hp, e))
+        let io = |e| AgentError::io(&hp, e);
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&hp)
+            .map_err(io)?;
+        f.set_len(self.persisted as u64 * 32).map_err(io)?;
+        f.seek(SeekFrom::End(0)).map_err(io)?;
+        let body: Vec<u8> = self.hashes[self.persisted.min(self.hashes.len())..]
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
+        f.write_all(&body).and_then(|_| f.sync_data()).map_err(io)?;
+        self.persisted = self.hashes.len();
+        Ok(())
     }
 
     /// Step `t` from `state` (the state after `t - 1`), with this run's fault plan.
@@ -328,6 +348,59 @@ impl Run {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `hashes.bin` is appended at each checkpoint, and a resume cuts what its
+    /// newest valid checkpoint does not cover (including a record torn by a
+    /// crash), so the file always ends up as the run's hashes.
+    #[test]
+    fn the_hash_file_is_appended_and_cut_back_on_resume() {
+        let mut p = Program::builtin("mlp-digits").unwrap();
+        p.steps = 20;
+        let ds = Dataset::builtin("digits").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let hp = dir.path().join("hashes.bin");
+        let mut r = Run::on_disk(
+            1,
+            p.clone(),
+            ds.clone(),
+            None,
+            FaultPlan::default(),
+            dir.path(),
+            5,
+        )
+        .unwrap();
+        for _ in 0..13 {
+            r.train_next().unwrap();
+        }
+        // Checkpoints at 5 and 10: the file holds h_0..h_10.
+        assert_eq!(std::fs::metadata(&hp).unwrap().len(), 11 * 32);
+        let all: Vec<Hash> = {
+            let mut full =
+                Run::in_memory(1, p.clone(), ds.clone(), None, FaultPlan::default()).unwrap();
+            while full.steps_done() < 20 {
+                full.train_next().unwrap();
+            }
+            full.hashes().to_vec()
+        };
+        assert_eq!(&r.hashes()[..], &all[..14]);
+        // A crash: a torn record at the end, and the newest checkpoint lost.
+        drop(r);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&hp).unwrap();
+        f.write_all(&[0xab; 10]).unwrap();
+        std::fs::remove_file(ckpt_path(dir.path(), 10)).unwrap();
+        let mut r = Run::on_disk(1, p, ds, None, FaultPlan::default(), dir.path(), 5).unwrap();
+        assert_eq!(r.steps_done(), 5, "resumed from step 5");
+        assert_eq!(std::fs::metadata(&hp).unwrap().len(), 6 * 32, "cut back");
+        while r.steps_done() < 20 {
+            r.train_next().unwrap();
+        }
+        let body = std::fs::read(&hp).unwrap();
+        let on_disk: Vec<Hash> = body
+            .chunks_exact(32)
+            .map(|c| <[u8; 32]>::try_from(c).unwrap())
+            .collect();
+        assert_eq!(on_disk, all);
+    }
 
     /// A checkpoint file corrupted on disk (a value flipped, still finite)
     /// is not used: the run replays past it and serves the committed state.
