@@ -382,7 +382,7 @@ mod tests {
             }
             full.hashes().to_vec()
         };
-        assert_eq!(&r.hashes()[..], &all[..14]);
+        assert_eq!(r.hashes(), &all[..14]);
         // A crash: a torn record at the end, and the newest checkpoint lost.
         drop(r);
         let mut f = std::fs::OpenOptions::new().append(true).open(&hp).unwrap();
