@@ -304,6 +304,15 @@ pub enum SwarmTx {
         #[command(flatten)]
         tx: TxArgs,
     },
+    /// Reveal the next link of a swarm's seed chain (the secret `tx swarm create`
+    /// kept under --home): the waiting round's evaluations start.
+    RevealSeed {
+        swarm_id: u64,
+        #[arg(long, default_value = "http://127.0.0.1:26658")]
+        node: String,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
     /// Take a slot of a swarm's current round (a registered solver; solverd
     /// --swarm does this and trains it).
     Join {
@@ -1090,7 +1099,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     tasks_tx(&keys, &home, t, seed_secret)?
                 }
                 TxCmd::Verde(v) => verde_tx(&keys, v)?,
-                TxCmd::Swarm(sw) => swarm_tx(&keys, sw).await?,
+                TxCmd::Swarm(sw) => swarm_tx(&keys, &home, sw).await?,
             };
             if tx.chain_id.is_none() {
                 // client.toml's chain id, if the home has one.
@@ -1317,6 +1326,7 @@ async fn swarm_query(out: &Out, dn: &str, q: SwarmQuery) -> Result<()> {
                         Ok(pb::RoundPhase::Training) => swarm::Phase::Training,
                         Ok(pb::RoundPhase::Evaluating) => swarm::Phase::Evaluating,
                         Ok(pb::RoundPhase::Scoring) => swarm::Phase::Scoring,
+                        Ok(pb::RoundPhase::Seeding) => swarm::Phase::Seeding,
                         _ => swarm::Phase::Settled,
                     }),
                     loss(&r.base),
@@ -1917,7 +1927,11 @@ struct EntryJson {
     proof: train::merkle::Proof,
 }
 
-async fn swarm_tx(keys: &Keyring, t: SwarmTx) -> Result<(TxArgs, prost_types::Any, String)> {
+async fn swarm_tx(
+    keys: &Keyring,
+    home: &Home,
+    t: SwarmTx,
+) -> Result<(TxArgs, prost_types::Any, String)> {
     use proto::swarm::v1 as pb;
     Ok(match t {
         SwarmTx::Create {
@@ -1938,6 +1952,15 @@ async fn swarm_tx(keys: &Keyring, t: SwarmTx) -> Result<(TxArgs, prost_types::An
             let (mut p, _) = load_program(&program, None)?;
             // Swarm programs record each step's loss (what evaluations prove).
             p.record_loss = true;
+            // A seed chain: each round's evaluation seed comes from a link revealed
+            // after the contributions (`tx swarm reveal-seed`), not from a block hash.
+            let secret = rand::random::<[u8; 32]>();
+            let head = swarm::msg::seed_chain(&secret, rounds);
+            let path = home.swarm_seed_path(&head);
+            if let Some(d) = path.parent() {
+                std::fs::create_dir_all(d)?;
+            }
+            crate::home::write_atomic(&path, hex::encode(secret).as_bytes())?;
             let m = pb::MsgCreateSwarm {
                 creator: signer.address().to_string(),
                 program_json: serde_json::to_vec(&p)?,
@@ -1952,9 +1975,47 @@ async fn swarm_tx(keys: &Keyring, t: SwarmTx) -> Result<(TxArgs, prost_types::An
                 verification_fee: parse_amount(&verification_fee)?.0.to_string(),
                 min_stake: parse_amount(&min_stake)?.0.to_string(),
                 dataset: None,
+                seed_commitment: head.to_vec(),
             };
-            let what = format!("create a swarm of {rounds} rounds x {slots} slots");
+            let what = format!(
+                "create a swarm of {rounds} rounds x {slots} slots (seed chain kept in {})",
+                path.display()
+            );
             (tx, proto::to_any(&m), what)
+        }
+        SwarmTx::RevealSeed { swarm_id, node, tx } => {
+            let signer = keys.signer(&tx.from)?;
+            let c = NodeClient::connect(&node).await?;
+            let sw = c
+                .swarm()
+                .swarm(pb::QuerySwarmRequest { swarm_id })
+                .await?
+                .into_inner()
+                .swarm
+                .with_context(|| format!("no swarm {swarm_id}"))?;
+            let head: [u8; 32] = sw
+                .seed_chain
+                .as_slice()
+                .try_into()
+                .with_context(|| format!("swarm {swarm_id} has no seed chain"))?;
+            let link = home
+                .swarm_seeds()
+                .iter()
+                .find_map(|s| swarm::msg::link_for(s, sw.rounds, &head))
+                .with_context(|| {
+                    format!("no secret under --home whose chain reaches swarm {swarm_id}'s head")
+                })?;
+            let m = pb::MsgRevealEvalSeed {
+                creator: signer.address().to_string(),
+                swarm_id,
+                round: sw.round,
+                secret: link.to_vec(),
+            };
+            (
+                tx,
+                proto::to_any(&m),
+                format!("reveal round {}'s seed of swarm {swarm_id}", sw.round),
+            )
         }
         SwarmTx::Join {
             swarm_id,

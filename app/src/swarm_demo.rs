@@ -70,6 +70,9 @@ pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
     // The swarm: mlp-digits recording its loss; rows after train_rows are the pool.
     let mut program = train::Program::builtin("mlp-digits")?;
     program.record_loss = true;
+    // The creator commits to a seed chain and reveals a link each round once the
+    // contributions have ended: no block proposer can steer the evaluation rows.
+    let secret = rand::random::<[u8; 32]>();
     let create = pb::MsgCreateSwarm {
         creator: c.signer("creator")?.address().to_string(),
         program_json: serde_json::to_vec(&program)?,
@@ -84,6 +87,7 @@ pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
         verification_fee: "20000".into(),
         min_stake: "1000000".into(),
         dataset: None,
+        seed_commitment: swarm::msg::seed_chain(&secret, d.rounds).to_vec(),
     };
     let (_, res) = c
         .client
@@ -132,6 +136,59 @@ pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
         }
         solvers.push(solverd::start(cfg).await?);
     }
+    let revealer = {
+        let (client, signer, rounds) = (c.client.clone(), c.signer("creator")?.clone(), d.rounds);
+        let block_ms = d.block_ms;
+        tokio::spawn(async move {
+            let mut q = client.swarm();
+            loop {
+                tokio::time::sleep(Duration::from_millis(block_ms * 2)).await;
+                let Ok(sw) = q.swarm(pb::QuerySwarmRequest { swarm_id: id }).await else {
+                    continue;
+                };
+                let Some(sw) = sw.into_inner().swarm else {
+                    continue;
+                };
+                if sw.status == pb::SwarmStatus::Done as i32 {
+                    return;
+                }
+                let Ok(r) = q
+                    .round(pb::QueryRoundRequest {
+                        swarm_id: id,
+                        round: sw.round,
+                    })
+                    .await
+                else {
+                    continue;
+                };
+                let r = r.into_inner().round.unwrap_or_default();
+                if r.phase != pb::RoundPhase::Seeding as i32 {
+                    continue;
+                }
+                let Some(link) = <[u8; 32]>::try_from(sw.seed_chain.as_slice())
+                    .ok()
+                    .and_then(|head| swarm::msg::link_for(&secret, rounds, &head))
+                else {
+                    return;
+                };
+                let m = pb::MsgRevealEvalSeed {
+                    creator: signer.address().to_string(),
+                    swarm_id: id,
+                    round: sw.round,
+                    secret: link.to_vec(),
+                };
+                let _ = client
+                    .sign_and_send(
+                        &signer,
+                        vec![proto::to_any(&m)],
+                        "",
+                        None,
+                        Some(Duration::from_secs(30)),
+                    )
+                    .await;
+            }
+        })
+    };
     let stake_of = |name: &'static str| {
         let (client, addr) = (c.client.clone(), c.keys[name].address().to_string());
         async move {
@@ -175,8 +232,13 @@ pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
         };
         let base = mean_loss(&round.base);
         say(format!(
-            "round {r}: held-out loss of the global model {}",
-            base.map_or("unmeasured".into(), |l| format!("{l:.4}"))
+            "round {r}: held-out loss of the global model {} (evaluation rows drawn from {})",
+            base.map_or("unmeasured".into(), |l| format!("{l:.4}")),
+            if round.seed_revealed {
+                "the creator's revealed seed link"
+            } else {
+                "a block hash"
+            }
         ));
         let mut contributions = Vec::new();
         for k in &round.contributions {
@@ -207,6 +269,7 @@ pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
         }
         rounds.push(json!({
             "round": r,
+            "seed_revealed": round.seed_revealed,
             "heldout_loss": base,
             "contributions": contributions,
             "merged": round.merged.then_some(round.merged_slot),
@@ -246,6 +309,7 @@ pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
             "improvements": e.improvements,
         }));
     }
+    revealer.abort();
     let mallory_slashed = stake_of("mallory").await?;
     say(format!(
         "mallory (corrupting its contributions) was slashed {mallory_slashed}uvtr"

@@ -132,6 +132,27 @@ impl Home {
         self.root.join("seeds").join(format!("{task_id}.secret"))
     }
 
+    /// Where `tx swarm create` keeps the secret of a swarm's seed chain, by the
+    /// chain's head (`seeds/swarm-<head hex>.secret`, hex).
+    pub fn swarm_seed_path(&self, head: &[u8; 32]) -> PathBuf {
+        self.root
+            .join("seeds")
+            .join(format!("swarm-{}.secret", hex::encode(head)))
+    }
+
+    /// Every kept swarm seed-chain secret.
+    pub fn swarm_seeds(&self) -> Vec<[u8; 32]> {
+        let Ok(dir) = std::fs::read_dir(self.root.join("seeds")) else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("swarm-"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .filter_map(|t| hex::decode(t.trim()).ok())
+            .filter_map(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+            .collect()
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.root.join("data/app.db")
     }

@@ -106,6 +106,7 @@ type_urls! {
     swarm::v1::MsgCreateSwarm => "/veritrain.swarm.v1.MsgCreateSwarm",
     swarm::v1::MsgJoinRound => "/veritrain.swarm.v1.MsgJoinRound",
     swarm::v1::MsgReportLoss => "/veritrain.swarm.v1.MsgReportLoss",
+    swarm::v1::MsgRevealEvalSeed => "/veritrain.swarm.v1.MsgRevealEvalSeed",
 }
 
 /// Packs a message into `Any` under its type URL.

@@ -108,6 +108,7 @@ async fn python_client_reads_a_swarm_round_and_its_leaderboard() {
         verification_fee: "20000".into(),
         min_stake: "0".into(),
         dataset: None,
+        seed_commitment: vec![],
     };
     let (_, r) =
         n.c.client

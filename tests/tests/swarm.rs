@@ -85,6 +85,7 @@ async fn a_corrupt_evaluation_is_slashed_and_measured_again() {
         verification_fee: "20000".into(),
         min_stake: "0".into(),
         dataset: None,
+        seed_commitment: vec![],
     };
     let (_, res) = c
         .client
@@ -217,6 +218,7 @@ async fn a_copied_contribution_is_disputed_and_slashed() {
         verification_fee: "20000".into(),
         min_stake: "0".into(),
         dataset: None,
+        seed_commitment: vec![],
     };
     let send = |who: &'static str, msg: prost_types::Any| {
         let c = &n.c;

@@ -107,6 +107,8 @@ impl Msg {
                 program_units(&c.program_json).saturating_mul(3u64.saturating_add(evals))
             }
             Msg::Swarm(swarm::SwarmMsg::Join(_)) => DISPUTE_UNITS,
+            // Its evaluation tasks were paid for at creation.
+            Msg::Swarm(swarm::SwarmMsg::RevealEvalSeed(_)) => 0,
             Msg::Swarm(swarm::SwarmMsg::ReportLoss(_)) => REPORT_LOSS_UNITS,
             _ => 0,
         }
@@ -214,6 +216,8 @@ fn swarm_msg(any: &prost_types::Any) -> Result<Option<swarm::SwarmMsg>, TxFailur
         conv(SwarmMsg::try_from(&decode::<pb::MsgJoinRound>(any)?))
     } else if t == pb::MsgReportLoss::TYPE_URL {
         conv(SwarmMsg::try_from(&decode::<pb::MsgReportLoss>(any)?))
+    } else if t == pb::MsgRevealEvalSeed::TYPE_URL {
+        conv(SwarmMsg::try_from(&decode::<pb::MsgRevealEvalSeed>(any)?))
     } else {
         Ok(None)
     }

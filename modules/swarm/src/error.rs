@@ -29,6 +29,8 @@ pub enum SwarmError {
     InvalidAddress(String),
     #[error("escrow invariant broken: {0}")]
     EscrowMismatch(String),
+    #[error("seed reveal rejected: {0}")]
+    BadReveal(String),
     #[error(transparent)]
     Tasks(#[from] TasksError),
     #[error(transparent)]
@@ -59,6 +61,7 @@ impl ModuleError for SwarmError {
             SwarmError::InvalidAmount(_) => 7,
             SwarmError::InvalidAddress(_) => 8,
             SwarmError::EscrowMismatch(_) => 9,
+            SwarmError::BadReveal(_) => 10,
             SwarmError::Tasks(e) => e.code(),
             SwarmError::Bank(e) => e.code(),
             SwarmError::Staking(e) => e.code(),

@@ -21,6 +21,17 @@ pub struct MsgCreateSwarm {
     pub min_stake: Amount,
     /// Required unless the program names a builtin dataset.
     pub dataset: Option<tasks::DatasetLayout>,
+    /// SHA-256^rounds of the creator's secret (the head of its seed chain).
+    pub seed_commitment: Option<[u8; 32]>,
+}
+
+/// The creator reveals the next link of its seed chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgRevealEvalSeed {
+    pub creator: Address,
+    pub swarm_id: u64,
+    pub round: u64,
+    pub secret: [u8; 32],
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +69,7 @@ pub enum SwarmMsg {
     Create(MsgCreateSwarm),
     Join(MsgJoinRound),
     ReportLoss(MsgReportLoss),
+    RevealEvalSeed(MsgRevealEvalSeed),
 }
 
 impl SwarmMsg {
@@ -74,6 +86,7 @@ impl SwarmMsg {
             SwarmMsg::Create(m) => m.creator,
             SwarmMsg::Join(m) => m.contributor,
             SwarmMsg::ReportLoss(m) => m.reporter,
+            SwarmMsg::RevealEvalSeed(m) => m.creator,
         }
     }
 
@@ -84,6 +97,7 @@ impl SwarmMsg {
             SwarmMsg::Create(m) => handler::create::execute(s, ctx, m).map(|_| ()),
             SwarmMsg::Join(m) => handler::join::execute(s, ctx, m).map(|_| ()),
             SwarmMsg::ReportLoss(m) => handler::report_loss::execute(s, ctx, m),
+            SwarmMsg::RevealEvalSeed(m) => handler::reveal_seed::execute(s, ctx, m),
         }
     }
 }
@@ -109,6 +123,11 @@ impl TryFrom<&pb::MsgCreateSwarm> for MsgCreateSwarm {
                 .as_ref()
                 .map(tasks::DatasetLayout::from_proto)
                 .transpose()?,
+            seed_commitment: if m.seed_commitment.is_empty() {
+                None
+            } else {
+                Some(crate::swarm::hash32(&m.seed_commitment)?)
+            },
         })
     }
 }
@@ -129,6 +148,7 @@ impl MsgCreateSwarm {
             verification_fee: self.verification_fee.0.to_string(),
             min_stake: self.min_stake.0.to_string(),
             dataset: self.dataset.as_ref().map(tasks::DatasetLayout::to_proto),
+            seed_commitment: self.seed_commitment.map(|h| h.to_vec()).unwrap_or_default(),
         }
     }
 }
@@ -213,6 +233,58 @@ impl MsgReportLoss {
     }
 }
 
+impl TryFrom<&pb::MsgRevealEvalSeed> for MsgRevealEvalSeed {
+    type Error = SwarmError;
+    fn try_from(m: &pb::MsgRevealEvalSeed) -> Result<Self> {
+        Ok(MsgRevealEvalSeed {
+            creator: parse_addr(&m.creator)?,
+            swarm_id: m.swarm_id,
+            round: m.round,
+            secret: crate::swarm::hash32(&m.secret)?,
+        })
+    }
+}
+
+impl MsgRevealEvalSeed {
+    pub fn to_proto(&self) -> pb::MsgRevealEvalSeed {
+        pb::MsgRevealEvalSeed {
+            creator: self.creator.to_string(),
+            swarm_id: self.swarm_id,
+            round: self.round,
+            secret: self.secret.to_vec(),
+        }
+    }
+}
+
+/// The head of a seed chain of `rounds` links from `secret` (what
+/// `MsgCreateSwarm.seed_commitment` takes), and the link to reveal in round `r`.
+pub fn seed_chain(secret: &[u8; 32], rounds: u64) -> [u8; 32] {
+    (0..rounds).fold(*secret, |h, _| sha256(&h))
+}
+
+/// The link whose SHA-256 is the head after `r` reveals: `H^(rounds - 1 - r)(secret)`.
+pub fn seed_link(secret: &[u8; 32], rounds: u64, r: u64) -> [u8; 32] {
+    seed_chain(secret, rounds.saturating_sub(r + 1))
+}
+
+/// The link of `secret`'s chain (of `rounds` links) whose SHA-256 is `head`, if any.
+pub fn link_for(secret: &[u8; 32], rounds: u64, head: &[u8; 32]) -> Option<[u8; 32]> {
+    let mut link = *secret;
+    for _ in 0..rounds {
+        let next = sha256(&link);
+        if &next == head {
+            return Some(link);
+        }
+        link = next;
+    }
+    None
+}
+
+pub(crate) fn sha256(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).into()
+}
+
 macro_rules! from_proto {
     ($($pb:ident => $variant:ident($domain:ident)),* $(,)?) => {$(
         impl TryFrom<&pb::$pb> for SwarmMsg {
@@ -227,6 +299,7 @@ from_proto!(
     MsgCreateSwarm => Create(MsgCreateSwarm),
     MsgJoinRound => Join(MsgJoinRound),
     MsgReportLoss => ReportLoss(MsgReportLoss),
+    MsgRevealEvalSeed => RevealEvalSeed(MsgRevealEvalSeed),
 );
 
 impl StepLoss {

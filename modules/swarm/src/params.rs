@@ -13,6 +13,8 @@ pub struct Params {
     pub join_blocks: u64,
     /// Blocks after the evaluations end in which losses may be reported.
     pub report_blocks: u64,
+    /// Blocks the creator has to reveal a round's evaluation seed.
+    pub reveal_blocks: u64,
     /// How often (blocks) a swarm's round looks at its tasks: bounds the
     /// end-block work to one swarm's tasks per due check.
     pub check_blocks: u64,
@@ -26,6 +28,7 @@ impl Default for Params {
             max_eval_steps: 64,
             join_blocks: 50,
             report_blocks: 50,
+            reveal_blocks: 20,
             check_blocks: 5,
         }
     }
@@ -47,6 +50,7 @@ impl Params {
             max_eval_steps: self.max_eval_steps,
             join_blocks: self.join_blocks,
             report_blocks: self.report_blocks,
+            reveal_blocks: self.reveal_blocks,
             check_blocks: self.check_blocks,
         }
     }
@@ -59,6 +63,7 @@ impl Params {
             max_eval_steps: or(p.max_eval_steps, d.max_eval_steps),
             join_blocks: or(p.join_blocks, d.join_blocks),
             report_blocks: or(p.report_blocks, d.report_blocks),
+            reveal_blocks: or(p.reveal_blocks, d.reveal_blocks),
             check_blocks: or(p.check_blocks, d.check_blocks),
         }
     }

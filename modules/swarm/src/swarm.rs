@@ -12,6 +12,7 @@ pub enum Phase {
     Evaluating,
     Scoring,
     Settled,
+    Seeding,
 }
 
 impl Phase {
@@ -22,6 +23,7 @@ impl Phase {
             Phase::Evaluating => "evaluating",
             Phase::Scoring => "scoring",
             Phase::Settled => "settled",
+            Phase::Seeding => "seeding",
         }
     }
     fn to_proto(self) -> i32 {
@@ -31,6 +33,7 @@ impl Phase {
             Phase::Evaluating => pb::RoundPhase::Evaluating,
             Phase::Scoring => pb::RoundPhase::Scoring,
             Phase::Settled => pb::RoundPhase::Settled,
+            Phase::Seeding => pb::RoundPhase::Seeding,
         }) as i32
     }
     fn from_proto(v: i32) -> Result<Phase> {
@@ -40,6 +43,7 @@ impl Phase {
             Ok(pb::RoundPhase::Evaluating) => Phase::Evaluating,
             Ok(pb::RoundPhase::Scoring) => Phase::Scoring,
             Ok(pb::RoundPhase::Settled) => Phase::Settled,
+            Ok(pb::RoundPhase::Seeding) => Phase::Seeding,
             _ => return Err(SwarmError::Invalid(format!("round phase {v}"))),
         })
     }
@@ -114,6 +118,8 @@ pub struct Swarm {
     pub eval_to: u64,
     /// The dataset layout every task of the swarm names.
     pub dataset: tasks::DatasetLayout,
+    /// The head of the creator's seed chain (`None`: seeds from block hashes).
+    pub seed_chain: Option<[u8; 32]>,
 }
 
 impl Swarm {
@@ -160,6 +166,7 @@ impl Swarm {
             eval_from: self.eval_from,
             eval_to: self.eval_to,
             dataset: Some(self.dataset.to_proto()),
+            seed_chain: self.seed_chain.map(|h| h.to_vec()).unwrap_or_default(),
         }
     }
 
@@ -188,6 +195,11 @@ impl Swarm {
             dataset: tasks::DatasetLayout::from_proto(
                 p.dataset.as_ref().unwrap_or(&Default::default()),
             )?,
+            seed_chain: if p.seed_chain.is_empty() {
+                None
+            } else {
+                Some(hash32(&p.seed_chain)?)
+            },
         })
     }
 }
@@ -306,6 +318,8 @@ pub struct Round {
     pub merged_slot: Option<u64>,
     pub settled_height: u64,
     pub note: String,
+    pub reveal_deadline: u64,
+    pub seed_revealed: bool,
 }
 
 impl Round {
@@ -338,6 +352,8 @@ impl Round {
             merged: self.merged_slot.is_some(),
             settled_height: self.settled_height,
             note: self.note.clone(),
+            reveal_deadline: self.reveal_deadline,
+            seed_revealed: self.seed_revealed,
         }
     }
 
@@ -366,6 +382,8 @@ impl Round {
             merged_slot: p.merged.then_some(p.merged_slot),
             settled_height: p.settled_height,
             note: p.note.clone(),
+            reveal_deadline: p.reveal_deadline,
+            seed_revealed: p.seed_revealed,
         })
     }
 }

@@ -328,3 +328,65 @@ fn an_evaluation_left_undone_is_submitted_again_so_no_evaluator_can_deny_a_measu
     assert!(r.contributions[0].improvement > 0, "{r:?}");
     assert!(r.contributions[0].quality_paid > Amount::ZERO);
 }
+
+#[test]
+fn a_seed_chain_fixes_each_rounds_evaluation_rows_when_the_creator_reveals() {
+    use swarm::msg::{seed_chain, seed_link, MsgRevealEvalSeed};
+    let mut w = W::new();
+    let secret = [9u8; 32];
+    let mut m = create_msg(w.creator, 2, 1);
+    m.seed_commitment = Some(seed_chain(&secret, 2));
+    let id = w.create_with(m);
+    let c0 = w.contributors[0];
+    w.join(c0, id).unwrap();
+    // The contribution ends; the round waits for the creator's link.
+    for _ in 0..200 {
+        if w.w.state.round(id, 0).unwrap().phase == swarm::Phase::Seeding {
+            break;
+        }
+        w.play(id);
+    }
+    let r = w.w.state.round(id, 0).unwrap();
+    assert_eq!(r.phase, swarm::Phase::Seeding);
+    assert!(
+        r.eval_seed.is_none() && r.base.is_none(),
+        "no evaluation before the reveal"
+    );
+    let reveal = |who: Address, secret: [u8; 32]| {
+        SwarmMsg::RevealEvalSeed(MsgRevealEvalSeed {
+            creator: who,
+            swarm_id: id,
+            round: 0,
+            secret,
+        })
+    };
+    // Not the creator, or not the chain's link: refused (code 10), nothing changes.
+    let e = w
+        .swarm_tx(reveal(c0, seed_link(&secret, 2, 0)))
+        .unwrap_err();
+    assert_eq!(e.0, 10, "{e:?}");
+    let e = w
+        .swarm_tx(reveal(w.creator, seed_link(&secret, 2, 1)))
+        .unwrap_err();
+    assert_eq!(e.0, 10, "{e:?}");
+    w.swarm_tx(reveal(w.creator, seed_link(&secret, 2, 0)))
+        .unwrap();
+    let r = w.w.state.round(id, 0).unwrap();
+    assert!(
+        r.seed_revealed && r.eval_seed.is_some() && r.base.is_some(),
+        "{r:?}"
+    );
+    assert_eq!(r.phase, swarm::Phase::Evaluating);
+    // The same link again is refused: the head moved on.
+    assert!(w
+        .swarm_tx(reveal(w.creator, seed_link(&secret, 2, 0)))
+        .is_err());
+    let r0 = w.until_settled(id, 0);
+    assert!(r0.contributions[0].quality_paid > Amount::ZERO);
+    // Round 1: the creator stays silent; after reveal_blocks the block hash draws.
+    w.join(c0, id).unwrap();
+    let r1 = w.until_settled(id, 1);
+    assert!(!r1.seed_revealed);
+    assert!(r1.note.contains("did not reveal"), "{}", r1.note);
+    assert!(r1.base.as_ref().unwrap().reported);
+}

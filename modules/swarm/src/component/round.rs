@@ -152,6 +152,8 @@ pub(crate) fn open_round<S: StateWrite + ?Sized>(
         merged_slot: None,
         settled_height: 0,
         note: String::new(),
+        reveal_deadline: 0,
+        seed_revealed: false,
     });
     Ok(())
 }
@@ -204,8 +206,14 @@ pub(crate) fn advance<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, id: u64
             }
         }
         if !running {
-            start_evaluation(s, ctx, &mut sw, &mut r)?;
+            contributions_ended(s, ctx, &mut sw, &mut r)?;
         }
+    }
+    if r.phase == Phase::Seeding && ctx.height > r.reveal_deadline {
+        r.note =
+            "the creator did not reveal its seed link in time: drawn from the block hash".into();
+        let seed = block_seed(ctx, &sw, &r);
+        start_evaluation(s, ctx, &mut sw, &mut r, seed)?;
     }
     if r.phase == Phase::Evaluating {
         let mut running = false;
@@ -275,10 +283,11 @@ pub(crate) fn measurement_mut(r: &mut Round, task_id: u64) -> Option<&mut Measur
         .find(|m| m.task_id == task_id)
 }
 
-/// Every contribution has ended: draw the evaluation seed (after every commit,
-/// so no contributor knew which held-out rows would measure it) and submit one
-/// evaluation of `G_r` and one of each verified, distinct contribution.
-fn start_evaluation<S: StateWrite + ?Sized>(
+/// Every contribution has ended. Copies are marked; with nothing to measure the
+/// round settles; otherwise the evaluation seed is drawn: from the creator's next
+/// seed-chain link when it committed to one (the round waits for it in
+/// `Seeding`), else from this block's hash.
+fn contributions_ended<S: StateWrite + ?Sized>(
     s: &mut S,
     ctx: &BlockCtx,
     sw: &mut Swarm,
@@ -302,14 +311,51 @@ fn start_evaluation<S: StateWrite + ?Sized>(
         r.note = "no verified contribution to evaluate".into();
         return settle(s, ctx, sw, r);
     }
-    let seed = seed_of(
+    if sw.seed_chain.is_some() {
+        r.phase = Phase::Seeding;
+        r.reveal_deadline = ctx.height.saturating_add(s.swarm_params()?.reveal_blocks);
+        return Ok(());
+    }
+    let seed = block_seed(ctx, sw, r);
+    start_evaluation(s, ctx, sw, r, seed)
+}
+
+/// The evaluation seed from this block's hash (no seed chain, or no reveal in time).
+fn block_seed(ctx: &BlockCtx, sw: &Swarm, r: &Round) -> [u8; 32] {
+    seed_of(
         b"veritrain/swarm/eval",
         &[
             &ctx.block_hash,
             &sw.id.to_be_bytes(),
             &r.round.to_be_bytes(),
         ],
-    );
+    )
+}
+
+/// The evaluation seed from the creator's revealed link: the link was fixed at
+/// creation and hidden until now; the contributions' states, mixed in, were
+/// unknown when it was fixed. Nobody can steer it.
+pub(crate) fn revealed_seed(secret: &[u8; 32], sw: &Swarm, r: &Round) -> [u8; 32] {
+    let finals: Vec<[u8; 32]> = r
+        .contributions
+        .iter()
+        .map(|c| c.final_state_hash.unwrap_or([0; 32]))
+        .collect();
+    let (id, round) = (sw.id.to_be_bytes(), r.round.to_be_bytes());
+    let mut parts: Vec<&[u8]> = vec![secret, &id, &round];
+    parts.extend(finals.iter().map(|h| &h[..]));
+    seed_of(b"veritrain/swarm/eval-revealed", &parts)
+}
+
+/// Submits one evaluation of `G_r` and one of each verified, distinct
+/// contribution, all on the held-out rows `seed` draws.
+pub(crate) fn start_evaluation<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    sw: &mut Swarm,
+    r: &mut Round,
+    seed: [u8; 32],
+) -> Result<()> {
     r.eval_seed = Some(seed);
     let base = sw.program()?;
     let start = r.start.clone();

@@ -69,6 +69,7 @@ pub fn create_msg(creator: Address, rounds: u64, slots: u64) -> MsgCreateSwarm {
         verification_fee: Amount(20_000),
         min_stake: Amount(1_000_000),
         dataset: None,
+        seed_commitment: None,
     }
 }
 

@@ -86,6 +86,7 @@ pub fn execute<S: StateWrite + ?Sized>(
             row_bytes: 0,
             chunk_rows: 0,
         },
+        seed_chain: m.seed_commitment,
     };
     let tasks_cost = sw.task_budget()?;
     if m.budget_per_round < tasks_cost {
