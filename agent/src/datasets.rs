@@ -214,6 +214,27 @@ pub async fn resolve_initial_with(
     Ok(Some(state))
 }
 
+/// A dataset of one's own (e.g. a swarm contributor's training data), from an
+/// `http(s)://` URL or an allowed local path, whatever its root; cached by its root
+/// under `cache_dir`, where this daemon's blob service serves it to others.
+pub async fn load_own(
+    name: &str,
+    cache_dir: &Path,
+    policy: &Policy,
+) -> Result<Dataset, AgentError> {
+    if name.starts_with("grpc://") {
+        return Err(AgentError::Dataset(format!(
+            "{name}: one's own dataset is a URL or a local path, not a blob service"
+        )));
+    }
+    let bytes = fetch_source(name, &[0; 32], policy).await?;
+    let d = Dataset::from_bytes(&bytes, None)
+        .map_err(|e| AgentError::Dataset(format!("{name}: {e}")))?;
+    std::fs::create_dir_all(cache_dir).map_err(|e| AgentError::io(cache_dir, e))?;
+    crate::write_file_atomic(&cache_path(cache_dir, &d.root()), &bytes)?;
+    Ok(d)
+}
+
 /// Where a fetched initial state (a safetensors file) is cached.
 pub fn state_cache_path(dir: &Path, root: &[u8; 32]) -> PathBuf {
     dir.join(format!("{}.vtstate", hex::encode(root)))

@@ -301,6 +301,12 @@ pub enum SwarmTx {
         /// Bonded solver stake a contributor needs.
         #[arg(long, default_value = "0uvtr")]
         min_stake: String,
+        /// A sealed evaluation pool per round, in order (dataset files, repeat the
+        /// flag once per round; recorded by path: publish each where solvers can
+        /// read it only when its round evaluates). With pools, contributors may
+        /// train on their own data (`solverd --swarm-data`).
+        #[arg(long)]
+        pool: Vec<PathBuf>,
         #[command(flatten)]
         tx: TxArgs,
     },
@@ -1946,9 +1952,28 @@ async fn swarm_tx(
             evaluation_reward,
             verification_fee,
             min_stake,
+            pool,
             tx,
         } => {
             let signer = keys.signer(&tx.from)?;
+            let pools = pool
+                .iter()
+                .map(|path| {
+                    let d = train::Dataset::load(path, None)
+                        .with_context(|| format!("--pool {}", path.display()))?;
+                    let h = d.header();
+                    Ok(pb::DataSource {
+                        name: path.display().to_string(),
+                        root: d.root().to_vec(),
+                        layout: Some(proto::tasks::v1::DatasetInfo {
+                            schema: h.schema.name().into(),
+                            rows: h.rows,
+                            row_bytes: h.row_bytes,
+                            chunk_rows: h.chunk_rows,
+                        }),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
             let (mut p, _) = load_program(&program, None)?;
             // Swarm programs record each step's loss (what evaluations prove).
             p.record_loss = true;
@@ -1976,6 +2001,7 @@ async fn swarm_tx(
                 min_stake: parse_amount(&min_stake)?.0.to_string(),
                 dataset: None,
                 seed_commitment: head.to_vec(),
+                pools,
             };
             let what = format!(
                 "create a swarm of {rounds} rounds x {slots} slots (seed chain kept in {})",
@@ -2043,6 +2069,7 @@ async fn swarm_tx(
                 swarm_id,
                 round,
                 endpoint,
+                dataset: None,
             };
             (
                 tx,

@@ -1,7 +1,9 @@
 //! `veritraind demo swarm`: a swarm of four contributors training the digits
 //! MLP together for several rounds, in one process over real gRPC: the dev
 //! chain, a solverd per contributor (`--swarm`), a verifier that re-executes
-//! every task, and one contributor (`mallory`) that corrupts its contributions.
+//! every task, one contributor (`dave`) training honestly on its own data with
+//! shuffled labels, and one (`mallory`) that corrupts its contributions. Each
+//! round is measured on its own evaluation pool (a slice of the held-out rows).
 //! Each round prints the held-out loss of the global model and what every
 //! contribution earned; at the end, the leaderboard.
 use crate::cluster::{Cluster, Timing};
@@ -11,8 +13,57 @@ use proto::swarm::v1 as pb;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-/// Contributors of the demo; the last one cheats.
-pub const CONTRIBUTORS: [&str; 4] = ["alice", "bob", "carol", "mallory"];
+/// Contributors of the demo: `dave` trains on shuffled labels, `mallory` cheats.
+pub const CONTRIBUTORS: [&str; 4] = ["alice", "bob", "dave", "mallory"];
+
+/// The digits training rows with their labels shuffled by a fixed permutation
+/// (every digit labelled as the next one): honest work on wrong data, which
+/// makes a model worse on correctly labelled rows from the first step.
+fn shuffled_labels() -> anyhow::Result<train::Dataset> {
+    let d = train::Dataset::builtin("digits")?;
+    let n = 1500usize;
+    let rb = d.header().row_bytes as usize;
+    let mut data = d.data()[..n * rb].to_vec();
+    for i in 0..n {
+        data[i * rb + 64] = (data[i * rb + 64] + 1) % 10;
+    }
+    Ok(train::Dataset::build(
+        "digits-shuffled-labels",
+        train::dataset::Schema::Digits8x8,
+        rb as u64,
+        d.header().chunk_rows,
+        data,
+        "digits training rows with shuffled labels",
+        "see train/data/README.md",
+    )?)
+}
+
+/// One evaluation pool per round: the held-out digits rows `1500..1797` in slices.
+fn pools(rounds: u64) -> anyhow::Result<Vec<train::Dataset>> {
+    let d = train::Dataset::builtin("digits")?;
+    let rb = d.header().row_bytes as usize;
+    let held = &d.data()[1500 * rb..];
+    let per = (held.len() / rb) / rounds as usize;
+    if per < 2 {
+        bail!(
+            "too many rounds for the held-out rows: at most {}",
+            held.len() / rb / 2
+        );
+    }
+    (0..rounds as usize)
+        .map(|r| {
+            Ok(train::Dataset::build(
+                &format!("digits-pool-{r}"),
+                train::dataset::Schema::Digits8x8,
+                rb as u64,
+                8,
+                held[r * per * rb..(r + 1) * per * rb].to_vec(),
+                "held-out digits rows: one round's evaluation pool",
+                "see train/data/README.md",
+            )?)
+        })
+        .collect()
+}
 
 /// What the demo's swarm runs.
 pub struct SwarmDemo {
@@ -27,6 +78,35 @@ fn mean_loss(m: &Option<pb::Measurement>) -> Option<f64> {
     m.as_ref()
         .filter(|m| m.reported)
         .map(|m| m.loss_fixed as f64 / 4_294_967_296.0 / m.loss_bits.len().max(1) as f64)
+}
+
+/// The held-out loss and accuracy (all rows after `train_rows`) of the global
+/// state `g`, read from whichever demo solver keeps it (by root).
+fn heldout_of(
+    root: &std::path::Path,
+    program: &train::Program,
+    g: &pb::GlobalState,
+) -> Option<(f32, f64)> {
+    let head: [u8; 32] = g.root.as_slice().try_into().ok()?;
+    let file = CONTRIBUTORS.iter().find_map(|n| {
+        let dir = root.join("solvers").join(n).join("datasets");
+        std::fs::read(agent::datasets::state_cache_path(&dir, &head)).ok()
+    })?;
+    let mut p = program.clone();
+    p.init_state = Some(train::StateRef {
+        name: "observer".into(),
+        root: head,
+        step: g.step,
+    });
+    let shapes = p.graph().ok()?.state_shapes;
+    let state = train::checkpoint::decode_initial(&p, &shapes, &file).ok()?;
+    let cpu: std::sync::Arc<dyn repops::Backend> = std::sync::Arc::new(repops::CpuBackend);
+    let ds = train::Dataset::builtin("digits").ok()?;
+    let e = train::Trainer::from_initial(p, ds, cpu, state)
+        .ok()?
+        .evaluate()
+        .ok()?;
+    Some((e.loss, e.accuracy.unwrap_or(0.0)))
 }
 
 pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
@@ -63,8 +143,32 @@ pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
         d.block_ms,
         root.display()
     ));
+    // Files the daemons may read: the evaluation pools (a real creator publishes
+    // each only when its round evaluates) and dave's own data.
+    let data_dir = root.join("data");
+    std::fs::create_dir_all(&data_dir)?;
+    let mut pool_sources = Vec::new();
+    for (r, p) in pools(d.rounds)?.iter().enumerate() {
+        let path = data_dir.join(format!("pool-{r}.vtds"));
+        std::fs::write(&path, p.to_bytes())?;
+        let h = p.header();
+        pool_sources.push(pb::DataSource {
+            name: path.display().to_string(),
+            root: p.root().to_vec(),
+            layout: Some(proto::tasks::v1::DatasetInfo {
+                schema: h.schema.name().into(),
+                rows: h.rows,
+                row_bytes: h.row_bytes,
+                chunk_rows: h.chunk_rows,
+            }),
+        });
+    }
+    let dave_data = data_dir.join("dave.vtds");
+    std::fs::write(&dave_data, shuffled_labels()?.to_bytes())?;
+    let allow = |a: &mut agent::datasets::DatasetArgs| a.allow_dataset_dir = Some(data_dir.clone());
     let mut vcfg = c.verifier_config("verifier");
     vcfg.whistleblower = true;
+    allow(&mut vcfg.datasets);
     let verifier = verifierd::start(vcfg).await?;
 
     // The swarm: mlp-digits recording its loss; rows after train_rows are the pool.
@@ -88,6 +192,7 @@ pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
         min_stake: "1000000".into(),
         dataset: None,
         seed_commitment: swarm::msg::seed_chain(&secret, d.rounds).to_vec(),
+        pools: pool_sources,
     };
     let (_, res) = c
         .client
@@ -128,6 +233,10 @@ pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
     for name in CONTRIBUTORS {
         let mut cfg = c.solver_config(name);
         cfg.swarm = vec![id];
+        allow(&mut cfg.datasets);
+        if name == "dave" {
+            cfg.swarm_data = Some(dave_data.display().to_string());
+        }
         if name == "mallory" {
             cfg.inject_fault = vec![agent::exec::Fault::Corrupt {
                 step: d.inner_steps.min(3),
@@ -267,8 +376,24 @@ pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
                 name_of(&round.contributions[round.merged_slot as usize].contributor)
             ));
         }
+        // An observer's check, off chain: the new global model on all held-out rows.
+        let sw = q
+            .swarm(pb::QuerySwarmRequest { swarm_id: id })
+            .await?
+            .into_inner()
+            .swarm
+            .unwrap_or_default();
+        let whole = heldout_of(&root, &program, &sw.global.unwrap_or_default());
+        if let Some((loss, acc)) = whole {
+            say(format!(
+                "  global model now: loss {loss:.4} and accuracy {:.1}% on all 297 held-out rows",
+                acc * 100.0
+            ));
+        }
         rounds.push(json!({
             "round": r,
+            "global_heldout_loss_after": whole.map(|w| w.0),
+            "global_heldout_accuracy_after": whole.map(|w| w.1),
             "seed_revealed": round.seed_revealed,
             "heldout_loss": base,
             "contributions": contributions,
@@ -314,6 +439,20 @@ pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
     say(format!(
         "mallory (corrupting its contributions) was slashed {mallory_slashed}uvtr"
     ));
+    let dave_quality: u64 = rounds
+        .iter()
+        .flat_map(|r| r["contributions"].as_array().cloned().unwrap_or_default())
+        .filter(|k| k["contributor"] == "dave")
+        .map(|k| {
+            k["quality_paid"]
+                .as_str()
+                .and_then(|q| q.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    say(format!(
+        "dave (own data, shuffled labels) did verified work but earned {dave_quality}uvtr of quality shares"
+    ));
     for s in solvers {
         s.shutdown().await;
     }
@@ -329,6 +468,7 @@ pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
         "heldout_loss_by_round": losses,
         "leaderboard": leaderboard,
         "mallory_slashed": mallory_slashed,
+        "dave_quality_paid": dave_quality,
         "seconds": started.elapsed().as_secs_f64(),
         "funds_per_round": Amount(3_000_000).0,
     }))

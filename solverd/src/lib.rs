@@ -86,6 +86,11 @@ pub struct Config {
     /// round while it is open, and train it like any claimed task.
     #[arg(long, env = "SOLVERD_SWARM", value_delimiter = ',')]
     pub swarm: Vec<u64>,
+    /// With --swarm: contribute by training on this dataset (an http(s):// URL or a
+    /// path under --allow-dataset-dir) instead of the slot's shard, where the swarm
+    /// allows it (sealed evaluation pools). Served to verifiers from this daemon.
+    #[arg(long, env = "SOLVERD_SWARM_DATA", requires = "swarm")]
+    pub swarm_data: Option<String>,
     /// Log as JSON lines.
     #[arg(long, env = "SOLVERD_LOG_JSON")]
     pub log_json: bool,
@@ -110,6 +115,7 @@ impl Config {
             metrics_address: None,
             inject_fault: Vec::new(),
             swarm: Vec::new(),
+            swarm_data: None,
             log_json: false,
             datasets: Default::default(),
         }

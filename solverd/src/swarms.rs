@@ -47,11 +47,16 @@ pub(crate) async fn work(
         if r.phase != pb::RoundPhase::Joining as i32 || full || mine {
             continue;
         }
+        let dataset = match &s.cfg.swarm_data {
+            None => None,
+            Some(name) => Some(own_source(s, endpoint, name).await?),
+        };
         let m = pb::MsgJoinRound {
             contributor: me.to_string(),
             swarm_id: id,
             round: sw.round,
             endpoint: endpoint.to_string(),
+            dataset,
         };
         match s
             .chain
@@ -71,6 +76,25 @@ pub(crate) async fn work(
         }
     }
     Ok(())
+}
+
+/// `--swarm-data` as the chain names it: fetched from this daemon's blob service.
+async fn own_source(s: &Shared, endpoint: &str, name: &str) -> Result<pb::DataSource, AgentError> {
+    let d = agent::datasets::load_own(name, &s.datasets_dir(), &s.cfg.datasets.policy()).await?;
+    let h = d.header();
+    let host = endpoint
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
+    Ok(pb::DataSource {
+        name: format!("grpc://{host}"),
+        root: d.root().to_vec(),
+        layout: Some(proto::tasks::v1::DatasetInfo {
+            schema: h.schema.name().into(),
+            rows: h.rows,
+            row_bytes: h.row_bytes,
+            chunk_rows: h.chunk_rows,
+        }),
+    })
 }
 
 /// Reports every verified (finalized) evaluation this solver computed whose

@@ -109,6 +109,7 @@ async fn python_client_reads_a_swarm_round_and_its_leaderboard() {
         min_stake: "0".into(),
         dataset: None,
         seed_commitment: vec![],
+        pools: vec![],
     };
     let (_, r) =
         n.c.client

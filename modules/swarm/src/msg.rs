@@ -23,6 +23,8 @@ pub struct MsgCreateSwarm {
     pub dataset: Option<tasks::DatasetLayout>,
     /// SHA-256^rounds of the creator's secret (the head of its seed chain).
     pub seed_commitment: Option<[u8; 32]>,
+    /// Sealed evaluation pools, one per round (empty: the base's held-out rows).
+    pub pools: Vec<crate::swarm::DataSource>,
 }
 
 /// The creator reveals the next link of its seed chain.
@@ -41,6 +43,8 @@ pub struct MsgJoinRound {
     pub round: u64,
     /// The contributor's Solver endpoint (truncated to 256 characters).
     pub endpoint: String,
+    /// The contributor's own training data (sealed-pool swarms only).
+    pub dataset: Option<crate::swarm::DataSource>,
 }
 
 /// One step's loss with its proofs.
@@ -128,6 +132,11 @@ impl TryFrom<&pb::MsgCreateSwarm> for MsgCreateSwarm {
             } else {
                 Some(crate::swarm::hash32(&m.seed_commitment)?)
             },
+            pools: m
+                .pools
+                .iter()
+                .map(crate::swarm::DataSource::from_proto)
+                .collect::<Result<_>>()?,
         })
     }
 }
@@ -149,6 +158,11 @@ impl MsgCreateSwarm {
             min_stake: self.min_stake.0.to_string(),
             dataset: self.dataset.as_ref().map(tasks::DatasetLayout::to_proto),
             seed_commitment: self.seed_commitment.map(|h| h.to_vec()).unwrap_or_default(),
+            pools: self
+                .pools
+                .iter()
+                .map(crate::swarm::DataSource::to_proto)
+                .collect(),
         }
     }
 }
@@ -161,6 +175,11 @@ impl TryFrom<&pb::MsgJoinRound> for MsgJoinRound {
             swarm_id: m.swarm_id,
             round: m.round,
             endpoint: m.endpoint.chars().take(256).collect(),
+            dataset: m
+                .dataset
+                .as_ref()
+                .map(crate::swarm::DataSource::from_proto)
+                .transpose()?,
         })
     }
 }
@@ -172,6 +191,10 @@ impl MsgJoinRound {
             swarm_id: self.swarm_id,
             round: self.round,
             endpoint: self.endpoint.clone(),
+            dataset: self
+                .dataset
+                .as_ref()
+                .map(crate::swarm::DataSource::to_proto),
         }
     }
 }

@@ -49,6 +49,49 @@ impl Phase {
     }
 }
 
+/// A dataset by content: where it is fetched, its root and its layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataSource {
+    pub name: String,
+    pub root: [u8; 32],
+    pub layout: tasks::DatasetLayout,
+}
+
+/// Longest dataset source name.
+pub const MAX_SOURCE_NAME: usize = 1024;
+
+impl DataSource {
+    pub fn to_proto(&self) -> pb::DataSource {
+        pb::DataSource {
+            name: self.name.clone(),
+            root: self.root.to_vec(),
+            layout: Some(self.layout.to_proto()),
+        }
+    }
+    pub fn from_proto(p: &pb::DataSource) -> Result<DataSource> {
+        if p.name.is_empty() || p.name.len() > MAX_SOURCE_NAME {
+            return Err(SwarmError::Invalid(format!(
+                "a dataset source name must have 1..={MAX_SOURCE_NAME} bytes"
+            )));
+        }
+        Ok(DataSource {
+            name: p.name.clone(),
+            root: hash32(&p.root)?,
+            layout: tasks::DatasetLayout::from_proto(
+                p.layout.as_ref().unwrap_or(&Default::default()),
+            )?,
+        })
+    }
+    /// This dataset as a program's, with `train_rows` of its rows for training.
+    pub fn as_ref(&self, train_rows: u64) -> train::program::DatasetRef {
+        train::program::DatasetRef {
+            name: self.name.clone(),
+            root: self.root,
+            train_rows,
+        }
+    }
+}
+
 /// The global model a round starts from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GlobalState {
@@ -120,6 +163,8 @@ pub struct Swarm {
     pub dataset: tasks::DatasetLayout,
     /// The head of the creator's seed chain (`None`: seeds from block hashes).
     pub seed_chain: Option<[u8; 32]>,
+    /// Sealed evaluation pools, one per round (empty: the base's held-out rows).
+    pub pools: Vec<DataSource>,
 }
 
 impl Swarm {
@@ -167,6 +212,7 @@ impl Swarm {
             eval_to: self.eval_to,
             dataset: Some(self.dataset.to_proto()),
             seed_chain: self.seed_chain.map(|h| h.to_vec()).unwrap_or_default(),
+            pools: self.pools.iter().map(DataSource::to_proto).collect(),
         }
     }
 
@@ -200,6 +246,11 @@ impl Swarm {
             } else {
                 Some(hash32(&p.seed_chain)?)
             },
+            pools: p
+                .pools
+                .iter()
+                .map(DataSource::from_proto)
+                .collect::<Result<_>>()?,
         })
     }
 }
@@ -255,6 +306,8 @@ pub struct Contribution {
     pub duplicate: bool,
     pub improvement: u64,
     pub quality_paid: Amount,
+    /// The contributor's own training data (`None`: the slot's shard).
+    pub dataset: Option<DataSource>,
 }
 
 impl Contribution {
@@ -274,6 +327,7 @@ impl Contribution {
             duplicate: self.duplicate,
             improvement: self.improvement,
             quality_paid: self.quality_paid.0.to_string(),
+            dataset: self.dataset.as_ref().map(DataSource::to_proto),
         }
     }
     fn from_proto(p: &pb::Contribution) -> Result<Contribution> {
@@ -297,6 +351,7 @@ impl Contribution {
             duplicate: p.duplicate,
             improvement: p.improvement,
             quality_paid: amount(&p.quality_paid)?,
+            dataset: p.dataset.as_ref().map(DataSource::from_proto).transpose()?,
         })
     }
 }

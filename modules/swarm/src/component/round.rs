@@ -8,7 +8,7 @@ use tasks::{Status, TasksRead};
 use crate::component::state::{SwarmRead, SwarmWrite};
 use crate::error::{Result, SwarmError};
 use crate::event::{EventEvaluationStarted, EventRoundSettled};
-use crate::swarm::{GlobalState, Measurement, Phase, Round, Swarm};
+use crate::swarm::{DataSource, GlobalState, Measurement, Phase, Round, Swarm};
 
 /// Evaluation tasks one measurement may take (the first and the resubmissions).
 pub const MAX_EVAL_ATTEMPTS: u32 = 3;
@@ -36,8 +36,13 @@ pub fn contribution_program(
     start: &GlobalState,
     round: u64,
     slot: u64,
+    own: Option<&DataSource>,
 ) -> Result<train::Program> {
     let mut p = base.clone();
+    if let Some(d) = own {
+        // All its rows but one train (the tasks module keeps one held out).
+        p.dataset = d.as_ref(d.layout.rows.saturating_sub(1).max(1));
+    }
     p.steps = sw.inner_steps;
     p.seed = u64_of(&seed_of(
         b"veritrain/swarm/shard",
@@ -51,25 +56,41 @@ pub fn contribution_program(
     Ok(p)
 }
 
-/// The evaluation of `state`: `eval_steps` forward batches of `eval_batch` rows
-/// drawn by `eval_seed` from the held-out pool, the loss of each recorded in `h_t`.
+/// The evaluation of `state` in round `round`: `eval_steps` forward batches of
+/// `eval_batch` rows drawn by `eval_seed` from the held-out pool (the round's
+/// sealed pool, when the swarm has them), the loss of each recorded in `h_t`.
+/// Returns the program and the layout of the dataset it reads.
 pub fn evaluation_program(
     sw: &Swarm,
     base: &train::Program,
     state: &GlobalState,
     eval_seed: &[u8; 32],
-) -> Result<train::Program> {
+    round: u64,
+) -> Result<(train::Program, tasks::DatasetLayout)> {
     let mut p = base.clone();
-    p.mode = train::program::Mode::Evaluate {
-        rows_from: sw.eval_from,
-        rows_to: sw.eval_to,
+    let layout = match sw.pools.get(round as usize) {
+        Some(pool) => {
+            p.dataset = pool.as_ref(1);
+            p.mode = train::program::Mode::Evaluate {
+                rows_from: 0,
+                rows_to: pool.layout.rows,
+            };
+            pool.layout.clone()
+        }
+        None => {
+            p.mode = train::program::Mode::Evaluate {
+                rows_from: sw.eval_from,
+                rows_to: sw.eval_to,
+            };
+            sw.dataset.clone()
+        }
     };
     p.batch_size = usize::try_from(sw.eval_batch)
         .map_err(|_| SwarmError::Invalid("eval_batch is too large".into()))?;
     p.steps = sw.eval_steps;
     p.seed = u64_of(eval_seed);
     p.init_state = Some(state.as_init());
-    Ok(p)
+    Ok((p, layout))
 }
 
 /// A program as the JSON a task carries.
@@ -92,12 +113,13 @@ pub(crate) fn submit_task<S: StateWrite + ?Sized>(
     sw: &mut Swarm,
     prog: &train::Program,
     reward: Reward,
+    layout: tasks::DatasetLayout,
 ) -> Result<u64> {
     let reward = match reward {
         Reward::Contribution => sw.contribution_reward,
         Reward::Evaluation => sw.evaluation_reward,
     };
-    submit_json(s, ctx, sw, task_msg(prog)?, reward)
+    submit_json(s, ctx, sw, task_msg(prog)?, reward, layout)
 }
 
 /// [`submit_task`] of a program already in task JSON.
@@ -107,6 +129,7 @@ fn submit_json<S: StateWrite + ?Sized>(
     sw: &mut Swarm,
     program_json: Vec<u8>,
     reward: Amount,
+    layout: tasks::DatasetLayout,
 ) -> Result<u64> {
     sw.escrow = sw
         .escrow
@@ -119,7 +142,7 @@ fn submit_json<S: StateWrite + ?Sized>(
             program_json,
             reward,
             verification_fee: sw.verification_fee,
-            dataset: Some(sw.dataset.clone()),
+            dataset: Some(layout),
             level: tasks::Level::Full,
             seed_commitment: None,
         },
@@ -242,7 +265,8 @@ pub(crate) fn advance<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, id: u64
                         // again, so one evaluator cannot deny a contribution
                         // its measurement.
                         let reward = sw.evaluation_reward;
-                        let again = submit_json(s, ctx, &mut sw, t.program_json, reward)?;
+                        let layout = t.dataset.clone();
+                        let again = submit_json(s, ctx, &mut sw, t.program_json, reward, layout)?;
                         if let Some(m) = measurement_mut(&mut r, task_id) {
                             m.task_id = again;
                             m.attempts = attempts + 1;
@@ -359,8 +383,8 @@ pub(crate) fn start_evaluation<S: StateWrite + ?Sized>(
     r.eval_seed = Some(seed);
     let base = sw.program()?;
     let start = r.start.clone();
-    let prog = evaluation_program(sw, &base, &start, &seed)?;
-    let id = submit_task(s, ctx, sw, &prog, Reward::Evaluation)?;
+    let (prog, layout) = evaluation_program(sw, &base, &start, &seed, r.round)?;
+    let id = submit_task(s, ctx, sw, &prog, Reward::Evaluation, layout)?;
     r.base = Some(Measurement {
         task_id: id,
         attempts: 1,
@@ -377,8 +401,8 @@ pub(crate) fn start_evaluation<S: StateWrite + ?Sized>(
             source: state_source(&c.endpoint),
             task_id: c.task_id,
         };
-        let prog = evaluation_program(sw, &base, &state, &seed)?;
-        let id = submit_task(s, ctx, sw, &prog, Reward::Evaluation)?;
+        let (prog, layout) = evaluation_program(sw, &base, &state, &seed, r.round)?;
+        let id = submit_task(s, ctx, sw, &prog, Reward::Evaluation, layout)?;
         c.eval = Some(Measurement {
             task_id: id,
             attempts: 1,

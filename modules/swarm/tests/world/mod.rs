@@ -70,6 +70,7 @@ pub fn create_msg(creator: Address, rounds: u64, slots: u64) -> MsgCreateSwarm {
         min_stake: Amount(1_000_000),
         dataset: None,
         seed_commitment: None,
+        pools: vec![],
     }
 }
 
@@ -168,6 +169,7 @@ impl W {
             swarm_id: id,
             round,
             endpoint: format!("http://{who}"),
+            dataset: None,
         }))
     }
 

@@ -87,6 +87,7 @@ pub fn execute<S: StateWrite + ?Sized>(
             chunk_rows: 0,
         },
         seed_chain: m.seed_commitment,
+        pools: m.pools.clone(),
     };
     let tasks_cost = sw.task_budget()?;
     if m.budget_per_round < tasks_cost {
@@ -134,14 +135,32 @@ pub fn execute<S: StateWrite + ?Sized>(
             }
         }
     };
+    if !sw.pools.is_empty() && sw.pools.len() as u64 != sw.rounds {
+        return bad(format!(
+            "{} evaluation pools for {} rounds: give one per round, or none",
+            sw.pools.len(),
+            sw.rounds
+        ));
+    }
+    if let Some(p) = sw
+        .pools
+        .iter()
+        .find(|p| p.layout.schema != sw.dataset.schema)
+    {
+        return bad(format!(
+            "evaluation pool {} has schema {}, the swarm's data is {}",
+            p.name,
+            p.layout.schema.name(),
+            sw.dataset.schema.name()
+        ));
+    }
     // Every task a round creates must pass the tasks module's bounds: check the
-    // shapes of both programs now (seeds and states do not change the bounds).
-    for prog in [
-        contribution_program(&sw, &base, &sw.global, 0, 0)?,
-        evaluation_program(&sw, &base, &sw.global, &[0; 32])?,
-    ] {
-        let json = task_msg(&prog)?;
-        tasks::validate_program(&json, &tp, info.as_ref())?;
+    // shapes of the programs now (seeds and states do not change the bounds).
+    let contribution = contribution_program(&sw, &base, &sw.global, 0, 0, None)?;
+    tasks::validate_program(&task_msg(&contribution)?, &tp, info.as_ref())?;
+    for r in 0..sw.pools.len().max(1) as u64 {
+        let (prog, layout) = evaluation_program(&sw, &base, &sw.global, &[0; 32], r)?;
+        tasks::validate_program(&task_msg(&prog)?, &tp, Some(&layout.to_proto()))?;
     }
     s.transfer(&m.creator, &crate::module_address(), sw.escrow)?;
     sw.id = s.next_swarm_id()?;

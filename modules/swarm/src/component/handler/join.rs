@@ -53,10 +53,30 @@ pub fn execute<S: StateWrite + ?Sized>(
             sw.min_stake
         ));
     }
+    if let Some(d) = &m.dataset {
+        // Own data could hold the public evaluation rows: allowed only when each
+        // round is measured on a pool published after its contributions.
+        if sw.pools.is_empty() {
+            return no(
+                "this swarm has no sealed evaluation pools: contributions train on its shards"
+                    .into(),
+            );
+        }
+        if d.layout.schema != sw.dataset.schema || d.layout.rows < 2 {
+            return no(format!(
+                "its dataset must be {} with at least 2 rows",
+                sw.dataset.schema.name()
+            ));
+        }
+    }
     let slot = r.contributions.len() as u64;
     let base = sw.program()?;
-    let prog = contribution_program(&sw, &base, &r.start, r.round, slot)?;
-    let task_id = submit_task(s, ctx, &mut sw, &prog, Reward::Contribution)?;
+    let prog = contribution_program(&sw, &base, &r.start, r.round, slot, m.dataset.as_ref())?;
+    let layout = m
+        .dataset
+        .as_ref()
+        .map_or_else(|| sw.dataset.clone(), |d| d.layout.clone());
+    let task_id = submit_task(s, ctx, &mut sw, &prog, Reward::Contribution, layout)?;
     tasks::component::handler::claim::execute(
         s,
         ctx,
@@ -78,6 +98,7 @@ pub fn execute<S: StateWrite + ?Sized>(
         duplicate: false,
         improvement: 0,
         quality_paid: framework::Amount::ZERO,
+        dataset: m.dataset.clone(),
     });
     // Full: the next check of the round moves it on.
     if r.contributions.len() as u64 == sw.slots {
