@@ -390,3 +390,57 @@ fn a_seed_chain_fixes_each_rounds_evaluation_rows_when_the_creator_reveals() {
     assert!(r1.note.contains("did not reveal"), "{}", r1.note);
     assert!(r1.base.as_ref().unwrap().reported);
 }
+
+#[test]
+fn own_data_is_refused_without_sealed_pools() {
+    use swarm::swarm::DataSource;
+    let layout = |schema, rows| tasks::DatasetLayout {
+        schema,
+        rows,
+        row_bytes: 65,
+        chunk_rows: 8,
+    };
+    let own = DataSource {
+        name: "https://example.invalid/mine.vtds".into(),
+        root: [3; 32],
+        layout: layout(train::dataset::Schema::Digits8x8, 1500),
+    };
+    let join = |w: &mut W, id: u64, who: Address, d: DataSource| {
+        w.swarm_tx(SwarmMsg::Join(swarm::msg::MsgJoinRound {
+            contributor: who,
+            swarm_id: id,
+            round: 0,
+            endpoint: "http://me".into(),
+            dataset: Some(d),
+        }))
+    };
+    let mut w = W::new();
+    // Without pools the public held-out rows measure every round: own data could
+    // hold them, so it is refused.
+    let id = w.create(1, 2);
+    let c0 = w.contributors[0];
+    let e = join(&mut w, id, c0, own.clone()).unwrap_err();
+    assert_eq!(e.0, 5, "{e:?}");
+    assert!(e.1.contains("sealed"), "{e:?}");
+    // With one sealed pool per round, own data in the swarm's schema is accepted.
+    let pool = |i: u8| DataSource {
+        name: format!("https://example.invalid/pool-{i}.vtds"),
+        root: [10 + i; 32],
+        layout: layout(train::dataset::Schema::Digits8x8, 60),
+    };
+    let mut m = create_msg(w.creator, 2, 2);
+    m.pools = vec![pool(0)];
+    let e = w.swarm_tx(SwarmMsg::Create(m.clone())).unwrap_err();
+    assert!(e.1.contains("one per round"), "{e:?}");
+    m.pools = vec![pool(0), pool(1)];
+    let id = w.create_with(m);
+    let mut wrong = own.clone();
+    wrong.layout.schema = train::dataset::Schema::Ascii;
+    assert!(join(&mut w, id, c0, wrong).is_err());
+    join(&mut w, id, c0, own.clone()).unwrap();
+    let r = w.w.state.round(id, 0).unwrap();
+    let t = w.w.state.task(r.contributions[0].task_id).unwrap();
+    let p = Program::from_json(std::str::from_utf8(&t.program_json).unwrap()).unwrap();
+    assert_eq!((p.dataset.root, p.dataset.train_rows), ([3; 32], 1499));
+    assert_eq!(r.contributions[0].dataset.as_ref(), Some(&own));
+}
