@@ -617,8 +617,9 @@ impl Program {
                 }
                 let tokens = s.row_tokens(h.row_bytes);
                 if (*ctx as u64) + 1 > tokens {
+                    let unit = if s == Schema::Ascii { "byte" } else { "token" };
                     return Err(perr(format!(
-                        "ctx + 1 = {} exceeds the dataset's {tokens}-token rows",
+                        "ctx + 1 = {} exceeds the dataset's {tokens}-{unit} rows",
                         ctx + 1
                     )));
                 }
