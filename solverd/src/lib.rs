@@ -132,6 +132,8 @@ pub(crate) struct Shared {
     pub training: Mutex<BTreeSet<u64>>,
     pub metrics: Arc<Metrics>,
     pub stop: watch::Receiver<bool>,
+    /// Blocks seen by the work loop (for work done every few blocks).
+    pub ticks: std::sync::atomic::AtomicU64,
     pub fetcher: Arc<agent::datasets::Fetcher>,
     /// Whether each open task's stated dataset layout matched its data.
     pub layouts: Mutex<BTreeMap<u64, Result<(), String>>>,
@@ -300,6 +302,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningSolver> {
         runs: Mutex::new(BTreeMap::new()),
         progress: Mutex::new(BTreeMap::new()),
         training: Mutex::new(BTreeSet::new()),
+        ticks: std::sync::atomic::AtomicU64::new(0),
         metrics: metrics.clone(),
         stop: rx.clone(),
         fetcher: agent::datasets::Fetcher::new(cfg.datasets.policy(), cfg.home.join("datasets")),
@@ -393,6 +396,54 @@ async fn tick(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
     // 4. Claim more work.
     if claimed.len() < s.cfg.capacity {
         claim_one(s, endpoint).await?;
+    }
+    // 5. Now and then, prune the runs of tasks that have ended.
+    let tick = s.ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if tick % PRUNE_EVERY_TICKS == 0 {
+        if let Err(e) = prune_finished(s).await {
+            tracing::warn!(error = %e, "pruning finished runs failed; retrying later");
+        }
+    }
+    Ok(())
+}
+
+/// Blocks between two looks for runs to prune.
+const PRUNE_EVERY_TICKS: u64 = 20;
+
+/// Runs of tasks that have ended (no dispute can open any more) keep only their
+/// hashes and their final checkpoint (the model, served to the submitter; any
+/// other state is replayed from it or from `h_0` if ever asked), and leave memory.
+async fn prune_finished(s: &Arc<Shared>) -> Result<(), AgentError> {
+    let ids: Vec<u64> = lock(&s.runs).keys().copied().collect();
+    for id in ids {
+        let Some(t) = s.chain.task(id).await? else {
+            continue;
+        };
+        let ended = !matches!(
+            TaskStatus::try_from(t.status),
+            Ok(TaskStatus::Open | TaskStatus::Claimed | TaskStatus::Committed)
+        );
+        if !ended || lock(&s.training).contains(&id) {
+            continue;
+        }
+        lock(&s.runs).remove(&id);
+        let dir = s.runs_dir().join(id.to_string());
+        let last = format!("ckpt-{:08}.safetensors", t.steps);
+        let mut freed = 0u64;
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("ckpt-") && name != last {
+                freed += e.metadata().map(|m| m.len()).unwrap_or(0);
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        if freed > 0 {
+            tracing::info!(
+                task = id,
+                freed_bytes = freed,
+                "pruned the checkpoints of a finished task"
+            );
+        }
     }
     Ok(())
 }

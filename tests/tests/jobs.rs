@@ -37,6 +37,33 @@ async fn honest_job_is_verified_paid_and_its_model_matches_the_chain() {
     assert_eq!(step, STEPS);
     assert!(v.metrics().counter("attestations") >= 1);
     assert!(s.metrics().counter("steps_trained") >= STEPS);
+    // Once the task has ended the solver keeps only the final checkpoint (and the
+    // hashes); the model is still served.
+    let run_dir =
+        n.c.solver_config("solver")
+            .home
+            .join("tasks")
+            .join(id.to_string());
+    let ckpts = || {
+        std::fs::read_dir(&run_dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("ckpt-"))
+            .count()
+    };
+    eventually(30, "the finished run is pruned", || async {
+        Ok(ckpts() == 1)
+    })
+    .await
+    .unwrap();
+    assert!(run_dir
+        .join(format!("ckpt-{STEPS:08}.safetensors"))
+        .exists());
+    let again = app::follow::fetch_model(&t).await.unwrap();
+    let shapes = p.graph().unwrap().state_shapes;
+    let (_, a) = train::checkpoint::decode(&p, &shapes, &again).unwrap();
+    let (_, b) = train::checkpoint::decode(&p, &shapes, &model).unwrap();
+    assert!(a == b, "the model served after pruning is the same state");
     s.shutdown().await;
     v.shutdown().await;
     n.c.shutdown().await;
