@@ -399,7 +399,7 @@ async fn tick(s: &Arc<Shared>, endpoint: &str) -> Result<(), AgentError> {
     }
     // 5. Now and then, prune the runs of tasks that have ended.
     let tick = s.ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if tick % PRUNE_EVERY_TICKS == 0 {
+    if tick.is_multiple_of(PRUNE_EVERY_TICKS) {
         if let Err(e) = prune_finished(s).await {
             tracing::warn!(error = %e, "pruning finished runs failed; retrying later");
         }
