@@ -15,7 +15,8 @@
 # Each run prints executions, exec/s, seconds, coverage and peak RSS per
 # target; set VT_FUZZ_REPORT=<file> to append them as TSV.
 # Environment: CARGO_TARGET_DIR (default fuzz/target), FUZZ_TIMEOUT (seconds
-# per input, default 10), FUZZ_RSS_MB (default 2048).
+# per input, default 10), FUZZ_RSS_MB (default 2048), FUZZ_NO_BUILD=1 (use
+# the binaries already built).
 set -euo pipefail
 cd "$(dirname "$0")"
 FUZZ_DIR=$(pwd)
@@ -27,6 +28,7 @@ TIMEOUT=${FUZZ_TIMEOUT:-10}
 RSS=${FUZZ_RSS_MB:-2048}
 
 build() {
+  [ -n "${FUZZ_NO_BUILD:-}" ] && return
   cargo fuzz build --sanitizer none --debug-assertions
 }
 
@@ -38,7 +40,7 @@ run_one() {
   log=$(mktemp)
   set +e
   "$BIN_DIR/$t" -max_total_time="$secs" -timeout="$TIMEOUT" -rss_limit_mb="$RSS" \
-    -print_final_stats=1 -jobs=1 -workers=1 -artifact_prefix="artifacts/$t/" \
+    -print_final_stats=1 -artifact_prefix="artifacts/$t/" \
     "$work" "corpus/$t" >"$log" 2>&1
   rc=$?
   set -e
