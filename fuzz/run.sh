@@ -44,15 +44,16 @@ run_one() {
     "$work" "corpus/$t" >"$log" 2>&1
   rc=$?
   set -e
-  local execs eps rss cov
+  local execs eps rss cov slow
+  slow=$(sed -n 's/^stat::slowest_unit_time_sec: *//p' "$log" | tail -1)
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
   cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
-  printf '%-11s rc=%-3s execs=%-10s exec/s=%-7s secs=%-6s %s rss_mb=%s\n' \
-    "$t" "$rc" "${execs:-?}" "${eps:-?}" "$secs" "${cov:-cov: ?}" "${rss:-?}"
+  printf '%-11s rc=%-3s execs=%-10s exec/s=%-7s secs=%-6s %s rss_mb=%s slowest_s=%s\n' \
+    "$t" "$rc" "${execs:-?}" "${eps:-?}" "$secs" "${cov:-cov: ?}" "${rss:-?}" "${slow:-?}"
   if [ -n "${VT_FUZZ_REPORT:-}" ]; then
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$t" "$rc" "${execs:-}" "${eps:-}" "$secs" "${cov:-}" >>"$VT_FUZZ_REPORT"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$t" "$rc" "${execs:-}" "${eps:-}" "$secs" "${cov:-}" "${rss:-}" "${slow:-}" >>"$VT_FUZZ_REPORT"
   fi
   if [ "$rc" != 0 ]; then
     echo "---- $t failed (rc $rc); the input is under fuzz/artifacts/$t/; log tail:"
