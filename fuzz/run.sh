@@ -100,6 +100,15 @@ case "$cmd" in
       mkdir -p "corpus/$t"
       echo "$t: $(ls "corpus/$t" | wc -l) seeds"
     done
+    # kernels and proofs read generator bytes, not a file format: one seed
+    # per op kind (sizes 3, then a mix of special and small values), and a
+    # Merkle and a row case.
+    for k in $(seq 0 43); do
+      printf "\\x$(printf %02x "$k")$(printf '\\x03\\x00%.0s' 1 2 3 4 5 6)$(printf '\\x00\\x02\\x31\\x03\\x05%.0s' $(seq 1 30))" >"corpus/kernels/op-$k"
+    done
+    printf '\x01\x07\x00\x2a\x03\x00\x02\x00\x05' >corpus/proofs/merkle
+    printf '\x00\x03\x00\x02\x00\x09\x00\x04\x00\x01\x00\x00' >corpus/proofs/row
+    echo "kernels: 44 seeds, proofs: 2 seeds"
     ;;
   repro)
     "$BIN_DIR/${1:?target}" -timeout="$TIMEOUT" -rss_limit_mb="$RSS" "${2:?file}"
