@@ -160,8 +160,15 @@ pub fn chunk_leaf(chunk: &[u8]) -> Hash {
     *h.finalize().as_bytes()
 }
 
+/// Bytes of one chunk, saturating: a chunk larger than any file is the whole
+/// file, which is what the exact product would give (headers are untrusted,
+/// so the product may overflow).
+fn chunk_bytes(row_bytes: u64, chunk_rows: u64) -> usize {
+    usize::try_from(row_bytes.saturating_mul(chunk_rows)).unwrap_or(usize::MAX)
+}
+
 fn chunk_leaves(data: &[u8], row_bytes: u64, chunk_rows: u64) -> Vec<Hash> {
-    let cb = (row_bytes * chunk_rows) as usize;
+    let cb = chunk_bytes(row_bytes, chunk_rows);
     if cb == 0 {
         return vec![];
     }
@@ -360,9 +367,9 @@ impl Dataset {
             return None;
         }
         let c = (i / self.header.chunk_rows) as usize;
-        let cb = (self.header.chunk_rows * self.header.row_bytes) as usize;
-        let start = c * cb;
-        let end = (start + cb).min(self.data.len());
+        let cb = chunk_bytes(self.header.row_bytes, self.header.chunk_rows);
+        let start = c.saturating_mul(cb);
+        let end = start.saturating_add(cb).min(self.data.len());
         Some(RowProof {
             row: i,
             chunk: self.data[start..end].to_vec(),
@@ -379,9 +386,13 @@ pub fn verify_row(root: &Hash, row_bytes: u64, chunk_rows: u64, p: &RowProof) ->
     if !merkle::verify(root, &chunk_leaf(&p.chunk), &p.proof) {
         return None;
     }
-    let off = ((p.row % chunk_rows) * row_bytes) as usize;
+    // The layout comes from the caller and the row from the prover: no
+    // product or sum of them may wrap (a wrapped offset could name bytes of
+    // another row).
+    let off = (p.row % chunk_rows).checked_mul(row_bytes)?;
+    let end = off.checked_add(row_bytes)?;
     p.chunk
-        .get(off..off + row_bytes as usize)
+        .get(usize::try_from(off).ok()?..usize::try_from(end).ok()?)
         .map(|s| s.to_vec())
 }
 
@@ -448,6 +459,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("is not the expected root"), "{err}");
+    }
+
+    #[test]
+    fn verify_row_with_a_row_size_near_u64_max_is_refused_not_an_overflow() {
+        // Found by fuzz/proofs: `off + row_bytes` overflowed.
+        let d = tiny();
+        let p = d.row_proof(4).unwrap();
+        assert_eq!(verify_row(&d.root(), u64::MAX - 1, 3, &p), None);
+        assert_eq!(verify_row(&d.root(), u64::MAX / 2, 3, &p), None);
+    }
+
+    #[test]
+    fn a_chunk_size_that_overflows_u64_is_one_chunk_not_an_overflow() {
+        // Found by fuzz/dataset: `row_bytes * chunk_rows` overflowed while
+        // hashing the chunks of a header's layout.
+        let data = b"abcdefghijkl".to_vec();
+        let d = Dataset::build("t", Schema::Ascii, 4, u64::MAX / 2, data.clone(), "", "").unwrap();
+        let one = Dataset::build("t", Schema::Ascii, 4, 3, data, "", "").unwrap();
+        assert_eq!(d.root(), one.root());
+        let e = Dataset::from_bytes(&d.to_bytes(), Some(&d.root())).unwrap();
+        for i in 0..e.rows() {
+            assert_eq!(e.row_proof(i).unwrap().chunk, b"abcdefghijkl");
+        }
     }
 
     #[test]

@@ -244,36 +244,51 @@ pub struct Cost {
 }
 
 fn numel(s: &[usize]) -> u64 {
-    s.iter().map(|&d| d as u64).product()
+    s.iter().fold(1u64, |a, &d| a.saturating_mul(d as u64))
 }
 
 impl Node {
-    /// Cost estimate.
+    /// Cost estimate: at least one operation per element read or written
+    /// (`2·m·n·k` for a matrix product), checked against the real work of
+    /// every op by `fuzz/fuzz_targets/cost_model.rs`.
     pub fn cost(&self) -> Cost {
         let out = numel(&self.shape);
-        let input_bytes = self.input_shapes.iter().map(|s| 4 * numel(s)).sum();
+        let input_bytes = self
+            .input_shapes
+            .iter()
+            .fold(0u64, |a, s| a.saturating_add(numel(s).saturating_mul(4)));
         let first = self.input_shapes.first().map(|s| numel(s)).unwrap_or(0);
+        let largest = self
+            .input_shapes
+            .iter()
+            .map(|s| numel(s))
+            .max()
+            .unwrap_or(0);
         let flops = match &self.op {
             Op::MatMul { ta, .. } => {
                 let s = &self.input_shapes[0];
                 let k = if *ta { s[0] } else { s[1] } as u64;
-                2 * out * k
+                out.saturating_mul(k).saturating_mul(2)
             }
             Op::BatchedMatMul { ta, .. } => {
                 let s = &self.input_shapes[0];
                 let k = if *ta { s[1] } else { s[2] } as u64;
-                2 * out * k
+                out.saturating_mul(k).saturating_mul(2)
             }
-            Op::Exp | Op::Log | Op::Tanh | Op::Sigmoid | Op::Gelu | Op::GeluBackward => 20 * out,
+            Op::Exp | Op::Log | Op::Tanh | Op::Sigmoid | Op::Gelu | Op::GeluBackward => {
+                out.saturating_mul(20)
+            }
             Op::Softmax
             | Op::LogSoftmax
             | Op::CrossEntropy
             | Op::CrossEntropyBackward
             | Op::LayerNorm { .. }
             | Op::LayerNormBackwardInput { .. }
-            | Op::LayerNormBackwardGamma { .. } => 25 * first,
-            Op::AdamWUpdate { .. } => 10 * out,
-            _ => 2 * out.max(first),
+            | Op::LayerNormBackwardGamma { .. } => first.saturating_mul(25),
+            Op::AdamWUpdate { .. } => out.saturating_mul(10),
+            // Not just the first input: an embedding's backward reads every
+            // gradient row, which can outnumber its ids and its table.
+            _ => out.max(largest).saturating_mul(2),
         };
         Cost { flops, input_bytes }
     }

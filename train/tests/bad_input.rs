@@ -196,3 +196,26 @@ fn a_diverging_run_is_refused_by_the_executor_at_the_step_whose_checkpoint_decod
     }
     panic!("lr 1e30 must diverge within 50 steps");
 }
+
+#[test]
+fn an_embedding_backward_costs_at_least_one_operation_per_gradient_element() {
+    // Found by fuzz/cost_model: the cost counted only the first input (the
+    // ids), so a batch of more positions than twice the vocabulary cost less
+    // than the gradient rows the referee really reads.
+    let mut p = Program::builtin("tiny-lm").unwrap();
+    if let train::program::Model::Transformer { vocab, .. } = &mut p.model {
+        *vocab = 2;
+    }
+    let g = p.graph().unwrap();
+    let n = g
+        .nodes
+        .iter()
+        .find(|n| matches!(n.op, repops::Op::EmbeddingBackward { .. }))
+        .unwrap();
+    let grad_elems: u64 = n.input_shapes[1].iter().map(|&d| d as u64).product();
+    assert!(
+        n.cost().flops >= grad_elems,
+        "{} flops for {grad_elems} gradient elements",
+        n.cost().flops
+    );
+}
