@@ -312,6 +312,13 @@ pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
         }
     };
 
+    // An account's name in this demo (its address if it is none of ours).
+    let name_of = |addr: &str| {
+        c.keys
+            .iter()
+            .find(|(_, k)| k.address().to_string() == addr)
+            .map_or(addr.to_string(), |(n, _)| n.clone())
+    };
     let mut rounds = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(600);
     for r in 0..d.rounds {
@@ -332,12 +339,6 @@ pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
                 }
             }
             tokio::time::sleep(Duration::from_millis(d.block_ms * 2)).await;
-        };
-        let name_of = |addr: &str| {
-            c.keys
-                .iter()
-                .find(|(_, k)| k.address().to_string() == addr)
-                .map_or(addr.to_string(), |(n, _)| n.clone())
         };
         let base = mean_loss(&round.base);
         say(format!(
@@ -413,11 +414,7 @@ pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
     say("leaderboard (verified quality):".into());
     let mut leaderboard = Vec::new();
     for (i, e) in board.iter().enumerate() {
-        let name = c
-            .keys
-            .iter()
-            .find(|(_, k)| k.address().to_string() == e.address)
-            .map_or(e.address.clone(), |(n, _)| n.clone());
+        let name = name_of(&e.address);
         let quality = e.quality.parse::<u128>().unwrap_or(0) as f64 / 4_294_967_296.0;
         say(format!(
             "  {}. {name:8} quality {quality:.4} nats  rewards {}uvtr  contributions {} ({} improved)",

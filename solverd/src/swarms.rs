@@ -82,11 +82,8 @@ pub(crate) async fn work(
 async fn own_source(s: &Shared, endpoint: &str, name: &str) -> Result<pb::DataSource, AgentError> {
     let d = agent::datasets::load_own(name, &s.datasets_dir(), &s.cfg.datasets.policy()).await?;
     let h = d.header();
-    let host = endpoint
-        .trim_start_matches("http://")
-        .trim_start_matches("https://");
     Ok(pb::DataSource {
-        name: format!("grpc://{host}"),
+        name: ::swarm::component::round::state_source(endpoint),
         root: d.root().to_vec(),
         layout: Some(proto::tasks::v1::DatasetInfo {
             schema: h.schema.name().into(),

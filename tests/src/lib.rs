@@ -51,6 +51,37 @@ pub fn program(steps: u64) -> train::Program {
     p
 }
 
+/// `MsgCreateSwarm` from "submitter": mlp-digits recording its loss, 2 evaluation
+/// batches of 64 held-out rows, rewards 200,000 / 50,000, fee 20,000, no minimum
+/// stake, no seed chain, no sealed pools.
+pub fn swarm_create(
+    n: &Net,
+    rounds: u64,
+    slots: u64,
+    inner_steps: u64,
+    budget_per_round: u128,
+) -> proto::swarm::v1::MsgCreateSwarm {
+    let mut program = train::Program::builtin("mlp-digits").expect("builtin program");
+    program.record_loss = true;
+    proto::swarm::v1::MsgCreateSwarm {
+        creator: n.addr("submitter").to_string(),
+        program_json: serde_json::to_vec(&program).expect("program JSON"),
+        rounds,
+        slots,
+        inner_steps,
+        eval_steps: 2,
+        eval_batch: 64,
+        budget_per_round: budget_per_round.to_string(),
+        contribution_reward: "200000".into(),
+        evaluation_reward: "50000".into(),
+        verification_fee: "20000".into(),
+        min_stake: "0".into(),
+        dataset: None,
+        seed_commitment: vec![],
+        pools: vec![],
+    }
+}
+
 impl Net {
     pub async fn submit(&self, steps: u64) -> anyhow::Result<(u64, train::Program)> {
         let p = program(steps);

@@ -92,25 +92,7 @@ async fn python_client_reads_a_swarm_round_and_its_leaderboard() {
     let v = verifierd::start(n.c.verifier_config("verifier"))
         .await
         .unwrap();
-    let mut p = train::Program::builtin("mlp-digits").unwrap();
-    p.record_loss = true;
-    let create = proto::swarm::v1::MsgCreateSwarm {
-        creator: n.addr("submitter").to_string(),
-        program_json: serde_json_vec(&p),
-        rounds: 1,
-        slots: 1,
-        inner_steps: 6,
-        eval_steps: 2,
-        eval_batch: 64,
-        budget_per_round: "1000000".into(),
-        contribution_reward: "200000".into(),
-        evaluation_reward: "50000".into(),
-        verification_fee: "20000".into(),
-        min_stake: "0".into(),
-        dataset: None,
-        seed_commitment: vec![],
-        pools: vec![],
-    };
+    let create = tests::swarm_create(&n, 1, 1, 6, 1_000_000);
     let (_, r) =
         n.c.client
             .sign_and_send(

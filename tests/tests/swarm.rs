@@ -91,23 +91,7 @@ async fn a_corrupt_evaluation_is_slashed_and_measured_again() {
     let mut contributors = Vec::new();
     let mut program = train::Program::builtin("mlp-digits").unwrap();
     program.record_loss = true;
-    let create = pb::MsgCreateSwarm {
-        creator: n.addr("submitter").to_string(),
-        program_json: serde_json::to_vec(&program).unwrap(),
-        rounds: 1,
-        slots: 2,
-        inner_steps: 8,
-        eval_steps: 2,
-        eval_batch: 64,
-        budget_per_round: "3000000".into(),
-        contribution_reward: "200000".into(),
-        evaluation_reward: "50000".into(),
-        verification_fee: "20000".into(),
-        min_stake: "0".into(),
-        dataset: None,
-        seed_commitment: vec![],
-        pools: vec![],
-    };
+    let create = tests::swarm_create(&n, 1, 2, 8, 3_000_000);
     let (_, res) = c
         .client
         .sign_and_send(
@@ -223,25 +207,7 @@ async fn a_copied_contribution_is_disputed_and_slashed() {
     let mut vc = c.verifier_config("verifier");
     vc.whistleblower = true;
     let v = verifierd::start(vc).await.unwrap();
-    let mut program = train::Program::builtin("mlp-digits").unwrap();
-    program.record_loss = true;
-    let create = pb::MsgCreateSwarm {
-        creator: n.addr("submitter").to_string(),
-        program_json: serde_json::to_vec(&program).unwrap(),
-        rounds: 1,
-        slots: 2,
-        inner_steps: 8,
-        eval_steps: 2,
-        eval_batch: 64,
-        budget_per_round: "3000000".into(),
-        contribution_reward: "200000".into(),
-        evaluation_reward: "50000".into(),
-        verification_fee: "20000".into(),
-        min_stake: "0".into(),
-        dataset: None,
-        seed_commitment: vec![],
-        pools: vec![],
-    };
+    let create = tests::swarm_create(&n, 1, 2, 8, 3_000_000);
     let send = |who: &'static str, msg: prost_types::Any| {
         let c = &n.c;
         async move {

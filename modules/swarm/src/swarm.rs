@@ -36,7 +36,8 @@ impl Phase {
             Phase::Seeding => pb::RoundPhase::Seeding,
         }) as i32
     }
-    fn from_proto(v: i32) -> Result<Phase> {
+    /// A `veritrain.swarm.v1.RoundPhase` value.
+    pub fn from_proto(v: i32) -> Result<Phase> {
         Ok(match pb::RoundPhase::try_from(v) {
             Ok(pb::RoundPhase::Joining) => Phase::Joining,
             Ok(pb::RoundPhase::Training) => Phase::Training,
@@ -200,7 +201,6 @@ impl Swarm {
             min_stake: self.min_stake.0.to_string(),
             round: self.round,
             global: Some(self.global.to_proto()),
-            carry: String::new(),
             status: if self.done {
                 pb::SwarmStatus::Done
             } else {

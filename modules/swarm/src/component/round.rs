@@ -8,7 +8,7 @@ use tasks::{Status, TasksRead};
 use crate::component::state::{SwarmRead, SwarmWrite};
 use crate::error::{Result, SwarmError};
 use crate::event::{EventEvaluationStarted, EventRoundSettled};
-use crate::swarm::{DataSource, GlobalState, Measurement, Phase, Round, Swarm};
+use crate::swarm::{Contribution, DataSource, GlobalState, Measurement, Phase, Round, Swarm};
 
 /// Evaluation tasks one measurement may take (the first and the resubmissions).
 pub const MAX_EVAL_ATTEMPTS: u32 = 3;
@@ -392,14 +392,8 @@ pub(crate) fn start_evaluation<S: StateWrite + ?Sized>(
     });
     let mut n = 1u64;
     for c in r.contributions.iter_mut().filter(|c| !c.duplicate) {
-        let Some(root) = c.final_state_hash else {
+        let Some(state) = contribution_state(sw, &start, c) else {
             continue;
-        };
-        let state = GlobalState {
-            root,
-            step: start.step.saturating_add(sw.inner_steps),
-            source: state_source(&c.endpoint),
-            task_id: c.task_id,
         };
         let (prog, layout) = evaluation_program(sw, &base, &state, &seed, r.round)?;
         let id = submit_task(s, ctx, sw, &prog, Reward::Evaluation, layout)?;
@@ -420,9 +414,21 @@ pub(crate) fn start_evaluation<S: StateWrite + ?Sized>(
     Ok(())
 }
 
-/// Where a contribution's final state is fetched: the contributing solver's
-/// blob service (solverd serves its runs' states by root).
-fn state_source(endpoint: &str) -> String {
+/// The verified state contribution `c` ended in (`None` until its task is
+/// finalized): `inner_steps` on from `start`, served by its solver.
+fn contribution_state(sw: &Swarm, start: &GlobalState, c: &Contribution) -> Option<GlobalState> {
+    Some(GlobalState {
+        root: c.final_state_hash?,
+        step: start.step.saturating_add(sw.inner_steps),
+        source: state_source(&c.endpoint),
+        task_id: c.task_id,
+    })
+}
+
+/// Where a contribution's final state (or its own data) is fetched: the
+/// contributing solver's blob service (solverd serves its runs' states and the
+/// datasets it holds by root).
+pub fn state_source(endpoint: &str) -> String {
     let host = endpoint
         .trim_start_matches("http://")
         .trim_start_matches("https://");
@@ -491,13 +497,8 @@ fn settle<S: StateWrite + ?Sized>(
     r.merged_slot = None;
     if let Some((_, i)) = best {
         let c = &r.contributions[i];
-        if let Some(root) = c.final_state_hash {
-            sw.global = GlobalState {
-                root,
-                step: r.start.step.saturating_add(sw.inner_steps),
-                source: state_source(&c.endpoint),
-                task_id: c.task_id,
-            };
+        if let Some(state) = contribution_state(sw, &r.start, c) {
+            sw.global = state;
             r.merged_slot = Some(c.slot);
         }
     }
