@@ -49,6 +49,10 @@ pub struct Run {
     backend: Arc<dyn repops::Backend>,
     /// Hashes `h_0..` already in `hashes.bin` (a prefix of `hashes`).
     persisted: usize,
+    /// `(t, state after t)` in the backend's memory, on a backend that hashes there:
+    /// training goes on from it without moving the state (it comes down for
+    /// checkpoints only).
+    resident: Option<(u64, train::DeviceState)>,
 }
 
 impl std::fmt::Debug for Run {
@@ -98,6 +102,7 @@ impl Run {
             stats: RunStats::default(),
             backend: Arc::new(repops::CpuBackend),
             persisted: 0,
+            resident: None,
         })
     }
 
@@ -198,6 +203,7 @@ impl Run {
     /// Runs the steps on `backend` from now on (the CPU reference by default).
     pub fn set_backend(&mut self, backend: Arc<dyn repops::Backend>) {
         self.backend = backend;
+        self.resident = None;
     }
 
     /// Steps trained so far (`t` of the newest known `h_t`).
@@ -223,15 +229,24 @@ impl Run {
                 self.task_id, self.program.steps
             )));
         }
-        let prev = self.state_at(t - 1)?;
-        let out = self.step(t, &prev, Record::STATE)?;
+        let checkpoint =
+            self.dir.is_some() && (t.is_multiple_of(self.every) || t == self.program.steps);
+        let out =
+            if self.backend.digests_on_device() && !train::StepHook::alters_state(&self.fault, t) {
+                self.train_on_device(t, checkpoint)?
+            } else {
+                self.resident = None;
+                let prev = self.state_at(t - 1)?;
+                let mut out = self.step(t, &prev, Record::STATE)?;
+                self.remember(t, Arc::new(std::mem::take(&mut out.state)));
+                out
+            };
         let h = out.state_hash;
         self.stats.add(&out);
         self.last_loss = out.loss;
         self.hashes.push(h);
-        self.remember(t, Arc::new(out.state));
         if let Some(dir) = self.dir.clone() {
-            if t.is_multiple_of(self.every) || t == self.program.steps {
+            if checkpoint {
                 let state = self.state_at(t)?;
                 let bytes = train::checkpoint::encode(&self.program, t, &state)?;
                 let p = ckpt_path(&dir, t);
@@ -240,6 +255,45 @@ impl Run {
             }
         }
         Ok((t, h, out.loss))
+    }
+
+    /// Step `t` with the state kept on the device (from the previous step's resident
+    /// state when there is one) and hashed there; the state comes down only when
+    /// `download` (a checkpoint is due), and is then remembered.
+    fn train_on_device(&mut self, t: u64, download: bool) -> Result<StepOut, AgentError> {
+        let resident = match self.resident.take() {
+            Some((k, d)) if k == t - 1 => Some(d),
+            _ => None,
+        };
+        let prev = match resident {
+            Some(_) => None,
+            None => Some(self.state_at(t - 1)?),
+        };
+        let empty = State::new();
+        let exec = StepExecutor::new(&self.program, &self.graph, &self.dataset, &*self.backend);
+        let record = Record {
+            host_state: false,
+            ..Record::STATE
+        };
+        let (out, dev) = exec.run_resident(
+            t,
+            prev.as_deref().unwrap_or(&empty),
+            resident.as_ref(),
+            record,
+            &self.fault,
+        )?;
+        let mut out: StepOut = out.into();
+        if download {
+            let state = dev
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), self.backend.download(v)?)))
+                .collect::<repops::Result<State>>()
+                .map_err(train::TrainError::Transfer)?;
+            out.state = state.clone();
+            self.remember(t, Arc::new(state));
+        }
+        self.resident = Some((t, dev));
+        Ok(out)
     }
 
     fn remember(&mut self, t: u64, s: Arc<State>) {
@@ -348,6 +402,82 @@ impl Run {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use repops::{Backend, CpuBackend, DeviceTensor, Digest, Op, Tensor};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// The CPU reference posing as a device that hashes its own tensors: counts the
+    /// elements that "come down".
+    #[derive(Default)]
+    struct DeviceLike {
+        downloaded: AtomicU64,
+    }
+
+    impl Backend for DeviceLike {
+        fn name(&self) -> &str {
+            "device-like"
+        }
+        fn upload(&self, t: &Tensor) -> repops::Result<DeviceTensor> {
+            CpuBackend.upload(t)
+        }
+        fn execute(&self, op: &Op, inputs: &[&DeviceTensor]) -> repops::Result<DeviceTensor> {
+            CpuBackend.execute(op, inputs)
+        }
+        fn download(&self, t: &DeviceTensor) -> repops::Result<Tensor> {
+            self.downloaded.fetch_add(t.len() as u64, Ordering::Relaxed);
+            CpuBackend.download(t)
+        }
+        fn digests_on_device(&self) -> bool {
+            true
+        }
+        fn digests(&self, ts: &[&DeviceTensor]) -> repops::Result<Vec<Digest>> {
+            Ok(ts
+                .iter()
+                .filter_map(|t| t.as_host())
+                .map(Digest::of)
+                .collect())
+        }
+    }
+
+    /// On a backend that hashes where its tensors live, the state stays there between
+    /// checkpoints (only the loss comes down), the hashes are the CPU's, checkpoints
+    /// hold the committed states, and a dispute's replay still works.
+    #[test]
+    fn on_a_hashing_device_the_state_comes_down_only_for_checkpoints() {
+        let mut p = Program::builtin("mlp-digits").unwrap();
+        p.steps = 12;
+        let ds = Dataset::builtin("digits").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut cpu = Run::in_memory(1, p.clone(), ds.clone(), None, FaultPlan::default()).unwrap();
+        while cpu.steps_done() < 12 {
+            cpu.train_next().unwrap();
+        }
+        let dev = Arc::new(DeviceLike::default());
+        let mut r =
+            Run::on_disk(1, p.clone(), ds, None, FaultPlan::default(), dir.path(), 5).unwrap();
+        r.set_backend(dev.clone());
+        while r.steps_done() < 12 {
+            r.train_next().unwrap();
+        }
+        assert_eq!(r.hashes(), cpu.hashes());
+        let state: u64 = r
+            .graph
+            .state_shapes
+            .values()
+            .map(|s| s.iter().product::<usize>() as u64)
+            .sum();
+        // Checkpoints at 5, 10 and 12; a loss (one element) every step.
+        assert_eq!(dev.downloaded.load(Ordering::Relaxed), 3 * state + 12);
+        for t in [5, 10, 12] {
+            let bytes = std::fs::read(ckpt_path(dir.path(), t)).unwrap();
+            let (step, s) = train::checkpoint::decode(&p, &r.graph.state_shapes, &bytes).unwrap();
+            assert_eq!((step, train::state_hash(&s)), (t, cpu.hashes()[t as usize]));
+        }
+        assert_eq!(
+            r.step_out(7).unwrap().node_hashes(),
+            cpu.step_out(7).unwrap().node_hashes()
+        );
+        assert_eq!(train::state_hash(&r.state_at(8).unwrap()), cpu.hashes()[8]);
+    }
 
     /// `hashes.bin` is appended at each checkpoint, and a resume cuts what its
     /// newest valid checkpoint does not cover (including a record torn by a

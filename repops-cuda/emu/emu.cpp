@@ -60,6 +60,10 @@ static inline float __shfl_down_sync(unsigned, float v, int s) {
 static inline float __shfl_sync(unsigned, float v, int src) { return emu_exchange(v, src, true); }
 
 #include "host.h"
+#include <atomic>
+static inline unsigned int atomicOr(unsigned int* p, unsigned int v) {
+  return std::atomic_ref<unsigned int>(*p).fetch_or(v);
+}
 #define __global__
 #define __shared__ static
 #define __restrict__ __restrict
@@ -70,6 +74,7 @@ static inline float __shfl_sync(unsigned, float v, int src) { return emu_exchang
 #include "../kernels/rows.cu"
 #include "../kernels/gemm.cu"
 #include "../kernels/layout.cu"
+#include "../kernels/hash.cu"
 
 struct Arg {
   char tag = 0;
@@ -164,6 +169,7 @@ int main() {
       K(rp_layer_norm_backward_input), K(rp_layer_norm_stats), K(rp_gemm_128), K(rp_gemm_32),
       K(rp_sum_axis0), K(rp_layer_norm_backward_gamma), K(rp_embedding),
       K(rp_embedding_backward), K(rp_transpose), K(rp_permute), K(rp_canonicalize),
+      K(rp_blake3_chunks), K(rp_blake3_tree),
   };
   uint32_t len;
   read(&len, 4);

@@ -79,6 +79,9 @@ def run(name, cmd, limit_s, env):
 
 def parse_parity(out):
     f = {}
+    hashes = parse_hashes(out)
+    if hashes:
+        f["device_hashes"] = hashes
     m = re.search(r"golden: (\d+) cases, (\d+) mismatches", out)
     if m:
         f["golden_cases"], f["golden_mismatches"] = int(m.group(1)), int(m.group(2))
@@ -96,6 +99,20 @@ def parse_parity(out):
             "gpu_seconds": float(m.group(7)),
         }
     return f
+
+
+def parse_hashes(out):
+    rows = []
+    for m in re.finditer(r"hash (\[[^\]]*\]): (\S+), device ([\d.]+) ms \(([\d.]+) GB/s\), host ([\d.]+) ms \(([\d.]+) GB/s\)", out):
+        rows.append({
+            "shape": m.group(1),
+            "result": m.group(2),
+            "device_ms": float(m.group(3)),
+            "device_gb_s": float(m.group(4)),
+            "host_ms": float(m.group(5)),
+            "host_gb_s": float(m.group(6)),
+        })
+    return rows
 
 
 def parse_exhaustive(out):
@@ -152,7 +169,7 @@ def main():
         # (name, command, own limit in s, is a parity check, parser of its figures)
         ("nvidia-smi", ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"], 30, False, None),
         ("device conformance tests", ["./gpu-tests", "--test-threads=1"], 150, True, None),
-        ("golden + fuzz", ["./cuda-parity", "--golden", "--fuzz", "200" if q else "2000"], 90, True, parse_parity),
+        ("golden + hashes + fuzz", ["./cuda-parity", "--golden", "--hashes", "--fuzz", "200" if q else "2000"], 90, True, parse_parity),
         ("train mlp-digits", ["./cuda-parity", "--train", "50" if q else "1000", "--programs", "mlp-digits"], 120, True, parse_parity),
         ("train tiny-lm", ["./cuda-parity", "--train", "10" if q else "200", "--programs", "tiny-lm"], 150, True, parse_parity),
         (

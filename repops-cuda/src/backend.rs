@@ -266,4 +266,12 @@ impl Backend for CudaBackend {
     fn download(&self, t: &DeviceTensor) -> repops::Result<Tensor> {
         exec::download(&self.gpu, t)
     }
+
+    fn digests_on_device(&self) -> bool {
+        true
+    }
+
+    fn digests(&self, ts: &[&DeviceTensor]) -> repops::Result<Vec<repops::Digest>> {
+        exec::digests(&self.gpu, ts)
+    }
 }

@@ -6,7 +6,7 @@
 
 use cudarc::driver::LaunchConfig;
 use repops::ops::index;
-use repops::{DeviceTensor, MaskFill, Op, RepOpsError, Tensor};
+use repops::{DeviceTensor, Digest, MaskFill, Op, RepOpsError, Tensor};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -284,6 +284,97 @@ where
     } else {
         h.clone().reshape(t.shape())
     }
+}
+
+/// Ranks whose header the hash kernel builds from its arguments; a tensor of higher rank
+/// (none in the shipped programs) is hashed on the host.
+const HASH_MAX_RANK: usize = 6;
+
+/// `Backend::digests` on a device: every R6 hash and finiteness flag computed there
+/// (`hash.cu`), one download of 36 bytes per tensor. Tensors not in this device's
+/// memory, and ranks above [`HASH_MAX_RANK`], are hashed on the host.
+pub(crate) fn digests<D: Device>(d: &D, ts: &[&DeviceTensor]) -> R<Vec<Digest>>
+where
+    D::Buf: 'static,
+{
+    let on_device: Vec<(usize, &Resident<D::Buf>)> = ts
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.shape().len() <= HASH_MAX_RANK)
+        .filter_map(|(i, t)| resident(d, t).map(|r| (i, r)))
+        .collect();
+    let mut out = vec![None; ts.len()];
+    if !on_device.is_empty() {
+        let chunks = |t: &DeviceTensor| {
+            let len = 18 + 8 * t.shape().len() as u64 + 4 * t.len() as u64;
+            len.div_ceil(1024)
+        };
+        let most = on_device
+            .iter()
+            .map(|(i, _)| chunks(ts[*i]))
+            .max()
+            .unwrap_or(1);
+        // Two levels' worth of CVs (ping-pong in the tree kernel), 8 words each.
+        let mut cvs = d.zeros(2 * 8 * 4 * most as usize)?;
+        let mut words = d.zeros(9 * 4 * on_device.len())?;
+        for (slot, (i, r)) in on_device.iter().enumerate() {
+            let t = ts[*i];
+            let mut dims = [0u64; HASH_MAX_RANK];
+            for (k, &x) in t.shape().iter().enumerate() {
+                dims[k] = x as u64;
+            }
+            let c = chunks(t);
+            let mut args = vec![
+                Arg::In(&r.buf),
+                Arg::U64(t.len() as u64),
+                Arg::U32(t.shape().len() as u32),
+            ];
+            args.extend(dims.iter().map(|&x| Arg::U64(x)));
+            args.extend([
+                Arg::Out(&mut cvs),
+                Arg::Out(&mut words),
+                Arg::U64(slot as u64),
+            ]);
+            d.launch("rp_blake3_chunks", elementwise(c), &mut args)?;
+            let tree = LaunchConfig {
+                grid_dim: (1, 1, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            d.launch(
+                "rp_blake3_tree",
+                tree,
+                &mut [
+                    Arg::Out(&mut cvs),
+                    Arg::U64(c),
+                    Arg::Out(&mut words),
+                    Arg::U64(slot as u64),
+                ],
+            )?;
+        }
+        let bytes = d.download(&words)?;
+        d.transfers()
+            .device_to_host
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        for (slot, (i, _)) in on_device.iter().enumerate() {
+            let rec = bytes
+                .get(36 * slot..36 * slot + 36)
+                .ok_or_else(|| d.err("short download of tensor hashes"))?;
+            let mut hash = [0u8; 32];
+            hash.copy_from_slice(&rec[..32]);
+            out[*i] = Some(Digest {
+                hash,
+                finite: rec[32..36] == [0, 0, 0, 0],
+            });
+        }
+    }
+    ts.iter()
+        .zip(out)
+        .map(|(t, o)| match o {
+            Some(g) => Ok(g),
+            None => download(d, t).map(|h| Digest::of(&h)),
+        })
+        .collect()
 }
 
 fn foreign<D: Device>(d: &D, t: &DeviceTensor) -> RepOpsError {

@@ -32,7 +32,7 @@ pub struct Module {
 }
 
 /// Every kernel module of the backend.
-pub const MODULES: [Module; 4] = [
+pub const MODULES: [Module; 5] = [
     Module {
         file: "elementwise.cu",
         source: include_str!("../kernels/elementwise.cu"),
@@ -96,6 +96,11 @@ pub const MODULES: [Module; 4] = [
             "rp_transpose",
             "rp_permute",
         ],
+    },
+    Module {
+        file: "hash.cu",
+        source: include_str!("../kernels/hash.cu"),
+        entries: &["rp_blake3_chunks", "rp_blake3_tree"],
     },
 ];
 

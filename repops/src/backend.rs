@@ -137,6 +137,26 @@ impl DeviceTensor {
     }
 }
 
+/// What a step needs to know of a tensor it does not download: its R6 hash and whether
+/// every element is finite (a state with a NaN or an infinity is refused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Digest {
+    /// [`crate::tensor_hash`] of the tensor.
+    pub hash: [u8; 32],
+    /// No NaN and no infinity among the elements.
+    pub finite: bool,
+}
+
+impl Digest {
+    /// The digest of a host tensor (the reference every backend's digests must equal).
+    pub fn of(t: &Tensor) -> Digest {
+        Digest {
+            hash: crate::tensor_hash(t),
+            finite: t.data().iter().all(|v| v.is_finite()),
+        }
+    }
+}
+
 /// A device that executes RepOps operators on its own tensors.
 ///
 /// Implementations must return, for every op and every input, exactly the bits of
@@ -158,6 +178,22 @@ pub trait Backend: Send + Sync {
     /// before claiming a task.
     fn free_memory(&self) -> Option<u64> {
         None
+    }
+
+    /// Whether [`Backend::digests`] runs where the tensors live, without downloading
+    /// them. The step executor then asks it for the hashes of outputs it does not
+    /// need on the host (a step's new state, the op trace) instead of downloading them.
+    fn digests_on_device(&self) -> bool {
+        false
+    }
+
+    /// The R6 hash ([`crate::tensor_hash`]) of each tensor and whether all its elements
+    /// are finite. The default downloads each tensor and hashes it on the host; a
+    /// backend that overrides it must give the same bits.
+    fn digests(&self, ts: &[&DeviceTensor]) -> Result<Vec<Digest>> {
+        ts.iter()
+            .map(|t| self.download(t).map(|h| Digest::of(&h)))
+            .collect()
     }
 
     /// Host in, host out: upload the inputs, run `op`, download the output.

@@ -26,7 +26,7 @@ pub mod philox;
 pub mod reduce;
 pub mod tensor;
 
-pub use backend::{Backend, CpuBackend, DeviceTensor};
+pub use backend::{Backend, CpuBackend, DeviceTensor, Digest};
 pub use error::{RepOpsError, Result};
 pub use ops::{MaskFill, Op, OP_VERSION};
 pub use philox::Philox;

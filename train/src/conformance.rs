@@ -35,6 +35,9 @@ pub fn training(
     let d = Dataset::builtin(&p.dataset.name).map_err(|e| e.to_string())?;
     let mut cpu = Trainer::new(p.clone(), d.clone()).map_err(|e| e.to_string())?;
     let mut gpu = Trainer::with_backend(p, d, backend).map_err(|e| e.to_string())?;
+    // The backend keeps the state and hashes it where it lives, when it can: each
+    // h_t compared below is then the device's own hash of its own state.
+    gpu.keep_state_on_device(true);
     let (mut hc, mut hg) = (vec![cpu.state_hash()], vec![gpu.state_hash()]);
     let mut first = (hc[0] != hg[0]).then_some(0);
     let (mut tc, mut tg) = (0.0, 0.0);

@@ -42,6 +42,12 @@ pub struct Record {
     pub node_hashes: bool,
     /// Every node output itself (what a dispute uploads).
     pub outputs: bool,
+    /// The new state on the host ([`StepOutput::state`]). Without it, on a backend that
+    /// hashes on its device ([`Backend::digests_on_device`]), the new state stays there
+    /// (in the returned [`DeviceState`]), is hashed and checked for non-finite values
+    /// there, and `StepOutput::state` is empty; the op trace, when recorded without the
+    /// outputs, is hashed there too. Other backends download it anyway.
+    pub host_state: bool,
 }
 
 impl Record {
@@ -50,24 +56,28 @@ impl Record {
         state_hash: false,
         node_hashes: false,
         outputs: false,
+        host_state: true,
     };
     /// `h_t` only: a plain training step.
     pub const STATE: Record = Record {
         state_hash: true,
         node_hashes: false,
         outputs: false,
+        host_state: true,
     };
     /// `h_t` and the op trace.
     pub const TRACE: Record = Record {
         state_hash: true,
         node_hashes: true,
         outputs: false,
+        host_state: true,
     };
     /// `h_t`, the op trace and every node output.
     pub const ALL: Record = Record {
         state_hash: true,
         node_hashes: true,
         outputs: true,
+        host_state: true,
     };
 }
 
@@ -208,13 +218,21 @@ impl<'a> StepExecutor<'a> {
             }
         };
         let n = self.graph.nodes.len();
+        // On a backend that hashes where its tensors live, what is only hashed is not
+        // downloaded (unless a hook must see the host state).
+        let on_device = backend.digests_on_device() && !hook.alters_state(t);
+        let host_state = record.host_state || !on_device;
         let mut hashed = vec![record.node_hashes; n];
-        let mut needed = vec![record.node_hashes || record.outputs; n];
+        let mut needed = vec![record.outputs || (record.node_hashes && !on_device); n];
+        let mut update = vec![false; n];
         for &i in self.graph.updates.values() {
             if let Some(w) = hashed.get_mut(i) {
                 *w |= record.state_hash;
             }
             if let Some(w) = needed.get_mut(i) {
+                *w |= host_state;
+            }
+            if let Some(w) = update.get_mut(i) {
                 *w = true;
             }
         }
@@ -263,6 +281,36 @@ impl<'a> StepExecutor<'a> {
             })
         })?;
         let hashing = Instant::now();
+        // What was not downloaded is hashed on the device: the op trace, and the new
+        // state (whose finiteness is checked there too).
+        let remote: Vec<usize> = (0..n)
+            .filter(|&i| !needed[i] && (hashed[i] || update[i]))
+            .collect();
+        let mut non_finite = None;
+        if !remote.is_empty() {
+            let ts: Vec<&DeviceTensor> = remote.iter().filter_map(|&i| outs.get(i)).collect();
+            let digests = backend.digests(&ts).map_err(TrainError::Transfer)?;
+            for (&i, g) in remote.iter().zip(&digests) {
+                if hashed[i] {
+                    let _ = slots[i].set(g.hash);
+                }
+                if update[i] && !g.finite && non_finite.is_none() {
+                    non_finite = Some(i);
+                }
+            }
+        }
+        if let Some(i) = non_finite {
+            let name = self
+                .graph
+                .updates
+                .iter()
+                .find(|(_, &j)| j == i)
+                .map_or("?", |(k, _)| k.as_str());
+            return Err(TrainError::NonFinite {
+                step: t,
+                detail: format!("training diverged: {name} has a NaN or an infinity"),
+            });
+        }
         let node_hashes: Vec<Option<Hash>> = slots.into_iter().map(|s| s.into_inner()).collect();
         let loss = hosts
             .get(self.graph.loss)
@@ -283,17 +331,19 @@ impl<'a> StepExecutor<'a> {
                     .ok_or_else(|| no_update(name))?;
                 leaves.push(state_leaf(name, &th));
             }
-            let h = hosts.get_mut(i).ok_or_else(|| no_update(name))?;
-            // Kept outputs share their elements with the state.
-            let h = if record.outputs { h.clone() } else { h.take() };
-            new_state.insert(name.clone(), h.ok_or_else(|| no_update(name))?);
+            if host_state {
+                let h = hosts.get_mut(i).ok_or_else(|| no_update(name))?;
+                // Kept outputs share their elements with the state.
+                let h = if record.outputs { h.clone() } else { h.take() };
+                new_state.insert(name.clone(), h.ok_or_else(|| no_update(name))?);
+            }
             new_dev.insert(
                 name.clone(),
                 outs.get(i).cloned().ok_or_else(|| no_update(name))?,
             );
         }
         drop(outs);
-        if new_state.len() != state.len() {
+        if new_dev.len() != dev_state.len() {
             return Err(TrainError::Program(
                 "update set does not cover the state".into(),
             ));
@@ -303,10 +353,12 @@ impl<'a> StepExecutor<'a> {
             hook.alter_state(t, state, &mut new_state)?;
             new_dev = upload_all(backend, &new_state).map_err(TrainError::Transfer)?;
         }
-        checkpoint::check_finite(&new_state).map_err(|e| TrainError::NonFinite {
-            step: t,
-            detail: format!("training diverged: {e}"),
-        })?;
+        if host_state {
+            checkpoint::check_finite(&new_state).map_err(|e| TrainError::NonFinite {
+                step: t,
+                detail: format!("training diverged: {e}"),
+            })?;
+        }
         // Same leaves, same (name) order as `state_hash(&new_state)`.
         let state_hash = match (record.state_hash, altered) {
             (false, _) => Hash::default(),

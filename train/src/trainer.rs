@@ -6,11 +6,11 @@ use crate::error::{Result, TrainError};
 use crate::exec::{run_nodes_on, state_hash};
 use crate::merkle::Hash;
 use crate::program::{Init, Mode, Model, Program, StepGraph};
-use crate::step::{DeviceState, Honest, Record, StepExecutor, StepOutput};
+use crate::step::{DeviceState, Honest, Record, State, StepExecutor, StepOutput};
 use repops::{Backend, CpuBackend, Philox, Tensor};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Philox stream of batch row indices.
 pub const STREAM_ROWS: u64 = 1;
@@ -67,12 +67,21 @@ pub struct Trainer {
     program: Program,
     graph: StepGraph,
     dataset: Dataset,
-    state: BTreeMap<String, Tensor>,
-    /// `state` in the backend's memory, when the last step left it there.
+    /// The state on the host; empty after a step that kept it on the device only
+    /// ([`Trainer::keep_state_on_device`]) until it is asked for.
+    state: OnceLock<State>,
+    /// The state in the backend's memory, when the last step left it there.
     resident: Option<DeviceState>,
+    /// The hash of the current state, once known.
+    hash: OnceLock<Hash>,
+    /// Steps leave the state on the device (hashed there) when the backend can.
+    on_device: bool,
     step: u64,
     backend: Arc<dyn Backend>,
 }
+
+/// What [`Trainer::state`] answers when the device cannot give the state back.
+static NO_STATE: State = BTreeMap::new();
 
 impl std::fmt::Debug for Trainer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -194,17 +203,30 @@ impl Trainer {
             program,
             graph,
             dataset,
-            state,
+            state: OnceLock::from(state),
             resident: None,
+            hash: OnceLock::new(),
+            on_device: false,
             step: 0,
             backend,
         })
     }
 
-    /// Run later steps and evaluations on `backend` (the state is kept).
-    pub fn set_backend(&mut self, backend: Arc<dyn Backend>) {
+    /// Run later steps and evaluations on `backend` (the state is kept: brought to the
+    /// host first if it was only on the old backend's device).
+    pub fn set_backend(&mut self, backend: Arc<dyn Backend>) -> Result<()> {
+        self.try_state()?;
         self.backend = backend;
         self.resident = None;
+        Ok(())
+    }
+
+    /// With `true`, steps keep the new state on the device and hash it there (when the
+    /// backend can: [`Backend::digests_on_device`]): between checkpoints a step moves
+    /// its batch up and 36 bytes per state tensor and the loss down. The state comes to
+    /// the host only when asked for ([`Trainer::try_state`], checkpoints, evaluation).
+    pub fn keep_state_on_device(&mut self, yes: bool) {
+        self.on_device = yes;
     }
 
     /// The backend ops run on.
@@ -231,9 +253,31 @@ impl Trainer {
     pub fn dataset(&self) -> &Dataset {
         &self.dataset
     }
-    /// The current state tensors.
+    /// The current state tensors. After a step that kept the state on the device, the
+    /// first call downloads it; if that fails (the device is gone) this is an empty map
+    /// and the error is logged: use [`Trainer::try_state`] to see it.
     pub fn state(&self) -> &BTreeMap<String, Tensor> {
-        &self.state
+        self.try_state().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the state cannot be brought back from the device");
+            &NO_STATE
+        })
+    }
+
+    /// The current state tensors, downloaded from the device if the last step left
+    /// them only there.
+    pub fn try_state(&self) -> Result<&State> {
+        if let Some(s) = self.state.get() {
+            return Ok(s);
+        }
+        let dev = self.resident.as_ref().ok_or_else(|| {
+            TrainError::Program("the state is neither on the host nor on the device".into())
+        })?;
+        let host = dev
+            .iter()
+            .map(|(k, t)| Ok((k.clone(), self.backend.download(t)?)))
+            .collect::<repops::Result<State>>()
+            .map_err(TrainError::Transfer)?;
+        Ok(self.state.get_or_init(|| host))
     }
     /// Steps done so far (`t` of `h_t`).
     pub fn current_step(&self) -> u64 {
@@ -241,7 +285,7 @@ impl Trainer {
     }
     /// Hash of the current state.
     pub fn state_hash(&self) -> Hash {
-        state_hash(&self.state)
+        *self.hash.get_or_init(|| state_hash(self.state()))
     }
 
     /// Dataset rows of step `t`'s batch (t >= 1): `below(train_rows)` on stream
@@ -406,11 +450,32 @@ impl Trainer {
                 current: self.step,
             });
         }
-        let resident = self.resident.take();
+        let record = Record {
+            host_state: record.host_state && !self.on_device,
+            ..record
+        };
+        // Without a resident copy the step uploads the host state.
+        let host = match &self.resident {
+            Some(_) => self.state.get(),
+            None => Some(self.try_state()?),
+        };
         let exec = self.executor();
-        let (mut out, dev) =
-            exec.run_resident(t, &self.state, resident.as_ref(), record, &Honest)?;
-        self.state = std::mem::take(&mut out.state);
+        let (mut out, dev) = exec.run_resident(
+            t,
+            host.unwrap_or(&NO_STATE),
+            self.resident.as_ref(),
+            record,
+            &Honest,
+        )?;
+        self.state = if out.state.is_empty() {
+            OnceLock::new()
+        } else {
+            OnceLock::from(std::mem::take(&mut out.state))
+        };
+        self.hash = OnceLock::new();
+        if record.state_hash {
+            let _ = self.hash.set(out.state_hash);
+        }
         self.resident = Some(dev);
         self.step = t;
         Ok(out)
@@ -473,7 +538,13 @@ impl Trainer {
         let batch = make_batch(&self.program, schema, &rows, &offsets, &|r| {
             self.dataset.row(r)
         })?;
-        let outs = run_nodes_on(&*self.backend, &g.nodes, &self.state, &batch, |_, _| {})?;
+        let outs = run_nodes_on(
+            &*self.backend,
+            &g.nodes,
+            self.try_state()?,
+            &batch,
+            |_, _| {},
+        )?;
         let loss = outs[g.loss].data().first().copied().unwrap_or(f32::NAN);
         let accuracy = match &self.program.model {
             Model::Mlp { .. } => {
@@ -531,7 +602,7 @@ impl Trainer {
     /// Write a safetensors checkpoint holding every state tensor (format in
     /// [`crate::checkpoint`]).
     pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
-        let out = checkpoint::encode(&self.program, self.step, &self.state)?;
+        let out = checkpoint::encode(&self.program, self.step, self.try_state()?)?;
         std::fs::write(path, out).map_err(|source| TrainError::Io {
             path: path.display().to_string(),
             source,
@@ -557,8 +628,10 @@ impl Trainer {
             program,
             graph,
             dataset,
-            state,
+            state: OnceLock::from(state),
             resident: None,
+            hash: OnceLock::new(),
+            on_device: false,
             step,
             backend: Arc::new(CpuBackend),
         })

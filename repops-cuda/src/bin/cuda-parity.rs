@@ -38,6 +38,10 @@ struct Args {
     /// With --train: only these programs (default: mlp-digits and tiny-lm).
     #[arg(long, value_delimiter = ',', value_parser = ["mlp-digits", "tiny-lm"])]
     programs: Vec<String>,
+    /// R6 tensor hashes computed on the device against the host's, on random tensors
+    /// up to 256 MiB (with NaN payloads and infinities), and their speed.
+    #[arg(long)]
+    hashes: bool,
     /// CUDA device ordinal.
     #[arg(long, default_value_t = 0)]
     device: usize,
@@ -47,16 +51,65 @@ fn hex(h: &[u8; 32]) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Device digests vs `repops::Digest::of` on random tensors; prints each size's speed.
+fn hashes(cuda: &CudaBackend) -> Result<usize> {
+    use repops::{Backend, Digest, Tensor};
+    let p = repops::Philox::new(11, 0);
+    let mut bad = 0;
+    let shapes: [&[usize]; 8] = [
+        &[],
+        &[249],
+        &[250],
+        &[3, 5, 7, 11],
+        &[1000, 1000],
+        &[4096, 4096],
+        &[64, 1024, 1024],
+        &[2, 3, 4, 5, 6, 7],
+    ];
+    for (k, shape) in shapes.iter().enumerate() {
+        let n: usize = shape.iter().product();
+        let mut data: Vec<f32> = (0..n)
+            .map(|i| f32::from_bits(p.u32_at(i as u64 ^ ((k as u64) << 40)) & 0xbfff_ffff))
+            .collect();
+        if k % 2 == 1 && n > 2 {
+            data[n / 2] = f32::from_bits(0x7fc0_1234);
+            data[n - 1] = f32::INFINITY;
+        }
+        let t = Tensor::new(shape.to_vec(), data)?;
+        let d = cuda.upload(&t)?;
+        cuda.digests(&[&d])?; // warm-up
+        cuda.synchronize()?;
+        let t0 = Instant::now();
+        let got = cuda.digests(&[&d])?;
+        let dev_s = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let want = Digest::of(&t);
+        let host_s = t1.elapsed().as_secs_f64();
+        let ok = got.first() == Some(&want);
+        bad += usize::from(!ok);
+        println!(
+            "hash {shape:?}: {}, device {:.3} ms ({:.1} GB/s), host {:.3} ms ({:.1} GB/s)",
+            if ok { "identical" } else { "MISMATCH" },
+            dev_s * 1e3,
+            4.0 * n as f64 / dev_s / 1e9,
+            host_s * 1e3,
+            4.0 * n as f64 / host_s / 1e9
+        );
+    }
+    Ok(bad)
+}
+
 fn main() -> Result<()> {
     let mut a = Args::parse();
     if a.all {
         a.golden = true;
+        a.hashes = true;
         a.exhaustive = true;
         a.fuzz = a.fuzz.or(Some(2000));
         a.train = a.train.or(Some(1000));
     }
-    if !a.golden && !a.exhaustive && a.fuzz.is_none() && a.train.is_none() {
-        bail!("nothing to do: pass --all or some of --golden --fuzz N --exhaustive --train N");
+    if !a.golden && !a.hashes && !a.exhaustive && a.fuzz.is_none() && a.train.is_none() {
+        bail!("nothing to do: pass --all or some of --golden --hashes --fuzz N --exhaustive --train N");
     }
     let cuda = Arc::new(CudaBackend::new(a.device).context("opening the CUDA backend")?);
     println!(
@@ -73,6 +126,9 @@ fn main() -> Result<()> {
             println!("  {}: {}", m.what, m.detail);
         }
         failures += bad.len();
+    }
+    if a.hashes {
+        failures += hashes(&cuda)?;
     }
     if let Some(cases) = a.fuzz {
         let t = Instant::now();
