@@ -155,6 +155,8 @@ def main():
     ap.add_argument("--out", help="write the JSON document here, after every step (default: stdout at the end)")
     ap.add_argument("--quick", action="store_true", help="short runs (a smoke test of the kit)")
     ap.add_argument("--budget-s", type=float, default=460, help="total seconds; each step's limit is cut to what is left")
+    ap.add_argument("--skip", default="", help="comma-separated step names to leave out (e.g. after an earlier run did them)")
+    ap.add_argument("--funcs", default="", help="exhaustive step: only these functions (comma-separated)")
     a = ap.parse_args()
     env = cuda_env()
     q = a.quick
@@ -182,8 +184,16 @@ def main():
         ("torch fp32 eager", [sys.executable, "torch_step.py", "--steps", "20" if q else "200"], 90, False, None),
         # Last: the host port already matched the CPU on all 2^32 inputs; this checks what
         # NVRTC and the GPU make of it.
-        ("exhaustive elementary functions", ["./cuda-parity", "--exhaustive"], 150, True, parse_exhaustive),
+        (
+            "exhaustive elementary functions",
+            ["./cuda-parity", "--exhaustive"] + (["--funcs", a.funcs] if a.funcs else []),
+            150,
+            True,
+            parse_exhaustive,
+        ),
     ]
+    skip = {s.strip() for s in a.skip.split(",") if s.strip()}
+    steps = [s for s in steps if s[0] not in skip]
     passed = True
     for name, cmd, limit, is_parity, parse in steps:
         left = a.budget_s - (time.time() - t0)

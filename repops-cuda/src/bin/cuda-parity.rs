@@ -32,6 +32,9 @@ struct Args {
     /// Every elementary function on all 2^32 inputs.
     #[arg(long)]
     exhaustive: bool,
+    /// With --exhaustive: only these functions (default: all six).
+    #[arg(long, value_delimiter = ',', value_parser = ["exp", "log", "tanh", "sigmoid", "gelu", "rsqrt"])]
+    funcs: Vec<String>,
     /// Train mlp-digits and tiny-lm for this many steps on both backends.
     #[arg(long, value_name = "STEPS")]
     train: Option<u64>,
@@ -146,6 +149,9 @@ fn main() -> Result<()> {
     }
     if a.exhaustive {
         for f in Func::ALL {
+            if !a.funcs.is_empty() && !a.funcs.iter().any(|n| n == f.name()) {
+                continue;
+            }
             let t = Instant::now();
             let (n, bad, nbad) =
                 parity::elementary(&cuda, f, 0, 1u64 << 32).map_err(anyhow::Error::msg)?;
