@@ -67,7 +67,15 @@ static inline unsigned int atomicOr(unsigned int* p, unsigned int v) {
 #define __global__
 #define __shared__ static
 #define __restrict__ __restrict
-#define __launch_bounds__(n)
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+
+// CUDA's float4: 16-byte aligned, so that reinterpret_cast loads and stores of it behave
+// as LDS.128/LDG.128 do (the kernels only form them at 16-byte aligned addresses).
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+static inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 
 #include "../kernels/repops.cuh"
 #include "../kernels/elementwise.cu"
@@ -167,6 +175,8 @@ int main() {
       K(rp_softmax_backward), K(rp_log_softmax), K(rp_log_softmax_backward),
       K(rp_cross_entropy_rows), K(rp_cross_entropy_backward), K(rp_sum_last), K(rp_layer_norm),
       K(rp_layer_norm_backward_input), K(rp_layer_norm_stats), K(rp_gemm_128), K(rp_gemm_32),
+      K(rp_gemm_w128_k8), K(rp_gemm_w128_k16), K(rp_gemm_w128_t128), K(rp_gemm_w128x64),
+      K(rp_gemm_w64),
       K(rp_sum_axis0), K(rp_layer_norm_backward_gamma), K(rp_embedding),
       K(rp_embedding_backward), K(rp_transpose), K(rp_permute), K(rp_canonicalize),
       K(rp_blake3_chunks), K(rp_blake3_tree),

@@ -123,7 +123,7 @@ def parse_exhaustive(out):
 
 
 def parse_bench(out):
-    f = {"gemm": [], "train_ms_per_step": {}}
+    f = {"gemm": [], "gemm_choice": {}, "gemm_variants": [], "gemm_variant_errors": [], "train_ms_per_step": {}}
     m = re.search(r"device: (.+)", out)
     if m:
         f["device"] = m.group(1).strip()
@@ -131,6 +131,14 @@ def parse_bench(out):
         f["gemm"].append(
             {"n": int(m.group(1)), "repops_gflops": float(m.group(2)), "cublas_gflops": float(m.group(3)), "ratio": float(m.group(4))}
         )
+    for m in re.finditer(r"^gemm-choice\s+(\d+)\s+(\S+)\s*$", out, re.M):
+        f["gemm_choice"][m.group(1)] = m.group(2)
+    for m in re.finditer(r"^gemm-variant\s+(\S+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\S+)\s*$", out, re.M):
+        f["gemm_variants"].append(
+            {"kernel": m.group(1), "n": int(m.group(2)), "gflops": float(m.group(3)), "ratio": float(m.group(4)), "bits": m.group(5)}
+        )
+    for m in re.finditer(r"^gemm-variant\s+(\S+)\s+(\d+)\s+error: (.*)$", out, re.M):
+        f["gemm_variant_errors"].append({"kernel": m.group(1), "n": int(m.group(2)), "error": m.group(3).strip()})
     for m in re.finditer(r"^\s*(\S+)\s+(\S+): ([\d.]+) ms/step", out, re.M):
         f["train_ms_per_step"][f"{m.group(1)} {m.group(2)}"] = float(m.group(3))
     return f

@@ -232,6 +232,20 @@ impl CudaBackend {
         exec::gemm(&self.gpu, (a, b, c), dims, trans)
     }
 
+    /// [`CudaBackend::gemm_device`] with a given kernel (one of [`crate::GEMM_KERNELS`];
+    /// all give the same bits). For benchmarks.
+    pub fn gemm_device_with(
+        &self,
+        kernel: crate::GemmKernel,
+        a: &CudaSlice<u8>,
+        b: &CudaSlice<u8>,
+        c: &mut CudaSlice<u8>,
+        dims: (u64, u64, u64, u64),
+        trans: (bool, bool),
+    ) -> repops::Result<()> {
+        exec::gemm_with(&self.gpu, kernel, (a, b, c), dims, trans)
+    }
+
     /// Elementary function `f` (`repops::math::Func::ALL` order) of the bit patterns
     /// `start .. start + n` into `out` (f32); the exhaustive check.
     pub fn eval_bits(

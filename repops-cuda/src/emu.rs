@@ -4,7 +4,7 @@
 //! the CPU reference, bit for bit. What this cannot show — that NVRTC, ptxas and the GPU
 //! keep IEEE binary32 — is the PTX audit's and the GPU tests' job. Skips without `c++`.
 
-use crate::exec::{self, Arg, Device, TransferCounter, R};
+use crate::exec::{self, Arg, Device, GemmKernel, TransferCounter, GEMM_KERNELS, R};
 use cudarc::driver::LaunchConfig;
 use repops::{conformance, Backend, DeviceTensor, Op, Tensor};
 use std::io::{Read, Write};
@@ -22,6 +22,8 @@ fn emulator() -> Result<PathBuf, String> {
         let src = concat!(env!("CARGO_MANIFEST_DIR"), "/emu/emu.cpp");
         let out = Command::new("c++")
             .args(["-std=c++20", "-O2", "-ffp-contract=off", "-fno-fast-math"])
+            // The kernels reinterpret float arrays as float4, as CUDA code does.
+            .arg("-fno-strict-aliasing")
             .args(["-Wno-unknown-pragmas", "-pthread", "-o"])
             .arg(&exe)
             .arg(src)
@@ -42,6 +44,8 @@ fn emulator() -> Result<PathBuf, String> {
 struct Emu {
     exe: PathBuf,
     sm: u32,
+    /// Every GEMM runs this kernel (else the production choice for `sm`).
+    gemm: Option<GemmKernel>,
     transfers: TransferCounter,
 }
 
@@ -62,6 +66,9 @@ impl Device for Emu {
     }
     fn sm_count(&self) -> u32 {
         self.sm
+    }
+    fn forced_gemm(&self) -> Option<GemmKernel> {
+        self.gemm
     }
     fn transfers(&self) -> &TransferCounter {
         &self.transfers
@@ -172,10 +179,15 @@ impl Backend for EmuBackend {
 }
 
 fn backend(sm: u32) -> Option<EmuBackend> {
+    backend_with(sm, None)
+}
+
+fn backend_with(sm: u32, gemm: Option<GemmKernel>) -> Option<EmuBackend> {
     match emulator() {
         Ok(exe) => Some(EmuBackend(Emu {
             exe,
             sm,
+            gemm,
             transfers: TransferCounter::default(),
         })),
         Err(e) => {
@@ -193,14 +205,126 @@ fn report(bad: &[conformance::Mismatch]) -> String {
 }
 
 #[test]
-fn every_golden_vector_passes_on_the_emulated_device_with_both_gemm_tiles() {
-    // sm = 1: every GEMM uses 128x128 tiles; sm = u32::MAX: every GEMM uses 32x32.
-    for sm in [1, u32::MAX] {
-        let Some(b) = backend(sm) else { return };
+fn every_golden_vector_passes_on_the_emulated_device_with_every_gemm_kernel() {
+    // The production choice with sm = 1 (the biggest tile) and sm = u32::MAX (the
+    // smallest), then every kernel of gemm.cu forced on every product.
+    let forced = GEMM_KERNELS.iter().map(|k| (1, Some(*k)));
+    for (sm, gemm) in [(1, None), (u32::MAX, None)].into_iter().chain(forced) {
+        let Some(b) = backend_with(sm, gemm) else {
+            return;
+        };
         let (n, bad) = conformance::golden(&b).unwrap();
         assert!(n >= 58);
-        assert!(bad.is_empty(), "sm {sm}:\n{}", report(&bad));
+        assert!(bad.is_empty(), "sm {sm}, {gemm:?}:\n{}", report(&bad));
     }
+}
+
+#[test]
+fn the_production_gemm_choice_is_table_driven() {
+    let sm = 132;
+    let name = |shape| exec::gemm_choice(shape, sm).name;
+    assert_eq!(name((1, 2048, 2048)), GEMM_KERNELS[0].name);
+    assert_eq!(name((1, 1024, 1024)), GEMM_KERNELS[1].name);
+    assert_eq!(
+        name((1, 64, 64)),
+        GEMM_KERNELS[exec::GEMM_PRODUCTION - 1].name
+    );
+    assert_eq!(name((300, 64, 64)), GEMM_KERNELS[0].name);
+    assert_eq!(name((50, 128, 128)), GEMM_KERNELS[1].name);
+    for k in GEMM_KERNELS {
+        assert_eq!(GemmKernel::by_name(k.name), Some(k));
+        assert!(crate::kernels::MODULES
+            .iter()
+            .any(|m| m.entries.contains(&k.name)));
+    }
+}
+
+/// A value of a GEMM test input: mostly small integers and halves (exact products), with
+/// ±0 and, when `tiny` (two cases in three), values whose products underflow, so that
+/// accumulators become -0 (an fma over a padded 0 would turn that into +0) and chains
+/// round.
+fn gemm_value(state: &mut u64, tiny: bool) -> f32 {
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let r = (*state >> 33) as u32;
+    match r % 16 {
+        0 => -0.0,
+        1 => 0.0,
+        2 if tiny => -1e-30,
+        3 if tiny => 1e-30,
+        4 => f32::from_bits(0x3f80_0000 | (r >> 9 & 0x7f_ffff)) - 1.5,
+        _ => ((r >> 8) % 9) as f32 * 0.5 - 2.0,
+    }
+}
+
+fn gemm_case(
+    seed: u64,
+    (g, m, n, k): (usize, usize, usize, usize),
+    (ta, tb): (bool, bool),
+) -> (Op, Vec<Tensor>) {
+    let mut st = seed;
+    let tiny = !seed.is_multiple_of(3);
+    let mut t = |shape: Vec<usize>| {
+        let len = shape.iter().product();
+        let d = (0..len).map(|_| gemm_value(&mut st, tiny)).collect();
+        Tensor::new(shape, d).unwrap()
+    };
+    let a = if ta { vec![k, m] } else { vec![m, k] };
+    let b = if tb { vec![n, k] } else { vec![k, n] };
+    if g == 0 {
+        (Op::MatMul { ta, tb }, vec![t(a), t(b)])
+    } else {
+        let (a, b) = ([vec![g], a].concat(), [vec![g], b].concat());
+        (Op::BatchedMatMul { ta, tb }, vec![t(a), t(b)])
+    }
+}
+
+#[test]
+fn every_gemm_kernel_gives_the_cpu_bits_on_awkward_shapes() {
+    // (batches or 0 for mat_mul, M, N, K): K = 1, K below and above every BK, M and N
+    // not multiples of any tile, odd sizes (scalar loads and stores) and multiples of 4
+    // (float4 loads and stores), batches whose offsets are or are not multiples of 4.
+    let shapes: &[(usize, usize, usize, usize)] = &[
+        (0, 1, 1, 1),
+        (0, 7, 5, 1),
+        (0, 33, 17, 3),
+        (0, 64, 64, 16),
+        (0, 130, 68, 20),
+        (0, 129, 131, 37),
+        (0, 8, 200, 8),
+        (0, 200, 12, 44),
+        (3, 5, 9, 7),
+        (2, 12, 16, 24),
+        (2, 65, 36, 17),
+        (4, 20, 20, 4),
+    ];
+    let mut failures = Vec::new();
+    for kernel in GEMM_KERNELS {
+        let Some(b) = backend_with(1, Some(kernel)) else {
+            return;
+        };
+        for (si, &dims) in shapes.iter().enumerate() {
+            for tr in 0..4 {
+                let trans = (tr & 1 == 1, tr & 2 == 2);
+                let seed = (si * 4 + tr) as u64 + 1;
+                let (op, ins) = gemm_case(seed, dims, trans);
+                let refs: Vec<&Tensor> = ins.iter().collect();
+                let want = repops::CpuBackend.execute_host(&op, &refs).unwrap();
+                let got = b.execute_host(&op, &refs).unwrap();
+                let same = want.shape() == got.shape()
+                    && want
+                        .data()
+                        .iter()
+                        .zip(got.data())
+                        .all(|(w, g)| w.to_bits() == g.to_bits());
+                if !same {
+                    failures.push(format!("{}: {dims:?} {trans:?} seed {seed}", kernel.name));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]

@@ -37,6 +37,10 @@ pub(crate) trait Device {
     fn launch(&self, kernel: &str, cfg: LaunchConfig, args: &mut [Arg<'_, Self::Buf>]) -> R<()>;
     /// Streaming multiprocessors (picks the GEMM tile size; never changes bits).
     fn sm_count(&self) -> u32;
+    /// The GEMM kernel every product must use, overriding [`gemm_choice`] (tests).
+    fn forced_gemm(&self) -> Option<GemmKernel> {
+        None
+    }
     /// Where the bytes moved by [`up_f32`] and [`down_f32`] are counted.
     fn transfers(&self) -> &TransferCounter;
     /// R1 on the device: every NaN among the first `n` f32 of `buf` becomes `0x7fc00000`,
@@ -513,31 +517,103 @@ fn sum_last<D: Device>(d: &D, x: &D::Buf, y: &mut D::Buf, r: u64, c: u64, mean: 
     d.launch("rp_sum_last", per_row(r), args)
 }
 
+/// One R2 GEMM kernel of `gemm.cu`: a block of `threads` computes a `bm` x `bn` tile of
+/// C. Every kernel gives the same bits (R2: each output's fma chain is the same); they
+/// differ only in speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmKernel {
+    /// The `extern "C"` name in `gemm.cu` (listed in `kernels::MODULES`).
+    pub name: &'static str,
+    /// Rows of C per block.
+    pub bm: u64,
+    /// Columns of C per block.
+    pub bn: u64,
+    /// Threads per block (`__launch_bounds__`).
+    pub threads: u32,
+}
+
+const fn gk(name: &'static str, bm: u64, bn: u64, threads: u32) -> GemmKernel {
+    GemmKernel {
+        name,
+        bm,
+        bn,
+        threads,
+    }
+}
+
+/// Every GEMM kernel, the production ones first in the order [`gemm`] considers them:
+/// the first whose grid gives every SM at least one block, else the last of
+/// [`GEMM_PRODUCTION`] (the smallest tile). The others are variants kept for benchmarks
+/// and tests ([`gemm_with`]).
+pub const GEMM_KERNELS: [GemmKernel; 7] = [
+    gk("rp_gemm_w128_k16", 128, 128, 256),
+    gk("rp_gemm_w64", 64, 64, 128),
+    gk("rp_gemm_32", 32, 32, 256),
+    gk("rp_gemm_w128_k8", 128, 128, 256),
+    gk("rp_gemm_w128_t128", 128, 128, 128),
+    gk("rp_gemm_w128x64", 128, 64, 256),
+    gk("rp_gemm_128", 128, 128, 256),
+];
+
+/// How many of [`GEMM_KERNELS`] (from the first) the production choice draws from.
+pub const GEMM_PRODUCTION: usize = 3;
+
+impl GemmKernel {
+    /// The kernel named `name`, if it is one of [`GEMM_KERNELS`].
+    pub fn by_name(name: &str) -> Option<GemmKernel> {
+        GEMM_KERNELS.iter().find(|k| k.name == name).copied()
+    }
+
+    /// Blocks of C for an `[m, n]` output, times `batches`.
+    pub fn blocks(&self, (batches, m, n): (u64, u64, u64)) -> u64 {
+        m.div_ceil(self.bm) * n.div_ceil(self.bn) * batches
+    }
+}
+
+/// The production kernel for a shape on a device with `sm_count` SMs: the largest tile
+/// that still gives every SM a block (the bits never depend on it).
+pub fn gemm_choice((batches, m, n): (u64, u64, u64), sm_count: u32) -> GemmKernel {
+    let table = &GEMM_KERNELS[..GEMM_PRODUCTION];
+    table
+        .iter()
+        .find(|k| k.blocks((batches, m, n)) >= sm_count as u64)
+        .unwrap_or(&table[GEMM_PRODUCTION - 1])
+        .to_owned()
+}
+
 /// R2 GEMM on device buffers: `C[g] = op(A[g]) op(B[g])` for `g` in `0..batches`, `A[g]`
 /// `[M,K]` (`[K,M]` if `ta`), `B[g]` `[K,N]` (`[N,K]` if `tb`), row-major and packed.
+/// The kernel is the device's forced one if it has one (tests), else [`gemm_choice`].
 pub(crate) fn gemm<D: Device>(
     d: &D,
+    bufs: (&D::Buf, &D::Buf, &mut D::Buf),
+    dims: (u64, u64, u64, u64),
+    trans: (bool, bool),
+) -> R<()> {
+    let (batches, m, n, _) = dims;
+    let kernel = d
+        .forced_gemm()
+        .unwrap_or_else(|| gemm_choice((batches, m, n), d.sm_count()));
+    gemm_with(d, kernel, bufs, dims, trans)
+}
+
+/// [`gemm`] with a given kernel (every kernel gives the same bits).
+pub(crate) fn gemm_with<D: Device>(
+    d: &D,
+    kernel: GemmKernel,
     (a, b, c): (&D::Buf, &D::Buf, &mut D::Buf),
     (batches, m, n, k): (u64, u64, u64, u64),
     (ta, tb): (bool, bool),
 ) -> R<()> {
     let (a_i, a_k) = if ta { (1, m) } else { (k, 1) };
     let (b_k, b_j) = if tb { (1, k) } else { (n, 1) };
-    // Big tiles when they still give every SM a block; small tiles otherwise (the bits
-    // are the same: each output's fma chain does not depend on the tiling).
-    let big = m.div_ceil(128) * n.div_ceil(128) * batches >= d.sm_count() as u64;
-    let (kernel, tile) = if big {
-        ("rp_gemm_128", 128)
-    } else {
-        ("rp_gemm_32", 32)
-    };
-    let (gx, gy) = (n.div_ceil(tile), m.div_ceil(tile));
+    let (gx, gy) = (n.div_ceil(kernel.bn), m.div_ceil(kernel.bm));
     if gx > i32::MAX as u64 || gy > MAX_BLOCKS {
         return Err(d.err(format!("mat_mul: output [{m}, {n}] is too large")));
     }
     let cfg = LaunchConfig {
         grid_dim: (gx as u32, gy as u32, batches.clamp(1, MAX_BLOCKS) as u32),
-        block_dim: (256, 1, 1),
+        block_dim: (kernel.threads, 1, 1),
         shared_mem_bytes: 0,
     };
     // GEMM_PARAMS = (a, b, c, m, n, k, batches, a_g, a_i, a_k, b_g, b_k, b_j).
@@ -556,7 +632,7 @@ pub(crate) fn gemm<D: Device>(
         Arg::U64(b_k),
         Arg::U64(b_j),
     ];
-    d.launch(kernel, cfg, args)
+    d.launch(kernel.name, cfg, args)
 }
 
 fn gemm_dev<D: Device>(

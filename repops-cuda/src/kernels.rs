@@ -83,7 +83,15 @@ pub const MODULES: [Module; 5] = [
     Module {
         file: "gemm.cu",
         source: include_str!("../kernels/gemm.cu"),
-        entries: &["rp_gemm_128", "rp_gemm_32"],
+        entries: &[
+            "rp_gemm_128",
+            "rp_gemm_32",
+            "rp_gemm_w128_k8",
+            "rp_gemm_w128_k16",
+            "rp_gemm_w128_t128",
+            "rp_gemm_w128x64",
+            "rp_gemm_w64",
+        ],
     },
     Module {
         file: "layout.cu",

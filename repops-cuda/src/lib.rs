@@ -28,6 +28,7 @@ pub mod ptx;
 mod select;
 
 pub use backend::CudaBackend;
+pub use exec::{gemm_choice, GemmKernel, GEMM_KERNELS, GEMM_PRODUCTION};
 pub use select::{select_backend, BackendKind, Selected};
 
 /// Environment variable: when set to `1`, a test that needs NVRTC fails instead of

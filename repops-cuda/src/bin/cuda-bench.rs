@@ -5,6 +5,12 @@
 //! cargo run --release -p repops-cuda --bin cuda-bench
 //! cargo run --release -p repops-cuda --bin cuda-bench -- --sizes 1024,4096 --reps 50 --train-steps 100
 //! ```
+//!
+//! Per size, one line `n repops-GF/s cuBLAS-GF/s ratio` for the production choice of
+//! kernel (preceded by `gemm-choice n kernel`), then one line per GEMM kernel of
+//! `repops_cuda::GEMM_KERNELS` forced: `gemm-variant kernel n GF/s ratio bits`, where bits
+//! is `same` when its C has the production C's bits (R2: it must), or
+//! `gemm-variant kernel n error: ...` when it cannot run (the bench goes on).
 //! PyTorch's fp32 eager step on the same models: `python3 repops-cuda/bench/torch_step.py`.
 
 // cuBLAS handle configuration (`cublasSetMathMode`) is an FFI call.
@@ -14,7 +20,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cudarc::cublas::{sys as cublas_sys, CudaBlas, Gemm, GemmConfig};
 use repops::{Backend, CpuBackend};
-use repops_cuda::{probe, CudaBackend};
+use repops_cuda::{gemm_choice, probe, CudaBackend, GEMM_KERNELS};
 use std::sync::Arc;
 use std::time::Instant;
 use train::Trainer;
@@ -28,6 +34,9 @@ struct Args {
     /// Timed repetitions per size (after 3 warm-up runs).
     #[arg(long, default_value_t = 20)]
     reps: usize,
+    /// Timed repetitions of each forced GEMM kernel per size (0 skips the variants).
+    #[arg(long, default_value_t = 10)]
+    variant_reps: usize,
     /// Training steps per program and backend (0 skips the training benchmark).
     #[arg(long, default_value_t = 50)]
     train_steps: u64,
@@ -76,6 +85,14 @@ fn main() -> Result<()> {
         bail!("cublasSetMathMode: {st:?}");
     }
     let sync = || cuda.synchronize().map_err(anyhow::Error::from);
+    let sm_count = stream
+        .context()
+        .attribute(
+            cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+        )
+        .context("SM count")?
+        .max(1) as u32;
+    println!("SMs: {sm_count}");
     println!(
         "{:>6} {:>12} {:>12} {:>8}",
         "size", "repops GF/s", "cuBLAS GF/s", "ratio"
@@ -88,6 +105,8 @@ fn main() -> Result<()> {
         let db = cuda.upload_f32(&host)?;
         let mut dc = cuda.alloc_zeros(n * n)?;
         let nn = n as u64;
+        let choice = gemm_choice((1, nn, nn), sm_count);
+        println!("gemm-choice {n} {}", choice.name);
         let ours = time(a.reps, &sync, &mut || {
             cuda.gemm_device(&da, &db, &mut dc, (1, nn, nn, nn), (false, false))
                 .map_err(anyhow::Error::from)
@@ -121,6 +140,39 @@ fn main() -> Result<()> {
             flops / theirs / 1e9,
             theirs / ours
         );
+        if a.variant_reps == 0 {
+            continue;
+        }
+        // Every kernel forced on the same product: its speed, and its bits against the
+        // production kernel's C (just computed into dc).
+        let want = cuda.download_f32(&dc, n * n)?;
+        for k in GEMM_KERNELS {
+            let mut vc = cuda.alloc_zeros(n * n)?;
+            let run = time(a.variant_reps, &sync, &mut || {
+                cuda.gemm_device_with(k, &da, &db, &mut vc, (1, nn, nn, nn), (false, false))
+                    .map_err(anyhow::Error::from)
+            })
+            .and_then(|t| Ok((t, cuda.download_f32(&vc, n * n)?)));
+            match run {
+                Ok((t, got)) => {
+                    let same = got
+                        .iter()
+                        .zip(&want)
+                        .all(|(x, y)| x.to_bits() == y.to_bits());
+                    println!(
+                        "gemm-variant {} {n} {:.0} {:.3} {}",
+                        k.name,
+                        flops / t / 1e9,
+                        theirs / t,
+                        if same { "same" } else { "DIFFERENT" }
+                    );
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}").replace('\n', " ");
+                    println!("gemm-variant {} {n} error: {msg}", k.name);
+                }
+            }
+        }
     }
     if a.train_steps > 0 {
         println!("training step (cuda: state downloaded and hashed on the host each step; cuda-resident: state hashed on the device):");
