@@ -230,7 +230,8 @@ fn the_production_gemm_choice_is_table_driven() {
         GEMM_KERNELS[exec::GEMM_PRODUCTION - 1].name
     );
     assert_eq!(name((300, 64, 64)), GEMM_KERNELS[0].name);
-    assert_eq!(name((50, 128, 128)), GEMM_KERNELS[1].name);
+    assert_eq!(name((60, 128, 128)), GEMM_KERNELS[1].name);
+    assert_eq!(name((50, 128, 128)), GEMM_KERNELS[2].name);
     for k in GEMM_KERNELS {
         assert_eq!(GemmKernel::by_name(k.name), Some(k));
         assert!(crate::kernels::MODULES

@@ -546,12 +546,14 @@ const fn gk(name: &'static str, bm: u64, bn: u64, threads: u32) -> GemmKernel {
 /// [`GEMM_PRODUCTION`] (the smallest tile). The others are variants kept for benchmarks
 /// and tests ([`gemm_with`]).
 pub const GEMM_KERNELS: [GemmKernel; 7] = [
+    // The production three, ranked by the H200 run of 2026-11-30 (repops-cuda/PARITY.md):
+    // w128_k8 best from n = 2048 up, w128x64 at 1024, the 32x32 tile at 512.
+    gk("rp_gemm_w128_k8", 128, 128, 256),
+    gk("rp_gemm_w128x64", 128, 64, 256),
+    gk("rp_gemm_32", 32, 32, 256),
     gk("rp_gemm_w128_k16", 128, 128, 256),
     gk("rp_gemm_w64", 64, 64, 128),
-    gk("rp_gemm_32", 32, 32, 256),
-    gk("rp_gemm_w128_k8", 128, 128, 256),
     gk("rp_gemm_w128_t128", 128, 128, 128),
-    gk("rp_gemm_w128x64", 128, 64, 256),
     gk("rp_gemm_128", 128, 128, 256),
 ];
 
@@ -571,12 +573,13 @@ impl GemmKernel {
 }
 
 /// The production kernel for a shape on a device with `sm_count` SMs: the largest tile
-/// that still gives every SM a block (the bits never depend on it).
+/// that still gives nine SMs in ten a block (n = 1024 on an H200's 132 SMs: 128 blocks of
+/// 128x64 measured faster than 512 of 64x64). The bits never depend on it.
 pub fn gemm_choice((batches, m, n): (u64, u64, u64), sm_count: u32) -> GemmKernel {
     let table = &GEMM_KERNELS[..GEMM_PRODUCTION];
     table
         .iter()
-        .find(|k| k.blocks((batches, m, n)) >= sm_count as u64)
+        .find(|k| 10 * k.blocks((batches, m, n)) >= 9 * sm_count as u64)
         .unwrap_or(&table[GEMM_PRODUCTION - 1])
         .to_owned()
 }
