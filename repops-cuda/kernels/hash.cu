@@ -7,11 +7,12 @@
 // chaining values (CVs) are then merged pairwise, level by level, an odd last CV being
 // carried up unchanged: exactly the tree BLAKE3 defines (the left subtree of every parent
 // holds the largest power of two of chunks), with ROOT on the last compression.
-//   rp_blake3_chunks: one thread per chunk -> CV (the root hash itself if one chunk),
-//                     and the tensor's "not finite" flag;
-//   rp_blake3_tree:   one block merging the CVs level by level -> the 32-byte hash.
-// out[9 * slot .. 9 * slot + 8] receives the hash (little-endian words), out[9 * slot + 8]
-// is 1 when any element is a NaN or an infinity (the caller zeroes `out`).
+// A whole batch of tensors (a step's new state) is hashed by two launches:
+//   rp_blake3_chunks: one thread per chunk of any tensor -> CV (the root hash itself if
+//                     the tensor has one chunk), and the tensor's "not finite" flag;
+//   rp_blake3_tree:   one block per tensor merging its CVs level by level -> its hash.
+// out[9 t .. 9 t + 8] receives tensor t's hash (little-endian words), out[9 t + 8] is 1
+// when any of its elements is a NaN or an infinity (the caller zeroes `out`).
 
 #define B3_CHUNK_START 1u
 #define B3_CHUNK_END 2u
@@ -96,23 +97,41 @@ RP_D u32 b3_stream_byte(u64 q, u64 hl, u64 len, const u32* __restrict__ data, u3
   return (b3_elem(data, x / 4) >> (8 * (x % 4))) & 0xffu;
 }
 
-extern "C" __global__ void rp_blake3_chunks(const u32* __restrict__ data, u64 n, u32 rank,
-                                            u64 d0, u64 d1, u64 d2, u64 d3, u64 d4, u64 d5,
-                                            u32* __restrict__ cvs, u32* __restrict__ out,
-                                            u64 slot) {
-  const u64 dims[6] = {d0, d1, d2, d3, d4, d5};
+// A batch of tensors, copied one after another into `data` (each at a word offset).
+// desc[10 t .. 10 t + 10] = {word offset, elements, rank, dims[6], first chunk}; tensor
+// t's chunks are first[t] .. first[t+1] (desc[10 tensors + 9] = total chunks, a sentinel
+// record). Level-0 CVs go to cvs[8 c] for global chunk c; the tree kernel uses the
+// second half, cvs[8 (total + c)], for the next levels.
+RP_D u64 b3_tensor_of(const u64* __restrict__ desc, u64 tensors, u64 c) {
+  u64 lo = 0, hi = tensors;  // desc first[lo] <= c < first[hi]
+  while (hi - lo > 1) {
+    const u64 mid = (lo + hi) / 2;
+    if (desc[10 * mid + 9] <= c) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+// Global chunk gc: its CV into cvs[8 gc ..], its elements' finiteness into out.
+RP_D void b3_chunk(const u32* __restrict__ data, const u64* __restrict__ desc, u64 tensors,
+                   u32* __restrict__ cvs, u32* __restrict__ out, u64 gc) {
+  const u64 t = b3_tensor_of(desc, tensors, gc);
+  const u64* d = desc + 10 * t;
+  const u32* x = data + d[0];
+  const u64 n = d[1];
+  const u32 rank = (u32)d[2];
+  const u64* dims = d + 3;
+  const u64 c = gc - d[9];
   const u64 hl = 18 + 8 * (u64)rank;  // 2 mod 4: an element's bytes straddle two words
   const u64 len = hl + 4 * n;
   const u64 chunks = (len + 1023) / 1024;
-  const u64 c = (u64)blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= chunks) return;
   // The elements whose first byte is in this chunk: finite?
   const u64 lo = c * 1024 > hl ? (c * 1024 - hl + 3) / 4 : 0;
   u64 hi = (c * 1024 + 1024 - hl + 3) / 4;
   if (hi > n) hi = n;
   u32 bad = 0;
-  for (u64 i = lo; i < hi; ++i) bad |= (data[i] & 0x7f800000u) == 0x7f800000u;
-  if (bad) atomicOr(&out[9 * slot + 8], 1u);
+  for (u64 i = lo; i < hi; ++i) bad |= (x[i] & 0x7f800000u) == 0x7f800000u;
+  if (bad) atomicOr(&out[9 * t + 8], 1u);
 
   const u64 start = c * 1024;
   const u64 bytes = len - start < 1024 ? len - start : 1024;
@@ -129,11 +148,11 @@ extern "C" __global__ void rp_blake3_chunks(const u32* __restrict__ data, u64 n,
       if (p >= hl && p + 4 <= len) {
         // p - hl = 4 i + 2: the upper half of element i, the lower half of element i+1.
         const u64 i = (p - hl - 2) / 4;
-        m[w] = (b3_elem(data, i) >> 16) | (b3_elem(data, i + 1) << 16);
+        m[w] = (b3_elem(x, i) >> 16) | (b3_elem(x, i + 1) << 16);
       } else {
         u32 word = 0;
         for (int k = 0; k < 4; ++k)
-          word |= b3_stream_byte(p + k, hl, len, data, rank, dims) << (8 * k);
+          word |= b3_stream_byte(p + k, hl, len, x, rank, dims) << (8 * k);
         m[w] = word;
       }
     }
@@ -143,15 +162,30 @@ extern "C" __global__ void rp_blake3_chunks(const u32* __restrict__ data, u64 n,
     b3_compress(cv, m, c, block_len, flags);
   }
 #pragma unroll
-  for (int i = 0; i < 8; ++i) cvs[8 * c + i] = cv[i];
+  for (int i = 0; i < 8; ++i) cvs[8 * gc + i] = cv[i];
 }
 
-// `cvs` holds 2 * chunks CVs: the chunk CVs, then room for the next level (ping-pong).
-extern "C" __global__ void rp_blake3_tree(u32* __restrict__ cvs, u64 chunks,
-                                          u32* __restrict__ out, u64 slot) {
-  u32* src = cvs;
-  u32* dst = cvs + 8 * chunks;
-  u64 count = chunks;
+extern "C" __global__ void rp_blake3_chunks(const u32* __restrict__ data,
+                                            const u64* __restrict__ desc, u64 tensors,
+                                            u32* __restrict__ cvs, u32* __restrict__ out) {
+  const u64 total = desc[10 * tensors + 9];
+  // Grid-stride: the grid is capped, a batch's chunks are not.
+  for (u64 gc = (u64)blockIdx.x * blockDim.x + threadIdx.x; gc < total;
+       gc += (u64)gridDim.x * blockDim.x)
+    b3_chunk(data, desc, tensors, cvs, out, gc);
+}
+
+// One block per tensor: its CVs merged level by level, ping-ponging between its range of
+// the two halves of `cvs`.
+extern "C" __global__ void rp_blake3_tree(const u64* __restrict__ desc, u64 tensors,
+                                          u32* __restrict__ cvs, u32* __restrict__ out) {
+  const u64 t = blockIdx.x;
+  if (t >= tensors) return;
+  const u64 total = desc[10 * tensors + 9];
+  const u64 first = desc[10 * t + 9];
+  u32* src = cvs + 8 * first;
+  u32* dst = cvs + 8 * (total + first);
+  u64 count = desc[10 * (t + 1) + 9] - first;
   while (count > 1) {
     const u64 pairs = count / 2;
     for (u64 p = threadIdx.x; p < pairs; p += blockDim.x) {
@@ -170,9 +204,9 @@ extern "C" __global__ void rp_blake3_tree(u32* __restrict__ cvs, u64 chunks,
     }
     __syncthreads();
     count = pairs + (count & 1);
-    u32* t = src;
+    u32* tmp = src;
     src = dst;
-    dst = t;
+    dst = tmp;
   }
-  if (threadIdx.x < 8) out[9 * slot + threadIdx.x] = src[threadIdx.x];
+  if (threadIdx.x < 8) out[9 * t + threadIdx.x] = src[threadIdx.x];
 }

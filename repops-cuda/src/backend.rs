@@ -56,6 +56,21 @@ impl Device for Gpu {
         self.stream.clone_dtoh(b).map_err(|e| self.err(e))
     }
 
+    fn copy_into(
+        &self,
+        src: &CudaSlice<u8>,
+        dst: &mut CudaSlice<u8>,
+        offset: usize,
+        bytes: usize,
+    ) -> R<()> {
+        if src.len() < bytes || dst.len() < offset + bytes {
+            return Err(self.err("copy_into out of bounds"));
+        }
+        let s = src.slice(0..bytes);
+        let mut d = dst.slice_mut(offset..offset + bytes);
+        self.stream.memcpy_dtod(&s, &mut d).map_err(|e| self.err(e))
+    }
+
     fn launch(
         &self,
         kernel: &str,

@@ -41,6 +41,9 @@ pub(crate) trait Device {
     fn forced_gemm(&self) -> Option<GemmKernel> {
         None
     }
+    /// Copy the first `bytes` of `src` into `dst` at byte `offset`, on the device.
+    fn copy_into(&self, src: &Self::Buf, dst: &mut Self::Buf, offset: usize, bytes: usize)
+        -> R<()>;
     /// Where the bytes moved by [`up_f32`] and [`down_f32`] are counted.
     fn transfers(&self) -> &TransferCounter;
     /// R1 on the device: every NaN among the first `n` f32 of `buf` becomes `0x7fc00000`,
@@ -295,8 +298,10 @@ where
 const HASH_MAX_RANK: usize = 6;
 
 /// `Backend::digests` on a device: every R6 hash and finiteness flag computed there
-/// (`hash.cu`), one download of 36 bytes per tensor. Tensors not in this device's
-/// memory, and ranks above [`HASH_MAX_RANK`], are hashed on the host.
+/// (`hash.cu`) by two launches for the whole batch, after the tensors are copied into one
+/// buffer on the device; the batch's descriptors (80 bytes a tensor) go up, 36 bytes a
+/// tensor come down. Tensors not in this device's memory, and ranks above
+/// [`HASH_MAX_RANK`], are hashed on the host.
 pub(crate) fn digests<D: Device>(d: &D, ts: &[&DeviceTensor]) -> R<Vec<Digest>>
 where
     D::Buf: 'static,
@@ -309,54 +314,67 @@ where
         .collect();
     let mut out = vec![None; ts.len()];
     if !on_device.is_empty() {
-        let chunks = |t: &DeviceTensor| {
-            let len = 18 + 8 * t.shape().len() as u64 + 4 * t.len() as u64;
-            len.div_ceil(1024)
-        };
-        let most = on_device
-            .iter()
-            .map(|(i, _)| chunks(ts[*i]))
-            .max()
-            .unwrap_or(1);
-        // Two levels' worth of CVs (ping-pong in the tree kernel), 8 words each.
-        let mut cvs = d.zeros(2 * 8 * 4 * most as usize)?;
-        let mut words = d.zeros(9 * 4 * on_device.len())?;
-        for (slot, (i, r)) in on_device.iter().enumerate() {
+        // Descriptors: word offset, elements, rank, dims[6], first chunk; then a sentinel
+        // record whose last field is the total number of chunks.
+        let mut desc = Vec::with_capacity(10 * (on_device.len() + 1));
+        let (mut words, mut chunks) = (0u64, 0u64);
+        for (i, _) in &on_device {
             let t = ts[*i];
             let mut dims = [0u64; HASH_MAX_RANK];
             for (k, &x) in t.shape().iter().enumerate() {
                 dims[k] = x as u64;
             }
-            let c = chunks(t);
-            let mut args = vec![
-                Arg::In(&r.buf),
-                Arg::U64(t.len() as u64),
-                Arg::U32(t.shape().len() as u32),
-            ];
-            args.extend(dims.iter().map(|&x| Arg::U64(x)));
-            args.extend([
-                Arg::Out(&mut cvs),
-                Arg::Out(&mut words),
-                Arg::U64(slot as u64),
-            ]);
-            d.launch("rp_blake3_chunks", elementwise(c), &mut args)?;
-            let tree = LaunchConfig {
-                grid_dim: (1, 1, 1),
-                block_dim: (THREADS, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            d.launch(
-                "rp_blake3_tree",
-                tree,
-                &mut [
-                    Arg::Out(&mut cvs),
-                    Arg::U64(c),
-                    Arg::Out(&mut words),
-                    Arg::U64(slot as u64),
-                ],
-            )?;
+            desc.extend([words, t.len() as u64, t.shape().len() as u64]);
+            desc.extend(dims);
+            desc.push(chunks);
+            words += t.len() as u64;
+            let len = 18 + 8 * t.shape().len() as u64 + 4 * t.len() as u64;
+            chunks += len.div_ceil(1024);
         }
-        let bytes = d.download(&words)?;
+        desc.extend([0; 9]);
+        desc.push(chunks);
+        let mut data = d.zeros(4 * words.max(1) as usize)?;
+        for (slot, (i, r)) in on_device.iter().enumerate() {
+            let n = ts[*i].len();
+            if n > 0 {
+                d.copy_into(&r.buf, &mut data, 4 * desc[10 * slot] as usize, 4 * n)?;
+            }
+        }
+        let tensors = on_device.len() as u64;
+        if tensors > MAX_BLOCKS {
+            return Err(d.err(format!("{tensors} tensors to hash in one batch")));
+        }
+        let desc_buf = up_u64(d, &desc)?;
+        // Two halves: the chunk CVs, then the tree's next levels; 8 words a CV.
+        let mut cvs = d.zeros(2 * 8 * 4 * chunks as usize)?;
+        let mut words_out = d.zeros(9 * 4 * on_device.len())?;
+        d.launch(
+            "rp_blake3_chunks",
+            elementwise(chunks),
+            &mut [
+                Arg::In(&data),
+                Arg::In(&desc_buf),
+                Arg::U64(tensors),
+                Arg::Out(&mut cvs),
+                Arg::Out(&mut words_out),
+            ],
+        )?;
+        let tree = LaunchConfig {
+            grid_dim: (tensors as u32, 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        d.launch(
+            "rp_blake3_tree",
+            tree,
+            &mut [
+                Arg::In(&desc_buf),
+                Arg::U64(tensors),
+                Arg::Out(&mut cvs),
+                Arg::Out(&mut words_out),
+            ],
+        )?;
+        let bytes = d.download(&words_out)?;
         d.transfers()
             .device_to_host
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
