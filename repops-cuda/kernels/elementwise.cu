@@ -1,12 +1,12 @@
 // Elementwise ops: one thread per element (grid-stride). Formulas and operand order are
-// those of repops/src/ops.rs `Op::compute`; NaNs are canonicalised on the host.
+// those of repops/src/ops.rs `Op::compute`; outputs are stored canonical (rp_canon).
 
 #define MAP1(name, expr)                                                                \
   extern "C" __global__ void name(const float* __restrict__ x, float* __restrict__ y,  \
                                   u64 n, float s) {                                     \
     GRID_STRIDE(i, n) {                                                                 \
       float v = x[i];                                                                   \
-      y[i] = (expr);                                                                    \
+      y[i] = rp_canon(expr);                                                            \
     }                                                                                   \
   }
 
@@ -27,7 +27,7 @@ MAP1(rp_rsqrt_k, rp_rsqrt(v))
     GRID_STRIDE(i, n) {                                                                 \
       float u = a[i];                                                                   \
       float v = b[i];                                                                   \
-      y[i] = (expr);                                                                    \
+      y[i] = rp_canon(expr);                                                            \
     }                                                                                   \
   }
 
@@ -50,7 +50,7 @@ MAP2(rp_adam_v, FADD(FMUL(s, u), FMUL(t, FMUL(v, v))))
 // add_bias: x[.., C] + b[j] (b broadcast over rows).
 extern "C" __global__ void rp_add_bias(const float* __restrict__ x, const float* __restrict__ b,
                                        float* __restrict__ y, u64 n, u64 c) {
-  GRID_STRIDE(i, n) { y[i] = FADD(x[i], b[i % c]); }
+  GRID_STRIDE(i, n) { y[i] = rp_canon(FADD(x[i], b[i % c])); }
 }
 
 // AdamW: bc1 = 1 - beta1^t, bc2 = 1 - beta2^t (f32, computed on the host).
@@ -62,7 +62,7 @@ extern "C" __global__ void rp_adamw_update(const float* __restrict__ p, const fl
     float mh = FDIV(m[i], bc1);
     float vh = FDIV(v[i], bc2);
     float u = FDIV(mh, FADD(FSQRT(vh), eps));
-    y[i] = FSUB(p[i], FMUL(lr, FADD(u, FMUL(wd, p[i]))));
+    y[i] = rp_canon(FSUB(p[i], FMUL(lr, FADD(u, FMUL(wd, p[i])))));
   }
 }
 
@@ -73,7 +73,7 @@ extern "C" __global__ void rp_causal_mask(const float* __restrict__ x, float* __
     u64 row = idx / t;
     u64 j = idx - row * t;
     u64 i = row % t;
-    y[idx] = j > i ? fill : x[idx];
+    y[idx] = rp_canon(j > i ? fill : x[idx]);
   }
 }
 
@@ -92,14 +92,5 @@ extern "C" __global__ void rp_eval_bits(int f, u32 start, u64 n, float* __restri
       default: r = rp_rsqrt(x); break;
     }
     y[i] = r;
-  }
-}
-
-// R1 on the device, in place: every NaN becomes the canonical 0x7fc00000. Run after each
-// op, so that an output kept on the device feeds the next op exactly as the CPU's
-// canonicalised output does. Integer compares only.
-extern "C" __global__ void rp_canonicalize(float* __restrict__ y, u64 n) {
-  GRID_STRIDE(i, n) {
-    if ((__float_as_uint(y[i]) & 0x7fffffffu) > 0x7f800000u) y[i] = __uint_as_float(0x7fc00000u);
   }
 }

@@ -107,7 +107,7 @@ __device__ __forceinline__ void rp_gemm_tile(const float* __restrict__ a,
 #pragma unroll
     for (int q = 0; q < TN; ++q) {
       u64 j = j0 + tx + q * TX;
-      if (i < m && j < n) cg[i * n + j] = acc[r][q];
+      if (i < m && j < n) cg[i * n + j] = rp_canon(acc[r][q]);
     }
   }
 }
@@ -331,11 +331,12 @@ __device__ __forceinline__ void rp_gemm_warp_tile(const float* __restrict__ a,
           const u64 j = j0 + wn0 + ni * WSUBN + tc * TN + q;
           const float* o = &acc[mi * TM + r][ni * TN + q];
           if (c_vec) {
-            if (j < n) *reinterpret_cast<float4*>(row + j) = make_float4(o[0], o[1], o[2], o[3]);
+            if (j < n) *reinterpret_cast<float4*>(row + j) =
+                make_float4(rp_canon(o[0]), rp_canon(o[1]), rp_canon(o[2]), rp_canon(o[3]));
           } else {
 #pragma unroll
             for (int t = 0; t < 4; ++t)
-              if (j + t < n) row[j + t] = o[t];
+              if (j + t < n) row[j + t] = rp_canon(o[t]);
           }
         }
     }

@@ -18,7 +18,7 @@ __device__ __forceinline__ void rp_col_sum(F f, float* __restrict__ y, u64 rows,
     if (l < s) lanes[l][tx] = FADD(lanes[l][tx], lanes[l + s][tx]);
     __syncthreads();
   }
-  if (l == 0 && j < cols) y[j] = mean ? FDIV(lanes[0][tx], rf) : lanes[0][tx];
+  if (l == 0 && j < cols) y[j] = rp_canon(mean ? FDIV(lanes[0][tx], rf) : lanes[0][tx]);
 }
 
 struct RpRead {
@@ -60,7 +60,7 @@ extern "C" __global__ void rp_embedding(const float* __restrict__ table,
                                         u64 n, u64 d) {
   GRID_STRIDE(idx, n * d) {
     u64 i = idx / d, j = idx - (idx / d) * d;
-    y[idx] = table[(u64)ids[i] * d + j];
+    y[idx] = rp_canon(table[(u64)ids[i] * d + j]);
   }
 }
 
@@ -75,7 +75,7 @@ extern "C" __global__ void rp_embedding_backward(const float* __restrict__ dy,
     u64 v = idx / d, j = idx - (idx / d) * d;
     float acc = 0.0f;
     for (u32 p = starts[v]; p < starts[v + 1]; ++p) acc = FADD(acc, dy[(u64)positions[p] * d + j]);
-    y[idx] = acc;
+    y[idx] = rp_canon(acc);
   }
 }
 
@@ -91,7 +91,7 @@ extern "C" __global__ void rp_transpose(const float* __restrict__ x, float* __re
   __syncthreads();
   for (u32 k = threadIdx.y; k < 32; k += 8) {
     u64 j = c0 + k, i = r0 + threadIdx.x;
-    if (i < r && j < c) y[j * r + i] = tile[threadIdx.x][k];
+    if (i < r && j < c) y[j * r + i] = rp_canon(tile[threadIdx.x][k]);
   }
 }
 
@@ -106,6 +106,6 @@ extern "C" __global__ void rp_permute(const float* __restrict__ x, float* __rest
       off += (rest - q * dim) * meta[rank + d];
       rest = q;
     }
-    y[idx] = x[off];
+    y[idx] = rp_canon(x[off]);
   }
 }

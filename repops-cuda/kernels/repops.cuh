@@ -33,6 +33,12 @@ extern "C" __device__ float repops_fma_marker(float a, float b, float c);
 
 RP_D float rp_c(u32 bits) { return __uint_as_float(bits); }
 RP_D float rp_nan() { return __uint_as_float(0x7fc00000u); }
+// R1 on the device: a NaN becomes the canonical 0x7fc00000 (the GPU's own NaN is
+// 0x7fffffff). Every kernel stores its outputs through this, so an output kept on the
+// device feeds the next op exactly as the CPU's canonicalised output. Integer compares.
+RP_D float rp_canon(float v) {
+  return (__float_as_uint(v) & 0x7fffffffu) > 0x7f800000u ? rp_nan() : v;
+}
 RP_D float rp_inf() { return __uint_as_float(0x7f800000u); }
 RP_D bool rp_isnan(float x) { return x != x; }
 RP_D float rp_abs(float x) { return __uint_as_float(__float_as_uint(x) & 0x7fffffffu); }

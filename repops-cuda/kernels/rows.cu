@@ -34,7 +34,7 @@ extern "C" __global__ void rp_softmax(const float* __restrict__ x, float* __rest
     float* yr = y + r * c;
     float m;
     float s = rp_row_exp_sum(x + r * c, yr, c, &m);
-    for (u64 j = l; j < c; j += 32) yr[j] = FDIV(yr[j], s);
+    for (u64 j = l; j < c; j += 32) yr[j] = rp_canon(FDIV(yr[j], s));
   }
 }
 
@@ -50,7 +50,7 @@ extern "C" __global__ void rp_softmax(const float* __restrict__ x, float* __rest
       float acc = 0.0f;                                                                   \
       for (u64 j = l; j < c; j += 32) acc = FADD(acc, (term));                            \
       acc = rp_warp_sum(acc);                                                             \
-      for (u64 j = l; j < c; j += 32) dx[r * c + j] = (out);                              \
+      for (u64 j = l; j < c; j += 32) dx[r * c + j] = rp_canon(out);                      \
     }                                                                                     \
   }
 
@@ -69,7 +69,7 @@ extern "C" __global__ void rp_log_softmax(const float* __restrict__ x, float* __
     float m;
     float s = rp_row_exp_sum(xr, 0, c, &m);
     float lg = rp_log(s);
-    for (u64 j = l; j < c; j += 32) y[r * c + j] = FSUB(FSUB(xr[j], m), lg);
+    for (u64 j = l; j < c; j += 32) y[r * c + j] = rp_canon(FSUB(FSUB(xr[j], m), lg));
   }
 }
 
@@ -83,7 +83,7 @@ extern "C" __global__ void rp_cross_entropy_rows(const float* __restrict__ x,
     const float* xr = x + r * c;
     float m;
     float s = rp_row_exp_sum(xr, 0, c, &m);
-    if (l == 0) loss[r] = FSUB(rp_log(s), FSUB(xr[labels[r]], m));
+    if (l == 0) loss[r] = rp_canon(FSUB(rp_log(s), FSUB(xr[labels[r]], m)));
   }
 }
 
@@ -101,7 +101,7 @@ extern "C" __global__ void rp_cross_entropy_backward(const float* __restrict__ x
     for (u64 j = l; j < c; j += 32) {
       float v = FDIV(yr[j], s);
       if (j == lab) v = FSUB(v, 1.0f);
-      yr[j] = FDIV(v, nf);
+      yr[j] = rp_canon(FDIV(v, nf));
     }
   }
 }
@@ -115,7 +115,7 @@ extern "C" __global__ void rp_sum_last(const float* __restrict__ x, float* __res
     float s = 0.0f;
     for (u64 j = l; j < c; j += 32) s = FADD(s, xr[j]);
     s = rp_warp_sum(s);
-    if (l == 0) y[r] = mean ? FDIV(s, cf) : s;
+    if (l == 0) y[r] = rp_canon(mean ? FDIV(s, cf) : s);
   }
 }
 
@@ -146,7 +146,7 @@ extern "C" __global__ void rp_layer_norm(const float* __restrict__ x, const floa
     float mean, rstd;
     rp_ln_stats(xr, d, df, eps, &mean, &rstd);
     for (u64 j = l; j < d; j += 32)
-      y[r * d + j] = FADD(FMUL(FMUL(FSUB(xr[j], mean), rstd), g[j]), b[j]);
+      y[r * d + j] = rp_canon(FADD(FMUL(FMUL(FSUB(xr[j], mean), rstd), g[j]), b[j]));
   }
 }
 
@@ -173,7 +173,7 @@ extern "C" __global__ void rp_layer_norm_backward_input(
     for (u64 j = l; j < d; j += 32) {
       float gg = FMUL(dr[j], gamma[j]);
       float xh = FMUL(FSUB(xr[j], mean), rstd);
-      dx[r * d + j] = FMUL(FSUB(FSUB(gg, a), FMUL(xh, bq)), rstd);
+      dx[r * d + j] = rp_canon(FMUL(FSUB(FSUB(gg, a), FMUL(xh, bq)), rstd));
     }
   }
 }
@@ -187,8 +187,8 @@ extern "C" __global__ void rp_layer_norm_stats(const float* __restrict__ x,
     float mean, rstd;
     rp_ln_stats(x + r * d, d, df, eps, &mean, &rstd);
     if (threadIdx.x == 0) {
-      mean_out[r] = mean;
-      rstd_out[r] = rstd;
+      mean_out[r] = rp_canon(mean);
+      rstd_out[r] = rp_canon(rstd);
     }
   }
 }

@@ -163,6 +163,12 @@ impl CudaBackend {
             ordinal,
             detail: e.to_string(),
         })?;
+        // Every buffer of this context is used on its default stream only (ops, copies,
+        // cuBLAS in the benchmark), so cudarc's per-buffer events (two created and two
+        // destroyed per allocation, for ordering between streams) are pure overhead.
+        // SAFETY: no second stream is ever created on this context, so no buffer is used
+        // on a stream other than the one that allocated it.
+        unsafe { ctx.disable_event_tracking() };
         let (major, minor) = ctx.compute_capability()?;
         let arch = format!("compute_{major}{minor}");
         let ptx = kernels::production_ptx(&arch)?;

@@ -46,11 +46,6 @@ pub(crate) trait Device {
         -> R<()>;
     /// Where the bytes moved by [`up_f32`] and [`down_f32`] are counted.
     fn transfers(&self) -> &TransferCounter;
-    /// R1 on the device: every NaN among the first `n` f32 of `buf` becomes `0x7fc00000`,
-    /// so that an op's output feeds the next op exactly as the CPU's canonical output.
-    fn canonicalize(&self, buf: &mut Self::Buf, n: usize) -> R<()> {
-        canonicalize_kernel(self, buf, n)
-    }
 
     fn err(&self, e: impl std::fmt::Display) -> RepOpsError {
         RepOpsError::Device {
@@ -181,16 +176,6 @@ pub(crate) fn eval_bits<D: Device>(d: &D, f: i32, start: u32, n: u64, out: &mut 
         "rp_eval_bits",
         elementwise(n),
         &mut [Arg::I32(f), Arg::U32(start), Arg::U64(n), Arg::Out(out)],
-    )
-}
-
-/// The `rp_canonicalize` kernel: `(float* y, u64 n)`, in place.
-pub(crate) fn canonicalize_kernel<D: Device + ?Sized>(d: &D, buf: &mut D::Buf, n: usize) -> R<()> {
-    let n = n as u64;
-    d.launch(
-        "rp_canonicalize",
-        elementwise(n),
-        &mut [Arg::Out(buf), Arg::U64(n)],
     )
 }
 
@@ -457,8 +442,8 @@ where
             })
         })
         .collect::<R<Vec<_>>>()?;
-    let mut buf = compute(d, op, &ins, &out_shape)?;
-    d.canonicalize(&mut buf, out_len)?;
+    // Every kernel stores its outputs canonical (`rp_canon`, R1): no pass over them.
+    let buf = compute(d, op, &ins, &out_shape)?;
     let r = Resident {
         buf,
         host: OnceLock::new(),

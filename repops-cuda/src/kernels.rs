@@ -61,7 +61,6 @@ pub const MODULES: [Module; 5] = [
             "rp_adamw_update",
             "rp_causal_mask",
             "rp_eval_bits",
-            "rp_canonicalize",
         ],
     },
     Module {
