@@ -55,11 +55,11 @@ def cuda_env():
     return env
 
 
-def run(name, cmd, limit_s, env):
-    """Runs `cmd`; returns a record with the exit status, time and output tail."""
+def run(name, cmd, limit_s, env, cwd=HERE):
+    """Runs `cmd` in `cwd`; returns a record with the exit status, time and output tail."""
     t = time.time()
     try:
-        p = subprocess.run(cmd, cwd=HERE, env=env, capture_output=True, text=True, timeout=limit_s)
+        p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=limit_s)
         rc, out = p.returncode, p.stdout + p.stderr
     except subprocess.TimeoutExpired as e:
         rc = 124
@@ -148,6 +148,44 @@ def parse_torch(out):
     return {m.group(1): float(m.group(2)) for m in re.finditer(r"^\s*(\S+) torch-fp32-eager: ([\d.]+) ms/step", out, re.M)}
 
 
+# Lines as the binaries print them (H200 run of 2026-11-30), for --self-test.
+SAMPLE = {
+    "parity": """device: NVIDIA H200 (cuda:0), kernels compiled for compute_90
+golden: 58 cases, 0 mismatches
+hash [64, 1024, 1024]: identical, device 2.974 ms (90.3 GB/s), host 172.448 ms (1.6 GB/s)
+train tiny-lm: 200 steps, cpu trace root 6de63811a154e2c9401f1e4e6e44ff1a0f0c061e196434a532369189ee38cd29, gpu trace root 6de63811a154e2c9401f1e4e6e44ff1a0f0c061e196434a532369189ee38cd29, identical (cpu 4.6s, gpu 0.9s)
+""",
+    "exhaustive": "exhaustive gelu: 4294967296 inputs, 0 mismatches, 60.1s\n",
+    "bench": """device: NVIDIA H200 (compute_90)
+gemm-choice 8192 rp_gemm_w128_k8
+  8192        37330        51074    0.731
+gemm-variant rp_gemm_w128x64 8192 33834 0.662 same
+     tiny-lm cuda-resident: 3.862 ms/step, state hash c09f, 40.8 KiB up and 3.3 KiB down per step
+""",
+    "torch": "   tiny-lm torch-fp32-eager: 4.890 ms/step\n",
+}
+
+
+def self_test():
+    """The parsers against SAMPLE: the figures a run records must not silently vanish."""
+    p = parse_parity(SAMPLE["parity"])
+    assert p["golden_cases"] == 58 and p["golden_mismatches"] == 0, p
+    assert p["device_hashes"][0]["result"] == "identical", p
+    assert p["train_tiny-lm"]["result"] == "identical" and p["train_tiny-lm"]["steps"] == 200, p
+    e = parse_exhaustive(SAMPLE["exhaustive"])
+    assert e["exhaustive_gelu"] == {"inputs": 4294967296, "mismatches": 0, "seconds": 60.1}, e
+    b = parse_bench(SAMPLE["bench"])
+    assert b["device"] == "NVIDIA H200 (compute_90)", b
+    assert b["gemm"] == [{"n": 8192, "repops_gflops": 37330.0, "cublas_gflops": 51074.0, "ratio": 0.731}], b
+    assert b["gemm_choice"] == {"8192": "rp_gemm_w128_k8"}, b
+    assert b["gemm_variants"][0]["kernel"] == "rp_gemm_w128x64", b
+    assert b["train_ms_per_step"] == {"tiny-lm cuda-resident": 3.862}, b
+    t = parse_torch(SAMPLE["torch"])
+    assert t == {"tiny-lm": 4.89}, t
+    print("self-test passed")
+    return 0
+
+
 def write(doc, path):
     """The document so far: a run stopped from outside still leaves its finished steps."""
     text = json.dumps(doc, indent=2)
@@ -165,7 +203,11 @@ def main():
     ap.add_argument("--budget-s", type=float, default=460, help="total seconds; each step's limit is cut to what is left")
     ap.add_argument("--skip", default="", help="comma-separated step names to leave out (e.g. after an earlier run did them)")
     ap.add_argument("--funcs", default="", help="exhaustive step: only these functions (comma-separated)")
+    ap.add_argument("--kit", default=HERE, help="the folder holding the binaries and torch_step.py (default: this script's)")
+    ap.add_argument("--self-test", action="store_true", help="check the output parsers on recorded output and exit (no GPU needed)")
     a = ap.parse_args()
+    if a.self_test:
+        return self_test()
     env = cuda_env()
     q = a.quick
     t0 = time.time()
@@ -209,7 +251,7 @@ def main():
             doc["steps"].append({"name": name, "rc": None, "skipped": "out of budget"})
             passed = passed and not is_parity
             continue
-        r = run(name, cmd, min(limit, left), env)
+        r = run(name, cmd, min(limit, left), env, cwd=a.kit)
         out = r.pop("_out")
         if name == "nvidia-smi":
             doc["device"] = out.strip() if r["rc"] == 0 else None
