@@ -3,10 +3,11 @@
 //! training: contributors and evaluators compute their tasks with the CPU
 //! reference, verifiers attest with evidence, losses are reported with proofs.
 use bank::BankRead;
+use framework::StateRead;
 use framework::{Address, Amount};
 use proto::swarm::v1 as spb;
 use swarm::msg::{MsgCreateSwarm, MsgReportLoss};
-use swarm::{SwarmMsg, SwarmRead};
+use swarm::{Phase, SwarmMsg, SwarmRead};
 use tasks::{Status, TasksMsg, TasksRead};
 use train::Program;
 use world::{base, create_msg, W};
@@ -443,4 +444,74 @@ fn own_data_is_refused_without_sealed_pools() {
     let p = Program::from_json(std::str::from_utf8(&t.program_json).unwrap()).unwrap();
     assert_eq!((p.dataset.root, p.dataset.train_rows), ([3; 32], 1499));
     assert_eq!(r.contributions[0].dataset.as_ref(), Some(&own));
+}
+
+#[test]
+fn an_evaluation_nobody_does_is_retried_three_times_then_given_up_and_the_round_still_settles() {
+    use swarm::component::round::MAX_EVAL_ATTEMPTS;
+    let mut w = W::new();
+    let id = w.create(1, 1);
+    let c0 = w.contributors[0];
+    w.join(c0, id).unwrap();
+    let escrow0 = w.w.state.swarm(id).unwrap().escrow;
+    // Every attempt at measuring the base is shunned: it expires each time.
+    let r = loop {
+        let r = w.w.state.round(id, 0).unwrap();
+        if let Some(b) = r.base.as_ref() {
+            if !w.shunned.contains(&b.task_id) {
+                w.shunned.push(b.task_id);
+            }
+        }
+        if r.phase == Phase::Settled {
+            break r;
+        }
+        assert!(w.w.height < 2_000, "round 0 never settled: {r:?}");
+        w.play(id);
+    };
+    let base = r.base.as_ref().unwrap();
+    assert_eq!(base.attempts, MAX_EVAL_ATTEMPTS);
+    assert_eq!(
+        w.shunned.len() as u32,
+        MAX_EVAL_ATTEMPTS,
+        "no fourth attempt"
+    );
+    assert!(!base.reported);
+    assert_ne!(base.task_status, Status::Finalized.name());
+    // Without the base's loss there is no measured improvement: no quality share, but the
+    // verified work is still paid, and the swarm's escrow only ever shrank by what it paid.
+    let c = &r.contributions[0];
+    assert_eq!(c.improvement, 0);
+    assert_eq!(c.quality_paid, Amount::ZERO);
+    assert!(w.w.state.balance(&c0).unwrap() > Amount::ZERO);
+    assert!(w.w.state.swarm(id).unwrap().escrow <= escrow0);
+}
+
+#[test]
+fn a_swarm_that_cannot_move_holds_up_no_other_and_is_looked_at_again() {
+    let mut w = W::new();
+    // A corrupted record would trip the invariant checks: this test is about the block.
+    w.w.check_every = u64::MAX;
+    let a = w.create(1, 1);
+    let b = w.create(1, 1);
+    w.join(w.contributors[0], a).unwrap();
+    w.join(w.contributors[1], b).unwrap();
+    // Swarm a's round record becomes unreadable: every look at it fails.
+    let key = swarm::state_key::round(a, 0);
+    let good = w.w.state.get_raw(&key).unwrap().unwrap();
+    let swarm_key = swarm::state_key::swarm(a);
+    let a_before = w.w.state.get_raw(&swarm_key).unwrap();
+    w.w.write(|s| s.put_raw(key.clone(), b"not a round".to_vec()));
+    // Swarm b settles as if a did not exist, in the same blocks as a's failed looks;
+    // a's records stay as they were, and nothing panics.
+    let rb = w.until_settled(b, 0);
+    assert!(rb.contributions[0].improvement > 0, "{rb:?}");
+    assert_eq!(
+        w.w.state.get_raw(&key).unwrap().unwrap(),
+        b"not a round".to_vec()
+    );
+    assert_eq!(w.w.state.get_raw(&swarm_key).unwrap(), a_before);
+    // Repaired, a is looked at again and moves on.
+    w.w.write(|s| s.put_raw(key.clone(), good));
+    let ra = w.until_settled(a, 0);
+    assert_eq!(ra.phase, Phase::Settled);
 }
