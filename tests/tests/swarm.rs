@@ -81,6 +81,37 @@ async fn a_swarm_pays_measured_improvement_and_slashes_a_corrupting_contributor(
 /// real improvement.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_evaluation_is_slashed_and_measured_again() {
+    let r = bad_evaluator(|loss_node| {
+        vec![Fault::Corrupt {
+            step: 1,
+            node: loss_node,
+        }]
+    })
+    .await;
+    assert!(
+        r.base
+            .iter()
+            .chain(r.contributions.iter().filter_map(|k| k.eval.as_ref()))
+            .any(|m| m.attempts >= 2),
+        "an evaluation was redone: {r:?}"
+    );
+}
+
+/// A lazy evaluator commits without evaluating (its first step's state is the one
+/// it started from: no forward pass, no loss recorded): the verifier's re-execution
+/// disputes it, it is slashed, the evaluation is submitted again and an honest
+/// evaluator measures it. Laziness denies no contributor its measurement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_evaluator_is_slashed_and_the_evaluation_is_done_by_another() {
+    bad_evaluator(|_| vec![Fault::Skip { step: 1 }]).await;
+}
+
+/// One round of two contributors in which "cheater" evaluates first, alone, with
+/// `faults(loss node of the evaluation program)`, until it is slashed; then an
+/// honest evaluator takes over. The round must settle with every evaluation
+/// reported, every contribution paid for its improvement, and the cheater nowhere
+/// on the leaderboard. Returns the settled round.
+async fn bad_evaluator(faults: impl FnOnce(usize) -> Vec<Fault>) -> pb::Round {
     let n = net().await.unwrap();
     let c = &n.c;
     let mut vc = c.verifier_config("verifier");
@@ -111,8 +142,6 @@ async fn a_corrupt_evaluation_is_slashed_and_measured_again() {
         cfg.min_reward = "1000000uvtr".into();
         contributors.push(solverd::start(cfg).await.unwrap());
     }
-    // The cheater ("cheater") evaluates first, alone: it corrupts the loss of
-    // every evaluation's first step.
     let mut eval_prog = program.clone();
     eval_prog.mode = train::program::Mode::Evaluate {
         rows_from: 1500,
@@ -121,12 +150,9 @@ async fn a_corrupt_evaluation_is_slashed_and_measured_again() {
     eval_prog.batch_size = 64;
     let loss_node = eval_prog.graph().unwrap().loss;
     let mut ec = c.solver_config("cheater");
-    ec.inject_fault = vec![Fault::Corrupt {
-        step: 1,
-        node: loss_node,
-    }];
+    ec.inject_fault = faults(loss_node);
     let eve = solverd::start(ec).await.unwrap();
-    eventually(240, "the corrupting evaluator is slashed", || async {
+    eventually(240, "the bad evaluator is slashed", || async {
         Ok(n.stake("cheater").await?.1 > Amount::ZERO)
     })
     .await
@@ -168,10 +194,6 @@ async fn a_corrupt_evaluation_is_slashed_and_measured_again() {
         .chain(r.contributions.iter().filter_map(|k| k.eval.as_ref()))
         .collect();
     assert!(ms.iter().all(|m| m.reported), "{r:?}");
-    assert!(
-        ms.iter().any(|m| m.attempts >= 2),
-        "an evaluation was redone: {r:?}"
-    );
     for k in &r.contributions {
         assert!(k.improvement > 0, "{k:?}");
         assert_ne!(k.quality_paid, "0", "{k:?}");
@@ -194,6 +216,7 @@ async fn a_corrupt_evaluation_is_slashed_and_measured_again() {
     }
     v.shutdown().await;
     n.c.shutdown().await;
+    r
 }
 
 /// A contributor that copies another's result instead of training its own slot
