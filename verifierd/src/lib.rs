@@ -564,7 +564,16 @@ const REQUEST_AFTER_STEPS: u64 = 8;
 
 /// Asks on chain for the checkpoints of `steps`, which the solver did not
 /// serve (or served wrong): `MsgRequestCheckpoint` each, in one transaction.
+/// A step already posted (for another verifier) is read, not requested: the
+/// chain refuses such a request, and one refusal would sink the others.
 async fn request_checkpoints(s: &Shared, t: &Task, steps: &[(u64, Hash)]) {
+    let mut wanted = Vec::with_capacity(steps.len());
+    for &(k, h) in steps {
+        if !matches!(s.chain.posted_checkpoint(t.id, k).await, Ok(Some(_))) {
+            wanted.push((k, h));
+        }
+    }
+    let steps = wanted.as_slice();
     if steps.is_empty() {
         return;
     }

@@ -737,6 +737,58 @@ fn a_committed_seed_draws_the_verifiers_when_revealed() {
     assert_eq!(w.task(id2).verifiers.len(), 2, "fallback draw");
 }
 
+/// Found by the property test below: a second drawn verifier asking for a step
+/// already posted made the solver post the same bytes again and paid it twice.
+/// The posted checkpoint is on chain for anyone to read, so the request is refused.
+#[test]
+fn a_request_for_a_step_already_posted_is_refused_not_charged() {
+    let mut w = W::new(Params {
+        challenge_window_blocks: 60,
+        verifiers_per_task: 2,
+        ..Default::default()
+    });
+    let mut p = train::Program::builtin("mlp-digits").unwrap();
+    p.steps = 20;
+    let (h, ck) = real_run(&p);
+    let id = w.submit_program(&p, 2, 1_000).unwrap();
+    let sol = w.sol;
+    w.claim(sol, id).unwrap();
+    w.commit(id, &h).unwrap();
+    w.w.advance(1);
+    let t = w.task(id);
+    let withheld =
+        tasks::level::withheld_steps(t.level, &t.selection_seed.unwrap(), &t.verifiers, 20);
+    let k = (1..20).find(|k| !withheld.contains(k)).unwrap();
+    let (v1, v2) = (t.verifiers[0], t.verifiers[1]);
+    let req = |v: Address| {
+        tasks::msg::MsgRequestCheckpoint {
+            verifier: v,
+            task_id: id,
+            step: k,
+        }
+        .to_proto()
+    };
+    w.tx(&req(v1)).unwrap();
+    let post = tasks::msg::MsgPostCheckpoint {
+        solver: sol,
+        task_id: id,
+        step: k,
+        checkpoint: ck[k as usize].clone(),
+        proof: merkle::proof(&h, k as usize).unwrap(),
+    }
+    .to_proto();
+    w.tx(&post).unwrap();
+    let b2 = w.w.state.balance(&v2).unwrap();
+    let e = w.tx(&req(v2)).unwrap_err();
+    assert_eq!(e.0, 22);
+    assert!(e.1.contains("already posted"), "{e:?}");
+    assert_eq!(w.w.state.balance(&v2).unwrap(), b2, "nothing charged");
+    assert_eq!(
+        tasks::query::posted_checkpoint(&w.w.state, id, k).unwrap(),
+        Some(ck[k as usize].clone())
+    );
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
     /// Any mix of checkpoint requests (valid or not, from drawn verifiers or

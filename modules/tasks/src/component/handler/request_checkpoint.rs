@@ -55,6 +55,18 @@ pub fn execute<S: StateWrite + ?Sized>(
             m.step
         )));
     }
+    // A posted checkpoint is on chain, checked against h_step, and readable
+    // by anyone until the task ends: asking again would only pay the solver
+    // a second time for the same bytes.
+    if t.checkpoint_requests
+        .iter()
+        .any(|r| r.step == m.step && r.state == RequestState::Posted)
+    {
+        return Err(TasksError::BadCheckpoint(format!(
+            "step {} is already posted: read it with Query/PostedCheckpoint",
+            m.step
+        )));
+    }
     // One request per sampled step bounds what a verifier can make the
     // solver post.
     let cap = level::steps_per_verifier(t.level, t.steps).min(level::MAX_SAMPLED_STEPS);
