@@ -25,6 +25,8 @@ pub struct FaultPlan {
     pub skip_step: Option<u64>,
     /// Train this step on the batch of the next step.
     pub wrong_batch: Option<u64>,
+    /// Train this step on held-out rows (the evaluation pool) instead of its batch.
+    pub held_out: Option<u64>,
     /// Refuse to serve checkpoints (hashes and traces are still served).
     pub withhold_checkpoints: bool,
     /// Once the result is committed, answer nothing: no dispute moves, no service.
@@ -44,7 +46,10 @@ impl FaultPlan {
 
     /// Whether the trained result itself is wrong.
     pub fn changes_result(&self) -> bool {
-        self.corrupt.is_some() || self.skip_step.is_some() || self.wrong_batch.is_some()
+        self.corrupt.is_some()
+            || self.skip_step.is_some()
+            || self.wrong_batch.is_some()
+            || self.held_out.is_some()
     }
 }
 
@@ -55,6 +60,7 @@ pub enum Fault {
     Corrupt { step: u64, node: usize },
     Skip { step: u64 },
     WrongBatch { step: u64 },
+    HeldOut { step: u64 },
     WithholdCheckpoints,
     Silent,
     Slow { ms: u64 },
@@ -86,6 +92,7 @@ impl FromStr for Fault {
             },
             "skip" if parts.len() == 2 => Fault::Skip { step: step(1)? },
             "wrong-batch" if parts.len() == 2 => Fault::WrongBatch { step: step(1)? },
+            "held-out" if parts.len() == 2 => Fault::HeldOut { step: step(1)? },
             "withhold-checkpoints" if parts.len() == 1 => Fault::WithholdCheckpoints,
             "silent" if parts.len() == 1 => Fault::Silent,
             "lazy" if parts.len() == 1 => Fault::Lazy,
@@ -93,7 +100,7 @@ impl FromStr for Fault {
             _ => {
                 return Err(format!(
                     "unknown fault {s:?}: use corrupt:STEP:NODE, skip:STEP, wrong-batch:STEP, \
-                     withhold-checkpoints, silent, lazy or slow:MS"
+                     held-out:STEP, withhold-checkpoints, silent, lazy or slow:MS"
                 ))
             }
         };
@@ -107,6 +114,7 @@ impl fmt::Display for Fault {
             Fault::Corrupt { step, node } => write!(f, "corrupt:{step}:{node}"),
             Fault::Skip { step } => write!(f, "skip:{step}"),
             Fault::WrongBatch { step } => write!(f, "wrong-batch:{step}"),
+            Fault::HeldOut { step } => write!(f, "held-out:{step}"),
             Fault::WithholdCheckpoints => write!(f, "withhold-checkpoints"),
             Fault::Silent => write!(f, "silent"),
             Fault::Slow { ms } => write!(f, "slow:{ms}"),
@@ -123,6 +131,7 @@ impl FromIterator<Fault> for FaultPlan {
                 Fault::Corrupt { step, node } => p.corrupt = Some((step, node)),
                 Fault::Skip { step } => p.skip_step = Some(step),
                 Fault::WrongBatch { step } => p.wrong_batch = Some(step),
+                Fault::HeldOut { step } => p.held_out = Some(step),
                 Fault::WithholdCheckpoints => p.withhold_checkpoints = true,
                 Fault::Silent => p.silent = true,
                 Fault::Slow { ms } => p.slow_ms = Some(ms),
@@ -140,6 +149,10 @@ impl train::StepHook for FaultPlan {
         } else {
             t
         }
+    }
+
+    fn held_out(&self, t: u64) -> bool {
+        self.held_out == Some(t)
     }
 
     fn alters_output(&self, t: u64, node: usize) -> bool {

@@ -56,6 +56,7 @@ fn each_fault_changes_exactly_its_step() {
         format!("corrupt:1:{j}"),
         "skip:1".into(),
         "wrong-batch:1".into(),
+        "held-out:1".into(),
     ] {
         let plan: FaultPlan = [f.parse::<Fault>().unwrap()].into_iter().collect();
         assert!(plan.changes_result());

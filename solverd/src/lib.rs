@@ -74,7 +74,7 @@ pub struct Config {
     #[arg(long, env = "SOLVERD_METRICS_ADDRESS")]
     pub metrics_address: Option<SocketAddr>,
     /// FAULT INJECTION, for tests and demos only: corrupt:STEP:NODE, skip:STEP,
-    /// wrong-batch:STEP, withhold-checkpoints, silent, slow:MS (comma-separated).
+    /// wrong-batch:STEP, held-out:STEP, withhold-checkpoints, silent, slow:MS (comma-separated).
     /// A solver with a wrong result loses its stake.
     #[arg(
         long = "inject-fault",

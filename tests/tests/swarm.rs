@@ -106,6 +106,106 @@ async fn a_lazy_evaluator_is_slashed_and_the_evaluation_is_done_by_another() {
     bad_evaluator(|_| vec![Fault::Skip { step: 1 }]).await;
 }
 
+/// Round `round` of swarm `id` once it has settled (waits up to 300 s).
+async fn settled(n: &tests::Net, id: u64, round: u64) -> pb::Round {
+    let q = n.c.client.swarm();
+    let get = || {
+        let mut q = q.clone();
+        async move {
+            anyhow::Ok(
+                q.round(pb::QueryRoundRequest {
+                    swarm_id: id,
+                    round,
+                })
+                .await?
+                .into_inner()
+                .round
+                .unwrap_or_default(),
+            )
+        }
+    };
+    eventually(300, "the round settles", || async {
+        Ok(get().await?.phase == pb::RoundPhase::Settled as i32)
+    })
+    .await
+    .unwrap();
+    get().await.unwrap()
+}
+
+/// A contributor that trains on the evaluation pool (its first step on held-out
+/// rows instead of its slot's batch): its slot's program draws training rows
+/// only, so the verifier's re-execution disputes the result; the contributor is
+/// slashed and earns neither the work share nor a quality share, while the
+/// honest contributor is paid for its measured improvement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contributor_training_on_the_evaluation_pool_is_disputed_and_slashed() {
+    let n = net().await.unwrap();
+    let c = &n.c;
+    let mut vc = c.verifier_config("verifier");
+    vc.whistleblower = true;
+    let v = verifierd::start(vc).await.unwrap();
+    let create = tests::swarm_create(&n, 1, 2, 8, 3_000_000);
+    let (_, res) = c
+        .client
+        .sign_and_send(
+            c.signer("submitter").unwrap(),
+            vec![proto::to_any(&create)],
+            "",
+            None,
+            Some(Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.unwrap().code, 0);
+    let id = 1;
+    // The honest contributor ("solver") trains its slot and evaluates.
+    let mut sc = c.solver_config("solver");
+    sc.swarm = vec![id];
+    let honest = solverd::start(sc).await.unwrap();
+    // The cheater only contributes, training its first step on held-out rows.
+    let mut cc = c.solver_config("cheater");
+    cc.swarm = vec![id];
+    cc.min_reward = "1000000uvtr".into();
+    cc.inject_fault = vec![Fault::HeldOut { step: 1 }];
+    let cheater = solverd::start(cc).await.unwrap();
+    let r = settled(&n, id, 0).await;
+    let of = |who: &str| {
+        r.contributions
+            .iter()
+            .find(|k| k.contributor == n.addr(who).to_string())
+            .unwrap_or_else(|| panic!("{who} holds no slot: {r:?}"))
+    };
+    let (bad, good) = (of("cheater"), of("solver"));
+    // The slot's program never draws a held-out row.
+    let t = n.task(bad.task_id).await.unwrap();
+    let p = train::Program::from_json(std::str::from_utf8(&t.program_json).unwrap()).unwrap();
+    for step in 1..=p.steps {
+        assert!(train::trainer::batch_rows(&p, step)
+            .iter()
+            .all(|&row| row < p.dataset.train_rows));
+    }
+    assert_eq!(bad.task_status, "failed", "{bad:?}");
+    assert_eq!(bad.quality_paid, "0");
+    assert!(
+        !t.payouts
+            .iter()
+            .any(|p| p.recipient == n.addr("cheater").to_string()),
+        "{:?}",
+        t.payouts
+    );
+    assert!(
+        n.stake("cheater").await.unwrap().1 > Amount::ZERO,
+        "slashed"
+    );
+    assert_eq!(good.task_status, "finalized", "{good:?}");
+    assert!(good.improvement > 0, "{good:?}");
+    assert_ne!(good.quality_paid, "0", "{good:?}");
+    cheater.shutdown().await;
+    honest.shutdown().await;
+    v.shutdown().await;
+    n.c.shutdown().await;
+}
+
 /// One round of two contributors in which "cheater" evaluates first, alone, with
 /// `faults(loss node of the evaluation program)`, until it is slashed; then an
 /// honest evaluator takes over. The round must settle with every evaluation
@@ -160,34 +260,8 @@ async fn bad_evaluator(faults: impl FnOnce(usize) -> Vec<Fault>) -> pb::Round {
     eve.shutdown().await;
     // An honest evaluator ("submitter" also stakes as a solver) takes over.
     let honest = solverd::start(c.solver_config("submitter")).await.unwrap();
+    let r = settled(&n, id, 0).await;
     let mut q = c.client.swarm();
-    eventually(300, "the round settles", || {
-        let mut q = q.clone();
-        async move {
-            let r = q
-                .round(pb::QueryRoundRequest {
-                    swarm_id: id,
-                    round: 0,
-                })
-                .await?
-                .into_inner()
-                .round
-                .unwrap_or_default();
-            Ok(r.phase == pb::RoundPhase::Settled as i32)
-        }
-    })
-    .await
-    .unwrap();
-    let r = q
-        .round(pb::QueryRoundRequest {
-            swarm_id: id,
-            round: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .round
-        .unwrap();
     let ms: Vec<&pb::Measurement> = r
         .base
         .iter()

@@ -88,6 +88,12 @@ pub trait StepHook: Sync {
     fn batch_step(&self, t: u64) -> u64 {
         t
     }
+    /// Whether step `t` trains on held-out rows (the evaluation pool, rows
+    /// `train_rows..`) instead of its own batch: what a contributor gaming an
+    /// evaluation would do.
+    fn held_out(&self, _t: u64) -> bool {
+        false
+    }
     /// Whether [`StepHook::alter_output`] changes node `node`'s output at step `t`.
     fn alters_output(&self, _t: u64, _node: usize) -> bool {
         false
@@ -207,7 +213,16 @@ impl<'a> StepExecutor<'a> {
     ) -> Result<(StepOutput, DeviceState)> {
         let started = Instant::now();
         let backend = self.backend;
-        let batch = crate::trainer::batch_for_step(self.program, self.dataset, hook.batch_step(t))?;
+        let batch = if hook.held_out(t) {
+            let mut p = self.program.clone();
+            p.mode = crate::program::Mode::Evaluate {
+                rows_from: p.dataset.train_rows,
+                rows_to: self.dataset.rows(),
+            };
+            crate::trainer::batch_for_step(&p, self.dataset, hook.batch_step(t))?
+        } else {
+            crate::trainer::batch_for_step(self.program, self.dataset, hook.batch_step(t))?
+        };
         let batch = upload_all(backend, &batch).map_err(TrainError::Transfer)?;
         let uploaded;
         let dev_state = match resident {
