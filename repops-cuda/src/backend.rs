@@ -239,22 +239,11 @@ impl CudaBackend {
         self.gpu.stream.synchronize().map_err(|e| self.gpu.err(e))
     }
 
-    /// The R2 GEMM on device buffers of f32: `C[g] = op(A[g]) op(B[g])` for `g` in
-    /// `0..batches`, `A[g]` `[M,K]` (`[K,M]` if `ta`), `B[g]` `[K,N]` (`[N,K]` if `tb`),
-    /// row-major and packed; `c` holds `batches * m * n` outputs. For benchmarks.
-    pub fn gemm_device(
-        &self,
-        a: &CudaSlice<u8>,
-        b: &CudaSlice<u8>,
-        c: &mut CudaSlice<u8>,
-        dims: (u64, u64, u64, u64),
-        trans: (bool, bool),
-    ) -> repops::Result<()> {
-        exec::gemm(&self.gpu, (a, b, c), dims, trans)
-    }
-
-    /// [`CudaBackend::gemm_device`] with a given kernel (one of [`crate::GEMM_KERNELS`];
-    /// all give the same bits). For benchmarks.
+    /// The R2 GEMM on device buffers of f32 with a given kernel (the production one is
+    /// [`crate::gemm_choice`]; all of [`crate::GEMM_KERNELS`] give the same bits):
+    /// `C[g] = op(A[g]) op(B[g])` for `g` in `0..batches`, `A[g]` `[M,K]` (`[K,M]` if
+    /// `ta`), `B[g]` `[K,N]` (`[N,K]` if `tb`), row-major and packed; `c` holds
+    /// `batches * m * n` outputs. For benchmarks.
     pub fn gemm_device_with(
         &self,
         kernel: crate::GemmKernel,
@@ -304,6 +293,11 @@ impl Backend for CudaBackend {
 
     fn digests_on_device(&self) -> bool {
         true
+    }
+
+    fn bytes_moved(&self) -> Option<(u64, u64)> {
+        let t = self.gpu.transfers.get();
+        Some((t.host_to_device, t.device_to_host))
     }
 
     fn digests(&self, ts: &[&DeviceTensor]) -> repops::Result<Vec<repops::Digest>> {

@@ -180,6 +180,12 @@ pub trait Backend: Send + Sync {
         None
     }
 
+    /// Bytes moved so far `(host to device, device to host)`, when the backend's
+    /// tensors live across a bus (`None` for the CPU: nothing moves).
+    fn bytes_moved(&self) -> Option<(u64, u64)> {
+        None
+    }
+
     /// Whether [`Backend::digests`] runs where the tensors live, without downloading
     /// them. The step executor then asks it for the hashes of outputs it does not
     /// need on the host (a step's new state, the op trace) instead of downloading them.

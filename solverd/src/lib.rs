@@ -749,6 +749,12 @@ fn train_task(s: &Shared, t: &Task, run: &Mutex<Run>) -> Result<(), AgentError> 
         let (step, _h, loss) = r.train_next()?;
         s.metrics.add_compute(before, r.stats);
         s.metrics.inc("steps_trained", 1);
+        // A GPU's bus traffic so far: a few bytes a step between checkpoints when the
+        // state stays on the device (issue 14's budget: 1% of the state).
+        if let Some((up, down)) = s.backend.bytes_moved() {
+            s.metrics.set("device_bytes_host_to_device", up as i64);
+            s.metrics.set("device_bytes_device_to_host", down as i64);
+        }
         s.set_progress(t, "training", Some(&r));
         if last_log.elapsed() > Duration::from_secs(5) {
             last_log = std::time::Instant::now();

@@ -106,6 +106,48 @@ async fn a_lazy_evaluator_is_slashed_and_the_evaluation_is_done_by_another() {
     bad_evaluator(|_| vec![Fault::Skip { step: 1 }]).await;
 }
 
+/// In settled round `r`, the cheater's contribution (task `bad`) failed: no quality
+/// share, no payout, its stake slashed; the honest one (task `good`) was finalized
+/// and paid for a measured improvement.
+async fn cheater_lost_honest_paid(n: &tests::Net, r: &pb::Round, bad: u64, good: u64) {
+    let of = |task: u64| r.contributions.iter().find(|k| k.task_id == task).unwrap();
+    let (b, g) = (of(bad), of(good));
+    assert_eq!(b.task_status, "failed", "{b:?}");
+    assert_eq!(b.quality_paid, "0");
+    let t = n.task(bad).await.unwrap();
+    let cheater = n.addr("cheater").to_string();
+    assert!(
+        !t.payouts.iter().any(|p| p.recipient == cheater),
+        "{:?}",
+        t.payouts
+    );
+    assert!(
+        n.stake("cheater").await.unwrap().1 > Amount::ZERO,
+        "slashed"
+    );
+    assert_eq!(g.task_status, "finalized", "{g:?}");
+    assert!(g.improvement > 0, "{g:?}");
+    assert_ne!(g.quality_paid, "0", "{g:?}");
+}
+
+/// "submitter" creates swarm 1: one round of two slots (`tests::swarm_create`).
+async fn create_swarm(n: &tests::Net) -> u64 {
+    let create = tests::swarm_create(n, 1, 2, 8, 3_000_000);
+    let (_, res) =
+        n.c.client
+            .sign_and_send(
+                n.c.signer("submitter").unwrap(),
+                vec![proto::to_any(&create)],
+                "",
+                None,
+                Some(Duration::from_secs(30)),
+            )
+            .await
+            .unwrap();
+    assert_eq!(res.unwrap().code, 0);
+    1
+}
+
 /// Round `round` of swarm `id` once it has settled (waits up to 300 s).
 async fn settled(n: &tests::Net, id: u64, round: u64) -> pb::Round {
     let q = n.c.client.swarm();
@@ -144,20 +186,7 @@ async fn a_contributor_training_on_the_evaluation_pool_is_disputed_and_slashed()
     let mut vc = c.verifier_config("verifier");
     vc.whistleblower = true;
     let v = verifierd::start(vc).await.unwrap();
-    let create = tests::swarm_create(&n, 1, 2, 8, 3_000_000);
-    let (_, res) = c
-        .client
-        .sign_and_send(
-            c.signer("submitter").unwrap(),
-            vec![proto::to_any(&create)],
-            "",
-            None,
-            Some(Duration::from_secs(30)),
-        )
-        .await
-        .unwrap();
-    assert_eq!(res.unwrap().code, 0);
-    let id = 1;
+    let id = create_swarm(&n).await;
     // The honest contributor ("solver") trains its slot and evaluates.
     let mut sc = c.solver_config("solver");
     sc.swarm = vec![id];
@@ -184,22 +213,7 @@ async fn a_contributor_training_on_the_evaluation_pool_is_disputed_and_slashed()
             .iter()
             .all(|&row| row < p.dataset.train_rows));
     }
-    assert_eq!(bad.task_status, "failed", "{bad:?}");
-    assert_eq!(bad.quality_paid, "0");
-    assert!(
-        !t.payouts
-            .iter()
-            .any(|p| p.recipient == n.addr("cheater").to_string()),
-        "{:?}",
-        t.payouts
-    );
-    assert!(
-        n.stake("cheater").await.unwrap().1 > Amount::ZERO,
-        "slashed"
-    );
-    assert_eq!(good.task_status, "finalized", "{good:?}");
-    assert!(good.improvement > 0, "{good:?}");
-    assert_ne!(good.quality_paid, "0", "{good:?}");
+    cheater_lost_honest_paid(&n, &r, bad.task_id, good.task_id).await;
     cheater.shutdown().await;
     honest.shutdown().await;
     v.shutdown().await;
@@ -222,20 +236,7 @@ async fn bad_evaluator(faults: impl FnOnce(usize) -> Vec<Fault>) -> pb::Round {
     let mut contributors = Vec::new();
     let mut program = train::Program::builtin("mlp-digits").unwrap();
     program.record_loss = true;
-    let create = tests::swarm_create(&n, 1, 2, 8, 3_000_000);
-    let (_, res) = c
-        .client
-        .sign_and_send(
-            c.signer("submitter").unwrap(),
-            vec![proto::to_any(&create)],
-            "",
-            None,
-            Some(Duration::from_secs(30)),
-        )
-        .await
-        .unwrap();
-    assert_eq!(res.unwrap().code, 0);
-    let id = 1;
+    let id = create_swarm(&n).await;
     for name in ["solver", "verifier2"] {
         let mut cfg = c.solver_config(name);
         cfg.swarm = vec![id];
@@ -436,32 +437,7 @@ async fn a_copied_contribution_is_disputed_and_slashed() {
         .into_inner()
         .round
         .unwrap();
-    let copy = r
-        .contributions
-        .iter()
-        .find(|k| k.task_id == copy_task)
-        .unwrap();
-    assert_eq!(copy.task_status, "failed", "{copy:?}");
-    assert_eq!(copy.quality_paid, "0");
-    let t = n.task(copy_task).await.unwrap();
-    assert!(
-        !t.payouts
-            .iter()
-            .any(|p| p.recipient == n.addr("cheater").to_string()),
-        "{:?}",
-        t.payouts
-    );
-    assert!(
-        n.stake("cheater").await.unwrap().1 > Amount::ZERO,
-        "slashed"
-    );
-    let orig = r
-        .contributions
-        .iter()
-        .find(|k| k.task_id == honest_task)
-        .unwrap();
-    assert_eq!(orig.task_status, "finalized");
-    assert_ne!(orig.quality_paid, "0", "{orig:?}");
+    cheater_lost_honest_paid(&n, &r, copy_task, honest_task).await;
     honest.shutdown().await;
     v.shutdown().await;
     n.c.shutdown().await;

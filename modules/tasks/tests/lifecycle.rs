@@ -737,11 +737,9 @@ fn a_committed_seed_draws_the_verifiers_when_revealed() {
     assert_eq!(w.task(id2).verifiers.len(), 2, "fallback draw");
 }
 
-/// Found by the property test below: a second drawn verifier asking for a step
-/// already posted made the solver post the same bytes again and paid it twice.
-/// The posted checkpoint is on chain for anyone to read, so the request is refused.
-#[test]
-fn a_request_for_a_step_already_posted_is_refused_not_charged() {
+/// A 20-step mlp-digits task at the sampled level with two drawn verifiers, committed
+/// from a real run: the world, the task, the run's hashes and checkpoints.
+fn sampled_task_committed() -> (W, u64, Vec<Hash>, Vec<Vec<u8>>) {
     let mut w = W::new(Params {
         challenge_window_blocks: 60,
         verifiers_per_task: 2,
@@ -755,6 +753,16 @@ fn a_request_for_a_step_already_posted_is_refused_not_charged() {
     w.claim(sol, id).unwrap();
     w.commit(id, &h).unwrap();
     w.w.advance(1);
+    (w, id, h, ck)
+}
+
+/// Found by the property test below: a second drawn verifier asking for a step
+/// already posted made the solver post the same bytes again and paid it twice.
+/// The posted checkpoint is on chain for anyone to read, so the request is refused.
+#[test]
+fn a_request_for_a_step_already_posted_is_refused_not_charged() {
+    let (mut w, id, h, ck) = sampled_task_committed();
+    let sol = w.sol;
     let t = w.task(id);
     let withheld =
         tasks::level::withheld_steps(t.level, &t.selection_seed.unwrap(), &t.verifiers, 20);
@@ -802,19 +810,8 @@ proptest::proptest! {
         requests in proptest::collection::vec((0usize..3, 0u64..21), 0..6),
         solver in 0u8..3,
     ) {
-        let mut w = W::new(Params {
-            challenge_window_blocks: 60,
-            verifiers_per_task: 2,
-            ..Default::default()
-        });
-        let mut p = train::Program::builtin("mlp-digits").unwrap();
-        p.steps = 20;
-        let (h, ck) = real_run(&p);
-        let id = w.submit_program(&p, 2, 1_000).unwrap();
+        let (mut w, id, h, ck) = sampled_task_committed();
         let sol = w.sol;
-        w.claim(sol, id).unwrap();
-        w.commit(id, &h).unwrap();
-        w.w.advance(1);
         let vers = w.vers.clone();
         let stake = |w: &W, a: &Address| w.w.state.operator(a).unwrap().unwrap().stake;
         let bal = |w: &W, a: &Address| w.w.state.balance(a).unwrap();

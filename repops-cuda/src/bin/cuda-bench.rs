@@ -108,7 +108,7 @@ fn main() -> Result<()> {
         let choice = gemm_choice((1, nn, nn), sm_count);
         println!("gemm-choice {n} {}", choice.name);
         let ours = time(a.reps, &sync, &mut || {
-            cuda.gemm_device(&da, &db, &mut dc, (1, nn, nn, nn), (false, false))
+            cuda.gemm_device_with(choice, &da, &db, &mut dc, (1, nn, nn, nn), (false, false))
                 .map_err(anyhow::Error::from)
         })?;
         let ni = n as i32;
