@@ -402,41 +402,8 @@ impl Run {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use repops::{Backend, CpuBackend, DeviceTensor, Digest, Op, Tensor};
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    /// The CPU reference posing as a device that hashes its own tensors: counts the
-    /// elements that "come down".
-    #[derive(Default)]
-    struct DeviceLike {
-        downloaded: AtomicU64,
-    }
-
-    impl Backend for DeviceLike {
-        fn name(&self) -> &str {
-            "device-like"
-        }
-        fn upload(&self, t: &Tensor) -> repops::Result<DeviceTensor> {
-            CpuBackend.upload(t)
-        }
-        fn execute(&self, op: &Op, inputs: &[&DeviceTensor]) -> repops::Result<DeviceTensor> {
-            CpuBackend.execute(op, inputs)
-        }
-        fn download(&self, t: &DeviceTensor) -> repops::Result<Tensor> {
-            self.downloaded.fetch_add(t.len() as u64, Ordering::Relaxed);
-            CpuBackend.download(t)
-        }
-        fn digests_on_device(&self) -> bool {
-            true
-        }
-        fn digests(&self, ts: &[&DeviceTensor]) -> repops::Result<Vec<Digest>> {
-            Ok(ts
-                .iter()
-                .filter_map(|t| t.as_host())
-                .map(Digest::of)
-                .collect())
-        }
-    }
+    use repops::conformance::HashingDevice;
+    use std::sync::atomic::Ordering;
 
     /// On a backend that hashes where its tensors live, the state stays there between
     /// checkpoints (only the loss comes down), the hashes are the CPU's, checkpoints
@@ -451,7 +418,7 @@ mod tests {
         while cpu.steps_done() < 12 {
             cpu.train_next().unwrap();
         }
-        let dev = Arc::new(DeviceLike::default());
+        let dev = Arc::new(HashingDevice::default());
         let mut r =
             Run::on_disk(1, p.clone(), ds, None, FaultPlan::default(), dir.path(), 5).unwrap();
         r.set_backend(dev.clone());

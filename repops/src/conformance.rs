@@ -368,3 +368,57 @@ mod tests {
         }
     }
 }
+
+/// The CPU reference posing as a device that hashes its own tensors
+/// ([`Backend::digests_on_device`]), for testing the callers that keep a state on a
+/// device: counts the elements that "come down", and can be told to fail every download
+/// (a device gone).
+#[derive(Debug, Default)]
+pub struct HashingDevice {
+    /// Elements downloaded so far.
+    pub downloaded: std::sync::atomic::AtomicU64,
+    /// While set, every download fails.
+    pub broken: std::sync::atomic::AtomicBool,
+}
+
+impl Backend for HashingDevice {
+    fn name(&self) -> &str {
+        "hashing-device"
+    }
+    fn upload(&self, t: &Tensor) -> crate::Result<crate::DeviceTensor> {
+        CpuBackend.upload(t)
+    }
+    fn execute(
+        &self,
+        op: &Op,
+        inputs: &[&crate::DeviceTensor],
+    ) -> crate::Result<crate::DeviceTensor> {
+        CpuBackend.execute(op, inputs)
+    }
+    fn download(&self, t: &crate::DeviceTensor) -> crate::Result<Tensor> {
+        use std::sync::atomic::Ordering;
+        if self.broken.load(Ordering::Relaxed) {
+            return Err(crate::RepOpsError::Device {
+                backend: self.name().into(),
+                detail: "the device is gone".into(),
+            });
+        }
+        self.downloaded.fetch_add(t.len() as u64, Ordering::Relaxed);
+        CpuBackend.download(t)
+    }
+    fn digests_on_device(&self) -> bool {
+        true
+    }
+    fn digests(&self, ts: &[&crate::DeviceTensor]) -> crate::Result<Vec<crate::Digest>> {
+        ts.iter()
+            .map(|t| {
+                t.as_host()
+                    .map(crate::Digest::of)
+                    .ok_or_else(|| crate::RepOpsError::Device {
+                        backend: self.name().into(),
+                        detail: "not this device's tensor".into(),
+                    })
+            })
+            .collect()
+    }
+}

@@ -283,9 +283,17 @@ impl Trainer {
     pub fn current_step(&self) -> u64 {
         self.step
     }
-    /// Hash of the current state.
+    /// Hash of the current state (kept from the step that computed it, else computed from
+    /// the host state; if the device cannot give the state back, the hash of no state, not
+    /// remembered).
     pub fn state_hash(&self) -> Hash {
-        *self.hash.get_or_init(|| state_hash(self.state()))
+        if let Some(h) = self.hash.get() {
+            return *h;
+        }
+        match self.try_state() {
+            Ok(s) => *self.hash.get_or_init(|| state_hash(s)),
+            Err(_) => state_hash(self.state()),
+        }
     }
 
     /// Dataset rows of step `t`'s batch (t >= 1): `below(train_rows)` on stream
