@@ -269,31 +269,20 @@ impl Run {
             Some(_) => None,
             None => Some(self.state_at(t - 1)?),
         };
-        let empty = State::new();
         let exec = StepExecutor::new(&self.program, &self.graph, &self.dataset, &*self.backend);
         let record = Record {
             host_state: false,
             ..Record::STATE
         };
-        let (out, dev) = exec.run_resident(
-            t,
-            prev.as_deref().unwrap_or(&empty),
-            resident.as_ref(),
-            record,
-            &self.fault,
-        )?;
-        let mut out: StepOut = out.into();
+        let (out, dev) =
+            exec.run_resident(t, prev.as_deref(), resident.as_ref(), record, &self.fault)?;
         if download {
-            let state = dev
-                .iter()
-                .map(|(k, v)| Ok((k.clone(), self.backend.download(v)?)))
-                .collect::<repops::Result<State>>()
+            let state = train::exec::download_all(&*self.backend, &dev)
                 .map_err(train::TrainError::Transfer)?;
-            out.state = state.clone();
             self.remember(t, Arc::new(state));
         }
         self.resident = Some((t, dev));
-        Ok(out)
+        Ok(out.into())
     }
 
     fn remember(&mut self, t: u64, s: Arc<State>) {

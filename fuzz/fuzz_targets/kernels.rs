@@ -95,18 +95,7 @@ fn case(r: &mut Reader<'_>) -> (Op, Vec<Tensor>) {
         }
         22..=30 => {
             let s = r.f32();
-            let op = [
-                Op::Scale { s },
-                Op::AddScalar { s },
-                Op::Relu,
-                Op::Gelu,
-                Op::Tanh,
-                Op::Sigmoid,
-                Op::Exp,
-                Op::Log,
-                Op::Rsqrt,
-            ][kind as usize - 22]
-                .clone();
+            let op = repops::conformance::unary_op(kind as usize - 22, s);
             let n = r.range(0, 70);
             (op, vec![tensor(r, &[n])])
         }

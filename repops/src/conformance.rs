@@ -111,6 +111,23 @@ impl Rng {
     }
 }
 
+/// One-input elementwise op `i` (mod 9): `Scale` and `AddScalar` (with `s`), `Relu`,
+/// `Gelu`, `Tanh`, `Sigmoid`, `Exp`, `Log`, `Rsqrt`. Fuzz kinds 22..=30 here and in the
+/// kernels fuzz target.
+pub fn unary_op(i: usize, s: f32) -> Op {
+    match i % 9 {
+        0 => Op::Scale { s },
+        1 => Op::AddScalar { s },
+        2 => Op::Relu,
+        3 => Op::Gelu,
+        4 => Op::Tanh,
+        5 => Op::Sigmoid,
+        6 => Op::Exp,
+        7 => Op::Log,
+        _ => Op::Rsqrt,
+    }
+}
+
 /// Number of op kinds [`fuzz_case`] draws from.
 pub const FUZZ_KINDS: usize = 43;
 
@@ -167,18 +184,7 @@ pub fn fuzz_case(kind: usize, seed: u64) -> (Op, Vec<Tensor>) {
             )
         }
         22..=30 => {
-            let op = [
-                Op::Scale { s },
-                Op::AddScalar { s },
-                Op::Relu,
-                Op::Gelu,
-                Op::Tanh,
-                Op::Sigmoid,
-                Op::Exp,
-                Op::Log,
-                Op::Rsqrt,
-            ][kind - 22]
-                .clone();
+            let op = unary_op(kind - 22, s);
             (op, vec![r.values(&[n], -30.0, 30.0)])
         }
         31 | 32 => {

@@ -83,6 +83,38 @@ pub fn swarm_create(
 }
 
 impl Net {
+    /// "submitter" creates a swarm from [`swarm_create`] (the dev chain's first is swarm 1).
+    pub async fn create_swarm(
+        &self,
+        rounds: u64,
+        slots: u64,
+        inner_steps: u64,
+        budget_per_round: u128,
+    ) -> anyhow::Result<()> {
+        let create = swarm_create(self, rounds, slots, inner_steps, budget_per_round);
+        let (_, r) = self
+            .c
+            .client
+            .sign_and_send(
+                self.c.signer("submitter")?,
+                vec![proto::to_any(&create)],
+                "",
+                None,
+                Some(std::time::Duration::from_secs(30)),
+            )
+            .await?;
+        let code = r.ok_or_else(|| anyhow::anyhow!("no result"))?.code;
+        anyhow::ensure!(code == 0, "swarm creation failed with code {code}");
+        Ok(())
+    }
+
+    /// A verifier ("verifier") that also whistleblows: re-executes every task.
+    pub async fn whistleblower(&self) -> anyhow::Result<verifierd::RunningVerifier> {
+        let mut vc = self.c.verifier_config("verifier");
+        vc.whistleblower = true;
+        verifierd::start(vc).await
+    }
+
     pub async fn submit(&self, steps: u64) -> anyhow::Result<(u64, train::Program)> {
         let p = program(steps);
         let id = self

@@ -92,19 +92,7 @@ async fn python_client_reads_a_swarm_round_and_its_leaderboard() {
     let v = verifierd::start(n.c.verifier_config("verifier"))
         .await
         .unwrap();
-    let create = tests::swarm_create(&n, 1, 1, 6, 1_000_000);
-    let (_, r) =
-        n.c.client
-            .sign_and_send(
-                n.c.signer("submitter").unwrap(),
-                vec![proto::to_any(&create)],
-                "",
-                None,
-                Some(std::time::Duration::from_secs(30)),
-            )
-            .await
-            .unwrap();
-    assert_eq!(r.unwrap().code, 0);
+    n.create_swarm(1, 1, 6, 1_000_000).await.unwrap();
     let mut sc = n.c.solver_config("solver");
     sc.swarm = vec![1];
     let s = solverd::start(sc).await.unwrap();

@@ -130,24 +130,6 @@ async fn cheater_lost_honest_paid(n: &tests::Net, r: &pb::Round, bad: u64, good:
     assert_ne!(g.quality_paid, "0", "{g:?}");
 }
 
-/// "submitter" creates swarm 1: one round of two slots (`tests::swarm_create`).
-async fn create_swarm(n: &tests::Net) -> u64 {
-    let create = tests::swarm_create(n, 1, 2, 8, 3_000_000);
-    let (_, res) =
-        n.c.client
-            .sign_and_send(
-                n.c.signer("submitter").unwrap(),
-                vec![proto::to_any(&create)],
-                "",
-                None,
-                Some(Duration::from_secs(30)),
-            )
-            .await
-            .unwrap();
-    assert_eq!(res.unwrap().code, 0);
-    1
-}
-
 /// Round `round` of swarm `id` once it has settled (waits up to 300 s).
 async fn settled(n: &tests::Net, id: u64, round: u64) -> pb::Round {
     let q = n.c.client.swarm();
@@ -183,10 +165,9 @@ async fn settled(n: &tests::Net, id: u64, round: u64) -> pb::Round {
 async fn a_contributor_training_on_the_evaluation_pool_is_disputed_and_slashed() {
     let n = net().await.unwrap();
     let c = &n.c;
-    let mut vc = c.verifier_config("verifier");
-    vc.whistleblower = true;
-    let v = verifierd::start(vc).await.unwrap();
-    let id = create_swarm(&n).await;
+    let v = n.whistleblower().await.unwrap();
+    n.create_swarm(1, 2, 8, 3_000_000).await.unwrap();
+    let id = 1;
     // The honest contributor ("solver") trains its slot and evaluates.
     let mut sc = c.solver_config("solver");
     sc.swarm = vec![id];
@@ -228,15 +209,14 @@ async fn a_contributor_training_on_the_evaluation_pool_is_disputed_and_slashed()
 async fn bad_evaluator(faults: impl FnOnce(usize) -> Vec<Fault>) -> pb::Round {
     let n = net().await.unwrap();
     let c = &n.c;
-    let mut vc = c.verifier_config("verifier");
-    vc.whistleblower = true;
-    let v = verifierd::start(vc).await.unwrap();
+    let v = n.whistleblower().await.unwrap();
     // Contributors: "solver" and "verifier2" (any funded key can stake as a
     // solver); they leave the evaluations to others.
     let mut contributors = Vec::new();
     let mut program = train::Program::builtin("mlp-digits").unwrap();
     program.record_loss = true;
-    let id = create_swarm(&n).await;
+    n.create_swarm(1, 2, 8, 3_000_000).await.unwrap();
+    let id = 1;
     for name in ["solver", "verifier2"] {
         let mut cfg = c.solver_config(name);
         cfg.swarm = vec![id];
@@ -302,10 +282,8 @@ async fn bad_evaluator(faults: impl FnOnce(usize) -> Vec<Fault>) -> pb::Round {
 async fn a_copied_contribution_is_disputed_and_slashed() {
     let n = net().await.unwrap();
     let c = &n.c;
-    let mut vc = c.verifier_config("verifier");
-    vc.whistleblower = true;
-    let v = verifierd::start(vc).await.unwrap();
-    let create = tests::swarm_create(&n, 1, 2, 8, 3_000_000);
+    let v = n.whistleblower().await.unwrap();
+    n.create_swarm(1, 2, 8, 3_000_000).await.unwrap();
     let send = |who: &'static str, msg: prost_types::Any| {
         let c = &n.c;
         async move {
@@ -322,13 +300,6 @@ async fn a_copied_contribution_is_disputed_and_slashed() {
             anyhow::Ok(r.ok_or_else(|| anyhow::anyhow!("no result"))?)
         }
     };
-    assert_eq!(
-        send("submitter", proto::to_any(&create))
-            .await
-            .unwrap()
-            .code,
-        0
-    );
     let id = 1;
     // The honest contributor ("solver") trains its slot and evaluates.
     let mut sc = c.solver_config("solver");

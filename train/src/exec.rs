@@ -104,6 +104,17 @@ pub fn upload_all(
         .collect()
 }
 
+/// Download every tensor of a named map (the inverse of [`upload_all`]).
+pub fn download_all(
+    backend: &dyn Backend,
+    tensors: &BTreeMap<String, DeviceTensor>,
+) -> repops::Result<BTreeMap<String, Tensor>> {
+    tensors
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), backend.download(t)?)))
+        .collect()
+}
+
 /// Run every node in order on the CPU reference. Returns all node outputs.
 pub fn run_nodes(
     nodes: &[Node],

@@ -192,13 +192,14 @@ impl<'a> StepExecutor<'a> {
         record: Record,
         hook: &dyn StepHook,
     ) -> Result<StepOutput> {
-        self.run_resident(t, state, None, record, hook)
+        self.run_resident(t, Some(state), None, record, hook)
             .map(|(o, _)| o)
     }
 
-    /// [`StepExecutor::run`] with `resident`, when given, being `state` already in the
-    /// backend's memory (the previous step's [`DeviceState`]), so that the state is not
-    /// uploaded again. Also returns the new state in the backend's memory.
+    /// [`StepExecutor::run`] with `resident`, when given, being the state already in the
+    /// backend's memory (the previous step's [`DeviceState`]), so that it is not uploaded
+    /// again; `state` is then the host copy if there is one (a hook that alters the state
+    /// needs it). Also returns the new state in the backend's memory.
     ///
     /// The step's tensors stay in the backend's memory; what is downloaded is the new
     /// state (for its hash, checkpoints and the next step's caller), the loss, and, when
@@ -206,7 +207,7 @@ impl<'a> StepExecutor<'a> {
     pub fn run_resident(
         &self,
         t: u64,
-        state: &State,
+        state: Option<&State>,
         resident: Option<&DeviceState>,
         record: Record,
         hook: &dyn StepHook,
@@ -224,11 +225,13 @@ impl<'a> StepExecutor<'a> {
             crate::trainer::batch_for_step(self.program, self.dataset, hook.batch_step(t))?
         };
         let batch = upload_all(backend, &batch).map_err(TrainError::Transfer)?;
+        let no_host = || TrainError::Program("the step needs the state on the host".into());
         let uploaded;
         let dev_state = match resident {
             Some(r) => r,
             None => {
-                uploaded = upload_all(backend, state).map_err(TrainError::Transfer)?;
+                let host = state.ok_or_else(no_host)?;
+                uploaded = upload_all(backend, host).map_err(TrainError::Transfer)?;
                 &uploaded
             }
         };
@@ -365,7 +368,7 @@ impl<'a> StepExecutor<'a> {
         }
         let altered = hook.alters_state(t);
         if altered {
-            hook.alter_state(t, state, &mut new_state)?;
+            hook.alter_state(t, state.ok_or_else(no_host)?, &mut new_state)?;
             new_dev = upload_all(backend, &new_state).map_err(TrainError::Transfer)?;
         }
         if host_state {

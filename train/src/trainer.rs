@@ -3,7 +3,7 @@
 use crate::checkpoint;
 use crate::dataset::{Dataset, Schema};
 use crate::error::{Result, TrainError};
-use crate::exec::{run_nodes_on, state_hash};
+use crate::exec::{download_all, run_nodes_on, state_hash};
 use crate::merkle::Hash;
 use crate::program::{Init, Mode, Model, Program, StepGraph};
 use crate::step::{DeviceState, Honest, Record, State, StepExecutor, StepOutput};
@@ -272,11 +272,7 @@ impl Trainer {
         let dev = self.resident.as_ref().ok_or_else(|| {
             TrainError::Program("the state is neither on the host nor on the device".into())
         })?;
-        let host = dev
-            .iter()
-            .map(|(k, t)| Ok((k.clone(), self.backend.download(t)?)))
-            .collect::<repops::Result<State>>()
-            .map_err(TrainError::Transfer)?;
+        let host = download_all(&*self.backend, dev).map_err(TrainError::Transfer)?;
         Ok(self.state.get_or_init(|| host))
     }
     /// Steps done so far (`t` of `h_t`).
@@ -468,13 +464,7 @@ impl Trainer {
             None => Some(self.try_state()?),
         };
         let exec = self.executor();
-        let (mut out, dev) = exec.run_resident(
-            t,
-            host.unwrap_or(&NO_STATE),
-            self.resident.as_ref(),
-            record,
-            &Honest,
-        )?;
+        let (mut out, dev) = exec.run_resident(t, host, self.resident.as_ref(), record, &Honest)?;
         self.state = if out.state.is_empty() {
             OnceLock::new()
         } else {
