@@ -7,7 +7,7 @@
 use crate::error::{Result, TrainError};
 use crate::exec::state_hash;
 use crate::merkle;
-use crate::program::Program;
+use crate::program::{input_prefix, Program};
 use repops::Tensor;
 use std::collections::{BTreeMap, HashMap};
 
@@ -96,7 +96,7 @@ pub fn decode_hashed(
         )));
     }
     // A run from a committed state counts on from that state's counter.
-    let first = program.init_state.as_ref().map_or(0, |i| i.step);
+    let first = program.first_counter();
     let counter = step_counter(&state);
     if counter != first.saturating_add(step) as f32 {
         return Err(ck(format!(
@@ -137,6 +137,46 @@ pub fn decode_initial(
         )));
     }
     Ok(state)
+}
+
+/// A merge's starting state: input `i`'s state (checked by whoever loaded it:
+/// [`decode_initial`] of [`Program::input_program`]) under [`input_prefix`]`(i)`, for
+/// every input in order.
+pub fn merge_inputs(
+    program: &Program,
+    inputs: Vec<BTreeMap<String, Tensor>>,
+) -> Result<BTreeMap<String, Tensor>> {
+    if !program.is_merge() || inputs.len() != program.inputs.len() {
+        return Err(ck(format!(
+            "a merge of {} inputs was given {} states",
+            program.inputs.len(),
+            inputs.len()
+        )));
+    }
+    let mut state = BTreeMap::new();
+    for (i, part) in inputs.into_iter().enumerate() {
+        let prefix = input_prefix(i);
+        state.extend(part.into_iter().map(|(k, t)| (format!("{prefix}{k}"), t)));
+    }
+    Ok(state)
+}
+
+/// Input `i`'s own state out of a merge's starting state (the tensors under its
+/// prefix, named as in the input).
+pub fn merge_input(
+    program: &Program,
+    state: &BTreeMap<String, Tensor>,
+    i: usize,
+) -> Result<BTreeMap<String, Tensor>> {
+    let prefix = input_prefix(i);
+    let mut part = BTreeMap::new();
+    for name in program.state_spec()?.into_keys() {
+        let t = state
+            .get(&format!("{prefix}{name}"))
+            .ok_or_else(|| ck(format!("the merge's input {i} has no tensor {name:?}")))?;
+        part.insert(name, t.clone());
+    }
+    Ok(part)
 }
 
 /// The state a fine-tune of `program` starts from, made from a trained state (e.g. a
@@ -187,7 +227,8 @@ fn ck(m: String) -> TrainError {
     TrainError::Checkpoint(m)
 }
 
-fn step_counter(state: &BTreeMap<String, Tensor>) -> f32 {
+/// The state's `opt.step` (-1 when it has none).
+pub fn step_counter(state: &BTreeMap<String, Tensor>) -> f32 {
     state
         .get("opt.step")
         .and_then(|t| t.data().first().copied())

@@ -234,6 +234,34 @@ pub fn state_tensor_proof(
     crate::merkle::proof(&leaves, index)
 }
 
+/// The proof of state tensor `name` as step `lo + 1` reads it from `state` (the state
+/// after step `lo`), against where [`crate::Program::state_slot`] says it is
+/// committed: `h_lo`, or a merge input's root. Returns the leaf's slot and proof.
+pub fn state_input_proof(
+    program: &crate::Program,
+    lo: u64,
+    state: &BTreeMap<String, Tensor>,
+    name: &str,
+) -> Result<(crate::program::StateSlot, crate::merkle::Proof)> {
+    let slot = program.state_slot(lo, name)?;
+    let own;
+    let committed = match slot.input {
+        None => state,
+        Some((i, _)) => {
+            own = crate::checkpoint::merge_input(program, state, i)?;
+            &own
+        }
+    };
+    let proof = state_tensor_proof(committed, &slot.leaf_name)
+        .filter(|p| p.index == slot.index && p.leaf_count == slot.count)
+        .ok_or_else(|| {
+            TrainError::Program(format!(
+                "the state does not have {name:?} where it is committed"
+            ))
+        })?;
+    Ok((slot, proof))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,13 @@ pub struct Program {
     /// unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_state: Option<StateRef>,
+    /// The states a merge ([`Mode::Merge`]) starts from: input 0 is the global state
+    /// (its tensors are read as `g/<name>`), input `i >= 1` a contribution (read as
+    /// `c<i-1>/<name>`, see [`input_prefix`]); each is fetched by content like
+    /// `init_state`, and `h_0` is [`inputs_root`] over them, which the chain computes
+    /// from the roots alone. Absent from the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<StateRef>,
     /// What each step does: train (the default, absent from the JSON) or evaluate.
     #[serde(default, skip_serializing_if = "Mode::is_train")]
     pub mode: Mode,
@@ -52,7 +59,7 @@ pub struct Program {
 }
 
 /// What each step of a program does.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Mode {
     /// Forward, backward and the optimizer's update on training rows.
@@ -68,6 +75,17 @@ pub enum Mode {
         /// One past the last row of the pool.
         rows_to: u64,
     },
+    /// One step that merges contributions into the global state (DiLoCo's outer
+    /// step, as plain outer SGD): with `G` = input 0 and `C_0..C_{k-1}` the other
+    /// [`Program::inputs`], every parameter becomes
+    /// `G + (outer_lr / k) * ((C_0 - G) + (C_1 - G) + ... )` (sums left to right),
+    /// every optimizer moment and `loss` the mean `(C_0 + ... + C_{k-1}) * (1 / k)`,
+    /// the Adam powers are `C_0`'s and `opt.step` is `G`'s plus one. The state after
+    /// the step has the base layout, so it can start the next round.
+    Merge {
+        /// The outer learning rate (1 averages the contributions).
+        outer_lr: f32,
+    },
 }
 
 impl Mode {
@@ -75,6 +93,46 @@ impl Mode {
     pub fn is_train(&self) -> bool {
         matches!(self, Mode::Train)
     }
+}
+
+/// Most states one merge may read (the global state and up to 32 contributions).
+pub const MAX_MERGE_INPUTS: usize = 33;
+
+/// The prefix under which step 1 of a merge reads input `i`'s tensors: `g/` for the
+/// global state, `c<i-1>/` for contribution `i - 1`.
+pub fn input_prefix(i: usize) -> String {
+    match i {
+        0 => "g/".to_string(),
+        _ => format!("c{}/", i - 1),
+    }
+}
+
+/// `h_0` of a merge: the Merkle root over `state_leaf(input_prefix(i), root_i)`, so
+/// the chain computes it from the inputs' roots and a tensor of input `i` is proven
+/// against `root_i` (see [`Program::state_slot`]).
+pub fn inputs_root(inputs: &[StateRef]) -> Hash {
+    let leaves: Vec<Hash> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| crate::exec::state_leaf(&input_prefix(i), &s.root))
+        .collect();
+    merkle::root(&leaves)
+}
+
+/// Where a state tensor a step reads is committed ([`Program::state_slot`]): leaf
+/// `index` of `count`, `state_leaf(leaf_name, tensor_hash)`, under a merge input's
+/// root or (`input: None`) under `h_lo` itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateSlot {
+    /// The committed root the leaf is under, when it is not `h_lo`: merge input
+    /// `.0`'s root `.1`.
+    pub input: Option<(usize, Hash)>,
+    /// The name the leaf hashes (the input's own name, without the merge prefix).
+    pub leaf_name: String,
+    /// Leaf index.
+    pub index: u64,
+    /// Leaf count.
+    pub count: u64,
 }
 
 /// Name of the state scalar a `record_loss` program keeps its last step's loss in.
@@ -305,7 +363,8 @@ pub struct StepGraph {
     pub loss: usize,
     /// Index of the logits node.
     pub logits: usize,
-    /// Shapes of the state tensors.
+    /// Shapes of the state tensors after a step (what checkpoints hold; a merge's
+    /// step reads its inputs instead: [`Program::state_input_shapes`]).
     pub state_shapes: BTreeMap<String, Vec<usize>>,
     /// Shapes of the batch tensors.
     pub batch_shapes: BTreeMap<String, Vec<usize>>,
@@ -412,6 +471,7 @@ impl Program {
                 },
                 op_version: OP_VERSION,
                 init_state: None,
+                inputs: Vec::new(),
                 mode: Mode::Train,
                 record_loss: false,
             },
@@ -444,6 +504,7 @@ impl Program {
                 },
                 op_version: OP_VERSION,
                 init_state: None,
+                inputs: Vec::new(),
                 mode: Mode::Train,
                 record_loss: false,
             },
@@ -493,10 +554,39 @@ impl Program {
                 )));
             }
         }
-        let first = self.init_state.as_ref().map_or(0, |i| i.step);
+        for (i, s) in self.inputs.iter().enumerate() {
+            if s.name.is_empty() || s.name.len() > MAX_SOURCE_NAME_BYTES {
+                return Err(perr(format!(
+                    "inputs[{i}].name must have 1..={MAX_SOURCE_NAME_BYTES} bytes"
+                )));
+            }
+            if s.step >= MAX_STEP_COUNTER {
+                return Err(perr(format!(
+                    "inputs[{i}].step = {} must be below {MAX_STEP_COUNTER}",
+                    s.step
+                )));
+            }
+        }
+        if let Mode::Merge { outer_lr } = self.mode {
+            finite_pos("mode.outer_lr", outer_lr)?;
+            if !(2..=MAX_MERGE_INPUTS).contains(&self.inputs.len()) {
+                return Err(perr(format!(
+                    "mode merge needs 2..={MAX_MERGE_INPUTS} inputs (the global state and the contributions), got {}",
+                    self.inputs.len()
+                )));
+            }
+            if self.steps != 1 || self.init_state.is_some() {
+                return Err(perr(
+                    "mode merge is one step from its inputs (steps = 1, no init_state)",
+                ));
+            }
+        } else if !self.inputs.is_empty() {
+            return Err(perr("only mode merge reads inputs"));
+        }
+        let first = self.first_counter();
         if first.saturating_add(self.steps) > MAX_STEP_COUNTER {
             return Err(perr(format!(
-                "init_state.step + steps = {} exceeds {MAX_STEP_COUNTER} (opt.step is an f32)",
+                "the first opt.step + steps = {} exceeds {MAX_STEP_COUNTER} (opt.step is an f32)",
                 first.saturating_add(self.steps)
             )));
         }
@@ -582,6 +672,88 @@ impl Program {
             }
         }
         Ok(())
+    }
+
+    /// `opt.step` of the state the program starts from (step `t`'s state has
+    /// `first_counter() + t`): the committed state's for a fine-tune, the global
+    /// state's for a merge, else 0.
+    pub fn first_counter(&self) -> u64 {
+        match (&self.init_state, self.inputs.first()) {
+            (Some(i), _) => i.step,
+            (None, Some(g)) if self.is_merge() => g.step,
+            _ => 0,
+        }
+    }
+
+    /// Whether this is a merge ([`Mode::Merge`]).
+    pub fn is_merge(&self) -> bool {
+        matches!(self.mode, Mode::Merge { .. })
+    }
+
+    /// `h_0` when the program commits to it (a fine-tune's `init_state.root`, a
+    /// merge's [`inputs_root`]); `None` for a program starting from its seed.
+    pub fn committed_h0(&self) -> Option<Hash> {
+        if let Some(i) = &self.init_state {
+            return Some(i.root);
+        }
+        self.is_merge().then(|| inputs_root(&self.inputs))
+    }
+
+    /// Input `i` of a merge as the program a fine-tune of it would be (the base
+    /// model with the input as its `init_state`): each input is fetched and checked
+    /// exactly as a committed starting state is.
+    pub fn input_program(&self, i: usize) -> Option<Program> {
+        let input = self.inputs.get(i)?;
+        let mut p = self.clone();
+        p.mode = Mode::Train;
+        p.inputs = Vec::new();
+        p.init_state = Some(input.clone());
+        Some(p)
+    }
+
+    /// Names and shapes of the tensors step `lo + 1` reads as its state: a merge's
+    /// first step reads every input under its [`input_prefix`]; otherwise the
+    /// [`Program::state_spec`] layout.
+    pub fn state_input_shapes(&self, lo: u64) -> Result<BTreeMap<String, Vec<usize>>> {
+        let spec = self.state_spec()?;
+        if lo != 0 || !self.is_merge() {
+            return Ok(spec.into_iter().map(|(k, (s, _))| (k, s)).collect());
+        }
+        let mut out = BTreeMap::new();
+        for i in 0..self.inputs.len() {
+            let prefix = input_prefix(i);
+            for (name, (shape, _)) in &spec {
+                out.insert(format!("{prefix}{name}"), shape.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Where state tensor `name`, as step `lo + 1` reads it, is committed: under
+    /// `h_lo` at its position in the state, or, for a merge's first step, under its
+    /// input's root (`h_0` is the root over the inputs' roots, which the program
+    /// lists) at its position in that input's state.
+    pub fn state_slot(&self, lo: u64, name: &str) -> Result<StateSlot> {
+        let spec = self.state_spec()?;
+        let count = spec.len() as u64;
+        let (input, leaf_name) = if lo == 0 && self.is_merge() {
+            let (i, rest) = (0..self.inputs.len())
+                .find_map(|i| name.strip_prefix(&input_prefix(i)).map(|r| (i, r)))
+                .ok_or_else(|| perr(format!("a merge reads no state tensor {name:?}")))?;
+            (Some((i, self.inputs[i].root)), rest.to_string())
+        } else {
+            (None, name.to_string())
+        };
+        let index = spec
+            .keys()
+            .position(|k| *k == leaf_name)
+            .ok_or_else(|| perr(format!("no state tensor {name:?}")))? as u64;
+        Ok(StateSlot {
+            input,
+            leaf_name,
+            index,
+            count,
+        })
     }
 
     /// The rows the program draws from exist in a dataset of `rows` rows.
@@ -680,6 +852,7 @@ impl Program {
         let kind = match self.mode {
             Mode::Train => Kind::Train,
             Mode::Evaluate { .. } => Kind::Evaluate,
+            Mode::Merge { outer_lr } => return build_merge(self, outer_lr),
         };
         build(self, self.batch_size, kind)
     }
@@ -744,10 +917,19 @@ impl Program {
             Optimizer::Sgd { .. } => 2,
             Optimizer::Adamw { .. } => 3,
         };
-        Footprint {
-            state_bytes: m(4, m(params, slots)).saturating_add(64),
-            nodes: m(layers, NODES_PER_LAYER_BOUND).saturating_add(NODES_FIXED_BOUND),
+        let state_bytes = m(4, m(params, slots)).saturating_add(64);
+        let nodes = m(layers, NODES_PER_LAYER_BOUND).saturating_add(NODES_FIXED_BOUND);
+        if self.is_merge() {
+            // Every input's state plus the merged one; per state tensor at most two
+            // nodes per input (a difference and a sum) and two more, and there are
+            // fewer state tensors than a training step has nodes.
+            let k = self.inputs.len() as u64;
+            return Footprint {
+                state_bytes: m(state_bytes, k.saturating_add(1)),
+                nodes: m(nodes, m(2, k).saturating_add(2)),
+            };
         }
+        Footprint { state_bytes, nodes }
     }
 
     /// Names, shapes and initialisers of all state tensors, sorted by name.
@@ -1502,6 +1684,79 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
         logits: logits_idx,
         state_shapes,
         batch_shapes,
+    })
+}
+
+/// The step of a merge ([`Mode::Merge`]): see there for what each tensor becomes.
+/// Constants are IEEE quotients of the program's numbers (correctly rounded, so the
+/// same bits everywhere), like the transformer's `1/sqrt(d)`.
+fn build_merge(p: &Program, outer_lr: f32) -> Result<StepGraph> {
+    let spec = p.state_spec()?;
+    let params = param_spec(&p.model);
+    let mut b = Builder {
+        nodes: vec![],
+        shapes: BTreeMap::new(),
+        params: HashSet::new(),
+        needs_grad: HashSet::new(),
+    };
+    for (name, shape) in p.state_input_shapes(0)? {
+        b.shapes.insert(Input::State(name), shape);
+    }
+    let k = p.inputs.len() - 1;
+    let (outer, mean) = (outer_lr / k as f32, 1.0 / k as f32);
+    let c = |i: usize, name: &str| Input::State(format!("{}{name}", input_prefix(i + 1)));
+    let mut updates = BTreeMap::new();
+    for (name, (shape, _)) in &spec {
+        let g = Input::State(format!("{}{name}", input_prefix(0)));
+        let out = if params.contains_key(name) {
+            let mut acc = b.op(
+                format!("{name}.delta0"),
+                Op::Sub,
+                vec![c(0, name), g.clone()],
+            )?;
+            for i in 1..k {
+                let d = b.op(
+                    format!("{name}.delta{i}"),
+                    Op::Sub,
+                    vec![c(i, name), g.clone()],
+                )?;
+                acc = b.op(format!("{name}.deltas{i}"), Op::Add, vec![acc, d])?;
+            }
+            let step = b.op(format!("{name}.outer"), Op::Scale { s: outer }, vec![acc])?;
+            b.op(format!("{name}.new"), Op::Add, vec![g, step])?
+        } else if name == "opt.step" {
+            b.op("opt.step", Op::AddScalar { s: 1.0 }, vec![g])?
+        } else if name.starts_with("opt.beta") {
+            b.op(
+                format!("{name}.kept"),
+                Op::Reshape {
+                    shape: shape.clone(),
+                },
+                vec![c(0, name)],
+            )?
+        } else {
+            let mut acc = c(0, name);
+            for i in 1..k {
+                acc = b.op(format!("{name}.sum{i}"), Op::Add, vec![acc, c(i, name)])?;
+            }
+            b.op(format!("{name}.mean"), Op::Scale { s: mean }, vec![acc])?
+        };
+        updates.insert(name.clone(), idx(&out));
+    }
+    // No batch, no logits: the step's reported "loss" is the merged `loss` scalar
+    // when the state has one, else the counter.
+    let report = updates
+        .get(LOSS_STATE)
+        .or_else(|| updates.get("opt.step"))
+        .copied()
+        .ok_or_else(|| perr("a merge needs opt.step"))?;
+    Ok(StepGraph {
+        nodes: b.nodes,
+        updates,
+        loss: report,
+        logits: report,
+        state_shapes: spec.into_iter().map(|(k, (s, _))| (k, s)).collect(),
+        batch_shapes: BTreeMap::new(),
     })
 }
 

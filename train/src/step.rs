@@ -361,7 +361,7 @@ impl<'a> StepExecutor<'a> {
             );
         }
         drop(outs);
-        if new_dev.len() != dev_state.len() {
+        if new_dev.len() != self.graph.state_shapes.len() {
             return Err(TrainError::Program(
                 "update set does not cover the state".into(),
             ));

@@ -115,9 +115,9 @@ fn init_tensor(seed: u64, name: &str, shape: &[usize], init: Init) -> Result<Ten
 /// ([`crate::checkpoint::decode_initial`]).
 pub fn initial_state(program: &Program) -> Result<BTreeMap<String, Tensor>> {
     program.validate()?;
-    if program.init_state.is_some() {
+    if program.committed_h0().is_some() {
         return Err(TrainError::Program(
-            "the program starts from a committed state (init_state): load its file".into(),
+            "the program starts from committed states (init_state or inputs): load them".into(),
         ));
     }
     let mut state = BTreeMap::new();
@@ -188,16 +188,32 @@ impl Trainer {
     ) -> Result<Self> {
         program.validate_dataset(&dataset)?;
         let graph = program.graph()?;
+        let shapes: BTreeMap<String, Vec<usize>> = state
+            .iter()
+            .map(|(k, t)| (k.clone(), t.shape().to_vec()))
+            .collect();
+        let wrong = || {
+            TrainError::Program("the initial state is not the one the program commits to".into())
+        };
+        let hash = OnceLock::new();
         if let Some(init) = &program.init_state {
-            let shapes: BTreeMap<String, Vec<usize>> = state
-                .iter()
-                .map(|(k, t)| (k.clone(), t.shape().to_vec()))
-                .collect();
             if shapes != graph.state_shapes || crate::state_hash(&state) != init.root {
-                return Err(TrainError::Program(
-                    "the initial state is not the one the program commits to".into(),
-                ));
+                return Err(wrong());
             }
+        }
+        if program.is_merge() {
+            if shapes != program.state_input_shapes(0)? {
+                return Err(wrong());
+            }
+            for (i, input) in program.inputs.iter().enumerate() {
+                let part = crate::checkpoint::merge_input(&program, &state, i)?;
+                if crate::state_hash(&part) != input.root
+                    || crate::checkpoint::step_counter(&part) != input.step as f32
+                {
+                    return Err(wrong());
+                }
+            }
+            let _ = hash.set(crate::program::inputs_root(&program.inputs));
         }
         Ok(Trainer {
             program,
@@ -205,7 +221,7 @@ impl Trainer {
             dataset,
             state: OnceLock::from(state),
             resident: None,
-            hash: OnceLock::new(),
+            hash,
             on_device: false,
             step: 0,
             backend,
@@ -322,6 +338,8 @@ pub fn batch_rows(program: &Program, t: u64) -> Vec<u64> {
     let (from, n) = match program.mode {
         Mode::Train => (0, program.dataset.train_rows),
         Mode::Evaluate { rows_from, rows_to } => (rows_from, rows_to.saturating_sub(rows_from)),
+        // A merge reads no rows.
+        Mode::Merge { .. } => return Vec::new(),
     };
     let n = n.min(u32::MAX as u64) as u32;
     (0..b)
@@ -349,6 +367,9 @@ pub fn batch_from_rows<'a>(
     t: u64,
     row: impl Fn(u64) -> Option<&'a [u8]>,
 ) -> Result<BTreeMap<String, Tensor>> {
+    if program.is_merge() {
+        return Ok(BTreeMap::new());
+    }
     let rows = batch_rows(program, t);
     let b = program.batch_size as u64;
     let po = Philox::new(program.seed, STREAM_OFFSETS);
