@@ -117,15 +117,26 @@ impl Fetcher {
     /// a failed fetch is remembered (and not retried by this process: the name is
     /// the submitter's, who can submit another task).
     pub fn ready(self: &Arc<Self>, program: &Program) -> Readiness {
-        let data = self.ready_one(program, program.dataset.root, Input::Dataset);
-        let Some(init) = &program.init_state else {
-            return data;
-        };
-        let state = self.ready_one(program, init.root, Input::State);
-        match (data, state) {
-            (Readiness::Failed(e), _) | (_, Readiness::Failed(e)) => Readiness::Failed(e),
-            (Readiness::Ready, Readiness::Ready) => Readiness::Ready,
-            _ => Readiness::Pending,
+        let mut all = vec![self.ready_one(program, program.dataset.root, Input::Dataset)];
+        if let Some(init) = &program.init_state {
+            all.push(self.ready_one(program, init.root, Input::State));
+        }
+        // A merge's inputs, each as the fine-tune of it would fetch it.
+        for i in 0..program.inputs.len() {
+            if let Some(p) = program.input_program(i) {
+                all.push(self.ready_one(&p, p.committed_h0().unwrap_or_default(), Input::State));
+            }
+        }
+        if let Some(e) = all.iter().find_map(|r| match r {
+            Readiness::Failed(e) => Some(e.clone()),
+            _ => None,
+        }) {
+            return Readiness::Failed(e);
+        }
+        if all.iter().all(|r| matches!(r, Readiness::Ready)) {
+            Readiness::Ready
+        } else {
+            Readiness::Pending
         }
     }
 
@@ -174,9 +185,33 @@ enum Input {
     State,
 }
 
-/// The initial state of a fine-tuning `program` (its `init_state`) under `policy`,
-/// from the cache in `cache_dir` or its source; `None` for a seed program.
+/// The initial state of a fine-tuning `program` (its `init_state`) or of a merge (its
+/// inputs, each fetched and checked as a fine-tune of it would be, under their
+/// prefixes) under `policy`, from the cache in `cache_dir` or its source; `None` for
+/// a seed program.
 pub async fn resolve_initial_with(
+    program: &Program,
+    cache_dir: &Path,
+    policy: &Policy,
+) -> Result<Option<State>, AgentError> {
+    if program.is_merge() {
+        let mut parts = Vec::with_capacity(program.inputs.len());
+        for i in 0..program.inputs.len() {
+            let p = program
+                .input_program(i)
+                .ok_or_else(|| AgentError::Invalid(format!("merge input {i}")))?;
+            let part = resolve_committed(&p, cache_dir, policy)
+                .await?
+                .ok_or_else(|| AgentError::Invalid(format!("merge input {i} has no state")))?;
+            parts.push(part);
+        }
+        return Ok(Some(train::checkpoint::merge_inputs(program, parts)?));
+    }
+    resolve_committed(program, cache_dir, policy).await
+}
+
+/// [`resolve_initial_with`] of a program's `init_state`.
+async fn resolve_committed(
     program: &Program,
     cache_dir: &Path,
     policy: &Policy,

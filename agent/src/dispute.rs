@@ -21,11 +21,15 @@ pub enum Side {
 pub fn pb_proof(leaves: &[Hash], i: usize) -> Result<pb::MerkleProof, AgentError> {
     let p = merkle::proof(leaves, i)
         .ok_or_else(|| AgentError::Invalid(format!("no leaf {i} among {}", leaves.len())))?;
-    Ok(pb::MerkleProof {
+    Ok(proof_to_pb(&p))
+}
+
+fn proof_to_pb(p: &merkle::Proof) -> pb::MerkleProof {
+    pb::MerkleProof {
         index: p.index,
         leaf_count: p.leaf_count,
         siblings: p.siblings.iter().map(|s| s.to_vec()).collect(),
-    })
+    }
 }
 
 /// Every level of train::merkle's tree over `leaves` (level 0 = leaf nodes).
@@ -254,15 +258,12 @@ fn reveal(
         let (data, proof) = match node.inputs.get(i) {
             Some(Input::State(name)) => {
                 let st = run.state_at(hi - 1)?;
-                let leaves: Vec<Hash> = st
-                    .iter()
-                    .map(|(n, t)| train::exec::state_leaf(n, &repops::tensor_hash(t)))
-                    .collect();
-                let pos = st
-                    .keys()
-                    .position(|n| n == name)
+                let t = st
+                    .get(name)
                     .ok_or_else(|| AgentError::Invalid(format!("state has no tensor {name}")))?;
-                (f32_bytes(&st[name]), pb_proof(&leaves, pos)?)
+                // Against h_lo, or a merge input's own root (Program::state_slot).
+                let (_, p) = train::exec::state_input_proof(&run.program, hi - 1, &st, name)?;
+                (f32_bytes(t), proof_to_pb(&p))
             }
             Some(Input::Node(k)) => {
                 let out = run.step_out(hi)?;

@@ -37,11 +37,23 @@ pub struct FaultPlan {
     /// Sleep this many milliseconds after each training step (a slow machine;
     /// the result is unchanged). For tests that need training to take a while.
     pub slow_ms: Option<u64>,
+    /// Apply the faults that change results only to merge tasks (an aggregator that
+    /// lies while doing every other task honestly).
+    pub only_merges: bool,
 }
 
 impl FaultPlan {
     pub fn is_honest(&self) -> bool {
         *self == FaultPlan::default()
+    }
+
+    /// The plan for a task running `program` (honest where [`FaultPlan::only_merges`]
+    /// spares it).
+    pub fn for_program(&self, program: &train::Program) -> FaultPlan {
+        if self.only_merges && !program.is_merge() {
+            return FaultPlan::default();
+        }
+        self.clone()
     }
 
     /// Whether the trained result itself is wrong.
@@ -54,7 +66,8 @@ impl FaultPlan {
 }
 
 /// One fault: `corrupt:STEP:NODE`, `skip:STEP`, `wrong-batch:STEP`,
-/// `withhold-checkpoints`, `silent`, `lazy` or `slow:MS`. Several may be given.
+/// `withhold-checkpoints`, `silent`, `lazy`, `slow:MS` or `only-merges` (the
+/// result-changing faults apply to merge tasks only). Several may be given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     Corrupt { step: u64, node: usize },
@@ -65,6 +78,7 @@ pub enum Fault {
     Silent,
     Slow { ms: u64 },
     Lazy,
+    OnlyMerges,
 }
 
 impl FromStr for Fault {
@@ -97,10 +111,11 @@ impl FromStr for Fault {
             "silent" if parts.len() == 1 => Fault::Silent,
             "lazy" if parts.len() == 1 => Fault::Lazy,
             "slow" if parts.len() == 2 => Fault::Slow { ms: num(1, "MS")? },
+            "only-merges" if parts.len() == 1 => Fault::OnlyMerges,
             _ => {
                 return Err(format!(
                     "unknown fault {s:?}: use corrupt:STEP:NODE, skip:STEP, wrong-batch:STEP, \
-                     held-out:STEP, withhold-checkpoints, silent, lazy or slow:MS"
+                     held-out:STEP, withhold-checkpoints, silent, lazy, slow:MS or only-merges"
                 ))
             }
         };
@@ -119,6 +134,7 @@ impl fmt::Display for Fault {
             Fault::Silent => write!(f, "silent"),
             Fault::Slow { ms } => write!(f, "slow:{ms}"),
             Fault::Lazy => write!(f, "lazy"),
+            Fault::OnlyMerges => write!(f, "only-merges"),
         }
     }
 }
@@ -136,6 +152,7 @@ impl FromIterator<Fault> for FaultPlan {
                 Fault::Silent => p.silent = true,
                 Fault::Slow { ms } => p.slow_ms = Some(ms),
                 Fault::Lazy => p.lazy = true,
+                Fault::OnlyMerges => p.only_merges = true,
             }
         }
         p

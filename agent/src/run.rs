@@ -80,13 +80,13 @@ impl Run {
     ) -> Result<Run, AgentError> {
         let graph = program.graph()?;
         let cpu: Arc<dyn repops::Backend> = Arc::new(repops::CpuBackend);
-        let s0 = match initial {
+        let tr = match initial {
             Some(s) => Trainer::from_initial(program.clone(), dataset.clone(), cpu, s)?,
             None => Trainer::with_backend(program.clone(), dataset.clone(), cpu)?,
-        }
-        .state()
-        .clone();
-        let h0 = train::state_hash(&s0);
+        };
+        // The trainer's h_0: a merge's is over its inputs' roots, not its tensors.
+        let h0 = tr.state_hash();
+        let s0 = tr.state().clone();
         Ok(Run {
             task_id,
             program,

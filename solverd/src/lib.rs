@@ -74,7 +74,7 @@ pub struct Config {
     #[arg(long, env = "SOLVERD_METRICS_ADDRESS")]
     pub metrics_address: Option<SocketAddr>,
     /// FAULT INJECTION, for tests and demos only: corrupt:STEP:NODE, skip:STEP,
-    /// wrong-batch:STEP, held-out:STEP, withhold-checkpoints, silent, slow:MS (comma-separated).
+    /// wrong-batch:STEP, held-out:STEP, withhold-checkpoints, silent, slow:MS, only-merges (comma-separated).
     /// A solver with a wrong result loses its stake.
     #[arg(
         long = "inject-fault",
@@ -178,7 +178,8 @@ impl Shared {
         let dataset = self.fetcher.resolve(&program).await?;
         let initial = self.fetcher.resolve_initial(&program).await?;
         let dir = self.runs_dir().join(t.id.to_string());
-        let (id, fault, every) = (t.id, self.fault.clone(), self.cfg.checkpoint_every);
+        let fault = self.fault.for_program(&program);
+        let (id, every) = (t.id, self.cfg.checkpoint_every);
         let backend = self.backend.clone();
         let run = tokio::task::spawn_blocking(move || {
             let mut r = Run::on_disk(id, program, dataset, initial, fault, &dir, every)?;

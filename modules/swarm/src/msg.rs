@@ -25,6 +25,8 @@ pub struct MsgCreateSwarm {
     pub seed_commitment: Option<[u8; 32]>,
     /// Sealed evaluation pools, one per round (empty: the base's held-out rows).
     pub pools: Vec<crate::swarm::DataSource>,
+    /// The averaged merge's outer learning rate as f32 bits (0: merge by selection).
+    pub outer_lr_bits: u32,
 }
 
 /// The creator reveals the next link of its seed chain.
@@ -132,6 +134,7 @@ impl TryFrom<&pb::MsgCreateSwarm> for MsgCreateSwarm {
             } else {
                 Some(crate::swarm::hash32(&m.seed_commitment)?)
             },
+            outer_lr_bits: m.outer_lr.to_bits(),
             pools: m
                 .pools
                 .iter()
@@ -158,6 +161,7 @@ impl MsgCreateSwarm {
             min_stake: self.min_stake.0.to_string(),
             dataset: self.dataset.as_ref().map(tasks::DatasetLayout::to_proto),
             seed_commitment: self.seed_commitment.map(|h| h.to_vec()).unwrap_or_default(),
+            outer_lr: f32::from_bits(self.outer_lr_bits),
             pools: self
                 .pools
                 .iter()

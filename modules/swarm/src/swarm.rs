@@ -13,6 +13,7 @@ pub enum Phase {
     Scoring,
     Settled,
     Seeding,
+    Merging,
 }
 
 impl Phase {
@@ -24,6 +25,7 @@ impl Phase {
             Phase::Scoring => "scoring",
             Phase::Settled => "settled",
             Phase::Seeding => "seeding",
+            Phase::Merging => "merging",
         }
     }
     fn to_proto(self) -> i32 {
@@ -34,6 +36,7 @@ impl Phase {
             Phase::Scoring => pb::RoundPhase::Scoring,
             Phase::Settled => pb::RoundPhase::Settled,
             Phase::Seeding => pb::RoundPhase::Seeding,
+            Phase::Merging => pb::RoundPhase::Merging,
         }) as i32
     }
     /// A `veritrain.swarm.v1.RoundPhase` value.
@@ -45,6 +48,7 @@ impl Phase {
             Ok(pb::RoundPhase::Scoring) => Phase::Scoring,
             Ok(pb::RoundPhase::Settled) => Phase::Settled,
             Ok(pb::RoundPhase::Seeding) => Phase::Seeding,
+            Ok(pb::RoundPhase::Merging) => Phase::Merging,
             _ => return Err(SwarmError::Invalid(format!("round phase {v}"))),
         })
     }
@@ -166,6 +170,9 @@ pub struct Swarm {
     pub seed_chain: Option<[u8; 32]>,
     /// Sealed evaluation pools, one per round (empty: the base's held-out rows).
     pub pools: Vec<DataSource>,
+    /// The averaged merge's outer learning rate as f32 bits (consensus keeps the
+    /// bits; only the merge program computes with them); 0: merge by selection.
+    pub outer_lr_bits: u32,
 }
 
 impl Swarm {
@@ -176,12 +183,22 @@ impl Swarm {
         train::Program::from_json(text).map_err(|e| SwarmError::Invalid(e.to_string()))
     }
 
-    /// What one round's tasks take out of the escrow at most.
+    /// Whether rounds merge by averaging (a merge task) rather than by selection.
+    pub fn averages(&self) -> bool {
+        self.outer_lr_bits != 0
+    }
+
+    /// What one round's tasks take out of the escrow at most (first attempts): the
+    /// contributions, the evaluations and, when averaging, the merge (paid the
+    /// evaluation reward).
     pub fn task_budget(&self) -> Result<Amount> {
         let per_task = |r: Amount| r.checked_add(self.verification_fee);
+        let paid_like_evaluations = self.slots + 1 + u64::from(self.averages());
         Ok(per_task(self.contribution_reward)?
             .checked_mul_u64(self.slots)?
-            .checked_add(per_task(self.evaluation_reward)?.checked_mul_u64(self.slots + 1)?)?)
+            .checked_add(
+                per_task(self.evaluation_reward)?.checked_mul_u64(paid_like_evaluations)?,
+            )?)
     }
 
     pub fn to_proto(&self) -> pb::Swarm {
@@ -213,6 +230,7 @@ impl Swarm {
             dataset: Some(self.dataset.to_proto()),
             seed_chain: self.seed_chain.map(|h| h.to_vec()).unwrap_or_default(),
             pools: self.pools.iter().map(DataSource::to_proto).collect(),
+            outer_lr: f32::from_bits(self.outer_lr_bits),
         }
     }
 
@@ -251,6 +269,7 @@ impl Swarm {
                 .iter()
                 .map(DataSource::from_proto)
                 .collect::<Result<_>>()?,
+            outer_lr_bits: p.outer_lr.to_bits(),
         })
     }
 }
@@ -375,6 +394,10 @@ pub struct Round {
     pub note: String,
     pub reveal_deadline: u64,
     pub seed_revealed: bool,
+    /// An averaged merge's task (no losses), once submitted.
+    pub merge: Option<Measurement>,
+    /// The slots the merge averages, in input order.
+    pub merge_slots: Vec<u64>,
 }
 
 impl Round {
@@ -409,6 +432,8 @@ impl Round {
             note: self.note.clone(),
             reveal_deadline: self.reveal_deadline,
             seed_revealed: self.seed_revealed,
+            merge: self.merge.as_ref().map(Measurement::to_proto),
+            merge_slots: self.merge_slots.clone(),
         }
     }
 
@@ -439,6 +464,8 @@ impl Round {
             note: p.note.clone(),
             reveal_deadline: p.reveal_deadline,
             seed_revealed: p.seed_revealed,
+            merge: p.merge.as_ref().map(Measurement::from_proto),
+            merge_slots: p.merge_slots.clone(),
         })
     }
 }

@@ -19,6 +19,10 @@ struct Mix {
     roles: Vec<[u8; 4]>,
     /// Per round: leave the base evaluation's first task undone.
     shun_base: Vec<bool>,
+    /// Merge by averaging (a merge task) instead of by selection.
+    average: bool,
+    /// Per round: leave the merge's first task undone.
+    shun_merge: Vec<bool>,
 }
 
 fn mix() -> impl Strategy<Value = Mix> {
@@ -26,11 +30,15 @@ fn mix() -> impl Strategy<Value = Mix> {
         (
             prop::collection::vec(prop::array::uniform4(0u8..3), rounds as usize),
             prop::collection::vec(any::<bool>(), rounds as usize),
+            any::<bool>(),
+            prop::collection::vec(any::<bool>(), rounds as usize),
         )
-            .prop_map(move |(roles, shun_base)| Mix {
+            .prop_map(move |(roles, shun_base, average, shun_merge)| Mix {
                 rounds,
                 roles,
                 shun_base,
+                average,
+                shun_merge,
             })
     })
 }
@@ -45,6 +53,9 @@ proptest! {
         let creator0 = w.w.state.balance(&w.creator).unwrap();
         let mut cm = create_msg(w.creator, m.rounds, 4);
         cm.inner_steps = 6;
+        if m.average {
+            cm.outer_lr_bits = 1.0f32.to_bits();
+        }
         let id = w.create_with(cm);
         let escrowed = Amount(3_000_000 * m.rounds as u128);
         for r in 0..m.rounds {
@@ -73,7 +84,36 @@ proptest! {
                     w.play(id);
                 }
             }
+            if m.shun_merge[r as usize] {
+                for _ in 0..400 {
+                    let rd = w.w.state.round(id, r).unwrap();
+                    if let Some(k) = rd.merge.as_ref() {
+                        w.shunned.push(k.task_id);
+                        break;
+                    }
+                    if rd.phase == Phase::Settled {
+                        break;
+                    }
+                    w.play(id);
+                }
+            }
             let rd = w.until_settled(id, r);
+            // The next global state is a verified one: the merge task's final state,
+            // or (by selection, or after the merge's attempts) the best contribution's.
+            let next = w.w.state.swarm(id).unwrap().global;
+            match (rd.merge.as_ref(), rd.merged_slot) {
+                (Some(k), None) if k.task_status == "finalized" => {
+                    let t = w.w.state.task(k.task_id).unwrap();
+                    prop_assert_eq!(next.root, t.commitment.unwrap().final_state_hash);
+                    prop_assert!(m.average);
+                }
+                (_, Some(slot)) => {
+                    let c = rd.contributions.iter().find(|c| c.slot == slot).unwrap();
+                    prop_assert_eq!(Some(next.root), c.final_state_hash);
+                    prop_assert_eq!(&c.task_status, "finalized");
+                }
+                (_, None) => prop_assert_eq!(next.root, rd.start.root),
+            }
             // Never a quality share for unverified work: every paid contribution's
             // task and measurement were verified, and it was not a duplicate.
             for c in &rd.contributions {

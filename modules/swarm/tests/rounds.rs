@@ -515,3 +515,134 @@ fn a_swarm_that_cannot_move_holds_up_no_other_and_is_looked_at_again() {
     let ra = w.until_settled(a, 0);
     assert_eq!(ra.phase, Phase::Settled);
 }
+
+/// A swarm that merges by averaging: settlement submits one merge task over `G_r`
+/// and every improving contribution; once it is verified its final state is
+/// `G_{r+1}` (the outer step's bits, as anyone recomputes them), the next round's
+/// contributions start from it, and the held-out loss falls.
+#[test]
+fn an_averaged_round_merges_the_improving_contributions_in_a_verified_task() {
+    let mut w = W::new();
+    let mut m = create_msg(w.creator, 2, 2);
+    m.outer_lr_bits = 1.0f32.to_bits();
+    let id = w.create_with(m);
+    let g0 = w.w.state.swarm(id).unwrap().global;
+    let (c0, c1) = (w.contributors[0], w.contributors[1]);
+    w.join(c0, id).unwrap();
+    w.join(c1, id).unwrap();
+    let r0 = w.until_settled(id, 0);
+    let merge = r0.merge.as_ref().expect("a merge task");
+    assert_eq!(merge.task_status, "finalized", "{r0:?}");
+    assert_eq!(merge.attempts, 1);
+    assert_eq!(r0.merged_slot, None, "merged by averaging, not selection");
+    let improving: Vec<&swarm::swarm::Contribution> = r0
+        .contributions
+        .iter()
+        .filter(|c| c.improvement > 0)
+        .collect();
+    assert!(!improving.is_empty(), "{r0:?}");
+    assert_eq!(
+        r0.merge_slots,
+        improving.iter().map(|c| c.slot).collect::<Vec<_>>()
+    );
+    // The merge task's program reads G_r and the improving contributions, in
+    // slot order; its h_0 commits to their roots.
+    let t = w.w.state.task(merge.task_id).unwrap();
+    let p = Program::from_json(std::str::from_utf8(&t.program_json).unwrap()).unwrap();
+    assert!(p.is_merge() && p.steps == 1);
+    let roots: Vec<[u8; 32]> = p.inputs.iter().map(|i| i.root).collect();
+    let mut want = vec![g0.root];
+    want.extend(improving.iter().map(|c| c.final_state_hash.unwrap()));
+    assert_eq!(roots, want);
+    // G_1 is the merge's verified final state, recomputed here bit for bit.
+    let sw = w.w.state.swarm(id).unwrap();
+    let final_hash = t.commitment.unwrap().final_state_hash;
+    assert_eq!(sw.global.root, final_hash);
+    assert_eq!(sw.global.task_id, merge.task_id);
+    assert_eq!(sw.global.step, g0.step + 1);
+    assert_eq!(*w.honest_hashes(merge.task_id).last().unwrap(), final_hash);
+    // The merge was paid like an evaluation, out of what settlement kept back.
+    assert!(r0.quality_pool.0 > 0);
+    // Round 1 fine-tunes the merged state and measures it better than G_0.
+    w.join(c1, id).unwrap();
+    w.join(c0, id).unwrap();
+    let r1 = w.w.state.round(id, 1).unwrap();
+    let t = w.w.state.task(r1.contributions[0].task_id).unwrap();
+    let p = Program::from_json(std::str::from_utf8(&t.program_json).unwrap()).unwrap();
+    let init = p.init_state.unwrap();
+    assert_eq!((init.root, init.step), (final_hash, 1));
+    let r1 = w.until_settled(id, 1);
+    assert!(
+        r1.base.as_ref().unwrap().loss_fixed < r0.base.as_ref().unwrap().loss_fixed,
+        "the merged model measures better than G_0"
+    );
+    let sw = w.w.state.swarm(id).unwrap();
+    assert!(sw.done);
+    assert_eq!(sw.escrow, Amount::ZERO);
+    assert_eq!(
+        w.w.state.balance(&swarm::module_address()).unwrap(),
+        Amount::ZERO
+    );
+}
+
+/// A merge task nobody does (or that fails verification) is submitted again, at
+/// most three times in all; then the round merges by selection, so no aggregator
+/// can stall a swarm.
+#[test]
+fn a_merge_nobody_does_is_retried_then_the_round_merges_by_selection() {
+    let mut w = W::new();
+    let mut m = create_msg(w.creator, 1, 1);
+    m.outer_lr_bits = 0.5f32.to_bits();
+    let id = w.create_with(m);
+    w.join(w.contributors[0], id).unwrap();
+    let mut shunned = vec![];
+    let r = loop {
+        let r = w.w.state.round(id, 0).unwrap();
+        if r.phase == Phase::Settled {
+            break r;
+        }
+        if let Some(m) = r.merge.as_ref() {
+            if !w.shunned.contains(&m.task_id) {
+                w.shunned.push(m.task_id);
+                shunned.push(m.task_id);
+            }
+        }
+        w.play(id);
+    };
+    assert_eq!(shunned.len(), 3, "{r:?}");
+    for t in &shunned {
+        assert_eq!(w.w.state.task(*t).unwrap().status, Status::Expired);
+    }
+    let merge = r.merge.as_ref().unwrap();
+    assert_eq!((merge.attempts, merge.task_status.as_str()), (3, "expired"));
+    assert!(r.note.contains("merged by selection"), "{}", r.note);
+    let c = &r.contributions[0];
+    assert!(c.improvement > 0, "{r:?}");
+    assert_eq!(r.merged_slot, Some(c.slot));
+    let sw = w.w.state.swarm(id).unwrap();
+    assert_eq!(sw.global.root, c.final_state_hash.unwrap());
+    assert!(sw.done && sw.escrow == Amount::ZERO);
+}
+
+#[test]
+fn an_averaging_swarm_refuses_a_bad_outer_learning_rate() {
+    let mut w = W::new();
+    let before = w.w.state.balance(&w.creator).unwrap();
+    for bits in [
+        (-1.0f32).to_bits(),
+        f32::NAN.to_bits(),
+        f32::INFINITY.to_bits(),
+    ] {
+        let mut m = create_msg(w.creator, 1, 1);
+        m.outer_lr_bits = bits;
+        let e = w.swarm_tx(SwarmMsg::Create(m)).unwrap_err();
+        assert!(e.1.contains("outer_lr"), "{e:?}");
+    }
+    // The merge's task is budgeted: a budget that pays only the other tasks is refused.
+    let mut m = create_msg(w.creator, 1, 2);
+    m.outer_lr_bits = 1.0f32.to_bits();
+    m.budget_per_round = Amount(2 * 220_000 + 3 * 70_000);
+    let e = w.swarm_tx(SwarmMsg::Create(m)).unwrap_err();
+    assert!(e.1.contains("budget_per_round"), "{e:?}");
+    assert_eq!(w.w.state.balance(&w.creator).unwrap(), before);
+}

@@ -40,9 +40,14 @@ pub fn validate_program(
     let text = std::str::from_utf8(json).map_err(|e| bad(format!("not UTF-8: {e}")))?;
     let prog = train::Program::from_json(text).map_err(|e| bad(e.to_string()))?;
     prog.validate().map_err(|e| bad(e.to_string()))?;
-    if prog.steps < 2 || prog.steps > p.max_steps {
+    // Two steps at least, so that an attester's evidence step (in 1..T) is a state
+    // only re-execution gives. A merge is one step by definition (train validates
+    // it): its evidence is h_1 itself, and a lazy attester of a wrong merge is
+    // slashed with it when anyone disputes.
+    let min_steps = if prog.is_merge() { 1 } else { 2 };
+    if prog.steps < min_steps || prog.steps > p.max_steps {
         return Err(bad(format!(
-            "steps must be 2..={}, got {}",
+            "steps must be {min_steps}..={}, got {}",
             p.max_steps, prog.steps
         )));
     }

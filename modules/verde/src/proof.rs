@@ -64,12 +64,13 @@ pub(crate) fn disputed_node<S: StateRead + ?Sized>(
 }
 
 /// `h_0` of the task's program: the committed state's hash for a fine-tune (free),
-/// otherwise the seed initialisation's (reads no dataset; its cost is bounded at
-/// submission by `max_state_bytes`).
+/// the root over the inputs' roots for a merge (one leaf per input), otherwise the
+/// seed initialisation's (reads no dataset; its cost is bounded at submission by
+/// `max_state_bytes`).
 pub(crate) fn initial_hash(t: &Task) -> Result<Hash> {
     let prog = program_of(t)?;
-    if let Some(init) = &prog.init_state {
-        return Ok(init.root);
+    if let Some(h0) = prog.committed_h0() {
+        return Ok(h0);
     }
     let s = train::trainer::initial_state(&prog).map_err(|e| VerdeError::Referee(e.to_string()))?;
     Ok(train::state_hash(&s))

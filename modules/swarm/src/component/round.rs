@@ -93,6 +93,28 @@ pub fn evaluation_program(
     Ok((p, layout))
 }
 
+/// The averaged merge of round `r`: one step (train's mode merge) from `start`
+/// (`G_r`) and the `contributions`' verified states, with the swarm's outer
+/// learning rate; its final state is `G_{r+1}`.
+pub fn merge_program(
+    sw: &Swarm,
+    base: &train::Program,
+    start: &GlobalState,
+    contributions: &[GlobalState],
+) -> Result<train::Program> {
+    let mut p = base.clone();
+    p.mode = train::program::Mode::Merge {
+        outer_lr: f32::from_bits(sw.outer_lr_bits),
+    };
+    p.steps = 1;
+    p.init_state = None;
+    p.inputs = std::iter::once(start)
+        .chain(contributions)
+        .map(GlobalState::as_init)
+        .collect();
+    Ok(p)
+}
+
 /// A program as the JSON a task carries.
 pub fn task_msg(p: &train::Program) -> Result<Vec<u8>> {
     serde_json::to_vec(p).map_err(|e| SwarmError::Invalid(e.to_string()))
@@ -177,6 +199,8 @@ pub(crate) fn open_round<S: StateWrite + ?Sized>(
         note: String::new(),
         reveal_deadline: 0,
         seed_revealed: false,
+        merge: None,
+        merge_slots: vec![],
     });
     Ok(())
 }
@@ -254,11 +278,7 @@ pub(crate) fn advance<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, id: u64
                     sw.escrow = sw.escrow.checked_add(back)?;
                     let attempts = measurement_mut(&mut r, task_id).map_or(0, |m| m.attempts);
                     // Only out of this round's own funds: later rounds keep their budgets.
-                    let later = sw
-                        .budget_per_round
-                        .checked_mul_u64(sw.rounds.saturating_sub(r.round + 1))?;
-                    let cost = sw.evaluation_reward.checked_add(sw.verification_fee)?;
-                    let affordable = sw.escrow.checked_sub(later).is_ok_and(|free| free >= cost);
+                    let affordable = affords_evaluation_task(&sw, r.round)?;
                     if t.status != Status::Finalized && attempts < MAX_EVAL_ATTEMPTS && affordable {
                         // An evaluation that failed verification (its evaluator
                         // was slashed) or that nobody did: the same program
@@ -290,6 +310,9 @@ pub(crate) fn advance<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, id: u64
         if !waiting || ctx.height > r.report_deadline {
             settle(s, ctx, &mut sw, &mut r)?;
         }
+    }
+    if r.phase == Phase::Merging {
+        merging(s, ctx, &mut sw, &mut r)?;
     }
     s.put_round(&r);
     s.put_swarm(&sw);
@@ -436,9 +459,10 @@ pub fn state_source(endpoint: &str) -> String {
 }
 
 /// Pays the round's quality shares, in proportion to each verified
-/// contribution's measured improvement over `G_r`, merges (the best improving
-/// contribution becomes `G_{r+1}`), updates the leaderboard and opens the next
-/// round, or ends the swarm and refunds what is left to its creator.
+/// contribution's measured improvement over `G_r`, updates the leaderboard and
+/// merges: by selection (the best improving contribution becomes `G_{r+1}`, and
+/// the round ends) or by averaging (the merge task is submitted; the round ends
+/// when it has: [`merging`]).
 fn settle<S: StateWrite + ?Sized>(
     s: &mut S,
     ctx: &BlockCtx,
@@ -451,7 +475,17 @@ fn settle<S: StateWrite + ?Sized>(
     let later = sw
         .budget_per_round
         .checked_mul_u64(sw.rounds.saturating_sub(r.round + 1))?;
-    let pool = sw.escrow.checked_sub(later).unwrap_or(Amount::ZERO);
+    // An averaged merge is paid after the shares: keep its first attempt back.
+    let merge = if sw.averages() {
+        sw.evaluation_reward.checked_add(sw.verification_fee)?
+    } else {
+        Amount::ZERO
+    };
+    let pool = sw
+        .escrow
+        .checked_sub(later)
+        .and_then(|a| a.checked_sub(merge))
+        .unwrap_or(Amount::ZERO);
     r.quality_pool = pool;
     let base_loss = r.base.as_ref().filter(|m| m.reported).map(|m| m.loss_fixed);
     if base_loss.is_none() && r.base.is_some() {
@@ -466,14 +500,10 @@ fn settle<S: StateWrite + ?Sized>(
         total = total.saturating_add(c.improvement);
     }
     let mut paid = Amount::ZERO;
-    let mut best: Option<(u64, usize)> = None;
-    for (i, c) in r.contributions.iter_mut().enumerate() {
+    for c in r.contributions.iter_mut() {
         if c.improvement > 0 && total > 0 {
             c.quality_paid = pool.mul_ratio(c.improvement, total);
             paid = paid.checked_add(c.quality_paid)?;
-            if best.is_none_or(|(b, _)| c.improvement > b) {
-                best = Some((c.improvement, i));
-            }
         }
     }
     let mut credits: Vec<(Address, u64, Amount, bool)> = vec![];
@@ -495,19 +525,145 @@ fn settle<S: StateWrite + ?Sized>(
     }
     r.quality_paid = paid;
     r.merged_slot = None;
-    if let Some((_, i)) = best {
+    if sw.averages() {
+        return start_merge(s, ctx, sw, r);
+    }
+    select_best(sw, r);
+    finish_round(s, ctx, sw, r)
+}
+
+/// The contribution with the largest measured improvement (the first of equals).
+fn best_contribution(r: &Round) -> Option<usize> {
+    let mut best: Option<(u64, usize)> = None;
+    for (i, c) in r.contributions.iter().enumerate() {
+        if c.improvement > 0 && best.is_none_or(|(b, _)| c.improvement > b) {
+            best = Some((c.improvement, i));
+        }
+    }
+    best.map(|(_, i)| i)
+}
+
+/// Merge by selection: the best improving contribution becomes `G_{r+1}` (none
+/// improving keeps `G_r`).
+fn select_best(sw: &mut Swarm, r: &mut Round) {
+    if let Some(i) = best_contribution(r) {
         let c = &r.contributions[i];
         if let Some(state) = contribution_state(sw, &r.start, c) {
             sw.global = state;
             r.merged_slot = Some(c.slot);
         }
     }
+}
+
+/// Whether the escrow, beyond the later rounds' budgets, pays one more task at
+/// the evaluation reward.
+fn affords_evaluation_task(sw: &Swarm, round: u64) -> Result<bool> {
+    let later = sw
+        .budget_per_round
+        .checked_mul_u64(sw.rounds.saturating_sub(round + 1))?;
+    let cost = sw.evaluation_reward.checked_add(sw.verification_fee)?;
+    Ok(sw.escrow.checked_sub(later).is_ok_and(|free| free >= cost))
+}
+
+/// Merge by averaging: submits the merge task over `G_r` and every improving
+/// contribution (in slot order), paid the evaluation reward out of what settlement
+/// kept back; none improving keeps `G_r`.
+fn start_merge<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    sw: &mut Swarm,
+    r: &mut Round,
+) -> Result<()> {
+    let start = r.start.clone();
+    let mut slots = vec![];
+    let mut states = vec![];
+    for c in r.contributions.iter().filter(|c| c.improvement > 0) {
+        if let Some(state) = contribution_state(sw, &start, c) {
+            slots.push(c.slot);
+            states.push(state);
+        }
+    }
+    if states.is_empty() {
+        return finish_round(s, ctx, sw, r);
+    }
+    if !affords_evaluation_task(sw, r.round)? {
+        r.note = "the escrow cannot pay the merge task: merged by selection".into();
+        select_best(sw, r);
+        return finish_round(s, ctx, sw, r);
+    }
+    let prog = merge_program(sw, &sw.program()?, &start, &states)?;
+    let layout = sw.dataset.clone();
+    let id = submit_task(s, ctx, sw, &prog, Reward::Evaluation, layout)?;
+    r.merge = Some(Measurement {
+        task_id: id,
+        attempts: 1,
+        ..Default::default()
+    });
+    r.merge_slots = slots;
+    r.phase = Phase::Merging;
+    Ok(())
+}
+
+/// Looks at the merge task: once verified, its final state is `G_{r+1}` (served by
+/// its solver); one that failed verification or was never done is submitted again
+/// (as evaluations are, [`MAX_EVAL_ATTEMPTS`] in all, out of this round's funds),
+/// after which the round merges by selection.
+fn merging<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    sw: &mut Swarm,
+    r: &mut Round,
+) -> Result<()> {
+    let Some(m) = r.merge.clone() else {
+        return finish_round(s, ctx, sw, r);
+    };
+    let Some((t, back)) = ended(s, m.task_id)? else {
+        return Ok(());
+    };
+    sw.escrow = sw.escrow.checked_add(back)?;
+    let status = t.status.name().to_string();
+    if let (Status::Finalized, Some(k)) = (t.status, t.commitment) {
+        sw.global = GlobalState {
+            root: k.final_state_hash,
+            step: r.start.step.saturating_add(1),
+            source: state_source(&t.claim.map(|c| c.endpoint).unwrap_or_default()),
+            task_id: m.task_id,
+        };
+    } else if m.attempts < MAX_EVAL_ATTEMPTS && affords_evaluation_task(sw, r.round)? {
+        let again = submit_json(s, ctx, sw, t.program_json, sw.evaluation_reward, t.dataset)?;
+        r.merge = Some(Measurement {
+            task_id: again,
+            attempts: m.attempts + 1,
+            ..Default::default()
+        });
+        return Ok(());
+    } else {
+        r.note = format!(
+            "the merge was not verified after {} attempt(s): merged by selection",
+            m.attempts
+        );
+        select_best(sw, r);
+    }
+    if let Some(m) = r.merge.as_mut() {
+        m.task_status = status;
+    }
+    finish_round(s, ctx, sw, r)
+}
+
+/// Ends round `r` (its global state for the next round is in `sw.global`) and
+/// opens the next, or ends the swarm and refunds what is left to its creator.
+fn finish_round<S: StateWrite + ?Sized>(
+    s: &mut S,
+    ctx: &BlockCtx,
+    sw: &mut Swarm,
+    r: &mut Round,
+) -> Result<()> {
     r.phase = Phase::Settled;
     r.settled_height = ctx.height;
     s.emit_typed(&EventRoundSettled {
         swarm_id: sw.id,
         round: r.round,
-        quality_paid: paid,
+        quality_paid: r.quality_paid,
         merged_slot: r.merged_slot.unwrap_or(0),
     });
     s.put_round(r);

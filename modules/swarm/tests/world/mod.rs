@@ -71,6 +71,7 @@ pub fn create_msg(creator: Address, rounds: u64, slots: u64) -> MsgCreateSwarm {
         dataset: None,
         seed_commitment: None,
         pools: vec![],
+        outer_lr_bits: 0,
     }
 }
 
@@ -182,6 +183,12 @@ impl W {
 
     /// The state a task's program starts from (what a solver fetches).
     pub fn initial(&self, p: &Program) -> State {
+        if p.is_merge() {
+            let parts = (0..p.inputs.len())
+                .map(|i| self.initial(&p.input_program(i).unwrap()))
+                .collect();
+            return train::checkpoint::merge_inputs(p, parts).unwrap();
+        }
         if let Some(s) = train::trainer::seeded_initial(p).unwrap() {
             return s;
         }
@@ -236,6 +243,7 @@ impl W {
         let r = self.w.state.round(id, sw.round).unwrap();
         let mut ids: Vec<u64> = r.contributions.iter().map(|c| c.task_id).collect();
         ids.extend(r.measurements().map(|m| m.task_id));
+        ids.extend(r.merge.iter().map(|m| m.task_id));
         for tid in ids {
             let t = self.w.state.task(tid).unwrap();
             match t.status {

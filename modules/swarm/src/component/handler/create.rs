@@ -4,7 +4,9 @@ use bank::{BankError, BankRead, BankWrite};
 use framework::{BlockCtx, StateWrite, StateWriteExt};
 use tasks::TasksRead;
 
-use crate::component::round::{contribution_program, evaluation_program, open_round, task_msg};
+use crate::component::round::{
+    contribution_program, evaluation_program, merge_program, open_round, task_msg,
+};
 use crate::component::state::{SwarmRead, SwarmWrite};
 use crate::error::{Result, SwarmError};
 use crate::event::EventSwarmCreated;
@@ -54,6 +56,14 @@ pub fn execute<S: StateWrite + ?Sized>(
             ));
         }
     }
+    // Compared, never computed with (IEEE comparisons are exact): NaN or infinity
+    // would not even serialize into the merge program.
+    let outer_lr = f32::from_bits(m.outer_lr_bits);
+    if m.outer_lr_bits != 0 && !(outer_lr.is_finite() && outer_lr > 0.0) {
+        return bad(format!(
+            "outer_lr = {outer_lr} must be finite and > 0 (or 0: merge by selection)"
+        ));
+    }
     let mut sw = Swarm {
         id: 0,
         creator: m.creator,
@@ -88,11 +98,12 @@ pub fn execute<S: StateWrite + ?Sized>(
         },
         seed_chain: m.seed_commitment,
         pools: m.pools.clone(),
+        outer_lr_bits: m.outer_lr_bits,
     };
     let tasks_cost = sw.task_budget()?;
     if m.budget_per_round < tasks_cost {
         return bad(format!(
-            "budget_per_round {} does not cover the round's tasks ({} = slots x (contribution_reward + fee) + (slots + 1) x (evaluation_reward + fee))",
+            "budget_per_round {} does not cover the round's tasks ({} = slots x (contribution_reward + fee) + (slots + 1, + 1 with an averaged merge) x (evaluation_reward + fee))",
             m.budget_per_round, tasks_cost
         ));
     }
@@ -161,6 +172,12 @@ pub fn execute<S: StateWrite + ?Sized>(
     for r in 0..sw.pools.len().max(1) as u64 {
         let (prog, layout) = evaluation_program(&sw, &base, &sw.global, &[0; 32], r)?;
         tasks::validate_program(&task_msg(&prog)?, &tp, Some(&layout.to_proto()))?;
+    }
+    if sw.averages() {
+        // The largest merge a round can submit: G_r and every slot.
+        let all: Vec<GlobalState> = (0..sw.slots).map(|_| sw.global.clone()).collect();
+        let prog = merge_program(&sw, &base, &sw.global, &all)?;
+        tasks::validate_program(&task_msg(&prog)?, &tp, info.as_ref())?;
     }
     s.transfer(&m.creator, &crate::module_address(), sw.escrow)?;
     sw.id = s.next_swarm_id()?;

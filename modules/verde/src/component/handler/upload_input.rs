@@ -97,22 +97,19 @@ fn check_input<S: StateWrite + ?Sized>(
         .ok_or_else(|| VerdeError::BadProof("input proof: missing".into()))?;
     match &d.inputs[i].source {
         Source::State(name) => {
-            let names: Vec<String> = prog
-                .state_spec()
-                .map_err(|e| VerdeError::Referee(e.to_string()))?
-                .into_keys()
-                .collect();
-            let pos = names
-                .iter()
-                .position(|n| n == name)
-                .ok_or_else(|| VerdeError::Referee(format!("no state tensor {name}")))?;
-            let leaf = train::exec::state_leaf(name, &th);
+            // Under h_lo, or (a merge's first step) under the input's own root,
+            // which the program lists and h_0 commits to.
+            let slot = prog
+                .state_slot(d.lo, name)
+                .map_err(|e| VerdeError::Referee(e.to_string()))?;
+            let root = slot.input.map_or(d.h_lo, |(_, root)| root);
+            let leaf = train::exec::state_leaf(&slot.leaf_name, &th);
             check_proof(
-                &d.h_lo,
+                &root,
                 &leaf,
                 pr,
-                pos as u64,
-                names.len() as u64,
+                slot.index,
+                slot.count,
                 &format!("state {name}"),
             )?;
         }
