@@ -307,6 +307,11 @@ pub enum SwarmTx {
         /// train on their own data (`solverd --swarm-data`).
         #[arg(long)]
         pool: Vec<PathBuf>,
+        /// Merge each round by averaging the improving contributions with this outer
+        /// learning rate (a verified merge task, paid the evaluation reward; 1
+        /// averages them); 0 merges by selection (the best becomes the next model).
+        #[arg(long, default_value_t = 0.0, value_parser = parse_outer_lr)]
+        outer_lr: f32,
         #[command(flatten)]
         tx: TxArgs,
     },
@@ -760,6 +765,20 @@ pub fn init_tracing(cli: &Cli) {
     };
 }
 
+/// `--outer-lr`: 0 (merge by selection) or a finite positive rate.
+pub(crate) fn parse_outer_lr(v: &str) -> std::result::Result<f32, String> {
+    let x: f32 = v
+        .parse()
+        .map_err(|e| format!("{v:?} is not a number: {e}"))?;
+    if x == 0.0 || (x.is_finite() && x > 0.0) {
+        Ok(x)
+    } else {
+        Err(format!(
+            "{v}: the outer learning rate must be finite and > 0, or 0"
+        ))
+    }
+}
+
 /// Parses `1000uvtr` (or `1000`), saying exactly what is wrong otherwise.
 pub fn parse_amount(s: &str) -> Result<Amount> {
     crate::client::parse_amount(s).map_err(|e| anyhow::anyhow!("amount {e}"))
@@ -1187,6 +1206,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 inner_steps: args.inner_steps,
                 block_ms: args.block_ms,
                 dir: args.dir.clone(),
+                outer_lr: args.outer_lr,
             };
             let r = crate::swarm_demo::run(&d, json).await?;
             let ok = r["mallory_slashed"]
@@ -1946,6 +1966,7 @@ async fn swarm_tx(
             verification_fee,
             min_stake,
             pool,
+            outer_lr,
             tx,
         } => {
             let signer = keys.signer(&tx.from)?;
@@ -1995,6 +2016,7 @@ async fn swarm_tx(
                 dataset: None,
                 seed_commitment: head.to_vec(),
                 pools,
+                outer_lr,
             };
             let what = format!(
                 "create a swarm of {rounds} rounds x {slots} slots (seed chain kept in {})",

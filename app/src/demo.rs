@@ -32,6 +32,10 @@ pub struct DemoArgs {
     /// Swarm: rounds to run.
     #[arg(long, default_value_t = 5)]
     pub rounds: u64,
+    /// Swarm: merge each round by averaging the improving contributions with this
+    /// outer learning rate (a verified merge task); 0 merges by selection.
+    #[arg(long, default_value_t = 1.0, value_parser = crate::cli::parse_outer_lr)]
+    pub outer_lr: f32,
     /// Swarm: training steps of each contribution.
     #[arg(long, default_value_t = 20)]
     pub inner_steps: u64,

@@ -71,6 +71,9 @@ pub struct SwarmDemo {
     pub inner_steps: u64,
     pub block_ms: u64,
     pub dir: Option<std::path::PathBuf>,
+    /// > 0: each round merges by averaging the improving contributions (a merge
+    /// task any solver may do); 0: by selection.
+    pub outer_lr: f32,
 }
 
 /// The loss a measurement reports, per step, in nats.
@@ -193,6 +196,7 @@ pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
         dataset: None,
         seed_commitment: swarm::msg::seed_chain(&secret, d.rounds).to_vec(),
         pools: pool_sources,
+        outer_lr: d.outer_lr,
     };
     let (_, res) = c
         .client
@@ -377,6 +381,24 @@ pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
                 name_of(&round.contributions[round.merged_slot as usize].contributor)
             ));
         }
+        let merge = round
+            .merge
+            .as_ref()
+            .filter(|m| m.task_status == "finalized");
+        if let Some(m) = merge {
+            let of: Vec<String> = round
+                .merge_slots
+                .iter()
+                .filter_map(|s| round.contributions.iter().find(|k| k.slot == *s))
+                .map(|k| name_of(&k.contributor))
+                .collect();
+            say(format!(
+                "  merged: the verified average of {} (merge task {}, attempt {}) is the next global model",
+                of.join(", "),
+                m.task_id,
+                m.attempts
+            ));
+        }
         // An observer's check, off chain: the new global model on all held-out rows.
         let sw = q
             .swarm(pb::QuerySwarmRequest { swarm_id: id })
@@ -399,6 +421,8 @@ pub async fn run(d: &SwarmDemo, quiet: bool) -> anyhow::Result<Value> {
             "heldout_loss": base,
             "contributions": contributions,
             "merged": round.merged.then_some(round.merged_slot),
+            "merge_task": merge.map(|m| m.task_id),
+            "merge_slots": round.merge_slots,
             "quality_paid": round.quality_paid,
             "note": round.note,
         }));

@@ -79,6 +79,7 @@ pub fn swarm_create(
         dataset: None,
         seed_commitment: vec![],
         pools: vec![],
+        outer_lr: 0.0,
     }
 }
 
@@ -91,7 +92,21 @@ impl Net {
         inner_steps: u64,
         budget_per_round: u128,
     ) -> anyhow::Result<()> {
-        let create = swarm_create(self, rounds, slots, inner_steps, budget_per_round);
+        self.send_create_swarm(swarm_create(
+            self,
+            rounds,
+            slots,
+            inner_steps,
+            budget_per_round,
+        ))
+        .await
+    }
+
+    /// "submitter" sends `create` (e.g. a [`swarm_create`] changed by the caller).
+    pub async fn send_create_swarm(
+        &self,
+        create: proto::swarm::v1::MsgCreateSwarm,
+    ) -> anyhow::Result<()> {
         let (_, r) = self
             .c
             .client

@@ -20,6 +20,7 @@ async fn a_swarm_pays_measured_improvement_and_slashes_a_corrupting_contributor(
         inner_steps: 20,
         block_ms: 100,
         dir: Some(dir.path().join("net")),
+        outer_lr: 1.0,
     };
     let r = app::swarm_demo::run(&d, true).await.unwrap();
     assert_ne!(r["mallory_slashed"], "0", "{r:#}");
@@ -197,6 +198,90 @@ async fn a_contributor_training_on_the_evaluation_pool_is_disputed_and_slashed()
     cheater_lost_honest_paid(&n, &r, bad.task_id, good.task_id).await;
     cheater.shutdown().await;
     honest.shutdown().await;
+    v.shutdown().await;
+    n.c.shutdown().await;
+}
+
+/// An aggregator that lies (it corrupts the merged value of one parameter and does
+/// every other task honestly): the verifier re-executes the merge, disputes it down
+/// to that operator, whose state input the aggregator must prove against G_r's own
+/// root (h_0 commits to the inputs' roots); it loses, is slashed and earns nothing,
+/// the merge is submitted again and done honestly, and its verified final state,
+/// not the lie, is the next global model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_aggregator_is_slashed_and_the_merge_is_done_again() {
+    let n = net().await.unwrap();
+    let c = &n.c;
+    let v = n.whistleblower().await.unwrap();
+    let mut create = tests::swarm_create(&n, 1, 1, 8, 3_000_000);
+    create.outer_lr = 1.0;
+    n.send_create_swarm(create).await.unwrap();
+    let id = 1;
+    // The contributor leaves evaluations and merges to others.
+    let mut cfg = c.solver_config("solver");
+    cfg.swarm = vec![id];
+    cfg.min_reward = "1000000uvtr".into();
+    let contributor = solverd::start(cfg).await.unwrap();
+    // The merge of G_r and one contribution: corrupt the merged l0.b.
+    let mut m = train::Program::builtin("mlp-digits").unwrap();
+    m.record_loss = true;
+    m.mode = train::program::Mode::Merge { outer_lr: 1.0 };
+    m.steps = 1;
+    let any = train::StateRef {
+        name: "x".into(),
+        root: [0; 32],
+        step: 0,
+    };
+    m.inputs = vec![any.clone(), any];
+    let node = m.graph().unwrap().updates["l0.b"];
+    let mut ac = c.solver_config("cheater");
+    ac.inject_fault = vec![Fault::OnlyMerges, Fault::Corrupt { step: 1, node }];
+    let liar = solverd::start(ac).await.unwrap();
+    eventually(300, "the lying aggregator is slashed", || async {
+        Ok(n.stake("cheater").await?.1 > Amount::ZERO)
+    })
+    .await
+    .unwrap();
+    liar.shutdown().await;
+    let honest = solverd::start(c.solver_config("submitter")).await.unwrap();
+    let r = settled(&n, id, 0).await;
+    let merge = r.merge.as_ref().expect("a merge task");
+    assert!(merge.attempts >= 2, "{r:?}");
+    assert_eq!(merge.task_status, "finalized", "{r:?}");
+    assert_eq!(r.merge_slots, vec![0]);
+    // Every evaluation the liar did was honest and verified; every merge it did failed.
+    let cheater = n.addr("cheater").to_string();
+    let mut lies = 0;
+    for t in 1..=merge.task_id {
+        let t = n.task(t).await.unwrap();
+        let p = train::Program::from_json(std::str::from_utf8(&t.program_json).unwrap()).unwrap();
+        if t.solver == cheater && p.is_merge() {
+            assert_eq!(
+                t.status,
+                proto::tasks::v1::TaskStatus::Failed as i32,
+                "{t:?}"
+            );
+            assert!(!t.payouts.iter().any(|p| p.recipient == cheater));
+            lies += 1;
+        }
+    }
+    assert!(lies >= 1);
+    let t = n.task(merge.task_id).await.unwrap();
+    assert_eq!(t.solver, n.addr("submitter").to_string());
+    let sw = c
+        .client
+        .swarm()
+        .swarm(pb::QuerySwarmRequest { swarm_id: id })
+        .await
+        .unwrap()
+        .into_inner()
+        .swarm
+        .unwrap();
+    let g = sw.global.unwrap();
+    assert_eq!(g.root, t.final_state_hash);
+    assert_eq!(g.task_id, merge.task_id);
+    honest.shutdown().await;
+    contributor.shutdown().await;
     v.shutdown().await;
     n.c.shutdown().await;
 }

@@ -98,13 +98,26 @@ impl Msg {
             // A swarm's creation pays for validating its base and derived programs
             // and for every evaluation task its rounds may submit in end blocks
             // (rounds x (slots + 1) measurements, each up to MAX_EVAL_ATTEMPTS
-            // tasks); a join for its contribution task.
+            // tasks) and, when it averages, every merge task (rounds x up to
+            // MAX_EVAL_ATTEMPTS, plus the one validated now), each expanding at most
+            // 2 x slots + 2 times a training step's nodes; a join for its
+            // contribution task.
             Msg::Swarm(swarm::SwarmMsg::Create(c)) => {
+                let attempts = swarm::component::round::MAX_EVAL_ATTEMPTS as u64;
                 let evals = c
                     .rounds
                     .saturating_mul(c.slots.saturating_add(1))
-                    .saturating_mul(swarm::component::round::MAX_EVAL_ATTEMPTS as u64);
-                program_units(&c.program_json).saturating_mul(3u64.saturating_add(evals))
+                    .saturating_mul(attempts);
+                let merges = if c.outer_lr_bits == 0 {
+                    0
+                } else {
+                    c.rounds
+                        .saturating_mul(attempts)
+                        .saturating_add(1)
+                        .saturating_mul(c.slots.saturating_mul(2).saturating_add(2))
+                };
+                program_units(&c.program_json)
+                    .saturating_mul(3u64.saturating_add(evals).saturating_add(merges))
             }
             Msg::Swarm(swarm::SwarmMsg::Join(_)) => DISPUTE_UNITS,
             // Its evaluation tasks were paid for at creation.
