@@ -372,8 +372,9 @@ pub struct StepGraph {
 
 impl StepGraph {
     /// Bytes one step can hold at once, as an upper bound: every node's
-    /// output (backward reads the forward's), the batch, and the state twice
-    /// (before and after the update). What a device must have free to run it.
+    /// output (backward reads the forward's), the batch, the state before the
+    /// step (a merge's: every input's) and after. What a device must have free
+    /// to run it.
     pub fn planned_peak_bytes(&self) -> u64 {
         let bytes = |s: &Vec<usize>| 4u64.saturating_mul(s.iter().map(|&d| d as u64).product());
         let outputs = self
@@ -388,9 +389,19 @@ impl StepGraph {
             .state_shapes
             .values()
             .fold(0u64, |a, s| a.saturating_add(bytes(s)));
+        let mut read = BTreeMap::new();
+        for n in &self.nodes {
+            for (i, shape) in n.inputs.iter().zip(&n.input_shapes) {
+                if let Input::State(name) = i {
+                    read.insert(name.as_str(), bytes(shape));
+                }
+            }
+        }
+        let before = read.values().fold(0u64, |a, b| a.saturating_add(*b));
         outputs
             .saturating_add(batch)
-            .saturating_add(state.saturating_mul(2))
+            .saturating_add(state.max(before))
+            .saturating_add(state)
     }
 }
 

@@ -218,3 +218,16 @@ fn merge_programs_are_validated() {
             .contains("inputs")
     );
 }
+
+#[test]
+fn a_merges_planned_peak_counts_every_input_state() {
+    let (g, c0, c1) = round();
+    let state: u64 = g.values().map(|t| 4 * t.len() as u64).sum();
+    let two = merge_of(&[("g", &g), ("c0", &c0)], 1.0).graph().unwrap();
+    let three = merge_of(&[("g", &g), ("c0", &c0), ("c1", &c1)], 1.0)
+        .graph()
+        .unwrap();
+    assert!(two.planned_peak_bytes() >= 3 * state);
+    assert!(three.planned_peak_bytes() >= 4 * state);
+    assert!(three.planned_peak_bytes() > two.planned_peak_bytes());
+}
