@@ -4,7 +4,8 @@
 //! runtime's test world with real training (mlp-digits, 4 slots).
 //!
 //! `cargo bench -p swarm --bench round` (add `-- ROUNDS INNER_STEPS` to change
-//! the defaults, 3 rounds of 50 steps).
+//! the defaults, 3 rounds of 50 steps; `--average` merges each round in a merge
+//! task, whose aggregator's time counts with the evaluators').
 #[path = "../tests/world/mod.rs"]
 mod world;
 
@@ -18,15 +19,20 @@ fn main() {
         .collect();
     let rounds = args.first().copied().unwrap_or(3);
     let inner = args.get(1).copied().unwrap_or(50);
+    let average = std::env::args().any(|a| a == "--average");
     let mut w = W::new();
     w.w.check_every = u64::MAX;
     let mut m = create_msg(w.creator, rounds, 4);
     m.inner_steps = inner;
     m.eval_steps = 4;
     m.eval_batch = 64;
+    if average {
+        m.outer_lr_bits = 1.0f32.to_bits();
+    }
     let id = w.create_with(m);
     println!(
-        "swarm round cost: mlp-digits, 4 contributors x {inner} steps, evaluations of 4 x 64 held-out rows, {rounds} rounds"
+        "swarm round cost: mlp-digits, 4 contributors x {inner} steps, evaluations of 4 x 64 held-out rows, {rounds} rounds, merged by {}",
+        if average { "averaging (a merge task)" } else { "selection" }
     );
     println!("round  chain_ms  training_ms  evaluating_ms  verifying_ms  reporting_ms  chain/training  blocks");
     let mut total = world::Spent::default();
