@@ -71,8 +71,8 @@ pub struct SwarmDemo {
     pub inner_steps: u64,
     pub block_ms: u64,
     pub dir: Option<std::path::PathBuf>,
-    /// > 0: each round merges by averaging the improving contributions (a merge
-    /// task any solver may do); 0: by selection.
+    /// Above 0: each round merges by averaging the improving contributions (a
+    /// merge task any solver may do); 0: by selection.
     pub outer_lr: f32,
 }
 

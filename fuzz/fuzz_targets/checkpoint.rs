@@ -54,6 +54,7 @@ fn program() -> &'static (Program, BTreeMap<String, Vec<usize>>) {
             },
             op_version: repops::OP_VERSION,
             init_state: None,
+            inputs: Vec::new(),
             mode: Default::default(),
             record_loss: false,
         };

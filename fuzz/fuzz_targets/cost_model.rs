@@ -76,6 +76,7 @@ fn program(r: &mut Reader<'_>) -> Program {
         },
         op_version: repops::OP_VERSION,
         init_state: None,
+        inputs: Vec::new(),
         mode: Default::default(),
         record_loss: false,
     }
