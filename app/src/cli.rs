@@ -274,7 +274,7 @@ pub enum SwarmTx {
     /// Create a swarm: escrows ROUNDS x BUDGET_PER_ROUND. The program must train
     /// with `record_loss: true`; rows after its `train_rows` are the held-out pool.
     Create {
-        /// A builtin program (mlp-digits, tiny-lm) or a program JSON file.
+        /// A builtin program (mlp-digits, tiny-lm, gated-digits) or a program JSON file.
         #[arg(long)]
         program: String,
         #[arg(long, default_value_t = 5)]
@@ -437,7 +437,7 @@ pub enum VerdeTx {
 pub enum TasksTx {
     /// Submit a training job: escrows REWARD + the verification fee.
     Submit {
-        /// A builtin program (mlp-digits, tiny-lm) or a program JSON file.
+        /// A builtin program (mlp-digits, tiny-lm, gated-digits) or a program JSON file.
         #[arg(long)]
         program: String,
         /// Override the program's number of steps.
@@ -1647,7 +1647,7 @@ pub fn load_program(spec: &str, steps: Option<u64>) -> Result<(train::Program, V
     let mut p = match train::Program::builtin(spec) {
         Ok(p) => p,
         Err(_) => {
-            let text = std::fs::read_to_string(spec).with_context(|| format!("--program {spec:?} is neither a builtin (mlp-digits, tiny-lm) nor a readable file"))?;
+            let text = std::fs::read_to_string(spec).with_context(|| format!("--program {spec:?} is neither a builtin (mlp-digits, tiny-lm, gated-digits) nor a readable file"))?;
             train::Program::from_json(&text).with_context(|| format!("program file {spec}"))?
         }
     };

@@ -200,6 +200,134 @@ pub enum Model {
         /// Layer-norm epsilon.
         ln_eps: f32,
     },
+    /// Bring your own model: parameters and forward nodes in RepOps' op vocabulary,
+    /// trained with the program's loss and optimizer. Its backward is built by the
+    /// same rules as the builtin families' (a node on the gradient path whose op has
+    /// no rule is refused), and every party expands it with this code.
+    Graph {
+        /// What the batch holds (and so which datasets it trains on).
+        batch: BatchKind,
+        /// The state tensors the forward reads besides the batch.
+        params: Vec<GraphParam>,
+        /// Forward nodes in execution order.
+        nodes: Vec<GraphNode>,
+        /// The node whose output is the logits `[N, C]` (the loss is the program's,
+        /// on them and the batch's labels).
+        logits: String,
+    },
+}
+
+/// What a program's batch holds, whatever its family: which dataset schemas feed
+/// it and the names of its tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BatchKind {
+    /// Rows of `features` values and a label below `classes` (the digits): `x`
+    /// `[B, features]` and the labels `y` `[B]`.
+    Rows {
+        /// Values per row.
+        features: usize,
+        /// Labels are below this.
+        classes: usize,
+    },
+    /// Windows of `ctx` tokens below `vocab` (text and token datasets): `tokens`,
+    /// their next tokens `targets`, and `positions`, each `[B * ctx]`.
+    Tokens {
+        /// Window length.
+        ctx: usize,
+        /// Token ids are below this.
+        vocab: usize,
+    },
+}
+
+impl BatchKind {
+    /// The batch tensors' names and shapes for `batch` examples, and the labels'.
+    pub fn tensors(&self, batch: usize) -> (BTreeMap<String, Vec<usize>>, &'static str) {
+        match *self {
+            BatchKind::Rows { features, .. } => (
+                BTreeMap::from([
+                    ("x".to_string(), vec![batch, features]),
+                    ("y".to_string(), vec![batch]),
+                ]),
+                "y",
+            ),
+            BatchKind::Tokens { ctx, .. } => (
+                ["tokens", "targets", "positions"]
+                    .into_iter()
+                    .map(|k| (k.to_string(), vec![batch * ctx]))
+                    .collect(),
+                "targets",
+            ),
+        }
+    }
+}
+
+/// A state tensor of a graph program.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphParam {
+    /// Its name in the state (not `loss`, not under `opt.`).
+    pub name: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// How the seed state initialises it (R5).
+    pub init: Init,
+    /// Whether the optimizer updates it (else it is carried unchanged: a buffer).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub trainable: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(v: &bool) -> bool {
+    *v
+}
+
+/// A forward node of a graph program.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphNode {
+    /// Its name (unique among the batch tensors, the parameters and the nodes).
+    pub name: String,
+    /// The operator and its parameters.
+    pub op: Op,
+    /// Its inputs by name: batch tensors, parameters or earlier nodes.
+    pub inputs: Vec<String>,
+}
+
+/// Most forward nodes a graph program may list.
+pub const MAX_GRAPH_NODES: usize = 4096;
+/// Most parameters a graph program may list.
+pub const MAX_GRAPH_PARAMS: usize = 1024;
+/// Longest name in a graph program.
+pub const MAX_GRAPH_NAME_BYTES: usize = 128;
+
+impl Model {
+    /// What this model's batch holds.
+    pub fn batch_kind(&self) -> BatchKind {
+        match self {
+            Model::Mlp { input, classes, .. } => BatchKind::Rows {
+                features: *input,
+                classes: *classes,
+            },
+            Model::Transformer { ctx, vocab, .. } => BatchKind::Tokens {
+                ctx: *ctx,
+                vocab: *vocab,
+            },
+            Model::Graph { batch, .. } => *batch,
+        }
+    }
+
+    /// The family's name.
+    pub fn family(&self) -> &'static str {
+        match self {
+            Model::Mlp { .. } => "mlp",
+            Model::Transformer { .. } => "transformer",
+            Model::Graph { .. } => "graph",
+        }
+    }
 }
 
 /// Hidden activation of the MLP.
@@ -406,7 +534,8 @@ impl StepGraph {
 }
 
 /// How a state tensor is initialised (R5).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Init {
     /// `(2u - 1) * a`, `u` the R5 uniform of element `i` on the tensor's stream.
     Uniform(f32),
@@ -519,9 +648,15 @@ impl Program {
                 mode: Mode::Train,
                 record_loss: false,
             },
+            "gated-digits" => {
+                let mut p = Program::builtin("mlp-digits")?;
+                p.name = name.into();
+                p.model = gated_digits_model();
+                p
+            }
             _ => {
                 return Err(perr(format!(
-                    "no builtin program named {name:?} (try mlp-digits, tiny-lm)"
+                    "no builtin program named {name:?} (try mlp-digits, tiny-lm, gated-digits)"
                 )))
             }
         };
@@ -657,6 +792,24 @@ impl Program {
                     )));
                 }
                 finite_pos("model.ln_eps", *ln_eps)?;
+            }
+            Model::Graph {
+                batch,
+                params,
+                nodes,
+                logits,
+            } => {
+                match *batch {
+                    BatchKind::Rows { features, classes } => {
+                        dim("model.batch.features", features)?;
+                        dim("model.batch.classes", classes)?;
+                    }
+                    BatchKind::Tokens { ctx, vocab } => {
+                        dim("model.batch.ctx", ctx)?;
+                        dim("model.batch.vocab", vocab)?;
+                    }
+                }
+                validate_graph(batch, params, nodes, logits)?;
             }
         }
         match &self.optimizer {
@@ -797,24 +950,24 @@ impl Program {
             )));
         }
         self.validate_rows(h.rows)?;
-        match (&self.model, h.schema) {
-            (Model::Mlp { input, classes, .. }, Schema::Digits8x8) => {
-                if *input != 64 || *classes < 10 {
+        match (self.model.batch_kind(), h.schema) {
+            (BatchKind::Rows { features, classes }, Schema::Digits8x8) => {
+                if features != 64 || classes < 10 {
                     return Err(perr(format!(
-                        "digits rows have 64 features and 10 classes; model has input {input}, classes {classes}"
+                        "digits rows have 64 features and 10 classes; the model takes {features} features, {classes} classes"
                     )));
                 }
             }
-            (Model::Transformer { vocab, ctx, .. }, s)
+            (BatchKind::Tokens { vocab, ctx }, s)
                 if s == Schema::Ascii || s.token_bytes().is_some() =>
             {
-                if s == Schema::Ascii && *vocab < 128 {
+                if s == Schema::Ascii && vocab < 128 {
                     return Err(perr(format!(
                         "ascii data needs vocab >= 128, model has {vocab}"
                     )));
                 }
                 let tokens = s.row_tokens(h.row_bytes);
-                if (*ctx as u64) + 1 > tokens {
+                if (ctx as u64) + 1 > tokens {
                     let unit = if s == Schema::Ascii { "byte" } else { "token" };
                     return Err(perr(format!(
                         "ctx + 1 = {} exceeds the dataset's {tokens}-{unit} rows",
@@ -829,7 +982,7 @@ impl Program {
                     for (r, row) in d.data().chunks(rb).enumerate() {
                         if let Some(t) = (0..per_row)
                             .filter_map(|i| s.token(row, i))
-                            .find(|&t| t as usize >= *vocab)
+                            .find(|&t| t as usize >= vocab)
                         {
                             return Err(perr(format!(
                                 "row {r} has token {t}, outside the model's vocabulary of {vocab}"
@@ -838,13 +991,10 @@ impl Program {
                     }
                 }
             }
-            (m, s) => {
-                let fam = match m {
-                    Model::Mlp { .. } => "mlp",
-                    Model::Transformer { .. } => "transformer",
-                };
+            (_, s) => {
                 return Err(perr(format!(
-                    "model family {fam} cannot train on schema {s:?}"
+                    "model family {} cannot train on schema {s:?}",
+                    self.model.family()
                 )));
             }
         }
@@ -877,11 +1027,96 @@ impl Program {
         build(self, batch, Kind::Forward)
     }
 
+    /// This program with its model as a graph ([`Model::Graph`]): the same
+    /// parameters (names, shapes, initialisers) and the same forward nodes, so it
+    /// trains to the same state hashes. A starting point for one's own model.
+    pub fn to_graph(&self) -> Result<Program> {
+        self.validate()?;
+        let g = build(self, self.batch_size, Kind::Forward)?;
+        let name = |i: &Input| match i {
+            Input::State(s) | Input::Batch(s) => s.clone(),
+            Input::Node(n) => format!("n{n}"),
+        };
+        let nodes = g.nodes[..g.loss]
+            .iter()
+            .map(|n| GraphNode {
+                name: format!("n{}", n.index),
+                op: n.op.clone(),
+                inputs: n.inputs.iter().map(name).collect(),
+            })
+            .collect();
+        let mut params: Vec<GraphParam> = param_spec(&self.model)
+            .into_iter()
+            .map(|(name, (shape, init))| GraphParam {
+                name,
+                shape,
+                init,
+                trainable: true,
+            })
+            .collect();
+        params.extend(
+            buffer_spec(&self.model)
+                .into_iter()
+                .map(|(name, (shape, init))| GraphParam {
+                    name,
+                    shape,
+                    init,
+                    trainable: false,
+                }),
+        );
+        let mut p = self.clone();
+        p.model = Model::Graph {
+            batch: self.model.batch_kind(),
+            params,
+            nodes,
+            logits: format!("n{}", g.logits),
+        };
+        p.validate()?;
+        Ok(p)
+    }
+
     /// Upper bounds on what expanding this program costs, computed from its
     /// sizes alone (no allocation), so a validator can refuse an oversized
     /// program before building anything. Call after [`Program::validate`].
     pub fn footprint(&self) -> Footprint {
         let m = |a: u64, b: u64| a.saturating_mul(b);
+        let one = self.step_footprint();
+        if self.is_merge() {
+            // Every input's state plus the merged one; per state tensor at most two
+            // nodes per input (a difference and a sum) and two more, and there are
+            // fewer state tensors than a training step has nodes.
+            let k = self.inputs.len() as u64;
+            return Footprint {
+                state_bytes: m(one.state_bytes, k.saturating_add(1)),
+                nodes: m(one.nodes, m(2, k).saturating_add(2)),
+            };
+        }
+        one
+    }
+
+    /// [`Program::footprint`] of one training step from one state.
+    fn step_footprint(&self) -> Footprint {
+        let m = |a: u64, b: u64| a.saturating_mul(b);
+        let slots = match self.optimizer {
+            Optimizer::Sgd { .. } => 2,
+            Optimizer::Adamw { .. } => 3,
+        };
+        if let Model::Graph { params, nodes, .. } = &self.model {
+            // A forward node's backward rule makes at most three gradient nodes,
+            // each followed by at most one accumulating Add; the optimizer (or an
+            // evaluation's carry) at most four nodes per param; the loss, its
+            // gradient and the counters a few more.
+            let elems = |g: &GraphParam| g.shape.iter().fold(1u64, |a, &d| m(a, d as u64));
+            let state = params.iter().fold(0u64, |a, g| {
+                a.saturating_add(m(elems(g), if g.trainable { slots } else { 1 }))
+            });
+            return Footprint {
+                state_bytes: m(4, state).saturating_add(64),
+                nodes: m(8, nodes.len() as u64)
+                    .saturating_add(m(4, params.len() as u64))
+                    .saturating_add(16),
+            };
+        }
         let (params, layers) = match &self.model {
             Model::Mlp {
                 input,
@@ -923,23 +1158,11 @@ impl Program {
                     .saturating_add(v);
                 (p, l.saturating_add(2))
             }
-        };
-        let slots = match self.optimizer {
-            Optimizer::Sgd { .. } => 2,
-            Optimizer::Adamw { .. } => 3,
+            // Returned above.
+            Model::Graph { .. } => (0, 0),
         };
         let state_bytes = m(4, m(params, slots)).saturating_add(64);
         let nodes = m(layers, NODES_PER_LAYER_BOUND).saturating_add(NODES_FIXED_BOUND);
-        if self.is_merge() {
-            // Every input's state plus the merged one; per state tensor at most two
-            // nodes per input (a difference and a sum) and two more, and there are
-            // fewer state tensors than a training step has nodes.
-            let k = self.inputs.len() as u64;
-            return Footprint {
-                state_bytes: m(state_bytes, k.saturating_add(1)),
-                nodes: m(nodes, m(2, k).saturating_add(2)),
-            };
-        }
         Footprint { state_bytes, nodes }
     }
 
@@ -960,6 +1183,7 @@ impl Program {
                 }
             }
         }
+        s.extend(buffer_spec(&self.model));
         s.insert("opt.step".into(), (vec![], Init::Zeros));
         if self.record_loss {
             s.insert(LOSS_STATE.into(), (vec![], Init::Zeros));
@@ -972,6 +1196,135 @@ impl Program {
     }
 }
 
+/// A graph program's structure (its shapes are checked when it is expanded, by
+/// each op's `output_shape`): bounded counts, well-formed unique names, parameters
+/// of sensible shapes, inputs that name the batch, a parameter or an earlier node.
+fn validate_graph(
+    batch: &BatchKind,
+    params: &[GraphParam],
+    nodes: &[GraphNode],
+    logits: &str,
+) -> Result<()> {
+    if params.len() > MAX_GRAPH_PARAMS {
+        return Err(perr(format!(
+            "a graph has at most {MAX_GRAPH_PARAMS} params, got {}",
+            params.len()
+        )));
+    }
+    if nodes.is_empty() || nodes.len() > MAX_GRAPH_NODES {
+        return Err(perr(format!(
+            "a graph has 1..={MAX_GRAPH_NODES} nodes, got {}",
+            nodes.len()
+        )));
+    }
+    let name_ok = |what: &str, n: &str| -> Result<()> {
+        // Printable ASCII without '/', which a merge's input prefixes use.
+        if n.is_empty()
+            || n.len() > MAX_GRAPH_NAME_BYTES
+            || !n.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b'/')
+        {
+            return Err(perr(format!(
+                "{what} name {n:?} must be 1..={MAX_GRAPH_NAME_BYTES} printable ASCII characters without '/'"
+            )));
+        }
+        Ok(())
+    };
+    let mut known: HashSet<&str> = HashSet::new();
+    let (batch_tensors, _) = batch.tensors(1);
+    for k in batch_tensors.keys() {
+        known.insert(k.as_str());
+    }
+    for gp in params {
+        name_ok("param", &gp.name)?;
+        if gp.name == LOSS_STATE || gp.name.starts_with("opt.") {
+            return Err(perr(format!(
+                "param name {:?} is reserved (loss, opt.*)",
+                gp.name
+            )));
+        }
+        if !known.insert(gp.name.as_str()) {
+            return Err(perr(format!("name {:?} is used twice", gp.name)));
+        }
+        if gp.shape.len() > 4 || gp.shape.iter().any(|&d| d == 0 || d > MAX_DIM) {
+            return Err(perr(format!(
+                "param {:?}: shape {:?} must have at most 4 dims, each in 1..={MAX_DIM}",
+                gp.name, gp.shape
+            )));
+        }
+        if let Init::Uniform(a) = gp.init {
+            if !a.is_finite() {
+                return Err(perr(format!("param {:?}: init must be finite", gp.name)));
+            }
+        }
+    }
+    for n in nodes {
+        name_ok("node", &n.name)?;
+        if let Some(i) = n.inputs.iter().find(|i| !known.contains(i.as_str())) {
+            return Err(perr(format!(
+                "node {:?}: input {i:?} is neither a batch tensor, a param nor an earlier node",
+                n.name
+            )));
+        }
+        if !known.insert(n.name.as_str()) {
+            return Err(perr(format!("name {:?} is used twice", n.name)));
+        }
+    }
+    if !nodes.iter().any(|n| n.name == logits) {
+        return Err(perr(format!("logits {logits:?} is not a node")));
+    }
+    Ok(())
+}
+
+/// The `gated-digits` example: a graph program on the digits using what the builtin
+/// families do not (a transposed weight, a sigmoid gate, `Mul`, `Sub`, `Exp`,
+/// `AddScalar`, `Transpose`, a doubly transposed product, `LogSoftmax`) and a
+/// buffer (a parameter the optimizer leaves alone). A template for one's own graph.
+fn gated_digits_model() -> Model {
+    let param = |name: &str, shape: Vec<usize>, init: Init, trainable: bool| GraphParam {
+        name: name.into(),
+        shape,
+        init,
+        trainable,
+    };
+    let node = |name: &str, op: Op, inputs: &[&str]| GraphNode {
+        name: name.into(),
+        op,
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+    };
+    let mm = |ta, tb| Op::MatMul { ta, tb };
+    Model::Graph {
+        batch: BatchKind::Rows {
+            features: 64,
+            classes: 10,
+        },
+        params: vec![
+            // Stored transposed: [out, in].
+            param("wt", vec![32, 64], Init::Uniform(0.125), true),
+            param("gate", vec![64, 32], Init::Uniform(0.125), true),
+            param("shift", vec![32], Init::Uniform(0.5), false),
+            param("v", vec![32, 10], Init::Uniform(0.176_776_7), true),
+            param("u", vec![10, 32], Init::Uniform(0.176_776_7), true),
+        ],
+        nodes: vec![
+            node("xs", Op::Scale { s: 0.0625 }, &["x"]),
+            node("h", mm(false, true), &["xs", "wt"]),
+            node("g", mm(false, false), &["xs", "gate"]),
+            node("s", Op::Sigmoid, &["g"]),
+            node("hs", Op::Mul, &["h", "s"]),
+            node("hb", Op::AddBias, &["hs", "shift"]),
+            node("d", Op::Sub, &["hb", "g"]),
+            node("e", Op::Exp, &["d"]),
+            node("e1", Op::AddScalar { s: -1.0 }, &["e"]),
+            node("z", mm(false, false), &["e1", "v"]),
+            node("et", Op::Transpose, &["e1"]),
+            node("zt", mm(true, true), &["et", "u"]),
+            node("zz", Op::Add, &["z", "zt"]),
+            node("logits", Op::LogSoftmax, &["zz"]),
+        ],
+        logits: "logits".into(),
+    }
+}
+
 /// Root of the shipped digits dataset.
 pub const DIGITS_ROOT: &str = "9fc2b25dbac83de5178ec2a53e8403f483bccc3ce098c6e2469482bc8199886d";
 /// Root of the shipped text corpus.
@@ -979,6 +1332,18 @@ pub const CORPUS_ROOT: &str = "fc7ff5747fbdc3a6a66f1b6461a13da562f7e55c10505770c
 
 fn inv_sqrt(n: usize) -> f32 {
     1.0 / (n as f32).sqrt()
+}
+
+/// State tensors the optimizer does not update (a graph's non-trainable params).
+fn buffer_spec(m: &Model) -> BTreeMap<String, (Vec<usize>, Init)> {
+    match m {
+        Model::Graph { params, .. } => params
+            .iter()
+            .filter(|g| !g.trainable)
+            .map(|g| (g.name.clone(), (g.shape.clone(), g.init)))
+            .collect(),
+        _ => BTreeMap::new(),
+    }
 }
 
 /// Trainable parameters with shapes and initialisers.
@@ -1047,6 +1412,11 @@ fn param_spec(m: &Model) -> BTreeMap<String, (Vec<usize>, Init)> {
                 (vec![d, *vocab], Init::Uniform(inv_sqrt(d))),
             );
             p.insert("head.b".into(), (vec![*vocab], Init::Zeros));
+        }
+        Model::Graph { params, .. } => {
+            for gp in params.iter().filter(|g| g.trainable) {
+                p.insert(gp.name.clone(), (gp.shape.clone(), gp.init));
+            }
         }
     }
     p
@@ -1275,6 +1645,84 @@ impl Builder {
                         vec![gy, x[0].clone()],
                     )?;
                 }
+                Op::MatMul { ta, tb } | Op::BatchedMatMul { ta, tb } => {
+                    // The other layouts (the plain and `b`-transposed products are
+                    // above, in the order the builtin families have always used).
+                    let batched = matches!(node.op, Op::BatchedMatMul { .. });
+                    let mm = |ta: bool, tb: bool| {
+                        if batched {
+                            Op::BatchedMatMul { ta, tb }
+                        } else {
+                            Op::MatMul { ta, tb }
+                        }
+                    };
+                    let (da, db) = match (*ta, *tb) {
+                        // C = A^T B: dA = B dC^T, dB = A dC.
+                        (true, false) => (
+                            (mm(false, true), vec![x[1].clone(), gy.clone()]),
+                            (mm(false, false), vec![x[0].clone(), gy]),
+                        ),
+                        // C = A^T B^T: dA = B^T dC^T, dB = dC^T A^T.
+                        (true, true) => (
+                            (mm(true, true), vec![x[1].clone(), gy.clone()]),
+                            (mm(true, true), vec![gy, x[0].clone()]),
+                        ),
+                        // C = A B^T (not batched): dA = dC B, dB = dC^T A.
+                        (false, true) => (
+                            (mm(false, false), vec![gy.clone(), x[1].clone()]),
+                            (mm(true, false), vec![gy, x[0].clone()]),
+                        ),
+                        (false, false) => {
+                            return Err(perr("unreachable: the plain product's rule is above"))
+                        }
+                    };
+                    Builder::push_grad(self, &mut grads, x, 0, da.0, da.1)?;
+                    Builder::push_grad(self, &mut grads, x, 1, db.0, db.1)?;
+                }
+                Op::Mul => {
+                    Builder::push_grad(
+                        self,
+                        &mut grads,
+                        x,
+                        0,
+                        Op::Mul,
+                        vec![gy.clone(), x[1].clone()],
+                    )?;
+                    Builder::push_grad(self, &mut grads, x, 1, Op::Mul, vec![gy, x[0].clone()])?;
+                }
+                Op::Sub => {
+                    if self.requires_grad(&x[0]) {
+                        self.accumulate(&mut grads, &x[0], gy.clone())?;
+                    }
+                    Builder::push_grad(self, &mut grads, x, 1, Op::Scale { s: -1.0 }, vec![gy])?;
+                }
+                Op::AddScalar { .. } => {
+                    if self.requires_grad(&x[0]) {
+                        self.accumulate(&mut grads, &x[0], gy)?;
+                    }
+                }
+                Op::Sigmoid => Builder::push_grad(
+                    self,
+                    &mut grads,
+                    x,
+                    0,
+                    Op::SigmoidBackward,
+                    vec![Input::Node(n), gy],
+                )?,
+                Op::Exp => {
+                    Builder::push_grad(self, &mut grads, x, 0, Op::Mul, vec![gy, Input::Node(n)])?
+                }
+                Op::LogSoftmax => Builder::push_grad(
+                    self,
+                    &mut grads,
+                    x,
+                    0,
+                    Op::LogSoftmaxBackward,
+                    vec![Input::Node(n), gy],
+                )?,
+                Op::Transpose => {
+                    Builder::push_grad(self, &mut grads, x, 0, Op::Transpose, vec![gy])?
+                }
                 Op::AddBias => {
                     if self.requires_grad(&x[0]) {
                         self.accumulate(&mut grads, &x[0], gy.clone())?;
@@ -1415,20 +1863,17 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
     for (k, s) in &state_shapes {
         b.shapes.insert(Input::State(k.clone()), s.clone());
     }
-    let mut batch_shapes = BTreeMap::new();
+    let (batch_shapes, _) = p.model.batch_kind().tensors(batch);
+    for (k, s) in &batch_shapes {
+        b.shapes.insert(Input::Batch(k.clone()), s.clone());
+    }
     let (logits, labels) = match &p.model {
         Model::Mlp {
-            input,
             hidden,
             activation,
             input_scale,
             ..
         } => {
-            batch_shapes.insert("x".to_string(), vec![batch, *input]);
-            batch_shapes.insert("y".to_string(), vec![batch]);
-            for (k, s) in &batch_shapes {
-                b.shapes.insert(Input::Batch(k.clone()), s.clone());
-            }
             let mut h = b.op(
                 "x.scaled",
                 Op::Scale { s: *input_scale },
@@ -1465,12 +1910,6 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
             let (t, d, nh) = (*ctx, *d_model, *heads);
             let dh = d / nh;
             let bt = batch * t;
-            for k in ["tokens", "targets", "positions"] {
-                batch_shapes.insert(k.to_string(), vec![bt]);
-            }
-            for (k, s) in &batch_shapes {
-                b.shapes.insert(Input::Batch(k.clone()), s.clone());
-            }
             let te = b.op(
                 "tok_emb",
                 Op::Embedding,
@@ -1594,6 +2033,39 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
             let lg = b.matmul_bias("head", h, "head.w", Some("head.b"))?;
             (lg, Input::Batch("targets".into()))
         }
+        Model::Graph {
+            batch: kind,
+            params,
+            nodes,
+            logits,
+        } => {
+            let (_, labels) = kind.tensors(batch);
+            let mut named: BTreeMap<&str, Input> = BTreeMap::new();
+            for k in batch_shapes.keys() {
+                named.insert(k, Input::Batch(k.clone()));
+            }
+            for gp in params {
+                named.insert(&gp.name, Input::State(gp.name.clone()));
+            }
+            for n in nodes {
+                let ins =
+                    n.inputs
+                        .iter()
+                        .map(|i| {
+                            named.get(i.as_str()).cloned().ok_or_else(|| {
+                                perr(format!("node {:?}: unknown input {i:?}", n.name))
+                            })
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                let out = b.op(n.name.clone(), n.op.clone(), ins)?;
+                named.insert(&n.name, out);
+            }
+            let lg = named
+                .get(logits.as_str())
+                .cloned()
+                .ok_or_else(|| perr(format!("logits {logits:?} is not a node")))?;
+            (lg, Input::Batch(labels.into()))
+        }
     };
     let Input::Node(logits_idx) = logits else {
         return Err(perr("model produced no logits node"));
@@ -1628,6 +2100,15 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
         let grads = b.backward(loss_idx)?;
         let step = b.op("opt.step", Op::AddScalar { s: 1.0 }, vec![b.st("opt.step")])?;
         updates.insert("opt.step".to_string(), idx(&step));
+        // A graph's buffers are carried as they are.
+        for (name, (shape, _)) in buffer_spec(&p.model) {
+            let kept = b.op(
+                format!("{name}.kept"),
+                Op::Reshape { shape },
+                vec![b.st(&name)],
+            )?;
+            updates.insert(name, idx(&kept));
+        }
         match p.optimizer.clone() {
             Optimizer::Sgd { lr, momentum } => {
                 for name in params.keys() {

@@ -5,7 +5,7 @@ use crate::dataset::{Dataset, Schema};
 use crate::error::{Result, TrainError};
 use crate::exec::{download_all, run_nodes_on, state_hash};
 use crate::merkle::Hash;
-use crate::program::{Init, Mode, Model, Program, StepGraph};
+use crate::program::{BatchKind, Init, Mode, Program, StepGraph};
 use crate::step::{DeviceState, Honest, Record, State, StepExecutor, StepOutput};
 use repops::{Backend, CpuBackend, Philox, Tensor};
 use std::collections::BTreeMap;
@@ -373,10 +373,10 @@ pub fn batch_from_rows<'a>(
     let rows = batch_rows(program, t);
     let b = program.batch_size as u64;
     let po = Philox::new(program.seed, STREAM_OFFSETS);
-    let offsets: Vec<usize> = match &program.model {
-        Model::Transformer { ctx, .. } => {
+    let offsets: Vec<usize> = match program.model.batch_kind() {
+        BatchKind::Tokens { ctx, .. } => {
             let span = (schema.row_tokens(row_bytes) as usize)
-                .checked_sub(*ctx)
+                .checked_sub(ctx)
                 .filter(|s| *s > 0)
                 .ok_or_else(|| {
                     TrainError::Dataset(format!(
@@ -390,7 +390,7 @@ pub fn batch_from_rows<'a>(
                 })
                 .collect()
         }
-        Model::Mlp { .. } => vec![0; rows.len()],
+        BatchKind::Rows { .. } => vec![0; rows.len()],
     };
     make_batch(program, schema, &rows, &offsets, &row)
 }
@@ -409,19 +409,19 @@ fn make_batch<'a>(
         let mk = |shape: Vec<usize>, d: Vec<f32>| {
             Tensor::new(shape, d).map_err(|e| TrainError::Dataset(e.to_string()))
         };
-        match (&program.model, schema) {
-            (Model::Mlp { input, .. }, Schema::Digits8x8) => {
-                let mut x = Vec::with_capacity(rows.len() * input);
+        match (program.model.batch_kind(), schema) {
+            (BatchKind::Rows { features, .. }, Schema::Digits8x8) if features == 64 => {
+                let mut x = Vec::with_capacity(rows.len() * features);
                 let mut y = Vec::with_capacity(rows.len());
                 for &r in rows {
                     let d = row(r)?;
                     x.extend(d[..64].iter().map(|&v| v as f32));
                     y.push(d[64] as f32);
                 }
-                out.insert("x".to_string(), mk(vec![rows.len(), *input], x)?);
+                out.insert("x".to_string(), mk(vec![rows.len(), features], x)?);
                 out.insert("y".to_string(), mk(vec![rows.len()], y)?);
             }
-            (Model::Transformer { ctx, vocab, .. }, s)
+            (BatchKind::Tokens { ctx, vocab }, s)
                 if s == Schema::Ascii || s.token_bytes().is_some() =>
             {
                 let n = rows.len() * ctx;
@@ -433,7 +433,7 @@ fn make_batch<'a>(
                 // Ids are below the vocabulary (at most 2^24, so exact as f32).
                 let id = |d: &[u8], i: usize| -> Result<f32> {
                     match s.token(d, i) {
-                        Some(t) if (t as usize) < *vocab => Ok(t as f32),
+                        Some(t) if (t as usize) < vocab => Ok(t as f32),
                         Some(t) => Err(TrainError::Dataset(format!(
                             "token {t} is outside the vocabulary of {vocab}"
                         ))),
@@ -442,7 +442,7 @@ fn make_batch<'a>(
                 };
                 for (&r, &o) in rows.iter().zip(offsets) {
                     let d = row(r)?;
-                    for i in 0..*ctx {
+                    for i in 0..ctx {
                         tok.push(id(d, o + i)?);
                         tgt.push(id(d, o + i + 1)?);
                         pos.push(i as f32);
@@ -540,9 +540,9 @@ impl Trainer {
         if rows_all.is_empty() {
             return Err(TrainError::Program("no held-out rows to evaluate".into()));
         }
-        let (rows, offsets): (Vec<u64>, Vec<usize>) = match &self.program.model {
-            Model::Mlp { .. } => (rows_all.clone(), vec![0; rows_all.len()]),
-            Model::Transformer { ctx, .. } => {
+        let (rows, offsets): (Vec<u64>, Vec<usize>) = match self.program.model.batch_kind() {
+            BatchKind::Rows { .. } => (rows_all.clone(), vec![0; rows_all.len()]),
+            BatchKind::Tokens { ctx, .. } => {
                 let last = self.dataset.header().row_bytes as usize - ctx - 1;
                 let mut offs = vec![0, 16.min(last), last];
                 offs.dedup();
@@ -565,8 +565,8 @@ impl Trainer {
             |_, _| {},
         )?;
         let loss = outs[g.loss].data().first().copied().unwrap_or(f32::NAN);
-        let accuracy = match &self.program.model {
-            Model::Mlp { .. } => {
+        let accuracy = match self.program.model.batch_kind() {
+            BatchKind::Rows { .. } => {
                 let logits = &outs[g.logits];
                 let c = logits.last_dim();
                 let labels = batch
@@ -589,7 +589,7 @@ impl Trainer {
                     .count();
                 Some(correct as f64 / labels.len() as f64)
             }
-            Model::Transformer { .. } => None,
+            BatchKind::Tokens { .. } => None,
         };
         Ok(Evaluation {
             loss,

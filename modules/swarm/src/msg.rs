@@ -178,7 +178,7 @@ impl TryFrom<&pb::MsgJoinRound> for MsgJoinRound {
             contributor: parse_addr(&m.contributor)?,
             swarm_id: m.swarm_id,
             round: m.round,
-            endpoint: m.endpoint.chars().take(256).collect(),
+            endpoint: tasks::msg::bounded_endpoint(&m.endpoint),
             dataset: m
                 .dataset
                 .as_ref()

@@ -646,3 +646,37 @@ fn an_averaging_swarm_refuses_a_bad_outer_learning_rate() {
     assert!(e.1.contains("budget_per_round"), "{e:?}");
     assert_eq!(w.w.state.balance(&w.creator).unwrap(), before);
 }
+
+/// An endpoint of many multi-byte characters is recorded cut to 256 bytes, so the
+/// `grpc://` source naming the contribution's state always fits a program: the
+/// evaluations and the merge of its contribution are submitted and the round
+/// settles (were it refused, the round could never move on).
+#[test]
+fn a_long_multibyte_endpoint_cannot_stall_a_round() {
+    for outer_lr_bits in [0, 1.0f32.to_bits()] {
+        let mut w = W::new();
+        let mut m = create_msg(w.creator, 1, 1);
+        m.outer_lr_bits = outer_lr_bits;
+        let id = w.create_with(m);
+        w.swarm_tx(SwarmMsg::Join(swarm::msg::MsgJoinRound {
+            contributor: w.contributors[0],
+            swarm_id: id,
+            round: 0,
+            endpoint: "€".repeat(300),
+            dataset: None,
+        }))
+        .unwrap();
+        let r = w.until_settled(id, 0);
+        let c = &r.contributions[0];
+        assert!(
+            c.endpoint.len() <= tasks::msg::MAX_ENDPOINT_BYTES,
+            "{}",
+            c.endpoint.len()
+        );
+        assert!(c.eval.as_ref().unwrap().reported, "{r:?}");
+        assert!(c.improvement > 0);
+        if outer_lr_bits != 0 {
+            assert_eq!(r.merge.as_ref().unwrap().task_status, "finalized", "{r:?}");
+        }
+    }
+}

@@ -249,13 +249,28 @@ impl MsgCancelTask {
     }
 }
 
+/// Longest endpoint a claim records, in bytes: a swarm names a contributor's state
+/// by `grpc://<endpoint host>`, which must fit a program's source name (1,024 bytes)
+/// whatever characters the endpoint has.
+pub const MAX_ENDPOINT_BYTES: usize = 256;
+
+/// `endpoint` cut to [`MAX_ENDPOINT_BYTES`] on a character boundary (the one rule every
+/// message that records an endpoint applies).
+pub fn bounded_endpoint(endpoint: &str) -> String {
+    let mut end = endpoint.len().min(MAX_ENDPOINT_BYTES);
+    while !endpoint.is_char_boundary(end) {
+        end -= 1;
+    }
+    endpoint[..end].to_string()
+}
+
 impl TryFrom<&pb::MsgClaimTask> for MsgClaimTask {
     type Error = TasksError;
     fn try_from(m: &pb::MsgClaimTask) -> Result<Self> {
         Ok(MsgClaimTask {
             solver: parse_addr(&m.solver)?,
             task_id: m.task_id,
-            endpoint: m.endpoint.chars().take(256).collect(),
+            endpoint: bounded_endpoint(&m.endpoint),
         })
     }
 }

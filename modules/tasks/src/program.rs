@@ -70,12 +70,13 @@ pub fn validate_program(
         layout.chunk_rows.saturating_mul(layout.row_bytes),
         p.max_chunk_bytes,
     )?;
-    match (&prog.model, layout.schema) {
-        (train::program::Model::Mlp { input, .. }, train::dataset::Schema::Digits8x8)
-            if *input == 64 && layout.row_bytes == 65 => {}
-        (train::program::Model::Transformer { ctx, .. }, s)
+    use train::program::BatchKind;
+    match (prog.model.batch_kind(), layout.schema) {
+        (BatchKind::Rows { features, .. }, train::dataset::Schema::Digits8x8)
+            if features == 64 && layout.row_bytes == 65 => {}
+        (BatchKind::Tokens { ctx, .. }, s)
             if (s == train::dataset::Schema::Ascii || s.token_bytes().is_some())
-                && s.row_tokens(layout.row_bytes) > *ctx as u64 + 1
+                && s.row_tokens(layout.row_bytes) > ctx as u64 + 1
                 && s.token_bytes()
                     .is_none_or(|w| layout.row_bytes.is_multiple_of(w as u64)) => {}
         _ => {

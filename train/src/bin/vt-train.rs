@@ -18,7 +18,7 @@ enum Output {
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Builtin program name (mlp-digits, tiny-lm) or a program JSON file.
+    /// Builtin program name (mlp-digits, tiny-lm, gated-digits) or a program JSON file.
     #[arg(long, env = "VT_PROGRAM")]
     program: String,
     /// Override the program's number of steps.

@@ -44,7 +44,7 @@ pub fn execute<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, m: &MsgClaimTa
     t.status = Status::Claimed;
     t.claim = Some(Claim {
         solver: m.solver,
-        endpoint: m.endpoint.chars().take(256).collect(),
+        endpoint: crate::msg::bounded_endpoint(&m.endpoint),
         bond: p.claim_bond,
         height: ctx.height,
         commit_deadline,

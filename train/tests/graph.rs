@@ -1,0 +1,198 @@
+//! Graph programs (`model.family: graph`): a model as parameters and forward nodes in
+//! RepOps' op vocabulary, its backward built by the same rules as the builtin
+//! families'. The builtin models written as graphs train to the same state hashes;
+//! the backward rules of the ops only graphs use agree with finite differences;
+//! malformed graphs are refused with clear errors.
+use std::collections::BTreeMap;
+use train::program::{GraphNode, GraphParam, Init, Model};
+use train::{Dataset, Program, Trainer};
+
+fn hashes(p: &Program, steps: u64) -> Vec<train::Hash> {
+    let d = Dataset::builtin(&p.dataset.name).unwrap();
+    let mut tr = Trainer::new(p.clone(), d).unwrap();
+    let mut h = vec![tr.state_hash()];
+    for t in 1..=steps {
+        h.push(tr.step(t).unwrap().state_hash);
+    }
+    h
+}
+
+#[test]
+fn the_builtin_models_written_as_graphs_train_to_the_same_state_hashes() {
+    for name in ["mlp-digits", "tiny-lm"] {
+        let p = Program::builtin(name).unwrap();
+        let g = p.to_graph().unwrap();
+        let Model::Graph { nodes, params, .. } = &g.model else {
+            panic!("not a graph")
+        };
+        assert!(nodes.len() > 5 && !params.is_empty());
+        // The JSON round trip keeps the program (what a submitter sends).
+        let json = serde_json::to_string(&g).unwrap();
+        assert_eq!(Program::from_json(&json).unwrap(), g);
+        let steps = if name == "tiny-lm" { 2 } else { 5 };
+        assert_eq!(hashes(&g, steps), hashes(&p, steps), "{name}");
+        // Same node list (ops, shapes, inputs), whatever the labels.
+        let (a, b) = (p.graph().unwrap(), g.graph().unwrap());
+        assert_eq!(a.nodes.len(), b.nodes.len());
+        for (x, y) in a.nodes.iter().zip(&b.nodes) {
+            assert_eq!((&x.op, &x.inputs, &x.shape), (&y.op, &y.inputs, &y.shape));
+        }
+        let fp = g.footprint();
+        assert!(fp.nodes >= b.nodes.len() as u64, "{fp:?}");
+    }
+}
+
+/// The shipped `gated-digits` graph at batch `batch`.
+fn custom(batch: usize) -> Program {
+    let mut p = Program::builtin("gated-digits").unwrap();
+    p.batch_size = batch;
+    p
+}
+
+#[test]
+fn a_custom_graph_trains_and_its_backward_agrees_with_finite_differences() {
+    let p = custom(8);
+    let g = p.graph().unwrap();
+    // The buffer has no optimizer slots and is carried unchanged.
+    let spec = p.state_spec().unwrap();
+    assert!(spec.contains_key("shift") && !spec.contains_key("opt.m.shift"));
+    assert!(spec.contains_key("opt.m.wt"));
+    let d = Dataset::builtin("digits").unwrap();
+    let mut tr = Trainer::new(p.clone(), d.clone()).unwrap();
+    let s0 = tr.state().clone();
+    let mut losses = vec![];
+    for t in 1..=60 {
+        losses.push(tr.step(t).unwrap().loss);
+    }
+    assert_eq!(tr.state()["shift"], s0["shift"]);
+    let first: f32 = losses[..5].iter().sum();
+    let last: f32 = losses[55..].iter().sum();
+    assert!(last < first * 0.8, "{losses:?}");
+    // It learns the digits: held-out accuracy after 300 steps at the shipped batch.
+    let mut full = Trainer::new(Program::builtin("gated-digits").unwrap(), d.clone()).unwrap();
+    for t in 1..=300 {
+        full.step(t).unwrap();
+    }
+    let acc = full.evaluate().unwrap().accuracy.unwrap();
+    eprintln!("gated-digits: held-out accuracy {acc:.3} after 300 steps");
+    assert!(acc > 0.9, "{acc}");
+    // Bit-identical at 2 threads.
+    let again = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap()
+        .install(|| hashes(&p, 3));
+    assert_eq!(again, hashes(&p, 3));
+
+    // Finite differences (f64 loss of f32 perturbations; a sanity check of the rules,
+    // not a bit-level one) for a few elements of every trainable param.
+    let batch = train::trainer::batch_for_step(&p, &d, 1).unwrap();
+    let run = |state: &BTreeMap<String, repops::Tensor>| -> Vec<repops::Tensor> {
+        let mut outs: Vec<repops::Tensor> = Vec::new();
+        for n in &g.nodes {
+            let ins: Vec<&repops::Tensor> = n
+                .inputs
+                .iter()
+                .map(|i| match i {
+                    train::Input::State(s) => &state[s],
+                    train::Input::Batch(s) => &batch[s],
+                    train::Input::Node(k) => &outs[*k],
+                })
+                .collect();
+            let o = train::execute_node(n, &ins).unwrap();
+            outs.push(o);
+        }
+        outs
+    };
+    let outs = run(&s0);
+    let loss = |state: &BTreeMap<String, repops::Tensor>| run(state)[g.loss].data()[0] as f64;
+    for name in ["wt", "gate", "v", "u"] {
+        // The gradient node: the AdamM node reads it as its second input.
+        let m = g.updates[&format!("opt.m.{name}")];
+        let train::Input::Node(gi) = g.nodes[m].inputs[1] else {
+            panic!("no gradient of {name}")
+        };
+        let grad = &outs[gi];
+        for e in [0usize, 7, 33] {
+            let eps = 1e-2f32;
+            let mut plus = s0.clone();
+            let mut minus = s0.clone();
+            let t = &s0[name];
+            let mut dp = t.data().to_vec();
+            let mut dm = t.data().to_vec();
+            dp[e] += eps;
+            dm[e] -= eps;
+            plus.insert(
+                name.into(),
+                repops::Tensor::new(t.shape().to_vec(), dp).unwrap(),
+            );
+            minus.insert(
+                name.into(),
+                repops::Tensor::new(t.shape().to_vec(), dm).unwrap(),
+            );
+            let numeric = (loss(&plus) - loss(&minus)) / (2.0 * eps as f64);
+            let analytic = grad.data()[e] as f64;
+            assert!(
+                (numeric - analytic).abs() <= 2e-3 + 0.05 * analytic.abs(),
+                "{name}[{e}]: finite differences {numeric}, backward {analytic}"
+            );
+        }
+    }
+}
+
+fn nodes(m: &mut Model) -> &mut Vec<GraphNode> {
+    match m {
+        Model::Graph { nodes, .. } => nodes,
+        _ => unreachable!(),
+    }
+}
+
+fn params(m: &mut Model) -> &mut Vec<GraphParam> {
+    match m {
+        Model::Graph { params, .. } => params,
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn malformed_graphs_are_refused_with_clear_errors() {
+    let ok = custom(8);
+    ok.graph().unwrap();
+    let bad = |f: &dyn Fn(&mut Model), want: &str| {
+        let mut p = ok.clone();
+        f(&mut p.model);
+        let e = p.graph().unwrap_err().to_string();
+        assert!(e.contains(want), "{want}: {e}");
+    };
+    bad(
+        &|m| nodes(m)[1].inputs[0] = "nope".into(),
+        "neither a batch tensor",
+    );
+    bad(
+        &|m| nodes(m)[1].inputs[0] = "lsm".into(),
+        "neither a batch tensor",
+    );
+    bad(&|m| nodes(m)[2].name = "h".into(), "used twice");
+    bad(&|m| params(m)[0].name = "opt.m.x".into(), "reserved");
+    bad(&|m| params(m)[0].name = "a/b".into(), "without '/'");
+    bad(&|m| params(m)[0].shape = vec![0, 3], "shape");
+    bad(
+        &|m| params(m)[0].init = Init::Uniform(f32::INFINITY),
+        "finite",
+    );
+    bad(&|m| nodes(m)[1].op = repops::Op::Relu, "expected 1 inputs");
+    bad(
+        &|m| {
+            if let Model::Graph { logits, .. } = m {
+                *logits = "x".into()
+            }
+        },
+        "not a node",
+    );
+    // An op without a backward rule on the gradient path.
+    bad(
+        &|m| nodes(m)[7].op = repops::Op::Log,
+        "no backward rule for log",
+    );
+    bad(&|m| nodes(m).clear(), "1..=");
+}
