@@ -178,7 +178,8 @@ int main() {
       K(rp_gemm_w128_k8), K(rp_gemm_w128_k16), K(rp_gemm_w128_t128), K(rp_gemm_w128x64),
       K(rp_gemm_w64),
       K(rp_sum_axis0), K(rp_layer_norm_backward_gamma), K(rp_embedding),
-      K(rp_embedding_backward), K(rp_transpose), K(rp_permute),
+      K(rp_embedding_backward), K(rp_transpose), K(rp_permute), K(rp_im2col), K(rp_col2im),
+      K(rp_max_last), K(rp_max_last_backward),
       K(rp_blake3_chunks), K(rp_blake3_tree),
   };
   uint32_t len;

@@ -109,3 +109,50 @@ extern "C" __global__ void rp_permute(const float* __restrict__ x, float* __rest
     y[idx] = rp_canon(x[off]);
   }
 }
+
+// im2col: y[(n, oh, ow), (c, i, j)] = x[n, c, oh*stride - pad + i, ow*stride - pad + j],
+// +0 outside the image. One thread per output element.
+extern "C" __global__ void rp_im2col(const float* __restrict__ x, float* __restrict__ y,
+                                     u64 total, u64 c, u64 h, u64 w, u64 kh, u64 kw,
+                                     u64 stride, u64 pad, u64 oh, u64 ow) {
+  const u64 cols = c * kh * kw;
+  GRID_STRIDE(idx, total) {
+    u64 r = idx / cols, col = idx - r * cols;
+    u64 n = r / (oh * ow), p = r - n * (oh * ow);
+    u64 ci = col / (kh * kw), q = col - ci * (kh * kw);
+    u64 i = q / kw, j = q - i * kw;
+    // Signed arithmetic in u64: a coordinate below 0 wraps to a huge value, which the
+    // bound check rejects.
+    u64 yy = (p / ow) * stride + i - pad, xx = (p - (p / ow) * ow) * stride + j - pad;
+    float v = 0.0f;
+    if (yy < h && xx < w) v = x[((n * c + ci) * h + yy) * w + xx];
+    y[idx] = rp_canon(v);
+  }
+}
+
+// col2im: y[n, c, yy, xx] = +0 + the entries that im2col copied from it, in ascending
+// (oh, ow) order (the CPU's order for one output element). One thread per pixel.
+extern "C" __global__ void rp_col2im(const float* __restrict__ cols_in, float* __restrict__ y,
+                                     u64 total, u64 c, u64 h, u64 w, u64 kh, u64 kw,
+                                     u64 stride, u64 pad, u64 oh, u64 ow) {
+  const u64 cols = c * kh * kw;
+  GRID_STRIDE(idx, total) {
+    u64 xx = idx % w, rest = idx / w;
+    u64 yy = rest % h;
+    rest /= h;
+    u64 ci = rest % c, n = rest / c;
+    float acc = 0.0f;
+    for (u64 a = 0; a < oh; ++a) {
+      if (yy + pad < a * stride) continue;
+      u64 i = yy + pad - a * stride;
+      if (i >= kh) continue;
+      for (u64 b = 0; b < ow; ++b) {
+        if (xx + pad < b * stride) continue;
+        u64 j = xx + pad - b * stride;
+        if (j >= kw) continue;
+        acc = FADD(acc, cols_in[((n * oh + a) * ow + b) * cols + (ci * kh + i) * kw + j]);
+      }
+    }
+    y[idx] = rp_canon(acc);
+  }
+}

@@ -192,3 +192,33 @@ extern "C" __global__ void rp_layer_norm_stats(const float* __restrict__ x,
     }
   }
 }
+
+// max_last: the R3 max of each row.
+extern "C" __global__ void rp_max_last(const float* __restrict__ x, float* __restrict__ y,
+                                       u64 rows, u64 c) {
+  ROW_LOOP(r, rows) {
+    float m = rp_row_max(x + r * c, c);
+    if (threadIdx.x == 0) y[r] = rp_canon(m);
+  }
+}
+
+// max_last_backward: dy[r] at the first index of row r equal to its R3 max (the first
+// NaN when that is NaN), +0 elsewhere. The warp takes the max; lane 0 scans the row in
+// index order, as the CPU does.
+extern "C" __global__ void rp_max_last_backward(const float* __restrict__ x,
+                                                const float* __restrict__ dy,
+                                                float* __restrict__ dx, u64 rows, u64 c) {
+  ROW_LOOP(r, rows) {
+    const float* xr = x + r * c;
+    float m = rp_row_max(xr, c);
+    if (threadIdx.x == 0) {
+      bool nan = m != m, found = false;
+      for (u64 j = 0; j < c; ++j) {
+        float v = xr[j];
+        bool hit = !found && (nan ? v != v : v == m);
+        dx[r * c + j] = hit ? rp_canon(dy[r]) : 0.0f;
+        found = found || hit;
+      }
+    }
+  }
+}

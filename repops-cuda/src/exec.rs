@@ -961,5 +961,84 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[In<'_, D::Buf>], out_shape: &[usize])
             d.launch("rp_adamw_update", elementwise(n), args)?;
             Ok(y)
         }
+        Op::Im2Col {
+            kh,
+            kw,
+            stride,
+            pad,
+        } => {
+            let s = x[0].shape;
+            let image = [s[1], s[2], s[3]];
+            window(
+                d,
+                "rp_im2col",
+                x[0].buf(),
+                out_len,
+                image,
+                [*kh, *kw, *stride, *pad],
+            )
+        }
+        Op::Col2Im {
+            channels,
+            height,
+            width,
+            kh,
+            kw,
+            stride,
+            pad,
+        } => window(
+            d,
+            "rp_col2im",
+            x[0].buf(),
+            out_len,
+            [*channels, *height, *width],
+            [*kh, *kw, *stride, *pad],
+        ),
+        Op::MaxLast => {
+            let (r, c) = x[0].rows_cols();
+            let mut y = zeros_f32(d, r as usize)?;
+            let args = &mut [
+                Arg::In(x[0].buf()),
+                Arg::Out(&mut y),
+                Arg::U64(r),
+                Arg::U64(c),
+            ];
+            d.launch("rp_max_last", per_row(r), args)?;
+            Ok(y)
+        }
+        Op::MaxLastBackward => rows2(d, "rp_max_last_backward", &x[0], &x[1]),
     }
+}
+
+/// `rp_im2col` / `rp_col2im(const float* in, float* y, u64 total, u64 c, u64 h, u64 w,
+/// u64 kh, u64 kw, u64 stride, u64 pad, u64 oh, u64 ow)`: one thread per output element
+/// of `total`, over images of `[c, h, w]`.
+fn window<D: Device>(
+    d: &D,
+    kernel: &str,
+    input: &D::Buf,
+    total: usize,
+    [c, h, w]: [usize; 3],
+    [kh, kw, stride, pad]: [usize; 4],
+) -> R<D::Buf> {
+    let out = |n, k| repops::ops::window_out(n, k, stride, pad).unwrap_or(0) as u64;
+    let (oh, ow) = (out(h, kh), out(w, kw));
+    let mut y = zeros_f32(d, total)?;
+    let u = |v: usize| Arg::U64(v as u64);
+    let args = &mut [
+        Arg::In(input),
+        Arg::Out(&mut y),
+        u(total),
+        u(c),
+        u(h),
+        u(w),
+        u(kh),
+        u(kw),
+        u(stride),
+        u(pad),
+        Arg::U64(oh),
+        Arg::U64(ow),
+    ];
+    d.launch(kernel, elementwise(total as u64), args)?;
+    Ok(y)
 }

@@ -77,6 +77,8 @@ pub const MODULES: [Module; 5] = [
             "rp_layer_norm",
             "rp_layer_norm_backward_input",
             "rp_layer_norm_stats",
+            "rp_max_last",
+            "rp_max_last_backward",
         ],
     },
     Module {
@@ -102,6 +104,8 @@ pub const MODULES: [Module; 5] = [
             "rp_embedding_backward",
             "rp_transpose",
             "rp_permute",
+            "rp_im2col",
+            "rp_col2im",
         ],
     },
     Module {

@@ -129,7 +129,7 @@ pub fn unary_op(i: usize, s: f32) -> Op {
 }
 
 /// Number of op kinds [`fuzz_case`] draws from.
-pub const FUZZ_KINDS: usize = 43;
+pub const FUZZ_KINDS: usize = 45;
 
 /// Fuzz case `kind` (`0..FUZZ_KINDS`, every op of `repops::Op`) with random shapes and
 /// inputs drawn from `seed`.
@@ -275,6 +275,48 @@ pub fn fuzz_case(kind: usize, seed: u64) -> (Op, Vec<Tensor>) {
                     (Op::Reshape { shape }, vec![r.bits(&dims)])
                 }
                 _ => (Op::Permute { perm }, vec![r.bits(&dims)]),
+            }
+        }
+        43 => {
+            // A window that fits: side k, padding below k, image at least k - 2 pad.
+            let (kh, kw) = (r.int(1, 5), r.int(1, 5));
+            let pad = r.int(0, kh.min(kw) - 1);
+            let stride = r.int(1, 3);
+            let (c, n) = (r.int(1, 4), r.int(1, 3));
+            let (h, w) = (
+                r.int(kh.saturating_sub(2 * pad).max(1), 12),
+                r.int(kw.saturating_sub(2 * pad).max(1), 12),
+            );
+            if r.int(0, 1) == 0 {
+                let op = Op::Im2Col {
+                    kh,
+                    kw,
+                    stride,
+                    pad,
+                };
+                (op, vec![r.bits(&[n, c, h, w])])
+            } else {
+                let out = |d, k| crate::ops::window_out(d, k, stride, pad).unwrap_or(1);
+                let rows = n * out(h, kh) * out(w, kw);
+                let op = Op::Col2Im {
+                    channels: c,
+                    height: h,
+                    width: w,
+                    kh,
+                    kw,
+                    stride,
+                    pad,
+                };
+                (op, vec![r.values(&[rows, c * kh * kw], -10.0, 10.0)])
+            }
+        }
+        44 => {
+            let (rows, k) = (r.int(1, 500), r.int(1, 70));
+            if r.int(0, 1) == 0 {
+                (Op::MaxLast, vec![r.bits(&[rows, k])])
+            } else {
+                let x = r.bits(&[rows, k]);
+                (Op::MaxLastBackward, vec![x, r.tensor(&[rows], -1.0, 1.0)])
             }
         }
         _ => {

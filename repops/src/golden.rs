@@ -378,6 +378,45 @@ pub fn case_specs() -> Vec<(String, Op, Vec<InputSpec>)> {
             u(&[], 0.5, 0.999),
         ],
     );
+    add(
+        "im2col",
+        Op::Im2Col {
+            kh: 3,
+            kw: 3,
+            stride: 1,
+            pad: 1,
+        },
+        vec![u(&[2, 3, 7, 6], -1.0, 1.0)],
+    );
+    add(
+        "im2col_strided",
+        Op::Im2Col {
+            kh: 2,
+            kw: 3,
+            stride: 2,
+            pad: 0,
+        },
+        vec![bits(&[2, 2, 9, 8])],
+    );
+    add(
+        "col2im",
+        Op::Col2Im {
+            channels: 3,
+            height: 7,
+            width: 6,
+            kh: 3,
+            kw: 3,
+            stride: 1,
+            pad: 1,
+        },
+        vec![u(&[84, 27], -1.0, 1.0)],
+    );
+    add("max_last", Op::MaxLast, vec![bits(&[64, 4])]);
+    add(
+        "max_last_backward",
+        Op::MaxLastBackward,
+        vec![bits(&[64, 4]), u(&[64], -1.0, 1.0)],
+    );
     v
 }
 
@@ -427,6 +466,10 @@ pub fn all_op_names() -> Vec<&'static str> {
         "adam_m",
         "adam_v",
         "adamw_update",
+        "im2col",
+        "col2im",
+        "max_last",
+        "max_last_backward",
     ]
 }
 

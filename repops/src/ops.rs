@@ -121,6 +121,60 @@ pub enum Op {
         eps: f32,
         weight_decay: f32,
     },
+    /// `(x[N,C,H,W]) -> [N*OH*OW, C*kh*kw]`: row `(n, oh, ow)`, column `(c, i, j)` is
+    /// `x[n, c, oh*stride - pad + i, ow*stride - pad + j]`, `+0` outside the image (a
+    /// convolution is this and a matrix product). `OH = (H + 2 pad - kh) / stride + 1`.
+    Im2Col {
+        kh: usize,
+        kw: usize,
+        stride: usize,
+        pad: usize,
+    },
+    /// The adjoint of [`Op::Im2Col`]: `(cols[N*OH*OW, C*kh*kw]) -> [N, C, H, W]`, each
+    /// pixel the f32 sum, from `+0`, of the entries that copied it, in ascending
+    /// `(oh, ow)` order.
+    Col2Im {
+        channels: usize,
+        height: usize,
+        width: usize,
+        kh: usize,
+        kw: usize,
+        stride: usize,
+        pad: usize,
+    },
+    /// `(x[..,K]) -> [..]`: the R3 `max` of each row (max pooling over windows that
+    /// [`Op::Im2Col`] laid out as rows).
+    MaxLast,
+    /// `(x[..,K], dy[..]) -> [..,K]`: per row, `dy` at the first index whose value
+    /// equals the row's `max_last` (the first NaN when that is NaN), `+0` elsewhere.
+    MaxLastBackward,
+}
+
+/// Largest window side, stride or padding of [`Op::Im2Col`] and [`Op::Col2Im`].
+pub const MAX_WINDOW: usize = 64;
+
+/// Output side of a window of `k` at `stride` over `n` cells padded by `pad` each
+/// side, or `None` when the window does not fit.
+pub fn window_out(n: usize, k: usize, stride: usize, pad: usize) -> Option<usize> {
+    let padded = n.checked_add(pad.checked_mul(2)?)?;
+    if k == 0 || stride == 0 || k > padded {
+        return None;
+    }
+    Some((padded - k) / stride + 1)
+}
+
+/// Checks [`Op::Im2Col`]'s window parameters.
+fn window_params(op: &'static str, kh: usize, kw: usize, stride: usize, pad: usize) -> Result<()> {
+    let ok = |v: usize| (1..=MAX_WINDOW).contains(&v);
+    if !ok(kh) || !ok(kw) || !ok(stride) || pad >= kh.min(kw) {
+        return Err(RepOpsError::Param {
+            op,
+            detail: format!(
+                "kh = {kh}, kw = {kw}, stride = {stride} must be in 1..={MAX_WINDOW} and pad = {pad} below both sides"
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn shape_err(op: &'static str, detail: String) -> RepOpsError {
@@ -310,6 +364,10 @@ impl Op {
             Op::AdamM { .. } => "adam_m",
             Op::AdamV { .. } => "adam_v",
             Op::AdamWUpdate { .. } => "adamw_update",
+            Op::Im2Col { .. } => "im2col",
+            Op::Col2Im { .. } => "col2im",
+            Op::MaxLast => "max_last",
+            Op::MaxLastBackward => "max_last_backward",
         }
     }
 
@@ -343,7 +401,8 @@ impl Op {
             | Op::SgdMomentumBuf { .. }
             | Op::SgdUpdate { .. }
             | Op::AdamM { .. }
-            | Op::AdamV { .. } => 2,
+            | Op::AdamV { .. }
+            | Op::MaxLastBackward => 2,
             _ => 1,
         }
     }
@@ -570,6 +629,92 @@ impl Op {
                 same(0, 2)?;
                 rank(3, 0)?;
                 rank(4, 0)?;
+                s[0].to_vec()
+            }
+            Op::Im2Col {
+                kh,
+                kw,
+                stride,
+                pad,
+            } => {
+                rank(0, 4)?;
+                window_params(name, *kh, *kw, *stride, *pad)?;
+                let [n, c, h, w] = [s[0][0], s[0][1], s[0][2], s[0][3]];
+                let (oh, ow) = match (
+                    window_out(h, *kh, *stride, *pad),
+                    window_out(w, *kw, *stride, *pad),
+                ) {
+                    (Some(a), Some(b)) => (a, b),
+                    _ => {
+                        return Err(shape_err(
+                            name,
+                            format!("a {kh}x{kw} window does not fit {:?} padded by {pad}", s[0]),
+                        ))
+                    }
+                };
+                match (
+                    n.checked_mul(oh).and_then(|v| v.checked_mul(ow)),
+                    c.checked_mul(kh * kw),
+                ) {
+                    (Some(rows), Some(cols)) => vec![rows, cols],
+                    _ => return Err(shape_err(name, format!("{:?} has too many patches", s[0]))),
+                }
+            }
+            Op::Col2Im {
+                channels,
+                height,
+                width,
+                kh,
+                kw,
+                stride,
+                pad,
+            } => {
+                rank(0, 2)?;
+                window_params(name, *kh, *kw, *stride, *pad)?;
+                let dims_ok = [*channels, *height, *width]
+                    .iter()
+                    .all(|&d| (1..=1 << 16).contains(&d));
+                let (oh, ow) =
+                    match (
+                        window_out(*height, *kh, *stride, *pad),
+                        window_out(*width, *kw, *stride, *pad),
+                    ) {
+                        (Some(a), Some(b)) if dims_ok => (a, b),
+                        _ => return Err(shape_err(
+                            name,
+                            format!(
+                                "a {kh}x{kw} window does not fit {height}x{width} padded by {pad}"
+                            ),
+                        )),
+                    };
+                let per_image = oh * ow;
+                if s[0][1] != channels * kh * kw || s[0][0] % per_image != 0 {
+                    return Err(shape_err(
+                        name,
+                        format!(
+                            "cols {:?} are not [N*{per_image}, {}] patches of {channels}x{height}x{width}",
+                            s[0],
+                            channels * kh * kw
+                        ),
+                    ));
+                }
+                vec![s[0][0] / per_image, *channels, *height, *width]
+            }
+            Op::MaxLast => {
+                at_least(0, 1)?;
+                if last(0) == 0 {
+                    return Err(shape_err(name, "rows must not be empty".into()));
+                }
+                s[0][..s[0].len() - 1].to_vec()
+            }
+            Op::MaxLastBackward => {
+                at_least(0, 1)?;
+                if s[1] != &s[0][..s[0].len() - 1] {
+                    return Err(shape_err(
+                        name,
+                        format!("dy {:?} must be x {:?} without its last dim", s[1], s[0]),
+                    ));
+                }
                 s[0].to_vec()
             }
         })
@@ -965,6 +1110,101 @@ impl Op {
                     })
                     .collect();
                 t(o)
+            }
+            Op::Im2Col {
+                kh,
+                kw,
+                stride,
+                pad,
+            } => {
+                let sh = x[0].shape();
+                let (c, h, w) = (sh[1], sh[2], sh[3]);
+                let (oh, ow) = (
+                    window_out(h, *kh, *stride, *pad).unwrap_or(0),
+                    window_out(w, *kw, *stride, *pad).unwrap_or(0),
+                );
+                let (cols, xd) = (c * kh * kw, x[0].data());
+                let (kh, kw, st, pad) = (*kh, *kw, *stride as isize, *pad as isize);
+                t(by_rows(out_shape[0], cols, |r, o| {
+                    let (n, p) = (r / (oh * ow), r % (oh * ow));
+                    let (y0, x0) = ((p / ow) as isize * st - pad, (p % ow) as isize * st - pad);
+                    for ci in 0..c {
+                        for i in 0..kh {
+                            for j in 0..kw {
+                                let (y, xx) = (y0 + i as isize, x0 + j as isize);
+                                let inside =
+                                    y >= 0 && xx >= 0 && (y as usize) < h && (xx as usize) < w;
+                                o[(ci * kh + i) * kw + j] = if inside {
+                                    xd[((n * c + ci) * h + y as usize) * w + xx as usize]
+                                } else {
+                                    0.0
+                                };
+                            }
+                        }
+                    }
+                }))
+            }
+            Op::Col2Im {
+                channels,
+                height,
+                width,
+                kh,
+                kw,
+                stride,
+                pad,
+            } => {
+                let (c, h, w) = (*channels, *height, *width);
+                let (oh, ow) = (
+                    window_out(h, *kh, *stride, *pad).unwrap_or(0),
+                    window_out(w, *kw, *stride, *pad).unwrap_or(0),
+                );
+                let (kh, kw, st, pad) = (*kh, *kw, *stride, *pad);
+                let (cd, cols) = (x[0].data(), c * kh * kw);
+                // One row per (image, channel, pixel row): each pixel sums the patch
+                // entries that copied it, (oh, ow) ascending.
+                t(by_rows(out_shape[0] * c * h, w, |r, o| {
+                    let (n, ci, y) = (r / (c * h), (r / h) % c, r % h);
+                    for (xx, v) in o.iter_mut().enumerate() {
+                        let mut acc = 0.0f32;
+                        for a in 0..oh {
+                            let Some(i) = (y + pad).checked_sub(a * st).filter(|&i| i < kh) else {
+                                continue;
+                            };
+                            for b in 0..ow {
+                                let Some(j) = (xx + pad).checked_sub(b * st).filter(|&j| j < kw)
+                                else {
+                                    continue;
+                                };
+                                acc += cd[((n * oh + a) * ow + b) * cols + (ci * kh + i) * kw + j];
+                            }
+                        }
+                        *v = acc;
+                    }
+                }))
+            }
+            Op::MaxLast => {
+                let (r, k) = rows_cols(x[0]);
+                let xd = x[0].data();
+                t(by_rows(r, 1, |i, o| {
+                    o[0] = reduce::max(&xd[i * k..(i + 1) * k])
+                }))
+            }
+            Op::MaxLastBackward => {
+                let (r, k) = rows_cols(x[0]);
+                let (xd, dy) = (x[0].data(), x[1].data());
+                t(by_rows(r, k, |i, o| {
+                    let row = &xd[i * k..(i + 1) * k];
+                    let m = reduce::max(row);
+                    let at = if m.is_nan() {
+                        row.iter().position(|v| v.is_nan())
+                    } else {
+                        row.iter().position(|&v| v == m)
+                    };
+                    o.fill(0.0);
+                    if let Some(a) = at {
+                        o[a] = dy[i];
+                    }
+                }))
             }
         }
     }

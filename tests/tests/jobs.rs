@@ -132,6 +132,48 @@ async fn cheating_solver_is_slashed_at_the_injected_step_and_node() {
     n.c.shutdown().await;
 }
 
+/// A graph program (the shipped `gated-digits`): a cheat at the gradient of its
+/// sigmoid gate (a backward rule only graphs use), at a random step, is disputed
+/// and localised by the referee to exactly that operator; the solver is slashed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cheat_in_a_graph_program_is_localised_to_its_operator() {
+    let n = net().await.unwrap();
+    let v = n.whistleblower().await.unwrap();
+    let mut p = train::Program::builtin("gated-digits").unwrap();
+    p.steps = STEPS;
+    let step = rand::thread_rng().gen_range(1..=STEPS);
+    let graph = p.graph().unwrap();
+    let node = graph
+        .nodes
+        .iter()
+        .position(|k| k.op == repops::Op::SigmoidBackward)
+        .expect("the gate's backward");
+    assert!(app::demo::effective_nodes(&p, step)
+        .unwrap()
+        .contains(&node));
+    let mut sc = n.c.solver_config("cheater");
+    sc.inject_fault = vec![Fault::Corrupt { step, node }];
+    let s = solverd::start(sc).await.unwrap();
+    let id =
+        n.c.submit(
+            "submitter",
+            &p,
+            framework::Amount(1_000_000),
+            framework::Amount(100_000),
+        )
+        .await
+        .unwrap();
+    let t = n.finish(id, 180).await.unwrap();
+    assert_eq!(status_name(&t), "TASK_STATUS_FAILED", "{}", t.note);
+    let d = n.dispute_of(id).await.unwrap().expect("a dispute");
+    assert!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
+    assert_eq!((d.hi, d.node), (step, node as u64), "{}", d.outcome);
+    assert!(n.stake("cheater").await.unwrap().1 > framework::Amount::ZERO);
+    s.shutdown().await;
+    v.shutdown().await;
+    n.c.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skipped_steps_and_wrong_batches_are_caught() {
     let n = net().await.unwrap();

@@ -654,9 +654,16 @@ impl Program {
                 p.model = gated_digits_model();
                 p
             }
+            "cnn-digits" => {
+                let mut p = Program::builtin("mlp-digits")?;
+                p.name = name.into();
+                p.model = cnn_digits_model();
+                p.steps = 600;
+                p
+            }
             _ => {
                 return Err(perr(format!(
-                    "no builtin program named {name:?} (try mlp-digits, tiny-lm, gated-digits)"
+                    "no builtin program named {name:?} (try mlp-digits, tiny-lm, gated-digits, cnn-digits)"
                 )))
             }
         };
@@ -1041,7 +1048,16 @@ impl Program {
             .iter()
             .map(|n| GraphNode {
                 name: format!("n{}", n.index),
-                op: n.op.clone(),
+                // The builtin families' reshapes lead with a batch-dependent dimension:
+                // inferred, so that the graph expands at any batch size.
+                op: match &n.op {
+                    Op::Reshape { shape } if !shape.is_empty() => {
+                        let mut shape = shape.clone();
+                        shape[0] = 0;
+                        Op::Reshape { shape }
+                    }
+                    op => op.clone(),
+                },
                 inputs: n.inputs.iter().map(name).collect(),
             })
             .collect();
@@ -1320,6 +1336,93 @@ fn gated_digits_model() -> Model {
             node("zt", mm(true, true), &["et", "u"]),
             node("zz", Op::Add, &["z", "zt"]),
             node("logits", Op::LogSoftmax, &["zz"]),
+        ],
+        logits: "logits".into(),
+    }
+}
+
+/// The `cnn-digits` example: a convolutional network on the 8x8 digits written as a
+/// graph. Two 3x3 convolutions (`im2col`, then a matrix product with the kernel as a
+/// `[c*3*3, f]` matrix), each followed by ReLU and 2x2 max pooling (`im2col` of each
+/// channel's windows as rows, then `max_last`), then a linear head.
+fn cnn_digits_model() -> Model {
+    // 0: the dimension inferred from the element count (the batch, or batch x channels).
+    const B: usize = 0;
+    let param = |name: &str, shape: Vec<usize>, init: Init| GraphParam {
+        name: name.into(),
+        shape,
+        init,
+        trainable: true,
+    };
+    let node = |name: &str, op: Op, inputs: &[&str]| GraphNode {
+        name: name.into(),
+        op,
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+    };
+    let conv = |kh| Op::Im2Col {
+        kh,
+        kw: kh,
+        stride: 1,
+        pad: 1,
+    };
+    let pool = Op::Im2Col {
+        kh: 2,
+        kw: 2,
+        stride: 2,
+        pad: 0,
+    };
+    let reshape = |shape: &[usize]| Op::Reshape {
+        shape: shape.to_vec(),
+    };
+    let nchw = Op::Permute {
+        perm: vec![0, 3, 1, 2],
+    };
+    let mm = Op::MatMul {
+        ta: false,
+        tb: false,
+    };
+    Model::Graph {
+        batch: BatchKind::Rows {
+            features: 64,
+            classes: 10,
+        },
+        params: vec![
+            param("c1.w", vec![9, 16], Init::Uniform(inv_sqrt(9))),
+            param("c1.b", vec![16], Init::Zeros),
+            param("c2.w", vec![144, 32], Init::Uniform(inv_sqrt(144))),
+            param("c2.b", vec![32], Init::Zeros),
+            param("fc.w", vec![128, 10], Init::Uniform(inv_sqrt(128))),
+            param("fc.b", vec![10], Init::Zeros),
+        ],
+        nodes: vec![
+            node("xs", Op::Scale { s: 0.0625 }, &["x"]),
+            node("img", reshape(&[B, 1, 8, 8]), &["xs"]),
+            // conv 1: [B*64, 9] x [9, 16]
+            node("c1.cols", conv(3), &["img"]),
+            node("c1.mm", mm.clone(), &["c1.cols", "c1.w"]),
+            node("c1.z", Op::AddBias, &["c1.mm", "c1.b"]),
+            node("c1.a", Op::Relu, &["c1.z"]),
+            node("c1.nhwc", reshape(&[B, 8, 8, 16]), &["c1.a"]),
+            node("c1.nchw", nchw.clone(), &["c1.nhwc"]),
+            // pool 1: each channel's 2x2 windows as rows -> [B, 16, 4, 4]
+            node("p1.planes", reshape(&[B, 1, 8, 8]), &["c1.nchw"]),
+            node("p1.win", pool.clone(), &["p1.planes"]),
+            node("p1.max", Op::MaxLast, &["p1.win"]),
+            node("p1.out", reshape(&[B, 16, 4, 4]), &["p1.max"]),
+            // conv 2: [B*16, 144] x [144, 32]
+            node("c2.cols", conv(3), &["p1.out"]),
+            node("c2.mm", mm.clone(), &["c2.cols", "c2.w"]),
+            node("c2.z", Op::AddBias, &["c2.mm", "c2.b"]),
+            node("c2.a", Op::Relu, &["c2.z"]),
+            node("c2.nhwc", reshape(&[B, 4, 4, 32]), &["c2.a"]),
+            node("c2.nchw", nchw, &["c2.nhwc"]),
+            // pool 2 -> [B, 32, 2, 2] -> [B, 128]
+            node("p2.planes", reshape(&[B, 1, 4, 4]), &["c2.nchw"]),
+            node("p2.win", pool, &["p2.planes"]),
+            node("p2.max", Op::MaxLast, &["p2.win"]),
+            node("flat", reshape(&[B, 128]), &["p2.max"]),
+            node("fc.mm", mm, &["flat", "fc.w"]),
+            node("logits", Op::AddBias, &["fc.mm", "fc.b"]),
         ],
         logits: "logits".into(),
     }
@@ -1723,6 +1826,32 @@ impl Builder {
                 Op::Transpose => {
                     Builder::push_grad(self, &mut grads, x, 0, Op::Transpose, vec![gy])?
                 }
+                Op::Im2Col {
+                    kh,
+                    kw,
+                    stride,
+                    pad,
+                } => {
+                    let s = self.shape(&x[0])?;
+                    let op = Op::Col2Im {
+                        channels: s[1],
+                        height: s[2],
+                        width: s[3],
+                        kh: *kh,
+                        kw: *kw,
+                        stride: *stride,
+                        pad: *pad,
+                    };
+                    Builder::push_grad(self, &mut grads, x, 0, op, vec![gy])?
+                }
+                Op::MaxLast => Builder::push_grad(
+                    self,
+                    &mut grads,
+                    x,
+                    0,
+                    Op::MaxLastBackward,
+                    vec![x[0].clone(), gy],
+                )?,
                 Op::AddBias => {
                     if self.requires_grad(&x[0]) {
                         self.accumulate(&mut grads, &x[0], gy.clone())?;
@@ -2057,7 +2186,14 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
                             })
                         })
                         .collect::<Result<Vec<_>>>()?;
-                let out = b.op(n.name.clone(), n.op.clone(), ins)?;
+                let op = match (&n.op, ins.first()) {
+                    (Op::Reshape { shape }, Some(i)) => Op::Reshape {
+                        shape: inferred(shape, &b.shape(i)?)
+                            .map_err(|e| perr(format!("node {:?}: {e}", n.name)))?,
+                    },
+                    (op, _) => op.clone(),
+                };
+                let out = b.op(n.name.clone(), op, ins)?;
                 named.insert(&n.name, out);
             }
             let lg = named
@@ -2250,6 +2386,29 @@ fn build_merge(p: &Program, outer_lr: f32) -> Result<StepGraph> {
         state_shapes: spec.into_iter().map(|(k, (s, _))| (k, s)).collect(),
         batch_shapes: BTreeMap::new(),
     })
+}
+
+/// A graph's reshape target with its one `0` dimension, if any, inferred from the
+/// input's element count (so that a graph expands at any batch size).
+fn inferred(shape: &[usize], input: &[usize]) -> std::result::Result<Vec<usize>, String> {
+    let zeros = shape.iter().filter(|&&d| d == 0).count();
+    if zeros == 0 {
+        return Ok(shape.to_vec());
+    }
+    let known = shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |a, &d| a.checked_mul(d));
+    let total = input.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    match (zeros, known, total) {
+        (1, Some(k), Some(t)) if k > 0 && t % k == 0 && t > 0 => Ok(shape
+            .iter()
+            .map(|&d| if d == 0 { t / k } else { d })
+            .collect()),
+        _ => Err(format!(
+            "reshape {shape:?} of {input:?}: at most one 0 (inferred) dimension, dividing the element count"
+        )),
+    }
 }
 
 fn idx(i: &Input) -> usize {

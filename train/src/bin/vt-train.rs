@@ -60,6 +60,11 @@ struct Args {
     /// grpc://host:port or a path); default: `--init-state-out` as given.
     #[arg(long, requires = "fine_tune_from")]
     init_state_source: Option<String>,
+    /// Print PROGRAM with its model written as a graph (`model.family: graph`: its
+    /// params and forward nodes in RepOps' op vocabulary) instead of training: the
+    /// same state hashes, and a starting point for one's own model.
+    #[arg(long, conflicts_with = "fine_tune_from")]
+    to_graph: bool,
 }
 
 fn main() -> Result<()> {
@@ -92,6 +97,10 @@ fn main() -> Result<()> {
     program.validate()?;
     if let (Some(from), Some(out)) = (&args.fine_tune_from, &args.init_state_out) {
         return make_fine_tune(&args, program, from, out);
+    }
+    if args.to_graph {
+        println!("{}", serde_json::to_string_pretty(&program.to_graph()?)?);
+        return Ok(());
     }
     let dataset = match &args.dataset {
         Some(p) => Dataset::load(p, Some(&program.dataset.root))
