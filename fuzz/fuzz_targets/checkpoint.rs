@@ -57,6 +57,8 @@ fn program() -> &'static (Program, BTreeMap<String, Vec<usize>>) {
             inputs: Vec::new(),
             mode: Default::default(),
             record_loss: false,
+            schedule: None,
+            clip_norm: None,
         };
         let shapes = p
             .state_spec()

@@ -79,6 +79,8 @@ fn program(r: &mut Reader<'_>) -> Program {
         inputs: Vec::new(),
         mode: Default::default(),
         record_loss: false,
+        schedule: None,
+        clip_norm: None,
     }
 }
 

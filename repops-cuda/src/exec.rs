@@ -940,26 +940,20 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[In<'_, D::Buf>], out_shape: &[usize])
             lr,
             eps,
             weight_decay,
-        } => {
-            let n = x[0].len() as u64;
-            let ins = [x[0].buf(), x[1].buf(), x[2].buf()];
-            let mut y = zeros_f32(d, x[0].len())?;
-            // (p, m, v, float* y, u64 n, float bc1, float bc2, float lr, float eps, float wd)
-            // with the bias corrections 1 - beta^t in f32, as the CPU.
-            let args = &mut [
-                Arg::In(ins[0]),
-                Arg::In(ins[1]),
-                Arg::In(ins[2]),
-                Arg::Out(&mut y),
-                Arg::U64(n),
-                Arg::F32(1.0 - host(d, &x[3])?.data()[0]),
-                Arg::F32(1.0 - host(d, &x[4])?.data()[0]),
-                Arg::F32(*lr),
-                Arg::F32(*eps),
-                Arg::F32(*weight_decay),
-            ];
-            d.launch("rp_adamw_update", elementwise(n), args)?;
-            Ok(y)
+        } => adamw(d, x, *lr, *eps, *weight_decay),
+        // A computed scalar (4 bytes) comes to the host and is passed to the kernel, as
+        // the Adam powers are.
+        Op::AdamWUpdateLr { eps, weight_decay } => {
+            let lr = host(d, &x[5])?.data()[0];
+            adamw(d, x, lr, *eps, *weight_decay)
+        }
+        Op::MulScalar => {
+            let s = host(d, &x[1])?.data()[0];
+            map1(d, "rp_scale", &x[0], s)
+        }
+        Op::SgdUpdateLr => {
+            let lr = host(d, &x[2])?.data()[0];
+            map2(d, "rp_sgd_update", &x[0], &x[1], lr, 0.0)
         }
         Op::Im2Col {
             kh,
@@ -1008,6 +1002,35 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[In<'_, D::Buf>], out_shape: &[usize])
         }
         Op::MaxLastBackward => rows2(d, "rp_max_last_backward", &x[0], &x[1]),
     }
+}
+
+/// `rp_adamw_update` at learning rate `lr`.
+fn adamw<D: Device>(
+    d: &D,
+    x: &[In<'_, D::Buf>],
+    lr: f32,
+    eps: f32,
+    weight_decay: f32,
+) -> R<D::Buf> {
+    let n = x[0].len() as u64;
+    let ins = [x[0].buf(), x[1].buf(), x[2].buf()];
+    let mut y = zeros_f32(d, x[0].len())?;
+    // (p, m, v, float* y, u64 n, float bc1, float bc2, float lr, float eps, float wd)
+    // with the bias corrections 1 - beta^t in f32, as the CPU.
+    let args = &mut [
+        Arg::In(ins[0]),
+        Arg::In(ins[1]),
+        Arg::In(ins[2]),
+        Arg::Out(&mut y),
+        Arg::U64(n),
+        Arg::F32(1.0 - host(d, &x[3])?.data()[0]),
+        Arg::F32(1.0 - host(d, &x[4])?.data()[0]),
+        Arg::F32(lr),
+        Arg::F32(eps),
+        Arg::F32(weight_decay),
+    ];
+    d.launch("rp_adamw_update", elementwise(n), args)?;
+    Ok(y)
 }
 
 /// `rp_im2col` / `rp_col2im(const float* in, float* y, u64 total, u64 c, u64 h, u64 w,

@@ -129,7 +129,7 @@ pub fn unary_op(i: usize, s: f32) -> Op {
 }
 
 /// Number of op kinds [`fuzz_case`] draws from.
-pub const FUZZ_KINDS: usize = 45;
+pub const FUZZ_KINDS: usize = 46;
 
 /// Fuzz case `kind` (`0..FUZZ_KINDS`, every op of `repops::Op`) with random shapes and
 /// inputs drawn from `seed`.
@@ -308,6 +308,32 @@ pub fn fuzz_case(kind: usize, seed: u64) -> (Op, Vec<Tensor>) {
                     pad,
                 };
                 (op, vec![r.values(&[rows, c * kh * kw], -10.0, 10.0)])
+            }
+        }
+        45 => {
+            let n = r.int(1, 20_000);
+            let scalar = Tensor::scalar(r.uniform(-2.0, 2.0));
+            match r.int(0, 2) {
+                0 => (Op::MulScalar, vec![r.bits(&[n]), scalar]),
+                1 => (
+                    Op::SgdUpdateLr,
+                    vec![r.tensor(&[n], -1.0, 1.0), r.tensor(&[n], -1.0, 1.0), scalar],
+                ),
+                _ => {
+                    let op = Op::AdamWUpdateLr {
+                        eps: 1e-8,
+                        weight_decay: 1e-4,
+                    };
+                    let ins = vec![
+                        r.tensor(&[n], -1.0, 1.0),
+                        r.tensor(&[n], -0.1, 0.1),
+                        r.tensor(&[n], 0.0, 0.01),
+                        Tensor::scalar(r.uniform(0.0, 0.9)),
+                        Tensor::scalar(r.uniform(0.0, 0.999)),
+                        Tensor::scalar(r.uniform(0.0, 0.01)),
+                    ];
+                    (op, ins)
+                }
             }
         }
         44 => {

@@ -417,6 +417,31 @@ pub fn case_specs() -> Vec<(String, Op, Vec<InputSpec>)> {
         Op::MaxLastBackward,
         vec![bits(&[64, 4]), u(&[64], -1.0, 1.0)],
     );
+    add(
+        "mul_scalar",
+        Op::MulScalar,
+        vec![bits(&[100]), u(&[], -2.0, 2.0)],
+    );
+    add(
+        "sgd_update_lr",
+        Op::SgdUpdateLr,
+        vec![u(&[100], -1.0, 1.0), u(&[100], -1.0, 1.0), u(&[], 0.0, 0.1)],
+    );
+    add(
+        "adamw_update_lr",
+        Op::AdamWUpdateLr {
+            eps: 1e-8,
+            weight_decay: 0.01,
+        },
+        vec![
+            u(&[100], -1.0, 1.0),
+            u(&[100], -0.1, 0.1),
+            u(&[100], 0.0, 0.01),
+            u(&[], 0.1, 0.9),
+            u(&[], 0.5, 0.999),
+            u(&[], 0.0, 0.01),
+        ],
+    );
     v
 }
 
@@ -470,6 +495,9 @@ pub fn all_op_names() -> Vec<&'static str> {
         "col2im",
         "max_last",
         "max_last_backward",
+        "mul_scalar",
+        "sgd_update_lr",
+        "adamw_update_lr",
     ]
 }
 

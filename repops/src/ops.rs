@@ -148,6 +148,29 @@ pub enum Op {
     /// `(x[..,K], dy[..]) -> [..,K]`: per row, `dy` at the first index whose value
     /// equals the row's `max_last` (the first NaN when that is NaN), `+0` elsewhere.
     MaxLastBackward,
+    /// `(x, s[]) -> x * s`: scaling by a computed scalar (gradient clipping).
+    MulScalar,
+    /// `(p, buf, lr[]) -> p - lr * buf`: `sgd_update` with a computed learning rate
+    /// (a schedule).
+    SgdUpdateLr,
+    /// `(p, m, v, beta1^t[], beta2^t[], lr[])`: `adamw_update` with a computed learning
+    /// rate (a schedule).
+    AdamWUpdateLr { eps: f32, weight_decay: f32 },
+}
+
+/// `adamw_update` of `(p, m, v, beta1^t, beta2^t)` at learning rate `lr`.
+fn adamw(x: &[&Tensor], lr: f32, eps: f32, wd: f32) -> Vec<f32> {
+    let bc1 = 1.0 - x[3].data()[0];
+    let bc2 = 1.0 - x[4].data()[0];
+    let (p, m, v) = (x[0].data(), x[1].data(), x[2].data());
+    (0..p.len())
+        .map(|i| {
+            let mh = m[i] / bc1;
+            let vh = v[i] / bc2;
+            let u = mh / (vh.sqrt() + eps);
+            p[i] - lr * (u + wd * p[i])
+        })
+        .collect()
 }
 
 /// Largest window side, stride or padding of [`Op::Im2Col`] and [`Op::Col2Im`].
@@ -368,6 +391,9 @@ impl Op {
             Op::Col2Im { .. } => "col2im",
             Op::MaxLast => "max_last",
             Op::MaxLastBackward => "max_last_backward",
+            Op::MulScalar => "mul_scalar",
+            Op::SgdUpdateLr => "sgd_update_lr",
+            Op::AdamWUpdateLr { .. } => "adamw_update_lr",
         }
     }
 
@@ -379,7 +405,9 @@ impl Op {
     /// Number of inputs.
     pub fn arity(&self) -> usize {
         match self {
+            Op::AdamWUpdateLr { .. } => 6,
             Op::AdamWUpdate { .. } => 5,
+            Op::SgdUpdateLr => 3,
             Op::LayerNorm { .. } | Op::LayerNormBackwardInput { .. } => 3,
             Op::MatMul { .. }
             | Op::BatchedMatMul { .. }
@@ -402,7 +430,8 @@ impl Op {
             | Op::SgdUpdate { .. }
             | Op::AdamM { .. }
             | Op::AdamV { .. }
-            | Op::MaxLastBackward => 2,
+            | Op::MaxLastBackward
+            | Op::MulScalar => 2,
             _ => 1,
         }
     }
@@ -674,19 +703,20 @@ impl Op {
                 let dims_ok = [*channels, *height, *width]
                     .iter()
                     .all(|&d| (1..=1 << 16).contains(&d));
-                let (oh, ow) =
-                    match (
-                        window_out(*height, *kh, *stride, *pad),
-                        window_out(*width, *kw, *stride, *pad),
-                    ) {
-                        (Some(a), Some(b)) if dims_ok => (a, b),
-                        _ => return Err(shape_err(
+                let (oh, ow) = match (
+                    window_out(*height, *kh, *stride, *pad),
+                    window_out(*width, *kw, *stride, *pad),
+                ) {
+                    (Some(a), Some(b)) if dims_ok => (a, b),
+                    _ => {
+                        return Err(shape_err(
                             name,
                             format!(
                                 "a {kh}x{kw} window does not fit {height}x{width} padded by {pad}"
                             ),
-                        )),
-                    };
+                        ))
+                    }
+                };
                 let per_image = oh * ow;
                 if s[0][1] != channels * kh * kw || s[0][0] % per_image != 0 {
                     return Err(shape_err(
@@ -706,6 +736,23 @@ impl Op {
                     return Err(shape_err(name, "rows must not be empty".into()));
                 }
                 s[0][..s[0].len() - 1].to_vec()
+            }
+            Op::MulScalar => {
+                rank(1, 0)?;
+                s[0].to_vec()
+            }
+            Op::SgdUpdateLr => {
+                same(0, 1)?;
+                rank(2, 0)?;
+                s[0].to_vec()
+            }
+            Op::AdamWUpdateLr { .. } => {
+                same(0, 1)?;
+                same(0, 2)?;
+                rank(3, 0)?;
+                rank(4, 0)?;
+                rank(5, 0)?;
+                s[0].to_vec()
             }
             Op::MaxLastBackward => {
                 at_least(0, 1)?;
@@ -747,6 +794,10 @@ impl Op {
                 weight_decay,
             } => {
                 finite_param(n, "lr", *lr)?;
+                finite_param(n, "eps", *eps)?;
+                finite_param(n, "weight_decay", *weight_decay)
+            }
+            Op::AdamWUpdateLr { eps, weight_decay } => {
                 finite_param(n, "eps", *eps)?;
                 finite_param(n, "weight_decay", *weight_decay)
             }
@@ -1096,20 +1147,9 @@ impl Op {
                 lr,
                 eps,
                 weight_decay,
-            } => {
-                let bc1 = 1.0 - x[3].data()[0];
-                let bc2 = 1.0 - x[4].data()[0];
-                let (lr, eps, wd) = (*lr, *eps, *weight_decay);
-                let (p, m, v) = (x[0].data(), x[1].data(), x[2].data());
-                let o: Vec<f32> = (0..p.len())
-                    .map(|i| {
-                        let mh = m[i] / bc1;
-                        let vh = v[i] / bc2;
-                        let u = mh / (vh.sqrt() + eps);
-                        p[i] - lr * (u + wd * p[i])
-                    })
-                    .collect();
-                t(o)
+            } => t(adamw(x, *lr, *eps, *weight_decay)),
+            Op::AdamWUpdateLr { eps, weight_decay } => {
+                t(adamw(x, x[5].data()[0], *eps, *weight_decay))
             }
             Op::Im2Col {
                 kh,
@@ -1181,6 +1221,14 @@ impl Op {
                         *v = acc;
                     }
                 }))
+            }
+            Op::MulScalar => {
+                let s = x[1].data()[0];
+                Ok(map1(x[0], move |v| v * s))
+            }
+            Op::SgdUpdateLr => {
+                let lr = x[2].data()[0];
+                Ok(map2(x[0], x[1], move |p, b| p - lr * b))
             }
             Op::MaxLast => {
                 let (r, k) = rows_cols(x[0]);

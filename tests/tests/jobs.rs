@@ -132,9 +132,9 @@ async fn cheating_solver_is_slashed_at_the_injected_step_and_node() {
     n.c.shutdown().await;
 }
 
-/// A graph program (the shipped `gated-digits`): a cheat at the gradient of its
-/// sigmoid gate (a backward rule only graphs use), at a random step, is disputed
-/// and localised by the referee to exactly that operator; the solver is slashed.
+/// A graph program (the shipped `gated-digits`): a cheat at a gradient node of a
+/// backward rule only graphs use, at a random step, is disputed and localised by the
+/// referee to exactly that operator; the solver is slashed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cheat_in_a_graph_program_is_localised_to_its_operator() {
     let n = net().await.unwrap();
@@ -143,14 +143,33 @@ async fn a_cheat_in_a_graph_program_is_localised_to_its_operator() {
     p.steps = STEPS;
     let step = rand::thread_rng().gen_range(1..=STEPS);
     let graph = p.graph().unwrap();
-    let node = graph
-        .nodes
-        .iter()
-        .position(|k| k.op == repops::Op::SigmoidBackward)
-        .expect("the gate's backward");
-    assert!(app::demo::effective_nodes(&p, step)
-        .unwrap()
-        .contains(&node));
+    // A gradient node of a rule only graphs use, whose flipped bit reaches the state.
+    let graph_only = |op: &repops::Op| {
+        matches!(
+            op,
+            repops::Op::SigmoidBackward
+                | repops::Op::Mul
+                | repops::Op::Scale { .. }
+                | repops::Op::Transpose
+                | repops::Op::LogSoftmaxBackward
+                | repops::Op::MatMul { ta: true, tb: true }
+        )
+    };
+    let eff = app::demo::effective_nodes(&p, step).unwrap();
+    let candidates: Vec<usize> = eff
+        .into_iter()
+        .filter(|&k| graph.nodes[k].label.ends_with(".grad") && graph_only(&graph.nodes[k].op))
+        .collect();
+    assert!(
+        !candidates.is_empty(),
+        "no effective gradient node at step {step}"
+    );
+    let node = candidates[rand::thread_rng().gen_range(0..candidates.len())];
+    eprintln!(
+        "corrupting node {node} ({}, {}) at step {step}",
+        graph.nodes[node].label,
+        graph.nodes[node].op.name()
+    );
     let mut sc = n.c.solver_config("cheater");
     sc.inject_fault = vec![Fault::Corrupt { step, node }];
     let s = solverd::start(sc).await.unwrap();

@@ -56,6 +56,29 @@ pub struct Program {
     /// Absent from the JSON when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub record_loss: bool,
+    /// A learning-rate schedule (absent: the optimizer's constant rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    /// Clip the gradients' global L2 norm to this (absent: no clipping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_norm: Option<f32>,
+}
+
+/// Linear warmup, then cosine decay, of the optimizer's rate, by the state's step
+/// counter (so a fine-tune or a swarm contribution continues its schedule).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// Steps of warmup: the rate at counter `t <= warmup` is `lr * t / warmup`.
+    #[serde(default)]
+    pub warmup: u64,
+    /// Then a cosine decay over this many steps, to `min_factor * lr`, kept after
+    /// (0: no decay).
+    #[serde(default)]
+    pub decay: u64,
+    /// Where the decay ends, as a fraction of the rate.
+    #[serde(default)]
+    pub min_factor: f32,
 }
 
 /// What each step of a program does.
@@ -614,6 +637,8 @@ impl Program {
                 inputs: Vec::new(),
                 mode: Mode::Train,
                 record_loss: false,
+                schedule: None,
+                clip_norm: None,
             },
             "tiny-lm" => Program {
                 name: name.into(),
@@ -647,6 +672,8 @@ impl Program {
                 inputs: Vec::new(),
                 mode: Mode::Train,
                 record_loss: false,
+                schedule: None,
+                clip_norm: None,
             },
             "gated-digits" => {
                 let mut p = Program::builtin("mlp-digits")?;
@@ -717,6 +744,22 @@ impl Program {
                 return Err(perr(format!(
                     "inputs[{i}].step = {} must be below {MAX_STEP_COUNTER}",
                     s.step
+                )));
+            }
+        }
+        if let Some(c) = self.clip_norm {
+            finite_pos("clip_norm", c)?;
+        }
+        if let Some(sch) = &self.schedule {
+            if sch.warmup > MAX_STEP_COUNTER || sch.decay > MAX_STEP_COUNTER {
+                return Err(perr(format!(
+                    "schedule.warmup and schedule.decay must be at most {MAX_STEP_COUNTER}"
+                )));
+            }
+            if !(0.0..=1.0).contains(&sch.min_factor) {
+                return Err(perr(format!(
+                    "schedule.min_factor = {} must be in [0, 1]",
+                    sch.min_factor
                 )));
             }
         }
@@ -1129,8 +1172,8 @@ impl Program {
             return Footprint {
                 state_bytes: m(4, state).saturating_add(64),
                 nodes: m(8, nodes.len() as u64)
-                    .saturating_add(m(4, params.len() as u64))
-                    .saturating_add(16),
+                    .saturating_add(m(8, params.len() as u64))
+                    .saturating_add(64),
             };
         }
         let (params, layers) = match &self.model {
@@ -2233,9 +2276,19 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
         }
     }
     if kind == Kind::Train {
-        let grads = b.backward(loss_idx)?;
+        let mut grads = b.backward(loss_idx)?;
         let step = b.op("opt.step", Op::AddScalar { s: 1.0 }, vec![b.st("opt.step")])?;
         updates.insert("opt.step".to_string(), idx(&step));
+        if let Some(c) = p.clip_norm {
+            clip_gradients(&mut b, &mut grads, &params, c)?;
+        }
+        let base_lr = match p.optimizer {
+            Optimizer::Sgd { lr, .. } | Optimizer::Adamw { lr, .. } => lr,
+        };
+        let lr_t = match &p.schedule {
+            Some(sch) => Some(scheduled_lr(&mut b, &step, sch, base_lr)?),
+            None => None,
+        };
         // A graph's buffers are carried as they are.
         for (name, (shape, _)) in buffer_spec(&p.model) {
             let kept = b.op(
@@ -2255,11 +2308,18 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
                         Op::SgdMomentumBuf { momentum },
                         vec![b.st(&bn), g],
                     )?;
-                    let np = b.op(
-                        format!("{name}.new"),
-                        Op::SgdUpdate { lr },
-                        vec![b.st(name), buf.clone()],
-                    )?;
+                    let np = match &lr_t {
+                        Some(l) => b.op(
+                            format!("{name}.new"),
+                            Op::SgdUpdateLr,
+                            vec![b.st(name), buf.clone(), l.clone()],
+                        )?,
+                        None => b.op(
+                            format!("{name}.new"),
+                            Op::SgdUpdate { lr },
+                            vec![b.st(name), buf.clone()],
+                        )?,
+                    };
                     updates.insert(bn, idx(&buf));
                     updates.insert(name.clone(), idx(&np));
                 }
@@ -2289,15 +2349,22 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
                     let m = b.op(mn.clone(), Op::AdamM { beta1 }, vec![b.st(&mn), g.clone()])?;
                     let v = b.op(vn.clone(), Op::AdamV { beta2 }, vec![b.st(&vn), g])?;
                     let wd = if shape.len() == 2 { weight_decay } else { 0.0 };
-                    let np = b.op(
-                        format!("{name}.new"),
-                        Op::AdamWUpdate {
+                    let mut ins = vec![b.st(name), m.clone(), v.clone(), b1.clone(), b2.clone()];
+                    let op = match &lr_t {
+                        Some(l) => {
+                            ins.push(l.clone());
+                            Op::AdamWUpdateLr {
+                                eps,
+                                weight_decay: wd,
+                            }
+                        }
+                        None => Op::AdamWUpdate {
                             lr,
                             eps,
                             weight_decay: wd,
                         },
-                        vec![b.st(name), m.clone(), v.clone(), b1.clone(), b2.clone()],
-                    )?;
+                    };
+                    let np = b.op(format!("{name}.new"), op, ins)?;
                     updates.insert(mn, idx(&m));
                     updates.insert(vn, idx(&v));
                     updates.insert(name.clone(), idx(&np));
@@ -2313,6 +2380,149 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
         state_shapes,
         batch_shapes,
     })
+}
+
+/// `min(1, x)` of a scalar node as `1 - relu(1 - x)` (ops the vocabulary has).
+fn min_one(b: &mut Builder, label: &str, x: Input) -> Result<Input> {
+    let a = b.op(format!("{label}.neg"), Op::Scale { s: -1.0 }, vec![x])?;
+    let a = b.op(format!("{label}.1-x"), Op::AddScalar { s: 1.0 }, vec![a])?;
+    let a = b.op(format!("{label}.relu"), Op::Relu, vec![a])?;
+    let a = b.op(format!("{label}.neg2"), Op::Scale { s: -1.0 }, vec![a])?;
+    b.op(label, Op::AddScalar { s: 1.0 }, vec![a])
+}
+
+/// Scales every parameter's gradient by `min(1, c / ||g||)`, `||g||` the L2 norm of all
+/// of them together: the squares summed per parameter (R3) and then over parameters in
+/// name order, `rsqrt` of the total (a zero total gives `+inf`, so the factor is 1).
+fn clip_gradients(
+    b: &mut Builder,
+    grads: &mut BTreeMap<Input, Input>,
+    params: &BTreeMap<String, (Vec<usize>, Init)>,
+    c: f32,
+) -> Result<()> {
+    let mut total: Option<Input> = None;
+    for (name, (shape, _)) in params {
+        let g = grad_of(grads, name)?;
+        let sq = b.op(format!("{name}.grad.sq"), Op::Mul, vec![g.clone(), g])?;
+        let flat = b.op(
+            format!("{name}.grad.sq.flat"),
+            Op::Reshape {
+                shape: vec![shape.iter().product()],
+            },
+            vec![sq],
+        )?;
+        let s = b.op(format!("{name}.grad.sq.sum"), Op::SumLast, vec![flat])?;
+        total = Some(match total {
+            None => s,
+            Some(t) => b.op(format!("clip.total+{name}"), Op::Add, vec![t, s])?,
+        });
+    }
+    let Some(total) = total else { return Ok(()) };
+    let r = b.op("clip.rsqrt", Op::Rsqrt, vec![total])?;
+    let cr = b.op("clip.ratio", Op::Scale { s: c }, vec![r])?;
+    let factor = min_one(b, "clip.factor", cr)?;
+    for name in params.keys() {
+        let g = grad_of(grads, name)?;
+        let clipped = b.op(
+            format!("{name}.grad.clipped"),
+            Op::MulScalar,
+            vec![g, factor.clone()],
+        )?;
+        grads.insert(Input::State(name.clone()), clipped);
+    }
+    Ok(())
+}
+
+/// Taylor coefficients of `sin(pi u)` in odd powers of `u` (`pi^k / k!` with signs),
+/// `u^1` first; on `|u| <= 1/2` the truncation error is below 1e-9.
+const SIN_PI: [f32; 7] = [
+    3.141_592_7,
+    -5.167_713,
+    2.550_164,
+    -0.599_264_5,
+    0.082_145_89,
+    -0.007_370_431,
+    0.000_466_302_8,
+];
+
+/// The learning rate of the step whose new counter is node `t` (`opt.step` after the
+/// increment): `lr * w * d` with warmup `w = min(1, t / warmup)` and cosine decay
+/// `d = min + (1 - min) * (1 + cos(pi p)) / 2`, `p = min(1, relu((t - warmup) / decay))`.
+/// The cosine is `-sin(pi (p - 1/2))` by its Taylor polynomial in Horner form: every
+/// value is defined by the ops, the same bits everywhere.
+fn scheduled_lr(b: &mut Builder, t: &Input, s: &Schedule, lr: f32) -> Result<Input> {
+    let mut factor: Option<Input> = None;
+    if s.warmup > 0 {
+        let a = b.op(
+            "lr.warmup.ratio",
+            Op::Scale {
+                s: 1.0 / s.warmup as f32,
+            },
+            vec![t.clone()],
+        )?;
+        factor = Some(min_one(b, "lr.warmup", a)?);
+    }
+    if s.decay > 0 {
+        let q = b.op(
+            "lr.decay.since",
+            Op::AddScalar {
+                s: -(s.warmup as f32),
+            },
+            vec![t.clone()],
+        )?;
+        let q = b.op(
+            "lr.decay.ratio",
+            Op::Scale {
+                s: 1.0 / s.decay as f32,
+            },
+            vec![q],
+        )?;
+        let q = b.op("lr.decay.started", Op::Relu, vec![q])?;
+        let p = min_one(b, "lr.decay.progress", q)?;
+        let u = b.op("lr.decay.u", Op::AddScalar { s: -0.5 }, vec![p])?;
+        let z = b.op("lr.decay.u2", Op::Mul, vec![u.clone(), u.clone()])?;
+        let (last, rest) = SIN_PI.split_last().ok_or_else(|| perr("no coefficients"))?;
+        let mut acc = b.op("lr.decay.horner", Op::Scale { s: *last }, vec![z.clone()])?;
+        for (k, c) in rest.iter().enumerate().rev() {
+            acc = b.op(
+                format!("lr.decay.horner{k}"),
+                Op::AddScalar { s: *c },
+                vec![acc],
+            )?;
+            if k > 0 {
+                acc = b.op(
+                    format!("lr.decay.horner{k}.z"),
+                    Op::Mul,
+                    vec![acc, z.clone()],
+                )?;
+            }
+        }
+        let sin = b.op("lr.decay.sin", Op::Mul, vec![acc, u])?;
+        // (1 + cos) / 2 = (1 - sin) / 2, then min + (1 - min) * that.
+        let half = b.op("lr.decay.half", Op::Scale { s: -0.5 }, vec![sin])?;
+        let half = b.op("lr.decay.cos", Op::AddScalar { s: 0.5 }, vec![half])?;
+        let d = b.op(
+            "lr.decay.scaled",
+            Op::Scale {
+                s: 1.0 - s.min_factor,
+            },
+            vec![half],
+        )?;
+        let d = b.op("lr.decay", Op::AddScalar { s: s.min_factor }, vec![d])?;
+        factor = Some(match factor {
+            None => d,
+            Some(w) => b.op("lr.factor", Op::Mul, vec![w, d])?,
+        });
+    }
+    let f = match factor {
+        Some(f) => f,
+        // Neither phase: the constant rate, as a node.
+        None => b.op("lr.one", Op::Scale { s: 0.0 }, vec![t.clone()])?,
+    };
+    if s.warmup == 0 && s.decay == 0 {
+        return b.op("lr", Op::AddScalar { s: lr }, vec![f]);
+    }
+    b.op("lr", Op::Scale { s: lr }, vec![f])
 }
 
 /// The step of a merge ([`Mode::Merge`]): see there for what each tensor becomes.

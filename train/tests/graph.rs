@@ -237,3 +237,127 @@ fn a_cnn_on_the_digits_reaches_097_held_out_accuracy_the_same_at_1_and_2_threads
     assert_eq!(acc, acc2);
     assert!(acc >= 0.97, "{acc}");
 }
+
+/// Warmup and cosine decay of the learning rate, and gradient clipping: computed by
+/// ops from the state's counter and the gradients, so every party gets the same bits.
+/// The rate follows the schedule (read back from a one-parameter SGD step), clipping
+/// bounds the update, and the builtin models still train with both.
+#[test]
+fn a_schedule_and_gradient_clipping_are_ops_of_the_step() {
+    use train::program::{Optimizer, Schedule};
+    let sched = Schedule {
+        warmup: 10,
+        decay: 40,
+        min_factor: 0.1,
+    };
+    // The rate each step used, from the scheduled program's graph run on the CPU.
+    let mut p = Program::builtin("mlp-digits").unwrap();
+    p.optimizer = Optimizer::Sgd {
+        lr: 0.5,
+        momentum: 0.0,
+    };
+    p.schedule = Some(sched.clone());
+    let g = p.graph().unwrap();
+    let lr_node = g
+        .nodes
+        .iter()
+        .position(|n| n.label == "lr")
+        .expect("an lr node");
+    let rate = |t: u64| -> f32 {
+        // Evaluate the scalar chain alone: it reads only opt.step.
+        let mut outs: Vec<repops::Tensor> = Vec::new();
+        let counter = repops::Tensor::scalar((t - 1) as f32);
+        for n in &g.nodes[..=lr_node] {
+            let ins: Vec<&repops::Tensor> = n
+                .inputs
+                .iter()
+                .map(|i| match i {
+                    train::Input::State(s) if s == "opt.step" => &counter,
+                    train::Input::Node(k) => &outs[*k],
+                    _ => &counter,
+                })
+                .collect();
+            // Nodes off the chain (the forward and backward) are skipped as zeros.
+            let reads_only_chain = n.inputs.iter().all(|i| match i {
+                train::Input::State(s) => s == "opt.step",
+                train::Input::Node(k) => g.nodes[*k].shape.is_empty(),
+                train::Input::Batch(_) => false,
+            });
+            let o = if reads_only_chain && n.shape.is_empty() {
+                train::execute_node(n, &ins).unwrap()
+            } else {
+                repops::Tensor::new(n.shape.clone(), vec![0.0; n.shape.iter().product()]).unwrap()
+            };
+            outs.push(o);
+        }
+        outs[lr_node].data()[0]
+    };
+    let want = |t: u64| -> f64 {
+        let w = (t as f64 / 10.0).min(1.0);
+        let p = ((t as f64 - 10.0) / 40.0).clamp(0.0, 1.0);
+        0.5 * w * (0.1 + 0.9 * (1.0 + (std::f64::consts::PI * p).cos()) / 2.0)
+    };
+    for t in [1u64, 5, 10, 11, 20, 30, 49, 50, 51, 100] {
+        let got = rate(t) as f64;
+        assert!(
+            (got - want(t)).abs() < 1e-6,
+            "t = {t}: {got} vs {}",
+            want(t)
+        );
+    }
+    assert_eq!(rate(60), rate(100), "the floor is kept");
+    // Both features on the builtin models: they train, the same at 1 and 2 threads, and
+    // the footprint still bounds the node list.
+    for name in ["mlp-digits", "cnn-digits", "tiny-lm"] {
+        let mut p = Program::builtin(name).unwrap();
+        p.schedule = Some(sched.clone());
+        p.clip_norm = Some(1.0);
+        let steps = if name == "tiny-lm" { 2 } else { 20 };
+        let g = p.graph().unwrap();
+        assert!(p.footprint().nodes >= g.nodes.len() as u64, "{name}");
+        let one = hashes(&p, steps);
+        let two = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap()
+            .install(|| hashes(&p, steps));
+        assert_eq!(one, two, "{name}");
+        // Absent fields keep the program's JSON and graph.
+        let plain = Program::builtin(name).unwrap();
+        assert!(!serde_json::to_string(&plain).unwrap().contains("schedule"));
+    }
+    // Clipping: with a tiny norm the first update is tiny; without, it is not.
+    let d = Dataset::builtin("digits").unwrap();
+    let moved = |clip: Option<f32>| -> f32 {
+        let mut p = Program::builtin("mlp-digits").unwrap();
+        p.optimizer = Optimizer::Sgd {
+            lr: 0.5,
+            momentum: 0.0,
+        };
+        p.clip_norm = clip;
+        let mut tr = Trainer::new(p, d.clone()).unwrap();
+        let before = tr.state()["l1.w"].clone();
+        tr.step(1).unwrap();
+        let after = &tr.state()["l1.w"];
+        before
+            .data()
+            .iter()
+            .zip(after.data())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max)
+    };
+    let (free, clipped) = (moved(None), moved(Some(1e-3)));
+    assert!(clipped <= 0.5 * 1e-3 * 1.001, "{clipped}");
+    assert!(free > 10.0 * clipped, "{free} vs {clipped}");
+    // Refusals.
+    let mut p = Program::builtin("mlp-digits").unwrap();
+    p.clip_norm = Some(0.0);
+    assert!(p.validate().unwrap_err().to_string().contains("clip_norm"));
+    p.clip_norm = None;
+    p.schedule = Some(Schedule {
+        warmup: 1,
+        decay: 1,
+        min_factor: 1.5,
+    });
+    assert!(p.validate().unwrap_err().to_string().contains("min_factor"));
+}
