@@ -718,7 +718,7 @@ impl Op {
                     }
                 };
                 let per_image = oh * ow;
-                if s[0][1] != channels * kh * kw || s[0][0] % per_image != 0 {
+                if s[0][1] != channels * kh * kw || !s[0][0].is_multiple_of(per_image) {
                     return Err(shape_err(
                         name,
                         format!(

@@ -2436,7 +2436,7 @@ fn clip_gradients(
 /// Taylor coefficients of `sin(pi u)` in odd powers of `u` (`pi^k / k!` with signs),
 /// `u^1` first; on `|u| <= 1/2` the truncation error is below 1e-9.
 const SIN_PI: [f32; 7] = [
-    3.141_592_7,
+    std::f32::consts::PI,
     -5.167_713,
     2.550_164,
     -0.599_264_5,
@@ -2611,7 +2611,7 @@ fn inferred(shape: &[usize], input: &[usize]) -> std::result::Result<Vec<usize>,
         .try_fold(1usize, |a, &d| a.checked_mul(d));
     let total = input.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     match (zeros, known, total) {
-        (1, Some(k), Some(t)) if k > 0 && t % k == 0 && t > 0 => Ok(shape
+        (1, Some(k), Some(t)) if k > 0 && t.is_multiple_of(k) && t > 0 => Ok(shape
             .iter()
             .map(|&d| if d == 0 { t / k } else { d })
             .collect()),
