@@ -59,6 +59,7 @@ fn program() -> &'static (Program, BTreeMap<String, Vec<usize>>) {
             record_loss: false,
             schedule: None,
             clip_norm: None,
+            grad_accum: 1,
         };
         let shapes = p
             .state_spec()

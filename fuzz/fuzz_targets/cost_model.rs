@@ -81,6 +81,7 @@ fn program(r: &mut Reader<'_>) -> Program {
         record_loss: false,
         schedule: None,
         clip_norm: None,
+        grad_accum: 1,
     }
 }
 

@@ -62,7 +62,22 @@ pub struct Program {
     /// Clip the gradients' global L2 norm to this (absent: no clipping).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip_norm: Option<f32>,
+    /// Micro-batches of `batch_size` examples per training step, whose gradients are
+    /// averaged before the update (absent: 1).
+    #[serde(default = "one_u32", skip_serializing_if = "is_one_u32")]
+    pub grad_accum: u32,
 }
+
+fn one_u32() -> u32 {
+    1
+}
+
+fn is_one_u32(v: &u32) -> bool {
+    *v == 1
+}
+
+/// Most micro-batches a step may accumulate.
+pub const MAX_GRAD_ACCUM: u32 = 64;
 
 /// Linear warmup, then cosine decay, of the optimizer's rate, by the state's step
 /// counter (so a fine-tune or a swarm contribution continues its schedule).
@@ -639,6 +654,7 @@ impl Program {
                 record_loss: false,
                 schedule: None,
                 clip_norm: None,
+                grad_accum: 1,
             },
             "tiny-lm" => Program {
                 name: name.into(),
@@ -674,6 +690,7 @@ impl Program {
                 record_loss: false,
                 schedule: None,
                 clip_norm: None,
+                grad_accum: 1,
             },
             "gated-digits" => {
                 let mut p = Program::builtin("mlp-digits")?;
@@ -749,6 +766,17 @@ impl Program {
         }
         if let Some(c) = self.clip_norm {
             finite_pos("clip_norm", c)?;
+        }
+        if self.grad_accum == 0 || self.grad_accum > MAX_GRAD_ACCUM {
+            return Err(perr(format!(
+                "grad_accum = {} must be in 1..={MAX_GRAD_ACCUM}",
+                self.grad_accum
+            )));
+        }
+        if self.grad_accum > 1 && !self.mode.is_train() {
+            return Err(perr(
+                "grad_accum applies to training steps only (mode train)",
+            ));
         }
         if let Some(sch) = &self.schedule {
             if sch.warmup > MAX_STEP_COUNTER || sch.decay > MAX_STEP_COUNTER {
@@ -897,6 +925,16 @@ impl Program {
             (None, Some(g)) if self.is_merge() => g.step,
             _ => 0,
         }
+    }
+
+    /// Micro-batches per step ([`Program::grad_accum`]).
+    pub fn micro_batches(&self) -> usize {
+        self.grad_accum.max(1) as usize
+    }
+
+    /// Dataset rows one step reads: `batch_size` per micro-batch.
+    pub fn rows_per_step(&self) -> usize {
+        self.batch_size.saturating_mul(self.micro_batches())
     }
 
     /// Whether this is a merge ([`Mode::Merge`]).
@@ -1139,7 +1177,9 @@ impl Program {
     /// program before building anything. Call after [`Program::validate`].
     pub fn footprint(&self) -> Footprint {
         let m = |a: u64, b: u64| a.saturating_mul(b);
-        let one = self.step_footprint();
+        let mut one = self.step_footprint();
+        // Each micro-batch repeats the forward and backward.
+        one.nodes = m(one.nodes, self.micro_batches() as u64);
         if self.is_merge() {
             // Every input's state plus the merged one; per state tensor at most two
             // nodes per input (a difference and a sum) and two more, and there are
@@ -2019,27 +2059,10 @@ enum Kind {
     Forward,
 }
 
-fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
-    let params = param_spec(&p.model);
-    let mut b = Builder {
-        nodes: vec![],
-        shapes: BTreeMap::new(),
-        params: params.keys().cloned().collect(),
-        needs_grad: HashSet::new(),
-    };
-    let state_shapes: BTreeMap<String, Vec<usize>> = p
-        .state_spec()?
-        .into_iter()
-        .map(|(k, (s, _))| (k, s))
-        .collect();
-    for (k, s) in &state_shapes {
-        b.shapes.insert(Input::State(k.clone()), s.clone());
-    }
-    let (batch_shapes, _) = p.model.batch_kind().tensors(batch);
-    for (k, s) in &batch_shapes {
-        b.shapes.insert(Input::Batch(k.clone()), s.clone());
-    }
-    let (logits, labels) = match &p.model {
+/// The forward pass of micro-batch `micro` (its batch tensors are named by
+/// [`micro_name`]): the logits and the labels.
+fn forward(b: &mut Builder, p: &Program, batch: usize, micro: usize) -> Result<(Input, Input)> {
+    Ok(match &p.model {
         Model::Mlp {
             hidden,
             activation,
@@ -2049,7 +2072,7 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
             let mut h = b.op(
                 "x.scaled",
                 Op::Scale { s: *input_scale },
-                vec![Input::Batch("x".into())],
+                vec![Input::Batch(micro_name("x", micro))],
             )?;
             for l in 0..=hidden.len() {
                 let z = b.matmul_bias(
@@ -2069,7 +2092,7 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
                     z
                 };
             }
-            (h, Input::Batch("y".into()))
+            (h, Input::Batch(micro_name("y", micro)))
         }
         Model::Transformer {
             ctx,
@@ -2085,12 +2108,12 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
             let te = b.op(
                 "tok_emb",
                 Op::Embedding,
-                vec![b.st("wte"), Input::Batch("tokens".into())],
+                vec![b.st("wte"), Input::Batch(micro_name("tokens", micro))],
             )?;
             let pe = b.op(
                 "pos_emb",
                 Op::Embedding,
-                vec![b.st("wpe"), Input::Batch("positions".into())],
+                vec![b.st("wpe"), Input::Batch(micro_name("positions", micro))],
             )?;
             let mut x = b.op("emb", Op::Add, vec![te, pe])?;
             let to_heads = |b: &mut Builder, l: &str, v: Input| -> Result<Input> {
@@ -2132,9 +2155,9 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
                     None,
                 )?;
                 let v = b.matmul_bias(&format!("{pre}.v"), h, &format!("{pre}.attn.wv"), None)?;
-                let q = to_heads(&mut b, &format!("{pre}.q"), q)?;
-                let k = to_heads(&mut b, &format!("{pre}.k"), k)?;
-                let v = to_heads(&mut b, &format!("{pre}.v"), v)?;
+                let q = to_heads(b, &format!("{pre}.q"), q)?;
+                let k = to_heads(b, &format!("{pre}.k"), k)?;
+                let v = to_heads(b, &format!("{pre}.v"), v)?;
                 let s = b.op(
                     format!("{pre}.scores"),
                     Op::BatchedMatMul {
@@ -2203,7 +2226,7 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
             }
             let h = b.layer_norm("lnf", x, *ln_eps)?;
             let lg = b.matmul_bias("head", h, "head.w", Some("head.b"))?;
-            (lg, Input::Batch("targets".into()))
+            (lg, Input::Batch(micro_name("targets", micro)))
         }
         Model::Graph {
             batch: kind,
@@ -2211,13 +2234,13 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
             nodes,
             logits,
         } => {
-            let (_, labels) = kind.tensors(batch);
-            let mut named: BTreeMap<&str, Input> = BTreeMap::new();
-            for k in batch_shapes.keys() {
-                named.insert(k, Input::Batch(k.clone()));
+            let (tensors, labels) = kind.tensors(batch);
+            let mut named: BTreeMap<String, Input> = BTreeMap::new();
+            for k in tensors.keys() {
+                named.insert(k.clone(), Input::Batch(micro_name(k, micro)));
             }
             for gp in params {
-                named.insert(&gp.name, Input::State(gp.name.clone()));
+                named.insert(gp.name.clone(), Input::State(gp.name.clone()));
             }
             for n in nodes {
                 let ins =
@@ -2237,21 +2260,82 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
                     (op, _) => op.clone(),
                 };
                 let out = b.op(n.name.clone(), op, ins)?;
-                named.insert(&n.name, out);
+                named.insert(n.name.clone(), out);
             }
             let lg = named
                 .get(logits.as_str())
                 .cloned()
                 .ok_or_else(|| perr(format!("logits {logits:?} is not a node")))?;
-            (lg, Input::Batch(labels.into()))
+            (lg, Input::Batch(micro_name(labels, micro)))
         }
+    })
+}
+
+fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
+    let params = param_spec(&p.model);
+    let mut b = Builder {
+        nodes: vec![],
+        shapes: BTreeMap::new(),
+        params: params.keys().cloned().collect(),
+        needs_grad: HashSet::new(),
     };
+    let state_shapes: BTreeMap<String, Vec<usize>> = p
+        .state_spec()?
+        .into_iter()
+        .map(|(k, (s, _))| (k, s))
+        .collect();
+    for (k, s) in &state_shapes {
+        b.shapes.insert(Input::State(k.clone()), s.clone());
+    }
+    let micro = if kind == Kind::Train {
+        p.micro_batches()
+    } else {
+        1
+    };
+    let (one, _) = p.model.batch_kind().tensors(batch);
+    let mut batch_shapes = BTreeMap::new();
+    for i in 0..micro {
+        for (k, s) in &one {
+            batch_shapes.insert(micro_name(k, i), s.clone());
+        }
+    }
+    for (k, s) in &batch_shapes {
+        b.shapes.insert(Input::Batch(k.clone()), s.clone());
+    }
+    let mut losses = Vec::with_capacity(micro);
+    let mut first_logits = None;
+    for i in 0..micro {
+        let (logits, labels) = forward(&mut b, p, batch, i)?;
+        let label = if i == 0 {
+            "loss".to_string()
+        } else {
+            format!("loss#{i}")
+        };
+        let loss = b.op(label, Op::CrossEntropy, vec![logits.clone(), labels])?;
+        losses.push(idx(&loss));
+        first_logits.get_or_insert(logits);
+    }
+    let logits = first_logits.ok_or_else(|| perr("no micro-batch"))?;
     let Input::Node(logits_idx) = logits else {
         return Err(perr("model produced no logits node"));
     };
-    let loss = b.op("loss", Op::CrossEntropy, vec![logits.clone(), labels])?;
-    let Input::Node(loss_idx) = loss else {
-        return Err(perr("no loss node"));
+    // With micro-batches the step's loss is their mean (summed in order).
+    let loss_idx = match losses.as_slice() {
+        [one] => *one,
+        many => {
+            let mut acc = Input::Node(many[0]);
+            for &l in &many[1..] {
+                acc = b.op("loss.sum", Op::Add, vec![acc, Input::Node(l)])?;
+            }
+            let mean = b.op(
+                "loss.mean",
+                Op::Scale {
+                    s: 1.0 / many.len() as f32,
+                },
+                vec![acc],
+            )?;
+            idx(&mean)
+        }
     };
     let mut updates = BTreeMap::new();
     if kind != Kind::Forward && p.record_loss {
@@ -2276,7 +2360,37 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
         }
     }
     if kind == Kind::Train {
-        let mut grads = b.backward(loss_idx)?;
+        let mut grads = match losses.as_slice() {
+            [one] => b.backward(*one)?,
+            many => {
+                // Each micro-batch's gradients, then their mean, parameter by parameter,
+                // summed in micro-batch order.
+                let each = many
+                    .iter()
+                    .map(|&l| b.backward(l))
+                    .collect::<Result<Vec<_>>>()?;
+                let mut mean = BTreeMap::new();
+                for name in params.keys() {
+                    let mut acc = grad_of(&each[0], name)?;
+                    for g in &each[1..] {
+                        acc = b.op(
+                            format!("{name}.grad.sum"),
+                            Op::Add,
+                            vec![acc, grad_of(g, name)?],
+                        )?;
+                    }
+                    let m = b.op(
+                        format!("{name}.grad.mean"),
+                        Op::Scale {
+                            s: 1.0 / many.len() as f32,
+                        },
+                        vec![acc],
+                    )?;
+                    mean.insert(Input::State(name.clone()), m);
+                }
+                mean
+            }
+        };
         let step = b.op("opt.step", Op::AddScalar { s: 1.0 }, vec![b.st("opt.step")])?;
         updates.insert("opt.step".to_string(), idx(&step));
         if let Some(c) = p.clip_norm {
@@ -2596,6 +2710,15 @@ fn build_merge(p: &Program, outer_lr: f32) -> Result<StepGraph> {
         state_shapes: spec.into_iter().map(|(k, (s, _))| (k, s)).collect(),
         batch_shapes: BTreeMap::new(),
     })
+}
+
+/// The name of batch tensor `name` in micro-batch `i` (the first keeps the plain name).
+pub fn micro_name(name: &str, i: usize) -> String {
+    if i == 0 {
+        name.to_string()
+    } else {
+        format!("{name}#{i}")
+    }
 }
 
 /// A graph's reshape target with its one `0` dimension, if any, inferred from the

@@ -333,7 +333,7 @@ impl Trainer {
 /// [`STREAM_ROWS`] at counter `(t-1)*B + b`; an evaluation draws
 /// `rows_from + below(rows_to - rows_from)` the same way.
 pub fn batch_rows(program: &Program, t: u64) -> Vec<u64> {
-    let b = program.batch_size as u64;
+    let b = program.rows_per_step() as u64;
     let p = Philox::new(program.seed, STREAM_ROWS);
     let (from, n) = match program.mode {
         Mode::Train => (0, program.dataset.train_rows),
@@ -371,7 +371,7 @@ pub fn batch_from_rows<'a>(
         return Ok(BTreeMap::new());
     }
     let rows = batch_rows(program, t);
-    let b = program.batch_size as u64;
+    let b = rows.len() as u64;
     let po = Philox::new(program.seed, STREAM_OFFSETS);
     let offsets: Vec<usize> = match program.model.batch_kind() {
         BatchKind::Tokens { ctx, .. } => {
@@ -392,7 +392,38 @@ pub fn batch_from_rows<'a>(
         }
         BatchKind::Rows { .. } => vec![0; rows.len()],
     };
-    make_batch(program, schema, &rows, &offsets, &row)
+    let all = make_batch(program, schema, &rows, &offsets, &row)?;
+    split_micro_batches(all, program.micro_batches())
+}
+
+/// Splits every batch tensor along its first axis into `k` equal micro-batches, named
+/// by [`crate::program::micro_name`] (with `k = 1`, the batch as it is).
+fn split_micro_batches(
+    all: BTreeMap<String, Tensor>,
+    k: usize,
+) -> Result<BTreeMap<String, Tensor>> {
+    if k <= 1 {
+        return Ok(all);
+    }
+    let mut out = BTreeMap::new();
+    for (name, t) in all {
+        let shape = t.shape().to_vec();
+        let first = shape.first().copied().unwrap_or(0);
+        if !first.is_multiple_of(k) {
+            return Err(TrainError::Program(format!(
+                "batch tensor {name} of {shape:?} does not split into {k} micro-batches"
+            )));
+        }
+        let mut part_shape = shape.clone();
+        part_shape[0] = first / k;
+        let per = t.len() / k;
+        for (i, chunk) in t.data().chunks(per.max(1)).take(k).enumerate() {
+            let part = Tensor::new(part_shape.clone(), chunk.to_vec())
+                .map_err(|e| TrainError::Program(format!("{name}: {e}")))?;
+            out.insert(crate::program::micro_name(&name, i), part);
+        }
+    }
+    Ok(out)
 }
 
 fn make_batch<'a>(

@@ -361,3 +361,89 @@ fn a_schedule_and_gradient_clipping_are_ops_of_the_step() {
     });
     assert!(p.validate().unwrap_err().to_string().contains("min_factor"));
 }
+
+/// Gradient accumulation: a step of `k` micro-batches of `B` rows reads `k * B` rows,
+/// averages the micro-batches' gradients (summed in order) and losses, and its update
+/// equals the one computed from those averaged gradients by hand, bit for bit.
+#[test]
+fn gradient_accumulation_averages_the_micro_batches_gradients() {
+    use train::program::Optimizer;
+    let d = Dataset::builtin("digits").unwrap();
+    let mut p = Program::builtin("mlp-digits").unwrap();
+    p.batch_size = 16;
+    p.grad_accum = 4;
+    p.optimizer = Optimizer::Sgd {
+        lr: 0.25,
+        momentum: 0.0,
+    };
+    assert_eq!(train::trainer::batch_rows(&p, 3).len(), 64);
+    let batch = train::trainer::batch_for_step(&p, &d, 1).unwrap();
+    assert_eq!(batch.len(), 8, "x and y for each of 4 micro-batches");
+    assert_eq!(batch["x#3"].shape(), &[16, 64]);
+    // The micro-batches are the step's rows in order.
+    let rows = train::trainer::batch_rows(&p, 1);
+    let mut one = p.clone();
+    one.grad_accum = 1;
+    one.batch_size = 64;
+    assert_eq!(train::trainer::batch_rows(&one, 1), rows);
+    let whole = train::trainer::batch_for_step(&one, &d, 1).unwrap();
+    assert_eq!(
+        &whole["x"].data()[16 * 64 * 2..16 * 64 * 3],
+        batch["x#2"].data()
+    );
+    // The step: with plain SGD, p1 = p0 - lr * mean(g_i); check l1.b by hand from the
+    // graph's own per-micro-batch gradient nodes.
+    let g = p.graph().unwrap();
+    let tr = Trainer::new(p.clone(), d.clone()).unwrap();
+    let s0 = tr.state().clone();
+    let out = tr
+        .executor()
+        .run(1, &s0, train::Record::ALL, &train::Honest)
+        .unwrap();
+    let outputs = &out.outputs;
+    let mean = g
+        .nodes
+        .iter()
+        .position(|n| n.label == "l1.b.grad.mean")
+        .unwrap();
+    let train::Input::Node(sum) = g.nodes[mean].inputs[0] else {
+        panic!()
+    };
+    let got = outputs[mean].data().to_vec();
+    let want: Vec<f32> = outputs[sum].data().iter().map(|v| v * 0.25).collect();
+    assert_eq!(got, want);
+    let new_b: Vec<f32> = s0["l1.b"]
+        .data()
+        .iter()
+        .zip(&got)
+        .map(|(p, g)| p - 0.25 * g)
+        .collect();
+    assert_eq!(out.state["l1.b"].data(), &new_b[..]);
+    // It trains, the same at 2 threads, and the footprint bounds its nodes.
+    assert!(p.footprint().nodes >= g.nodes.len() as u64);
+    p.steps = 30;
+    let a = hashes(&p, 30);
+    let b = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap()
+        .install(|| hashes(&p, 30));
+    assert_eq!(a, b);
+    // Refused outside training and beyond the bound.
+    let mut bad = p.clone();
+    bad.grad_accum = 0;
+    assert!(bad.validate().is_err());
+    bad.grad_accum = 65;
+    assert!(bad.validate().is_err());
+    bad.grad_accum = 2;
+    bad.mode = train::program::Mode::Evaluate {
+        rows_from: 1500,
+        rows_to: 1797,
+    };
+    bad.record_loss = true;
+    assert!(bad
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("grad_accum"));
+}

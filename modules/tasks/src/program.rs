@@ -88,7 +88,7 @@ pub fn validate_program(
         }
     }
     // A dispute may need every row of a batch, each with its whole chunk.
-    let rows_bytes = (prog.batch_size as u64)
+    let rows_bytes = (prog.rows_per_step() as u64)
         .saturating_mul(layout.chunk_rows)
         .saturating_mul(layout.row_bytes);
     if rows_bytes > p.max_reveal_bytes {

@@ -87,6 +87,8 @@ pub fn evaluation_program(
     };
     p.batch_size = usize::try_from(sw.eval_batch)
         .map_err(|_| SwarmError::Invalid("eval_batch is too large".into()))?;
+    // Evaluation is forward only: no micro-batches.
+    p.grad_accum = 1;
     p.steps = sw.eval_steps;
     p.seed = u64_of(eval_seed);
     p.init_state = Some(state.as_init());
@@ -107,6 +109,7 @@ pub fn merge_program(
         outer_lr: f32::from_bits(sw.outer_lr_bits),
     };
     p.steps = 1;
+    p.grad_accum = 1;
     p.init_state = None;
     p.inputs = std::iter::once(start)
         .chain(contributions)
