@@ -193,6 +193,55 @@ async fn a_cheat_in_a_graph_program_is_localised_to_its_operator() {
     n.c.shutdown().await;
 }
 
+/// A program that accumulates gradients over micro-batches: a cheat at a node reading
+/// a later micro-batch's batch tensor is localised to it, the referee rebuilding that
+/// micro-batch from the step's rows proven against the dataset root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cheat_in_a_later_micro_batch_is_localised_with_its_rows_rebuilt() {
+    let n = net().await.unwrap();
+    let v = n.whistleblower().await.unwrap();
+    let mut p = tests::program(STEPS);
+    p.batch_size = 16;
+    p.grad_accum = 4;
+    let step = rand::thread_rng().gen_range(1..=STEPS);
+    let graph = p.graph().unwrap();
+    let later = |k: &usize| {
+        graph.nodes[*k]
+            .inputs
+            .iter()
+            .any(|i| matches!(i, train::Input::Batch(b) if b.contains('#')))
+    };
+    let eff = app::demo::effective_nodes(&p, step).unwrap();
+    let node = *eff
+        .iter()
+        .find(|k| later(k))
+        .expect("an effective node reading a later micro-batch");
+    eprintln!(
+        "corrupting node {node} ({}) at step {step}",
+        graph.nodes[node].label
+    );
+    let mut sc = n.c.solver_config("cheater");
+    sc.inject_fault = vec![Fault::Corrupt { step, node }];
+    let s = solverd::start(sc).await.unwrap();
+    let id =
+        n.c.submit(
+            "submitter",
+            &p,
+            framework::Amount(1_000_000),
+            framework::Amount(100_000),
+        )
+        .await
+        .unwrap();
+    let t = n.finish(id, 180).await.unwrap();
+    assert_eq!(status_name(&t), "TASK_STATUS_FAILED", "{}", t.note);
+    let d = n.dispute_of(id).await.unwrap().expect("a dispute");
+    assert!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
+    assert_eq!((d.hi, d.node), (step, node as u64), "{}", d.outcome);
+    s.shutdown().await;
+    v.shutdown().await;
+    n.c.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skipped_steps_and_wrong_batches_are_caught() {
     let n = net().await.unwrap();
