@@ -148,6 +148,33 @@ impl Net {
         app::follow::submit_at(&self.c.client, s, &p, None, reward, fee, Some(bps), None).await
     }
 
+    /// Submits `p` from "submitter" (reward 1,000,000, fee 100,000) and waits up to
+    /// `secs` for it to end: it must fail, its dispute won by the challenger at exactly
+    /// operator `node` of step `step`, and "cheater" slashed more than before.
+    pub async fn expect_localised(
+        &self,
+        p: &train::Program,
+        step: u64,
+        node: usize,
+        secs: u64,
+    ) -> anyhow::Result<()> {
+        let (_, slashed0) = self.stake("cheater").await?;
+        let id = self
+            .c
+            .submit("submitter", p, Amount(1_000_000), Amount(100_000))
+            .await?;
+        let t = self.finish(id, secs).await?;
+        anyhow::ensure!(status_name(&t) == "TASK_STATUS_FAILED", "{}", t.note);
+        let d = self
+            .dispute_of(id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no dispute"))?;
+        anyhow::ensure!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
+        anyhow::ensure!((d.hi, d.node) == (step, node as u64), "{}", d.outcome);
+        anyhow::ensure!(self.stake("cheater").await?.1 > slashed0, "not slashed");
+        Ok(())
+    }
+
     /// Waits (up to `secs`) for task `id` to end.
     pub async fn finish(&self, id: u64, secs: u64) -> anyhow::Result<Task> {
         app::follow::follow(&self.c.client, id, Duration::from_secs(secs), true).await

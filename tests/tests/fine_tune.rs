@@ -78,22 +78,7 @@ async fn a_fine_tune_is_verified_and_a_cheat_in_its_first_step_is_localised() {
     allow(&mut cc.datasets);
     cc.inject_fault = vec![Fault::Corrupt { step: 1, node }];
     let c = solverd::start(cc).await.unwrap();
-    let (_, slashed0) = n.stake("cheater").await.unwrap();
-    let id =
-        n.c.submit(
-            "submitter",
-            &p,
-            framework::Amount(1_000_000),
-            framework::Amount(100_000),
-        )
-        .await
-        .unwrap();
-    let t = n.finish(id, 240).await.unwrap();
-    assert_eq!(status_name(&t), "TASK_STATUS_FAILED", "{}", t.note);
-    let d = n.dispute_of(id).await.unwrap().expect("a dispute");
-    assert!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
-    assert_eq!((d.hi, d.node), (1, node as u64), "{}", d.outcome);
-    assert!(n.stake("cheater").await.unwrap().1 > slashed0, "slashed");
+    n.expect_localised(&p, 1, node, 240).await.unwrap();
     c.shutdown().await;
     v.shutdown().await;
     n.c.shutdown().await;

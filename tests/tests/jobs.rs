@@ -173,21 +173,7 @@ async fn a_cheat_in_a_graph_program_is_localised_to_its_operator() {
     let mut sc = n.c.solver_config("cheater");
     sc.inject_fault = vec![Fault::Corrupt { step, node }];
     let s = solverd::start(sc).await.unwrap();
-    let id =
-        n.c.submit(
-            "submitter",
-            &p,
-            framework::Amount(1_000_000),
-            framework::Amount(100_000),
-        )
-        .await
-        .unwrap();
-    let t = n.finish(id, 180).await.unwrap();
-    assert_eq!(status_name(&t), "TASK_STATUS_FAILED", "{}", t.note);
-    let d = n.dispute_of(id).await.unwrap().expect("a dispute");
-    assert!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
-    assert_eq!((d.hi, d.node), (step, node as u64), "{}", d.outcome);
-    assert!(n.stake("cheater").await.unwrap().1 > framework::Amount::ZERO);
+    n.expect_localised(&p, step, node, 180).await.unwrap();
     s.shutdown().await;
     v.shutdown().await;
     n.c.shutdown().await;
@@ -223,20 +209,7 @@ async fn a_cheat_in_a_later_micro_batch_is_localised_with_its_rows_rebuilt() {
     let mut sc = n.c.solver_config("cheater");
     sc.inject_fault = vec![Fault::Corrupt { step, node }];
     let s = solverd::start(sc).await.unwrap();
-    let id =
-        n.c.submit(
-            "submitter",
-            &p,
-            framework::Amount(1_000_000),
-            framework::Amount(100_000),
-        )
-        .await
-        .unwrap();
-    let t = n.finish(id, 180).await.unwrap();
-    assert_eq!(status_name(&t), "TASK_STATUS_FAILED", "{}", t.note);
-    let d = n.dispute_of(id).await.unwrap().expect("a dispute");
-    assert!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
-    assert_eq!((d.hi, d.node), (step, node as u64), "{}", d.outcome);
+    n.expect_localised(&p, step, node, 180).await.unwrap();
     s.shutdown().await;
     v.shutdown().await;
     n.c.shutdown().await;

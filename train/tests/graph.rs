@@ -447,3 +447,155 @@ fn gradient_accumulation_averages_the_micro_batches_gradients() {
         .to_string()
         .contains("grad_accum"));
 }
+
+/// Hostile graphs: random ops (every kind, random parameters), random shapes and
+/// random wiring. Expanding one never panics, and whenever it expands, the footprint
+/// the chain checks first bounds its node list and its state, with every training
+/// feature on (the chain relies on that bound before it expands anything).
+#[test]
+fn random_graphs_never_panic_and_their_footprint_bounds_the_expansion() {
+    use repops::Op;
+    use train::program::{BatchKind, Optimizer, Schedule};
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: u64| {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n.max(1)
+    };
+    let mut expanded = 0;
+    for case in 0..20_000 {
+        let dims = |next: &mut dyn FnMut(u64) -> u64| -> Vec<usize> {
+            (0..next(5))
+                .map(|_| [1, 2, 3, 4, 8, 16, 64][next(7) as usize])
+                .collect()
+        };
+        let params: Vec<GraphParam> = (0..next(5))
+            .map(|i| GraphParam {
+                name: format!("p{i}"),
+                shape: dims(&mut next),
+                init: [Init::Zeros, Init::Ones, Init::Uniform(0.1)][next(3) as usize],
+                trainable: next(4) != 0,
+            })
+            .collect();
+        let mut names: Vec<String> = vec!["x".into(), "y".into()];
+        names.extend(params.iter().map(|p| p.name.clone()));
+        let mut nodes = Vec::new();
+        for j in 0..1 + next(12) {
+            let u = |next: &mut dyn FnMut(u64) -> u64| 1 + next(4) as usize;
+            let op = match next(24) {
+                0 => Op::MatMul {
+                    ta: next(2) == 1,
+                    tb: next(2) == 1,
+                },
+                1 => Op::BatchedMatMul {
+                    ta: next(2) == 1,
+                    tb: next(2) == 1,
+                },
+                2 => Op::Add,
+                3 => Op::Sub,
+                4 => Op::Mul,
+                5 => Op::AddBias,
+                6 => Op::Relu,
+                7 => Op::Sigmoid,
+                8 => Op::Exp,
+                9 => Op::Log,
+                10 => Op::LogSoftmax,
+                11 => Op::Softmax,
+                12 => Op::Transpose,
+                13 => Op::Reshape {
+                    shape: (0..1 + next(4))
+                        .map(|_| [0, 1, 2, 8, 64][next(5) as usize])
+                        .collect(),
+                },
+                14 => Op::Permute {
+                    perm: vec![1, 0, 2],
+                },
+                15 => Op::Im2Col {
+                    kh: u(&mut next),
+                    kw: u(&mut next),
+                    stride: u(&mut next),
+                    pad: next(2) as usize,
+                },
+                16 => Op::MaxLast,
+                17 => Op::LayerNorm { eps: 1e-5 },
+                18 => Op::Scale { s: 0.5 },
+                19 => Op::CausalMask {
+                    fill: repops::MaskFill::NegInf,
+                },
+                20 => Op::Embedding,
+                21 => Op::SumLast,
+                22 => Op::MeanAxis0,
+                _ => Op::Gelu,
+            };
+            let inputs = (0..op.arity())
+                .map(|_| names[next(names.len() as u64) as usize].clone())
+                .collect();
+            let name = format!("n{j}");
+            nodes.push(GraphNode {
+                name: name.clone(),
+                op,
+                inputs,
+            });
+            names.push(name);
+        }
+        // Logits: some node (or the input) viewed as [batch, whatever divides].
+        let batch = 1 + next(8) as usize;
+        let from = names[next(names.len() as u64) as usize].clone();
+        nodes.push(GraphNode {
+            name: "logits".into(),
+            op: Op::Reshape {
+                shape: vec![batch, 0],
+            },
+            inputs: vec![from],
+        });
+        let logits = "logits".to_string();
+        let mut p = Program::builtin("mlp-digits").unwrap();
+        p.batch_size = batch;
+        p.model = Model::Graph {
+            batch: BatchKind::Rows {
+                features: 64,
+                classes: 10,
+            },
+            params,
+            nodes,
+            logits,
+        };
+        if next(2) == 0 {
+            p.optimizer = Optimizer::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+            };
+        }
+        p.clip_norm = (next(2) == 0).then_some(1.0);
+        p.schedule = (next(2) == 0).then_some(Schedule {
+            warmup: 3,
+            decay: 5,
+            min_factor: 0.0,
+        });
+        p.grad_accum = 1 + next(3) as u32;
+        let fp = p.footprint();
+        let Ok(g) = p.graph() else { continue };
+        expanded += 1;
+        assert!(
+            fp.nodes >= g.nodes.len() as u64,
+            "case {case}: {fp:?} < {}",
+            g.nodes.len()
+        );
+        let state: u64 = g
+            .state_shapes
+            .values()
+            .map(|s| 4 * s.iter().product::<usize>() as u64)
+            .sum();
+        assert!(
+            fp.state_bytes >= state,
+            "case {case}: {fp:?} < {state} bytes"
+        );
+        for n in &g.nodes {
+            let _ = n.cost();
+        }
+    }
+    eprintln!("{expanded} of 20000 random graphs expanded");
+    assert!(expanded > 300, "{expanded}");
+}
