@@ -94,3 +94,8 @@ extern "C" __global__ void rp_eval_bits(int f, u32 start, u64 n, float* __restri
     y[i] = r;
   }
 }
+
+// silu: x * sigmoid(x); silu_backward (x, dy): s = sigmoid(x), dy * (s * (1 + x * (1 - s))).
+MAP1(rp_silu_k, FMUL(v, rp_sigmoid(v)))
+MAP2(rp_silu_backward,
+     FMUL(v, FMUL(rp_sigmoid(u), FADD(1.0f, FMUL(u, FSUB(1.0f, rp_sigmoid(u)))))))

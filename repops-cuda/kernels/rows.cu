@@ -222,3 +222,57 @@ extern "C" __global__ void rp_max_last_backward(const float* __restrict__ x,
     }
   }
 }
+
+// RMSNorm's r = rsqrt(sum(x*x) / d + eps) of a row held by one warp (R3 sum).
+RP_D float rp_rms_rstd(const float* xr, u64 d, float df, float eps) {
+  float s = 0.0f;
+  for (u64 j = threadIdx.x; j < d; j += 32) s = FADD(s, FMUL(xr[j], xr[j]));
+  return rp_rsqrt(FADD(FDIV(rp_warp_sum(s), df), eps));
+}
+
+// rms_norm: y_j = (x_j * r) * gamma_j.
+extern "C" __global__ void rp_rms_norm(const float* __restrict__ x, const float* __restrict__ g,
+                                       float* __restrict__ y, u64 rows, u64 d, float df,
+                                       float eps) {
+  const u32 l = threadIdx.x;
+  ROW_LOOP(r, rows) {
+    const float* xr = x + r * d;
+    float rs = rp_rms_rstd(xr, d, df, eps);
+    for (u64 j = l; j < d; j += 32) y[r * d + j] = rp_canon(FMUL(FMUL(xr[j], rs), g[j]));
+  }
+}
+
+// rms_norm_backward_input: xh_j = x_j * r, g_j = dy_j * gamma_j; b = sum(g_j * xh_j) / d;
+// dx_j = (g_j - xh_j * b) * r.
+extern "C" __global__ void rp_rms_norm_backward_input(
+    const float* __restrict__ x, const float* __restrict__ gamma, const float* __restrict__ dy,
+    float* __restrict__ dx, u64 rows, u64 d, float df, float eps) {
+  const u32 l = threadIdx.x;
+  ROW_LOOP(r, rows) {
+    const float* xr = x + r * d;
+    const float* dr = dy + r * d;
+    float rs = rp_rms_rstd(xr, d, df, eps);
+    float sb = 0.0f;
+    for (u64 j = l; j < d; j += 32)
+      sb = FADD(sb, FMUL(FMUL(dr[j], gamma[j]), FMUL(xr[j], rs)));
+    float b = FDIV(rp_warp_sum(sb), df);
+    for (u64 j = l; j < d; j += 32) {
+      float gg = FMUL(dr[j], gamma[j]);
+      dx[r * d + j] = rp_canon(FMUL(FSUB(gg, FMUL(FMUL(xr[j], rs), b)), rs));
+    }
+  }
+}
+
+// Per-row statistics for rms_norm_backward_gamma, in layer_norm_stats' layout: mean 0
+// (x - 0 is x, bit for bit) and r, so rp_layer_norm_backward_gamma sums dy * (x * r).
+extern "C" __global__ void rp_rms_stats(const float* __restrict__ x, float* __restrict__ mean,
+                                        float* __restrict__ rstd, u64 rows, u64 d, float df,
+                                        float eps) {
+  ROW_LOOP(r, rows) {
+    float rs = rp_rms_rstd(x + r * d, d, df, eps);
+    if (threadIdx.x == 0) {
+      mean[r] = 0.0f;
+      rstd[r] = rs;
+    }
+  }
+}

@@ -695,6 +695,8 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[In<'_, D::Buf>], out_shape: &[usize])
         Op::Tanh => map1(d, "rp_tanh_k", &x[0], 0.0),
         Op::TanhBackward => map2(d, "rp_tanh_backward", &x[0], &x[1], 0.0, 0.0),
         Op::Sigmoid => map1(d, "rp_sigmoid_k", &x[0], 0.0),
+        Op::Silu => map1(d, "rp_silu_k", &x[0], 0.0),
+        Op::SiluBackward => map2(d, "rp_silu_backward", &x[0], &x[1], 0.0, 0.0),
         Op::SigmoidBackward => map2(d, "rp_sigmoid_backward", &x[0], &x[1], 0.0, 0.0),
         Op::Exp => map1(d, "rp_exp_k", &x[0], 0.0),
         Op::Log => map1(d, "rp_log_k", &x[0], 0.0),
@@ -761,7 +763,30 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[In<'_, D::Buf>], out_shape: &[usize])
             d.launch(kernel, per_row(r), args)?;
             Ok(y)
         }
-        Op::LayerNormBackwardGamma { eps } => {
+        Op::RmsNorm { eps } | Op::RmsNormBackwardInput { eps } => {
+            let (r, dd) = x[0].rows_cols();
+            let mut y = zeros_f32(d, x[0].len())?;
+            let mut args = vec![Arg::In(x[0].buf()), Arg::In(x[1].buf())];
+            if let Op::RmsNormBackwardInput { .. } = op {
+                args.push(Arg::In(x[2].buf()));
+            }
+            let kernel = if args.len() == 2 {
+                "rp_rms_norm"
+            } else {
+                "rp_rms_norm_backward_input"
+            };
+            // (x, gamma[, dy], float* y, u64 rows, u64 d, float df, float eps)
+            args.extend([
+                Arg::Out(&mut y),
+                Arg::U64(r),
+                Arg::U64(dd),
+                Arg::F32(dd as f32),
+                Arg::F32(*eps),
+            ]);
+            d.launch(kernel, per_row(r), &mut args)?;
+            Ok(y)
+        }
+        Op::LayerNormBackwardGamma { eps } | Op::RmsNormBackwardGamma { eps } => {
             let (r, dd) = x[0].rows_cols();
             let (dx, ddy) = (x[0].buf(), x[1].buf());
             let mut mean = zeros_f32(d, r as usize)?;
@@ -776,7 +801,12 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[In<'_, D::Buf>], out_shape: &[usize])
                 Arg::F32(dd as f32),
                 Arg::F32(*eps),
             ];
-            d.launch("rp_layer_norm_stats", per_row(r), args)?;
+            let stats = if matches!(op, Op::RmsNormBackwardGamma { .. }) {
+                "rp_rms_stats"
+            } else {
+                "rp_layer_norm_stats"
+            };
+            d.launch(stats, per_row(r), args)?;
             let mut y = zeros_f32(d, dd as usize)?;
             // (x, dy, mean, rstd, float* y, u64 rows, u64 cols)
             let args = &mut [

@@ -61,6 +61,8 @@ pub const MODULES: [Module; 5] = [
             "rp_adamw_update",
             "rp_causal_mask",
             "rp_eval_bits",
+            "rp_silu_k",
+            "rp_silu_backward",
         ],
     },
     Module {
@@ -79,6 +81,9 @@ pub const MODULES: [Module; 5] = [
             "rp_layer_norm_stats",
             "rp_max_last",
             "rp_max_last_backward",
+            "rp_rms_norm",
+            "rp_rms_norm_backward_input",
+            "rp_rms_stats",
         ],
     },
     Module {

@@ -129,7 +129,7 @@ pub fn unary_op(i: usize, s: f32) -> Op {
 }
 
 /// Number of op kinds [`fuzz_case`] draws from.
-pub const FUZZ_KINDS: usize = 46;
+pub const FUZZ_KINDS: usize = 47;
 
 /// Fuzz case `kind` (`0..FUZZ_KINDS`, every op of `repops::Op`) with random shapes and
 /// inputs drawn from `seed`.
@@ -334,6 +334,36 @@ pub fn fuzz_case(kind: usize, seed: u64) -> (Op, Vec<Tensor>) {
                     ];
                     (op, ins)
                 }
+            }
+        }
+        46 => {
+            let (rows, d) = (r.int(1, 300), r.int(1, 700));
+            let eps = 1e-6;
+            match r.int(0, 4) {
+                0 => (Op::Silu, vec![r.bits(&[rows, d])]),
+                1 => (
+                    Op::SiluBackward,
+                    vec![r.bits(&[rows, d]), r.tensor(&[rows, d], -1.0, 1.0)],
+                ),
+                2 => (
+                    Op::RmsNorm { eps },
+                    vec![r.values(&[rows, d], -4.0, 4.0), r.tensor(&[d], 0.5, 1.5)],
+                ),
+                3 => (
+                    Op::RmsNormBackwardInput { eps },
+                    vec![
+                        r.values(&[rows, d], -4.0, 4.0),
+                        r.tensor(&[d], 0.5, 1.5),
+                        r.tensor(&[rows, d], -1.0, 1.0),
+                    ],
+                ),
+                _ => (
+                    Op::RmsNormBackwardGamma { eps },
+                    vec![
+                        r.values(&[rows, d], -4.0, 4.0),
+                        r.tensor(&[rows, d], -1.0, 1.0),
+                    ],
+                ),
             }
         }
         44 => {

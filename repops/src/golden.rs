@@ -442,6 +442,31 @@ pub fn case_specs() -> Vec<(String, Op, Vec<InputSpec>)> {
             u(&[], 0.0, 0.01),
         ],
     );
+    add("silu", Op::Silu, vec![bits(&[300])]);
+    add(
+        "silu_backward",
+        Op::SiluBackward,
+        vec![u(&[300], -8.0, 8.0), u(&[300], -1.0, 1.0)],
+    );
+    add(
+        "rms_norm",
+        Op::RmsNorm { eps: 1e-6 },
+        vec![u(&[9, 70], -4.0, 6.0), u(&[70], 0.5, 1.5)],
+    );
+    add(
+        "rms_norm_backward_input",
+        Op::RmsNormBackwardInput { eps: 1e-6 },
+        vec![
+            u(&[9, 70], -4.0, 6.0),
+            u(&[70], 0.5, 1.5),
+            u(&[9, 70], -1.0, 1.0),
+        ],
+    );
+    add(
+        "rms_norm_backward_gamma",
+        Op::RmsNormBackwardGamma { eps: 1e-6 },
+        vec![u(&[70, 9], -4.0, 6.0), u(&[70, 9], -1.0, 1.0)],
+    );
     v
 }
 
@@ -498,6 +523,11 @@ pub fn all_op_names() -> Vec<&'static str> {
         "mul_scalar",
         "sgd_update_lr",
         "adamw_update_lr",
+        "silu",
+        "silu_backward",
+        "rms_norm",
+        "rms_norm_backward_input",
+        "rms_norm_backward_gamma",
     ]
 }
 

@@ -156,6 +156,17 @@ pub enum Op {
     /// `(p, m, v, beta1^t[], beta2^t[], lr[])`: `adamw_update` with a computed learning
     /// rate (a schedule).
     AdamWUpdateLr { eps: f32, weight_decay: f32 },
+    /// `(x) -> x * sigmoid(x)` (SiLU, swish).
+    Silu,
+    /// `(x, dy) -> dy * (s * (1 + x * (1 - s)))` with `s = sigmoid(x)`.
+    SiluBackward,
+    /// `(x[..,D], gamma[D]) -> [..,D]`: per row `r = rsqrt(sum(x*x) / D + eps)`,
+    /// `y_j = (x_j * r) * gamma_j` (RMSNorm).
+    RmsNorm { eps: f32 },
+    /// `(x[..,D], gamma[D], dy[..,D]) -> dx[..,D]`.
+    RmsNormBackwardInput { eps: f32 },
+    /// `(x[..,D], dy[..,D]) -> dgamma[D]`.
+    RmsNormBackwardGamma { eps: f32 },
 }
 
 /// `adamw_update` of `(p, m, v, beta1^t, beta2^t)` at learning rate `lr`.
@@ -340,6 +351,12 @@ fn ln_stats(x: &[f32], eps: f32) -> (f32, f32) {
     (mean, math::rsqrt(var + eps))
 }
 
+/// RMSNorm's `rsqrt(sum(x*x) / D + eps)` of one row (R3 sum of the squares).
+fn rms_rstd(x: &[f32], eps: f32) -> f32 {
+    let ms = reduce::sum_map(x.len(), |i| x[i] * x[i]) / x.len() as f32;
+    math::rsqrt(ms + eps)
+}
+
 impl Op {
     /// Stable snake_case name.
     pub fn name(&self) -> &'static str {
@@ -394,6 +411,11 @@ impl Op {
             Op::MulScalar => "mul_scalar",
             Op::SgdUpdateLr => "sgd_update_lr",
             Op::AdamWUpdateLr { .. } => "adamw_update_lr",
+            Op::Silu => "silu",
+            Op::SiluBackward => "silu_backward",
+            Op::RmsNorm { .. } => "rms_norm",
+            Op::RmsNormBackwardInput { .. } => "rms_norm_backward_input",
+            Op::RmsNormBackwardGamma { .. } => "rms_norm_backward_gamma",
         }
     }
 
@@ -408,7 +430,9 @@ impl Op {
             Op::AdamWUpdateLr { .. } => 6,
             Op::AdamWUpdate { .. } => 5,
             Op::SgdUpdateLr => 3,
-            Op::LayerNorm { .. } | Op::LayerNormBackwardInput { .. } => 3,
+            Op::LayerNorm { .. }
+            | Op::LayerNormBackwardInput { .. }
+            | Op::RmsNormBackwardInput { .. } => 3,
             Op::MatMul { .. }
             | Op::BatchedMatMul { .. }
             | Op::AddBias
@@ -431,7 +455,10 @@ impl Op {
             | Op::AdamM { .. }
             | Op::AdamV { .. }
             | Op::MaxLastBackward
-            | Op::MulScalar => 2,
+            | Op::MulScalar
+            | Op::SiluBackward
+            | Op::RmsNorm { .. }
+            | Op::RmsNormBackwardGamma { .. } => 2,
             _ => 1,
         }
     }
@@ -534,6 +561,7 @@ impl Op {
             | Op::GeluBackward
             | Op::TanhBackward
             | Op::SigmoidBackward
+            | Op::SiluBackward
             | Op::SgdMomentumBuf { .. }
             | Op::SgdUpdate { .. }
             | Op::AdamM { .. }
@@ -552,6 +580,7 @@ impl Op {
             | Op::Gelu
             | Op::Tanh
             | Op::Sigmoid
+            | Op::Silu
             | Op::Exp
             | Op::Log
             | Op::Rsqrt => s[0].to_vec(),
@@ -583,10 +612,21 @@ impl Op {
                 same(0, 2)?;
                 s[0].to_vec()
             }
-            Op::LayerNormBackwardGamma { .. } => {
+            Op::LayerNormBackwardGamma { .. } | Op::RmsNormBackwardGamma { .. } => {
                 at_least(0, 1)?;
                 same(0, 1)?;
                 vec![last(0)]
+            }
+            Op::RmsNorm { .. } => {
+                at_least(0, 1)?;
+                vec_of(1, last(0))?;
+                s[0].to_vec()
+            }
+            Op::RmsNormBackwardInput { .. } => {
+                at_least(0, 1)?;
+                vec_of(1, last(0))?;
+                same(0, 2)?;
+                s[0].to_vec()
             }
             Op::Embedding => {
                 rank(0, 2)?;
@@ -774,7 +814,10 @@ impl Op {
             Op::Scale { s } | Op::AddScalar { s } => finite_param(n, "s", *s),
             Op::LayerNorm { eps }
             | Op::LayerNormBackwardInput { eps }
-            | Op::LayerNormBackwardGamma { eps } => {
+            | Op::LayerNormBackwardGamma { eps }
+            | Op::RmsNorm { eps }
+            | Op::RmsNormBackwardInput { eps }
+            | Op::RmsNormBackwardGamma { eps } => {
                 finite_param(n, "eps", *eps)?;
                 if *eps <= 0.0 {
                     return Err(RepOpsError::Param {
@@ -896,6 +939,48 @@ impl Op {
             Op::TanhBackward => Ok(map2(x[0], x[1], |y, dy| dy * (1.0 - y * y))),
             Op::Sigmoid => Ok(map_fn(x[0], math::sigmoid)),
             Op::SigmoidBackward => Ok(map2(x[0], x[1], |y, dy| dy * (y * (1.0 - y)))),
+            Op::Silu => Ok(map_fn(x[0], |v| v * math::sigmoid(v))),
+            Op::SiluBackward => Ok(map2(x[0], x[1], |v, dy| {
+                let s = math::sigmoid(v);
+                dy * (s * (1.0 + v * (1.0 - s)))
+            })),
+            Op::RmsNorm { eps } => {
+                let (r, d) = rows_cols(x[0]);
+                let (xd, g) = (x[0].data(), x[1].data());
+                t(by_rows(r, d, |i, o| {
+                    let xr = &xd[i * d..(i + 1) * d];
+                    let rstd = rms_rstd(xr, *eps);
+                    for j in 0..d {
+                        o[j] = (xr[j] * rstd) * g[j];
+                    }
+                }))
+            }
+            Op::RmsNormBackwardInput { eps } => {
+                let (r, d) = rows_cols(x[0]);
+                let (xd, g, dy) = (x[0].data(), x[1].data(), x[2].data());
+                let df = d as f32;
+                t(by_rows(r, d, |i, o| {
+                    let xr = &xd[i * d..(i + 1) * d];
+                    let dr = &dy[i * d..(i + 1) * d];
+                    let rstd = rms_rstd(xr, *eps);
+                    let xh = |j: usize| xr[j] * rstd;
+                    let gg = |j: usize| dr[j] * g[j];
+                    let b = reduce::sum_map(d, |j| gg(j) * xh(j)) / df;
+                    for j in 0..d {
+                        o[j] = (gg(j) - xh(j) * b) * rstd;
+                    }
+                }))
+            }
+            Op::RmsNormBackwardGamma { eps } => {
+                let (r, d) = rows_cols(x[0]);
+                let (xd, dy) = (x[0].data(), x[1].data());
+                let rstd: Vec<f32> = (0..r)
+                    .map(|i| rms_rstd(&xd[i * d..(i + 1) * d], *eps))
+                    .collect();
+                t(reduce::sum_axis0_map(r, d, |i, j| {
+                    dy[i * d + j] * (xd[i * d + j] * rstd[i])
+                }))
+            }
             Op::Exp => Ok(map_fn(x[0], math::exp)),
             Op::Log => Ok(map_fn(x[0], math::log)),
             Op::Rsqrt => Ok(map_fn(x[0], math::rsqrt)),

@@ -698,6 +698,18 @@ impl Program {
                 p.model = gated_digits_model();
                 p
             }
+            "llama-lm" => {
+                let mut p = Program::builtin("tiny-lm")?;
+                p.name = name.into();
+                p.model = llama_lm_model(32, 128, 64, 4, 2, 128);
+                p.schedule = Some(Schedule {
+                    warmup: 20,
+                    decay: 380,
+                    min_factor: 0.1,
+                });
+                p.clip_norm = Some(1.0);
+                p
+            }
             "cnn-digits" => {
                 let mut p = Program::builtin("mlp-digits")?;
                 p.name = name.into();
@@ -707,7 +719,7 @@ impl Program {
             }
             _ => {
                 return Err(perr(format!(
-                    "no builtin program named {name:?} (try mlp-digits, tiny-lm, gated-digits, cnn-digits)"
+                    "no builtin program named {name:?} (try mlp-digits, tiny-lm, gated-digits, cnn-digits, llama-lm)"
                 )))
             }
         };
@@ -1511,6 +1523,124 @@ fn cnn_digits_model() -> Model {
     }
 }
 
+/// The `llama-lm` example, a graph: a causal transformer LM in the style of LLaMA
+/// (RMSNorm before attention and before a SwiGLU MLP, no biases), with learned
+/// positions (RoPE needs sin and cos, which the vocabulary does not have yet).
+fn llama_lm_model(
+    ctx: usize,
+    vocab: usize,
+    d: usize,
+    heads: usize,
+    layers: usize,
+    hidden: usize,
+) -> Model {
+    let dh = d / heads;
+    let mut params = Vec::new();
+    let mut param = |name: String, shape: Vec<usize>, init: Init| {
+        params.push(GraphParam {
+            name,
+            shape,
+            init,
+            trainable: true,
+        });
+    };
+    let mut nodes: Vec<GraphNode> = Vec::new();
+    let mut node = |name: String, op: Op, inputs: &[&str]| -> String {
+        nodes.push(GraphNode {
+            name: name.clone(),
+            op,
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        });
+        name
+    };
+    let mm = |ta, tb| Op::MatMul { ta, tb };
+    let reshape = |shape: Vec<usize>| Op::Reshape { shape };
+    let swap = Op::Permute {
+        perm: vec![0, 2, 1, 3],
+    };
+    let rms = Op::RmsNorm { eps: 1e-6 };
+    param("wte".into(), vec![vocab, d], Init::Uniform(0.1));
+    param("wpe".into(), vec![ctx, d], Init::Uniform(0.1));
+    let te = node("tok_emb".into(), Op::Embedding, &["wte", "tokens"]);
+    let pe = node("pos_emb".into(), Op::Embedding, &["wpe", "positions"]);
+    let mut x = node("emb".into(), Op::Add, &[&te, &pe]);
+    for l in 0..layers {
+        let p = |s: &str| format!("h{l}.{s}");
+        param(p("ln1.g"), vec![d], Init::Ones);
+        param(p("ln2.g"), vec![d], Init::Ones);
+        for w in ["wq", "wk", "wv"] {
+            param(p(w), vec![d, d], Init::Uniform(inv_sqrt(d)));
+        }
+        param(p("wo"), vec![d, d], Init::Uniform(inv_sqrt(d) * 0.5));
+        param(p("w1"), vec![d, hidden], Init::Uniform(inv_sqrt(d)));
+        param(p("w3"), vec![d, hidden], Init::Uniform(inv_sqrt(d)));
+        param(
+            p("w2"),
+            vec![hidden, d],
+            Init::Uniform(inv_sqrt(hidden) * 0.5),
+        );
+        let h = node(p("norm1"), rms.clone(), &[&x, &p("ln1.g")]);
+        let mut heads_of = |w: &str| -> String {
+            let v = node(p(w), mm(false, false), &[&h, &p(&format!("w{w}"))]);
+            let v = node(
+                p(&format!("{w}.split")),
+                reshape(vec![0, ctx, heads, dh]),
+                &[&v],
+            );
+            let v = node(p(&format!("{w}.perm")), swap.clone(), &[&v]);
+            node(p(&format!("{w}.heads")), reshape(vec![0, ctx, dh]), &[&v])
+        };
+        let (q, k, v) = (heads_of("q"), heads_of("k"), heads_of("v"));
+        let s = node(
+            p("scores"),
+            Op::BatchedMatMul {
+                ta: false,
+                tb: true,
+            },
+            &[&q, &k],
+        );
+        let s = node(p("scaled"), Op::Scale { s: inv_sqrt(dh) }, &[&s]);
+        let s = node(
+            p("masked"),
+            Op::CausalMask {
+                fill: MaskFill::NegInf,
+            },
+            &[&s],
+        );
+        let a = node(p("att"), Op::Softmax, &[&s]);
+        let o = node(
+            p("ctx"),
+            Op::BatchedMatMul {
+                ta: false,
+                tb: false,
+            },
+            &[&a, &v],
+        );
+        let o = node(p("ctx.split"), reshape(vec![0, heads, ctx, dh]), &[&o]);
+        let o = node(p("ctx.perm"), swap.clone(), &[&o]);
+        let o = node(p("ctx.merge"), reshape(vec![0, d]), &[&o]);
+        let o = node(p("o"), mm(false, false), &[&o, &p("wo")]);
+        x = node(p("res1"), Op::Add, &[&x, &o]);
+        let h2 = node(p("norm2"), rms.clone(), &[&x, &p("ln2.g")]);
+        let gate = node(p("gate"), mm(false, false), &[&h2, &p("w1")]);
+        let up = node(p("up"), mm(false, false), &[&h2, &p("w3")]);
+        let act = node(p("silu"), Op::Silu, &[&gate]);
+        let m = node(p("swiglu"), Op::Mul, &[&act, &up]);
+        let down = node(p("down"), mm(false, false), &[&m, &p("w2")]);
+        x = node(p("res2"), Op::Add, &[&x, &down]);
+    }
+    param("lnf.g".into(), vec![d], Init::Ones);
+    param("head.w".into(), vec![d, vocab], Init::Uniform(inv_sqrt(d)));
+    let h = node("normf".into(), rms, &[&x, "lnf.g"]);
+    node("logits".into(), mm(false, false), &[&h, "head.w"]);
+    Model::Graph {
+        batch: BatchKind::Tokens { ctx, vocab },
+        params,
+        nodes,
+        logits: "logits".into(),
+    }
+}
+
 /// Root of the shipped digits dataset.
 pub const DIGITS_ROOT: &str = "9fc2b25dbac83de5178ec2a53e8403f483bccc3ce098c6e2469482bc8199886d";
 /// Root of the shipped text corpus.
@@ -1926,6 +2056,32 @@ impl Builder {
                         pad: *pad,
                     };
                     Builder::push_grad(self, &mut grads, x, 0, op, vec![gy])?
+                }
+                Op::Silu => Builder::push_grad(
+                    self,
+                    &mut grads,
+                    x,
+                    0,
+                    Op::SiluBackward,
+                    vec![x[0].clone(), gy],
+                )?,
+                Op::RmsNorm { eps } => {
+                    Builder::push_grad(
+                        self,
+                        &mut grads,
+                        x,
+                        0,
+                        Op::RmsNormBackwardInput { eps: *eps },
+                        vec![x[0].clone(), x[1].clone(), gy.clone()],
+                    )?;
+                    Builder::push_grad(
+                        self,
+                        &mut grads,
+                        x,
+                        1,
+                        Op::RmsNormBackwardGamma { eps: *eps },
+                        vec![x[0].clone(), gy],
+                    )?;
                 }
                 Op::MaxLast => Builder::push_grad(
                     self,

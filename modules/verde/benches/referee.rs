@@ -1,5 +1,6 @@
 //! Referee work per dispute, next to the cost of one full training step, for
-//! the digits MLP and the small transformer. For every node j of one step it
+//! every builtin program (the digits MLP, the small transformer, and the gated and
+//! convolutional graph programs). For every node j of one step it
 //! times what the chain does at adjudication (rebuild the inputs, run node j
 //! with the CPU reference, hash the output) and counts the bytes the solver
 //! must put on chain for it (non-batch inputs). The baseline, measured in the
@@ -11,7 +12,7 @@ use std::time::Instant;
 use train::{Input, Program, Trainer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    for name in ["mlp-digits", "tiny-lm"] {
+    for name in ["mlp-digits", "tiny-lm", "gated-digits", "cnn-digits"] {
         let p = Program::builtin(name)?;
         let mut tr = Trainer::builtin(name)?;
         let state0 = tr.state().clone();
