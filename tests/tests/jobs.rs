@@ -141,9 +141,9 @@ async fn a_cheat_in_a_graph_program_is_localised_to_its_operator() {
     let v = n.whistleblower().await.unwrap();
     let mut p = train::Program::builtin("gated-digits").unwrap();
     p.steps = STEPS;
-    let step = rand::thread_rng().gen_range(1..=STEPS);
     let graph = p.graph().unwrap();
-    // A gradient node of a rule only graphs use, whose flipped bit reaches the state.
+    // A gradient node of a rule only graphs use, whose flipped bit reaches the state,
+    // at a random step (or the next one that has such a node).
     let graph_only = |op: &repops::Op| {
         matches!(
             op,
@@ -155,15 +155,21 @@ async fn a_cheat_in_a_graph_program_is_localised_to_its_operator() {
                 | repops::Op::MatMul { ta: true, tb: true }
         )
     };
-    let eff = app::demo::effective_nodes(&p, step).unwrap();
-    let candidates: Vec<usize> = eff
-        .into_iter()
-        .filter(|&k| graph.nodes[k].label.ends_with(".grad") && graph_only(&graph.nodes[k].op))
-        .collect();
-    assert!(
-        !candidates.is_empty(),
-        "no effective gradient node at step {step}"
-    );
+    let start = rand::thread_rng().gen_range(0..STEPS);
+    let (step, candidates) = (0..STEPS)
+        .map(|i| 1 + (start + i) % STEPS)
+        .map(|step| {
+            let eff = app::demo::effective_nodes(&p, step).unwrap();
+            let c: Vec<usize> = eff
+                .into_iter()
+                .filter(|&k| {
+                    graph.nodes[k].label.ends_with(".grad") && graph_only(&graph.nodes[k].op)
+                })
+                .collect();
+            (step, c)
+        })
+        .find(|(_, c)| !c.is_empty())
+        .expect("an effective gradient node of a graph-only rule at some step");
     let node = candidates[rand::thread_rng().gen_range(0..candidates.len())];
     eprintln!(
         "corrupting node {node} ({}, {}) at step {step}",
@@ -189,7 +195,6 @@ async fn a_cheat_in_a_later_micro_batch_is_localised_with_its_rows_rebuilt() {
     let mut p = tests::program(STEPS);
     p.batch_size = 16;
     p.grad_accum = 4;
-    let step = rand::thread_rng().gen_range(1..=STEPS);
     let graph = p.graph().unwrap();
     let later = |k: &usize| {
         graph.nodes[*k]
@@ -197,11 +202,15 @@ async fn a_cheat_in_a_later_micro_batch_is_localised_with_its_rows_rebuilt() {
             .iter()
             .any(|i| matches!(i, train::Input::Batch(b) if b.contains('#')))
     };
-    let eff = app::demo::effective_nodes(&p, step).unwrap();
-    let node = *eff
-        .iter()
-        .find(|k| later(k))
-        .expect("an effective node reading a later micro-batch");
+    // A random step, or the next one with such an effective node.
+    let start = rand::thread_rng().gen_range(0..STEPS);
+    let (step, node) = (0..STEPS)
+        .map(|i| 1 + (start + i) % STEPS)
+        .find_map(|step| {
+            let eff = app::demo::effective_nodes(&p, step).unwrap();
+            eff.into_iter().find(|k| later(k)).map(|k| (step, k))
+        })
+        .expect("an effective node reading a later micro-batch at some step");
     eprintln!(
         "corrupting node {node} ({}) at step {step}",
         graph.nodes[node].label
