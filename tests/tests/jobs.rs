@@ -176,10 +176,22 @@ async fn a_cheat_in_a_graph_program_is_localised_to_its_operator() {
         graph.nodes[node].label,
         graph.nodes[node].op.name()
     );
+    cheater_is_localised(n, v, &p, step, node).await;
+}
+
+/// "cheater" corrupts operator `node` of step `step` of `p`: the dispute must end at
+/// exactly that operator ([`tests::Net::expect_localised`]). Shuts the net down.
+async fn cheater_is_localised(
+    n: tests::Net,
+    v: verifierd::RunningVerifier,
+    p: &train::Program,
+    step: u64,
+    node: usize,
+) {
     let mut sc = n.c.solver_config("cheater");
     sc.inject_fault = vec![Fault::Corrupt { step, node }];
     let s = solverd::start(sc).await.unwrap();
-    n.expect_localised(&p, step, node, 180).await.unwrap();
+    n.expect_localised(p, step, node, 180).await.unwrap();
     s.shutdown().await;
     v.shutdown().await;
     n.c.shutdown().await;
@@ -215,13 +227,7 @@ async fn a_cheat_in_a_later_micro_batch_is_localised_with_its_rows_rebuilt() {
         "corrupting node {node} ({}) at step {step}",
         graph.nodes[node].label
     );
-    let mut sc = n.c.solver_config("cheater");
-    sc.inject_fault = vec![Fault::Corrupt { step, node }];
-    let s = solverd::start(sc).await.unwrap();
-    n.expect_localised(&p, step, node, 180).await.unwrap();
-    s.shutdown().await;
-    v.shutdown().await;
-    n.c.shutdown().await;
+    cheater_is_localised(n, v, &p, step, node).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
