@@ -1284,8 +1284,13 @@ async fn swarm_query(out: &Out, dn: &str, q: SwarmQuery) -> Result<()> {
             }
             out.print(v, || {
                 let g = s.global.clone().unwrap_or_default();
+                let merge = if s.outer_lr > 0.0 {
+                    format!("averaging (outer lr {})", s.outer_lr)
+                } else {
+                    "selection".to_string()
+                };
                 format!(
-                    "swarm {} by {} — round {}/{}{}\nslots {} · inner steps {} · budget {}uvtr per round · escrow {}uvtr\nglobal model {} (step {}, from task {})",
+                    "swarm {} by {} — round {}/{}{}\nslots {} · inner steps {} · budget {}uvtr per round · escrow {}uvtr · merge by {merge}\nglobal model {} (step {}, from task {})",
                     s.id, s.creator, s.round, s.rounds,
                     if s.status == pb::SwarmStatus::Done as i32 { " (done)" } else { "" },
                     s.slots, s.inner_steps, s.budget_per_round, s.escrow,
@@ -1359,6 +1364,13 @@ async fn swarm_query(out: &Out, dn: &str, q: SwarmQuery) -> Result<()> {
                         c.slot, c.contributor, c.task_id, c.task_status,
                         if c.duplicate { " (duplicate)" } else { "" },
                         loss(&c.eval), c.improvement, c.quality_paid
+                    ));
+                }
+                if let Some(m) = &r.merge {
+                    let status = if m.task_status.is_empty() { "running" } else { &m.task_status };
+                    s.push_str(&format!(
+                        "\nmerge task {} ({status}, attempt {}) averaging slots {:?}",
+                        m.task_id, m.attempts, r.merge_slots
                     ));
                 }
                 if !r.note.is_empty() {
