@@ -122,10 +122,8 @@ impl Fetcher {
             all.push(self.ready_one(program, init.root, Input::State));
         }
         // A merge's inputs, each as the fine-tune of it would fetch it.
-        for i in 0..program.inputs.len() {
-            if let Some(p) = program.input_program(i) {
-                all.push(self.ready_one(&p, p.committed_h0().unwrap_or_default(), Input::State));
-            }
+        for (i, input) in program.inputs.iter().enumerate() {
+            all.push(self.ready_one(program, input.root, Input::Merged(i)));
         }
         if let Some(e) = all.iter().find_map(|r| match r {
             Readiness::Failed(e) => Some(e.clone()),
@@ -152,7 +150,7 @@ impl Fetcher {
                     || cache_path(&self.cache_dir, &root).exists()
             }
             // A `seed:` state is computed and checked in the background like a fetch.
-            Input::State => state_cache_path(&self.cache_dir, &root).exists(),
+            Input::State | Input::Merged(_) => state_cache_path(&self.cache_dir, &root).exists(),
         };
         if at_hand {
             st.insert(root, Readiness::Ready);
@@ -164,6 +162,10 @@ impl Fetcher {
             let got = match what {
                 Input::Dataset => me.resolve(&program).await.map(|_| ()),
                 Input::State => me.resolve_initial(&program).await.map(|_| ()),
+                Input::Merged(i) => match program.input_program(i) {
+                    Some(p) => me.resolve_initial(&p).await.map(|_| ()),
+                    None => Err(AgentError::Invalid(format!("merge input {i}"))),
+                },
             };
             let r = match got {
                 Ok(()) => Readiness::Ready,
@@ -183,6 +185,8 @@ impl Fetcher {
 enum Input {
     Dataset,
     State,
+    /// Input `i` of a merge (fetched as the fine-tune of it would be).
+    Merged(usize),
 }
 
 /// The initial state of a fine-tuning `program` (its `init_state`) or of a merge (its

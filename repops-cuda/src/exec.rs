@@ -1074,8 +1074,8 @@ fn window<D: Device>(
     [c, h, w]: [usize; 3],
     [kh, kw, stride, pad]: [usize; 4],
 ) -> R<D::Buf> {
-    let out = |n, k| repops::ops::window_out(n, k, stride, pad).unwrap_or(0) as u64;
-    let (oh, ow) = (out(h, kh), out(w, kw));
+    let (oh, ow) = repops::ops::window_outs(h, w, [kh, kw, stride, pad]).unwrap_or((0, 0));
+    let (oh, ow) = (oh as u64, ow as u64);
     let mut y = zeros_f32(d, total)?;
     let u = |v: usize| Arg::U64(v as u64);
     let args = &mut [

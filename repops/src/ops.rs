@@ -197,6 +197,19 @@ pub fn window_out(n: usize, k: usize, stride: usize, pad: usize) -> Option<usize
     Some((padded - k) / stride + 1)
 }
 
+/// Output rows and columns of a `kh x kw` window at `stride` over an `h x w` image
+/// padded by `pad` ([`window_out`] of each side), or `None` when it does not fit.
+pub fn window_outs(
+    h: usize,
+    w: usize,
+    [kh, kw, stride, pad]: [usize; 4],
+) -> Option<(usize, usize)> {
+    Some((
+        window_out(h, kh, stride, pad)?,
+        window_out(w, kw, stride, pad)?,
+    ))
+}
+
 /// Checks [`Op::Im2Col`]'s window parameters.
 fn window_params(op: &'static str, kh: usize, kw: usize, stride: usize, pad: usize) -> Result<()> {
     let ok = |v: usize| (1..=MAX_WINDOW).contains(&v);
@@ -709,12 +722,9 @@ impl Op {
                 rank(0, 4)?;
                 window_params(name, *kh, *kw, *stride, *pad)?;
                 let [n, c, h, w] = [s[0][0], s[0][1], s[0][2], s[0][3]];
-                let (oh, ow) = match (
-                    window_out(h, *kh, *stride, *pad),
-                    window_out(w, *kw, *stride, *pad),
-                ) {
-                    (Some(a), Some(b)) => (a, b),
-                    _ => {
+                let (oh, ow) = match window_outs(h, w, [*kh, *kw, *stride, *pad]) {
+                    Some(o) => o,
+                    None => {
                         return Err(shape_err(
                             name,
                             format!("a {kh}x{kw} window does not fit {:?} padded by {pad}", s[0]),
@@ -743,11 +753,8 @@ impl Op {
                 let dims_ok = [*channels, *height, *width]
                     .iter()
                     .all(|&d| (1..=1 << 16).contains(&d));
-                let (oh, ow) = match (
-                    window_out(*height, *kh, *stride, *pad),
-                    window_out(*width, *kw, *stride, *pad),
-                ) {
-                    (Some(a), Some(b)) if dims_ok => (a, b),
+                let (oh, ow) = match window_outs(*height, *width, [*kh, *kw, *stride, *pad]) {
+                    Some(o) if dims_ok => o,
                     _ => {
                         return Err(shape_err(
                             name,
@@ -1244,10 +1251,8 @@ impl Op {
             } => {
                 let sh = x[0].shape();
                 let (c, h, w) = (sh[1], sh[2], sh[3]);
-                let (oh, ow) = (
-                    window_out(h, *kh, *stride, *pad).unwrap_or(0),
-                    window_out(w, *kw, *stride, *pad).unwrap_or(0),
-                );
+                // Checked by `check`: the window fits.
+                let (oh, ow) = window_outs(h, w, [*kh, *kw, *stride, *pad]).unwrap_or((0, 0));
                 let (cols, xd) = (c * kh * kw, x[0].data());
                 let (kh, kw, st, pad) = (*kh, *kw, *stride as isize, *pad as isize);
                 t(by_rows(out_shape[0], cols, |r, o| {
@@ -1279,10 +1284,8 @@ impl Op {
                 pad,
             } => {
                 let (c, h, w) = (*channels, *height, *width);
-                let (oh, ow) = (
-                    window_out(h, *kh, *stride, *pad).unwrap_or(0),
-                    window_out(w, *kw, *stride, *pad).unwrap_or(0),
-                );
+                // Checked by `check`: the window fits.
+                let (oh, ow) = window_outs(h, w, [*kh, *kw, *stride, *pad]).unwrap_or((0, 0));
                 let (kh, kw, st, pad) = (*kh, *kw, *stride, *pad);
                 let (cd, cols) = (x[0].data(), c * kh * kw);
                 // One row per (image, channel, pixel row): each pixel sums the patch

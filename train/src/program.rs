@@ -335,6 +335,29 @@ pub struct GraphNode {
     pub inputs: Vec<String>,
 }
 
+impl GraphParam {
+    /// A param named `name`.
+    pub fn new(name: impl Into<String>, shape: Vec<usize>, init: Init, trainable: bool) -> Self {
+        GraphParam {
+            name: name.into(),
+            shape,
+            init,
+            trainable,
+        }
+    }
+}
+
+impl GraphNode {
+    /// A node named `name` applying `op` to the named `inputs`.
+    pub fn new(name: impl Into<String>, op: Op, inputs: &[&str]) -> Self {
+        GraphNode {
+            name: name.into(),
+            op,
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
 /// Most forward nodes a graph program may list.
 pub const MAX_GRAPH_NODES: usize = 4096;
 /// Most parameters a graph program may list.
@@ -1154,25 +1177,16 @@ impl Program {
                 inputs: n.inputs.iter().map(name).collect(),
             })
             .collect();
-        let mut params: Vec<GraphParam> = param_spec(&self.model)
-            .into_iter()
-            .map(|(name, (shape, init))| GraphParam {
-                name,
-                shape,
-                init,
-                trainable: true,
-            })
-            .collect();
-        params.extend(
-            buffer_spec(&self.model)
-                .into_iter()
-                .map(|(name, (shape, init))| GraphParam {
-                    name,
-                    shape,
-                    init,
-                    trainable: false,
-                }),
-        );
+        let params: Vec<GraphParam> = [
+            (param_spec(&self.model), true),
+            (buffer_spec(&self.model), false),
+        ]
+        .into_iter()
+        .flat_map(|(spec, trainable)| {
+            spec.into_iter()
+                .map(move |(name, (shape, init))| GraphParam::new(name, shape, init, trainable))
+        })
+        .collect();
         let mut p = self.clone();
         p.model = Model::Graph {
             batch: self.model.batch_kind(),
@@ -1391,17 +1405,7 @@ fn validate_graph(
 /// `AddScalar`, `Transpose`, a doubly transposed product, `LogSoftmax`) and a
 /// buffer (a parameter the optimizer leaves alone). A template for one's own graph.
 fn gated_digits_model() -> Model {
-    let param = |name: &str, shape: Vec<usize>, init: Init, trainable: bool| GraphParam {
-        name: name.into(),
-        shape,
-        init,
-        trainable,
-    };
-    let node = |name: &str, op: Op, inputs: &[&str]| GraphNode {
-        name: name.into(),
-        op,
-        inputs: inputs.iter().map(|s| s.to_string()).collect(),
-    };
+    let (param, node) = (GraphParam::new, GraphNode::new);
     let mm = |ta, tb| Op::MatMul { ta, tb };
     Model::Graph {
         batch: BatchKind::Rows {
@@ -1443,17 +1447,8 @@ fn gated_digits_model() -> Model {
 fn cnn_digits_model() -> Model {
     // 0: the dimension inferred from the element count (the batch, or batch x channels).
     const B: usize = 0;
-    let param = |name: &str, shape: Vec<usize>, init: Init| GraphParam {
-        name: name.into(),
-        shape,
-        init,
-        trainable: true,
-    };
-    let node = |name: &str, op: Op, inputs: &[&str]| GraphNode {
-        name: name.into(),
-        op,
-        inputs: inputs.iter().map(|s| s.to_string()).collect(),
-    };
+    let param = |name: &str, shape, init| GraphParam::new(name, shape, init, true);
+    let node = GraphNode::new;
     let conv = |kh| Op::Im2Col {
         kh,
         kw: kh,
@@ -1537,20 +1532,11 @@ fn llama_lm_model(
     let dh = d / heads;
     let mut params = Vec::new();
     let mut param = |name: String, shape: Vec<usize>, init: Init| {
-        params.push(GraphParam {
-            name,
-            shape,
-            init,
-            trainable: true,
-        });
+        params.push(GraphParam::new(name, shape, init, true));
     };
     let mut nodes: Vec<GraphNode> = Vec::new();
     let mut node = |name: String, op: Op, inputs: &[&str]| -> String {
-        nodes.push(GraphNode {
-            name: name.clone(),
-            op,
-            inputs: inputs.iter().map(|s| s.to_string()).collect(),
-        });
+        nodes.push(GraphNode::new(name.clone(), op, inputs));
         name
     };
     let mm = |ta, tb| Op::MatMul { ta, tb };

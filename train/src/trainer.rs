@@ -409,7 +409,7 @@ fn split_micro_batches(
     for (name, t) in all {
         let shape = t.shape().to_vec();
         let first = shape.first().copied().unwrap_or(0);
-        if !first.is_multiple_of(k) {
+        if shape.is_empty() || !first.is_multiple_of(k) {
             return Err(TrainError::Program(format!(
                 "batch tensor {name} of {shape:?} does not split into {k} micro-batches"
             )));
