@@ -20,14 +20,6 @@ use tendermint_proto::v0_38::abci::{
 
 const CHAIN: &str = "vt-abci";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Node {
     child: Child,
     abci: String,
@@ -55,20 +47,29 @@ fn start(home: &std::path::Path) -> Node {
             "http://127.0.0.1:9",
             "--log",
             "warn",
+            "--no-explorer",
+            "--no-metrics",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    let mut node = Node { child, abci };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(&abci).is_err() {
+    while TcpStream::connect(&node.abci).is_err() {
         assert!(
             Instant::now() < deadline,
-            "veritraind start did not listen on {abci}"
+            "veritraind start did not listen on {}",
+            node.abci
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    Node { child, abci }
+    // What answered is this node, not some other process on that port.
+    assert!(
+        matches!(node.child.try_wait(), Ok(None)),
+        "veritraind start exited"
+    );
+    node
 }
 
 fn client(n: &Node) -> Client {

@@ -260,11 +260,7 @@ fn the_pages_show_a_job_and_a_dispute_in_a_real_browser() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = app::testkit::free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_veritraind"))
         .args(["demo", "--serve", "--steps", "24", "--output", "json"])
         .args(["--explorer-address", &format!("127.0.0.1:{port}")])

@@ -1,6 +1,7 @@
 //! What a new user hits first, each fixed and kept fixed: a closed pipe, wrong
 //! amounts, a missing home, an empty secret, impossible demo cheats, hex app
 //! hashes, `--home` reaching its node, logs without colour codes off a terminal.
+use app::testkit::free_port;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -11,14 +12,6 @@ fn bin() -> Command {
     c.env_remove("VERITRAIND_NODE")
         .env_remove("VERITRAIND_HOME");
     c
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn text(o: &Output) -> (String, String) {

@@ -2,6 +2,7 @@
 //! and restart on the same home, and a crash loop that kills the node at
 //! random points during block production and then replays every block.
 use app::client::NodeClient;
+use app::testkit::free_port;
 use auth::Signer;
 use framework::Amount;
 use rand::{Rng, SeedableRng};
@@ -11,14 +12,6 @@ use std::time::{Duration, Instant};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_veritraind"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Dev {
@@ -52,6 +45,8 @@ fn dev(home: &Path, port: u16, block_ms: u64) -> Dev {
             &block_ms.to_string(),
             "--log",
             "warn",
+            "--no-explorer",
+            "--no-metrics",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -4,6 +4,7 @@
 //! node0's home is shown to run: its genesis goes through InitChain and a
 //! block in-process, and `veritraind start --home node0` serves its ports.
 use app::store::Store;
+use app::testkit::free_ports;
 use app::App;
 use auth::{AuthRead, Signer};
 use bank::BankRead;
@@ -158,24 +159,6 @@ const COMETBFT_038_KEYS: &[(&str, &[&str])] = &[
         ],
     ),
 ];
-
-/// The first port of `len` consecutive free ports, below the kernel's
-/// ephemeral range (so client sockets cannot take them meanwhile) and
-/// distinct for each call in this process.
-fn free_ports(len: u16) -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let seed = (std::process::id() % 100) as u16 * 100;
-    loop {
-        let base = 20_000 + (seed + NEXT.fetch_add(100, Ordering::Relaxed)) % 10_000;
-        let held: Vec<_> = (base..base + len)
-            .map_while(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok())
-            .collect();
-        if held.len() == usize::from(len) {
-            return base;
-        }
-    }
-}
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

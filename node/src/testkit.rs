@@ -81,3 +81,32 @@ pub fn sign_paying_fee<S: framework::StateRead + ?Sized>(
         .unwrap_or(Amount(1));
     signer.sign_tx(msgs, "", chain_id, account_number, sequence, fee)
 }
+
+/// The first of `len` consecutive ports that were free a moment ago, for a
+/// test to hand to a child process. They lie below the kernel's ephemeral
+/// range, so no client socket takes them meanwhile, and no two calls in one
+/// process return overlapping ranges: tests running in parallel threads
+/// (each binding `127.0.0.1:0`, then releasing it) could otherwise hand the
+/// same port to two daemons, and one would speak to the other's socket.
+pub fn free_ports(len: u16) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Different test binaries start from different places (cargo runs them
+    // one after another, but a developer may run two at once).
+    let seed = (std::process::id() % 100) as u16 * 100;
+    let len = len.clamp(1, 100);
+    loop {
+        let base = 20_000 + (seed + NEXT.fetch_add(100, Ordering::Relaxed) % 10_000) % 10_000;
+        let held: Vec<_> = (base..base + len)
+            .map_while(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if held.len() == usize::from(len) {
+            return base;
+        }
+    }
+}
+
+/// One port, as [`free_ports`] gives them.
+pub fn free_port() -> u16 {
+    free_ports(1)
+}
