@@ -19,6 +19,7 @@ pub mod dataset;
 pub mod error;
 pub mod exec;
 pub mod merkle;
+pub mod onnx;
 pub mod program;
 pub mod step;
 pub mod trainer;

@@ -53,17 +53,29 @@ struct Args {
     /// `init_state` set to it.
     #[arg(long, requires = "init_state_out")]
     fine_tune_from: Option<PathBuf>,
-    /// Where `--fine-tune-from` writes the initial state file.
-    #[arg(long, requires = "fine_tune_from")]
+    /// Where `--fine-tune-from` or `--import-onnx` writes the initial state file.
+    #[arg(long)]
     init_state_out: Option<PathBuf>,
     /// The source name daemons fetch the initial state from (an http(s):// URL,
     /// grpc://host:port or a path); default: `--init-state-out` as given.
-    #[arg(long, requires = "fine_tune_from")]
+    #[arg(long, requires = "init_state_out")]
     init_state_source: Option<String>,
+    /// Import an ONNX model (its forward pass to the logits, weights inline): print
+    /// PROGRAM with its model replaced by the ONNX graph, starting from the ONNX
+    /// weights, which are written to `--init-state-out`. PROGRAM gives the dataset,
+    /// optimizer, batch size, steps and seed. The supported subset is in
+    /// train/README.md.
+    #[arg(long, requires = "init_state_out", conflicts_with = "fine_tune_from")]
+    import_onnx: Option<PathBuf>,
+    /// Print the batch tensors of steps 1..=N as JSON lines instead of training (one
+    /// object per step: each tensor's shape and values), so another framework can
+    /// train on exactly the same batches.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    batches: Option<u64>,
     /// Print PROGRAM with its model written as a graph (`model.family: graph`: its
     /// params and forward nodes in RepOps' op vocabulary) instead of training: the
     /// same state hashes, and a starting point for one's own model.
-    #[arg(long, conflicts_with = "fine_tune_from")]
+    #[arg(long, conflicts_with_all = ["fine_tune_from", "import_onnx"])]
     to_graph: bool,
 }
 
@@ -95,8 +107,8 @@ fn main() -> Result<()> {
         program.steps = s;
     }
     program.validate()?;
-    if let (Some(from), Some(out)) = (&args.fine_tune_from, &args.init_state_out) {
-        return make_fine_tune(&args, program, from, out);
+    if let Some(out) = &args.init_state_out {
+        return make_start_state(&args, program, out);
     }
     if args.to_graph {
         println!("{}", serde_json::to_string_pretty(&program.to_graph()?)?);
@@ -107,6 +119,9 @@ fn main() -> Result<()> {
             .with_context(|| format!("dataset {}", p.display()))?,
         None => Dataset::builtin(&program.dataset.name)?,
     };
+    if let Some(n) = args.batches {
+        return print_batches(&program, &dataset, n);
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build()?;
@@ -114,28 +129,58 @@ fn main() -> Result<()> {
 }
 
 /// `--fine-tune-from`: the initial state file and the program that commits to it.
-fn make_fine_tune(
-    args: &Args,
-    mut program: Program,
-    from: &std::path::Path,
-    out: &std::path::Path,
-) -> Result<()> {
-    let bytes = std::fs::read(from).with_context(|| from.display().to_string())?;
-    let trained =
-        train::checkpoint::read_tensors(&bytes).with_context(|| from.display().to_string())?;
-    let state = train::checkpoint::fine_tune_state(&program, &trained)?;
-    let name = args
+/// `--fine-tune-from` or `--import-onnx`: writes the start state to `out` and
+/// prints the program that commits to it.
+fn make_start_state(args: &Args, program: Program, out: &std::path::Path) -> Result<()> {
+    let source = args
         .init_state_source
         .clone()
         .unwrap_or_else(|| out.display().to_string());
-    program.init_state = Some(train::StateRef {
-        name,
-        root: train::state_hash(&state),
-        step: 0,
-    });
+    let (program, state) = match (&args.fine_tune_from, &args.import_onnx) {
+        (Some(from), _) => {
+            let bytes = std::fs::read(from).with_context(|| from.display().to_string())?;
+            let trained = train::checkpoint::read_tensors(&bytes)
+                .with_context(|| from.display().to_string())?;
+            let mut program = program;
+            let state = train::checkpoint::fine_tune_state(&program, &trained)?;
+            program.init_state = Some(train::StateRef {
+                name: source,
+                root: train::state_hash(&state),
+                step: 0,
+            });
+            (program, state)
+        }
+        (None, Some(onnx)) => {
+            let bytes = std::fs::read(onnx).with_context(|| onnx.display().to_string())?;
+            train::onnx::import(&bytes)
+                .and_then(|m| m.into_program(program, source))
+                .with_context(|| onnx.display().to_string())?
+        }
+        (None, None) => bail!("--init-state-out needs --fine-tune-from or --import-onnx"),
+    };
     let file = train::checkpoint::encode(&program, 0, &state)?;
     std::fs::write(out, file).with_context(|| out.display().to_string())?;
     println!("{}", serde_json::to_string_pretty(&program)?);
+    Ok(())
+}
+
+fn print_batches(program: &Program, dataset: &Dataset, n: u64) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for t in 1..=n {
+        let b = train::trainer::batch_for_step(program, dataset, t)?;
+        let line: serde_json::Map<String, serde_json::Value> = b
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    serde_json::json!({"shape": v.shape(), "data": v.data()}),
+                )
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::Value::Object(line))?;
+    }
+    out.flush()?;
     Ok(())
 }
 
