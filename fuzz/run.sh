@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 FUZZ_DIR=$(pwd)
-TARGETS=(tx msg program cost_model proofs checkpoint dataset cli kernels solver)
+TARGETS=(tx msg program cost_model proofs checkpoint dataset cli kernels solver onnx)
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 TARGET_DIR=${CARGO_TARGET_DIR:-$FUZZ_DIR/target}
 BIN_DIR=$TARGET_DIR/$TRIPLE/release

@@ -23,7 +23,10 @@
 //! constant index tensors become buffers (non-trainable). Only the field numbers of
 //! `onnx.proto` that the importer reads are declared below; prost skips the rest.
 use crate::error::{Result, TrainError};
-use crate::program::{BatchKind, GraphNode, GraphParam, Init, Model, MAX_GRAPH_NAME_BYTES};
+use crate::program::{
+    BatchKind, GraphNode, GraphParam, Init, Model, MAX_GRAPH_NAME_BYTES, MAX_GRAPH_NODES,
+    MAX_GRAPH_PARAMS,
+};
 use crate::{Program, StateRef};
 use repops::ops::{MaskFill, Op};
 use repops::Tensor;
@@ -56,6 +59,8 @@ impl Imported {
         base.model = self.model;
         base.init_state = None;
         base.validate()?;
+        // Expanded once here, so a graph the importer got wrong fails at import.
+        base.nodes()?;
         let state = crate::checkpoint::fine_tune_state(&base, &self.weights)?;
         base.init_state = Some(StateRef {
             name: source,
@@ -198,8 +203,10 @@ use pb::{BOOL, DOUBLE, FLOAT, INT32, INT64, INT8, UINT8};
 /// `Gelu` since 20).
 const OPSETS: std::ops::RangeInclusive<i64> = 13..=22;
 
-/// At most this many elements in one constant or shape (before any allocation).
-const MAX_ELEMS: usize = 1 << 28;
+/// At most this many elements in one constant or shape (before any allocation): a
+/// parameter's bound (`MAX_DIM`-sized dims aside, a state tensor this large is
+/// already 256 MiB of f32).
+const MAX_ELEMS: usize = 1 << 26;
 
 fn err(m: impl Into<String>) -> TrainError {
     TrainError::Program(format!("onnx: {}", m.into()))
@@ -343,9 +350,11 @@ fn tensor_const(t: &pb::TensorProto) -> Result<Const> {
             fixed(1)?;
             (raw.iter().map(|&b| b as i8 as f64).collect(), false)
         }
-        other => return Err(err(format!(
+        other => {
+            return Err(err(format!(
             "{what}: data type {other} is not supported (float, double, int8/32/64, uint8, bool)"
-        ))),
+        )))
+        }
     };
     if data.len() != n {
         return Err(err(format!(
@@ -399,6 +408,7 @@ struct Builder {
     /// Initializer name -> its parameter, so a weight used twice is one parameter.
     param_of: HashMap<String, String>,
     used: HashSet<String>,
+    suffix: HashMap<String, usize>,
 }
 
 /// `s` made a valid graph name: printable ASCII without '/', at most the bound.
@@ -423,10 +433,12 @@ impl Builder {
     fn fresh(&mut self, hint: &str) -> String {
         let base = clean(hint);
         let mut name = base.clone();
-        let mut i = 1;
+        // Suffixes continue from the last one given for this base, so a file whose
+        // nodes all share one name costs linear, not quadratic, time.
+        let next = self.suffix.entry(base.clone()).or_insert(0);
         while self.used.contains(&name) || name == "loss" || name.starts_with("opt.") {
-            name = format!("{base}#{i}");
-            i += 1;
+            *next += 1;
+            name = format!("{base}#{next}");
         }
         self.used.insert(name.clone());
         name
@@ -658,6 +670,7 @@ pub fn import(bytes: &[u8]) -> Result<Imported> {
         weights: BTreeMap::new(),
         sources: BTreeMap::new(),
         param_of: HashMap::new(),
+        suffix: HashMap::new(),
         used: ["x", "y", "tokens", "targets", "positions", "loss"]
             .iter()
             .map(|s| s.to_string())
@@ -743,6 +756,14 @@ pub fn import(bytes: &[u8]) -> Result<Imported> {
     b.values.insert(input.name.clone(), Value::Act(x));
 
     for n in &g.node {
+        // Each ONNX node adds at most a handful of graph nodes and params; past the
+        // graph bounds the program would be refused anyway, so stop early.
+        if b.nodes.len() > MAX_GRAPH_NODES || b.params.len() > MAX_GRAPH_PARAMS {
+            return Err(err(format!(
+                "the model is larger than a graph program allows ({MAX_GRAPH_NODES} nodes, \
+                 {MAX_GRAPH_PARAMS} parameters)"
+            )));
+        }
         if !(n.domain.is_empty() || n.domain == "ai.onnx") {
             return Err(err(format!(
                 "node {:?}: operator {}::{} is outside the ONNX standard domain",

@@ -1518,6 +1518,128 @@ fn cnn_digits_model() -> Model {
     }
 }
 
+/// A GPT-2-shaped causal LM as a graph: token and learned position embeddings
+/// (`pos_rows` rows, at least `ctx`), `layers` pre-LayerNorm blocks (biased q, k, v
+/// and output projections, a 4x GELU MLP), a final LayerNorm, and logits through the
+/// token embedding (tied, as GPT-2 does). `gpt2_model(50257, 1024, ctx, 768, 12, 12)`
+/// has GPT-2 small's 124,439,808 parameters. Initialised with GPT-2's scales
+/// (uniform of the same standard deviation).
+pub fn gpt2_model(
+    vocab: usize,
+    pos_rows: usize,
+    ctx: usize,
+    d: usize,
+    heads: usize,
+    layers: usize,
+) -> Model {
+    let dh = d / heads.max(1);
+    // Uniform(a) has standard deviation a / sqrt(3).
+    let std = |s: f32| Init::Uniform(s * 3f32.sqrt());
+    let mut params = Vec::new();
+    let mut param = |name: String, shape: Vec<usize>, init: Init| {
+        params.push(GraphParam::new(name, shape, init, true));
+    };
+    let mut nodes: Vec<GraphNode> = Vec::new();
+    let mut node = |name: String, op: Op, inputs: &[&str]| -> String {
+        nodes.push(GraphNode::new(name.clone(), op, inputs));
+        name
+    };
+    let mm = |ta, tb| Op::MatMul { ta, tb };
+    let reshape = |shape: Vec<usize>| Op::Reshape { shape };
+    let swap = Op::Permute {
+        perm: vec![0, 2, 1, 3],
+    };
+    let ln = Op::LayerNorm { eps: 1e-5 };
+    param("wte".into(), vec![vocab, d], std(0.02));
+    param("wpe".into(), vec![pos_rows, d], std(0.01));
+    let te = node("tok_emb".into(), Op::Embedding, &["wte", "tokens"]);
+    let pe = node("pos_emb".into(), Op::Embedding, &["wpe", "positions"]);
+    let mut x = node("emb".into(), Op::Add, &[&te, &pe]);
+    let proj = 0.02 / (2.0 * layers.max(1) as f32).sqrt();
+    for l in 0..layers {
+        let p = |s: &str| format!("h{l}.{s}");
+        for n in ["ln1", "ln2"] {
+            param(p(&format!("{n}.g")), vec![d], Init::Ones);
+            param(p(&format!("{n}.b")), vec![d], Init::Zeros);
+        }
+        for w in ["q", "k", "v"] {
+            param(p(&format!("w{w}")), vec![d, d], std(0.02));
+            param(p(&format!("b{w}")), vec![d], Init::Zeros);
+        }
+        param(p("wo"), vec![d, d], std(proj));
+        param(p("bo"), vec![d], Init::Zeros);
+        param(p("w1"), vec![d, 4 * d], std(0.02));
+        param(p("b1"), vec![4 * d], Init::Zeros);
+        param(p("w2"), vec![4 * d, d], std(proj));
+        param(p("b2"), vec![d], Init::Zeros);
+        let h = node(p("ln1"), ln.clone(), &[&x, &p("ln1.g"), &p("ln1.b")]);
+        let mut heads_of = |w: &str| -> String {
+            let v = node(p(w), mm(false, false), &[&h, &p(&format!("w{w}"))]);
+            let v = node(
+                p(&format!("{w}.b")),
+                Op::AddBias,
+                &[&v, &p(&format!("b{w}"))],
+            );
+            let v = node(
+                p(&format!("{w}.split")),
+                reshape(vec![0, ctx, heads, dh]),
+                &[&v],
+            );
+            let v = node(p(&format!("{w}.perm")), swap.clone(), &[&v]);
+            node(p(&format!("{w}.heads")), reshape(vec![0, ctx, dh]), &[&v])
+        };
+        let (q, k, v) = (heads_of("q"), heads_of("k"), heads_of("v"));
+        let s = node(
+            p("scores"),
+            Op::BatchedMatMul {
+                ta: false,
+                tb: true,
+            },
+            &[&q, &k],
+        );
+        let s = node(p("scaled"), Op::Scale { s: inv_sqrt(dh) }, &[&s]);
+        let s = node(
+            p("masked"),
+            Op::CausalMask {
+                fill: MaskFill::NegInf,
+            },
+            &[&s],
+        );
+        let a = node(p("att"), Op::Softmax, &[&s]);
+        let o = node(
+            p("ctx"),
+            Op::BatchedMatMul {
+                ta: false,
+                tb: false,
+            },
+            &[&a, &v],
+        );
+        let o = node(p("ctx.split"), reshape(vec![0, heads, ctx, dh]), &[&o]);
+        let o = node(p("ctx.perm"), swap.clone(), &[&o]);
+        let o = node(p("ctx.merge"), reshape(vec![0, d]), &[&o]);
+        let o = node(p("o"), mm(false, false), &[&o, &p("wo")]);
+        let o = node(p("o.b"), Op::AddBias, &[&o, &p("bo")]);
+        x = node(p("res1"), Op::Add, &[&x, &o]);
+        let h2 = node(p("ln2"), ln.clone(), &[&x, &p("ln2.g"), &p("ln2.b")]);
+        let up = node(p("up"), mm(false, false), &[&h2, &p("w1")]);
+        let up = node(p("up.b"), Op::AddBias, &[&up, &p("b1")]);
+        let act = node(p("gelu"), Op::Gelu, &[&up]);
+        let down = node(p("down"), mm(false, false), &[&act, &p("w2")]);
+        let down = node(p("down.b"), Op::AddBias, &[&down, &p("b2")]);
+        x = node(p("res2"), Op::Add, &[&x, &down]);
+    }
+    param("lnf.g".into(), vec![d], Init::Ones);
+    param("lnf.b".into(), vec![d], Init::Zeros);
+    let h = node("lnf".into(), ln, &[&x, "lnf.g", "lnf.b"]);
+    node("logits".into(), mm(false, true), &[&h, "wte"]);
+    Model::Graph {
+        batch: BatchKind::Tokens { ctx, vocab },
+        params,
+        nodes,
+        logits: "logits".into(),
+    }
+}
+
 /// The `llama-lm` example, a graph: a causal transformer LM in the style of LLaMA
 /// (RMSNorm before attention and before a SwiGLU MLP, no biases), with learned
 /// positions (RoPE needs sin and cos, which the vocabulary does not have yet).

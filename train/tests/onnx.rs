@@ -56,7 +56,7 @@ fn follows_pytorch(dir: &Path, name: &str) -> Vec<f32> {
         let tol = if t == 0 {
             1e-4
         } else {
-            0.03 * b.abs().max(0.1)
+            0.01 * b.abs().max(0.1)
         };
         assert!(
             (a as f64 - b).abs() <= tol,
