@@ -18,6 +18,8 @@ use train::dataset::Schema;
 use train::program::gpt2_model;
 use train::{Dataset, Program, Trainer};
 
+// Only the argument parser of the shared bench helpers.
+#[allow(dead_code)]
 mod common;
 use common::Args;
 
