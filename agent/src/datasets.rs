@@ -245,7 +245,13 @@ async fn resolve_committed(
             }
         }
     }
-    let bytes = fetch_source(&init.name, &init.root, policy).await?;
+    // A state is as large as the program says, whatever the dataset limit: the
+    // bound comes from its shapes.
+    let state_policy = Policy {
+        max_bytes: train::checkpoint::max_file_bytes(&shapes),
+        ..policy.clone()
+    };
+    let bytes = fetch_source(&init.name, &init.root, &state_policy).await?;
     let state = decode(&bytes).map_err(|e| AgentError::Dataset(format!("{}: {e}", init.name)))?;
     std::fs::create_dir_all(cache_dir).map_err(|e| AgentError::io(cache_dir, e))?;
     crate::write_file_atomic(&cached, &bytes)?;

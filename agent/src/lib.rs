@@ -70,19 +70,33 @@ pub fn write_file_atomic(path: &Path, body: &[u8]) -> Result<(), AgentError> {
     std::fs::rename(&tmp, path).map_err(|e| AgentError::io(path, e))
 }
 
-/// Reads a stream of `veritrain.solver.v1.Chunk`s into one buffer of at most `limit` bytes.
-pub async fn collect_chunks(
-    mut s: tonic::Streaming<proto::solver::v1::Chunk>,
-    limit: u64,
-) -> Result<Vec<u8>, AgentError> {
+/// Reads a stream of `veritrain.solver.v1.Chunk`s into one buffer of at most `limit`
+/// bytes. The buffer is allocated once, at the declared size, after that size is
+/// checked against `limit` (so a sender that announces a huge file costs nothing,
+/// and an honest large one is not copied as it grows); every chunk must agree with
+/// the declared size.
+pub async fn collect_chunks<S>(mut s: S, limit: u64) -> Result<Vec<u8>, AgentError>
+where
+    S: futures::Stream<Item = Result<proto::solver::v1::Chunk, tonic::Status>> + Unpin,
+{
+    use futures::StreamExt;
     let mut out = Vec::new();
     let mut total = None;
-    while let Some(c) = s.message().await? {
+    while let Some(c) = s.next().await {
+        let c = c?;
         if c.total > limit {
             return Err(AgentError::Invalid(format!(
                 "a {}-byte stream is over the {limit}-byte limit",
                 c.total
             )));
+        }
+        if total.is_none() {
+            let n = usize::try_from(c.total).map_err(|_| {
+                AgentError::Invalid(format!("a {}-byte stream does not fit in memory", c.total))
+            })?;
+            out.try_reserve_exact(n).map_err(|_| {
+                AgentError::Invalid(format!("cannot allocate {} bytes for a stream", c.total))
+            })?;
         }
         if *total.get_or_insert(c.total) != c.total
             || out.len() as u64 + c.data.len() as u64 > c.total
@@ -103,23 +117,57 @@ pub async fn collect_chunks(
     Ok(out)
 }
 
-/// `body` as a stream of chunks (the server side of [`collect_chunks`]).
-pub fn chunk_stream(
-    body: Vec<u8>,
-) -> std::pin::Pin<
+/// A stream of chunks, as the Solver service's streaming methods return.
+pub type ChunkStream = std::pin::Pin<
     Box<dyn futures::Stream<Item = Result<proto::solver::v1::Chunk, tonic::Status>> + Send>,
-> {
+>;
+
+/// `body` as a stream of chunks (the server side of [`collect_chunks`]), each made
+/// when the transport asks for it: serving a file holds it once, not twice.
+pub fn chunk_stream(body: Vec<u8>) -> ChunkStream {
+    use futures::StreamExt;
+    let body = std::sync::Arc::new(body);
     let total = body.len() as u64;
-    let chunks: Vec<Result<proto::solver::v1::Chunk, tonic::Status>> = body
-        .chunks(CHUNK_BYTES)
-        .map(|c| {
-            Ok(proto::solver::v1::Chunk {
-                data: c.to_vec(),
-                total,
-            })
+    let ends: Vec<usize> = (0..body.len().div_ceil(CHUNK_BYTES).max(1)).collect();
+    Box::pin(futures::stream::iter(ends).map(move |i| {
+        let from = (i * CHUNK_BYTES).min(body.len());
+        let to = (from + CHUNK_BYTES).min(body.len());
+        Ok(proto::solver::v1::Chunk {
+            data: body[from..to].to_vec(),
+            total,
         })
-        .collect();
-    Box::pin(futures::stream::iter(chunks))
+    }))
+}
+
+/// The file at `path` as a stream of chunks, read from disk as they are sent: a file
+/// of any size is served in `CHUNK_BYTES` of memory. A file that changes size while
+/// it is served ends the stream with an error (the receiver's size check fails too).
+pub fn file_chunk_stream(path: &Path) -> Result<ChunkStream, AgentError> {
+    use tokio::io::AsyncReadExt;
+    let f = std::fs::File::open(path).map_err(|e| AgentError::io(path, e))?;
+    let total = f.metadata().map_err(|e| AgentError::io(path, e))?.len();
+    let file = tokio::fs::File::from_std(f);
+    let state = (file, 0u64, false);
+    let stream = futures::stream::unfold(state, move |(mut f, sent, done)| async move {
+        if done {
+            return None;
+        }
+        let want = (total - sent).min(CHUNK_BYTES as u64) as usize;
+        let mut data = vec![0u8; want];
+        match f.read_exact(&mut data).await {
+            Ok(_) => {
+                let chunk = proto::solver::v1::Chunk { data, total };
+                let sent = sent + want as u64;
+                // An empty file is one empty chunk, as `chunk_stream` sends it.
+                Some((Ok(chunk), (f, sent, sent == total)))
+            }
+            Err(e) => Some((
+                Err(tonic::Status::internal(format!("reading the file: {e}"))),
+                (f, sent, true),
+            )),
+        }
+    });
+    Ok(Box::pin(stream))
 }
 
 /// A client of the solver that holds `t` (the endpoint published with its claim).

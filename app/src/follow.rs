@@ -219,11 +219,11 @@ pub async fn fetch_model(t: &Task) -> anyhow::Result<Vec<u8>> {
         .model(proto::solver::v1::ModelRequest { task_id: t.id })
         .await?
         .into_inner();
-    let bytes = agent::collect_chunks(s, 1 << 31).await?;
     let program: train::Program = serde_json::from_slice(&t.program_json)?;
-    let (step, _, h) =
-        train::checkpoint::decode_hashed(&program, &program.graph()?.state_shapes, &bytes)
-            .context("the solver's model file")?;
+    let shapes = program.graph()?.state_shapes;
+    let bytes = agent::collect_chunks(s, train::checkpoint::max_file_bytes(&shapes)).await?;
+    let (step, _, h) = train::checkpoint::decode_hashed(&program, &shapes, &bytes)
+        .context("the solver's model file")?;
     if step != program.steps || h.as_slice() != t.final_state_hash.as_slice() {
         bail!(
             "the model served by {} hashes to {} at step {step}, but the chain has {} at step {}",

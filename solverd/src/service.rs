@@ -1,16 +1,15 @@
 //! The `veritrain.solver.v1.Solver` gRPC service, with gRPC health and reflection.
 use crate::Shared;
 use agent::lock;
-use agent::{chunk_stream, AgentError};
+use agent::{chunk_stream, AgentError, ChunkStream};
 use proto::solver::v1::{
     solver_server::{Solver, SolverServer},
-    CheckpointRequest, Chunk, DatasetRequest, ModelRequest, OpTraceRequest, OpTraceResponse,
+    CheckpointRequest, DatasetRequest, ModelRequest, OpTraceRequest, OpTraceResponse,
     StatusRequest, StatusResponse, StepHashRequest, StepHashResponse, StepHashesRequest,
     StepHashesResponse, WithheldLeaf,
 };
 use proto::tasks::v1::{Task, TaskStatus, VerificationLevel};
 use std::collections::BTreeSet;
-use std::pin::Pin;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status};
@@ -24,8 +23,6 @@ pub(crate) struct SolverService {
     /// from their own states meanwhile), so no caller can starve the solver.
     replays: tokio::sync::Semaphore,
 }
-
-type ChunkStream = Pin<Box<dyn futures::Stream<Item = Result<Chunk, Status>> + Send>>;
 
 fn to_status(e: AgentError) -> Status {
     match e {
@@ -294,8 +291,9 @@ impl Solver for SolverService {
             dir.join(format!("{}.vtds", hex::encode(root))),
             agent::datasets::state_cache_path(&dir, &root),
         ];
-        match files.iter().find_map(|p| std::fs::read(p).ok()) {
-            Some(b) => Ok(Response::new(chunk_stream(b))),
+        // Streamed from disk: a large state or dataset is never held whole.
+        match files.iter().find_map(|p| agent::file_chunk_stream(p).ok()) {
+            Some(s) => Ok(Response::new(s)),
             None => Err(Status::not_found(format!(
                 "no dataset or state with root {}",
                 hex::encode(root)

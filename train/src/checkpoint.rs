@@ -44,6 +44,21 @@ pub fn encode(program: &Program, step: u64, state: &BTreeMap<String, Tensor>) ->
     safetensors::serialize(views, &Some(meta)).map_err(|e| TrainError::Checkpoint(e.to_string()))
 }
 
+/// An upper bound on the size of a checkpoint file of a state with these tensor
+/// shapes ([`encode`]'s output): the f32 data, plus the safetensors header (each
+/// tensor's name, dtype, shape and offsets as JSON; the metadata; the length and
+/// alignment). What a receiver allows a served checkpoint or model to be, so no
+/// fixed cap limits model size and no sender can make it allocate more.
+pub fn max_file_bytes(shapes: &BTreeMap<String, Vec<usize>>) -> u64 {
+    shapes.iter().fold(4096u64, |a, (name, shape)| {
+        let data = shape.iter().fold(4u64, |n, &d| n.saturating_mul(d as u64));
+        // `"name":{"dtype":"F32","shape":[..],"data_offsets":[a,b]},` with the name
+        // possibly escaped (6 bytes a character at worst), 21 digits a number.
+        let header = 64 + 6 * name.len() as u64 + 22 * (shape.len() as u64 + 2);
+        a.saturating_add(data).saturating_add(header)
+    })
+}
+
 /// What [`decode`] requires of every state tensor's values: no NaN and no infinity
 /// (the first offender in name order is the error). The step executor refuses a new
 /// state by this same function, so a diverged run stops at the step whose checkpoint

@@ -540,7 +540,8 @@ async fn fetch_checkpoint(
             return None;
         }
     };
-    let bytes = agent::collect_chunks(stream, 1 << 31).await.ok()?;
+    let limit = train::checkpoint::max_file_bytes(&lock(run).graph.state_shapes);
+    let bytes = agent::collect_chunks(stream, limit).await.ok()?;
     match decode_checked(run, &bytes, step, want) {
         Ok(state) => Some(state),
         Err(None) => {
