@@ -99,3 +99,24 @@ extern "C" __global__ void rp_eval_bits(int f, u32 start, u64 n, float* __restri
 MAP1(rp_silu_k, FMUL(v, rp_sigmoid(v)))
 MAP2(rp_silu_backward,
      FMUL(v, FMUL(rp_sigmoid(u), FADD(1.0f, FMUL(u, FSUB(1.0f, rp_sigmoid(u)))))))
+
+// ops.rs Rope / rope_angles: x[rows, d] with rows = blocks * t; one thread per pair
+// (row, j), j < d/2, at position row % t; the angle exactly as rope_angles computes it.
+extern "C" __global__ void rp_rope(const float* __restrict__ x, float* __restrict__ y, u64 rows,
+                                   u64 t, u64 d, float base, int inverse) {
+  u64 h = d / 2;
+  GRID_STRIDE(idx, rows * h) {
+    u64 row = idx / h;
+    u64 j = idx - row * h;
+    u64 p = row % t;
+    float lb = rp_log(base);
+    float e = FDIV((float)(2 * j), (float)d);
+    float f = rp_exp(-FMUL(e, lb));
+    float sn, cs;
+    rp_sin_cos(FMUL((float)p, f), &sn, &cs);
+    if (inverse) sn = -sn;
+    float a = x[row * d + j], b = x[row * d + j + h];
+    y[row * d + j] = rp_canon(FSUB(FMUL(a, cs), FMUL(b, sn)));
+    y[row * d + j + h] = rp_canon(FADD(FMUL(a, sn), FMUL(b, cs)));
+  }
+}

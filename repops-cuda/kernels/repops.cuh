@@ -111,6 +111,43 @@ RP_D float rp_exp(float x) {
   return rp_scale_pow2(y, k);
 }
 
+#define TWO_OVER_PI 0x3f22f983u
+#define PIO2_1 0x3fc90fdbu
+#define PIO2_2 0xb33bbd2eu
+#define PIO2_3 0xa6f72cedu
+#define SIN_S1 0xbe2aaaa3u
+#define SIN_S2 0x3c08839eu
+#define SIN_S3 0xb94ca1f9u
+#define COS_C1 0x3d2aaaa5u
+#define COS_C2 0xbab6061au
+#define COS_C3 0x37ccf5ceu
+
+// math.rs sin_cos: (sin x, cos x) through *s and *c.
+RP_D void rp_sin_cos(float x, float* s_out, float* c_out) {
+  if (rp_isnan(x) || rp_abs(x) == rp_inf()) {
+    *s_out = rp_nan();
+    *c_out = rp_nan();
+    return;
+  }
+  float t = FMA(x, rp_c(TWO_OVER_PI), rp_c(SHIFT));
+  float kf = FSUB(t, rp_c(SHIFT));
+  int q = (int)(__float_as_uint(t) - SHIFT) & 3;
+  float r = FMA(-kf, rp_c(PIO2_1), x);
+  r = FMA(-kf, rp_c(PIO2_2), r);
+  r = FMA(-kf, rp_c(PIO2_3), r);
+  float z = FMUL(r, r);
+  float ps = FMA(FMA(rp_c(SIN_S3), z, rp_c(SIN_S2)), z, rp_c(SIN_S1));
+  float s = FMA(FMUL(r, z), ps, r);
+  float pc = FMA(FMA(rp_c(COS_C3), z, rp_c(COS_C2)), z, rp_c(COS_C1));
+  float co = FMA(FMUL(z, z), pc, FMA(-0.5f, z, 1.0f));
+  switch (q) {
+    case 0: *s_out = s; *c_out = co; break;
+    case 1: *s_out = co; *c_out = -s; break;
+    case 2: *s_out = -s; *c_out = -co; break;
+    default: *s_out = -co; *c_out = s; break;
+  }
+}
+
 #define SQRT2 0x3fb504f3u
 #define LG1 0x3f2aaaabu
 #define LG2 0x3ecccccdu

@@ -875,6 +875,25 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[In<'_, D::Buf>], out_shape: &[usize])
             d.launch("rp_embedding_backward", elementwise(vocab * dd), args)?;
             Ok(y)
         }
+        Op::Rope { base, inverse } => {
+            let sh = &x[0].shape;
+            let (t, dd) = (sh[sh.len() - 2] as u64, sh[sh.len() - 1] as u64);
+            let rows = x[0].len() as u64 / dd.max(1);
+            let dx = x[0].buf();
+            let mut y = zeros_f32(d, x[0].len())?;
+            // (const float* x, float* y, u64 rows, u64 t, u64 d, float base, int inverse)
+            let args = &mut [
+                Arg::In(dx),
+                Arg::Out(&mut y),
+                Arg::U64(rows),
+                Arg::U64(t),
+                Arg::U64(dd),
+                Arg::F32(*base),
+                Arg::I32(i32::from(*inverse)),
+            ];
+            d.launch("rp_rope", elementwise(rows * (dd / 2)), args)?;
+            Ok(y)
+        }
         Op::CausalMask { fill } => {
             let t = x[0].last_dim() as u64;
             let fv = match fill {

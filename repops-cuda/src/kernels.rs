@@ -63,6 +63,7 @@ pub const MODULES: [Module; 5] = [
             "rp_eval_bits",
             "rp_silu_k",
             "rp_silu_backward",
+            "rp_rope",
         ],
     },
     Module {

@@ -18,21 +18,22 @@ static inline float __shfl_sync(unsigned, float v, int) { return v; }
 "#
 );
 
-// port STRIDE: the six functions of every STRIDE-th bit pattern 0, STRIDE, 2 STRIDE, ...
+// port STRIDE: the six functions and sin_cos of every STRIDE-th bit pattern 0, STRIDE, ...
 const MAIN: &str = r#"
 #include <cstdlib>
 int main(int argc, char** argv) {
   unsigned long long stride = argc > 1 ? std::strtoull(argv[1], 0, 10) : 1;
-  static float buf[6 * 4096];
+  static float buf[8 * 4096];
   int k = 0;
   for (unsigned long long x = 0; x <= 0xffffffffull; x += stride) {
     float v = __uint_as_float((unsigned int)x);
-    float* r = buf + 6 * k;
+    float* r = buf + 8 * k;
     r[0] = rp_exp(v); r[1] = rp_log(v); r[2] = rp_tanh(v);
     r[3] = rp_sigmoid(v); r[4] = rp_gelu(v); r[5] = rp_rsqrt(v);
-    if (++k == 4096) { std::fwrite(buf, 4, 6 * 4096, stdout); k = 0; }
+    rp_sin_cos(v, &r[6], &r[7]);
+    if (++k == 4096) { std::fwrite(buf, 4, 8 * 4096, stdout); k = 0; }
   }
-  std::fwrite(buf, 4, 6 * k, stdout);
+  std::fwrite(buf, 4, 8 * k, stdout);
   return 0;
 }
 "#;
@@ -94,7 +95,7 @@ fn the_cuda_math_port_has_the_cpu_bits_when_compiled_for_the_host() {
     let mut out = std::io::BufReader::with_capacity(1 << 20, child.stdout.take().unwrap());
     let mut bad = Vec::new();
     let (mut x, mut checked, mut nbad) = (0u64, 0u64, 0u64);
-    let mut rec = [0u8; 24];
+    let mut rec = [0u8; 32];
     while x <= u32::MAX as u64 {
         out.read_exact(&mut rec).unwrap();
         let v = f32::from_bits(x as u32);
@@ -112,11 +113,25 @@ fn the_cuda_math_port_has_the_cpu_bits_when_compiled_for_the_host() {
                 }
             }
         }
+        let (s, c) = repops::math::sin_cos(v);
+        for (j, (name, want)) in [(6, ("sin", s)), (7, ("cos", c))] {
+            let got = f32::from_le_bytes(rec[4 * j..4 * j + 4].try_into().unwrap());
+            if canonical(got) != canonical(want) {
+                nbad += 1;
+                if bad.len() < 20 {
+                    bad.push(format!(
+                        "{name}({x:08x}) = {:08x}, cpu {:08x}",
+                        got.to_bits(),
+                        want.to_bits()
+                    ));
+                }
+            }
+        }
         checked += 1;
         x += stride;
     }
     assert!(child.wait().unwrap().success());
-    eprintln!("host port: {checked} inputs x 6 functions, {nbad} differences");
+    eprintln!("host port: {checked} inputs x 8 functions, {nbad} differences");
     let _ = std::fs::remove_dir_all(&dir);
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

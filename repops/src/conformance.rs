@@ -129,7 +129,7 @@ pub fn unary_op(i: usize, s: f32) -> Op {
 }
 
 /// Number of op kinds [`fuzz_case`] draws from.
-pub const FUZZ_KINDS: usize = 47;
+pub const FUZZ_KINDS: usize = 48;
 
 /// Fuzz case `kind` (`0..FUZZ_KINDS`, every op of `repops::Op`) with random shapes and
 /// inputs drawn from `seed`.
@@ -365,6 +365,17 @@ pub fn fuzz_case(kind: usize, seed: u64) -> (Op, Vec<Tensor>) {
                     ],
                 ),
             }
+        }
+        47 => {
+            // RoPE over [blocks, t, d]: positions up to 4096 (angles up to ~4096 rad).
+            let (b, t, h) = (r.int(1, 4), r.int(1, 4096 / 4), r.int(1, 48));
+            let base = [10_000.0, 500_000.0, 2.0][r.int(0, 2)];
+            let op = Op::Rope {
+                base,
+                inverse: r.int(0, 1) == 1,
+            };
+            let rows = t * r.int(1, 4);
+            (op, vec![r.bits(&[b, rows, 2 * h])])
         }
         44 => {
             let (rows, k) = (r.int(1, 500), r.int(1, 70));

@@ -467,6 +467,22 @@ pub fn case_specs() -> Vec<(String, Op, Vec<InputSpec>)> {
         Op::RmsNormBackwardGamma { eps: 1e-6 },
         vec![u(&[70, 9], -4.0, 6.0), u(&[70, 9], -1.0, 1.0)],
     );
+    add(
+        "rope",
+        Op::Rope {
+            base: 10_000.0,
+            inverse: false,
+        },
+        vec![u(&[2, 37, 16], -2.0, 2.0)],
+    );
+    add(
+        "rope_inverse",
+        Op::Rope {
+            base: 500_000.0,
+            inverse: true,
+        },
+        vec![bits(&[3, 9, 6])],
+    );
     v
 }
 
@@ -528,6 +544,8 @@ pub fn all_op_names() -> Vec<&'static str> {
         "rms_norm",
         "rms_norm_backward_input",
         "rms_norm_backward_gamma",
+        "rope",
+        "rope_inverse",
     ]
 }
 

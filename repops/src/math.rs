@@ -130,6 +130,47 @@ fn exp_core(x: f32) -> (f32, i32) {
     (hi + (lo + t), k)
 }
 
+const TWO_OVER_PI: u32 = 0x3f22_f983; // 2/pi
+const PIO2_1: u32 = 0x3fc9_0fdb; // pi/2 rounded to f32
+const PIO2_2: u32 = 0xb33b_bd2e; // pi/2 - PIO2_1 rounded
+const PIO2_3: u32 = 0xa6f7_2ced; // pi/2 - PIO2_1 - PIO2_2 rounded
+const SIN_S1: u32 = 0xbe2a_aaa3; // cephes sinf minimax on [-pi/4, pi/4]
+const SIN_S2: u32 = 0x3c08_839e;
+const SIN_S3: u32 = 0xb94c_a1f9;
+const COS_C1: u32 = 0x3d2a_aaa5; // cephes cosf
+const COS_C2: u32 = 0xbab6_061a;
+const COS_C3: u32 = 0x37cc_f5ce;
+
+/// `(sin x, cos x)`. `k = rint(x * 2/pi)` by the 1.5*2^23 shifter, `r = x - k pi/2`
+/// by three fma steps (Cody-Waite with pi/2 split in three f32 parts), then cephes'
+/// single-precision polynomials on `|r| <= pi/4` and the quadrant `k mod 4`. Within
+/// 2.5 ulp of sine and cosine for `|x| < 2^16` (RoPE's angles: a position times a
+/// frequency at most 1); beyond that, still one fixed sequence of R1 operations.
+/// NaN and infinities give the canonical NaN; the sign of a zero is not kept.
+#[inline(always)]
+pub fn sin_cos(x: f32) -> (f32, f32) {
+    if !x.is_finite() {
+        return (nan(), nan());
+    }
+    let t = fma(x, c(TWO_OVER_PI), c(SHIFT));
+    let kf = t - c(SHIFT);
+    let q = (t.to_bits() as i32).wrapping_sub(c(SHIFT).to_bits() as i32) & 3;
+    let r = fma(-kf, c(PIO2_1), x);
+    let r = fma(-kf, c(PIO2_2), r);
+    let r = fma(-kf, c(PIO2_3), r);
+    let z = r * r;
+    let ps = fma(fma(c(SIN_S3), z, c(SIN_S2)), z, c(SIN_S1));
+    let s = fma(r * z, ps, r);
+    let pc = fma(fma(c(COS_C3), z, c(COS_C2)), z, c(COS_C1));
+    let co = fma(z * z, pc, fma(-0.5, z, 1.0));
+    match q {
+        0 => (s, co),
+        1 => (co, -s),
+        2 => (-s, -co),
+        _ => (-co, s),
+    }
+}
+
 const SQRT2: u32 = 0x3fb5_04f3;
 const LG1: u32 = 0x3f2a_aaab; // 2/3
 const LG2: u32 = 0x3ecc_cccd; // 2/5
@@ -527,5 +568,38 @@ mod tests {
         assert_eq!(gelu(f32::INFINITY), f32::INFINITY);
         assert_eq!(rsqrt(4.0), 0.5);
         assert_eq!(rsqrt(0.0), f32::INFINITY);
+        assert_eq!(sin_cos(0.0), (0.0, 1.0));
+        for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let (s, c) = sin_cos(v);
+            assert_eq!(
+                (s.to_bits(), c.to_bits()),
+                (CANONICAL_NAN_BITS, CANONICAL_NAN_BITS)
+            );
+        }
+    }
+
+    /// Every 97th f32 in `[-2^16, 2^16]`: within 2.5 ulp of f64's sine and cosine
+    /// (measured: 2.05, near 51137), and within 2^-33 absolute where the result is
+    /// near 0 (the reduced argument's rounding).
+    #[test]
+    fn sin_cos_are_within_two_ulp_on_ropes_angles() {
+        let (mut worst, mut at) = (0.0f64, 0.0f32);
+        let hi = 65536.0f32.to_bits();
+        for bits in (0..=hi).step_by(97) {
+            for x in [f32::from_bits(bits), -f32::from_bits(bits)] {
+                let (s, c) = sin_cos(x);
+                for (got, want) in [(s, (x as f64).sin()), (c, (x as f64).cos())] {
+                    let err = if want.abs() < 1e-3 {
+                        (got as f64 - want).abs() / 2f64.powi(-34)
+                    } else {
+                        ulp_error(got, want)
+                    };
+                    if err > worst {
+                        (worst, at) = (err, x);
+                    }
+                }
+            }
+        }
+        assert!(worst <= 2.5, "{worst} ulp at {at}");
     }
 }

@@ -167,6 +167,12 @@ pub enum Op {
     RmsNormBackwardInput { eps: f32 },
     /// `(x[..,D], dy[..,D]) -> dgamma[D]`.
     RmsNormBackwardGamma { eps: f32 },
+    /// `(x[.., T, D]) -> [.., T, D]`, `D` even: rotary position embedding (RoPE, the
+    /// half-split pairing). Row `t` of each `[T, D]` block is position `t`; pair
+    /// `(j, j + D/2)` turns by `theta = t * exp(-(2j / D) * log(base))`:
+    /// `y_j = x_j cos - x_{j+D/2} sin`, `y_{j+D/2} = x_j sin + x_{j+D/2} cos`
+    /// (`math::sin_cos`). `inverse` turns by `-theta` (the backward).
+    Rope { base: f32, inverse: bool },
 }
 
 /// `adamw_update` of `(p, m, v, beta1^t, beta2^t)` at learning rate `lr`.
@@ -182,6 +188,25 @@ fn adamw(x: &[&Tensor], lr: f32, eps: f32, wd: f32) -> Vec<f32> {
             p[i] - lr * (u + wd * p[i])
         })
         .collect()
+}
+
+/// `(sin, cos)` of RoPE's angle for position `p` and pair `j` at `[p * D/2 + j]`
+/// (negated sines when `inverse`): `theta = p * exp(-(2j / D) * log(base))`, each an
+/// R1 operation or an R4 function, in this order (the CUDA kernel repeats it).
+pub fn rope_angles(tdim: usize, d: usize, base: f32, inverse: bool) -> Vec<(f32, f32)> {
+    let h = d / 2;
+    let lb = math::log(base);
+    let inv: Vec<f32> = (0..h)
+        .map(|j| math::exp(-(((2 * j) as f32 / d as f32) * lb)))
+        .collect();
+    let mut out = Vec::with_capacity(tdim * h);
+    for p in 0..tdim {
+        for &f in &inv {
+            let (sn, cs) = math::sin_cos(p as f32 * f);
+            out.push((if inverse { -sn } else { sn }, cs));
+        }
+    }
+    out
 }
 
 /// Largest window side, stride or padding of [`Op::Im2Col`] and [`Op::Col2Im`].
@@ -429,6 +454,8 @@ impl Op {
             Op::RmsNorm { .. } => "rms_norm",
             Op::RmsNormBackwardInput { .. } => "rms_norm_backward_input",
             Op::RmsNormBackwardGamma { .. } => "rms_norm_backward_gamma",
+            Op::Rope { inverse: false, .. } => "rope",
+            Op::Rope { inverse: true, .. } => "rope_inverse",
         }
     }
 
@@ -801,6 +828,17 @@ impl Op {
                 rank(5, 0)?;
                 s[0].to_vec()
             }
+            Op::Rope { .. } => {
+                at_least(0, 2)?;
+                let d = last(0);
+                if d == 0 || d % 2 != 0 {
+                    return Err(shape_err(
+                        name,
+                        format!("the last dim must be even and > 0, got {:?}", s[0]),
+                    ));
+                }
+                s[0].to_vec()
+            }
             Op::MaxLastBackward => {
                 at_least(0, 1)?;
                 if s[1] != &s[0][..s[0].len() - 1] {
@@ -850,6 +888,16 @@ impl Op {
             Op::AdamWUpdateLr { eps, weight_decay } => {
                 finite_param(n, "eps", *eps)?;
                 finite_param(n, "weight_decay", *weight_decay)
+            }
+            Op::Rope { base, .. } => {
+                finite_param(n, "base", *base)?;
+                if *base <= 1.0 {
+                    return Err(RepOpsError::Param {
+                        op: n,
+                        detail: format!("base = {base} must be > 1"),
+                    });
+                }
+                Ok(())
             }
             _ => Ok(()),
         }
@@ -947,6 +995,23 @@ impl Op {
             Op::Sigmoid => Ok(map_fn(x[0], math::sigmoid)),
             Op::SigmoidBackward => Ok(map2(x[0], x[1], |y, dy| dy * (y * (1.0 - y)))),
             Op::Silu => Ok(map_fn(x[0], |v| v * math::sigmoid(v))),
+            Op::Rope { base, inverse } => {
+                let sh = x[0].shape();
+                let (tdim, d) = (sh[sh.len() - 2], sh[sh.len() - 1]);
+                let h = d / 2;
+                let angles = rope_angles(tdim, d, *base, *inverse);
+                let mut o = x[0].data().to_vec();
+                o.par_chunks_mut(d).enumerate().for_each(|(r, row)| {
+                    let p = r % tdim;
+                    for j in 0..h {
+                        let (sn, cs) = angles[p * h + j];
+                        let (a, b) = (row[j], row[j + h]);
+                        row[j] = a * cs - b * sn;
+                        row[j + h] = a * sn + b * cs;
+                    }
+                });
+                t(o)
+            }
             Op::SiluBackward => Ok(map2(x[0], x[1], |v, dy| {
                 let s = math::sigmoid(v);
                 dy * (s * (1.0 + v * (1.0 - s)))

@@ -533,6 +533,8 @@ impl Node {
             | Op::LayerNormBackwardInput { .. }
             | Op::LayerNormBackwardGamma { .. } => first.saturating_mul(25),
             Op::AdamWUpdate { .. } => out.saturating_mul(10),
+            // A log, an exp and a sine and cosine per pair, then four products.
+            Op::Rope { .. } => out.saturating_mul(40),
             // Not just the first input: an embedding's backward reads every
             // gradient row, which can outnumber its ids and its table.
             _ => out.max(largest).saturating_mul(2),
@@ -1641,8 +1643,8 @@ pub fn gpt2_model(
 }
 
 /// The `llama-lm` example, a graph: a causal transformer LM in the style of LLaMA
-/// (RMSNorm before attention and before a SwiGLU MLP, no biases), with learned
-/// positions (RoPE needs sin and cos, which the vocabulary does not have yet).
+/// (RMSNorm before attention and before a SwiGLU MLP, no biases, rotary position
+/// embeddings on the queries and keys).
 fn llama_lm_model(
     ctx: usize,
     vocab: usize,
@@ -1668,10 +1670,11 @@ fn llama_lm_model(
     };
     let rms = Op::RmsNorm { eps: 1e-6 };
     param("wte".into(), vec![vocab, d], Init::Uniform(0.1));
-    param("wpe".into(), vec![ctx, d], Init::Uniform(0.1));
-    let te = node("tok_emb".into(), Op::Embedding, &["wte", "tokens"]);
-    let pe = node("pos_emb".into(), Op::Embedding, &["wpe", "positions"]);
-    let mut x = node("emb".into(), Op::Add, &[&te, &pe]);
+    let mut x = node("tok_emb".into(), Op::Embedding, &["wte", "tokens"]);
+    let rope = Op::Rope {
+        base: 10_000.0,
+        inverse: false,
+    };
     for l in 0..layers {
         let p = |s: &str| format!("h{l}.{s}");
         param(p("ln1.g"), vec![d], Init::Ones);
@@ -1699,6 +1702,9 @@ fn llama_lm_model(
             node(p(&format!("{w}.heads")), reshape(vec![0, ctx, dh]), &[&v])
         };
         let (q, k, v) = (heads_of("q"), heads_of("k"), heads_of("v"));
+        // Each head's [ctx, dh] block turned by position.
+        let q = node(p("q.rope"), rope.clone(), &[&q]);
+        let k = node(p("k.rope"), rope.clone(), &[&k]);
         let s = node(
             p("scores"),
             Op::BatchedMatMul {
@@ -2172,6 +2178,18 @@ impl Builder {
                     0,
                     Op::SiluBackward,
                     vec![x[0].clone(), gy],
+                )?,
+                // A rotation's adjoint is the rotation back.
+                Op::Rope { base, inverse } => Builder::push_grad(
+                    self,
+                    &mut grads,
+                    x,
+                    0,
+                    Op::Rope {
+                        base: *base,
+                        inverse: !*inverse,
+                    },
+                    vec![gy],
                 )?,
                 Op::RmsNorm { eps } => {
                     Builder::push_grad(

@@ -484,7 +484,7 @@ fn random_graphs_never_panic_and_their_footprint_bounds_the_expansion() {
         let mut nodes = Vec::new();
         for j in 0..1 + next(12) {
             let u = |next: &mut dyn FnMut(u64) -> u64| 1 + next(4) as usize;
-            let op = match next(24) {
+            let op = match next(25) {
                 0 => Op::MatMul {
                     ta: next(2) == 1,
                     tb: next(2) == 1,
@@ -527,6 +527,10 @@ fn random_graphs_never_panic_and_their_footprint_bounds_the_expansion() {
                 20 => Op::Embedding,
                 21 => Op::SumLast,
                 22 => Op::MeanAxis0,
+                23 => Op::Rope {
+                    base: 10_000.0,
+                    inverse: next(2) == 1,
+                },
                 _ => Op::Gelu,
             };
             let inputs = (0..op.arity())
@@ -600,8 +604,9 @@ fn random_graphs_never_panic_and_their_footprint_bounds_the_expansion() {
     assert!(expanded > 300, "{expanded}");
 }
 
-/// The shipped `llama-lm` graph (RMSNorm, SwiGLU through SiLU, no biases, with a
-/// warmup-cosine schedule and clipping): its backward agrees with finite differences,
+/// The shipped `llama-lm` graph (RMSNorm, SwiGLU through SiLU, RoPE on queries and
+/// keys, no biases, with a warmup-cosine schedule and clipping): its backward (RoPE's
+/// through `wq` and `wk`) agrees with finite differences,
 /// it learns the corpus, and its state hashes are the same at 1 and 2 threads.
 #[test]
 fn a_llama_style_graph_with_rmsnorm_and_swiglu_trains_on_text() {
@@ -609,7 +614,12 @@ fn a_llama_style_graph_with_rmsnorm_and_swiglu_trains_on_text() {
     let mut plain = p.clone();
     plain.clip_norm = None;
     plain.schedule = None;
-    check_gradients(&plain, &["h0.ln1.g", "h0.w1", "h1.w3", "lnf.g"]);
+    check_gradients(
+        &plain,
+        &[
+            "h0.ln1.g", "h0.wq", "h0.wk", "h1.wk", "h0.w1", "h1.w3", "lnf.g",
+        ],
+    );
     let d = Dataset::builtin("corpus").unwrap();
     let mut tr = Trainer::new(p.clone(), d).unwrap();
     let losses: Vec<f32> = (1..=60).map(|t| tr.step(t).unwrap().loss).collect();
