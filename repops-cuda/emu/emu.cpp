@@ -179,7 +179,7 @@ int main() {
       K(rp_gemm_w64),
       K(rp_sum_axis0), K(rp_layer_norm_backward_gamma), K(rp_embedding),
       K(rp_embedding_backward), K(rp_transpose), K(rp_permute), K(rp_im2col), K(rp_col2im),
-      K(rp_max_last), K(rp_max_last_backward), K(rp_silu_k), K(rp_silu_backward), K(rp_rope),
+      K(rp_max_last), K(rp_max_last_backward), K(rp_silu_k), K(rp_silu_backward), K(rp_rope), K(rp_dropout),
       K(rp_rms_norm), K(rp_rms_norm_backward_input), K(rp_rms_stats),
       K(rp_blake3_chunks), K(rp_blake3_tree),
   };

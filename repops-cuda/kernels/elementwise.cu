@@ -120,3 +120,17 @@ extern "C" __global__ void rp_rope(const float* __restrict__ x, float* __restric
     y[row * d + j + h] = rp_canon(FADD(FMUL(a, sn), FMUL(b, cs)));
   }
 }
+
+// ops.rs Dropout: element i kept when (u >> 8) * 2^-24 >= p, u = Philox(key, stream = the
+// bits of step[0]) at counter i; kept: x * (1 / (1 - p)), dropped: +0.
+extern "C" __global__ void rp_dropout(const float* __restrict__ x, const float* __restrict__ step,
+                                      float* __restrict__ y, u64 n, float p, u32 key_lo,
+                                      u32 key_hi) {
+  u64 stream = (u64)__float_as_uint(step[0]);
+  float scale = FDIV(1.0f, FSUB(1.0f, p));
+  GRID_STRIDE(i, n) {
+    u32 u = rp_philox_u32(i, stream, key_lo, key_hi);
+    float uf = FMUL((float)(u >> 8), rp_c(0x33800000u));
+    y[i] = rp_canon(uf >= p ? FMUL(x[i], scale) : 0.0f);
+  }
+}

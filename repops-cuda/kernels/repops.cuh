@@ -111,6 +111,26 @@ RP_D float rp_exp(float x) {
   return rp_scale_pow2(y, k);
 }
 
+// philox.rs: one Philox4x32-10 block at counter (i, stream) under key (k0, k1); word 0.
+RP_D u32 rp_philox_u32(u64 i, u64 stream, u32 k0, u32 k1) {
+  u32 c0 = (u32)i, c1 = (u32)(i >> 32), c2 = (u32)stream, c3 = (u32)(stream >> 32);
+  for (int round = 0; round < 10; ++round) {
+    if (round > 0) {
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    u64 p0 = (u64)0xD2511F53u * (u64)c0;
+    u64 p1 = (u64)0xCD9E8D57u * (u64)c2;
+    u32 hi0 = (u32)(p0 >> 32), lo0 = (u32)p0, hi1 = (u32)(p1 >> 32), lo1 = (u32)p1;
+    u32 n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
+    c0 = n0;
+    c1 = lo1;
+    c2 = n2;
+    c3 = lo0;
+  }
+  return c0;
+}
+
 #define TWO_OVER_PI 0x3f22f983u
 #define PIO2_1 0x3fc90fdbu
 #define PIO2_2 0xb33bbd2eu

@@ -875,6 +875,22 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[In<'_, D::Buf>], out_shape: &[usize])
             d.launch("rp_embedding_backward", elementwise(vocab * dd), args)?;
             Ok(y)
         }
+        Op::Dropout { p, key } => {
+            let n = x[0].len() as u64;
+            let mut y = zeros_f32(d, x[0].len())?;
+            // (const float* x, const float* step, float* y, u64 n, float p, u32 key_lo, u32 key_hi)
+            let args = &mut [
+                Arg::In(x[0].buf()),
+                Arg::In(x[1].buf()),
+                Arg::Out(&mut y),
+                Arg::U64(n),
+                Arg::F32(*p),
+                Arg::U32(*key as u32),
+                Arg::U32((*key >> 32) as u32),
+            ];
+            d.launch("rp_dropout", elementwise(n), args)?;
+            Ok(y)
+        }
         Op::Rope { base, inverse } => {
             let sh = &x[0].shape;
             let (t, dd) = (sh[sh.len() - 2] as u64, sh[sh.len() - 1] as u64);

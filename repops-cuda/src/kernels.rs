@@ -64,6 +64,7 @@ pub const MODULES: [Module; 5] = [
             "rp_silu_k",
             "rp_silu_backward",
             "rp_rope",
+            "rp_dropout",
         ],
     },
     Module {

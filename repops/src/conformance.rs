@@ -129,7 +129,7 @@ pub fn unary_op(i: usize, s: f32) -> Op {
 }
 
 /// Number of op kinds [`fuzz_case`] draws from.
-pub const FUZZ_KINDS: usize = 48;
+pub const FUZZ_KINDS: usize = 49;
 
 /// Fuzz case `kind` (`0..FUZZ_KINDS`, every op of `repops::Op`) with random shapes and
 /// inputs drawn from `seed`.
@@ -365,6 +365,12 @@ pub fn fuzz_case(kind: usize, seed: u64) -> (Op, Vec<Tensor>) {
                     ],
                 ),
             }
+        }
+        48 => {
+            let n = r.int(1, 20_000);
+            let p = [0.0, 0.1, 0.5, 0.9][r.int(0, 3)];
+            let key = r.int(0, 1 << 30) as u64;
+            (Op::Dropout { p, key }, vec![r.bits(&[n]), r.bits(&[])])
         }
         47 => {
             // RoPE over [blocks, t, d]: positions up to 4096 (angles up to ~4096 rad).

@@ -483,6 +483,11 @@ pub fn case_specs() -> Vec<(String, Op, Vec<InputSpec>)> {
         },
         vec![bits(&[3, 9, 6])],
     );
+    add(
+        "dropout",
+        Op::Dropout { p: 0.25, key: 42 },
+        vec![bits(&[500]), idx(&[], 1000)],
+    );
     v
 }
 
@@ -546,6 +551,7 @@ pub fn all_op_names() -> Vec<&'static str> {
         "rms_norm_backward_gamma",
         "rope",
         "rope_inverse",
+        "dropout",
     ]
 }
 

@@ -173,6 +173,11 @@ pub enum Op {
     /// `y_j = x_j cos - x_{j+D/2} sin`, `y_{j+D/2} = x_j sin + x_{j+D/2} cos`
     /// (`math::sin_cos`). `inverse` turns by `-theta` (the backward).
     Rope { base: f32, inverse: bool },
+    /// `(x, step[]) -> y`: inverted dropout. Element `i` is kept when the R5 uniform of
+    /// `Philox(key, stream = bits of step)` at counter `i` is `>= p`; a kept element is
+    /// `x_i * (1 / (1 - p))`, a dropped one `+0`. Its backward is itself, applied to
+    /// `dy` with the same key and step.
+    Dropout { p: f32, key: u64 },
 }
 
 /// `adamw_update` of `(p, m, v, beta1^t, beta2^t)` at learning rate `lr`.
@@ -456,6 +461,7 @@ impl Op {
             Op::RmsNormBackwardGamma { .. } => "rms_norm_backward_gamma",
             Op::Rope { inverse: false, .. } => "rope",
             Op::Rope { inverse: true, .. } => "rope_inverse",
+            Op::Dropout { .. } => "dropout",
         }
     }
 
@@ -498,7 +504,8 @@ impl Op {
             | Op::MulScalar
             | Op::SiluBackward
             | Op::RmsNorm { .. }
-            | Op::RmsNormBackwardGamma { .. } => 2,
+            | Op::RmsNormBackwardGamma { .. }
+            | Op::Dropout { .. } => 2,
             _ => 1,
         }
     }
@@ -811,7 +818,7 @@ impl Op {
                 }
                 s[0][..s[0].len() - 1].to_vec()
             }
-            Op::MulScalar => {
+            Op::MulScalar | Op::Dropout { .. } => {
                 rank(1, 0)?;
                 s[0].to_vec()
             }
@@ -888,6 +895,15 @@ impl Op {
             Op::AdamWUpdateLr { eps, weight_decay } => {
                 finite_param(n, "eps", *eps)?;
                 finite_param(n, "weight_decay", *weight_decay)
+            }
+            Op::Dropout { p, .. } => {
+                if !(0.0..1.0).contains(p) {
+                    return Err(RepOpsError::Param {
+                        op: n,
+                        detail: format!("p = {p} must be in [0, 1)"),
+                    });
+                }
+                Ok(())
             }
             Op::Rope { base, .. } => {
                 finite_param(n, "base", *base)?;
@@ -995,6 +1011,23 @@ impl Op {
             Op::Sigmoid => Ok(map_fn(x[0], math::sigmoid)),
             Op::SigmoidBackward => Ok(map2(x[0], x[1], |y, dy| dy * (y * (1.0 - y)))),
             Op::Silu => Ok(map_fn(x[0], |v| v * math::sigmoid(v))),
+            Op::Dropout { p, key } => {
+                let ph = crate::Philox::new(*key, x[1].data()[0].to_bits() as u64);
+                let scale = 1.0 / (1.0 - *p);
+                let o: Vec<f32> = x[0]
+                    .data()
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, &v)| {
+                        if ph.uniform_at(i as u64) >= *p {
+                            v * scale
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                t(o)
+            }
             Op::Rope { base, inverse } => {
                 let sh = x[0].shape();
                 let (tdim, d) = (sh[sh.len() - 2], sh[sh.len() - 1]);

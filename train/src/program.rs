@@ -533,8 +533,9 @@ impl Node {
             | Op::LayerNormBackwardInput { .. }
             | Op::LayerNormBackwardGamma { .. } => first.saturating_mul(25),
             Op::AdamWUpdate { .. } => out.saturating_mul(10),
-            // A log, an exp and a sine and cosine per pair, then four products.
-            Op::Rope { .. } => out.saturating_mul(40),
+            // A log, an exp and a sine and cosine per pair, then four products;
+            // a Philox block per element.
+            Op::Rope { .. } | Op::Dropout { .. } => out.saturating_mul(40),
             // Not just the first input: an embedding's backward reads every
             // gradient row, which can outnumber its ids and its table.
             _ => out.max(largest).saturating_mul(2),
@@ -2179,6 +2180,15 @@ impl Builder {
                     Op::SiluBackward,
                     vec![x[0].clone(), gy],
                 )?,
+                // The same mask (key and step) scales the gradient.
+                Op::Dropout { p, key } => Builder::push_grad(
+                    self,
+                    &mut grads,
+                    x,
+                    0,
+                    Op::Dropout { p: *p, key: *key },
+                    vec![gy, x[1].clone()],
+                )?,
                 // A rotation's adjoint is the rotation back.
                 Op::Rope { base, inverse } => Builder::push_grad(
                     self,
@@ -2343,7 +2353,13 @@ enum Kind {
 
 /// The forward pass of micro-batch `micro` (its batch tensors are named by
 /// [`micro_name`]): the logits and the labels.
-fn forward(b: &mut Builder, p: &Program, batch: usize, micro: usize) -> Result<(Input, Input)> {
+fn forward(
+    b: &mut Builder,
+    p: &Program,
+    batch: usize,
+    micro: usize,
+    train: bool,
+) -> Result<(Input, Input)> {
     Ok(match &p.model {
         Model::Mlp {
             hidden,
@@ -2534,11 +2550,23 @@ fn forward(b: &mut Builder, p: &Program, batch: usize, micro: usize) -> Result<(
                             })
                         })
                         .collect::<Result<Vec<_>>>()?;
+                let mut ins = ins;
                 let op = match (&n.op, ins.first()) {
                     (Op::Reshape { shape }, Some(i)) => Op::Reshape {
                         shape: inferred(shape, &b.shape(i)?)
                             .map_err(|e| perr(format!("node {:?}: {e}", n.name)))?,
                     },
+                    // Dropout draws from the step counter (the state's `opt.step`) and,
+                    // so that micro-batches get their own masks, from the micro-batch;
+                    // evaluation and the forward pass keep every element.
+                    (Op::Dropout { p, key }, Some(_)) if train => {
+                        ins.push(b.st("opt.step"));
+                        Op::Dropout {
+                            p: *p,
+                            key: key ^ (micro as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                        }
+                    }
+                    (Op::Dropout { .. }, Some(i)) => Op::Reshape { shape: b.shape(i)? },
                     (op, _) => op.clone(),
                 };
                 let out = b.op(n.name.clone(), op, ins)?;
@@ -2587,7 +2615,7 @@ fn build(p: &Program, batch: usize, kind: Kind) -> Result<StepGraph> {
     let mut losses = Vec::with_capacity(micro);
     let mut first_logits = None;
     for i in 0..micro {
-        let (logits, labels) = forward(&mut b, p, batch, i)?;
+        let (logits, labels) = forward(&mut b, p, batch, i, kind == Kind::Train)?;
         let label = if i == 0 {
             "loss".to_string()
         } else {

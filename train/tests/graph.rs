@@ -638,3 +638,94 @@ fn a_llama_style_graph_with_rmsnorm_and_swiglu_trains_on_text() {
         .install(|| hashes(&p, 2));
     assert_eq!(a, b);
 }
+
+/// Dropout in a graph: the mask is a function of the program's key, the step counter
+/// and the micro-batch (the same at 1 and 2 threads, different each step), evaluation
+/// keeps every element, and the backward through the mask agrees with finite
+/// differences.
+#[test]
+fn dropout_draws_its_mask_from_the_step_and_is_off_in_evaluation() {
+    use repops::Op;
+    let mut with = Program::builtin("gated-digits").unwrap();
+    with.batch_size = 8;
+    let Model::Graph { nodes: ns, .. } = &mut with.model else {
+        panic!("a graph")
+    };
+    // Drop a quarter of the gate's activations.
+    let at = ns.iter().position(|n| n.name == "hs").unwrap();
+    ns.insert(
+        at + 1,
+        GraphNode::new("hs.drop", Op::Dropout { p: 0.25, key: 7 }, &["hs"]),
+    );
+    ns[at + 2].inputs[0] = "hs.drop".into();
+    let d = Dataset::builtin("digits").unwrap();
+    // Training differs from the same graph without dropout, and is deterministic.
+    let plain = {
+        let mut p = with.clone();
+        if let Model::Graph { nodes, .. } = &mut p.model {
+            nodes.remove(at + 1);
+            nodes[at + 1].inputs[0] = "hs".into();
+        }
+        p
+    };
+    assert_ne!(hashes(&with, 2), hashes(&plain, 2));
+    let two = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap()
+        .install(|| hashes(&with, 2));
+    assert_eq!(two, hashes(&with, 2));
+    // The training step's dropout node reads the step counter; with micro-batches each
+    // has its own key; evaluation has no dropout node at all.
+    let g = with.graph().unwrap();
+    let drops: Vec<_> = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::Dropout { .. }))
+        .collect();
+    assert_eq!(drops.len(), 2, "forward and backward");
+    assert!(drops
+        .iter()
+        .all(|n| n.inputs[1] == train::Input::State("opt.step".into())));
+    let mut accum = with.clone();
+    accum.grad_accum = 2;
+    let keys: std::collections::BTreeSet<u64> = accum
+        .graph()
+        .unwrap()
+        .nodes
+        .iter()
+        .filter_map(|n| match n.op {
+            Op::Dropout { key, .. } => Some(key),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(keys.len(), 2, "one mask per micro-batch: {keys:?}");
+    let mut eval = with.clone();
+    eval.record_loss = true;
+    eval.mode = train::program::Mode::Evaluate {
+        rows_from: 1500,
+        rows_to: 1797,
+    };
+    assert!(!eval
+        .graph()
+        .unwrap()
+        .nodes
+        .iter()
+        .any(|n| matches!(n.op, Op::Dropout { .. })));
+    let mut tr = Trainer::new(with.clone(), d.clone()).unwrap();
+    tr.step(1).unwrap();
+    // Evaluation keeps every element: the same held-out metrics as without dropout
+    // from the same state.
+    let s = tr.state().clone();
+    let cpu = || -> std::sync::Arc<dyn repops::Backend> { std::sync::Arc::new(repops::CpuBackend) };
+    let ev = |p: &Program| {
+        Trainer::from_initial(p.clone(), d.clone(), cpu(), s.clone())
+            .unwrap()
+            .evaluate()
+            .unwrap()
+    };
+    let (a, b) = (ev(&with), ev(&plain));
+    assert_eq!(a.loss.to_bits(), b.loss.to_bits());
+    // The backward through the mask.
+    check_gradients(&with, &["wt", "gate", "v"]);
+}
