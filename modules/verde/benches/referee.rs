@@ -1,6 +1,8 @@
 //! Referee work per dispute, next to the cost of one full training step, for
 //! every builtin program (the digits MLP, the small transformer, and the gated and
-//! convolutional graph programs). For every node j of one step it
+//! convolutional graph programs), and for the 124M-parameter GPT-2-shaped program
+//! (its costliest node, and how many nodes exceed the chain's bounds). For every node j
+//! of one step it
 //! times what the chain does at adjudication (rebuild the inputs, run node j
 //! with the CPU reference, hash the output) and counts the bytes the solver
 //! must put on chain for it (non-batch inputs). The baseline, measured in the
@@ -84,6 +86,102 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         println!("  bytes on chain: game hashes+proofs ~{game_bytes} B + worst node's inputs {worst_b} B");
     }
+    gpt2_small()?;
+    Ok(())
+}
+
+/// The 124M-parameter GPT-2-shaped program (`train::program::gpt2_model`, 1 x 128
+/// tokens): one full step as the baseline, then the referee's work for its costliest
+/// node by the cost model and by the clock, its inputs' bytes, and how many of its
+/// nodes exceed the chain's default per-node bounds (what bisection inside one
+/// operator, issue 13 item 5, is for).
+fn gpt2_small() -> Result<(), Box<dyn std::error::Error>> {
+    let ctx = 128;
+    let vocab = 50257;
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let data: Vec<u8> = (0..16 * 2 * ctx)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ((x % vocab as u64) as u16).to_le_bytes()
+        })
+        .collect();
+    let dataset = train::Dataset::build(
+        "random-tokens",
+        train::dataset::Schema::TokensU16,
+        (2 * ctx * 2) as u64,
+        8,
+        data,
+        "random token ids",
+        "CC0",
+    )?;
+    let mut p = Program::builtin("tiny-lm")?;
+    p.name = "gpt2-small".into();
+    p.model = train::program::gpt2_model(vocab, 1024, ctx, 768, 12, 12);
+    p.batch_size = 1;
+    p.steps = 1000;
+    p.dataset.name = dataset.header().name.clone();
+    p.dataset.root = dataset.root();
+    p.dataset.train_rows = dataset.rows();
+    let graph = p.graph()?;
+    let mut tr = Trainer::new(p.clone(), dataset)?;
+    let state0 = tr.state().clone();
+    let batch = tr.batch(1)?;
+    let s = Instant::now();
+    tr.step(1)?;
+    let step_s = s.elapsed().as_secs_f64();
+    let params = tasks::Params::default();
+    let (mut over_flops, mut over_bytes) = (0, 0);
+    let mut worst = 0;
+    for (j, n) in graph.nodes.iter().enumerate() {
+        let c = n.cost();
+        over_flops += usize::from(c.flops > params.max_referee_flops);
+        over_bytes += usize::from(c.input_bytes > params.max_reveal_bytes);
+        if c.flops > graph.nodes[worst].cost().flops {
+            worst = j;
+        }
+    }
+    // Only the costliest node's inputs are computed: every node before it once.
+    let mut outs: Vec<repops::Tensor> = Vec::new();
+    for n in &graph.nodes[..worst] {
+        let ins: Vec<&repops::Tensor> = n
+            .inputs
+            .iter()
+            .map(|i| input(i, &state0, &batch, &outs))
+            .collect();
+        outs.push(train::execute_node(n, &ins)?);
+    }
+    let n = &graph.nodes[worst];
+    let ins: Vec<&repops::Tensor> = n
+        .inputs
+        .iter()
+        .map(|i| input(i, &state0, &batch, &outs))
+        .collect();
+    let s = Instant::now();
+    let o = train::execute_node(n, &ins)?;
+    let _h = repops::tensor_hash(&o);
+    let node_s = s.elapsed().as_secs_f64();
+    let c = n.cost();
+    println!(
+        "gpt2-small: 124,439,808 parameters, 1 x {ctx} tokens, M = {} nodes per step",
+        graph.nodes.len()
+    );
+    println!("  one full training step (baseline): {:.2} s", step_s);
+    println!(
+        "  referee, costliest node {} ({}): {:.2e} FLOPs, {:.0} MB of inputs, {:.2} s = {:.1}% of a step",
+        n.index,
+        n.op.name(),
+        c.flops as f64,
+        c.input_bytes as f64 / 1e6,
+        node_s,
+        100.0 * node_s / step_s
+    );
+    println!(
+        "  nodes over the chain's default bounds: {over_flops} over {:.2e} FLOPs, {over_bytes} over {} MiB of inputs",
+        params.max_referee_flops as f64,
+        params.max_reveal_bytes >> 20
+    );
     Ok(())
 }
 
