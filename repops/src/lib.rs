@@ -24,6 +24,7 @@ pub mod matmul;
 pub mod ops;
 pub mod philox;
 pub mod reduce;
+pub mod slice;
 pub mod tensor;
 
 pub use backend::{Backend, CpuBackend, DeviceTensor, Digest};
