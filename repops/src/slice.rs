@@ -9,7 +9,7 @@
 //! building block for disputes inside one operator (a referee that reads only the
 //! slices of the inputs it recomputes).
 use crate::error::{RepOpsError, Result};
-use crate::tensor::{numel, Tensor, CANONICAL_NAN_BITS, DTYPE_F32, TENSOR_HASH_DOMAIN};
+use crate::tensor::{hash_header, hash_message, numel, Tensor};
 use blake3::hazmat::{merge_subtrees_non_root, merge_subtrees_root, HasherExt, Mode};
 use std::ops::Range;
 
@@ -40,16 +40,6 @@ fn bad(m: impl Into<String>) -> RepOpsError {
     }
 }
 
-/// The R6 header of a tensor of `shape`: domain, dtype, rank, dims.
-fn header(shape: &[usize]) -> Vec<u8> {
-    let mut h = TENSOR_HASH_DOMAIN.to_vec();
-    h.extend_from_slice(&[DTYPE_F32, shape.len() as u8]);
-    for &d in shape {
-        h.extend_from_slice(&(d as u64).to_le_bytes());
-    }
-    h
-}
-
 /// The message length and the byte ranges of element ranges `elems`, checked: each
 /// non-empty and within the tensor.
 fn layout(shape: &[usize], elems: &[Range<usize>]) -> Result<(u64, Vec<Range<u64>>)> {
@@ -63,7 +53,7 @@ fn layout(shape: &[usize], elems: &[Range<usize>]) -> Result<(u64, Vec<Range<u64
             elems.len()
         )));
     }
-    let h = header(shape).len() as u64;
+    let h = hash_header(shape).len() as u64;
     let total = h + 4 * n as u64;
     let bytes = elems
         .iter()
@@ -156,16 +146,7 @@ pub fn prove(t: &Tensor, elems: Range<usize>) -> Result<SliceProof> {
 /// the siblings of their common paths.
 pub fn prove_ranges(t: &Tensor, elems: &[Range<usize>]) -> Result<SliceProof> {
     let (total, bytes) = layout(t.shape(), elems)?;
-    let mut msg = header(t.shape());
-    msg.reserve(4 * t.len());
-    for v in t.data() {
-        let b = if v.is_nan() {
-            CANONICAL_NAN_BITS
-        } else {
-            v.to_bits()
-        };
-        msg.extend_from_slice(&b.to_le_bytes());
-    }
+    let msg = hash_message(t);
     let shown = Shown::new(covering(total, &bytes));
     let mut siblings = Vec::new();
     if total > CHUNK {
@@ -226,7 +207,7 @@ pub fn verify_ranges(
         )));
     }
     // The first chunk is always shown, and it begins with the header the shape fixes.
-    let h = header(shape);
+    let h = hash_header(shape);
     let head = h.len().min(proof.chunks.len());
     if proof.chunks[..head] != h[..head] {
         return Err(bad("the chunks do not begin with the tensor's header"));

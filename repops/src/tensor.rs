@@ -160,6 +160,32 @@ impl Tensor {
     }
 }
 
+/// The R6 header of a tensor of `shape`: domain, dtype, rank, dims.
+pub fn hash_header(shape: &[usize]) -> Vec<u8> {
+    let mut h = TENSOR_HASH_DOMAIN.to_vec();
+    h.extend_from_slice(&[DTYPE_F32, shape.len() as u8]);
+    for &d in shape {
+        h.extend_from_slice(&(d as u64).to_le_bytes());
+    }
+    h
+}
+
+/// The whole message R6 hashes for `t` (the header, then the data little-endian with
+/// canonical NaNs), built in memory: the definition [`tensor_hash`] computes faster.
+pub fn hash_message(t: &Tensor) -> Vec<u8> {
+    let mut msg = hash_header(t.shape());
+    msg.reserve(4 * t.len());
+    for v in t.data() {
+        let bits = if v.is_nan() {
+            CANONICAL_NAN_BITS
+        } else {
+            v.to_bits()
+        };
+        msg.extend_from_slice(&bits.to_le_bytes());
+    }
+    msg
+}
+
 /// R6: `BLAKE3("repops/tensor/v1" || dtype:u8 || rank:u8 || dims:u64 LE... || data LE)`,
 /// NaNs hashed as `0x7fc00000`.
 ///
@@ -237,21 +263,7 @@ mod tests {
 
     /// The R6 definition, byte by byte, for comparison with the fast path.
     fn reference_hash(t: &Tensor) -> [u8; 32] {
-        let mut h = blake3::Hasher::new();
-        h.update(TENSOR_HASH_DOMAIN);
-        h.update(&[DTYPE_F32, t.shape().len() as u8]);
-        for &d in t.shape() {
-            h.update(&(d as u64).to_le_bytes());
-        }
-        for v in t.data() {
-            let bits = if v.is_nan() {
-                CANONICAL_NAN_BITS
-            } else {
-                v.to_bits()
-            };
-            h.update(&bits.to_le_bytes());
-        }
-        *h.finalize().as_bytes()
+        *blake3::hash(&hash_message(t)).as_bytes()
     }
 
     #[test]
