@@ -26,6 +26,7 @@ pub mod philox;
 pub mod reduce;
 pub mod slice;
 pub mod tensor;
+pub mod tile;
 
 pub use backend::{Backend, CpuBackend, DeviceTensor, Digest};
 pub use error::{RepOpsError, Result};

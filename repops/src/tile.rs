@@ -1,0 +1,298 @@
+//! What a referee recomputes when a dispute goes on inside one operator: a tile of the
+//! output from slices of the inputs, the building block (with [`crate::slice`], which
+//! proves those slices against the inputs' hashes) for disputes whose node is too
+//! large to recompute whole.
+//!
+//! Three tile rules cover the ops whose outputs are local:
+//! - **elements** of an elementwise op: output element `i` reads element `i` of each
+//!   input of the output's shape, and scalars whole;
+//! - **rows** of a row-local op (softmax, the norms, a bias, row reductions): output
+//!   row `r` reads row `r` of each input of the output's row shape, and vectors whole;
+//! - **blocks** of a matrix product: output rows × columns, contracting only `k` — the
+//!   partial sums at `k.end` from those at `k.start`. R2 defines each output as the
+//!   in-order fma fold over `k` from `+0`, so partial sums at any `k` are well defined
+//!   bits, and folding the blocks `0..k1, k1..k2, …, ..K` in turn gives the product.
+//!
+//! Tiles of every other op (reductions across rows, gathers and scatters, layout ops,
+//! position-dependent ops such as `rope`, `causal_mask` and `dropout`, batched
+//! products) are not defined yet: [`rule`] returns `None` for them.
+use crate::error::{RepOpsError, Result};
+use crate::ops::Op;
+use crate::tensor::{numel, Tensor};
+use std::ops::Range;
+
+/// A part of an op's output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tile {
+    /// Output elements (row-major order).
+    Elems(Range<usize>),
+    /// Output rows (along the last axis of the inputs).
+    Rows(Range<usize>),
+    /// Output rows × columns of a matrix product, contracted over `k` only.
+    Block {
+        rows: Range<usize>,
+        cols: Range<usize>,
+        k: Range<usize>,
+    },
+}
+
+/// Which tiles an op has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    Elems,
+    Rows,
+    Block,
+}
+
+/// The tile rule of `op`, if its tiles are defined.
+pub fn rule(op: &Op) -> Option<Rule> {
+    Some(match op {
+        Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Scale { .. }
+        | Op::AddScalar { .. }
+        | Op::Relu
+        | Op::ReluBackward
+        | Op::Gelu
+        | Op::GeluBackward
+        | Op::Tanh
+        | Op::TanhBackward
+        | Op::Sigmoid
+        | Op::SigmoidBackward
+        | Op::Exp
+        | Op::Log
+        | Op::Rsqrt
+        | Op::Silu
+        | Op::SiluBackward
+        | Op::SgdMomentumBuf { .. }
+        | Op::SgdUpdate { .. }
+        | Op::AdamM { .. }
+        | Op::AdamV { .. }
+        | Op::AdamWUpdate { .. }
+        | Op::MulScalar
+        | Op::SgdUpdateLr
+        | Op::AdamWUpdateLr { .. } => Rule::Elems,
+        Op::Softmax
+        | Op::LogSoftmax
+        | Op::SoftmaxBackward
+        | Op::LogSoftmaxBackward
+        | Op::LayerNorm { .. }
+        | Op::LayerNormBackwardInput { .. }
+        | Op::RmsNorm { .. }
+        | Op::RmsNormBackwardInput { .. }
+        | Op::AddBias
+        | Op::MaxLast
+        | Op::MaxLastBackward
+        | Op::SumLast
+        | Op::MeanLast => Rule::Rows,
+        Op::MatMul { .. } => Rule::Block,
+        _ => return None,
+    })
+}
+
+fn bad(m: impl Into<String>) -> RepOpsError {
+    RepOpsError::Param {
+        op: "tile",
+        detail: m.into(),
+    }
+}
+
+/// A list of one range (what an input reads when its part is contiguous).
+fn one(r: Range<usize>) -> Vec<Range<usize>> {
+    std::iter::once(r).collect()
+}
+
+/// Rows and the row length of a row-local op's main input.
+fn rows_of(shape: &[usize]) -> (usize, usize) {
+    let d = shape.last().copied().unwrap_or(1);
+    (numel(shape).unwrap_or(0).checked_div(d).unwrap_or(0), d)
+}
+
+/// For each input of `op` (shapes `shapes`), the element ranges the tile reads, in
+/// the order [`execute`] takes their values.
+pub fn input_ranges(op: &Op, shapes: &[&[usize]], tile: &Tile) -> Result<Vec<Vec<Range<usize>>>> {
+    let out = op.output_shape(shapes)?;
+    let whole = |s: &[usize]| one(0..numel(s).unwrap_or(0));
+    match (rule(op), tile) {
+        (Some(Rule::Elems), Tile::Elems(r)) => {
+            let n = numel(&out).unwrap_or(0);
+            if r.start >= r.end || r.end > n {
+                return Err(bad(format!("elements {r:?} of {n}")));
+            }
+            Ok(shapes
+                .iter()
+                .map(|s| {
+                    if s.is_empty() {
+                        one(0..1)
+                    } else {
+                        one(r.clone())
+                    }
+                })
+                .collect())
+        }
+        (Some(Rule::Rows), Tile::Rows(r)) => {
+            let (rows, d) = rows_of(shapes[0]);
+            if r.start >= r.end || r.end > rows {
+                return Err(bad(format!("rows {r:?} of {rows}")));
+            }
+            Ok(shapes
+                .iter()
+                .map(|s| {
+                    let (sr, sd) = rows_of(s);
+                    if s.len() == 1 && s[0] == d && shapes[0].len() > 1 && sr != rows {
+                        // A per-column vector (gamma, beta, bias): whole.
+                        whole(s)
+                    } else if sr == rows && sd == d {
+                        one(r.start * d..r.end * d)
+                    } else if numel(s).unwrap_or(0) == rows {
+                        // One value per row (max_last_backward's dy).
+                        one(r.clone())
+                    } else {
+                        whole(s)
+                    }
+                })
+                .collect())
+        }
+        (Some(Rule::Block), Tile::Block { rows, cols, k }) => {
+            let Op::MatMul { ta, tb } = *op else {
+                return Err(bad("a block of something other than mat_mul"));
+            };
+            let (a, b) = (shapes[0], shapes[1]);
+            let (m, kk) = if ta { (a[1], a[0]) } else { (a[0], a[1]) };
+            let n = if tb { b[0] } else { b[1] };
+            if rows.start >= rows.end
+                || rows.end > m
+                || cols.start >= cols.end
+                || cols.end > n
+                || k.start > k.end
+                || k.end > kk
+            {
+                return Err(bad(format!(
+                    "block {rows:?} x {cols:?} over {k:?} of [{m}, {n}] with K = {kk}"
+                )));
+            }
+            let a_ranges = if ta {
+                // A is [K, M]: for each k, the rows' columns.
+                k.clone()
+                    .map(|x| x * m + rows.start..x * m + rows.end)
+                    .collect()
+            } else {
+                rows.clone()
+                    .map(|i| i * kk + k.start..i * kk + k.end)
+                    .collect()
+            };
+            let b_ranges = if tb {
+                // B is [N, K]: for each column, its k piece.
+                cols.clone()
+                    .map(|j| j * kk + k.start..j * kk + k.end)
+                    .collect()
+            } else {
+                k.clone()
+                    .map(|x| x * n + cols.start..x * n + cols.end)
+                    .collect()
+            };
+            Ok(vec![a_ranges, b_ranges])
+        }
+        _ => Err(bad(format!("{} has no tile {tile:?}", op.name()))),
+    }
+}
+
+/// The tile of `op`'s output from the values of [`input_ranges`] (each input's ranges
+/// concatenated) and, for a block, the partial sums at `k.start` (`None`: `+0`, the
+/// start of R2's fold). Equal, bit for bit, to that part of `op.execute` on the whole
+/// inputs (for a block contracted over all of `K`, or folded block after block).
+pub fn execute(
+    op: &Op,
+    shapes: &[&[usize]],
+    tile: &Tile,
+    values: &[Vec<f32>],
+    acc: Option<&[f32]>,
+) -> Result<Vec<f32>> {
+    let ranges = input_ranges(op, shapes, tile)?;
+    if values.len() != ranges.len()
+        || values
+            .iter()
+            .zip(&ranges)
+            .any(|(v, r)| v.len() != r.iter().map(|x| x.len()).sum::<usize>())
+    {
+        return Err(bad("the values do not match the tile's input ranges"));
+    }
+    match tile {
+        Tile::Elems(_) => {
+            let ins = values
+                .iter()
+                .zip(shapes)
+                .map(|(v, s)| {
+                    let shape = if s.is_empty() { vec![] } else { vec![v.len()] };
+                    Tensor::new(shape, v.clone())
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let refs: Vec<&Tensor> = ins.iter().collect();
+            Ok(op.execute(&refs)?.into_data())
+        }
+        Tile::Rows(r) => {
+            let (rows, d) = rows_of(shapes[0]);
+            let ins = values
+                .iter()
+                .zip(shapes)
+                .map(|(v, s)| {
+                    let (sr, sd) = rows_of(s);
+                    let shape = if sr == rows && sd == d && s.len() > 1 {
+                        vec![r.len(), d]
+                    } else if numel(s).unwrap_or(0) == rows && s.len() + 1 == shapes[0].len() {
+                        vec![r.len()]
+                    } else {
+                        s.to_vec()
+                    };
+                    Tensor::new(shape, v.clone())
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let refs: Vec<&Tensor> = ins.iter().collect();
+            Ok(op.execute(&refs)?.into_data())
+        }
+        Tile::Block { rows, cols, k } => {
+            let (nr, nc, nk) = (rows.len(), cols.len(), k.len());
+            let mut out = match acc {
+                Some(a) if a.len() == nr * nc => a.to_vec(),
+                Some(_) => return Err(bad("partial sums of the wrong size")),
+                None => vec![0.0; nr * nc],
+            };
+            let Op::MatMul { ta, tb } = *op else {
+                return Err(bad("a block of something other than mat_mul"));
+            };
+            // The values as laid out by `input_ranges`: A's element (i, x) and B's (x, j)
+            // of the block, i < nr, j < nc, x < nk.
+            let a_at = |i: usize, x: usize| {
+                if ta {
+                    values[0][x * nr + i]
+                } else {
+                    values[0][i * nk + x]
+                }
+            };
+            let b_at = |x: usize, j: usize| {
+                if tb {
+                    values[1][j * nk + x]
+                } else {
+                    values[1][x * nc + j]
+                }
+            };
+            for i in 0..nr {
+                for j in 0..nc {
+                    let mut s = out[i * nc + j];
+                    for x in 0..nk {
+                        s = a_at(i, x).mul_add(b_at(x, j), s);
+                    }
+                    out[i * nc + j] = s;
+                }
+            }
+            // Outputs are stored canonical (R1).
+            for v in &mut out {
+                if v.is_nan() {
+                    *v = f32::from_bits(crate::tensor::CANONICAL_NAN_BITS);
+                }
+            }
+            Ok(out)
+        }
+    }
+}
