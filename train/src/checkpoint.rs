@@ -13,20 +13,26 @@ use std::collections::{BTreeMap, HashMap};
 
 /// A state map as checkpoint bytes.
 pub fn encode(program: &Program, step: u64, state: &BTreeMap<String, Tensor>) -> Result<Vec<u8>> {
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = state
+    // safetensors stores f32 little-endian: on a little-endian machine that is the
+    // tensors' memory, viewed in place (no copy of the state before the file is
+    // written); elsewhere the bytes are built.
+    let built: Vec<Vec<u8>> = if cfg!(target_endian = "little") {
+        Vec::new()
+    } else {
+        state
+            .values()
+            .map(|t| t.data().iter().flat_map(|v| v.to_le_bytes()).collect())
+            .collect()
+    };
+    let views = state
         .iter()
-        .map(|(k, t)| {
-            (
-                k.clone(),
-                t.data().iter().flat_map(|v| v.to_le_bytes()).collect(),
-                t.shape().to_vec(),
-            )
-        })
-        .collect();
-    let views = bytes
-        .iter()
-        .map(|(k, b, s)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+        .enumerate()
+        .map(|(i, (k, t))| {
+            let b: &[u8] = match built.get(i) {
+                Some(b) => b,
+                None => bytemuck::cast_slice(t.data()),
+            };
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, t.shape().to_vec(), b)
                 .map(|v| (k.clone(), v))
                 .map_err(|e| TrainError::Checkpoint(e.to_string()))
         })
