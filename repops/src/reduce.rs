@@ -78,6 +78,14 @@ pub fn sum_axis0_map(rows: usize, cols: usize, f: impl Fn(usize, usize) -> f32) 
             *v += f(i, j);
         }
     }
+    combine_lanes(lanes, cols)
+}
+
+/// R3 steps 3 and 4 for `cols` columns at once: `lanes` holds the 32 lanes
+/// lane-major (`lanes[l * cols + j]`); lane `l` gets lane `l + s` added for `s` in
+/// 16, 8, 4, 2, 1; the result is lane 0 (also what a referee finishes a column
+/// reduction's folded lanes with, `tile::finish`).
+pub fn combine_lanes(mut lanes: Vec<f32>, cols: usize) -> Vec<f32> {
     let mut s = LANES / 2;
     while s > 0 {
         for l in 0..s {

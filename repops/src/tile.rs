@@ -13,11 +13,18 @@
 //!   in-order fma fold over `k` from `+0`, so partial sums at any `k` are well defined
 //!   bits, and folding the blocks `0..k1, k1..k2, …, ..K` in turn gives the product.
 //!
-//! Tiles of every other op (reductions across rows, gathers and scatters, layout ops,
-//! position-dependent ops such as `rope`, `causal_mask` and `dropout`, batched
-//! products) are not defined yet: [`rule`] returns `None` for them.
+//! - **lanes** of a column reduction (`sum_axis0`, `mean_axis0`): output columns, folding
+//!   only rows `rows.start..rows.end` into R3's 32 lanes from the lanes at `rows.start`
+//!   (`+0` at 0); [`finish`] then combines the lanes as R3 does (and divides for a mean).
+//!   R3 adds row `i` into lane `i % 32` in order, so the lanes after any row are defined
+//!   bits, as a product's partial sums are.
+//!
+//! Tiles of every other op (gathers and scatters, layout ops, position-dependent ops
+//! such as `rope`, `causal_mask` and `dropout`, batched products, the norms' gamma
+//! gradients) are not defined yet: [`rule`] returns `None` for them.
 use crate::error::{RepOpsError, Result};
 use crate::ops::Op;
+use crate::reduce::LANES;
 use crate::tensor::{numel, Tensor};
 use std::ops::Range;
 
@@ -34,6 +41,12 @@ pub enum Tile {
         cols: Range<usize>,
         k: Range<usize>,
     },
+    /// Output columns of a column reduction, folding input rows `rows` only: the R3
+    /// lanes (32 per column, lane-major) after them.
+    Lanes {
+        cols: Range<usize>,
+        rows: Range<usize>,
+    },
 }
 
 /// Which tiles an op has.
@@ -42,6 +55,7 @@ pub enum Rule {
     Elems,
     Rows,
     Block,
+    Lanes,
 }
 
 /// The tile rule of `op`, if its tiles are defined.
@@ -87,6 +101,7 @@ pub fn rule(op: &Op) -> Option<Rule> {
         | Op::SumLast
         | Op::MeanLast => Rule::Rows,
         Op::MatMul { .. } => Rule::Block,
+        Op::SumAxis0 | Op::MeanAxis0 => Rule::Lanes,
         _ => return None,
     })
 }
@@ -194,6 +209,18 @@ pub fn input_ranges(op: &Op, shapes: &[&[usize]], tile: &Tile) -> Result<Vec<Vec
             };
             Ok(vec![a_ranges, b_ranges])
         }
+        (Some(Rule::Lanes), Tile::Lanes { cols, rows }) => {
+            let (nrows, c) = rows_of(shapes[0]);
+            if cols.start >= cols.end || cols.end > c || rows.start > rows.end || rows.end > nrows {
+                return Err(bad(format!(
+                    "columns {cols:?}, rows {rows:?} of [{nrows}, {c}]"
+                )));
+            }
+            Ok(vec![rows
+                .clone()
+                .map(|i| i * c + cols.start..i * c + cols.end)
+                .collect()])
+        }
         _ => Err(bad(format!("{} has no tile {tile:?}", op.name()))),
     }
 }
@@ -251,6 +278,21 @@ pub fn execute(
             let refs: Vec<&Tensor> = ins.iter().collect();
             Ok(op.execute(&refs)?.into_data())
         }
+        Tile::Lanes { cols, rows } => {
+            let nc = cols.len();
+            let mut lanes = match acc {
+                Some(a) if a.len() == LANES * nc => a.to_vec(),
+                Some(_) => return Err(bad("lanes of the wrong size")),
+                None => vec![0.0; LANES * nc],
+            };
+            for (idx, i) in rows.clone().enumerate() {
+                let l = i % LANES;
+                for j in 0..nc {
+                    lanes[l * nc + j] += values[0][idx * nc + j];
+                }
+            }
+            Ok(lanes)
+        }
         Tile::Block { rows, cols, k } => {
             let (nr, nc, nk) = (rows.len(), cols.len(), k.len());
             let mut out = match acc {
@@ -295,4 +337,24 @@ pub fn execute(
             Ok(out)
         }
     }
+}
+
+/// The output columns of a column reduction from its lanes after the last row
+/// ([`Tile::Lanes`] folded over every row): R3's pairwise combination, then the
+/// division by the row count for a mean.
+pub fn finish(op: &Op, shapes: &[&[usize]], lanes: &[f32]) -> Result<Vec<f32>> {
+    if !lanes.len().is_multiple_of(LANES) || !matches!(op, Op::SumAxis0 | Op::MeanAxis0) {
+        return Err(bad("lanes finish a sum_axis0 or mean_axis0 only"));
+    }
+    let mut l = crate::reduce::combine_lanes(lanes.to_vec(), lanes.len() / LANES);
+    if matches!(op, Op::MeanAxis0) {
+        let rows = rows_of(shapes.first().copied().unwrap_or(&[])).0 as f32;
+        l.iter_mut().for_each(|v| *v /= rows);
+    }
+    for v in &mut l {
+        if v.is_nan() {
+            *v = f32::from_bits(crate::tensor::CANONICAL_NAN_BITS);
+        }
+    }
+    Ok(l)
 }

@@ -5,7 +5,7 @@
 
 use repops::conformance::{fuzz_case, FUZZ_KINDS};
 use repops::slice::{prove_ranges, verify_ranges};
-use repops::tile::{execute, input_ranges, rule, Rule, Tile};
+use repops::tile::{execute, finish, input_ranges, rule, Rule, Tile};
 use repops::{tensor_hash, Op, Philox, Tensor};
 use std::ops::Range;
 
@@ -33,7 +33,7 @@ fn pick(p: &Philox, c: &mut u64, n: usize) -> Range<usize> {
 fn every_tile_equals_that_part_of_the_whole_output() {
     let p = Philox::new(5, 9);
     let mut c = 0u64;
-    let mut checked = [0usize; 3];
+    let mut checked = [0usize; 4];
     for seed in 0..6u64 {
         for kind in 0..FUZZ_KINDS {
             let (op, ins) = fuzz_case(kind, 1000 * seed + kind as u64);
@@ -59,6 +59,37 @@ fn every_tile_equals_that_part_of_the_whole_output() {
                             Tile::Rows(rr.clone()),
                             full.data()[rr.start * per..rr.end * per].to_vec(),
                         )
+                    }
+                    Rule::Lanes => {
+                        // Columns folded over random row blocks, then finished.
+                        let ncols = *ins[0].shape().last().unwrap();
+                        let rows = ins[0].len() / ncols;
+                        let cols = pick(&p, &mut c, ncols);
+                        let mut lanes: Option<Vec<f32>> = None;
+                        let mut r0 = 0;
+                        while r0 < rows {
+                            let r1 = (r0 + 1 + p.below_at(c, 70) as usize).min(rows);
+                            c += 1;
+                            let tile = Tile::Lanes {
+                                cols: cols.clone(),
+                                rows: r0..r1,
+                            };
+                            let ranges = input_ranges(&op, &shapes, &tile).unwrap();
+                            let values = vec![gather(&ins[0], &ranges[0])];
+                            lanes = Some(
+                                execute(&op, &shapes, &tile, &values, lanes.as_deref()).unwrap(),
+                            );
+                            r0 = r1;
+                        }
+                        let got = finish(&op, &shapes, &lanes.unwrap()).unwrap();
+                        assert_eq!(
+                            canon(&got),
+                            canon(&full.data()[cols.clone()]),
+                            "{} {cols:?}",
+                            op.name()
+                        );
+                        checked[3] += 1;
+                        continue;
                     }
                     Rule::Block => {
                         let (m, n) = (full.shape()[0], full.shape()[1]);
@@ -96,7 +127,7 @@ fn every_tile_equals_that_part_of_the_whole_output() {
             }
         }
     }
-    eprintln!("tiles checked: {checked:?} (elements, rows, blocks)");
+    eprintln!("tiles checked: {checked:?} (elements, rows, blocks, lane folds)");
     assert!(checked.iter().all(|&n| n >= 8), "{checked:?}");
 }
 
