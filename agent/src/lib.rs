@@ -128,8 +128,9 @@ pub fn chunk_stream(body: Vec<u8>) -> ChunkStream {
     use futures::StreamExt;
     let body = std::sync::Arc::new(body);
     let total = body.len() as u64;
-    let ends: Vec<usize> = (0..body.len().div_ceil(CHUNK_BYTES).max(1)).collect();
-    Box::pin(futures::stream::iter(ends).map(move |i| {
+    // An empty body is one empty chunk (it still carries `total`).
+    let chunks = body.len().div_ceil(CHUNK_BYTES).max(1);
+    Box::pin(futures::stream::iter(0..chunks).map(move |i| {
         let from = (i * CHUNK_BYTES).min(body.len());
         let to = (from + CHUNK_BYTES).min(body.len());
         Ok(proto::solver::v1::Chunk {

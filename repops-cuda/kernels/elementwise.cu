@@ -102,14 +102,14 @@ MAP2(rp_silu_backward,
 
 // ops.rs Rope / rope_angles: x[rows, d] with rows = blocks * t; one thread per pair
 // (row, j), j < d/2, at position row % t; the angle exactly as rope_angles computes it.
+// `lb` is log(base), computed once on the host by math::log (the same bits as rp_log).
 extern "C" __global__ void rp_rope(const float* __restrict__ x, float* __restrict__ y, u64 rows,
-                                   u64 t, u64 d, float base, int inverse) {
+                                   u64 t, u64 d, float lb, int inverse) {
   u64 h = d / 2;
   GRID_STRIDE(idx, rows * h) {
     u64 row = idx / h;
     u64 j = idx - row * h;
     u64 p = row % t;
-    float lb = rp_log(base);
     float e = FDIV((float)(2 * j), (float)d);
     float f = rp_exp(-FMUL(e, lb));
     float sn, cs;

@@ -897,14 +897,15 @@ fn compute<D: Device>(d: &D, op: &Op, x: &[In<'_, D::Buf>], out_shape: &[usize])
             let rows = x[0].len() as u64 / dd.max(1);
             let dx = x[0].buf();
             let mut y = zeros_f32(d, x[0].len())?;
-            // (const float* x, float* y, u64 rows, u64 t, u64 d, float base, int inverse)
+            // (const float* x, float* y, u64 rows, u64 t, u64 d, float lb, int inverse):
+            // log(base) once here, not per element.
             let args = &mut [
                 Arg::In(dx),
                 Arg::Out(&mut y),
                 Arg::U64(rows),
                 Arg::U64(t),
                 Arg::U64(dd),
-                Arg::F32(*base),
+                Arg::F32(repops::math::log(*base)),
                 Arg::I32(i32::from(*inverse)),
             ];
             d.launch("rp_rope", elementwise(rows * (dd / 2)), args)?;

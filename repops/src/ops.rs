@@ -653,7 +653,7 @@ impl Op {
                 vec_of(2, last(0))?;
                 s[0].to_vec()
             }
-            Op::LayerNormBackwardInput { .. } => {
+            Op::LayerNormBackwardInput { .. } | Op::RmsNormBackwardInput { .. } => {
                 at_least(0, 1)?;
                 vec_of(1, last(0))?;
                 same(0, 2)?;
@@ -667,12 +667,6 @@ impl Op {
             Op::RmsNorm { .. } => {
                 at_least(0, 1)?;
                 vec_of(1, last(0))?;
-                s[0].to_vec()
-            }
-            Op::RmsNormBackwardInput { .. } => {
-                at_least(0, 1)?;
-                vec_of(1, last(0))?;
-                same(0, 2)?;
                 s[0].to_vec()
             }
             Op::Embedding => {

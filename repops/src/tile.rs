@@ -118,6 +118,29 @@ fn one(r: Range<usize>) -> Vec<Range<usize>> {
     std::iter::once(r).collect()
 }
 
+/// How input `i` of a row-local op lines up with the output's rows.
+enum RowPart {
+    /// Row for row (the shape of input 0).
+    Rows,
+    /// One value per row (`max_last_backward`'s `dy`).
+    PerRow,
+    /// A per-column vector read whole (a norm's gamma and beta, a bias).
+    Whole,
+}
+
+fn row_part(op: &Op, i: usize) -> RowPart {
+    match (op, i) {
+        (_, 0) => RowPart::Rows,
+        (Op::MaxLastBackward, 1) => RowPart::PerRow,
+        (Op::LayerNorm { .. }, _)
+        | (Op::LayerNormBackwardInput { .. }, 1)
+        | (Op::RmsNorm { .. }, _)
+        | (Op::RmsNormBackwardInput { .. }, 1)
+        | (Op::AddBias, _) => RowPart::Whole,
+        _ => RowPart::Rows,
+    }
+}
+
 /// Rows and the row length of a row-local op's main input.
 fn rows_of(shape: &[usize]) -> (usize, usize) {
     let d = shape.last().copied().unwrap_or(1);
@@ -153,19 +176,11 @@ pub fn input_ranges(op: &Op, shapes: &[&[usize]], tile: &Tile) -> Result<Vec<Vec
             }
             Ok(shapes
                 .iter()
-                .map(|s| {
-                    let (sr, sd) = rows_of(s);
-                    if s.len() == 1 && s[0] == d && shapes[0].len() > 1 && sr != rows {
-                        // A per-column vector (gamma, beta, bias): whole.
-                        whole(s)
-                    } else if sr == rows && sd == d {
-                        one(r.start * d..r.end * d)
-                    } else if numel(s).unwrap_or(0) == rows {
-                        // One value per row (max_last_backward's dy).
-                        one(r.clone())
-                    } else {
-                        whole(s)
-                    }
+                .enumerate()
+                .map(|(i, s)| match row_part(op, i) {
+                    RowPart::Rows => one(r.start * d..r.end * d),
+                    RowPart::PerRow => one(r.clone()),
+                    RowPart::Whole => whole(s),
                 })
                 .collect())
         }
@@ -259,18 +274,19 @@ pub fn execute(
             Ok(op.execute(&refs)?.into_data())
         }
         Tile::Rows(r) => {
-            let (rows, d) = rows_of(shapes[0]);
+            let (_, d) = rows_of(shapes[0]);
+            // A 1-D main input is one row: its tile is the whole of every input.
+            let flat = shapes[0].len() < 2;
             let ins = values
                 .iter()
                 .zip(shapes)
-                .map(|(v, s)| {
-                    let (sr, sd) = rows_of(s);
-                    let shape = if sr == rows && sd == d && s.len() > 1 {
-                        vec![r.len(), d]
-                    } else if numel(s).unwrap_or(0) == rows && s.len() + 1 == shapes[0].len() {
-                        vec![r.len()]
-                    } else {
-                        s.to_vec()
+                .enumerate()
+                .map(|(i, (v, s))| {
+                    let shape = match row_part(op, i) {
+                        _ if flat => s.to_vec(),
+                        RowPart::Rows => vec![r.len(), d],
+                        RowPart::PerRow => vec![r.len()],
+                        RowPart::Whole => s.to_vec(),
                     };
                     Tensor::new(shape, v.clone())
                 })

@@ -1,5 +1,5 @@
 //! Peak memory of one AdamW step of a GPT-2-small-shaped program (124,439,808
-//! parameters, `train::program::gpt2_model`) on the CPU, as a multiple of its state
+//! parameters, `train::program::gpt2_small_on_random_tokens`) on the CPU, as a multiple of its state
 //! (parameters and both Adam moments). The issue's bound: below 4x.
 //!
 //! ```text
@@ -14,9 +14,8 @@
 
 use std::process::Command;
 use std::time::Instant;
-use train::dataset::Schema;
-use train::program::gpt2_model;
-use train::{Dataset, Program, Trainer};
+use train::program::gpt2_small_on_random_tokens;
+use train::Trainer;
 
 // Only the argument parser of the shared bench helpers.
 #[allow(dead_code)]
@@ -41,35 +40,7 @@ fn main() {
     let layers = args.number("--layers", 12);
     let ctx = args.number("--tokens", 128);
     let threads = args.number("--threads", 2);
-    let vocab = 50257;
-    // Token rows of 2 * ctx ids (u16), from a fixed xorshift stream.
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let data: Vec<u8> = (0..64 * 2 * ctx)
-        .flat_map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x % vocab as u64) as u16).to_le_bytes()
-        })
-        .collect();
-    let dataset = Dataset::build(
-        "random-tokens",
-        Schema::TokensU16,
-        (2 * ctx * 2) as u64,
-        8,
-        data,
-        "random token ids",
-        "CC0",
-    )
-    .expect("dataset");
-    let mut p = Program::builtin("tiny-lm").expect("tiny-lm");
-    p.name = "gpt2-small".into();
-    p.model = gpt2_model(vocab, 1024, ctx, 768, 12, layers);
-    p.batch_size = 1;
-    p.steps = 2;
-    p.dataset.name = dataset.header().name.clone();
-    p.dataset.root = dataset.root();
-    p.dataset.train_rows = dataset.rows();
+    let (p, dataset) = gpt2_small_on_random_tokens(ctx, layers).expect("the program");
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()

@@ -43,8 +43,6 @@ pub struct Imported {
     pub model: Model,
     /// The parameters' and buffers' values, by state name.
     pub weights: BTreeMap<String, Tensor>,
-    /// Per imported parameter, the ONNX initializer it came from.
-    pub sources: BTreeMap<String, String>,
 }
 
 impl Imported {
@@ -210,6 +208,11 @@ const MAX_ELEMS: usize = 1 << 26;
 
 fn err(m: impl Into<String>) -> TrainError {
     TrainError::Program(format!("onnx: {}", m.into()))
+}
+
+/// An error about node `n`, naming it and its operator.
+fn node_err(n: &pb::NodeProto, why: impl std::fmt::Display) -> TrainError {
+    err(format!("node {:?} ({}): {why}", n.name, n.op_type))
 }
 
 /// A constant: initializers, `Constant` nodes and what is folded from them. Values
@@ -399,12 +402,10 @@ impl<'a> Attrs<'a> {
 
 /// The graph being built.
 struct Builder {
-    batch_size: usize,
     values: HashMap<String, Value>,
     params: Vec<GraphParam>,
     nodes: Vec<GraphNode>,
     weights: BTreeMap<String, Tensor>,
-    sources: BTreeMap<String, String>,
     /// Initializer name -> its parameter, so a weight used twice is one parameter.
     param_of: HashMap<String, String>,
     used: HashSet<String>,
@@ -436,7 +437,7 @@ impl Builder {
         // Suffixes continue from the last one given for this base, so a file whose
         // nodes all share one name costs linear, not quadratic, time.
         let next = self.suffix.entry(base.clone()).or_insert(0);
-        while self.used.contains(&name) || name == "loss" || name.starts_with("opt.") {
+        while self.used.contains(&name) || name.starts_with("opt.") {
             *next += 1;
             name = format!("{base}#{next}");
         }
@@ -484,7 +485,6 @@ impl Builder {
         ));
         self.weights.insert(name.clone(), t);
         if let Some(s) = &c.source {
-            self.sources.insert(name.clone(), s.clone());
             self.param_of.insert(s.clone(), name.clone());
         }
         Ok(Act {
@@ -539,12 +539,11 @@ impl Builder {
 }
 
 fn get<'a>(b: &'a Builder, n: &pb::NodeProto, i: usize) -> Result<&'a Value> {
-    let name = n.input.get(i).filter(|s| !s.is_empty()).ok_or_else(|| {
-        err(format!(
-            "node {:?} ({}): input {i} is missing",
-            n.name, n.op_type
-        ))
-    })?;
+    let name = n
+        .input
+        .get(i)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| node_err(n, format!("input {i} is missing")))?;
     b.values.get(name).ok_or_else(|| {
         err(format!(
             "node {:?}: input {name:?} is not defined before it",
@@ -637,8 +636,8 @@ fn masks(v: f64) -> bool {
     v <= -1.0e9
 }
 
-/// Imports `bytes` (an ONNX `ModelProto`). `batch_size` is not needed: the batch axis
-/// is taken from the file's input and written as inferred.
+/// Imports `bytes` (an ONNX `ModelProto`). The batch axis is taken from the file's
+/// input and written as inferred.
 pub fn import(bytes: &[u8]) -> Result<Imported> {
     use prost::Message;
     if bytes.len() > MAX_ONNX_BYTES {
@@ -663,12 +662,10 @@ pub fn import(bytes: &[u8]) -> Result<Imported> {
     }
     let g = m.graph.ok_or_else(|| err("the model has no graph"))?;
     let mut b = Builder {
-        batch_size: 1,
         values: HashMap::new(),
         params: Vec::new(),
         nodes: Vec::new(),
         weights: BTreeMap::new(),
-        sources: BTreeMap::new(),
         param_of: HashMap::new(),
         suffix: HashMap::new(),
         used: ["x", "y", "tokens", "targets", "positions", "loss"]
@@ -717,9 +714,10 @@ pub fn import(bytes: &[u8]) -> Result<Imported> {
             input.name
         )));
     }
-    b.batch_size = shape[0].unwrap_or(1);
+    // The file's batch size, for tracking shapes only: every reshape infers it.
+    let batch_size = shape[0].unwrap_or(1);
     let rest: Vec<usize> = shape[1..].iter().map(|d| d.unwrap_or(1)).collect();
-    let full: Vec<usize> = std::iter::once(b.batch_size)
+    let full: Vec<usize> = std::iter::once(batch_size)
         .chain(rest.iter().copied())
         .collect();
     let float_input = match tt.elem_type {
@@ -746,9 +744,9 @@ pub fn import(bytes: &[u8]) -> Result<Imported> {
     let flat = Act {
         name: batch_tensor.into(),
         shape: if float_input {
-            vec![b.batch_size, features]
+            vec![batch_size, features]
         } else {
-            vec![b.batch_size * features]
+            vec![batch_size * features]
         },
         batched: true,
     };
@@ -827,7 +825,6 @@ pub fn import(bytes: &[u8]) -> Result<Imported> {
             logits: logits.name,
         },
         weights: b.weights,
-        sources: b.sources,
     })
 }
 
@@ -840,7 +837,7 @@ fn convert(b: &mut Builder, n: &pb::NodeProto) -> Result<Vec<Value>> {
         n.name.clone()
     };
     let h = hint.as_str();
-    let fail = |why: String| err(format!("node {:?} ({}): {why}", n.name, n.op_type));
+    let fail = |why: String| node_err(n, why);
     let unary = |b: &mut Builder, op: Op| -> Result<Vec<Value>> {
         let x = input_act(b, n, 0, h)?;
         let shape = x.shape.clone();
@@ -1356,7 +1353,7 @@ fn add_like(b: &mut Builder, h: &str, x: Act, c: Value, what: &str) -> Result<Va
 /// `MatMul` (and `Gemm`'s product): a 2-D weight times `[.., K]` rows, or two
 /// batched tensors of one rank (batched products over the leading axes).
 fn matmul(b: &mut Builder, n: &pb::NodeProto, h: &str, ta: bool, tb: bool) -> Result<Vec<Value>> {
-    let fail = |why: String| err(format!("node {:?} ({}): {why}", n.name, n.op_type));
+    let fail = |why: String| node_err(n, why);
     let (a, w) = (get(b, n, 0)?.clone(), get(b, n, 1)?.clone());
     match (a, w) {
         (Value::Act(x), Value::Const(w)) => {
@@ -1445,7 +1442,7 @@ fn window(
     at: &Attrs<'_>,
     k: Option<(usize, usize)>,
 ) -> Result<(usize, usize, usize, usize)> {
-    let fail = |why: String| err(format!("node {:?} ({}): {why}", n.name, n.op_type));
+    let fail = |why: String| node_err(n, why);
     for name in at.names() {
         if ![
             "kernel_shape",
@@ -1499,7 +1496,7 @@ fn window(
 }
 
 fn conv(b: &mut Builder, n: &pb::NodeProto, h: &str, at: &Attrs<'_>) -> Result<Vec<Value>> {
-    let fail = |why: String| err(format!("node {:?} ({}): {why}", n.name, n.op_type));
+    let fail = |why: String| node_err(n, why);
     let x = input_act(b, n, 0, h)?;
     let w = konst(get(b, n, 1)?, "Conv's kernel")?.clone();
     let (&[nb, c, hh, ww], &[f, wc, kh, kw]) = (&x.shape[..], &w.shape[..]) else {
@@ -1561,7 +1558,7 @@ fn conv(b: &mut Builder, n: &pb::NodeProto, h: &str, at: &Attrs<'_>) -> Result<V
 }
 
 fn pool(b: &mut Builder, n: &pb::NodeProto, h: &str, at: &Attrs<'_>) -> Result<Vec<Value>> {
-    let fail = |why: String| err(format!("node {:?} ({}): {why}", n.name, n.op_type));
+    let fail = |why: String| node_err(n, why);
     let x = input_act(b, n, 0, h)?;
     let [nb, c, hh, ww] = x.shape[..] else {
         return Err(fail(format!("input {:?} must be [N, C, H, W]", x.shape)));

@@ -1521,6 +1521,73 @@ fn cnn_digits_model() -> Model {
     }
 }
 
+/// The params and nodes of a shipped example graph, in the order they are added.
+#[derive(Default)]
+struct GraphBuild {
+    params: Vec<GraphParam>,
+    nodes: Vec<GraphNode>,
+}
+
+impl GraphBuild {
+    fn param(&mut self, name: String, shape: Vec<usize>, init: Init) {
+        self.params.push(GraphParam::new(name, shape, init, true));
+    }
+
+    fn node(&mut self, name: String, op: Op, inputs: &[&str]) -> String {
+        self.nodes.push(GraphNode::new(name.clone(), op, inputs));
+        name
+    }
+
+    /// Rows `x` (`[B*ctx, heads*dh]`) as heads `[B*heads, ctx, dh]`: nodes `{w}.split`,
+    /// `{w}.perm`, `{w}.heads`.
+    fn split_heads(&mut self, w: &str, x: &str, ctx: usize, heads: usize, dh: usize) -> String {
+        let reshape = |shape: Vec<usize>| Op::Reshape { shape };
+        let v = self.node(format!("{w}.split"), reshape(vec![0, ctx, heads, dh]), &[x]);
+        let v = self.node(format!("{w}.perm"), swap_heads(), &[&v]);
+        self.node(format!("{w}.heads"), reshape(vec![0, ctx, dh]), &[&v])
+    }
+
+    /// Causal softmax attention of heads `q`, `k`, `v` (`[B*heads, ctx, dh]`), merged
+    /// back into rows `[B*ctx, heads*dh]`: nodes `{pre}.scores` … `{pre}.ctx.merge`.
+    fn attend(
+        &mut self,
+        pre: &str,
+        [q, k, v]: [&str; 3],
+        ctx: usize,
+        heads: usize,
+        dh: usize,
+    ) -> String {
+        let n = |s: &str| format!("{pre}.{s}");
+        let bmm = |ta, tb| Op::BatchedMatMul { ta, tb };
+        let reshape = |shape: Vec<usize>| Op::Reshape { shape };
+        let s = self.node(n("scores"), bmm(false, true), &[q, k]);
+        let s = self.node(n("scaled"), Op::Scale { s: inv_sqrt(dh) }, &[&s]);
+        let fill = MaskFill::NegInf;
+        let s = self.node(n("masked"), Op::CausalMask { fill }, &[&s]);
+        let a = self.node(n("att"), Op::Softmax, &[&s]);
+        let o = self.node(n("ctx"), bmm(false, false), &[&a, v]);
+        let o = self.node(n("ctx.split"), reshape(vec![0, heads, ctx, dh]), &[&o]);
+        let o = self.node(n("ctx.perm"), swap_heads(), &[&o]);
+        self.node(n("ctx.merge"), reshape(vec![0, heads * dh]), &[&o])
+    }
+
+    fn model(self, batch: BatchKind, logits: &str) -> Model {
+        Model::Graph {
+            batch,
+            params: self.params,
+            nodes: self.nodes,
+            logits: logits.into(),
+        }
+    }
+}
+
+/// `[B, ctx, heads, dh]` <-> `[B, heads, ctx, dh]`.
+fn swap_heads() -> Op {
+    Op::Permute {
+        perm: vec![0, 2, 1, 3],
+    }
+}
+
 /// A GPT-2-shaped causal LM as a graph: token and learned position embeddings
 /// (`pos_rows` rows, at least `ctx`), `layers` pre-LayerNorm blocks (biased q, k, v
 /// and output projections, a 4x GELU MLP), a final LayerNorm, and logits through the
@@ -1538,109 +1605,103 @@ pub fn gpt2_model(
     let dh = d / heads.max(1);
     // Uniform(a) has standard deviation a / sqrt(3).
     let std = |s: f32| Init::Uniform(s * 3f32.sqrt());
-    let mut params = Vec::new();
-    let mut param = |name: String, shape: Vec<usize>, init: Init| {
-        params.push(GraphParam::new(name, shape, init, true));
-    };
-    let mut nodes: Vec<GraphNode> = Vec::new();
-    let mut node = |name: String, op: Op, inputs: &[&str]| -> String {
-        nodes.push(GraphNode::new(name.clone(), op, inputs));
-        name
-    };
-    let mm = |ta, tb| Op::MatMul { ta, tb };
-    let reshape = |shape: Vec<usize>| Op::Reshape { shape };
-    let swap = Op::Permute {
-        perm: vec![0, 2, 1, 3],
+    let mm = Op::MatMul {
+        ta: false,
+        tb: false,
     };
     let ln = Op::LayerNorm { eps: 1e-5 };
-    param("wte".into(), vec![vocab, d], std(0.02));
-    param("wpe".into(), vec![pos_rows, d], std(0.01));
-    let te = node("tok_emb".into(), Op::Embedding, &["wte", "tokens"]);
-    let pe = node("pos_emb".into(), Op::Embedding, &["wpe", "positions"]);
-    let mut x = node("emb".into(), Op::Add, &[&te, &pe]);
+    let mut g = GraphBuild::default();
+    g.param("wte".into(), vec![vocab, d], std(0.02));
+    g.param("wpe".into(), vec![pos_rows, d], std(0.01));
+    let te = g.node("tok_emb".into(), Op::Embedding, &["wte", "tokens"]);
+    let pe = g.node("pos_emb".into(), Op::Embedding, &["wpe", "positions"]);
+    let mut x = g.node("emb".into(), Op::Add, &[&te, &pe]);
     let proj = 0.02 / (2.0 * layers.max(1) as f32).sqrt();
     for l in 0..layers {
         let p = |s: &str| format!("h{l}.{s}");
         for n in ["ln1", "ln2"] {
-            param(p(&format!("{n}.g")), vec![d], Init::Ones);
-            param(p(&format!("{n}.b")), vec![d], Init::Zeros);
+            g.param(p(&format!("{n}.g")), vec![d], Init::Ones);
+            g.param(p(&format!("{n}.b")), vec![d], Init::Zeros);
         }
         for w in ["q", "k", "v"] {
-            param(p(&format!("w{w}")), vec![d, d], std(0.02));
-            param(p(&format!("b{w}")), vec![d], Init::Zeros);
+            g.param(p(&format!("w{w}")), vec![d, d], std(0.02));
+            g.param(p(&format!("b{w}")), vec![d], Init::Zeros);
         }
-        param(p("wo"), vec![d, d], std(proj));
-        param(p("bo"), vec![d], Init::Zeros);
-        param(p("w1"), vec![d, 4 * d], std(0.02));
-        param(p("b1"), vec![4 * d], Init::Zeros);
-        param(p("w2"), vec![4 * d, d], std(proj));
-        param(p("b2"), vec![d], Init::Zeros);
-        let h = node(p("ln1"), ln.clone(), &[&x, &p("ln1.g"), &p("ln1.b")]);
-        let mut heads_of = |w: &str| -> String {
-            let v = node(p(w), mm(false, false), &[&h, &p(&format!("w{w}"))]);
-            let v = node(
+        g.param(p("wo"), vec![d, d], std(proj));
+        g.param(p("bo"), vec![d], Init::Zeros);
+        g.param(p("w1"), vec![d, 4 * d], std(0.02));
+        g.param(p("b1"), vec![4 * d], Init::Zeros);
+        g.param(p("w2"), vec![4 * d, d], std(proj));
+        g.param(p("b2"), vec![d], Init::Zeros);
+        let h = g.node(p("ln1"), ln.clone(), &[&x, &p("ln1.g"), &p("ln1.b")]);
+        let [q, k, v] = ["q", "k", "v"].map(|w| {
+            let y = g.node(p(w), mm.clone(), &[&h, &p(&format!("w{w}"))]);
+            let y = g.node(
                 p(&format!("{w}.b")),
                 Op::AddBias,
-                &[&v, &p(&format!("b{w}"))],
+                &[&y, &p(&format!("b{w}"))],
             );
-            let v = node(
-                p(&format!("{w}.split")),
-                reshape(vec![0, ctx, heads, dh]),
-                &[&v],
-            );
-            let v = node(p(&format!("{w}.perm")), swap.clone(), &[&v]);
-            node(p(&format!("{w}.heads")), reshape(vec![0, ctx, dh]), &[&v])
-        };
-        let (q, k, v) = (heads_of("q"), heads_of("k"), heads_of("v"));
-        let s = node(
-            p("scores"),
-            Op::BatchedMatMul {
-                ta: false,
-                tb: true,
-            },
-            &[&q, &k],
-        );
-        let s = node(p("scaled"), Op::Scale { s: inv_sqrt(dh) }, &[&s]);
-        let s = node(
-            p("masked"),
-            Op::CausalMask {
-                fill: MaskFill::NegInf,
-            },
-            &[&s],
-        );
-        let a = node(p("att"), Op::Softmax, &[&s]);
-        let o = node(
-            p("ctx"),
-            Op::BatchedMatMul {
-                ta: false,
-                tb: false,
-            },
-            &[&a, &v],
-        );
-        let o = node(p("ctx.split"), reshape(vec![0, heads, ctx, dh]), &[&o]);
-        let o = node(p("ctx.perm"), swap.clone(), &[&o]);
-        let o = node(p("ctx.merge"), reshape(vec![0, d]), &[&o]);
-        let o = node(p("o"), mm(false, false), &[&o, &p("wo")]);
-        let o = node(p("o.b"), Op::AddBias, &[&o, &p("bo")]);
-        x = node(p("res1"), Op::Add, &[&x, &o]);
-        let h2 = node(p("ln2"), ln.clone(), &[&x, &p("ln2.g"), &p("ln2.b")]);
-        let up = node(p("up"), mm(false, false), &[&h2, &p("w1")]);
-        let up = node(p("up.b"), Op::AddBias, &[&up, &p("b1")]);
-        let act = node(p("gelu"), Op::Gelu, &[&up]);
-        let down = node(p("down"), mm(false, false), &[&act, &p("w2")]);
-        let down = node(p("down.b"), Op::AddBias, &[&down, &p("b2")]);
-        x = node(p("res2"), Op::Add, &[&x, &down]);
+            g.split_heads(&p(w), &y, ctx, heads, dh)
+        });
+        let o = g.attend(&format!("h{l}"), [&q, &k, &v], ctx, heads, dh);
+        let o = g.node(p("o"), mm.clone(), &[&o, &p("wo")]);
+        let o = g.node(p("o.b"), Op::AddBias, &[&o, &p("bo")]);
+        x = g.node(p("res1"), Op::Add, &[&x, &o]);
+        let h2 = g.node(p("ln2"), ln.clone(), &[&x, &p("ln2.g"), &p("ln2.b")]);
+        let up = g.node(p("up"), mm.clone(), &[&h2, &p("w1")]);
+        let up = g.node(p("up.b"), Op::AddBias, &[&up, &p("b1")]);
+        let act = g.node(p("gelu"), Op::Gelu, &[&up]);
+        let down = g.node(p("down"), mm.clone(), &[&act, &p("w2")]);
+        let down = g.node(p("down.b"), Op::AddBias, &[&down, &p("b2")]);
+        x = g.node(p("res2"), Op::Add, &[&x, &down]);
     }
-    param("lnf.g".into(), vec![d], Init::Ones);
-    param("lnf.b".into(), vec![d], Init::Zeros);
-    let h = node("lnf".into(), ln, &[&x, "lnf.g", "lnf.b"]);
-    node("logits".into(), mm(false, true), &[&h, "wte"]);
-    Model::Graph {
-        batch: BatchKind::Tokens { ctx, vocab },
-        params,
-        nodes,
-        logits: "logits".into(),
-    }
+    g.param("lnf.g".into(), vec![d], Init::Ones);
+    g.param("lnf.b".into(), vec![d], Init::Zeros);
+    let h = g.node("lnf".into(), ln, &[&x, "lnf.g", "lnf.b"]);
+    g.node(
+        "logits".into(),
+        Op::MatMul {
+            ta: false,
+            tb: true,
+        },
+        &[&h, "wte"],
+    );
+    g.model(BatchKind::Tokens { ctx, vocab }, "logits")
+}
+
+/// GPT-2 small (`gpt2_model(50257, 1024, ctx, 768, 12, layers)`, one sequence of `ctx`
+/// tokens a step, AdamW) on 64 rows of random token ids (`2·ctx` u16 ids a row from a
+/// fixed xorshift stream): the 124M program the memory and referee benches measure, not
+/// a model to learn anything from.
+pub fn gpt2_small_on_random_tokens(ctx: usize, layers: usize) -> Result<(Program, crate::Dataset)> {
+    const VOCAB: usize = 50257;
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let data: Vec<u8> = (0..64 * 2 * ctx)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ((x % VOCAB as u64) as u16).to_le_bytes()
+        })
+        .collect();
+    let dataset = crate::Dataset::build(
+        "random-tokens",
+        crate::dataset::Schema::TokensU16,
+        (2 * ctx * 2) as u64,
+        8,
+        data,
+        "random token ids",
+        "CC0",
+    )?;
+    let mut p = Program::builtin("tiny-lm")?;
+    p.name = "gpt2-small".into();
+    p.model = gpt2_model(VOCAB, 1024, ctx, 768, 12, layers);
+    p.batch_size = 1;
+    p.steps = 2;
+    p.dataset.name = dataset.header().name.clone();
+    p.dataset.root = dataset.root();
+    p.dataset.train_rows = dataset.rows();
+    Ok((p, dataset))
 }
 
 /// The `llama-lm` example, a graph: a causal transformer LM in the style of LLaMA
@@ -1655,105 +1716,57 @@ fn llama_lm_model(
     hidden: usize,
 ) -> Model {
     let dh = d / heads;
-    let mut params = Vec::new();
-    let mut param = |name: String, shape: Vec<usize>, init: Init| {
-        params.push(GraphParam::new(name, shape, init, true));
-    };
-    let mut nodes: Vec<GraphNode> = Vec::new();
-    let mut node = |name: String, op: Op, inputs: &[&str]| -> String {
-        nodes.push(GraphNode::new(name.clone(), op, inputs));
-        name
-    };
-    let mm = |ta, tb| Op::MatMul { ta, tb };
-    let reshape = |shape: Vec<usize>| Op::Reshape { shape };
-    let swap = Op::Permute {
-        perm: vec![0, 2, 1, 3],
+    let mm = Op::MatMul {
+        ta: false,
+        tb: false,
     };
     let rms = Op::RmsNorm { eps: 1e-6 };
-    param("wte".into(), vec![vocab, d], Init::Uniform(0.1));
-    let mut x = node("tok_emb".into(), Op::Embedding, &["wte", "tokens"]);
     let rope = Op::Rope {
         base: 10_000.0,
         inverse: false,
     };
+    let mut g = GraphBuild::default();
+    g.param("wte".into(), vec![vocab, d], Init::Uniform(0.1));
+    let mut x = g.node("tok_emb".into(), Op::Embedding, &["wte", "tokens"]);
     for l in 0..layers {
         let p = |s: &str| format!("h{l}.{s}");
-        param(p("ln1.g"), vec![d], Init::Ones);
-        param(p("ln2.g"), vec![d], Init::Ones);
+        g.param(p("ln1.g"), vec![d], Init::Ones);
+        g.param(p("ln2.g"), vec![d], Init::Ones);
         for w in ["wq", "wk", "wv"] {
-            param(p(w), vec![d, d], Init::Uniform(inv_sqrt(d)));
+            g.param(p(w), vec![d, d], Init::Uniform(inv_sqrt(d)));
         }
-        param(p("wo"), vec![d, d], Init::Uniform(inv_sqrt(d) * 0.5));
-        param(p("w1"), vec![d, hidden], Init::Uniform(inv_sqrt(d)));
-        param(p("w3"), vec![d, hidden], Init::Uniform(inv_sqrt(d)));
-        param(
+        g.param(p("wo"), vec![d, d], Init::Uniform(inv_sqrt(d) * 0.5));
+        g.param(p("w1"), vec![d, hidden], Init::Uniform(inv_sqrt(d)));
+        g.param(p("w3"), vec![d, hidden], Init::Uniform(inv_sqrt(d)));
+        g.param(
             p("w2"),
             vec![hidden, d],
             Init::Uniform(inv_sqrt(hidden) * 0.5),
         );
-        let h = node(p("norm1"), rms.clone(), &[&x, &p("ln1.g")]);
-        let mut heads_of = |w: &str| -> String {
-            let v = node(p(w), mm(false, false), &[&h, &p(&format!("w{w}"))]);
-            let v = node(
-                p(&format!("{w}.split")),
-                reshape(vec![0, ctx, heads, dh]),
-                &[&v],
-            );
-            let v = node(p(&format!("{w}.perm")), swap.clone(), &[&v]);
-            node(p(&format!("{w}.heads")), reshape(vec![0, ctx, dh]), &[&v])
-        };
-        let (q, k, v) = (heads_of("q"), heads_of("k"), heads_of("v"));
+        let h = g.node(p("norm1"), rms.clone(), &[&x, &p("ln1.g")]);
+        let [q, k, v] = ["q", "k", "v"].map(|w| {
+            let y = g.node(p(w), mm.clone(), &[&h, &p(&format!("w{w}"))]);
+            g.split_heads(&p(w), &y, ctx, heads, dh)
+        });
         // Each head's [ctx, dh] block turned by position.
-        let q = node(p("q.rope"), rope.clone(), &[&q]);
-        let k = node(p("k.rope"), rope.clone(), &[&k]);
-        let s = node(
-            p("scores"),
-            Op::BatchedMatMul {
-                ta: false,
-                tb: true,
-            },
-            &[&q, &k],
-        );
-        let s = node(p("scaled"), Op::Scale { s: inv_sqrt(dh) }, &[&s]);
-        let s = node(
-            p("masked"),
-            Op::CausalMask {
-                fill: MaskFill::NegInf,
-            },
-            &[&s],
-        );
-        let a = node(p("att"), Op::Softmax, &[&s]);
-        let o = node(
-            p("ctx"),
-            Op::BatchedMatMul {
-                ta: false,
-                tb: false,
-            },
-            &[&a, &v],
-        );
-        let o = node(p("ctx.split"), reshape(vec![0, heads, ctx, dh]), &[&o]);
-        let o = node(p("ctx.perm"), swap.clone(), &[&o]);
-        let o = node(p("ctx.merge"), reshape(vec![0, d]), &[&o]);
-        let o = node(p("o"), mm(false, false), &[&o, &p("wo")]);
-        x = node(p("res1"), Op::Add, &[&x, &o]);
-        let h2 = node(p("norm2"), rms.clone(), &[&x, &p("ln2.g")]);
-        let gate = node(p("gate"), mm(false, false), &[&h2, &p("w1")]);
-        let up = node(p("up"), mm(false, false), &[&h2, &p("w3")]);
-        let act = node(p("silu"), Op::Silu, &[&gate]);
-        let m = node(p("swiglu"), Op::Mul, &[&act, &up]);
-        let down = node(p("down"), mm(false, false), &[&m, &p("w2")]);
-        x = node(p("res2"), Op::Add, &[&x, &down]);
+        let q = g.node(p("q.rope"), rope.clone(), &[&q]);
+        let k = g.node(p("k.rope"), rope.clone(), &[&k]);
+        let o = g.attend(&format!("h{l}"), [&q, &k, &v], ctx, heads, dh);
+        let o = g.node(p("o"), mm.clone(), &[&o, &p("wo")]);
+        x = g.node(p("res1"), Op::Add, &[&x, &o]);
+        let h2 = g.node(p("norm2"), rms.clone(), &[&x, &p("ln2.g")]);
+        let gate = g.node(p("gate"), mm.clone(), &[&h2, &p("w1")]);
+        let up = g.node(p("up"), mm.clone(), &[&h2, &p("w3")]);
+        let act = g.node(p("silu"), Op::Silu, &[&gate]);
+        let m = g.node(p("swiglu"), Op::Mul, &[&act, &up]);
+        let down = g.node(p("down"), mm.clone(), &[&m, &p("w2")]);
+        x = g.node(p("res2"), Op::Add, &[&x, &down]);
     }
-    param("lnf.g".into(), vec![d], Init::Ones);
-    param("head.w".into(), vec![d, vocab], Init::Uniform(inv_sqrt(d)));
-    let h = node("normf".into(), rms, &[&x, "lnf.g"]);
-    node("logits".into(), mm(false, false), &[&h, "head.w"]);
-    Model::Graph {
-        batch: BatchKind::Tokens { ctx, vocab },
-        params,
-        nodes,
-        logits: "logits".into(),
-    }
+    g.param("lnf.g".into(), vec![d], Init::Ones);
+    g.param("head.w".into(), vec![d, vocab], Init::Uniform(inv_sqrt(d)));
+    let h = g.node("normf".into(), rms, &[&x, "lnf.g"]);
+    g.node("logits".into(), mm, &[&h, "head.w"]);
+    g.model(BatchKind::Tokens { ctx, vocab }, "logits")
 }
 
 /// Root of the shipped digits dataset.
@@ -2541,7 +2554,7 @@ fn forward(
                 named.insert(gp.name.clone(), Input::State(gp.name.clone()));
             }
             for n in nodes {
-                let ins =
+                let mut ins =
                     n.inputs
                         .iter()
                         .map(|i| {
@@ -2550,7 +2563,6 @@ fn forward(
                             })
                         })
                         .collect::<Result<Vec<_>>>()?;
-                let mut ins = ins;
                 let op = match (&n.op, ins.first()) {
                     (Op::Reshape { shape }, Some(i)) => Op::Reshape {
                         shape: inferred(shape, &b.shape(i)?)

@@ -30,23 +30,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let step_s = steps[2];
         // One step's node outputs, to feed each node its real inputs.
         let graph = p.graph()?;
-        let mut outs: Vec<repops::Tensor> = Vec::new();
-        for n in &graph.nodes {
-            let ins: Vec<&repops::Tensor> = n
-                .inputs
-                .iter()
-                .map(|i| input(i, &state0, &batch, &outs))
-                .collect();
-            outs.push(train::execute_node(n, &ins)?);
-        }
+        let outs = outputs(&graph.nodes, &state0, &batch)?;
         let (mut worst_t, mut worst_b, mut sum_t) = (0f64, 0u64, 0f64);
         let mut worst_node = String::new();
         for n in &graph.nodes {
-            let ins: Vec<&repops::Tensor> = n
-                .inputs
-                .iter()
-                .map(|i| input(i, &state0, &batch, &outs))
-                .collect();
+            let ins = inputs(n, &state0, &batch, &outs);
             let on_chain: u64 = n
                 .inputs
                 .iter()
@@ -90,40 +78,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The 124M-parameter GPT-2-shaped program (`train::program::gpt2_model`, 1 x 128
-/// tokens): one full step as the baseline, then the referee's work for its costliest
+/// The 124M-parameter GPT-2-shaped program
+/// (`train::program::gpt2_small_on_random_tokens`, 1 x 128 tokens): one full step as the baseline, then the referee's work for its costliest
 /// node by the cost model and by the clock, its inputs' bytes, and how many of its
 /// nodes exceed the chain's default per-node bounds (what bisection inside one
 /// operator, issue 13 item 5, is for).
 fn gpt2_small() -> Result<(), Box<dyn std::error::Error>> {
     let ctx = 128;
-    let vocab = 50257;
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let data: Vec<u8> = (0..16 * 2 * ctx)
-        .flat_map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x % vocab as u64) as u16).to_le_bytes()
-        })
-        .collect();
-    let dataset = train::Dataset::build(
-        "random-tokens",
-        train::dataset::Schema::TokensU16,
-        (2 * ctx * 2) as u64,
-        8,
-        data,
-        "random token ids",
-        "CC0",
-    )?;
-    let mut p = Program::builtin("tiny-lm")?;
-    p.name = "gpt2-small".into();
-    p.model = train::program::gpt2_model(vocab, 1024, ctx, 768, 12, 12);
-    p.batch_size = 1;
-    p.steps = 1000;
-    p.dataset.name = dataset.header().name.clone();
-    p.dataset.root = dataset.root();
-    p.dataset.train_rows = dataset.rows();
+    let (p, dataset) = train::program::gpt2_small_on_random_tokens(ctx, 12)?;
     let graph = p.graph()?;
     let mut tr = Trainer::new(p.clone(), dataset)?;
     let state0 = tr.state().clone();
@@ -132,37 +94,29 @@ fn gpt2_small() -> Result<(), Box<dyn std::error::Error>> {
     tr.step(1)?;
     let step_s = s.elapsed().as_secs_f64();
     let params = tasks::Params::default();
-    let (mut over_flops, mut over_bytes) = (0, 0);
-    let mut worst = 0;
-    for (j, n) in graph.nodes.iter().enumerate() {
-        let c = n.cost();
-        over_flops += usize::from(c.flops > params.max_referee_flops);
-        over_bytes += usize::from(c.input_bytes > params.max_reveal_bytes);
-        if c.flops > graph.nodes[worst].cost().flops {
-            worst = j;
-        }
-    }
-    // Only the costliest node's inputs are computed: every node before it once.
-    let mut outs: Vec<repops::Tensor> = Vec::new();
-    for n in &graph.nodes[..worst] {
-        let ins: Vec<&repops::Tensor> = n
-            .inputs
-            .iter()
-            .map(|i| input(i, &state0, &batch, &outs))
-            .collect();
-        outs.push(train::execute_node(n, &ins)?);
-    }
-    let n = &graph.nodes[worst];
-    let ins: Vec<&repops::Tensor> = n
-        .inputs
+    let costs: Vec<train::Cost> = graph.nodes.iter().map(|n| n.cost()).collect();
+    let over_flops = costs
         .iter()
-        .map(|i| input(i, &state0, &batch, &outs))
-        .collect();
+        .filter(|c| c.flops > params.max_referee_flops)
+        .count();
+    let over_bytes = costs
+        .iter()
+        .filter(|c| c.input_bytes > params.max_reveal_bytes)
+        .count();
+    // The first of the costliest.
+    let worst = (0..costs.len())
+        .rev()
+        .max_by_key(|&j| costs[j].flops)
+        .unwrap_or(0);
+    // Only the costliest node's inputs are computed: every node before it once.
+    let outs = outputs(&graph.nodes[..worst], &state0, &batch)?;
+    let n = &graph.nodes[worst];
+    let ins = inputs(n, &state0, &batch, &outs);
     let s = Instant::now();
     let o = train::execute_node(n, &ins)?;
     let _h = repops::tensor_hash(&o);
     let node_s = s.elapsed().as_secs_f64();
-    let c = n.cost();
+    let c = &costs[worst];
     println!(
         "gpt2-small: 124,439,808 parameters, 1 x {ctx} tokens, M = {} nodes per step",
         graph.nodes.len()
@@ -185,17 +139,35 @@ fn gpt2_small() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn input<'a>(
-    i: &Input,
+/// Node `n`'s input tensors: from the state, the batch, or earlier outputs.
+fn inputs<'a>(
+    n: &train::Node,
     state: &'a BTreeMap<String, repops::Tensor>,
     batch: &'a BTreeMap<String, repops::Tensor>,
     outs: &'a [repops::Tensor],
-) -> &'a repops::Tensor {
-    match i {
-        Input::State(s) => &state[s],
-        Input::Batch(b) => &batch[b],
-        Input::Node(k) => &outs[*k],
+) -> Vec<&'a repops::Tensor> {
+    n.inputs
+        .iter()
+        .map(|i| match i {
+            Input::State(s) => &state[s],
+            Input::Batch(b) => &batch[b],
+            Input::Node(k) => &outs[*k],
+        })
+        .collect()
+}
+
+/// The outputs of `nodes` (a step's first nodes, in order) from `state` and `batch`.
+fn outputs(
+    nodes: &[train::Node],
+    state: &BTreeMap<String, repops::Tensor>,
+    batch: &BTreeMap<String, repops::Tensor>,
+) -> Result<Vec<repops::Tensor>, train::TrainError> {
+    let mut outs = Vec::with_capacity(nodes.len());
+    for n in nodes {
+        let o = train::execute_node(n, &inputs(n, state, batch, &outs))?;
+        outs.push(o);
     }
+    Ok(outs)
 }
 
 fn ceil_log2(n: u64) -> u32 {

@@ -1,0 +1,43 @@
+//! Program rules that submission applies (`tasks::validate_program`), each with the
+//! attack it stops.
+
+use tasks::{validate_program, Params, TasksError};
+
+fn json(p: &train::Program) -> Vec<u8> {
+    serde_json::to_vec(p).unwrap()
+}
+
+/// The reveal bytes a program is refused for, if it is.
+fn reveal_refusal(p: &train::Program, params: &Params) -> Option<u64> {
+    match validate_program(&json(p), params, None).err()? {
+        TasksError::NodeTooExpensive {
+            what: "reveal bytes",
+            got,
+            ..
+        } => Some(got),
+        other => panic!("refused for another reason: {other}"),
+    }
+}
+
+/// A dispute over a node that reads the batch may need every row the step read, each
+/// proven with its whole chunk, within `max_reveal_bytes`. With gradient accumulation
+/// a step reads `grad_accum × batch_size` rows. Counting only `batch_size` would let a
+/// submitter (or a colluding solver) pass a program whose batch nodes no dispute can
+/// adjudicate: a cheat in one would never be slashed.
+#[test]
+fn every_micro_batch_counts_toward_the_reveal_bound() {
+    let mut p = train::Program::builtin("mlp-digits").unwrap();
+    let mut params = Params {
+        max_reveal_bytes: 0,
+        ..Params::default()
+    };
+    let one = reveal_refusal(&p, &params).expect("refused at a zero bound");
+    params.max_reveal_bytes = one;
+    assert_eq!(reveal_refusal(&p, &params), None, "one batch fits exactly");
+    p.grad_accum = 2;
+    assert_eq!(
+        reveal_refusal(&p, &params),
+        Some(2 * one),
+        "two micro-batches reveal twice the rows"
+    );
+}
