@@ -269,3 +269,72 @@ fn rebuild<'a>(
     let r = rebuild(proof, shown, offset + left, len - left, sib)?;
     Ok(merge_subtrees_non_root(&l, &r, Mode::Hash))
 }
+
+/// BLAKE3's chunk size: the leaves of the tree a dispute descends.
+pub const CHUNK_BYTES: u64 = CHUNK;
+
+/// Length of the message R6 hashes for a tensor of `shape` (header and data).
+pub fn message_len(shape: &[usize]) -> Result<u64> {
+    let n = numel(shape).ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
+    Ok(hash_header(shape).len() as u64 + 4 * n as u64)
+}
+
+/// The two children of the BLAKE3 subtree of `len` bytes at `offset` (its left
+/// child holds the largest power of two of chunks below `len`), or `None` for one
+/// chunk (a leaf).
+pub fn children(offset: u64, len: u64) -> Option<((u64, u64), (u64, u64))> {
+    (len > CHUNK).then(|| {
+        let left = blake3::hazmat::left_subtree_len(len);
+        ((offset, left), (offset + left, len - left))
+    })
+}
+
+/// The chaining value of a parent from its children's (`root`: the hash of the whole
+/// message).
+pub fn parent_cv(l: &[u8; 32], r: &[u8; 32], root: bool) -> [u8; 32] {
+    if root {
+        *merge_subtrees_root(l, r, Mode::Hash).as_bytes()
+    } else {
+        merge_subtrees_non_root(l, r, Mode::Hash)
+    }
+}
+
+/// The chaining value of the BLAKE3 subtree of `msg` at `offset`, `len` bytes
+/// (`root`: the whole message, whose hash it is).
+pub fn subtree_cv(msg: &[u8], offset: u64, len: u64, root: bool) -> Result<[u8; 32]> {
+    let end = offset
+        .checked_add(len)
+        .filter(|&e| e <= msg.len() as u64 && len > 0 && offset.is_multiple_of(CHUNK))
+        .ok_or_else(|| bad(format!("no subtree of {len} bytes at {offset}")))?;
+    let bytes = &msg[offset as usize..end as usize];
+    Ok(if root {
+        *blake3::hash(bytes).as_bytes()
+    } else {
+        chunk_cv(offset, bytes)
+    })
+}
+
+/// The elements of a tensor of `shape` whose bytes meet the chunk of `len` bytes at `offset` (header bytes excluded).
+pub fn chunk_elements(shape: &[usize], offset: u64, len: u64) -> Result<Range<usize>> {
+    let n = numel(shape).ok_or_else(|| bad(format!("shape {shape:?} overflows")))? as u64;
+    let h = hash_header(shape).len() as u64;
+    let end = offset + len;
+    let first = offset.saturating_sub(h) / 4;
+    let last = end.saturating_sub(h).div_ceil(4).min(n);
+    if first >= last {
+        return Ok(0..0);
+    }
+    Ok(first as usize..last as usize)
+}
+
+/// An upper bound, from the shape and ranges alone, on the bytes of a proof of
+/// `elems` ([`SliceProof::len_bytes`]): the first chunk, each range's covering chunks
+/// (its bytes and two partial chunks at most) and two siblings per tree level per
+/// range. The chain sizes a dispute's last move with it before anything is sent.
+pub fn proof_bound(shape: &[usize], elems: &[Range<usize>]) -> u64 {
+    let total = message_len(shape).unwrap_or(u64::MAX);
+    let depth = 64 - total.div_ceil(CHUNK).max(1).leading_zeros() as u64;
+    elems.iter().fold(CHUNK, |a, r| {
+        a.saturating_add(4 * r.len() as u64 + 2 * CHUNK + 64 * depth)
+    })
+}

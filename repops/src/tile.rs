@@ -374,3 +374,152 @@ pub fn finish(op: &Op, shapes: &[&[usize]], lanes: &[f32]) -> Result<Vec<f32>> {
     }
     Ok(l)
 }
+
+/// The fold inside one output element of a contraction: a matrix product's `K`
+/// fma steps (state: the partial sum) or a column reduction's rows (state: R3's 32
+/// lanes). The dispute game bisects over it when one element costs too much.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fold {
+    /// Steps of the fold.
+    pub len: usize,
+    /// Floats of its state.
+    pub width: usize,
+}
+
+/// The fold of `op`'s output elements, if they are folds ([`Rule::Block`],
+/// [`Rule::Lanes`]).
+pub fn fold(op: &Op, shapes: &[&[usize]]) -> Option<Fold> {
+    match (rule(op)?, op) {
+        (Rule::Block, Op::MatMul { ta, .. }) => {
+            let a = shapes.first()?;
+            let k = if *ta { a.first()? } else { a.get(1)? };
+            Some(Fold { len: *k, width: 1 })
+        }
+        (Rule::Lanes, _) => Some(Fold {
+            len: rows_of(shapes.first()?).0,
+            width: LANES,
+        }),
+        _ => None,
+    }
+}
+
+/// The tile that recomputes output element `e` of `op`: the element, its row, or its
+/// fold over steps `k` (ignored when `op` has no fold).
+pub fn element_tile(op: &Op, shapes: &[&[usize]], e: usize, k: Range<usize>) -> Result<Tile> {
+    let out = op.output_shape(shapes)?;
+    let n = numel(&out).unwrap_or(0);
+    if e >= n {
+        return Err(bad(format!("element {e} of {n}")));
+    }
+    Ok(match rule(op) {
+        Some(Rule::Elems) => Tile::Elems(e..e + 1),
+        Some(Rule::Rows) => {
+            let r = row_of(shapes, n, e);
+            Tile::Rows(r..r + 1)
+        }
+        Some(Rule::Block) => {
+            let cols = out.last().copied().unwrap_or(1).max(1);
+            let (i, j) = (e / cols, e % cols);
+            Tile::Block {
+                rows: i..i + 1,
+                cols: j..j + 1,
+                k,
+            }
+        }
+        Some(Rule::Lanes) => Tile::Lanes {
+            cols: e..e + 1,
+            rows: k,
+        },
+        None => return Err(bad(format!("{} has no tiles", op.name()))),
+    })
+}
+
+/// The row of a row-local op's input 0 that output element `e` (of `n`) comes from:
+/// itself for a row reduction (one output per row), else `e` over the row length.
+fn row_of(shapes: &[&[usize]], n: usize, e: usize) -> usize {
+    let (rows, d) = rows_of(shapes.first().copied().unwrap_or(&[]));
+    if n == rows {
+        e
+    } else {
+        e / d.max(1)
+    }
+}
+
+/// Output element `e`'s state after [`element_tile`]`(e, k)`: the element itself (one
+/// float) for an op without a fold, else the fold's state at `k.end` from `acc`, its
+/// state at `k.start` (`None` at 0). `values` as [`execute`] takes them.
+pub fn element_state(
+    op: &Op,
+    shapes: &[&[usize]],
+    e: usize,
+    k: Range<usize>,
+    values: &[Vec<f32>],
+    acc: Option<&[f32]>,
+) -> Result<Vec<f32>> {
+    let tile = element_tile(op, shapes, e, k)?;
+    let out = execute(op, shapes, &tile, values, acc)?;
+    match &tile {
+        Tile::Rows(r) => {
+            let n = numel(&op.output_shape(shapes)?).unwrap_or(0);
+            let per_row = n / rows_of(shapes[0]).0.max(1);
+            out.get(e - r.start * per_row)
+                .map(|v| vec![*v])
+                .ok_or_else(|| bad("element outside its row"))
+        }
+        _ => Ok(out),
+    }
+}
+
+/// Output element `e`'s value from its state at the end of its fold (or from
+/// [`element_state`] of an op without one).
+pub fn element_value(op: &Op, shapes: &[&[usize]], state: &[f32]) -> Result<f32> {
+    let v = match rule(op) {
+        Some(Rule::Lanes) => finish(op, shapes, state)?,
+        _ => state.to_vec(),
+    };
+    match v.as_slice() {
+        [x] => Ok(*x),
+        _ => Err(bad(format!(
+            "a state of {} floats is not one element's",
+            state.len()
+        ))),
+    }
+}
+
+/// The values of `ranges` (from [`input_ranges`]) in `inputs`, as [`execute`] takes
+/// them: what a party that holds the whole tensors recomputes a tile from.
+pub fn gather(inputs: &[&Tensor], ranges: &[Vec<Range<usize>>]) -> Result<Vec<Vec<f32>>> {
+    if inputs.len() != ranges.len() {
+        return Err(bad("one range list per input"));
+    }
+    inputs
+        .iter()
+        .zip(ranges)
+        .map(|(t, rs)| {
+            let mut v = Vec::with_capacity(rs.iter().map(|r| r.len()).sum());
+            for r in rs {
+                v.extend_from_slice(
+                    t.data()
+                        .get(r.clone())
+                        .ok_or_else(|| bad(format!("elements {r:?} of {}", t.len())))?,
+                );
+            }
+            Ok(v)
+        })
+        .collect()
+}
+
+/// Output element `e`'s fold state after `upto` steps (or its value, for an op
+/// without a fold), from the whole inputs: what a party holding them reveals or
+/// checks in a dispute.
+pub fn element_state_whole(op: &Op, inputs: &[&Tensor], e: usize, upto: usize) -> Result<Vec<f32>> {
+    let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+    let k = if fold(op, &shapes).is_some() {
+        0..upto
+    } else {
+        0..0
+    };
+    let tile = element_tile(op, &shapes, e, k.clone())?;
+    let values = gather(inputs, &input_ranges(op, &shapes, &tile)?)?;
+    element_state(op, &shapes, e, k, &values, None)
+}

@@ -234,3 +234,115 @@ fn a_block_is_adjudicated_from_proven_slices_alone() {
     );
     assert!(bytes < 1 << 20);
 }
+
+/// The element game: for every op with tiles, each output element recomputed from its
+/// own tile (its fold cut at random points, each part from the state the last one left)
+/// is the whole op's element, bit for bit; and the proof bound holds for its inputs.
+#[test]
+fn every_element_is_its_folds_parts_in_turn() {
+    use repops::slice::proof_bound;
+    use repops::tile::{element_state, element_tile, element_value, fold, gather as take};
+    let p = Philox::new(8, 3);
+    let mut c = 0u64;
+    let mut folds = 0;
+    for seed in 0..4u64 {
+        for kind in 0..FUZZ_KINDS {
+            let (op, ins) = fuzz_case(kind, 77 * seed + kind as u64);
+            if rule(&op).is_none() {
+                continue;
+            }
+            let refs: Vec<&Tensor> = ins.iter().collect();
+            let Ok(full) = op.execute(&refs) else {
+                continue;
+            };
+            let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape()).collect();
+            for _ in 0..6 {
+                let e = p.below_at(c, full.len() as u32) as usize;
+                c += 1;
+                let f = fold(&op, &shapes);
+                let len = f.map_or(0, |f| f.len);
+                // Cut points 0 = c0 < c1 < ... < len.
+                let mut cuts = vec![0, len];
+                for _ in 0..3 {
+                    cuts.push(p.below_at(c, len as u32 + 1) as usize);
+                    c += 1;
+                }
+                cuts.sort_unstable();
+                cuts.dedup();
+                let mut state: Option<Vec<f32>> = None;
+                for w in cuts.windows(2).map(|w| w[0]..w[1]).chain(
+                    // An op without a fold is one part.
+                    (cuts.len() == 1).then_some(0..0),
+                ) {
+                    let tile = element_tile(&op, &shapes, e, w.clone()).unwrap();
+                    let ranges = input_ranges(&op, &shapes, &tile).unwrap();
+                    for (s, r) in shapes.iter().zip(&ranges) {
+                        let shown: u64 = prove_ranges(
+                            &Tensor::new(s.to_vec(), vec![0.0; s.iter().product()]).unwrap(),
+                            r.iter()
+                                .filter(|r| !r.is_empty())
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .as_slice(),
+                        )
+                        .map_or(0, |pr| pr.len_bytes() as u64);
+                        assert!(shown <= proof_bound(s, r), "{} input {s:?}", op.name());
+                    }
+                    let vals = take(&refs, &ranges).unwrap();
+                    state =
+                        Some(element_state(&op, &shapes, e, w, &vals, state.as_deref()).unwrap());
+                }
+                if f.is_some() {
+                    folds += 1;
+                }
+                let v = element_value(&op, &shapes, &state.unwrap()).unwrap();
+                assert_eq!(
+                    canon(&[v]),
+                    canon(&full.data()[e..e + 1]),
+                    "{} element {e}",
+                    op.name()
+                );
+            }
+        }
+    }
+    assert!(folds > 20, "{folds} folds checked");
+}
+
+/// The output descent: children and chaining values rebuild the tensor hash level by
+/// level, and a leaf chunk's elements are those whose bytes it holds.
+#[test]
+fn the_output_tree_rebuilds_the_tensor_hash() {
+    use repops::slice::{
+        children, chunk_elements, message_len, parent_cv, subtree_cv, CHUNK_BYTES,
+    };
+    for shape in [vec![3usize], vec![300], vec![1000, 7], vec![33, 65, 5]] {
+        let n: usize = shape.iter().product();
+        let t = Tensor::new(shape.clone(), (0..n).map(|i| i as f32 * 0.25).collect()).unwrap();
+        let msg = repops::tensor::hash_message(&t);
+        let total = message_len(&shape).unwrap();
+        assert_eq!(total, msg.len() as u64);
+        let root = subtree_cv(&msg, 0, total, true).unwrap();
+        assert_eq!(root, tensor_hash(&t));
+        // Walk every node: children hash to the parent; leaves cover the elements.
+        let mut stack = vec![(0u64, total, root, true)];
+        let mut covered = vec![false; n];
+        while let Some((off, len, cv, is_root)) = stack.pop() {
+            match children(off, len) {
+                Some(((lo, ll), (ro, rl))) => {
+                    let l = subtree_cv(&msg, lo, ll, false).unwrap();
+                    let r = subtree_cv(&msg, ro, rl, false).unwrap();
+                    assert_eq!(parent_cv(&l, &r, is_root), cv);
+                    stack.push((lo, ll, l, false));
+                    stack.push((ro, rl, r, false));
+                }
+                None => {
+                    assert!(len <= CHUNK_BYTES);
+                    for i in chunk_elements(&shape, off, len).unwrap() {
+                        covered[i] = true;
+                    }
+                }
+            }
+        }
+        assert!(covered.iter().all(|&c| c), "{shape:?}");
+    }
+}

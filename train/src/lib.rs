@@ -28,7 +28,7 @@ pub use dataset::{Dataset, RowProof};
 pub use error::{Result, TrainError};
 pub use exec::{execute_node, execute_node_device, execute_node_on, state_hash};
 pub use merkle::Hash;
-pub use program::{Cost, Input, Node, Program, StateRef, StepGraph};
+pub use program::{Cost, Input, Node, Program, StateRef, StepGraph, TileCost};
 pub use step::{DeviceState, Honest, Record, StepExecutor, StepHook, StepOutput};
 pub use trainer::{
     batch_for_step, batch_from_rows, batch_rows, Evaluation, StepResult, TracedStep, Trainer,

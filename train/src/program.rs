@@ -542,6 +542,92 @@ impl Node {
         };
         Cost { flops, input_bytes }
     }
+
+    /// Whether the referee may recompute this node whole under these bounds; a
+    /// dispute on a node that does not goes on inside it ([`Node::tile_cost`]).
+    pub fn fits(&self, max_flops: u64, max_bytes: u64) -> bool {
+        let c = self.cost();
+        c.flops <= max_flops && c.input_bytes <= max_bytes
+    }
+
+    /// The referee's work for one tile of this node (`repops::tile`): FLOPs (the
+    /// node's, pro rata, for elements and rows; one fma per step of a fold) and, per
+    /// input, the bytes of its slice proof (`repops::slice::proof_bound`; zero for
+    /// batch inputs, which the referee rebuilds).
+    pub fn tile_cost(&self, tile: &repops::tile::Tile) -> Result<TileCost> {
+        use repops::tile::Tile;
+        let shapes: Vec<&[usize]> = self.input_shapes.iter().map(Vec::as_slice).collect();
+        let ranges = repops::tile::input_ranges(&self.op, &shapes, tile).map_err(|source| {
+            TrainError::Op {
+                node: self.index,
+                label: self.label.clone(),
+                source,
+            }
+        })?;
+        let out = numel(&self.shape).max(1);
+        let part = |n: usize| {
+            let f = self.cost().flops as u128 * n as u128;
+            (f.div_ceil(out as u128) as u64).max(1)
+        };
+        let flops = match tile {
+            Tile::Elems(r) => part(r.len()),
+            Tile::Rows(r) => part(r.len() * (out as usize / self.rows().max(1))),
+            Tile::Block { rows, cols, k } => 2 * (rows.len() * cols.len() * k.len()) as u64,
+            Tile::Lanes { cols, rows } => (cols.len() * rows.len()) as u64,
+        };
+        let input_bytes = self
+            .inputs
+            .iter()
+            .zip(&shapes)
+            .zip(&ranges)
+            .map(|((i, s), r)| match i {
+                Input::Batch(_) => 0,
+                _ => repops::slice::proof_bound(s, r),
+            })
+            .collect();
+        Ok(TileCost { flops, input_bytes })
+    }
+
+    /// Rows of a row-local op's input 0 (its shape's product over the last axis).
+    fn rows(&self) -> usize {
+        let s = self.input_shapes.first().map(Vec::as_slice).unwrap_or(&[]);
+        (numel(s) / s.last().map_or(1, |&d| d.max(1) as u64)) as usize
+    }
+
+    /// The cost of the smallest tile the game inside this node can reach (element
+    /// 0, one step of its fold), or `None` when the op has no tiles.
+    pub fn min_tile_cost(&self) -> Option<TileCost> {
+        let shapes: Vec<&[usize]> = self.input_shapes.iter().map(Vec::as_slice).collect();
+        let k = if repops::tile::fold(&self.op, &shapes).is_some() {
+            0..1
+        } else {
+            0..0
+        };
+        let t = repops::tile::element_tile(&self.op, &shapes, 0, k).ok()?;
+        self.tile_cost(&t).ok()
+    }
+}
+
+/// The referee's work for one tile ([`Node::tile_cost`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TileCost {
+    pub flops: u64,
+    /// Slice proof bytes per input (zero for batch inputs).
+    pub input_bytes: Vec<u64>,
+}
+
+impl TileCost {
+    /// Whether the tile fits the bounds: FLOPs, all proofs together, and each proof
+    /// (one transaction each).
+    pub fn fits(&self, max_flops: u64, max_bytes: u64, max_proof: u64) -> bool {
+        self.flops <= max_flops
+            && self
+                .input_bytes
+                .iter()
+                .fold(0u64, |a, b| a.saturating_add(*b))
+                <= max_bytes
+            && self.input_bytes.iter().all(|&b| b <= max_proof)
+    }
 }
 
 /// The expanded step: nodes plus where each new state tensor comes from.

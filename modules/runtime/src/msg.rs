@@ -212,6 +212,12 @@ fn verde_msg(any: &prost_types::Any) -> Result<Option<verde::VerdeMsg>, TxFailur
         conv(VerdeMsg::try_from(&decode::<pb::MsgUploadInput>(any)?))
     } else if t == pb::MsgUploadRows::TYPE_URL {
         conv(VerdeMsg::try_from(&decode::<pb::MsgUploadRows>(any)?))
+    } else if t == pb::MsgRevealOutput::TYPE_URL {
+        conv(VerdeMsg::try_from(&decode::<pb::MsgRevealOutput>(any)?))
+    } else if t == pb::MsgRevealPartial::TYPE_URL {
+        conv(VerdeMsg::try_from(&decode::<pb::MsgRevealPartial>(any)?))
+    } else if t == pb::MsgProveSlice::TYPE_URL {
+        conv(VerdeMsg::try_from(&decode::<pb::MsgProveSlice>(any)?))
     } else {
         Ok(None)
     }

@@ -1,6 +1,7 @@
 //! Program validation at submission: everything a validator will ever
-//! compute for a task (node expansion, h_0, one node in the referee, one
-//! dataset chunk per upload) is bounded here, cheapest checks first, so an
+//! compute for a task (node expansion, h_0, one node in the referee — or one
+//! tile of it, for a node too costly whole — one dataset chunk per upload) is
+//! bounded here, cheapest checks first, so an
 //! oversized program is refused before anything big is built.
 use crate::error::{Result, TasksError};
 use crate::params::Params;
@@ -87,9 +88,12 @@ pub fn validate_program(
             )))
         }
     }
-    // A dispute may need every row of a batch, each with its whole chunk.
+    // A dispute may need every row of a batch, each with its whole chunk; the
+    // referee rebuilds a builtin dataset's batch from its own copy (rows only).
+    let builtin =
+        train::Dataset::builtin(&prog.dataset.name).is_ok_and(|d| d.root() == prog.dataset.root);
     let rows_bytes = (prog.rows_per_step() as u64)
-        .saturating_mul(layout.chunk_rows)
+        .saturating_mul(if builtin { 1 } else { layout.chunk_rows })
         .saturating_mul(layout.row_bytes);
     if rows_bytes > p.max_reveal_bytes {
         return Err(TasksError::NodeTooExpensive {
@@ -106,6 +110,39 @@ pub fn validate_program(
     for n in &nodes {
         let c = n.cost();
         step_flops = step_flops.saturating_add(c.flops);
+        if n.fits(p.max_referee_flops, p.max_reveal_bytes) {
+            continue;
+        }
+        // Too costly whole: a dispute goes on inside it, down to one tile, which
+        // must fit (its FLOPs, all its input slices' proofs, each proof).
+        if let Some(tc) = n.min_tile_cost() {
+            if tc.fits(p.max_referee_flops, p.max_reveal_bytes, p.max_chunk_bytes) {
+                continue;
+            }
+            let total = tc
+                .input_bytes
+                .iter()
+                .fold(0u64, |a, b| a.saturating_add(*b));
+            let worst = tc.input_bytes.iter().copied().max().unwrap_or(0);
+            let (what, got, max) = if tc.flops > p.max_referee_flops {
+                ("smallest tile's flops", tc.flops, p.max_referee_flops)
+            } else if total > p.max_reveal_bytes {
+                ("smallest tile's proof bytes", total, p.max_reveal_bytes)
+            } else {
+                (
+                    "smallest tile's largest input proof",
+                    worst,
+                    p.max_chunk_bytes,
+                )
+            };
+            return Err(TasksError::NodeTooExpensive {
+                node: n.index,
+                label: n.label.clone(),
+                what,
+                got,
+                max,
+            });
+        }
         for (what, got, max) in [
             ("flops", c.flops, p.max_referee_flops),
             ("input bytes", c.input_bytes, p.max_reveal_bytes),

@@ -16,6 +16,10 @@ pub enum Phase {
     Reveal,
     Resolved,
     TraceDescent,
+    OutputDescent,
+    FoldReveal,
+    FoldRespond,
+    TileInputs,
 }
 
 impl Phase {
@@ -29,6 +33,10 @@ impl Phase {
             Phase::Reveal => "reveal",
             Phase::Resolved => "resolved",
             Phase::TraceDescent => "trace-descent",
+            Phase::OutputDescent => "output-descent",
+            Phase::FoldReveal => "fold-reveal",
+            Phase::FoldRespond => "fold-respond",
+            Phase::TileInputs => "tile-inputs",
         }
     }
     fn to_proto(self) -> pb::Phase {
@@ -41,6 +49,10 @@ impl Phase {
             Phase::Reveal => pb::Phase::Reveal,
             Phase::Resolved => pb::Phase::Resolved,
             Phase::TraceDescent => pb::Phase::TraceDescent,
+            Phase::OutputDescent => pb::Phase::OutputDescent,
+            Phase::FoldReveal => pb::Phase::FoldReveal,
+            Phase::FoldRespond => pb::Phase::FoldRespond,
+            Phase::TileInputs => pb::Phase::TileInputs,
         }
     }
     fn from_proto(p: i32) -> Option<Phase> {
@@ -54,6 +66,10 @@ impl Phase {
             pb::Phase::Reveal => Phase::Reveal,
             pb::Phase::Resolved => Phase::Resolved,
             pb::Phase::TraceDescent => Phase::TraceDescent,
+            pb::Phase::OutputDescent => Phase::OutputDescent,
+            pb::Phase::FoldReveal => Phase::FoldReveal,
+            pb::Phase::FoldRespond => Phase::FoldRespond,
+            pb::Phase::TileInputs => Phase::TileInputs,
         })
     }
 }
@@ -160,6 +176,42 @@ pub struct Dispute {
     pub transcript: Vec<Move>,
     pub opened_height: u64,
     pub resolved_height: u64,
+    /// Inside node `j` (the phases from `OutputDescent`): see [`Inner`].
+    pub inner: Inner,
+}
+
+/// The game inside one node too costly to recompute whole. The output descent
+/// uses `Dispute::{solver,challenger}_{node,children}` for the parties' chaining
+/// values and reveals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Inner {
+    /// The BLAKE3 subtree of node `j`'s output message being descended.
+    pub out_offset: u64,
+    pub out_len: u64,
+    /// The first output element whose bits differ, and the solver's bits of it.
+    pub element: u64,
+    pub solver_value: Option<u32>,
+    /// Fold bisection over `(fold_lo, fold_hi]` (fold states as f32 bits).
+    pub fold_lo: u64,
+    pub fold_mid: u64,
+    pub fold_hi: u64,
+    pub acc_lo: Vec<u32>,
+    pub acc_mid: Vec<u32>,
+    pub acc_hi: Vec<u32>,
+}
+
+/// f32 bits from little-endian bytes (`None` unless whole floats).
+pub fn bits_from_le(b: &[u8]) -> Option<Vec<u32>> {
+    b.len().is_multiple_of(4).then(|| {
+        b.chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    })
+}
+
+/// Little-endian bytes of f32 bits.
+pub fn bits_to_le(v: &[u32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 impl Dispute {
@@ -251,6 +303,20 @@ impl Dispute {
             rows_needed: self.rows_needed.clone(),
             rows_proven: self.rows_proven,
             rows: vec![],
+            out_offset: self.inner.out_offset,
+            out_len: self.inner.out_len,
+            element: self.inner.element,
+            solver_value: self
+                .inner
+                .solver_value
+                .map(|v| v.to_le_bytes().to_vec())
+                .unwrap_or_default(),
+            fold_lo: self.inner.fold_lo,
+            fold_mid: self.inner.fold_mid,
+            fold_hi: self.inner.fold_hi,
+            acc_lo: bits_to_le(&self.inner.acc_lo),
+            acc_mid: bits_to_le(&self.inner.acc_mid),
+            acc_hi: bits_to_le(&self.inner.acc_hi),
         }
     }
 }
@@ -343,6 +409,28 @@ impl TryFrom<&pb::Dispute> for Dispute {
                 .collect(),
             opened_height: d.opened_height,
             resolved_height: d.resolved_height,
+            inner: {
+                let bits = |b: &[u8], what: &str| {
+                    bits_from_le(b)
+                        .ok_or_else(|| VerdeError::InvalidHash(format!("{what}: not whole floats")))
+                };
+                Inner {
+                    out_offset: d.out_offset,
+                    out_len: d.out_len,
+                    element: d.element,
+                    solver_value: match bits(&d.solver_value, "solver_value")?.as_slice() {
+                        [] => None,
+                        [v] => Some(*v),
+                        _ => return Err(VerdeError::InvalidHash("solver_value: one float".into())),
+                    },
+                    fold_lo: d.fold_lo,
+                    fold_mid: d.fold_mid,
+                    fold_hi: d.fold_hi,
+                    acc_lo: bits(&d.acc_lo, "acc_lo")?,
+                    acc_mid: bits(&d.acc_mid, "acc_mid")?,
+                    acc_hi: bits(&d.acc_hi, "acc_hi")?,
+                }
+            },
         })
     }
 }

@@ -95,6 +95,101 @@ pub struct MsgUploadRows {
     pub rows: Vec<train::RowProof>,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgRevealOutput {
+    pub sender: Address,
+    pub dispute_id: u64,
+    /// Above a leaf: the current subtree's children's chaining values.
+    pub children: Option<(Hash, Hash)>,
+    /// At a leaf: the elements of its chunk, proven against the sender's output hash.
+    pub slice: Option<repops::slice::SliceProof>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgRevealPartial {
+    pub solver: Address,
+    pub dispute_id: u64,
+    /// The fold's state at `fold_mid` (f32 bits).
+    pub acc: Vec<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgProveSlice {
+    pub solver: Address,
+    pub dispute_id: u64,
+    pub input: u32,
+    pub tensor_hash: Hash,
+    pub proof: Proof,
+    pub slice: repops::slice::SliceProof,
+}
+
+fn slice_proof(p: &Option<pb::SliceProof>) -> Result<repops::slice::SliceProof> {
+    let p = p
+        .as_ref()
+        .ok_or_else(|| VerdeError::BadProof("slice proof: missing".into()))?;
+    Ok(repops::slice::SliceProof {
+        chunks: p.chunks.clone(),
+        siblings: p
+            .siblings
+            .iter()
+            .map(|s| h32(s, "slice sibling"))
+            .collect::<Result<_>>()?,
+    })
+}
+
+impl TryFrom<&pb::MsgRevealOutput> for MsgRevealOutput {
+    type Error = VerdeError;
+    fn try_from(m: &pb::MsgRevealOutput) -> Result<Self> {
+        let children = match (m.left.is_empty(), m.right.is_empty(), &m.slice) {
+            (false, false, None) => Some((h32(&m.left, "left")?, h32(&m.right, "right")?)),
+            (true, true, Some(_)) => None,
+            _ => {
+                return Err(VerdeError::BadProof(
+                    "send both children above a leaf, or the leaf's slice alone".into(),
+                ))
+            }
+        };
+        Ok(MsgRevealOutput {
+            sender: parse_addr(&m.sender)?,
+            dispute_id: m.dispute_id,
+            children,
+            slice: m
+                .slice
+                .as_ref()
+                .map(|_| slice_proof(&m.slice))
+                .transpose()?,
+        })
+    }
+}
+
+impl TryFrom<&pb::MsgRevealPartial> for MsgRevealPartial {
+    type Error = VerdeError;
+    fn try_from(m: &pb::MsgRevealPartial) -> Result<Self> {
+        Ok(MsgRevealPartial {
+            solver: parse_addr(&m.solver)?,
+            dispute_id: m.dispute_id,
+            acc: crate::dispute::bits_from_le(&m.acc)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| VerdeError::BadUpload("acc: whole f32s, at least one".into()))?,
+        })
+    }
+}
+
+impl TryFrom<&pb::MsgProveSlice> for MsgProveSlice {
+    type Error = VerdeError;
+    fn try_from(m: &pb::MsgProveSlice) -> Result<Self> {
+        Ok(MsgProveSlice {
+            solver: parse_addr(&m.solver)?,
+            dispute_id: m.dispute_id,
+            input: m.input,
+            tensor_hash: h32(&m.tensor_hash, "tensor_hash")?,
+            proof: proof(&m.proof)?
+                .ok_or_else(|| VerdeError::BadProof("input proof: missing".into()))?,
+            slice: slice_proof(&m.slice)?,
+        })
+    }
+}
+
 impl TryFrom<&pb::MsgOpenDispute> for MsgOpenDispute {
     type Error = VerdeError;
     fn try_from(m: &pb::MsgOpenDispute) -> Result<Self> {
@@ -298,6 +393,9 @@ pub enum VerdeMsg {
     ProveAssembly(MsgProveAssembly),
     Upload(MsgUploadInput),
     UploadRows(MsgUploadRows),
+    RevealOutput(MsgRevealOutput),
+    RevealPartial(MsgRevealPartial),
+    ProveSlice(MsgProveSlice),
 }
 
 impl VerdeMsg {
@@ -311,6 +409,9 @@ impl VerdeMsg {
             VerdeMsg::ProveAssembly(m) => m.solver,
             VerdeMsg::Upload(m) => m.solver,
             VerdeMsg::UploadRows(m) => m.solver,
+            VerdeMsg::RevealOutput(m) => m.sender,
+            VerdeMsg::RevealPartial(m) => m.solver,
+            VerdeMsg::ProveSlice(m) => m.solver,
         }
     }
 
@@ -326,6 +427,9 @@ impl VerdeMsg {
             VerdeMsg::ProveAssembly(m) => prove_assembly::execute(s, ctx, m),
             VerdeMsg::Upload(m) => upload_input::execute(s, ctx, m),
             VerdeMsg::UploadRows(m) => upload_rows::execute(s, ctx, m),
+            VerdeMsg::RevealOutput(m) => reveal_output::execute(s, ctx, m),
+            VerdeMsg::RevealPartial(m) => reveal_partial::execute(s, ctx, m),
+            VerdeMsg::ProveSlice(m) => prove_slice::execute(s, ctx, m),
         }
     }
 }
@@ -349,4 +453,7 @@ from_proto!(
     MsgProveAssembly => ProveAssembly(MsgProveAssembly),
     MsgUploadInput => Upload(MsgUploadInput),
     MsgUploadRows => UploadRows(MsgUploadRows),
+    MsgRevealOutput => RevealOutput(MsgRevealOutput),
+    MsgRevealPartial => RevealPartial(MsgRevealPartial),
+    MsgProveSlice => ProveSlice(MsgProveSlice),
 );

@@ -100,3 +100,56 @@ pub(crate) fn tensor_from(shape: &[usize], bytes: &[u8]) -> Result<repops::Tenso
         .collect();
     repops::Tensor::new(shape.to_vec(), data).map_err(|e| VerdeError::BadUpload(e.to_string()))
 }
+
+/// Checks that `th` is the hash of node `d.node`'s input `i` under its commitment:
+/// a state leaf under `h_lo` (or, in a merge's first step, under that input's own
+/// root, which the program lists and `h_0` commits to), or an earlier node's output
+/// under the solver's op root. Batch inputs have none: the referee rebuilds them.
+pub(crate) fn check_input_hash<S: StateRead + ?Sized>(
+    s: &S,
+    d: &crate::dispute::Dispute,
+    i: usize,
+    th: &Hash,
+    pr: &merkle::Proof,
+) -> Result<()> {
+    use crate::dispute::Source;
+    let (t, prog, _) = disputed_node(s, d.task_id, d.node)?;
+    let u = d
+        .inputs
+        .get(i)
+        .ok_or_else(|| VerdeError::BadUpload(format!("node has no input {i}")))?;
+    match &u.source {
+        Source::State(name) => {
+            let slot = prog
+                .state_slot(d.lo, name)
+                .map_err(|e| VerdeError::Referee(e.to_string()))?;
+            let root = slot.input.map_or(d.h_lo, |(_, root)| root);
+            let leaf = train::exec::state_leaf(&slot.leaf_name, th);
+            check_proof(
+                &root,
+                &leaf,
+                pr,
+                slot.index,
+                slot.count,
+                &format!("state {name}"),
+            )
+        }
+        Source::Node(k) => {
+            let root = d.solver_op_root.ok_or(VerdeError::WrongPhase {
+                id: d.id,
+                phase: "op-roots",
+            })?;
+            check_proof(
+                &root,
+                th,
+                pr,
+                *k,
+                t.node_count,
+                &format!("output of node {k}"),
+            )
+        }
+        Source::Batch(_) => Err(VerdeError::BadUpload(
+            "batch inputs are rebuilt by the referee".into(),
+        )),
+    }
+}

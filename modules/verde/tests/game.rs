@@ -51,6 +51,13 @@ fn dataset_for(p: &Program) -> Dataset {
 }
 
 fn simulate(p: &Program, fault: Option<(u64, usize)>) -> Trace {
+    simulate_at(p, fault.map(|(t, j)| (t, j, 0)))
+}
+
+/// [`simulate`] flipping the lowest bit of element `e` (modulo the output's size) of
+/// node `j`'s output at step `s` (and bit 21 too for `e` ≥ 2^32, so that the cheat
+/// is not absorbed by rounding downstream).
+fn simulate_at(p: &Program, fault: Option<(u64, usize, usize)>) -> Trace {
     let ds = dataset_for(p);
     let graph = p.graph().unwrap();
     let mut state = Trainer::new(p.clone(), ds.clone()).unwrap().state().clone();
@@ -74,9 +81,11 @@ fn simulate(p: &Program, fault: Option<(u64, usize)>) -> Trace {
                 })
                 .collect();
             let mut out = train::execute_node(n, &ins).unwrap();
-            if fault == Some((t, n.index)) {
+            if let Some((_, _, e)) = fault.filter(|f| (f.0, f.1) == (t, n.index)) {
                 let mut d = out.data().to_vec();
-                d[0] = f32::from_bits(d[0].to_bits() ^ 1);
+                let flip = if e >> 32 != 0 { 1 | 1 << 21 } else { 1 };
+                let e = (e & 0xffff_ffff) % d.len();
+                d[e] = f32::from_bits(d[e].to_bits() ^ flip);
                 out = repops::Tensor::new(out.shape().to_vec(), d).unwrap();
             }
             outs.push(out);
@@ -138,16 +147,20 @@ struct World {
 
 impl World {
     fn new() -> World {
+        World::with(tasks::Params {
+            challenge_window_blocks: 200,
+            ..Default::default()
+        })
+    }
+
+    /// A world whose chain has tasks params `tp` (e.g. lowered referee bounds).
+    fn with(tp: tasks::Params) -> World {
         let submitter = Address::module("submitter");
         let solver = Address::module("solver");
         let challenger = Address::module("challenger");
         let mut w = testkit::World::new();
         w.fund(&[submitter, solver, challenger], 100_000_000);
         w.setup(|s, c| -> Result<(), String> {
-            let tp = tasks::Params {
-                challenge_window_blocks: 200,
-                ..Default::default()
-            };
             tasks::init_genesis(
                 s,
                 &proto::tasks::v1::GenesisState {
@@ -305,6 +318,8 @@ enum Behaviour {
     SilentAt(Phase),
     /// Never moves.
     Silent,
+    /// Inside a node: reveals fold states one bit off its own.
+    LiesInFold,
 }
 
 /// Plays a dispute to the end. The challenger opens on (lo, T] where lo is the
@@ -535,6 +550,55 @@ fn step(
                 })
                 .is_ok();
         }
+        Phase::OutputDescent => {
+            for (who, tr, done, silent) in [
+                (so, solver, !d.solver_children.is_empty(), solver_silent),
+                (ch, chal, !d.challenger_children.is_empty(), chal_silent),
+            ] {
+                if done || silent {
+                    continue;
+                }
+                let out = &tr.outputs[hi][d.node as usize];
+                send!(agent::dispute::output_reveal(&d.to_proto(), &who.to_string(), out).unwrap());
+                moved = true;
+            }
+        }
+        Phase::FoldReveal if !solver_silent => {
+            let mut acc = fold_state(p, solver, &d, d.inner.fold_mid);
+            if sb == Behaviour::LiesInFold && d.inner.fold_mid < d.inner.fold_hi {
+                acc[0] = f32::from_bits(acc[0].to_bits() ^ 1);
+            }
+            if d.inner.fold_mid == d.inner.fold_hi {
+                // A column sum's lanes must combine to the solver's element: a cheater
+                // crafts lane 0 to make them, or has no move.
+                match craft_lanes(p, &d, acc) {
+                    Some(a) => acc = a,
+                    None => return (None, false),
+                }
+            }
+            send!(pb::MsgRevealPartial {
+                solver: so.to_string(),
+                dispute_id: did,
+                acc: le_bits(&acc),
+            });
+            moved = true;
+        }
+        Phase::FoldRespond if !chal_silent => {
+            let mine = fold_state(p, chal, &d, d.inner.fold_mid);
+            let agree = mine.iter().map(|v| v.to_bits()).collect::<Vec<_>>() == d.inner.acc_mid;
+            send!(pb::MsgRespond {
+                challenger: ch.to_string(),
+                dispute_id: did,
+                agree,
+            });
+            moved = true;
+        }
+        Phase::TileInputs if !solver_silent => {
+            for m in tile_moves(p, solver, &d, so) {
+                send!(m);
+            }
+            moved = true;
+        }
         Phase::Reveal if !solver_silent => {
             let node = &graph.nodes[d.node as usize];
             if !d.rows_needed.is_empty() && (d.rows_proven as usize) < d.rows_needed.len() {
@@ -566,22 +630,10 @@ fn step(
                 if u.complete {
                     continue;
                 }
-                let (data, proof) = match &node.inputs[i] {
-                    train::Input::State(name) => {
-                        let st = &solver.states[hi - 1];
-                        let leaves: Vec<Hash> = st
-                            .iter()
-                            .map(|(n, t)| train::exec::state_leaf(n, &repops::tensor_hash(t)))
-                            .collect();
-                        let pos = st.keys().position(|n| n == name).unwrap();
-                        (bytes(&st[name]), pproof(&leaves, pos))
-                    }
-                    train::Input::Node(k) => (
-                        bytes(&solver.outputs[hi][*k]),
-                        pproof(&solver.node_hashes[hi], *k),
-                    ),
-                    train::Input::Batch(_) => continue,
+                let Some((t, proof)) = committed(solver, node, hi, i) else {
+                    continue;
                 };
+                let data = bytes(&t);
                 let chunks: Vec<&[u8]> = data.chunks(4096).collect();
                 for (ci, chunk) in chunks.iter().enumerate() {
                     let last = ci + 1 == chunks.len();
@@ -602,6 +654,122 @@ fn step(
         _ => {}
     }
     (None, moved)
+}
+
+/// Input `i` of `node` at step `hi` in `tr` with its proof against its commitment
+/// (`None` for batch inputs).
+fn committed(
+    tr: &Trace,
+    node: &train::Node,
+    hi: usize,
+    i: usize,
+) -> Option<(repops::Tensor, Option<pb::MerkleProof>)> {
+    match &node.inputs[i] {
+        train::Input::State(name) => {
+            let st = &tr.states[hi - 1];
+            let leaves: Vec<Hash> = st
+                .iter()
+                .map(|(n, t)| train::exec::state_leaf(n, &repops::tensor_hash(t)))
+                .collect();
+            let pos = st.keys().position(|n| n == name).unwrap();
+            Some((st[name].clone(), pproof(&leaves, pos)))
+        }
+        train::Input::Node(k) => {
+            Some((tr.outputs[hi][*k].clone(), pproof(&tr.node_hashes[hi], *k)))
+        }
+        train::Input::Batch(_) => None,
+    }
+}
+
+/// Every input of the disputed node at step `d.hi` in `tr`.
+fn node_inputs(p: &Program, tr: &Trace, d: &verde::Dispute) -> (train::Node, Vec<repops::Tensor>) {
+    let node = p.graph().unwrap().nodes[d.node as usize].clone();
+    let hi = d.hi as usize;
+    let batch = train::batch_for_step(p, &dataset_for(p), d.hi).unwrap();
+    let ins = (0..node.inputs.len())
+        .map(|i| match &node.inputs[i] {
+            train::Input::Batch(b) => batch[b].clone(),
+            _ => committed(tr, &node, hi, i).unwrap().0,
+        })
+        .collect();
+    (node, ins)
+}
+
+/// `tr`'s fold state of the disputed element after `upto` steps.
+fn fold_state(p: &Program, tr: &Trace, d: &verde::Dispute, upto: u64) -> Vec<f32> {
+    let (node, ins) = node_inputs(p, tr, d);
+    let refs: Vec<&repops::Tensor> = ins.iter().collect();
+    repops::tile::element_state_whole(&node.op, &refs, d.inner.element as usize, upto as usize)
+        .unwrap()
+}
+
+/// Lanes that combine to the solver's element: `acc` itself, or lanes a cheater
+/// crafts to (its whole element in lane 0), if any such combine to it.
+fn craft_lanes(p: &Program, d: &verde::Dispute, acc: Vec<f32>) -> Option<Vec<f32>> {
+    let node = p.graph().unwrap().nodes[d.node as usize].clone();
+    let shapes: Vec<&[usize]> = node.input_shapes.iter().map(Vec::as_slice).collect();
+    let target = d.inner.solver_value?;
+    let val = |a: &[f32]| {
+        repops::tile::element_value(&node.op, &shapes, a)
+            .unwrap()
+            .to_bits()
+    };
+    if val(&acc) == target {
+        return Some(acc);
+    }
+    // All of it in lane 0 (scaled back up for a mean), give or take a few ulps.
+    let rows = repops::tile::fold(&node.op, &shapes)?.len as f32;
+    let scale = if node.op.name() == "mean_axis0" {
+        rows
+    } else {
+        1.0
+    };
+    for ulps in -64i32..=64 {
+        let mut a = vec![0.0; acc.len()];
+        a[0] = f32::from_bits(
+            (f32::from_bits(target) * scale)
+                .to_bits()
+                .wrapping_add_signed(ulps),
+        );
+        if val(&a) == target {
+            return Some(a);
+        }
+    }
+    None
+}
+
+fn le_bits(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect()
+}
+
+/// The solver's slice proofs of the disputed tile's inputs still unproven.
+fn tile_moves(p: &Program, tr: &Trace, d: &verde::Dispute, so: Address) -> Vec<pb::MsgProveSlice> {
+    let (node, _) = node_inputs(p, tr, d);
+    let shapes: Vec<&[usize]> = node.input_shapes.iter().map(Vec::as_slice).collect();
+    let k = if repops::tile::fold(&node.op, &shapes).is_some() {
+        d.inner.fold_lo as usize..d.inner.fold_hi as usize
+    } else {
+        0..0
+    };
+    let tile = repops::tile::element_tile(&node.op, &shapes, d.inner.element as usize, k).unwrap();
+    let ranges = repops::tile::input_ranges(&node.op, &shapes, &tile).unwrap();
+    d.inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| !u.complete)
+        .filter_map(|(i, _)| {
+            let (t, proof) = committed(tr, &node, d.hi as usize, i)?;
+            let slice = repops::slice::prove_ranges(&t, &ranges[i]).unwrap();
+            Some(pb::MsgProveSlice {
+                solver: so.to_string(),
+                dispute_id: d.id,
+                input: i as u32,
+                tensor_hash: repops::tensor_hash(&t).to_vec(),
+                proof,
+                slice: Some(agent::dispute::slice_to_pb(&slice)),
+            })
+        })
+        .collect()
 }
 
 fn ceil_log2(n: u64) -> u32 {
@@ -1554,4 +1722,390 @@ proptest! {
             prop_assert!(stake(&w, &w.solver) >= solver_before, "the honest solver lost stake");
         }
     }
+}
+
+// ---- Inside one node: nodes too costly for the referee whole (issue 13 item 5) ----
+
+/// Referee bounds lowered to 65,536 FLOPs and 32 KiB of proofs per dispute, so that
+/// mlp-digits at batch 256 has nodes of every tile rule too costly to recompute whole
+/// (the path a 124M-parameter model takes at the default bounds).
+fn inner_params() -> tasks::Params {
+    tasks::Params {
+        challenge_window_blocks: 200,
+        max_referee_flops: 1 << 16,
+        max_reveal_bytes: 32 << 10,
+        ..Default::default()
+    }
+}
+
+fn inner_program(steps: u64) -> Program {
+    let mut p = program(steps);
+    p.batch_size = 256;
+    p
+}
+
+/// (node, element) cheats inside nodes of each tile rule, and their op kinds.
+const INNER_CASES: [(usize, usize, &str); 5] = [
+    (1, 777, "mat_mul"),        // fold over K = 64 (partial sums)
+    (2, 5000, "add_bias"),      // one row
+    (12, 37, "sum_axis0"),      // fold over 256 rows (R3 lanes)
+    (13, 2049, "mat_mul"),      // fold over K = 256, both operands strided
+    (22, 4000, "adamw_update"), // one element
+];
+
+/// The referee's work for the dispute's last tile, and the bytes put on chain for it.
+/// A cheat in node `j` at step 2 that changes `h_2`: element `e` or the next one
+/// that does (a flipped element behind a ReLU, say, changes nothing).
+fn inner_cheat(p: &Program, honest: &Trace, j: usize, e: usize) -> (Trace, usize) {
+    for e in e..e + 64 {
+        let t = simulate_at(p, Some((2, j, e | 1 << 32)));
+        if t.h[2] != honest.h[2] {
+            return (t, e);
+        }
+    }
+    panic!("no cheat in node {j} near element {e} reaches the state")
+}
+
+fn last_tile_cost(p: &Program, d: &verde::Dispute) -> train::TileCost {
+    let node = p.graph().unwrap().nodes[d.node as usize].clone();
+    let shapes: Vec<&[usize]> = node.input_shapes.iter().map(Vec::as_slice).collect();
+    let k = if repops::tile::fold(&node.op, &shapes).is_some() {
+        d.inner.fold_lo as usize..d.inner.fold_hi as usize
+    } else {
+        0..0
+    };
+    let t = repops::tile::element_tile(&node.op, &shapes, d.inner.element as usize, k).unwrap();
+    node.tile_cost(&t).unwrap()
+}
+
+#[test]
+fn a_cheat_inside_a_node_too_costly_whole_is_caught_in_one_tile() {
+    let p = inner_program(3);
+    let tp = inner_params();
+    let graph = p.graph().unwrap();
+    let m = graph.nodes.len() as u64;
+    let honest = simulate(&p, None);
+    for (j, e, kind) in INNER_CASES {
+        let node = &graph.nodes[j];
+        assert_eq!(node.op.name(), kind);
+        assert!(
+            !node.fits(tp.max_referee_flops, tp.max_reveal_bytes),
+            "node {j} fits whole"
+        );
+        let n: usize = node.shape.iter().product();
+        let (faulty, e) = inner_cheat(&p, &honest, j, e);
+        for (sb, liar_solver) in [
+            (Behaviour::Honest, true),
+            (Behaviour::LiesInFold, true),
+            (Behaviour::Honest, false),
+        ] {
+            let (solver, chal) = if liar_solver {
+                (&faulty, &honest)
+            } else {
+                (&honest, &faulty)
+            };
+            let mut w = World::with(tp.clone());
+            let id = w.task(&p, solver);
+            let d = play(&mut w, id, &p, solver, sb, chal, Behaviour::Honest);
+            let who = if liar_solver { "challenger" } else { "solver" };
+            assert!(
+                d.outcome.starts_with(&format!("{who} wins")),
+                "node {j} {sb:?} liar solver {liar_solver}: {}",
+                d.outcome
+            );
+            assert_eq!((d.hi, d.node), (2, j as u64), "{}", d.outcome);
+            assert_eq!(d.inner.element, (e % n) as u64, "the cheated element");
+            assert!(
+                d.transcript
+                    .iter()
+                    .any(|mv| mv.action.starts_with("prove input")),
+                "judged from proven slices"
+            );
+            let c = last_tile_cost(&p, &d);
+            assert!(
+                c.fits(
+                    tp.max_referee_flops,
+                    tp.max_reveal_bytes,
+                    tp.max_chunk_bytes
+                ),
+                "{c:?}"
+            );
+            let out_levels = 64
+                - repops::slice::message_len(&node.shape)
+                    .unwrap()
+                    .div_ceil(1024)
+                    .leading_zeros();
+            let fold_levels = repops::tile::fold(
+                &node.op,
+                &node
+                    .input_shapes
+                    .iter()
+                    .map(Vec::as_slice)
+                    .collect::<Vec<_>>(),
+            )
+            .map_or(0, |f| ceil_log2(f.len as u64) + 1);
+            assert!(
+                d.rounds <= ceil_log2(p.steps) + ceil_log2(m) + 4 + out_levels + fold_levels,
+                "{} rounds",
+                d.rounds
+            );
+            eprintln!(
+                "node {j} ({kind}) solver {sb:?}, liar solver {liar_solver}: element {}, {} rounds, tile {} FLOPs, {} proof bytes: {}",
+                d.inner.element,
+                d.rounds,
+                c.flops,
+                c.input_bytes.iter().sum::<u64>(),
+                d.outcome
+            );
+            if !liar_solver {
+                // An honest solver inside a node is not slashed.
+                assert_eq!(d.slashed, Amount::ZERO);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_silent_party_loses_inside_a_node_too() {
+    let p = inner_program(3);
+    let honest = simulate(&p, None);
+    let (cheat, _) = inner_cheat(&p, &honest, 13, 2049);
+    for phase in [Phase::OutputDescent, Phase::FoldReveal, Phase::TileInputs] {
+        let mut w = World::with(inner_params());
+        let id = w.task(&p, &cheat);
+        let d = play(
+            &mut w,
+            id,
+            &p,
+            &cheat,
+            Behaviour::SilentAt(phase),
+            &honest,
+            Behaviour::Honest,
+        );
+        assert!(
+            d.outcome.starts_with("challenger wins"),
+            "{phase:?}: {}",
+            d.outcome
+        );
+        assert!(d.outcome.contains("missed"), "{phase:?}: {}", d.outcome);
+    }
+    for phase in [Phase::OutputDescent, Phase::FoldRespond] {
+        let mut w = World::with(inner_params());
+        let id = w.task(&p, &cheat);
+        let d = play(
+            &mut w,
+            id,
+            &p,
+            &cheat,
+            Behaviour::Honest,
+            &honest,
+            Behaviour::SilentAt(phase),
+        );
+        assert!(
+            d.outcome.starts_with("solver wins"),
+            "{phase:?}: {}",
+            d.outcome
+        );
+    }
+}
+
+/// Plays both parties honestly until dispute `did` reaches `phase` (with the party
+/// moves of that phase still owed).
+fn drive_to(
+    w: &mut World,
+    did: u64,
+    p: &Program,
+    solver: &Trace,
+    chal: &Trace,
+    phase: Phase,
+) -> verde::Dispute {
+    for _ in 0..1000 {
+        let d = w.s().dispute(did).unwrap();
+        if d.phase == phase {
+            return d;
+        }
+        assert_ne!(
+            d.phase,
+            Phase::Resolved,
+            "ended before {phase:?}: {}",
+            d.outcome
+        );
+        step(
+            w,
+            did,
+            p,
+            solver,
+            Behaviour::Honest,
+            chal,
+            Behaviour::Honest,
+        );
+    }
+    panic!("never reached {phase:?}")
+}
+
+/// Sends `m` and checks that it is refused and leaves dispute `did` as it was.
+fn refused<M>(w: &mut World, did: u64, m: &M, why: &str)
+where
+    for<'a> VerdeMsg: TryFrom<&'a M, Error = verde::VerdeError>,
+{
+    let before = w.s().dispute(did).unwrap();
+    let e = w.send(m).expect_err(why);
+    assert_eq!(
+        w.s().dispute(did).unwrap(),
+        before,
+        "{why}: changed the dispute ({e})"
+    );
+    eprintln!("refused, {why}: {e}");
+}
+
+#[test]
+fn bad_moves_inside_a_node_are_rejected_and_change_nothing() {
+    let p = inner_program(3);
+    let honest = simulate(&p, None);
+    let (cheat, _) = inner_cheat(&p, &honest, 13, 2049);
+    let mut w = World::with(inner_params());
+    let id = w.task(&p, &cheat);
+    let (so, ch, stranger) = (w.solver, w.challenger, w.submitter);
+    let sh = cheat.h.clone();
+    w.open(
+        ch,
+        id,
+        200_000,
+        (0, &sh[0], pproof(&sh, 0)),
+        (3, &sh[3], pproof(&sh, 3)),
+    )
+    .unwrap();
+    let did = w.s().get_u64(verde::state_key::NEXT_ID).unwrap().unwrap() - 1;
+    let d = drive_to(&mut w, did, &p, &cheat, &honest, Phase::OutputDescent);
+    let out = &honest.outputs[2][13];
+    let good = agent::dispute::output_reveal(&d.to_proto(), &ch.to_string(), out).unwrap();
+    let mut m = good.clone();
+    m.left[0] ^= 1;
+    refused(&mut w, did, &m, "children that do not hash to the subtree");
+    let mut m = good.clone();
+    m.sender = stranger.to_string();
+    refused(&mut w, did, &m, "a stranger's reveal");
+    let mut m = good.clone();
+    (m.left, m.right) = (vec![], vec![]);
+    m.slice = Some(agent::dispute::slice_to_pb(
+        &repops::slice::prove(out, 0..10).unwrap(),
+    ));
+    refused(&mut w, did, &m, "a slice above a leaf");
+    // Down to the leaf: a slice of another tensor, then of the right one at other elements.
+    loop {
+        let d = w.s().dispute(did).unwrap();
+        if d.phase == Phase::OutputDescent && d.inner.out_len <= 1024 {
+            break;
+        }
+        step(
+            &mut w,
+            did,
+            &p,
+            &cheat,
+            Behaviour::Honest,
+            &honest,
+            Behaviour::Honest,
+        );
+    }
+    let d = w.s().dispute(did).unwrap();
+    let good = agent::dispute::output_reveal(&d.to_proto(), &ch.to_string(), out).unwrap();
+    let mut m = good.clone();
+    m.slice = agent::dispute::output_reveal(&d.to_proto(), &ch.to_string(), &honest.outputs[2][1])
+        .unwrap()
+        .slice;
+    refused(&mut w, did, &m, "a slice of another tensor");
+    let mut m = good.clone();
+    let mut sl = m.slice.clone().unwrap();
+    sl.chunks.last_mut().map(|b| *b ^= 1);
+    m.slice = Some(sl);
+    refused(&mut w, did, &m, "a changed byte in the chunk");
+    // The fold: a state of the wrong width, out of turn.
+    let d = drive_to(&mut w, did, &p, &cheat, &honest, Phase::FoldReveal);
+    refused(
+        &mut w,
+        did,
+        &pb::MsgRevealPartial {
+            solver: so.to_string(),
+            dispute_id: did,
+            acc: vec![0; 8],
+        },
+        "a fold state of two floats",
+    );
+    refused(
+        &mut w,
+        did,
+        &pb::MsgRevealPartial {
+            solver: ch.to_string(),
+            dispute_id: did,
+            acc: vec![0; 4],
+        },
+        "the challenger revealing",
+    );
+    refused(
+        &mut w,
+        did,
+        &pb::MsgRespond {
+            challenger: ch.to_string(),
+            dispute_id: did,
+            agree: true,
+        },
+        "an answer before the reveal",
+    );
+    let _ = d;
+    // The tile: a slice of other elements, a tensor hash not under the commitment.
+    let d = drive_to(&mut w, did, &p, &cheat, &honest, Phase::TileInputs);
+    let good = tile_moves(&p, &cheat, &d, so);
+    assert_eq!(good.len(), 2, "both inputs of a product");
+    let mut m = good[0].clone();
+    let (node, ins) = node_inputs(&p, &cheat, &d);
+    let other = repops::slice::prove(&ins[0], 0..3).unwrap();
+    m.slice = Some(agent::dispute::slice_to_pb(&other));
+    refused(&mut w, did, &m, "a slice of other elements");
+    let mut m = good[1].clone();
+    m.tensor_hash = repops::tensor_hash(&ins[0]).to_vec();
+    refused(
+        &mut w,
+        did,
+        &m,
+        "a tensor hash its proof does not commit to",
+    );
+    let mut m = good[0].clone();
+    m.input = node.inputs.len() as u32;
+    refused(&mut w, did, &m, "an input the node does not have");
+    // Honest play still ends it: the cheat is caught.
+    let d = drive(
+        &mut w,
+        did,
+        &p,
+        &cheat,
+        Behaviour::Honest,
+        &honest,
+        Behaviour::Honest,
+    );
+    assert!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
+}
+
+#[test]
+fn submission_needs_every_costly_node_to_have_a_tile_that_fits() {
+    // At the lowered bounds mlp-digits is accepted: every node over them has tiles.
+    let p = inner_program(3);
+    let mut w = World::with(inner_params());
+    w.submit(serde_json::to_vec(&p).unwrap(), 100_000, None)
+        .unwrap();
+    // A cross-entropy (no tiles) over the FLOPs bound is refused, naming the node.
+    let mut big = inner_program(3);
+    big.batch_size = 1024;
+    let e = w
+        .submit(serde_json::to_vec(&big).unwrap(), 100_000, None)
+        .unwrap_err();
+    assert!(e.contains("cross_entropy"), "{e}");
+    // Bounds below one tile's proof refuse even tiled nodes.
+    let mut w = World::with(tasks::Params {
+        max_reveal_bytes: 4 << 10,
+        ..inner_params()
+    });
+    let e = w
+        .submit(serde_json::to_vec(&p).unwrap(), 100_000, None)
+        .unwrap_err();
+    assert!(e.contains("smallest tile"), "{e}");
 }

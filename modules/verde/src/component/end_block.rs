@@ -26,12 +26,16 @@ pub fn end_block<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx) -> Result<()
             // Exhaustive on purpose: a new phase must say who owes its move.
             let (solver_moved, challenger_moved) = match d.phase {
                 Phase::OpRoots => (d.solver_op_root.is_some(), d.challenger_op_root.is_some()),
-                Phase::Descent | Phase::TraceDescent => (
+                Phase::Descent | Phase::TraceDescent | Phase::OutputDescent => (
                     !d.solver_children.is_empty(),
                     !d.challenger_children.is_empty(),
                 ),
-                Phase::BisectRespond => (true, false),
-                Phase::BisectReveal | Phase::Assembly | Phase::Reveal => (false, true),
+                Phase::BisectRespond | Phase::FoldRespond => (true, false),
+                Phase::BisectReveal
+                | Phase::Assembly
+                | Phase::Reveal
+                | Phase::FoldReveal
+                | Phase::TileInputs => (false, true),
                 Phase::Resolved => continue,
             };
             // The solver wins only if it moved and the challenger did not.

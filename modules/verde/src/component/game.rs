@@ -86,6 +86,9 @@ pub(crate) fn start_reveal<S: StateWrite + ?Sized>(
     }
     let m = format!("step {} node {} ({}) differs", d.hi, d.node, d.op_kind);
     d.record(ctx.height, "chain", m);
+    if crate::component::inner::goes_inside(s, &node)? {
+        return crate::component::inner::start(s, ctx, d, &node);
+    }
     if d.inputs.iter().all(|u| u.complete) {
         return adjudicate(s, ctx, d);
     }

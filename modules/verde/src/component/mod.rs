@@ -3,4 +3,5 @@
 pub mod end_block;
 pub(crate) mod game;
 pub mod handler;
+pub(crate) mod inner;
 pub mod state;

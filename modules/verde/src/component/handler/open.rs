@@ -207,5 +207,6 @@ fn new_dispute<S: StateWrite + ?Sized>(
         transcript: vec![],
         opened_height: ctx.height,
         resolved_height: 0,
+        inner: Default::default(),
     })
 }

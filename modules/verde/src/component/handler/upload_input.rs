@@ -7,10 +7,10 @@ use framework::{BlockCtx, StateWrite};
 
 use crate::component::game::adjudicate;
 use crate::component::state::{VerdeRead, VerdeWrite};
-use crate::dispute::{Dispute, Phase, Source, Turn};
+use crate::dispute::{Dispute, Phase, Turn};
 use crate::error::{Result, VerdeError};
 use crate::msg::MsgUploadInput;
-use crate::proof::{check_proof, disputed_node, tensor_from};
+use crate::proof::{check_input_hash, disputed_node, tensor_from};
 use crate::state_key;
 
 pub fn execute<S: StateWrite + ?Sized>(
@@ -87,7 +87,7 @@ fn check_input<S: StateWrite + ?Sized>(
     i: usize,
     m: &MsgUploadInput,
 ) -> Result<()> {
-    let (t, prog, node) = disputed_node(s, d.task_id, d.node)?;
+    let (_, _, node) = disputed_node(s, d.task_id, d.node)?;
     let bytes = s.uploaded(d.id, i as u32)?;
     let tensor = tensor_from(&node.input_shapes[i], &bytes)?;
     let th = repops::tensor_hash(&tensor);
@@ -95,44 +95,7 @@ fn check_input<S: StateWrite + ?Sized>(
         .proof
         .as_ref()
         .ok_or_else(|| VerdeError::BadProof("input proof: missing".into()))?;
-    match &d.inputs[i].source {
-        Source::State(name) => {
-            // Under h_lo, or (a merge's first step) under the input's own root,
-            // which the program lists and h_0 commits to.
-            let slot = prog
-                .state_slot(d.lo, name)
-                .map_err(|e| VerdeError::Referee(e.to_string()))?;
-            let root = slot.input.map_or(d.h_lo, |(_, root)| root);
-            let leaf = train::exec::state_leaf(&slot.leaf_name, &th);
-            check_proof(
-                &root,
-                &leaf,
-                pr,
-                slot.index,
-                slot.count,
-                &format!("state {name}"),
-            )?;
-        }
-        Source::Node(k) => {
-            let root = d.solver_op_root.ok_or(VerdeError::WrongPhase {
-                id: d.id,
-                phase: "op-roots",
-            })?;
-            check_proof(
-                &root,
-                &th,
-                pr,
-                *k,
-                t.node_count,
-                &format!("output of node {k}"),
-            )?;
-        }
-        Source::Batch(_) => {
-            return Err(VerdeError::BadUpload(
-                "batch inputs are rebuilt by the referee".into(),
-            ))
-        }
-    }
+    check_input_hash(s, d, i, &th, pr)?;
     d.inputs[i].tensor_hash = Some(th);
     d.inputs[i].complete = true;
     Ok(())

@@ -5,14 +5,19 @@ use framework::{BlockCtx, StateWrite};
 use tasks::TasksRead;
 
 use crate::component::game::adjudicate;
-use crate::component::state::VerdeWrite;
+use crate::component::state::{VerdeRead, VerdeWrite};
 use crate::dispute::{Phase, Source, Turn};
 use crate::error::{Result, VerdeError};
 use crate::msg::MsgUploadRows;
 use crate::state_key;
 
 pub fn execute<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, m: &MsgUploadRows) -> Result<()> {
-    let mut d = s.active(ctx, m.dispute_id, Phase::Reveal, &m.solver)?;
+    // Rows serve a whole node's reveal or, inside a node, its tile.
+    let phase = match s.dispute(m.dispute_id)?.phase {
+        Phase::TileInputs => Phase::TileInputs,
+        _ => Phase::Reveal,
+    };
+    let mut d = s.active(ctx, m.dispute_id, phase, &m.solver)?;
     if d.rows_needed.is_empty() {
         return Err(VerdeError::BadUpload(
             "this node needs no dataset rows".into(),
@@ -60,6 +65,9 @@ pub fn execute<S: StateWrite + ?Sized>(s: &mut S, ctx: &BlockCtx, m: &MsgUploadR
                 u.complete = true;
             }
         }
+    }
+    if phase == Phase::TileInputs {
+        return crate::component::inner::inputs_progress(s, ctx, &mut d);
     }
     if d.inputs.iter().all(|u| u.complete) {
         return adjudicate(s, ctx, &mut d);
