@@ -43,6 +43,17 @@ pub const ACCOUNT_FUNDS: Amount = Amount(1_000_000_000_000);
 impl Cluster {
     /// A fresh chain in `root` with a funded key per name in `accounts`.
     pub async fn start(root: &Path, accounts: &[&str], timing: &Timing) -> anyhow::Result<Cluster> {
+        Cluster::start_with(root, accounts, timing, |_| {}).await
+    }
+
+    /// [`Cluster::start`] with the tasks params of genesis changed by `tasks` (e.g.
+    /// lowered referee bounds).
+    pub async fn start_with(
+        root: &Path,
+        accounts: &[&str],
+        timing: &Timing,
+        tasks: impl FnOnce(&mut tasks::Params),
+    ) -> anyhow::Result<Cluster> {
         let home = Home::new(root.join("node"));
         node::prepare_dev_home(&home)?;
         let mut g = home.read_genesis()?;
@@ -61,16 +72,15 @@ impl Cluster {
             keys.insert(name.to_string(), s);
         }
         if !home.db_path().exists() {
-            g.app_state.tasks.params = Some(
-                tasks::Params {
-                    challenge_window_blocks: timing.challenge_window_blocks,
-                    // A submitter reacts to the commit as fast as a
-                    // disputant to a move.
-                    reveal_blocks: timing.move_blocks,
-                    ..Default::default()
-                }
-                .to_proto(),
-            );
+            let mut tp = tasks::Params {
+                challenge_window_blocks: timing.challenge_window_blocks,
+                // A submitter reacts to the commit as fast as a
+                // disputant to a move.
+                reveal_blocks: timing.move_blocks,
+                ..Default::default()
+            };
+            tasks(&mut tp);
+            g.app_state.tasks.params = Some(tp.to_proto());
             // Rounds move on every other block and wait for late parties as
             // long as for a dispute move.
             g.app_state.swarm.params = Some(

@@ -7,8 +7,11 @@
 //! - **elements** of an elementwise op: output element `i` reads element `i` of each
 //!   input of the output's shape, and scalars whole;
 //! - **rows** of a row-local op (softmax, the norms, a bias, row reductions): output
-//!   row `r` reads row `r` of each input of the output's row shape, and vectors whole;
-//! - **blocks** of a matrix product: output rows × columns, contracting only `k` — the
+//!   row `r` reads row `r` of each input of the output's row shape, and vectors whole
+//!   (a cross-entropy's backward too: its label per row, and the division by the
+//!   batch's row count done as the whole op does it);
+//! - **blocks** of a matrix product (or of one product of a batched one): output rows ×
+//!   columns, contracting only `k` — the
 //!   partial sums at `k.end` from those at `k.start`. R2 defines each output as the
 //!   in-order fma fold over `k` from `+0`, so partial sums at any `k` are well defined
 //!   bits, and folding the blocks `0..k1, k1..k2, …, ..K` in turn gives the product.
@@ -20,7 +23,7 @@
 //!   bits, as a product's partial sums are.
 //!
 //! Tiles of every other op (gathers and scatters, layout ops, position-dependent ops
-//! such as `rope`, `causal_mask` and `dropout`, batched products, the norms' gamma
+//! such as `rope`, `causal_mask` and `dropout`, the norms' gamma
 //! gradients) are not defined yet: [`rule`] returns `None` for them.
 use crate::error::{RepOpsError, Result};
 use crate::ops::Op;
@@ -35,8 +38,10 @@ pub enum Tile {
     Elems(Range<usize>),
     /// Output rows (along the last axis of the inputs).
     Rows(Range<usize>),
-    /// Output rows × columns of a matrix product, contracted over `k` only.
+    /// Output rows × columns of a matrix product (of product `batch` of a batched
+    /// one; 0 for `mat_mul`), contracted over `k` only.
     Block {
+        batch: usize,
         rows: Range<usize>,
         cols: Range<usize>,
         k: Range<usize>,
@@ -99,8 +104,9 @@ pub fn rule(op: &Op) -> Option<Rule> {
         | Op::MaxLast
         | Op::MaxLastBackward
         | Op::SumLast
-        | Op::MeanLast => Rule::Rows,
-        Op::MatMul { .. } => Rule::Block,
+        | Op::MeanLast
+        | Op::CrossEntropyBackward => Rule::Rows,
+        Op::MatMul { .. } | Op::BatchedMatMul { .. } => Rule::Block,
         Op::SumAxis0 | Op::MeanAxis0 => Rule::Lanes,
         _ => return None,
     })
@@ -131,7 +137,7 @@ enum RowPart {
 fn row_part(op: &Op, i: usize) -> RowPart {
     match (op, i) {
         (_, 0) => RowPart::Rows,
-        (Op::MaxLastBackward, 1) => RowPart::PerRow,
+        (Op::MaxLastBackward | Op::CrossEntropyBackward, 1) => RowPart::PerRow,
         (Op::LayerNorm { .. }, _)
         | (Op::LayerNormBackwardInput { .. }, 1)
         | (Op::RmsNorm { .. }, _)
@@ -184,13 +190,17 @@ pub fn input_ranges(op: &Op, shapes: &[&[usize]], tile: &Tile) -> Result<Vec<Vec
                 })
                 .collect())
         }
-        (Some(Rule::Block), Tile::Block { rows, cols, k }) => {
-            let Op::MatMul { ta, tb } = *op else {
-                return Err(bad("a block of something other than mat_mul"));
-            };
-            let (a, b) = (shapes[0], shapes[1]);
-            let (m, kk) = if ta { (a[1], a[0]) } else { (a[0], a[1]) };
-            let n = if tb { b[0] } else { b[1] };
+        (
+            Some(Rule::Block),
+            Tile::Block {
+                batch,
+                rows,
+                cols,
+                k,
+            },
+        ) => {
+            let p = product(op, shapes, *batch)?;
+            let (m, kk, n) = (p.m, p.k, p.n);
             if rows.start >= rows.end
                 || rows.end > m
                 || cols.start >= cols.end
@@ -202,24 +212,25 @@ pub fn input_ranges(op: &Op, shapes: &[&[usize]], tile: &Tile) -> Result<Vec<Vec
                     "block {rows:?} x {cols:?} over {k:?} of [{m}, {n}] with K = {kk}"
                 )));
             }
-            let a_ranges = if ta {
+            let (oa, ob) = (p.a_offset, p.b_offset);
+            let a_ranges = if p.ta {
                 // A is [K, M]: for each k, the rows' columns.
                 k.clone()
-                    .map(|x| x * m + rows.start..x * m + rows.end)
+                    .map(|x| oa + x * m + rows.start..oa + x * m + rows.end)
                     .collect()
             } else {
                 rows.clone()
-                    .map(|i| i * kk + k.start..i * kk + k.end)
+                    .map(|i| oa + i * kk + k.start..oa + i * kk + k.end)
                     .collect()
             };
-            let b_ranges = if tb {
+            let b_ranges = if p.tb {
                 // B is [N, K]: for each column, its k piece.
                 cols.clone()
-                    .map(|j| j * kk + k.start..j * kk + k.end)
+                    .map(|j| ob + j * kk + k.start..ob + j * kk + k.end)
                     .collect()
             } else {
                 k.clone()
-                    .map(|x| x * n + cols.start..x * n + cols.end)
+                    .map(|x| ob + x * n + cols.start..ob + x * n + cols.end)
                     .collect()
             };
             Ok(vec![a_ranges, b_ranges])
@@ -292,6 +303,24 @@ pub fn execute(
                 })
                 .collect::<Result<Vec<_>>>()?;
             let refs: Vec<&Tensor> = ins.iter().collect();
+            if matches!(op, Op::CrossEntropyBackward) && !flat {
+                // It divides by the batch's row count: row by row (a division by 1,
+                // exact), then by the whole input's, as the op does.
+                let n = rows_of(shapes[0]).0 as f32;
+                let mut out = Vec::with_capacity(r.len() * d);
+                for i in 0..r.len() {
+                    let x = Tensor::new(vec![1, d], values[0][i * d..(i + 1) * d].to_vec())?;
+                    let l = Tensor::new(vec![1], vec![values[1][i]])?;
+                    out.extend(
+                        op.execute(&[&x, &l])?
+                            .into_data()
+                            .into_iter()
+                            .map(|v| v / n),
+                    );
+                }
+                canonical(&mut out);
+                return Ok(out);
+            }
             Ok(op.execute(&refs)?.into_data())
         }
         Tile::Lanes { cols, rows } => {
@@ -307,18 +336,24 @@ pub fn execute(
                     lanes[l * nc + j] += values[0][idx * nc + j];
                 }
             }
+            // Lanes are compared bit for bit in a dispute: canonical NaNs (R1), as the
+            // payload an add propagates differs between CPUs.
+            canonical(&mut lanes);
             Ok(lanes)
         }
-        Tile::Block { rows, cols, k } => {
+        Tile::Block {
+            batch,
+            rows,
+            cols,
+            k,
+        } => {
             let (nr, nc, nk) = (rows.len(), cols.len(), k.len());
             let mut out = match acc {
                 Some(a) if a.len() == nr * nc => a.to_vec(),
                 Some(_) => return Err(bad("partial sums of the wrong size")),
                 None => vec![0.0; nr * nc],
             };
-            let Op::MatMul { ta, tb } = *op else {
-                return Err(bad("a block of something other than mat_mul"));
-            };
+            let Product { ta, tb, .. } = product(op, shapes, *batch)?;
             // The values as laid out by `input_ranges`: A's element (i, x) and B's (x, j)
             // of the block, i < nr, j < nc, x < nk.
             let a_at = |i: usize, x: usize| {
@@ -345,13 +380,52 @@ pub fn execute(
                 }
             }
             // Outputs are stored canonical (R1).
-            for v in &mut out {
-                if v.is_nan() {
-                    *v = f32::from_bits(crate::tensor::CANONICAL_NAN_BITS);
-                }
-            }
+            canonical(&mut out);
             Ok(out)
         }
+    }
+}
+
+/// One product of a (batched) matrix product: its shape, transposes and where its
+/// operands start in the inputs.
+struct Product {
+    ta: bool,
+    tb: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+    a_offset: usize,
+    b_offset: usize,
+}
+
+fn product(op: &Op, shapes: &[&[usize]], batch: usize) -> Result<Product> {
+    let (ta, tb, a, b, g) = match (op, shapes) {
+        (Op::MatMul { ta, tb }, [a, b]) if a.len() == 2 && b.len() == 2 => (*ta, *tb, *a, *b, 1),
+        (Op::BatchedMatMul { ta, tb }, [a, b]) if a.len() == 3 && b.len() == 3 => {
+            (*ta, *tb, &a[1..], &b[1..], a[0])
+        }
+        _ => return Err(bad(format!("{} has no blocks", op.name()))),
+    };
+    if batch >= g {
+        return Err(bad(format!("product {batch} of {g}")));
+    }
+    let (m, k) = if ta { (a[1], a[0]) } else { (a[0], a[1]) };
+    let n = if tb { b[0] } else { b[1] };
+    Ok(Product {
+        ta,
+        tb,
+        m,
+        k,
+        n,
+        a_offset: batch * a[0] * a[1],
+        b_offset: batch * b[0] * b[1],
+    })
+}
+
+/// R1: every NaN as the canonical one.
+fn canonical(v: &mut [f32]) {
+    for x in v.iter_mut().filter(|x| x.is_nan()) {
+        *x = f32::from_bits(crate::tensor::CANONICAL_NAN_BITS);
     }
 }
 
@@ -367,11 +441,7 @@ pub fn finish(op: &Op, shapes: &[&[usize]], lanes: &[f32]) -> Result<Vec<f32>> {
         let rows = rows_of(shapes.first().copied().unwrap_or(&[])).0 as f32;
         l.iter_mut().for_each(|v| *v /= rows);
     }
-    for v in &mut l {
-        if v.is_nan() {
-            *v = f32::from_bits(crate::tensor::CANONICAL_NAN_BITS);
-        }
-    }
+    canonical(&mut l);
     Ok(l)
 }
 
@@ -390,11 +460,10 @@ pub struct Fold {
 /// [`Rule::Lanes`]).
 pub fn fold(op: &Op, shapes: &[&[usize]]) -> Option<Fold> {
     match (rule(op)?, op) {
-        (Rule::Block, Op::MatMul { ta, .. }) => {
-            let a = shapes.first()?;
-            let k = if *ta { a.first()? } else { a.get(1)? };
-            Some(Fold { len: *k, width: 1 })
-        }
+        (Rule::Block, _) => Some(Fold {
+            len: product(op, shapes, 0).ok()?.k,
+            width: 1,
+        }),
         (Rule::Lanes, _) => Some(Fold {
             len: rows_of(shapes.first()?).0,
             width: LANES,
@@ -419,8 +488,15 @@ pub fn element_tile(op: &Op, shapes: &[&[usize]], e: usize, k: Range<usize>) -> 
         }
         Some(Rule::Block) => {
             let cols = out.last().copied().unwrap_or(1).max(1);
-            let (i, j) = (e / cols, e % cols);
+            let rows = out
+                .get(out.len().wrapping_sub(2))
+                .copied()
+                .unwrap_or(1)
+                .max(1);
+            let (batch, rem) = (e / (rows * cols), e % (rows * cols));
+            let (i, j) = (rem / cols, rem % cols);
             Tile::Block {
+                batch,
                 rows: i..i + 1,
                 cols: j..j + 1,
                 k,

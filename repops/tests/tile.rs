@@ -92,24 +92,27 @@ fn every_tile_equals_that_part_of_the_whole_output() {
                         continue;
                     }
                     Rule::Block => {
-                        let (m, n) = (full.shape()[0], full.shape()[1]);
+                        // A product of a batched one, or the one product.
+                        let fs = full.shape();
+                        let (g, m, n) = match fs.len() {
+                            3 => (fs[0], fs[1], fs[2]),
+                            _ => (1, fs[0], fs[1]),
+                        };
+                        let batch = p.below_at(c, g as u32) as usize;
+                        c += 1;
                         let (rows, cols) = (pick(&p, &mut c, m), pick(&p, &mut c, n));
-                        let Op::MatMul { ta, .. } = op else {
-                            unreachable!()
-                        };
-                        let k = if ta {
-                            ins[0].shape()[0]
-                        } else {
-                            ins[0].shape()[1]
-                        };
+                        let k = repops::tile::fold(&op, &shapes).unwrap().len;
+                        let base = batch * m * n;
                         let want = rows
                             .clone()
                             .flat_map(|i| {
-                                full.data()[i * n + cols.start..i * n + cols.end].to_vec()
+                                full.data()[base + i * n + cols.start..base + i * n + cols.end]
+                                    .to_vec()
                             })
                             .collect();
                         (
                             Tile::Block {
+                                batch,
                                 rows,
                                 cols,
                                 k: 0..k,
@@ -165,6 +168,7 @@ fn a_product_folded_block_by_block_over_k_is_the_product() {
         while k0 < k {
             let k1 = (k0 + 64).min(k);
             let tile = Tile::Block {
+                batch: 0,
                 rows: rows.clone(),
                 cols: cols.clone(),
                 k: k0..k1,
@@ -204,6 +208,7 @@ fn a_block_is_adjudicated_from_proven_slices_alone() {
     let (ha, hb, ho) = (tensor_hash(&a), tensor_hash(&b), tensor_hash(&out));
     let shapes = [a.shape(), b.shape()];
     let tile = Tile::Block {
+        batch: 0,
         rows: 32..48,
         cols: 256..272,
         k: 0..k,

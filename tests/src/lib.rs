@@ -27,6 +27,11 @@ pub struct Net {
 
 /// A fresh network with accounts `submitter`, `solver`, `cheater`, `verifier`, `verifier2`.
 pub async fn net() -> anyhow::Result<Net> {
+    net_with(|_| {}).await
+}
+
+/// [`net`] with the tasks params of genesis changed by `tasks`.
+pub async fn net_with(tasks: impl FnOnce(&mut tasks::Params)) -> anyhow::Result<Net> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -35,10 +40,11 @@ pub async fn net() -> anyhow::Result<Net> {
         .with_test_writer()
         .try_init();
     let dir = tempfile::tempdir()?;
-    let c = Cluster::start(
+    let c = Cluster::start_with(
         dir.path(),
         &["submitter", "solver", "cheater", "verifier", "verifier2"],
         &timing(),
+        tasks,
     )
     .await?;
     Ok(Net { c, _dir: dir })

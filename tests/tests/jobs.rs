@@ -197,6 +197,45 @@ async fn cheater_is_localised(
     n.c.shutdown().await;
 }
 
+/// A cheat inside an operator the referee may not recompute whole: the chain's
+/// bounds are lowered (65,536 FLOPs, 32 KiB of proofs per dispute) so that at batch
+/// 256 mlp-digits' products, column sums and optimizer updates go over them, as a
+/// 124M-parameter model's do at the default bounds. verifierd and solverd play the
+/// output descent, the fold bisection and the tile's slice proofs over gRPC, and the
+/// cheat is localised to its operator all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cheat_inside_an_operator_too_costly_whole_is_localised() {
+    use rand::Rng;
+    let (flops, bytes) = (1 << 16, 32 << 10);
+    let n = tests::net_with(|t| {
+        t.max_referee_flops = flops;
+        t.max_reveal_bytes = bytes;
+    })
+    .await
+    .unwrap();
+    let v = n.whistleblower().await.unwrap();
+    let mut p = tests::program(STEPS);
+    p.batch_size = 256;
+    let graph = p.graph().unwrap();
+    let step = 1 + rand::thread_rng().gen_range(0..STEPS);
+    let inside: Vec<usize> = app::demo::effective_nodes(&p, step)
+        .unwrap()
+        .into_iter()
+        .filter(|&k| !graph.nodes[k].fits(flops, bytes))
+        .collect();
+    assert!(
+        !inside.is_empty(),
+        "no effective node too costly at step {step}"
+    );
+    let node = inside[rand::thread_rng().gen_range(0..inside.len())];
+    eprintln!(
+        "corrupting node {node} ({}, {}) at step {step}",
+        graph.nodes[node].label,
+        graph.nodes[node].op.name()
+    );
+    cheater_is_localised(n, v, &p, step, node).await;
+}
+
 /// A program that accumulates gradients over micro-batches: a cheat at a node reading
 /// a later micro-batch's batch tensor is localised to it, the referee rebuilding that
 /// micro-batch from the step's rows proven against the dataset root.

@@ -7,9 +7,20 @@ fn json(p: &train::Program) -> Vec<u8> {
     serde_json::to_vec(p).unwrap()
 }
 
-/// The reveal bytes a program is refused for, if it is.
+/// The reveal bytes a program is refused for, if it is, on a dataset the chain does
+/// not hold (the digits rows in chunks of 16 under another root): a dispute proves
+/// the step's rows against its root, each with its whole chunk.
 fn reveal_refusal(p: &train::Program, params: &Params) -> Option<u64> {
-    match validate_program(&json(p), params, None).err()? {
+    let mut p = p.clone();
+    p.dataset.name = "ext-digits".into();
+    p.dataset.root = [7; 32];
+    let info = proto::tasks::v1::DatasetInfo {
+        schema: "digits8x8".into(),
+        rows: 1797,
+        row_bytes: 65,
+        chunk_rows: 16,
+    };
+    match validate_program(&json(&p), params, Some(&info)).err()? {
         TasksError::NodeTooExpensive {
             what: "reveal bytes",
             got,
@@ -32,6 +43,11 @@ fn every_micro_batch_counts_toward_the_reveal_bound() {
         ..Params::default()
     };
     let one = reveal_refusal(&p, &params).expect("refused at a zero bound");
+    assert_eq!(
+        one,
+        64 * 16 * 65,
+        "each of a batch's 64 rows with its chunk of 16"
+    );
     params.max_reveal_bytes = one;
     assert_eq!(reveal_refusal(&p, &params), None, "one batch fits exactly");
     p.grad_accum = 2;

@@ -136,6 +136,84 @@ fn gpt2_small() -> Result<(), Box<dyn std::error::Error>> {
         params.max_referee_flops as f64,
         params.max_reveal_bytes >> 20
     );
+    inside(&graph.nodes, n, &ins, &o)
+}
+
+/// The dispute inside the costliest node at bounds of 2^24 FLOPs and 1 MiB (256 KiB
+/// per proof): the output descent's depth and leaf proof, the fold bisection's
+/// rounds, and the tile the referee recomputes from proven slices, timed (slice proof
+/// checks and the tile) and counted (bytes on chain), for an element in the middle
+/// of the output. Also: how many of the 124M program's nodes go over those bounds, and
+/// how many of them can be disputed inside (their smallest tile fits).
+fn inside(
+    nodes: &[train::Node],
+    n: &train::Node,
+    ins: &[&repops::Tensor],
+    out: &repops::Tensor,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use repops::{slice, tile};
+    let (flops, bytes, proof) = (1u64 << 24, 1u64 << 20, 256u64 << 10);
+    let over: Vec<&train::Node> = nodes.iter().filter(|m| !m.fits(flops, bytes)).collect();
+    let mut missing = BTreeMap::new();
+    for m in &over {
+        if !m
+            .min_tile_cost()
+            .is_some_and(|c| c.fits(flops, bytes, proof))
+        {
+            *missing.entry(m.op.name()).or_insert(0) += 1;
+        }
+    }
+    println!(
+        "  at 2^24 FLOPs and 1 MiB per dispute: {} of {} nodes go inside; without tiles yet: {missing:?}",
+        over.len(),
+        nodes.len()
+    );
+    let shapes: Vec<&[usize]> = n.input_shapes.iter().map(Vec::as_slice).collect();
+    let e = out.len() / 2 + 17;
+    let total = slice::message_len(out.shape())?;
+    let levels = 64 - total.div_ceil(1024).leading_zeros();
+    let elems = slice::chunk_elements(out.shape(), (4 * e as u64 + 34) / 1024 * 1024, 1024)?;
+    let leaf = slice::prove(out, elems)?.len_bytes();
+    // The fold bisection: halve until the tile fits.
+    let fold = tile::fold(&n.op, &shapes).map_or(0, |f| f.len);
+    let (mut lo, mut hi, mut rounds) = (0usize, fold, 0);
+    let t = loop {
+        let t = tile::element_tile(&n.op, &shapes, e, lo..hi)?;
+        if hi - lo <= 1 || n.tile_cost(&t)?.fits(flops, bytes, proof) {
+            break t;
+        }
+        (lo, hi) = (lo + (hi - lo) / 2, hi);
+        rounds += 1;
+    };
+    let ranges = tile::input_ranges(&n.op, &shapes, &t)?;
+    let proofs = ins
+        .iter()
+        .zip(&ranges)
+        .map(|(x, r)| slice::prove_ranges(x, r))
+        .collect::<repops::Result<Vec<_>>>()?;
+    let hashes: Vec<_> = ins.iter().map(|x| repops::tensor_hash(x)).collect();
+    let acc = tile::element_state_whole(&n.op, ins, e, lo)?;
+    let s = Instant::now();
+    let mut values = Vec::new();
+    for (i, p) in proofs.iter().enumerate() {
+        values.push(slice::verify_ranges(&hashes[i], shapes[i], &ranges[i], p)?.concat());
+    }
+    let st = tile::element_state(&n.op, &shapes, e, lo..hi, &values, Some(&acc))?;
+    let ref_s = s.elapsed().as_secs_f64();
+    assert_eq!(
+        st[0].to_bits(),
+        tile::element_state_whole(&n.op, ins, e, hi)?[0].to_bits()
+    );
+    let c = n.tile_cost(&t)?;
+    let on_chain: usize = proofs.iter().map(|p| p.len_bytes()).sum();
+    println!(
+        "  inside node {} ({}), element {e}: {levels} output levels (leaf proof {leaf} B), {rounds} fold rounds to k in {lo}..{hi}; referee {} FLOPs, {on_chain} B of slice proofs (bound {} B), {:.3} ms to check them and run the tile",
+        n.index,
+        n.op.name(),
+        c.flops,
+        c.input_bytes.iter().sum::<u64>(),
+        ref_s * 1e3
+    );
     Ok(())
 }
 

@@ -2016,7 +2016,9 @@ fn bad_moves_inside_a_node_are_rejected_and_change_nothing() {
     refused(&mut w, did, &m, "a slice of another tensor");
     let mut m = good.clone();
     let mut sl = m.slice.clone().unwrap();
-    sl.chunks.last_mut().map(|b| *b ^= 1);
+    if let Some(b) = sl.chunks.last_mut() {
+        *b ^= 1;
+    }
     m.slice = Some(sl);
     refused(&mut w, did, &m, "a changed byte in the chunk");
     // The fold: a state of the wrong width, out of turn.

@@ -111,12 +111,16 @@ pub(crate) fn after_fold<S: StateWrite + ?Sized>(
 ) -> Result<()> {
     let p = s.tasks_params()?;
     let (lo, hi) = (d.inner.fold_lo, d.inner.fold_hi);
+    // A fold of L steps reads at least 4·L bytes and costs at least L FLOPs: no
+    // need to list its ranges (L of them, strided) until it might fit.
     let fits = hi - lo <= 1
-        || node.tile_cost(&fold_tile(d, node)?).map_err(op_err)?.fits(
-            p.max_referee_flops,
-            p.max_reveal_bytes,
-            p.max_chunk_bytes,
-        );
+        || (hi - lo).saturating_mul(4) <= p.max_reveal_bytes
+            && hi - lo <= p.max_referee_flops
+            && node.tile_cost(&fold_tile(d, node)?).map_err(op_err)?.fits(
+                p.max_referee_flops,
+                p.max_reveal_bytes,
+                p.max_chunk_bytes,
+            );
     if fits {
         return start_tile(s, ctx, d, node, lo as usize..hi as usize);
     }
