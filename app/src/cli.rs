@@ -1623,6 +1623,18 @@ async fn query(out: &Out, dn: &str, keys: &Keyring, q: QueryCmd) -> Result<()> {
                     "dispute {} on task {} — phase {}\nchallenger: {}\nsolver: {}\nsteps ({}, {}], node {} ({}), {} rounds\n{}",
                     d.id, d.task_id, verde::phase_name(d.phase), d.challenger, d.solver, d.lo, d.hi, d.node, d.op_kind, d.rounds, d.outcome
                 );
+                if d.out_len > 0 {
+                    // The game went inside node j (too costly for the referee whole).
+                    s.push_str(&format!(
+                        "\ninside node {}: output bytes {}..{}, element {}, fold ({}, {}]",
+                        d.node,
+                        d.out_offset,
+                        d.out_offset + d.out_len,
+                        d.element,
+                        d.fold_lo,
+                        d.fold_hi
+                    ));
+                }
                 for m in &d.transcript {
                     s.push_str(&format!("\n  h{} {}: {}", m.height, m.actor, m.action));
                 }

@@ -277,6 +277,14 @@ fn rows_cols(t: &Tensor) -> (usize, usize) {
 
 /// An index input (embedding id, class label) as `usize`: it must be an exact integer in
 /// `0..limit` (NaN is rejected). Other backends check their index inputs with this.
+/// One row's cross-entropy loss: `log Σ exp(x - max) - (x[label] - max)` (R3 max and
+/// sum); the op sums these over rows in R3 order and divides by the row count.
+pub(crate) fn cross_entropy_row(xr: &[f32], label: usize) -> f32 {
+    let m = reduce::max(xr);
+    let s = reduce::sum_map(xr.len(), |j| math::exp(xr[j] - m));
+    math::log(s) - (xr[label] - m)
+}
+
 pub fn index(op: &'static str, v: f32, pos: usize, limit: usize) -> Result<usize> {
     if v >= 0.0 && v < limit as f32 && v == (v as usize) as f32 {
         Ok(v as usize)
@@ -1139,10 +1147,7 @@ impl Op {
                 let nf = n as f32;
                 if matches!(self, Op::CrossEntropy) {
                     let losses = by_rows(n, 1, |i, o| {
-                        let xr = &xd[i * cdim..(i + 1) * cdim];
-                        let m = reduce::max(xr);
-                        let s = reduce::sum_map(cdim, |j| math::exp(xr[j] - m));
-                        o[0] = math::log(s) - (xr[labels[i]] - m);
+                        o[0] = cross_entropy_row(&xd[i * cdim..(i + 1) * cdim], labels[i]);
                     });
                     t(vec![reduce::sum(&losses) / nf])
                 } else {

@@ -20,7 +20,8 @@
 //!   only rows `rows.start..rows.end` into R3's 32 lanes from the lanes at `rows.start`
 //!   (`+0` at 0); [`finish`] then combines the lanes as R3 does (and divides for a mean).
 //!   R3 adds row `i` into lane `i % 32` in order, so the lanes after any row are defined
-//!   bits, as a product's partial sums are.
+//!   bits, as a product's partial sums are. A cross-entropy is the same fold over its
+//!   rows' losses (each from its whole row and label), its one output their mean.
 //!
 //! Tiles of every other op (gathers and scatters, layout ops, position-dependent ops
 //! such as `rope`, `causal_mask` and `dropout`, the norms' gamma
@@ -107,7 +108,7 @@ pub fn rule(op: &Op) -> Option<Rule> {
         | Op::MeanLast
         | Op::CrossEntropyBackward => Rule::Rows,
         Op::MatMul { .. } | Op::BatchedMatMul { .. } => Rule::Block,
-        Op::SumAxis0 | Op::MeanAxis0 => Rule::Lanes,
+        Op::SumAxis0 | Op::MeanAxis0 | Op::CrossEntropy => Rule::Lanes,
         _ => return None,
     })
 }
@@ -242,6 +243,14 @@ pub fn input_ranges(op: &Op, shapes: &[&[usize]], tile: &Tile) -> Result<Vec<Vec
                     "columns {cols:?}, rows {rows:?} of [{nrows}, {c}]"
                 )));
             }
+            if matches!(op, Op::CrossEntropy) {
+                // Its one output folds whole rows' losses: the rows and their labels.
+                return Ok(if rows.is_empty() {
+                    vec![vec![], vec![]]
+                } else {
+                    vec![one(rows.start * c..rows.end * c), one(rows.clone())]
+                });
+            }
             Ok(vec![rows
                 .clone()
                 .map(|i| i * c + cols.start..i * c + cols.end)
@@ -330,10 +339,19 @@ pub fn execute(
                 Some(_) => return Err(bad("lanes of the wrong size")),
                 None => vec![0.0; LANES * nc],
             };
-            for (idx, i) in rows.clone().enumerate() {
-                let l = i % LANES;
-                for j in 0..nc {
-                    lanes[l * nc + j] += values[0][idx * nc + j];
+            if matches!(op, Op::CrossEntropy) {
+                let c = rows_of(shapes[0]).1;
+                for (idx, i) in rows.clone().enumerate() {
+                    let label = crate::ops::index("cross_entropy", values[1][idx], i, c)?;
+                    lanes[i % LANES] +=
+                        crate::ops::cross_entropy_row(&values[0][idx * c..(idx + 1) * c], label);
+                }
+            } else {
+                for (idx, i) in rows.clone().enumerate() {
+                    let l = i % LANES;
+                    for j in 0..nc {
+                        lanes[l * nc + j] += values[0][idx * nc + j];
+                    }
                 }
             }
             // Lanes are compared bit for bit in a dispute: canonical NaNs (R1), as the
@@ -433,11 +451,15 @@ fn canonical(v: &mut [f32]) {
 /// ([`Tile::Lanes`] folded over every row): R3's pairwise combination, then the
 /// division by the row count for a mean.
 pub fn finish(op: &Op, shapes: &[&[usize]], lanes: &[f32]) -> Result<Vec<f32>> {
-    if !lanes.len().is_multiple_of(LANES) || !matches!(op, Op::SumAxis0 | Op::MeanAxis0) {
-        return Err(bad("lanes finish a sum_axis0 or mean_axis0 only"));
+    if !lanes.len().is_multiple_of(LANES)
+        || !matches!(op, Op::SumAxis0 | Op::MeanAxis0 | Op::CrossEntropy)
+    {
+        return Err(bad(
+            "lanes finish a sum_axis0, mean_axis0 or cross_entropy only",
+        ));
     }
     let mut l = crate::reduce::combine_lanes(lanes.to_vec(), lanes.len() / LANES);
-    if matches!(op, Op::MeanAxis0) {
+    if matches!(op, Op::MeanAxis0 | Op::CrossEntropy) {
         let rows = rows_of(shapes.first().copied().unwrap_or(&[])).0 as f32;
         l.iter_mut().for_each(|v| *v /= rows);
     }

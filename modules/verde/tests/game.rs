@@ -2094,20 +2094,35 @@ fn submission_needs_every_costly_node_to_have_a_tile_that_fits() {
     let mut w = World::with(inner_params());
     w.submit(serde_json::to_vec(&p).unwrap(), 100_000, None)
         .unwrap();
-    // A cross-entropy (no tiles) over the FLOPs bound is refused, naming the node.
-    let mut big = inner_program(3);
-    big.batch_size = 1024;
+    // A node without tiles over the bounds is refused, naming it: tiny-lm's layout
+    // ops (131 KB each) at 64 KiB.
+    let mut w = World::with(tasks::Params {
+        max_reveal_bytes: 64 << 10,
+        ..inner_params()
+    });
+    let lm = Program::builtin("tiny-lm").unwrap();
     let e = w
-        .submit(serde_json::to_vec(&big).unwrap(), 100_000, None)
+        .submit(serde_json::to_vec(&lm).unwrap(), 100_000, None)
         .unwrap_err();
-    assert!(e.contains("cross_entropy"), "{e}");
+    let first = lm
+        .nodes()
+        .unwrap()
+        .into_iter()
+        .find(|n| !n.fits(1 << 16, 64 << 10) && n.min_tile_cost().is_none())
+        .unwrap();
+    assert!(
+        e.contains(&format!("node {} ({})", first.index, first.label)),
+        "{e}"
+    );
     // Bounds below one tile's proof refuse even tiled nodes.
     let mut w = World::with(tasks::Params {
         max_reveal_bytes: 4 << 10,
         ..inner_params()
     });
+    let mut small = inner_program(3);
+    small.batch_size = 32; // its rows (2 KiB) fit
     let e = w
-        .submit(serde_json::to_vec(&p).unwrap(), 100_000, None)
+        .submit(serde_json::to_vec(&small).unwrap(), 100_000, None)
         .unwrap_err();
     assert!(e.contains("smallest tile"), "{e}");
 }
