@@ -23,7 +23,10 @@
 //!   bits, as a product's partial sums are. A cross-entropy is the same fold over its
 //!   rows' losses (each from its whole row and label), its one output their mean.
 //!
-//! Tiles of every other op (gathers and scatters, layout ops, position-dependent ops
+//! - **scans** of a lookup (`embedding`, `embedding_backward`): one output element over
+//!   steps `k` of the table's or the gradient's rows ([`Rule::Scan`]).
+//!
+//! Tiles of every other op (layout ops, position-dependent ops
 //! such as `rope`, `causal_mask` and `dropout`, the norms' gamma
 //! gradients) are not defined yet: [`rule`] returns `None` for them.
 use crate::error::{RepOpsError, Result};
@@ -53,6 +56,8 @@ pub enum Tile {
         cols: Range<usize>,
         rows: Range<usize>,
     },
+    /// Output element `elem` of a lookup, scanned over steps `k` only ([`Rule::Scan`]).
+    Scan { elem: usize, k: Range<usize> },
 }
 
 /// Which tiles an op has.
@@ -62,6 +67,12 @@ pub enum Rule {
     Rows,
     Block,
     Lanes,
+    /// A lookup's element as a scan whose state is one float, from `+0`: an
+    /// `embedding`'s over the table's rows (the state becomes row `ids[r]`'s value
+    /// when the scan passes it), an `embedding_backward`'s over the gradient rows (each
+    /// whose id is the element's row added in order, as the op adds them). Its reads
+    /// do not depend on the ids' values, so they are proven like any other.
+    Scan,
 }
 
 /// The tile rule of `op`, if its tiles are defined.
@@ -109,6 +120,7 @@ pub fn rule(op: &Op) -> Option<Rule> {
         | Op::CrossEntropyBackward => Rule::Rows,
         Op::MatMul { .. } | Op::BatchedMatMul { .. } => Rule::Block,
         Op::SumAxis0 | Op::MeanAxis0 | Op::CrossEntropy => Rule::Lanes,
+        Op::Embedding | Op::EmbeddingBackward { .. } => Rule::Scan,
         _ => return None,
     })
 }
@@ -256,7 +268,43 @@ pub fn input_ranges(op: &Op, shapes: &[&[usize]], tile: &Tile) -> Result<Vec<Vec
                 .map(|i| i * c + cols.start..i * c + cols.end)
                 .collect()])
         }
+        (Some(Rule::Scan), Tile::Scan { elem, k }) => {
+            let n = numel(&out).unwrap_or(0);
+            let sc = scan(op, shapes)?;
+            if *elem >= n || k.start > k.end || k.end > sc.len {
+                return Err(bad(format!(
+                    "element {elem} of {n} over {k:?} of {}",
+                    sc.len
+                )));
+            }
+            let (row, col) = (elem / sc.d, elem % sc.d);
+            let column = |x: usize| x * sc.d + col..x * sc.d + col + 1;
+            Ok(match op {
+                // [table, ids]: the table's column over rows k, the element's id.
+                Op::Embedding => vec![k.clone().map(column).collect(), one(row..row + 1)],
+                // [ids, dy]: ids k, dy's column over rows k.
+                _ if k.is_empty() => vec![vec![], vec![]],
+                _ => vec![one(k.clone()), k.clone().map(column).collect()],
+            })
+        }
         _ => Err(bad(format!("{} has no tile {tile:?}", op.name()))),
+    }
+}
+
+/// A lookup's scan: its length (table rows, or gradient rows) and row width.
+struct ScanShape {
+    len: usize,
+    d: usize,
+}
+
+fn scan(op: &Op, shapes: &[&[usize]]) -> Result<ScanShape> {
+    match (op, shapes) {
+        (Op::Embedding, [t, _]) if t.len() == 2 => Ok(ScanShape { len: t[0], d: t[1] }),
+        (Op::EmbeddingBackward { .. }, [ids, dy]) if !dy.is_empty() => Ok(ScanShape {
+            len: numel(ids).unwrap_or(0),
+            d: dy[dy.len() - 1],
+        }),
+        _ => Err(bad(format!("{} has no scan", op.name()))),
     }
 }
 
@@ -358,6 +406,35 @@ pub fn execute(
             // payload an add propagates differs between CPUs.
             canonical(&mut lanes);
             Ok(lanes)
+        }
+        Tile::Scan { elem, k } => {
+            let mut st = match acc {
+                Some([a]) => *a,
+                Some(_) => return Err(bad("a scan's state is one float")),
+                None => 0.0,
+            };
+            let sc = scan(op, shapes)?;
+            match op {
+                Op::Embedding => {
+                    let id = crate::ops::index("embedding", values[1][0], elem / sc.d, sc.len)?;
+                    if k.contains(&id) {
+                        st = values[0][id - k.start];
+                    }
+                }
+                Op::EmbeddingBackward { vocab } => {
+                    for (idx, i) in k.clone().enumerate() {
+                        if crate::ops::index("embedding_backward", values[0][idx], i, *vocab)?
+                            == elem / sc.d
+                        {
+                            st += values[1][idx];
+                        }
+                    }
+                }
+                _ => return Err(bad(format!("{} has no scan", op.name()))),
+            }
+            let mut out = vec![st];
+            canonical(&mut out);
+            Ok(out)
         }
         Tile::Block {
             batch,
@@ -486,6 +563,10 @@ pub fn fold(op: &Op, shapes: &[&[usize]]) -> Option<Fold> {
             len: product(op, shapes, 0).ok()?.k,
             width: 1,
         }),
+        (Rule::Scan, _) => Some(Fold {
+            len: scan(op, shapes).ok()?.len,
+            width: 1,
+        }),
         (Rule::Lanes, _) => Some(Fold {
             len: rows_of(shapes.first()?).0,
             width: LANES,
@@ -528,6 +609,7 @@ pub fn element_tile(op: &Op, shapes: &[&[usize]], e: usize, k: Range<usize>) -> 
             cols: e..e + 1,
             rows: k,
         },
+        Some(Rule::Scan) => Tile::Scan { elem: e, k },
         None => return Err(bad(format!("{} has no tiles", op.name()))),
     })
 }

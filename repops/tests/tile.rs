@@ -33,7 +33,7 @@ fn pick(p: &Philox, c: &mut u64, n: usize) -> Range<usize> {
 fn every_tile_equals_that_part_of_the_whole_output() {
     let p = Philox::new(5, 9);
     let mut c = 0u64;
-    let mut checked = [0usize; 4];
+    let mut checked = [0usize; 5];
     for seed in 0..6u64 {
         for kind in 0..FUZZ_KINDS {
             let (op, ins) = fuzz_case(kind, 1000 * seed + kind as u64);
@@ -59,6 +59,33 @@ fn every_tile_equals_that_part_of_the_whole_output() {
                             Tile::Rows(rr.clone()),
                             full.data()[rr.start * per..rr.end * per].to_vec(),
                         )
+                    }
+                    Rule::Scan => {
+                        // An element scanned over random blocks of steps.
+                        let e = p.below_at(c, full.len() as u32) as usize;
+                        c += 1;
+                        let len = repops::tile::fold(&op, &shapes).unwrap().len;
+                        let mut st: Option<Vec<f32>> = None;
+                        let mut k0 = 0;
+                        while k0 < len {
+                            let k1 = (k0 + 1 + p.below_at(c, 9) as usize).min(len);
+                            c += 1;
+                            let tile = Tile::Scan { elem: e, k: k0..k1 };
+                            let ranges = input_ranges(&op, &shapes, &tile).unwrap();
+                            let values: Vec<Vec<f32>> =
+                                ins.iter().zip(&ranges).map(|(t, r)| gather(t, r)).collect();
+                            st =
+                                Some(execute(&op, &shapes, &tile, &values, st.as_deref()).unwrap());
+                            k0 = k1;
+                        }
+                        assert_eq!(
+                            canon(&st.unwrap()),
+                            canon(&full.data()[e..e + 1]),
+                            "{} element {e}",
+                            op.name()
+                        );
+                        checked[4] += 1;
+                        continue;
                     }
                     Rule::Lanes => {
                         // Columns folded over random row blocks, then finished.
@@ -136,7 +163,7 @@ fn every_tile_equals_that_part_of_the_whole_output() {
             }
         }
     }
-    eprintln!("tiles checked: {checked:?} (elements, rows, blocks, lane folds)");
+    eprintln!("tiles checked: {checked:?} (elements, rows, blocks, lane folds, scans)");
     assert!(checked.iter().all(|&n| n >= 8), "{checked:?}");
 }
 

@@ -574,6 +574,7 @@ impl Node {
             Tile::Rows(r) => part(r.len() * (out as usize / self.rows().max(1))),
             Tile::Block { rows, cols, k, .. } => 2 * (rows.len() * cols.len() * k.len()) as u64,
             Tile::Lanes { cols, rows } => (cols.len() * rows.len()) as u64,
+            Tile::Scan { k, .. } => k.len().max(1) as u64,
         };
         let input_bytes = self
             .inputs

@@ -46,8 +46,17 @@ fn ext_dataset() -> Dataset {
     .unwrap()
 }
 
+/// Another dataset the chain does not hold (the long GPT-2 test's random tokens).
+static EXTRA: std::sync::OnceLock<Dataset> = std::sync::OnceLock::new();
+
 fn dataset_for(p: &Program) -> Dataset {
-    Dataset::builtin(&p.dataset.name).unwrap_or_else(|_| ext_dataset())
+    Dataset::builtin(&p.dataset.name).unwrap_or_else(|_| {
+        EXTRA
+            .get()
+            .filter(|d| d.root() == p.dataset.root)
+            .cloned()
+            .unwrap_or_else(ext_dataset)
+    })
 }
 
 fn simulate(p: &Program, fault: Option<(u64, usize)>) -> Trace {
@@ -58,6 +67,13 @@ fn simulate(p: &Program, fault: Option<(u64, usize)>) -> Trace {
 /// node `j`'s output at step `s` (and bit 21 too for `e` ≥ 2^32, so that the cheat
 /// is not absorbed by rounding downstream).
 fn simulate_at(p: &Program, fault: Option<(u64, usize, usize)>) -> Trace {
+    simulate_keep(p, fault, None)
+}
+
+/// [`simulate_at`] keeping, with `keep = Some(t)`, only what a dispute on step `t`
+/// needs (its node outputs and the state before it): a 124M-parameter step's
+/// outputs are gigabytes.
+fn simulate_keep(p: &Program, fault: Option<(u64, usize, usize)>, keep: Option<u64>) -> Trace {
     let ds = dataset_for(p);
     let graph = p.graph().unwrap();
     let mut state = Trainer::new(p.clone(), ds.clone()).unwrap().state().clone();
@@ -65,7 +81,11 @@ fn simulate_at(p: &Program, fault: Option<(u64, usize, usize)>) -> Trace {
         h: vec![train::state_hash(&state)],
         node_hashes: vec![vec![]],
         outputs: vec![vec![]],
-        states: vec![state.clone()],
+        states: vec![if keep.is_none_or(|k| k == 1) {
+            state.clone()
+        } else {
+            BTreeMap::new()
+        }],
     };
     for t in 1..=p.steps {
         let batch = train::batch_for_step(p, &ds, t).unwrap();
@@ -98,8 +118,13 @@ fn simulate_at(p: &Program, fault: Option<(u64, usize, usize)>) -> Trace {
         tr.h.push(train::state_hash(&state));
         tr.node_hashes
             .push(outs.iter().map(repops::tensor_hash).collect());
-        tr.outputs.push(outs);
-        tr.states.push(state.clone());
+        let kept = |t: u64| keep.is_none_or(|k| k == t);
+        tr.outputs.push(if kept(t) { outs } else { vec![] });
+        tr.states.push(if kept(t + 1) {
+            state.clone()
+        } else {
+            BTreeMap::new()
+        });
     }
     tr
 }
@@ -143,6 +168,8 @@ struct World {
     solver: Address,
     challenger: Address,
     supply: Amount,
+    /// Bytes of every verde message sent (accepted or not).
+    sent: u64,
 }
 
 impl World {
@@ -191,6 +218,7 @@ impl World {
             solver,
             challenger,
             supply,
+            sent: 0,
         }
     }
 
@@ -203,10 +231,11 @@ impl World {
     }
 
     /// One verde message (from protobuf, as a client sends it) in its own block.
-    fn send<M>(&mut self, m: &M) -> Result<(), String>
+    fn send<M: prost::Message>(&mut self, m: &M) -> Result<(), String>
     where
         for<'a> VerdeMsg: TryFrom<&'a M, Error = verde::VerdeError>,
     {
+        self.sent += m.encoded_len() as u64;
         let m = VerdeMsg::try_from(m).map_err(|e| e.to_string())?;
         self.w.tx(m).map_err(|e| e.log)
     }
@@ -274,10 +303,10 @@ impl World {
 
     /// Submits, claims and commits `solver`'s trace. Returns the task id.
     fn task(&mut self, p: &Program, solver: &Trace) -> u64 {
-        let info = (p.dataset.name == "ext-digits").then(|| {
-            let h = ext_dataset().header().clone();
+        let info = Dataset::builtin(&p.dataset.name).is_err().then(|| {
+            let h = dataset_for(p).header().clone();
             proto::tasks::v1::DatasetInfo {
-                schema: "digits8x8".into(),
+                schema: tasks::task::schema_name(h.schema).into(),
                 rows: h.rows,
                 row_bytes: h.row_bytes,
                 chunk_rows: h.chunk_rows,
@@ -1944,7 +1973,7 @@ fn drive_to(
 }
 
 /// Sends `m` and checks that it is refused and leaves dispute `did` as it was.
-fn refused<M>(w: &mut World, did: u64, m: &M, why: &str)
+fn refused<M: prost::Message>(w: &mut World, did: u64, m: &M, why: &str)
 where
     for<'a> VerdeMsg: TryFrom<&'a M, Error = verde::VerdeError>,
 {
@@ -2125,4 +2154,73 @@ fn submission_needs_every_costly_node_to_have_a_tile_that_fits() {
         .submit(serde_json::to_vec(&small).unwrap(), 100_000, None)
         .unwrap_err();
     assert!(e.contains("smallest tile"), "{e}");
+}
+
+/// The 124M-parameter GPT-2-shaped program (`train::program::gpt2_small_on_random_tokens`,
+/// 1 × 128 tokens) on a chain whose referee recomputes at most 2^24 FLOPs and receives
+/// at most 1 MiB per dispute: it trains 2 steps, a cheat in its largest product (the
+/// tied-embedding logits, 128×768 · 768×50257: 9.9e9 FLOPs over 155 MB of inputs) at step
+/// 2 is localised to it and judged inside it, and the referee's work and the bytes of
+/// every dispute message are printed. Minutes and ~10 GB:
+/// `VT_LONG=1 cargo test --release -p verde --test game gpt2 -- --nocapture`.
+#[test]
+fn gpt2_small_a_cheat_in_its_largest_product_costs_the_referee_2_24_flops_and_1_mib() {
+    if std::env::var_os("VT_LONG").is_none() {
+        eprintln!("skipped: set VT_LONG=1 (minutes, ~10 GB)");
+        return;
+    }
+    let (mut p, ds) = train::program::gpt2_small_on_random_tokens(128, 12).unwrap();
+    p.dataset.train_rows = ds.rows() - 1;
+    let _ = EXTRA.set(ds);
+    let graph = p.graph().unwrap();
+    let j = (0..graph.nodes.len())
+        .rev()
+        .max_by_key(|&k| graph.nodes[k].cost().flops)
+        .unwrap();
+    let tp = tasks::Params {
+        challenge_window_blocks: 200,
+        max_referee_flops: 1 << 24,
+        max_reveal_bytes: 1 << 20,
+        max_state_bytes: 4 << 30,
+        max_program_bytes: 1 << 20,
+        ..Default::default()
+    };
+    assert!(!graph.nodes[j].fits(tp.max_referee_flops, tp.max_reveal_bytes));
+    let t0 = std::time::Instant::now();
+    let honest = simulate_keep(&p, None, Some(2));
+    let cheat = simulate_keep(&p, Some((2, j, 3_216_465 | 1 << 32)), Some(2));
+    assert_ne!(honest.h[2], cheat.h[2], "the cheat reaches the state");
+    let trained = t0.elapsed();
+    let mut w = World::with(tp.clone());
+    let id = w.task(&p, &cheat);
+    let t1 = std::time::Instant::now();
+    let d = play(
+        &mut w,
+        id,
+        &p,
+        &cheat,
+        Behaviour::Honest,
+        &honest,
+        Behaviour::Honest,
+    );
+    assert!(d.outcome.starts_with("challenger wins"), "{}", d.outcome);
+    assert_eq!((d.hi, d.node), (2, j as u64), "{}", d.outcome);
+    let c = last_tile_cost(&p, &d);
+    eprintln!(
+        "gpt2-small: node {j} ({}, {:.2e} FLOPs whole), two traces trained in {:.0} s, dispute played in {:.1} s: {} rounds, element {}, fold ({}, {}]; the referee's tile {} FLOPs, {} bytes of slice proofs; every dispute message {} bytes; {}",
+        graph.nodes[j].op.name(),
+        graph.nodes[j].cost().flops as f64,
+        trained.as_secs_f64(),
+        t1.elapsed().as_secs_f64(),
+        d.rounds,
+        d.inner.element,
+        d.inner.fold_lo,
+        d.inner.fold_hi,
+        c.flops,
+        c.input_bytes.iter().sum::<u64>(),
+        w.sent,
+        d.outcome
+    );
+    assert!(c.flops <= 1 << 24, "{c:?}");
+    assert!(w.sent <= 1 << 20, "{} bytes on chain", w.sent);
 }
