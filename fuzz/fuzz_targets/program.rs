@@ -70,7 +70,13 @@ fuzz_target!(
         let mut flops = 0u64;
         for n in &graph.nodes {
             let c = n.cost();
-            assert!(c.flops <= p.max_referee_flops && c.input_bytes <= p.max_reveal_bytes);
+            // Whole, or inside it down to a tile that fits (verde's third level).
+            assert!(
+                n.fits(p.max_referee_flops, p.max_reveal_bytes)
+                    || n.min_tile_cost().is_some_and(|t| {
+                        t.fits(p.max_referee_flops, p.max_reveal_bytes, p.max_chunk_bytes)
+                    })
+            );
             flops = flops.saturating_add(c.flops);
         }
         assert_eq!(flops, v.step_flops);

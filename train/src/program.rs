@@ -573,7 +573,16 @@ impl Node {
             Tile::Elems(r) => part(r.len()),
             Tile::Rows(r) => part(r.len() * (out as usize / self.rows().max(1))),
             Tile::Block { rows, cols, k, .. } => 2 * (rows.len() * cols.len() * k.len()) as u64,
-            Tile::Lanes { cols, rows } => (cols.len() * rows.len()) as u64,
+            // Pro rata over the elements of input 0 it reads (a cross-entropy's rows
+            // cost their exps; a column sum's elements one add each).
+            Tile::Lanes { .. } => {
+                let read: usize = ranges
+                    .first()
+                    .map_or(0, |r| r.iter().map(|x| x.len()).sum());
+                let whole = numel(&self.input_shapes[0]).max(1) as u128;
+                let f = self.cost().flops as u128 * read as u128;
+                (f.div_ceil(whole) as u64).max(1)
+            }
             Tile::Scan { k, .. } => k.len().max(1) as u64,
         };
         let input_bytes = self

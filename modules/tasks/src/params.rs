@@ -43,8 +43,9 @@ impl Default for Params {
             claim_bond: Amount(200_000),
             min_reward: Amount(1_000),
             verifier_miss_slash: Amount(10_000),
-            max_referee_flops: 1 << 30,
-            max_reveal_bytes: 16 << 20,
+            // Per dispute: a node over these is disputed inside, down to one tile.
+            max_referee_flops: 1 << 24,
+            max_reveal_bytes: 1 << 20,
             max_program_bytes: 64 << 10,
             max_steps: 1 << 20,
             // A CPU verifier re-executes about 2^32 FLOPs per one-second block.

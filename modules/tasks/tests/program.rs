@@ -57,3 +57,50 @@ fn every_micro_batch_counts_toward_the_reveal_bound() {
         "two micro-batches reveal twice the rows"
     );
 }
+
+/// Every builtin program, and the 124M-parameter GPT-2-shaped one, is submittable at the
+/// default bounds: each node the referee may not recompute whole has a tile that fits,
+/// so a dispute on any of them is judged within `max_referee_flops` and
+/// `max_reveal_bytes`.
+#[test]
+fn every_builtin_and_gpt2_small_are_disputable_at_the_default_bounds() {
+    let p = Params::default();
+    for name in [
+        "mlp-digits",
+        "tiny-lm",
+        "gated-digits",
+        "llama-lm",
+        "cnn-digits",
+    ] {
+        let prog = train::Program::builtin(name).unwrap();
+        if let Err(e) = validate_program(&json(&prog), &p, None) {
+            panic!("{name}: {e}");
+        }
+    }
+    let (mut g, ds) = train::program::gpt2_small_on_random_tokens(128, 12).unwrap();
+    g.dataset.train_rows = ds.rows() - 1;
+    let h = ds.header();
+    let info = proto::tasks::v1::DatasetInfo {
+        schema: tasks::task::schema_name(h.schema).into(),
+        rows: h.rows,
+        row_bytes: h.row_bytes,
+        chunk_rows: h.chunk_rows,
+    };
+    let big = Params {
+        max_state_bytes: 4 << 30,
+        max_program_bytes: 1 << 20,
+        ..p
+    };
+    let nodes = g.nodes().unwrap();
+    let inside = nodes
+        .iter()
+        .filter(|n| !n.fits(big.max_referee_flops, big.max_reveal_bytes))
+        .count();
+    if let Err(e) = validate_program(&json(&g), &big, Some(&info)) {
+        panic!("gpt2-small: {e}");
+    }
+    eprintln!(
+        "gpt2-small: {inside} of {} nodes are disputed inside",
+        nodes.len()
+    );
+}
